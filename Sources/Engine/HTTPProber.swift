@@ -1,0 +1,141 @@
+import AsyncHTTPClient
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// HTTPProber polls URLs with AsyncHTTPClient.
+///
+/// Connections are kept alive and reused between polls of the same host (warm timings, as Gatus measures),
+/// and redirects are followed up to 5 times with loops detected. A response body is read and discarded, up
+/// to ``Configuration/maximumBodySize``, all within the URL's timeout.
+public struct HTTPProber: Prober {
+    public struct Configuration: Sendable {
+        /// The most body bytes read per response (default 1 MiB); the rest is not read.
+        public var maximumBodySize = 1 << 20
+        /// Sent with every request unless the URL sets its own (default `urlpoll/VERSION`).
+        public var userAgent = "urlpoll/\(urlpollVersion)"
+
+        public init() {}
+    }
+
+    private let client: HTTPClient
+    private let configuration: Configuration
+
+    public init(client: HTTPClient, configuration: Configuration = Configuration()) {
+        self.client = client
+        self.configuration = configuration
+    }
+
+    /// An HTTP client configured for polling: redirects followed (5 at most, loops detected), enough
+    /// connections per host for `pollers` requests in flight.
+    public static func makeClient(pollers: Int) -> HTTPClient {
+        var configuration = HTTPClient.Configuration(
+            redirectConfiguration: .follow(max: 5, allowCycles: false),
+            timeout: .init(connect: .seconds(30), read: nil))
+        configuration.connectionPool = .init(
+            idleTimeout: .seconds(120), concurrentHTTP1ConnectionsPerHostSoftLimit: max(8, pollers))
+        configuration.httpVersion = .automatic
+        return HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+    }
+
+    public func probe(_ target: Target, settings: Settings) async -> ProbeResult {
+        let timeout = settings.timeout(for: target)
+        let method = settings.method(for: target)
+        var request = HTTPClientRequest(url: target.url)
+        request.method = HTTPMethod(rawValue: method)
+        if !target.headers.contains(where: { $0.name.lowercased() == "user-agent" }) {
+            request.headers.add(name: "User-Agent", value: self.configuration.userAgent)
+        }
+        for header in target.headers {
+            request.headers.add(name: header.name, value: header.value)
+        }
+        let prepared = request
+        let start = ContinuousClock.now
+        let deadline = NIODeadline.now() + .nanoseconds(Int64(timeout.seconds * 1e9))
+        do {
+            let (code, reason) = try await self.withDeadline(timeout, wanted: method != "HEAD") {
+                let response = try await self.client.execute(prepared, deadline: deadline)
+                var remaining = self.configuration.maximumBodySize
+                for try await chunk in response.body {
+                    remaining -= chunk.readableBytes
+                    if remaining <= 0 { break }
+                }
+                return (Int(response.status.code), response.status.reasonPhrase)
+            }
+            return ProbeResult(.response(code: code, reason: reason), latency: ContinuousClock.now - start)
+        } catch {
+            let failure = Self.classify(error, timeout: timeout)
+            return ProbeResult(.failure(failure), latency: ContinuousClock.now - start)
+        }
+    }
+
+    /// Runs `work` within `timeout`. AsyncHTTPClient's deadline covers the request up to the response head;
+    /// when a body is read, a timer bounds the rest, so a server that trickles its body cannot hold a poller.
+    private func withDeadline<T: Sendable>(
+        _ timeout: Duration, wanted: Bool, _ work: @escaping @Sendable () async throws -> T
+    ) async throws -> T {
+        guard wanted else { return try await work() }
+        return try await withThrowingTaskGroup(of: T.self) { group in
+            group.addTask { try await work() }
+            group.addTask {
+                try await Task.sleep(for: timeout)
+                throw HTTPClientError.deadlineExceeded
+            }
+            defer { group.cancelAll() }
+            return try await group.next()!
+        }
+    }
+
+    /// Maps a client error to a short kind; the full text goes in `detail`.
+    static func classify(_ error: any Error, timeout: Duration) -> ProbeFailure {
+        let detail = String(describing: error)
+        if let error = error as? HTTPClientError {
+            switch error {
+            case .deadlineExceeded, .readTimeout, .writeTimeout, .connectTimeout, .getConnectionFromPoolTimeout,
+                .tlsHandshakeTimeout:
+                return ProbeFailure(.timeout, detail: "no response within \(formatSeconds(timeout.seconds)) s")
+            case .remoteConnectionClosed:
+                return ProbeFailure(.reset, detail: "the server closed the connection before a complete response")
+            case .redirectCycleDetected:
+                return ProbeFailure(.redirect, detail: "redirect loop")
+            case .redirectLimitReached:
+                return ProbeFailure(.redirect, detail: "more than 5 redirects")
+            case .invalidURL, .emptyHost, .emptyScheme:
+                return ProbeFailure(.badURL, detail: detail)
+            default:
+                break
+            }
+            if detail.contains("unsupportedScheme") { return ProbeFailure(.badURL, detail: detail) }
+        }
+        if let error = error as? NIOConnectionError {
+            if error.connectionErrors.isEmpty, error.dnsAError != nil || error.dnsAAAAError != nil {
+                return ProbeFailure(.dns, detail: detail)
+            }
+            if let first = error.connectionErrors.first?.error {
+                return Self.classify(first, timeout: timeout)
+            }
+        }
+        if let error = error as? IOError {
+            switch error.errnoCode {
+            case ECONNREFUSED: return ProbeFailure(.refused, detail: detail)
+            case ECONNRESET, EPIPE: return ProbeFailure(.reset, detail: detail)
+            case ENETUNREACH, EHOSTUNREACH, EADDRNOTAVAIL: return ProbeFailure(.unreachable, detail: detail)
+            case ETIMEDOUT: return ProbeFailure(.timeout, detail: detail)
+            default: return ProbeFailure(.error, detail: detail)
+            }
+        }
+        if let error = error as? ChannelError, case .connectTimeout = error {
+            return ProbeFailure(.timeout, detail: "could not connect within the timeout")
+        }
+        if error is HTTPParserError { return ProbeFailure(.badResponse, detail: detail) }
+        if error is SocketAddressError { return ProbeFailure(.dns, detail: detail) }
+        let type = String(reflecting: type(of: error))
+        if type.contains("SSL") || type.contains("TLS") { return ProbeFailure(.tls, detail: detail) }
+        if type.contains("DNS") || type.contains("Resolution") { return ProbeFailure(.dns, detail: detail) }
+        return ProbeFailure(.error, detail: detail)
+    }
+}

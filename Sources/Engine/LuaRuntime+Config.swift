@@ -1,0 +1,339 @@
+import CLua
+import FoundationEssentials
+
+// Reading the settings, the `urls` list and the hooks out of a loaded script. Every problem is a
+// ScriptError that names the setting or the entry, with the script line where it can be found.
+extension LuaRuntime {
+    /// Loads the script at `path` (or `text`, when the script has no file) and reads everything it
+    /// declares.
+    func loadConfig(path: String, text: String? = nil) throws(ScriptError) -> ScriptConfig {
+        if let text {
+            try self.load(source: text, name: path)
+        } else {
+            try self.load(path: path)
+        }
+        let source = ScriptSource(path: path, text: text)
+        let settings = try self.readSettings(source)
+        let backoff = try self.readHook("backoff", source)
+        let report = try self.readHook("report", source)
+        let targets = try self.readURLs(source)
+        return ScriptConfig(path: path, settings: settings, targets: targets, backoff: backoff, report: report)
+    }
+
+    // MARK: Settings
+
+    private func readSettings(_ source: ScriptSource) throws(ScriptError) -> Settings {
+        var settings = Settings()
+        if let n = try self.setting("pollers", source, range: 1...10_000, integer: true) {
+            settings.pollers = Int(n)
+        }
+        if let s = try self.setting("poll_interval", source, range: 0...86_400) {
+            settings.pollInterval = .seconds(checked: s)
+        }
+        if let s = try self.setting("status_interval", source, range: 0.001...86_400) {
+            settings.statusInterval = .seconds(checked: s)
+        }
+        if let s = try self.setting("error_backoff", source, range: 0...86_400) {
+            settings.errorBackoff = .seconds(checked: s)
+        }
+        if let s = try self.setting("timeout", source, range: 0.001...3_600) {
+            settings.timeout = .seconds(checked: s)
+        }
+        self.pushGlobal("method")
+        defer { lua_settop(self.L, -2) }
+        if lua_type(self.L, -1) != LUA_TNIL {
+            guard let method = self.string(at: -1).flatMap(Self.method(_:)) else {
+                throw ScriptError(
+                    .configuration,
+                    source.locate(assigning: "method")
+                        + "setting 'method' must be one of \(Self.methods.joined(separator: ", ")) (got \(self.describe(at: -1)))"
+                )
+            }
+            settings.method = method
+        }
+        return settings
+    }
+
+    /// Reads a numeric global setting, or `nil` when the script leaves it unset.
+    private func setting(
+        _ name: String, _ source: ScriptSource, range: ClosedRange<Double>, integer: Bool = false
+    ) throws(ScriptError) -> Double? {
+        self.pushGlobal(name)
+        defer { lua_settop(self.L, -2) }
+        if lua_type(self.L, -1) == LUA_TNIL { return nil }
+        let value = integer ? self.integer(at: -1).map(Double.init) : self.number(at: -1)
+        guard let value, value.isFinite, range.contains(value) else {
+            let what = integer ? "an integer" : "a number of seconds"
+            throw ScriptError(
+                .configuration,
+                source.locate(assigning: name)
+                    + "setting '\(name)' must be \(what) from \(formatSeconds(range.lowerBound)) to "
+                    + "\(formatSeconds(range.upperBound)) (got \(self.describe(at: -1)))")
+        }
+        return value
+    }
+
+    static let methods = ["GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"]
+
+    static func method(_ text: String) -> String? {
+        let upper = text.uppercased()
+        return Self.methods.contains(upper) ? upper : nil
+    }
+
+    // MARK: Hooks
+
+    /// Resolves a global hook once, at load: a function, or nil when the script does not define it.
+    private func readHook(_ name: String, _ source: ScriptSource) throws(ScriptError) -> HookRef? {
+        let type = self.pushGlobal(name)
+        defer { lua_settop(self.L, -2) }
+        switch type {
+        case LUA_TNIL: return nil
+        case LUA_TFUNCTION: return self.reference(functionAt: -1)
+        default:
+            throw ScriptError(
+                .configuration,
+                source.locate(assigning: name)
+                    + "'\(name)' must be a function (got \(self.typeName(at: -1)))")
+        }
+    }
+
+    // MARK: URLs
+
+    private func readURLs(_ source: ScriptSource) throws(ScriptError) -> [Target] {
+        let top = lua_gettop(self.L)
+        defer { lua_settop(self.L, top) }
+        switch self.pushGlobal("urls") {
+        case LUA_TTABLE:
+            break
+        case LUA_TFUNCTION:
+            if let error = self.call(nargs: 0, nresults: 1, budget: self.limits.loadInstructions, what: "urls") {
+                throw error
+            }
+            guard lua_type(self.L, -1) == LUA_TTABLE else {
+                throw ScriptError(
+                    .configuration,
+                    source.locate(assigning: "urls")
+                        + "the 'urls' function must return a table of URLs (got \(self.typeName(at: -1)))")
+            }
+        case LUA_TNIL:
+            throw ScriptError(
+                .configuration, "\(source.path): 'urls' is not set; add urls = { \"http://127.0.0.1:8080/\" }")
+        default:
+            throw ScriptError(
+                .configuration,
+                source.locate(assigning: "urls")
+                    + "'urls' must be a table or a function (got \(self.typeName(at: -1)))")
+        }
+        let list = lua_gettop(self.L)
+        let count = Int(lua_rawlen(self.L, list))
+        var targets: [Target] = []
+        targets.reserveCapacity(count)
+        var seen: [String: Int] = [:]
+        seen.reserveCapacity(count)
+        for index in 1..<(count + 1) {
+            lua_rawgeti(self.L, list, lua_Integer(index))
+            let target = try self.readEntry(index: index, source)
+            lua_settop(self.L, -2)
+            if let first = seen[target.url] {
+                throw ScriptError(
+                    .configuration,
+                    source.locate(containing: target.url, occurrence: 2)
+                        + "urls[\(index)]: duplicate URL \"\(target.url)\" (also urls[\(first)])")
+            }
+            seen[target.url] = index
+            targets.append(target)
+        }
+        if targets.isEmpty {
+            throw ScriptError(.configuration, source.locate(assigning: "urls") + "'urls' is empty")
+        }
+        return targets
+    }
+
+    /// Reads the entry on top of the stack: a URL string or a table of per-URL options.
+    private func readEntry(index: Int, _ source: ScriptSource) throws(ScriptError) -> Target {
+        let entry = "urls[\(index)]"
+        if let url = self.string(at: -1) {
+            try Self.validate(url: url, entry: entry, source)
+            return Target(url: url)
+        }
+        guard lua_type(self.L, -1) == LUA_TTABLE else {
+            throw ScriptError(
+                .configuration,
+                "\(source.path): \(entry): expected a URL string or a table (got \(self.describe(at: -1)))")
+        }
+        let table = lua_gettop(self.L)
+        // The URL first, so later messages can point at its line.
+        lua_pushstring(self.L, "url")
+        lua_rawget(self.L, table)
+        guard let url = self.string(at: -1) else {
+            let got = self.describe(at: -1)
+            throw ScriptError(.configuration, "\(source.path): \(entry): field 'url' must be a string (got \(got))")
+        }
+        lua_settop(self.L, -2)
+        try Self.validate(url: url, entry: entry, source)
+        var target = Target(url: url)
+        let here = source.locate(containing: url) + "\(entry) (\(url)): "
+
+        lua_pushnil(self.L)
+        while lua_next(self.L, table) != 0 {
+            defer { lua_settop(self.L, -2) }
+            guard let key = self.string(at: -2) else {
+                throw ScriptError(.configuration, here + "field names must be strings (got \(self.describe(at: -2)))")
+            }
+            func fail(_ expected: String) -> ScriptError {
+                ScriptError(.configuration, here + "field '\(key)' must be \(expected) (got \(self.describe(at: -1)))")
+            }
+            switch key {
+            case "url":
+                continue
+            case "name":
+                guard let name = self.string(at: -1) else { throw fail("a string") }
+                target.name = name
+            case "method":
+                guard let method = self.string(at: -1).flatMap(Self.method(_:)) else {
+                    throw fail("one of \(Self.methods.joined(separator: ", "))")
+                }
+                target.method = method
+            case "timeout":
+                guard let s = self.number(at: -1), s.isFinite, s > 0, s <= 3_600 else {
+                    throw fail("a number of seconds from 0.001 to 3600")
+                }
+                target.timeout = .seconds(checked: s)
+            case "interval":
+                guard let s = self.number(at: -1), s.isFinite, s >= 0, s <= 86_400 else {
+                    throw fail("a number of seconds from 0 to 86400")
+                }
+                target.interval = .seconds(checked: s)
+            case "headers":
+                guard let headers = self.readHeaders() else {
+                    throw fail("a table of header names to string values")
+                }
+                target.headers = headers
+            case "expect":
+                guard let expect = self.readExpect() else {
+                    throw fail("a status code, a range such as \"2xx\" or \"200-299\", or a list of them")
+                }
+                target.expect = expect
+            case "backoff":
+                guard lua_type(self.L, -1) == LUA_TFUNCTION else { throw fail("a function") }
+                target.backoff = self.reference(functionAt: -1)
+            default:
+                let known = "url, name, method, timeout, interval, headers, expect, backoff"
+                throw ScriptError(.configuration, here + "unknown field '\(key)' (known fields: \(known))")
+            }
+        }
+        return target
+    }
+
+    private func readHeaders() -> [Header]? {
+        guard lua_type(self.L, -1) == LUA_TTABLE else { return nil }
+        let table = lua_gettop(self.L)
+        var headers: [Header] = []
+        lua_pushnil(self.L)
+        while lua_next(self.L, table) != 0 {
+            defer { lua_settop(self.L, -2) }
+            guard let name = self.string(at: -2), !name.isEmpty else {
+                lua_settop(self.L, table)
+                return nil
+            }
+            let value: String
+            if let s = self.string(at: -1) {
+                value = s
+            } else if let n = self.number(at: -1) {
+                value = formatSeconds(n)
+            } else {
+                lua_settop(self.L, table)
+                return nil
+            }
+            headers.append(Header(name, value))
+        }
+        return headers.sorted { $0.name < $1.name }
+    }
+
+    private func readExpect() -> ExpectedStatus? {
+        if let range = self.statusRange(at: -1) { return ExpectedStatus(ranges: [range]) }
+        guard lua_type(self.L, -1) == LUA_TTABLE else { return nil }
+        let table = lua_gettop(self.L)
+        let count = Int(lua_rawlen(self.L, table))
+        guard count > 0 else { return nil }
+        var ranges: [ClosedRange<Int>] = []
+        for i in 1...count {
+            lua_rawgeti(self.L, table, lua_Integer(i))
+            defer { lua_settop(self.L, -2) }
+            guard let range = self.statusRange(at: -1) else { return nil }
+            ranges.append(range)
+        }
+        return ExpectedStatus(ranges: ranges)
+    }
+
+    /// A status code (`204`), a class (`"2xx"`) or a range (`"200-299"`).
+    private func statusRange(at index: Int32) -> ClosedRange<Int>? {
+        let valid = 100...599
+        if let code = self.integer(at: index) {
+            return valid.contains(code) ? code...code : nil
+        }
+        guard let text = self.string(at: index)?.lowercased() else { return nil }
+        if text.count == 3, text.hasSuffix("xx"), let digit = Int(text.prefix(1)), (1...5).contains(digit) {
+            return (digit * 100)...(digit * 100 + 99)
+        }
+        let parts = text.split(separator: "-", omittingEmptySubsequences: false)
+        if parts.count == 2, let low = Int(parts[0]), let high = Int(parts[1]), valid.contains(low),
+            valid.contains(high), low <= high
+        {
+            return low...high
+        }
+        if let code = Int(text), valid.contains(code) { return code...code }
+        return nil
+    }
+
+    /// Checks that `url` is an absolute http or https URL with a host.
+    static func validate(url: String, entry: String, _ source: ScriptSource) throws(ScriptError) {
+        let here = source.locate(containing: url) + "\(entry): "
+        guard let parsed = URL(string: url), let scheme = parsed.scheme?.lowercased() else {
+            throw ScriptError(.configuration, here + "not a URL: \"\(url)\"")
+        }
+        guard scheme == "http" || scheme == "https" else {
+            throw ScriptError(
+                .configuration, here + "unsupported scheme \"\(scheme)\" in \"\(url)\" (expected http or https)")
+        }
+        guard let host = parsed.host(), !host.isEmpty else {
+            throw ScriptError(.configuration, here + "no host in \"\(url)\"")
+        }
+    }
+}
+
+/// ScriptSource finds lines in the script's text, read only when an error needs a line number.
+struct ScriptSource {
+    let path: String
+    let text: String?
+
+    private var lines: [Substring]? {
+        if let text = self.text { return text.split(separator: "\n", omittingEmptySubsequences: false) }
+        guard let data = try? Data(contentsOf: URL(fileURLWithPath: self.path)) else { return nil }
+        return String(decoding: data, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false)
+    }
+
+    /// `path:line: ` for the `occurrence`-th line that contains `text`, or `path: ` when none does.
+    func locate(containing text: String, occurrence: Int = 1) -> String {
+        var seen = 0
+        for (i, line) in (self.lines ?? []).enumerated() where line.contains(text) {
+            seen += 1
+            if seen == occurrence { return "\(self.path):\(i + 1): " }
+        }
+        return "\(self.path): "
+    }
+
+    /// `path:line: ` for the first line that assigns `name` at the top level, or `path: `.
+    func locate(assigning name: String) -> String {
+        for (i, line) in (self.lines ?? []).enumerated() {
+            let trimmed = line.drop { $0 == " " || $0 == "\t" }
+            guard trimmed.hasPrefix(name) else { continue }
+            let rest = trimmed.dropFirst(name.count).drop { $0 == " " || $0 == "\t" }
+            if rest.hasPrefix("=") && !rest.hasPrefix("==") { return "\(self.path):\(i + 1): " }
+        }
+        for (i, line) in (self.lines ?? []).enumerated() where line.contains("function \(name)(") {
+            return "\(self.path):\(i + 1): "
+        }
+        return "\(self.path): "
+    }
+}

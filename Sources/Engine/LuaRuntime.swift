@@ -1,0 +1,235 @@
+import CLua
+import FoundationEssentials
+import Logging
+
+/// LuaRuntime owns one Lua 5.4 state: it loads the script, reads its settings and URLs, and calls its
+/// hooks.
+///
+/// Every call into Lua is protected (``call(_:nargs:nresults:budget:)``); between calls the Swift code
+/// uses only API functions that cannot raise. Swift functions exposed to Lua push a message and return
+/// -1, and the C trampoline in `CLua/shim.h` raises for them, so a Lua error never unwinds a Swift frame.
+///
+/// - Important: Not thread-safe. Exactly one owner, a ``ScriptHost``, calls into it, and all its methods
+///   are synchronous so no `await` can fall between pushing arguments and reading results.
+final class LuaRuntime {
+    let L: OpaquePointer
+    private let ctx: UnsafeMutablePointer<up_ctx>
+    let limits: LuaLimits
+    let logger: Logger
+    /// The script's path, once loaded.
+    private(set) var path = ""
+
+    init(limits: LuaLimits, logger: Logger, args: [String]) throws(ScriptError) {
+        self.limits = limits
+        self.logger = logger
+        self.ctx = .allocate(capacity: 1)
+        self.ctx.initialize(
+            to: up_ctx(
+                used: 0, peak: 0, limit: limits.memory, enforce: 0, budget: 0, budget_hit: 0, owner: nil))
+        guard let L = up_newstate(self.ctx) else {
+            self.ctx.deallocate()
+            throw ScriptError(.memory, "cannot create a Lua state")
+        }
+        self.L = L
+        self.ctx.pointee.owner = Unmanaged.passUnretained(self).toOpaque()
+        if up_openlibs(L) != LUA_OK {
+            throw ScriptError(.runtime, "cannot open the Lua standard libraries: \(self.popMessage())")
+        }
+        try self.installHostAPI(args: args)
+    }
+
+    deinit {
+        lua_close(self.L)
+        self.ctx.deinitialize(count: 1)
+        self.ctx.deallocate()
+    }
+
+    /// Bytes the Lua state holds now.
+    var memoryInUse: Int { self.ctx.pointee.used }
+
+    // MARK: Loading
+
+    /// Loads and runs the script at `path`. Lua's own messages then read `path:line: ...`.
+    func load(path: String) throws(ScriptError) {
+        self.path = path
+        let top = lua_gettop(self.L)
+        defer { lua_settop(self.L, top) }
+        guard up_loadfile(self.L, path) == LUA_OK else {
+            throw ScriptError(.syntax, self.popMessage())
+        }
+        if let error = self.call(nargs: 0, nresults: 0, budget: self.limits.loadInstructions, what: path) {
+            throw error
+        }
+    }
+
+    /// Loads and runs script text that has no file (the built-in demo); messages read `name:line: ...`.
+    func load(source: String, name: String) throws(ScriptError) {
+        self.path = name
+        let top = lua_gettop(self.L)
+        defer { lua_settop(self.L, top) }
+        try self.compile(source, chunkName: "@" + name)
+        if let error = self.call(nargs: 0, nresults: 0, budget: self.limits.loadInstructions, what: name) {
+            throw error
+        }
+    }
+
+    private func compile(_ source: String, chunkName: String) throws(ScriptError) {
+        let status = source.utf8CString.withUnsafeBufferPointer { buf in
+            up_loadbuffer(self.L, buf.baseAddress, buf.count - 1, chunkName)
+        }
+        guard status == LUA_OK else { throw ScriptError(.syntax, self.popMessage()) }
+    }
+
+    /// Runs trusted source text (the prelude) with the `nargs` values on top of the stack as its `...`.
+    func run(source: String, name: String, nargs: Int32) throws(ScriptError) {
+        do {
+            try self.compile(source, chunkName: name)
+        } catch {
+            lua_settop(self.L, -Int32(nargs) - 1)
+            throw error
+        }
+        up_insert(self.L, -Int32(nargs) - 1)
+        if let error = self.call(nargs: nargs, nresults: 0, budget: self.limits.loadInstructions, what: name) {
+            throw error
+        }
+    }
+
+    // MARK: Protected calls
+
+    /// Calls the function below `nargs` arguments on the stack, in protected mode, with the memory cap on
+    /// and an instruction budget. On success the results are left on the stack and `nil` is returned; on
+    /// failure the stack is back to where it was below the function and the error is returned.
+    func call(nargs: Int32, nresults: Int32, budget: Int64, what: String) -> ScriptError? {
+        let status = up_pcall(self.L, nargs, nresults, budget)
+        if status == LUA_OK { return nil }
+        if status == LUA_ERRMEM {
+            lua_settop(self.L, -2)
+            let mib = self.limits.memory >> 20
+            return ScriptError(.memory, "\(what): not enough memory (the script's limit is \(mib) MiB)")
+        }
+        let full = self.popMessage()
+        let (message, traceback) = Self.splitTraceback(full)
+        let kind: ScriptError.Kind = self.ctx.pointee.budget_hit != 0 ? .budget : .runtime
+        return ScriptError(kind, message, traceback: traceback)
+    }
+
+    /// Calls the function held by `hook` with arguments pushed by `pushArgs`, and hands its first result
+    /// to `read` while it is still on the stack.
+    func callHook<T>(
+        _ hook: HookRef, name: String, nargs: Int32, pushArgs: () -> Void, read: (Int32) -> T
+    ) -> Result<T, ScriptError> {
+        let top = lua_gettop(self.L)
+        defer { lua_settop(self.L, top) }
+        lua_rawgeti(self.L, UP_REGISTRYINDEX, lua_Integer(hook.ref))
+        pushArgs()
+        if let error = self.call(nargs: nargs, nresults: 1, budget: self.limits.hookInstructions, what: name) {
+            return .failure(error)
+        }
+        return .success(read(lua_gettop(self.L)))
+    }
+
+    // MARK: Reading values (none of these can raise)
+
+    /// Pushes the raw value of global `name`, ignoring any metatable on `_G`; returns its type.
+    @discardableResult
+    func pushGlobal(_ name: String) -> Int32 {
+        lua_rawgeti(self.L, UP_REGISTRYINDEX, lua_Integer(LUA_RIDX_GLOBALS))
+        lua_pushstring(self.L, name)
+        let type = lua_rawget(self.L, -2)
+        up_remove(self.L, -2)
+        return type
+    }
+
+    /// The string at `index`, only if it is a string (numbers are not converted).
+    func string(at index: Int32) -> String? {
+        guard lua_type(self.L, index) == LUA_TSTRING else { return nil }
+        var length = 0
+        guard let bytes = lua_tolstring(self.L, index, &length) else { return nil }
+        return bytes.withMemoryRebound(to: UInt8.self, capacity: length) {
+            String(decoding: UnsafeBufferPointer(start: $0, count: length), as: UTF8.self)
+        }
+    }
+
+    /// The number at `index`, only if it is a number.
+    func number(at index: Int32) -> Double? {
+        guard lua_type(self.L, index) == LUA_TNUMBER else { return nil }
+        return lua_tonumberx(self.L, index, nil)
+    }
+
+    /// The integer at `index`, if it is a number with an integral value.
+    func integer(at index: Int32) -> Int? {
+        guard let number = self.number(at: index), number.isFinite, number == number.rounded(),
+            abs(number) < 1e15
+        else { return nil }
+        return Int(number)
+    }
+
+    /// Lua's name for the type of the value at `index`, for messages.
+    func typeName(at index: Int32) -> String {
+        String(cString: lua_typename(self.L, lua_type(self.L, index)))
+    }
+
+    /// Describes the value at `index` for an error message: `number 0`, `string "x"`, `nil`.
+    func describe(at index: Int32) -> String {
+        if let s = self.string(at: index) { return "string \"\(s)\"" }
+        if let n = self.number(at: index) { return "number \(formatSeconds(n))" }
+        if lua_type(self.L, index) == LUA_TBOOLEAN { return lua_toboolean(self.L, index) != 0 ? "true" : "false" }
+        return self.typeName(at: index)
+    }
+
+    /// Keeps the function at `index` in the registry and returns a reference to it with its location.
+    func reference(functionAt index: Int32) -> HookRef {
+        var buffer = [CChar](repeating: 0, count: 512)
+        up_funcwhere(self.L, index, &buffer, buffer.count)
+        lua_pushvalue(self.L, index)
+        let ref = luaL_ref(self.L, UP_REGISTRYINDEX)
+        return HookRef(ref: ref, location: buffer.withUnsafeBufferPointer { String(cString: $0.baseAddress!) })
+    }
+
+    // MARK: Pushing values (memory only; the cap is off outside protected calls)
+
+    func push(_ string: String) {
+        var s = string
+        s.withUTF8 { buf in
+            buf.withMemoryRebound(to: CChar.self) { _ = lua_pushlstring(self.L, $0.baseAddress, $0.count) }
+        }
+    }
+
+    func setField(_ key: String, _ value: String?) {
+        if let value { self.push(value) } else { lua_pushnil(self.L) }
+        lua_setfield(self.L, -2, key)
+    }
+
+    func setField(_ key: String, _ value: Double) {
+        lua_pushnumber(self.L, value)
+        lua_setfield(self.L, -2, key)
+    }
+
+    func setField(_ key: String, _ value: Int?) {
+        if let value { lua_pushinteger(self.L, lua_Integer(value)) } else { lua_pushnil(self.L) }
+        lua_setfield(self.L, -2, key)
+    }
+
+    func setField(_ key: String, _ value: Bool) {
+        lua_pushboolean(self.L, value ? 1 : 0)
+        lua_setfield(self.L, -2, key)
+    }
+
+    // MARK: Messages
+
+    /// Pops the error value on top of the stack as text.
+    func popMessage() -> String {
+        let message = self.string(at: -1) ?? "(error object is a \(self.typeName(at: -1)) value)"
+        lua_settop(self.L, -2)
+        return message
+    }
+
+    static func splitTraceback(_ full: String) -> (message: String, traceback: String?) {
+        let lines = full.split(separator: "\n", omittingEmptySubsequences: false)
+        guard let start = lines.firstIndex(of: "stack traceback:") else { return (full, nil) }
+        return (lines[..<start].joined(separator: "\n"), lines[start...].joined(separator: "\n"))
+    }
+}
+
+@available(*, unavailable)
+extension LuaRuntime: Sendable {}

@@ -1,0 +1,109 @@
+import AsyncAlgorithms
+import FoundationEssentials
+
+/// PollerPool is the seed's program: a pool of pollers takes Resources from `pending`, polls each,
+/// reports its State to the StateMonitor and hands it on to `complete`, where its Sleep waits as long as
+/// the backoff policy says before queueing it again. Ownership moves with the message; nothing is shared.
+public struct PollerPool<C: Clock>: Sendable where C.Duration == Duration {
+    public let settings: Settings
+    public let targets: [Target]
+    public let monitor: StateMonitor
+    private let prober: any Prober
+    private let policy: any SleepPolicy
+    private let clock: C
+    private let now: @Sendable () -> Double
+
+    /// - Parameters:
+    ///   - settings: The script's settings, with any command-line overrides applied.
+    ///   - targets: The URLs to poll.
+    ///   - prober: Sends the requests.
+    ///   - policy: Decides each Sleep.
+    ///   - monitor: Receives every State.
+    ///   - clock: Drives Sleep and the monitor's ticks.
+    ///   - now: Wall-clock seconds since the epoch, for `since` and `checked_at`.
+    public init(
+        settings: Settings, targets: [Target], prober: any Prober, policy: any SleepPolicy,
+        monitor: StateMonitor, clock: C, now: @escaping @Sendable () -> Double = { Date().timeIntervalSince1970 }
+    ) {
+        self.settings = settings
+        self.targets = targets
+        self.prober = prober
+        self.policy = policy
+        self.monitor = monitor
+        self.clock = clock
+        self.now = now
+    }
+
+    /// Polls every URL forever, and ticks the monitor, until the task is cancelled.
+    /// - Parameter resources: Resources to start from (a reload passes the kept URLs' state); by default a
+    ///   fresh Resource per target.
+    public func run(resuming resources: [Resource]? = nil) async {
+        // Create our input and output channels.
+        let pending = AsyncChannel<Resource>()
+        let complete = AsyncChannel<Resource>()
+        let resources = resources ?? self.targets.map { Resource($0) }
+
+        await withDiscardingTaskGroup { group in
+            // Launch the StateMonitor.
+            group.addTask { await self.monitor.run(every: self.settings.statusInterval, clock: self.clock) }
+
+            // Launch some Poller tasks.
+            for _ in 0..<self.settings.pollers {
+                group.addTask { await self.poller(in: pending, out: complete) }
+            }
+
+            // Send some Resources to the pending queue.
+            group.addTask {
+                for resource in resources { await pending.send(resource) }
+            }
+
+            // Sleep each completed Resource, then queue it again.
+            for await var resource in complete {
+                let delay = await self.policy.delay(for: resource, settings: self.settings)
+                resource.lastSleep = delay
+                group.addTask { [resource] in
+                    do { try await self.clock.sleep(for: delay) } catch { return }
+                    await pending.send(resource)
+                }
+            }
+            group.cancelAll()
+        }
+    }
+
+    /// Polls every URL once, with up to `pollers` requests in flight, and returns the States in report
+    /// order.
+    public func runOnce() async -> [State] {
+        let pending = AsyncChannel<Resource>()
+        await withDiscardingTaskGroup { group in
+            for _ in 0..<min(self.settings.pollers, self.targets.count) {
+                group.addTask {
+                    for await resource in pending {
+                        var resource = resource
+                        await self.poll(&resource)
+                    }
+                }
+            }
+            for target in self.targets { await pending.send(Resource(target)) }
+            pending.finish()
+        }
+        return await self.monitor.snapshot()
+    }
+
+    /// Poller takes Resources from `pending`, polls each, and sends it on to `complete`.
+    private func poller(in pending: AsyncChannel<Resource>, out complete: AsyncChannel<Resource>) async {
+        for await resource in pending {
+            var resource = resource
+            await self.poll(&resource)
+            await complete.send(resource)
+        }
+    }
+
+    /// Poll sends one request for the Resource and reports the new State to the monitor. A poll cut
+    /// short by shutdown is not a result and is dropped.
+    private func poll(_ resource: inout Resource) async {
+        let result = await self.prober.probe(resource.target, settings: self.settings)
+        guard !Task.isCancelled else { return }
+        let state = resource.record(result, at: self.now())
+        await self.monitor.update(state)
+    }
+}

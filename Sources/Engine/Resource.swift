@@ -1,0 +1,62 @@
+/// Resource represents a URL to be polled by this program, and what its polls have shown so far.
+///
+/// As in the seed, a Resource is moved, never shared: it travels from the `pending` channel to a poller,
+/// from the poller to `complete`, and from there to its Sleep, which queues it again.
+public struct Resource: Sendable {
+    public let target: Target
+    /// Consecutive failed polls.
+    public private(set) var errorCount = 0
+    /// Polls so far.
+    public private(set) var polls = 0
+    /// The last sleep Sleep applied, if any.
+    public var lastSleep: Duration?
+    /// The state after the last poll.
+    public private(set) var state: State?
+
+    public init(_ target: Target) {
+        self.target = target
+    }
+
+    /// Resumes from a state saved earlier (a reload keeps each kept URL's counts).
+    public init(_ target: Target, resuming state: State?) {
+        self.target = target
+        if let state {
+            self.errorCount = state.errorCount
+            self.polls = state.polls
+            self.state = state
+        }
+    }
+
+    /// Records one poll's result at wall-clock time `now` and returns the new State.
+    @discardableResult
+    public mutating func record(_ result: ProbeResult, at now: Double) -> State {
+        self.polls += 1
+        var status: String
+        var code: Int?
+        var error: String?
+        var detail: String?
+        switch result.outcome {
+        case .response(let c, let reason):
+            code = c
+            status = reason.isEmpty ? "\(c)" : "\(c) \(reason)"
+            if !self.target.expect.contains(c) {
+                error = "status"
+                detail = "status \(c) is not in expect \(self.target.expect)"
+            }
+        case .failure(let failure):
+            status = failure.kind.rawValue
+            error = failure.kind.rawValue
+            detail = failure.detail
+        }
+        let ok = error == nil
+        self.errorCount = ok ? 0 : self.errorCount + 1
+        let since = (self.state?.status == status) ? (self.state?.since ?? now) : now
+        let state = State(
+            url: self.target.url, name: self.target.name, status: status, code: code, ok: ok, error: error,
+            detail: detail, errorCount: self.errorCount, latency: result.latency, polls: self.polls,
+            since: since, checkedAt: now
+        )
+        self.state = state
+        return state
+    }
+}

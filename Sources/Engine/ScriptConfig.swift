@@ -1,0 +1,31 @@
+/// ScriptConfig is what a loaded script declares: its settings, its URLs and which hooks it defines.
+public struct ScriptConfig: Sendable {
+    /// The script's path, as given.
+    public var path: String
+    public var settings: Settings
+    /// The URLs in the order the script listed them.
+    public var targets: [Target]
+    /// The global `backoff` hook, if defined.
+    public var backoff: HookRef?
+    /// The global `report` hook, if defined.
+    public var report: HookRef?
+
+    /// Whether any backoff policy (global or per URL) is written in Lua.
+    public var hasBackoffHook: Bool {
+        self.backoff != nil || self.targets.contains { $0.backoff != nil }
+    }
+}
+
+/// LuaLimits bound what one call into the script may use, so a runaway hook is stopped and reported
+/// instead of stalling or exhausting the engine.
+public struct LuaLimits: Sendable, Hashable {
+    /// The most memory the Lua state may hold (`memory_limit`, default 64 MiB).
+    public var memory: Int = 64 << 20
+    /// Lua VM instructions one hook call may run (default 10 million, about 50 ms).
+    public var hookInstructions: Int64 = 10_000_000
+    /// Lua VM instructions loading the script may run, `urls` function included (default 200 million,
+    /// about a second).
+    public var loadInstructions: Int64 = 200_000_000
+
+    public init() {}
+}

@@ -1,0 +1,33 @@
+/// Settings are the script's global tunables, the seed's constants (`numPollers`, `pollInterval`,
+/// `statusInterval`, `errTimeout`) plus a request timeout and method.
+public struct Settings: Sendable, Hashable {
+    /// Poller tasks that probe in parallel (`pollers`, default 2).
+    public var pollers: Int = 2
+    /// Time between polls of a healthy URL (`poll_interval`, default 60 s).
+    public var pollInterval: Duration = .seconds(60)
+    /// Time between monitor ticks, when the reporter runs (`status_interval`, default 10 s).
+    public var statusInterval: Duration = .seconds(10)
+    /// Extra time per consecutive failed poll (`error_backoff`, default 10 s).
+    public var errorBackoff: Duration = .seconds(10)
+    /// Time before a request is abandoned and counted as a failure (`timeout`, default 10 s).
+    public var timeout: Duration = .seconds(10)
+    /// Request method (`method`, default `HEAD`, as the seed's `http.Head`).
+    public var method: String = "HEAD"
+
+    public init() {}
+
+    /// The interval that applies to `target`: its own, or `poll_interval`.
+    public func interval(for target: Target) -> Duration {
+        target.interval ?? self.pollInterval
+    }
+
+    /// The timeout that applies to `target`: its own, or `timeout`.
+    public func timeout(for target: Target) -> Duration {
+        target.timeout ?? self.timeout
+    }
+
+    /// The method that applies to `target`: its own, or `method`.
+    public func method(for target: Target) -> String {
+        target.method ?? self.method
+    }
+}

@@ -1,0 +1,29 @@
+import Engine
+
+/// What `urlpoll check` prints: the settings, the hooks and every URL with its own options.
+func describe(_ config: ScriptConfig) -> String {
+    let s = config.settings
+    func secs(_ d: Duration) -> String {
+        let v = d.seconds
+        return v == v.rounded() ? String(Int(v)) : String(v)
+    }
+    var text = "\(config.path): OK\n"
+    text += "settings: pollers=\(s.pollers) poll_interval=\(secs(s.pollInterval)) "
+    text += "status_interval=\(secs(s.statusInterval)) error_backoff=\(secs(s.errorBackoff)) "
+    text += "timeout=\(secs(s.timeout)) method=\(s.method)\n"
+    text += "hooks: backoff=\(config.backoff?.location ?? "default (seed's linear)") "
+    text += "report=\(config.report?.location ?? "default (seed's block)")\n"
+    text += "urls (\(config.targets.count)):\n"
+    for target in config.targets {
+        var options: [String] = []
+        if target.name != target.url { options.append("name=\(target.name)") }
+        if let method = target.method { options.append("method=\(method)") }
+        if let timeout = target.timeout { options.append("timeout=\(secs(timeout))") }
+        if let interval = target.interval { options.append("interval=\(secs(interval))") }
+        if target.expect != .default { options.append("expect=\(target.expect)") }
+        if !target.headers.isEmpty { options.append("headers=\(target.headers.map(\.name).joined(separator: ","))") }
+        if let backoff = target.backoff { options.append("backoff=\(backoff.location)") }
+        text += " \(target.url)" + (options.isEmpty ? "" : " [" + options.joined(separator: " ") + "]") + "\n"
+    }
+    return text
+}

@@ -1,0 +1,92 @@
+import ArgumentParser
+import Engine
+import Logging
+
+/// Output formats for reports.
+enum Format: String, ExpressibleByArgument, CaseIterable {
+    case text
+    case json
+}
+
+/// Options shared by the commands that poll: overrides of the script's settings and the output format.
+struct PollOptions: ParsableArguments {
+    @Option(help: "Poller tasks that probe in parallel (overrides `pollers`).")
+    var pollers: Int?
+
+    @Option(help: ArgumentHelp("Seconds between polls of a healthy URL (overrides `poll_interval`).", valueName: "seconds"))
+    var pollInterval: Double?
+
+    @Option(help: ArgumentHelp("Seconds between reports (overrides `status_interval`).", valueName: "seconds"))
+    var statusInterval: Double?
+
+    @Option(help: ArgumentHelp("Extra seconds per consecutive failure (overrides `error_backoff`).", valueName: "seconds"))
+    var errorBackoff: Double?
+
+    @Option(help: ArgumentHelp("Seconds before a request is abandoned (overrides `timeout`).", valueName: "seconds"))
+    var timeout: Double?
+
+    @Option(help: "Report format when the script has no `report` hook: text (the seed's block) or json (one object per line).")
+    var format: Format = .text
+
+    func validate() throws {
+        if let pollers, !(1...10_000).contains(pollers) {
+            throw ValidationError("--pollers must be from 1 to 10000.")
+        }
+        for (name, value, range) in [
+            ("--poll-interval", self.pollInterval, 0.0...86_400), ("--status-interval", self.statusInterval, 0.001...86_400),
+            ("--error-backoff", self.errorBackoff, 0.0...86_400), ("--timeout", self.timeout, 0.001...3_600),
+        ] {
+            if let value, !(value.isFinite && range.contains(value)) {
+                throw ValidationError("\(name) must be a number of seconds from \(range.lowerBound) to \(range.upperBound).")
+            }
+        }
+    }
+
+    /// The script's settings with the command line's overrides applied.
+    func apply(to settings: Settings) -> Settings {
+        var settings = settings
+        if let pollers { settings.pollers = pollers }
+        if let pollInterval { settings.pollInterval = .seconds(pollInterval) }
+        if let statusInterval { settings.statusInterval = .seconds(statusInterval) }
+        if let errorBackoff { settings.errorBackoff = .seconds(errorBackoff) }
+        if let timeout { settings.timeout = .seconds(timeout) }
+        return settings
+    }
+
+    func fallbackReporter() -> any Reporter {
+        switch self.format {
+        case .text: TextReporter(output: .standardOutput)
+        case .json: JSONReporter(output: .standardOutput)
+        }
+    }
+}
+
+/// Options every command has.
+struct CommonOptions: ParsableArguments {
+    @Option(help: "Log level for the engine and the script's urlpoll.log: debug, info, warning or error.")
+    var logLevel: String = "info"
+
+    func validate() throws {
+        guard Logger.Level(rawValue: self.logLevel) != nil else {
+            throw ValidationError("--log-level must be one of debug, info, warning, error.")
+        }
+    }
+
+    func makeLogger() -> Logger {
+        var logger = Logger(label: "urlpoll") { StreamLogHandler.standardError(label: $0) }
+        logger.logLevel = Logger.Level(rawValue: self.logLevel) ?? .info
+        return logger
+    }
+}
+
+/// Loads a script, or prints its error (`file:line: message`) to standard error and exits with status 2.
+func loadScript(path: String, text: String? = nil, args: [String], logger: Logger) throws -> ScriptHost {
+    do {
+        return try ScriptHost(path: path, text: text, args: args, logger: logger)
+    } catch {
+        var message = "urlpoll: \(error.message)\n"
+        if let traceback = error.traceback { message += traceback + "\n" }
+        Output.standardError(message)
+        throw ExitCode(2)
+    }
+}

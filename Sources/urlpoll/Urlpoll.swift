@@ -1,0 +1,26 @@
+import ArgumentParser
+import Engine
+
+@main
+struct Urlpoll: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "urlpoll",
+        abstract: "Poll URLs on a schedule, with the lists, backoff, reports and alerts written in Lua.",
+        discussion: """
+            A Lua 5.4 script declares the URLs (`urls`), the settings (`pollers`, `poll_interval`, \
+            `status_interval`, `error_backoff`, `timeout`, `method`) and optional hooks: `backoff(r)` returns \
+            the seconds to wait before the next poll of a URL, `report(s)` is called for each URL on every \
+            monitor tick. Settings given on the command line override the script's.
+
+            Examples:
+              urlpoll demo
+              urlpoll check scripts/default.lua
+              urlpoll once scripts/default.lua --format json
+              urlpoll run scripts/backoff.lua --pollers 8 -- extra args for the script
+
+            The Lua API reference is docs/SCRIPTING.md.
+            """,
+        version: urlpollVersion,
+        subcommands: [Run.self, Check.self, Once.self, Demo.self]
+    )
+}

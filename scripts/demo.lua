@@ -1,0 +1,1 @@
+../Sources/DemoSite/demo.lua
