@@ -144,6 +144,22 @@ static inline int up_openlibs(lua_State *L) {
  * trampoline raises once the Swift frame has returned. luaL_where adds the caller's file:line. */
 typedef int (*up_hostfn)(lua_State *L);
 
+/* Pushes "file:line: " for the innermost caller that is script code, skipping the prelude's own frames
+ * (chunk "=urlpoll"), so an error from urlpoll.log points at the line of the script that called it. */
+static void up_where_user(lua_State *L) {
+    lua_Debug ar;
+    for (int level = 1; lua_getstack(L, level, &ar); level++) {
+        if (!lua_getinfo(L, "Sl", &ar)) break;
+        if (strcmp(ar.source, "=urlpoll") == 0) continue;
+        if (ar.currentline > 0) {
+            lua_pushfstring(L, "%s:%d: ", ar.short_src, ar.currentline);
+            return;
+        }
+        break;
+    }
+    lua_pushliteral(L, "");
+}
+
 static int up_trampoline(lua_State *L) {
     up_hostfn fn = (up_hostfn)lua_touserdata(L, lua_upvalueindex(1));
     up_ctx *c = up_ctxof(L);
@@ -152,7 +168,7 @@ static int up_trampoline(lua_State *L) {
     int n = fn(L);
     c->enforce = saved;
     if (n < 0) {
-        luaL_where(L, 1);
+        up_where_user(L);
         lua_insert(L, -2);
         lua_concat(L, 2);
         return lua_error(L);

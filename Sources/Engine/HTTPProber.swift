@@ -10,7 +10,8 @@ import NIOPosix
 /// HTTPProber polls URLs with AsyncHTTPClient.
 ///
 /// Connections are kept alive and reused between polls of the same host (warm timings, as Gatus measures),
-/// and redirects are followed up to 5 times with loops detected. A response body is read and discarded, up
+/// a failed connection attempt is not retried within a poll, and redirects are followed up to 5 times with
+/// loops detected. A response body is read and discarded, up
 /// to ``Configuration/maximumBodySize``, all within the URL's timeout.
 public struct HTTPProber: Prober {
     public struct Configuration: Sendable {
@@ -38,6 +39,9 @@ public struct HTTPProber: Prober {
             timeout: .init(connect: .seconds(30), read: nil))
         configuration.connectionPool = .init(
             idleTimeout: .seconds(120), concurrentHTTP1ConnectionsPerHostSoftLimit: max(8, pollers))
+        // One connection attempt per poll: a refused or unreachable server is reported at once as what it
+        // is, instead of being retried until the timeout and reported late.
+        configuration.connectionPool.retryConnectionEstablishment = false
         configuration.httpVersion = .automatic
         return HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
     }

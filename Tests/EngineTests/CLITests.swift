@@ -1,0 +1,107 @@
+import Foundation
+import Testing
+
+/// The built `urlpoll` binary, run as a user runs it, against the demo site on loopback.
+@Suite struct CLITests {
+    @Test func once_pollsEveryURL_printsTheSeedsBlock_andExits1WhenOneFails() async throws {
+        try await withDemoSite { (base) async throws in
+            let script = try TemporaryScript(
+                """
+                pollers = 2
+                timeout = 0.5
+                urls = { "\(base)/healthy", "\(base)/failing", "\(base)/hang", "http://127.0.0.1:\(try closedPort())/" }
+                """)
+            let result = try await CLIProcess.run(["once", script.path])
+            #expect(result.status == 1)
+            let lines = result.stdout.split(separator: "\n").map(String.init)
+            #expect(lines.first == "Current state:")
+            #expect(lines.contains(" \(base)/healthy 200 OK"))
+            #expect(lines.contains(" \(base)/failing 500 Internal Server Error"))
+            #expect(lines.contains(" \(base)/hang timeout"))
+            #expect(lines.contains { $0.hasSuffix(" refused") })
+            #expect(Array(lines.dropFirst()) == Array(lines.dropFirst()).sorted())
+        }
+    }
+
+    @Test func once_whenEveryURLIsUp_exits0_andPrintsJSONLines() async throws {
+        try await withDemoSite { (base) async throws in
+            let script = try TemporaryScript("urls = { \"\(base)/healthy\", \"\(base)/redirect\" }")
+            let result = try await CLIProcess.run(["once", script.path, "--format", "json"])
+            #expect(result.status == 0)
+            let objects = try result.stdout.split(separator: "\n").map {
+                try #require(try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])
+            }
+            #expect(objects.map { $0["url"] as? String } == ["\(base)/healthy", "\(base)/redirect"])
+            #expect(objects.allSatisfy { $0["event"] as? String == "report" && $0["ok"] as? Bool == true })
+            #expect(objects.allSatisfy { $0["code"] as? Int == 200 && $0["error_count"] as? Int == 0 })
+        }
+    }
+
+    @Test func check_whenTheScriptIsBad_exits2_withFileLineOnStandardError() async throws {
+        let script = try TemporaryScript("urls = { \"http://127.0.0.1/\" }\npollers = 0\n")
+        let result = try await CLIProcess.run(["check", script.path])
+        #expect(result.status == 2)
+        #expect(result.stdout.isEmpty)
+        #expect(
+            result.stderr
+                == "urlpoll: \(script.path):2: setting 'pollers' must be an integer from 1 to 10000 (got number 0)\n")
+    }
+
+    @Test func check_listsSettingsHooksAndURLs() async throws {
+        let script = try TemporaryScript(
+            """
+            poll_interval = 30
+            urls = { "http://127.0.0.1/a", { url = "http://127.0.0.1/b", method = "GET", expect = "2xx" } }
+            function backoff(r) return 1 end
+            """)
+        let result = try await CLIProcess.run(["check", script.path])
+        #expect(result.status == 0)
+        #expect(
+            result.stdout == """
+                \(script.path): OK
+                settings: pollers=2 poll_interval=30 status_interval=10 error_backoff=10 timeout=10 method=HEAD
+                hooks: backoff=\(script.path):3 report=default (seed's block)
+                urls (2):
+                 http://127.0.0.1/a
+                 http://127.0.0.1/b [method=GET expect=200-299]
+
+                """)
+    }
+
+    @Test func run_pollsAndReportsOnEveryTick_andStopsCleanlyOnSIGINTWithALastReport() async throws {
+        try await withDemoSite { (base) async throws in
+            let script = try TemporaryScript(
+                """
+                status_interval = 0.2
+                poll_interval = 0.1
+                urls = { "\(base)/healthy", "\(base)/failing" }
+                """)
+            let process = try CLIProcess(["run", script.path])
+            try await process.waitForOutput("Current state:", count: 2)
+            let start = ContinuousClock.now
+            process.signal(SIGINT)
+            let status = await process.wait()
+            #expect(status == 0)
+            #expect(ContinuousClock.now - start < .seconds(5))
+            let blocks = process.stdout.components(separatedBy: "Current state:\n").dropFirst()
+            #expect(blocks.count >= 3)
+            #expect(blocks.last == " \(base)/failing 500 Internal Server Error\n \(base)/healthy 200 OK\n")
+        }
+    }
+
+    @Test func run_passesArgumentsAfterTheTerminatorToTheScript() async throws {
+        let script = try TemporaryScript(
+            "urls = { urlpoll.args[1] }\nassert(urlpoll.args[2] == \"second\")\n")
+        let result = try await CLIProcess.run(["check", script.path, "--", "http://127.0.0.1/from-args", "second"])
+        #expect(result.status == 0)
+        #expect(result.stdout.contains(" http://127.0.0.1/from-args\n"))
+    }
+
+    @Test func help_explainsTheCommands() async throws {
+        let result = try await CLIProcess.run(["--help"])
+        #expect(result.status == 0)
+        for command in ["run", "check", "once", "demo"] {
+            #expect(result.stdout.contains("  \(command) "), "\(command) missing from --help")
+        }
+    }
+}

@@ -1,0 +1,206 @@
+import Engine
+import Logging
+import Testing
+
+/// The seed's loop with a manual clock and a scripted prober: no network, no real sleeps. Each test awaits
+/// the sleeps the engine schedules, which both synchronises it and asserts the backoff.
+@Suite struct PollerPoolTests {
+    /// Settings with a status interval no test reaches, so the only sleeps seen are Sleep's.
+    static func settings(pollers: Int = 1) -> Settings {
+        var settings = Settings()
+        settings.pollers = pollers
+        settings.pollInterval = .seconds(60)
+        settings.errorBackoff = .seconds(10)
+        settings.statusInterval = .seconds(1_000_000)
+        return settings
+    }
+
+    /// Runs `body` with the pool running, then stops the pool and checks that it left no sleeper behind.
+    static func withRunning<C: Clock>(
+        _ pool: PollerPool<C>, clock: ManualClock, _ body: (inout AsyncStream<Duration>.Iterator) async throws -> Void
+    ) async throws where C.Duration == Duration {
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { await pool.run() }
+            var sleeps = clock.sleeps.makeAsyncIterator()
+            try await body(&sleeps)
+            group.cancelAll()
+        }
+        #expect(clock.pendingSleeps == 0)
+    }
+
+    /// The next sleep that is not the monitor's tick.
+    static func nextSleep(_ sleeps: inout AsyncStream<Duration>.Iterator) async -> Duration? {
+        while let sleep = await sleeps.next() {
+            if sleep != .seconds(1_000_000) { return sleep }
+        }
+        return nil
+    }
+
+    @Test func sleep_afterFailures_addsErrorBackoff_andResetsOnSuccess() async throws {
+        // Given: a URL that fails twice (refused, then a 500), then succeeds.
+        let clock = ManualClock()
+        let url = "http://127.0.0.1:9/"
+        let prober = ScriptedProber([url: [.failed(.refused), .status(500), .status(200)]])
+        let monitor = StateMonitor(urls: [url], reporter: RecordingReporter())
+        let sut = PollerPool(
+            settings: Self.settings(), targets: [Target(url: url)], prober: prober, policy: LinearBackoff(),
+            monitor: monitor, clock: clock)
+
+        try await Self.withRunning(sut, clock: clock) { sleeps in
+            // Then: poll_interval + error_backoff × 1, × 2, then poll_interval.
+            #expect(await Self.nextSleep(&sleeps) == .seconds(70))
+            clock.advance(by: .seconds(70))
+            #expect(await Self.nextSleep(&sleeps) == .seconds(80))
+            clock.advance(by: .seconds(80))
+            #expect(await Self.nextSleep(&sleeps) == .seconds(60))
+        }
+        #expect(prober.polls(of: url) == 3)
+        let state = try #require(await monitor.snapshot().first)
+        #expect(state.status == "200 OK")
+        #expect(state.errorCount == 0)
+        #expect(state.polls == 3)
+    }
+
+    @Test func sleep_whenScriptDefinesBackoff_waitsWhatTheHookReturns_andPerURLHookWins() async throws {
+        // Given: a global backoff and one URL with its own.
+        let (host, _) = try loadHost(
+            """
+            urls = {
+              "http://127.0.0.1:9/a",
+              { url = "http://127.0.0.1:9/b", backoff = function(r) return 100 + r.error_count end },
+            }
+            function backoff(r) return r.interval / 2 + r.error_count * 3 end
+            """)
+        let clock = ManualClock()
+        let prober = ScriptedProber([
+            "http://127.0.0.1:9/a": [.failed(.timeout), .status(200)],
+            "http://127.0.0.1:9/b": [.failed(.timeout), .status(200)],
+        ])
+        let monitor = StateMonitor(urls: host.config.targets.map(\.url), reporter: RecordingReporter())
+        let sut = PollerPool(
+            settings: Self.settings(), targets: host.config.targets, prober: prober, policy: host.sleepPolicy,
+            monitor: monitor, clock: clock)
+
+        try await Self.withRunning(sut, clock: clock) { sleeps in
+            // Then: a fails once → 30 + 3; b fails once → 101 (either order).
+            let first = [await Self.nextSleep(&sleeps), await Self.nextSleep(&sleeps)]
+            #expect(Set(first) == [.seconds(33), .seconds(101)])
+            clock.advance(by: .seconds(33))
+            #expect(await Self.nextSleep(&sleeps) == .seconds(30))
+            clock.advance(by: .seconds(68))
+            #expect(await Self.nextSleep(&sleeps) == .seconds(100))
+        }
+    }
+
+    @Test func sleep_whenBackoffRaises_usesTheDefault_logsFileLine_andKeepsPolling() async throws {
+        // Given: a backoff hook that raises on every call.
+        let (logger, log) = RecordingLogHandler.make()
+        let (host, script) = try loadHost(
+            """
+            urls = { "http://127.0.0.1:9/" }
+            function backoff(r)
+              error("policy exploded")
+            end
+            """, logger: logger)
+        let clock = ManualClock()
+        let url = "http://127.0.0.1:9/"
+        let prober = ScriptedProber([url: [.status(503), .status(200)]])
+        let sut = PollerPool(
+            settings: Self.settings(), targets: host.config.targets, prober: prober, policy: host.sleepPolicy,
+            monitor: StateMonitor(urls: [url], reporter: RecordingReporter()), clock: clock)
+
+        try await Self.withRunning(sut, clock: clock) { sleeps in
+            // Then: the default policy decides each sleep, and polling goes on.
+            #expect(await Self.nextSleep(&sleeps) == .seconds(70))
+            clock.advance(by: .seconds(70))
+            #expect(await Self.nextSleep(&sleeps) == .seconds(60))
+        }
+        #expect(prober.polls(of: url) == 2)
+        #expect(log.all.contains { $0.hasPrefix("error: \(script.path):3: policy exploded") })
+    }
+
+    @Test(arguments: [
+        ("return nil", "backoff returned nil"),
+        ("return 0/0", "backoff returned number"),
+        ("return -5", "backoff returned number -5"),
+        ("return math.huge", "backoff returned number"),
+        ("return 'soon'", "backoff returned string \"soon\""),
+    ])
+    func delay_whenBackoffReturnsABadValue_usesTheDefault_andNamesTheHook(body: String, message: String) async throws {
+        // Given: a backoff that returns something that is not a sleep.
+        let (logger, log) = RecordingLogHandler.make()
+        let (sut, script) = try loadHost(
+            """
+            urls = { "http://127.0.0.1:9/" }
+            backoff = function(r)
+              \(body)
+            end
+            """, logger: logger)
+        var resource = Resource(sut.config.targets[0])
+        resource.record(.failed(.refused), at: 0)
+
+        // When:
+        let delay = await sut.delay(for: resource, settings: Self.settings())
+
+        // Then: the default, and a message that points at the hook's definition.
+        #expect(delay == .seconds(70))
+        #expect(log.all.contains { $0.contains("\(script.path):2: \(message)") })
+    }
+
+    @Test func delay_whenBackoffIsAbsurd_isCappedAtOneDay() async throws {
+        let (sut, _) = try loadHost(
+            """
+            urls = { "http://127.0.0.1:9/" }
+            function backoff(r) return 1e12 end
+            """)
+        let delay = await sut.delay(for: Resource(sut.config.targets[0]), settings: Self.settings())
+        #expect(delay == Backoff.maximum)
+    }
+
+    @Test func run_whenTheMonitorTicks_reportsEveryURLOnce_inURLOrder() async throws {
+        // Given: three URLs listed out of order, all polled, and a 10 s status interval.
+        let clock = ManualClock()
+        let urls = ["http://127.0.0.1:9/c", "http://127.0.0.1:9/a", "http://127.0.0.1:9/b"]
+        let prober = ScriptedProber(Dictionary(uniqueKeysWithValues: urls.map { ($0, [ProbeResult.status(200)]) }))
+        let reporter = RecordingReporter()
+        var settings = Self.settings(pollers: 2)
+        settings.statusInterval = .seconds(10)
+        let sut = PollerPool(
+            settings: settings, targets: urls.map { Target(url: $0) }, prober: prober, policy: LinearBackoff(),
+            monitor: StateMonitor(urls: urls, reporter: reporter), clock: clock)
+        var reports = reporter.reports.makeAsyncIterator()
+
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { await sut.run() }
+            // When: every URL has been polled (three 60 s sleeps and the tick's sleep are scheduled).
+            var sleeps = clock.sleeps.makeAsyncIterator()
+            var seen: [Duration] = []
+            while seen.count < 4, let next = await sleeps.next() { seen.append(next) }
+            #expect(seen.sorted() == [.seconds(10), .seconds(60), .seconds(60), .seconds(60)])
+            clock.advance(by: .seconds(10))
+
+            // Then: one report with each URL once, sorted.
+            let report = try #require(await reports.next())
+            #expect(report.map(\.url) == urls.sorted())
+            #expect(report.allSatisfy { $0.status == "200 OK" && $0.ok && $0.polls == 1 })
+            group.cancelAll()
+        }
+    }
+
+    @Test func runOnce_pollsEveryURLOnce_andReturnsStatesInURLOrder() async throws {
+        let urls = ["http://127.0.0.1:9/b", "http://127.0.0.1:9/a"]
+        let prober = ScriptedProber(["http://127.0.0.1:9/b": [.status(500)], "http://127.0.0.1:9/a": [.status(204)]])
+        let sut = PollerPool(
+            settings: Self.settings(pollers: 4), targets: urls.map { Target(url: $0) }, prober: prober,
+            policy: LinearBackoff(), monitor: StateMonitor(urls: urls, reporter: RecordingReporter()),
+            clock: ManualClock())
+
+        let states = await sut.runOnce()
+
+        #expect(states.map(\.url) == ["http://127.0.0.1:9/a", "http://127.0.0.1:9/b"])
+        #expect(states.map(\.status) == ["204 No Content", "500 Internal Server Error"])
+        #expect(states.map(\.ok) == [true, false])
+        #expect(states[1].error == "status")
+        #expect(states[1].detail == "status 500 is not in expect 200-399")
+    }
+}
