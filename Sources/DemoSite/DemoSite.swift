@@ -7,7 +7,8 @@ import Synchronization
 ///
 /// Pages: `/healthy` (200), `/failing` (500), `/missing` (404), `/slow` (answers after 3 s, past the demo's
 /// timeout), `/flapping` (up for 4 requests, then down for 4), `/redirect` (302 to `/healthy`),
-/// `/status/CODE` (that status) and `/hang` (never answers).
+/// `/status/CODE` (that status), `/hang` (never answers), `/health.json?db=up|down&delay=MS` (a JSON health
+/// document, after MS milliseconds) and `/ratelimited` (429 with `Retry-After: 42`).
 public enum DemoSite {
     /// The bundled demo script (`scripts/demo.lua`).
     public static let script = String(decoding: PackageResources.demo_lua, as: UTF8.self)
@@ -19,29 +20,42 @@ public enum DemoSite {
     ) -> some ApplicationProtocol {
         let flaps = Mutex(0)
         let router = Router()
-        Self.route(router, "/") { _ in
+        Self.route(router, "/health.json") { request, _ in
+            let db = request.uri.queryParameters.get("db") ?? "up"
+            if let delay = request.uri.queryParameters.get("delay", as: Int.self), delay > 0 {
+                try await Task.sleep(for: .milliseconds(min(delay, 10_000)))
+            }
+            let body = #"{"status":"ok","version":"1.4.2","checks":{"db":"\#(db == "down" ? "down" : "up")"}}"#
+            return .init(
+                status: .ok, headers: [.contentType: "application/json"],
+                body: .init(byteBuffer: ByteBuffer(string: body)))
+        }
+        Self.route(router, "/ratelimited") { _, _ in
+            .init(status: .tooManyRequests, headers: [.retryAfter: "42"])
+        }
+        Self.route(router, "/") { _, _ in
             .init(status: .ok, body: .init(byteBuffer: ByteBuffer(string: Self.index)))
         }
-        Self.route(router, "/healthy") { _ in .init(status: .ok) }
-        Self.route(router, "/failing") { _ in .init(status: .internalServerError) }
-        Self.route(router, "/missing") { _ in .init(status: .notFound) }
-        Self.route(router, "/redirect") { _ in .redirect(to: "/healthy") }
-        Self.route(router, "/slow") { _ in
+        Self.route(router, "/healthy") { _, _ in .init(status: .ok) }
+        Self.route(router, "/failing") { _, _ in .init(status: .internalServerError) }
+        Self.route(router, "/missing") { _, _ in .init(status: .notFound) }
+        Self.route(router, "/redirect") { _, _ in .redirect(to: "/healthy") }
+        Self.route(router, "/slow") { _, _ in
             try await Task.sleep(for: .seconds(3))
             return .init(status: .ok)
         }
-        Self.route(router, "/hang") { _ in
+        Self.route(router, "/hang") { _, _ in
             try await Task.sleep(for: .seconds(3600))
             return .init(status: .ok)
         }
-        Self.route(router, "/flapping") { _ in
+        Self.route(router, "/flapping") { _, _ in
             let n = flaps.withLock { n in
                 n += 1
                 return n
             }
             return .init(status: (n - 1) % 8 < 4 ? .ok : .serviceUnavailable)
         }
-        Self.route(router, "/status/{code}") { context in
+        Self.route(router, "/status/{code}") { _, context in
             let code = context.parameters.get("code", as: Int.self) ?? 400
             return .init(status: .init(code: (100...599).contains(code) ? code : 400))
         }
@@ -54,10 +68,10 @@ public enum DemoSite {
 
     private static func route(
         _ router: Router<BasicRequestContext>, _ path: RouterPath,
-        _ respond: @escaping @Sendable (BasicRequestContext) async throws -> Response
+        _ respond: @escaping @Sendable (Request, BasicRequestContext) async throws -> Response
     ) {
-        router.get(path) { _, context in try await respond(context) }
-        router.head(path) { _, context in try await respond(context) }
+        router.get(path) { request, context in try await respond(request, context) }
+        router.head(path) { request, context in try await respond(request, context) }
     }
 
     private static let index = """
@@ -68,6 +82,8 @@ public enum DemoSite {
         /slow      200 after 3 s
         /flapping  4 up, 4 down
         /redirect  302 to /healthy
+        /health.json?db=up|down&delay=MS
+        /ratelimited  429, Retry-After: 42
 
         """
 }

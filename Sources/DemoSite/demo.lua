@@ -1,5 +1,5 @@
 -- example script that `urlpoll demo` runs: a loopback site with healthy, failing, slow and flapping
--- pages, polled every 2 s, with a capped exponential backoff and a compact reporter.
+-- pages, polled every 2 s, with a capped exponential backoff, a compact reporter and a line per change.
 -- Run it against your own copy of the site with: urlpoll run scripts/demo.lua -- http://127.0.0.1:PORT
 local base = urlpoll.args[1] or "http://127.0.0.1:8080"
 
@@ -22,6 +22,14 @@ urls = {
 function backoff(r)
   if r.ok then return r.interval end
   return math.min(r.interval * 2 ^ (r.error_count - 1), 10)
+end
+
+-- Transitions print as they happen, between ticks.
+function on_change(s, prev)
+  if prev then
+    local name = s.name:sub(1, #base) == base and s.name:sub(#base + 1) or s.name
+    print(string.format("%s %s: %s -> %s", os.date("%H:%M:%S"), name, prev.status, s.status))
+  end
 end
 
 function report(s)

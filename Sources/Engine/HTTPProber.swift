@@ -12,7 +12,7 @@ import NIOPosix
 /// Connections are kept alive and reused between polls of the same host (warm timings, as Gatus measures),
 /// a failed connection attempt is not retried within a poll, and redirects are followed up to 5 times with
 /// loops detected. A response body is read and discarded, up
-/// to ``Configuration/maximumBodySize``, all within the URL's timeout.
+/// to ``Configuration/maximumBodySize``, all within the URL's timeout; it is kept only for a `check` hook.
 public struct HTTPProber: Prober {
     public struct Configuration: Sendable {
         /// The most body bytes read per response (default 1 MiB); the rest is not read.
@@ -58,19 +58,31 @@ public struct HTTPProber: Prober {
             request.headers.add(name: header.name, value: header.value)
         }
         let prepared = request
+        let captureHeaders = target.captureHeaders
+        let captureBody = target.captureBody
+        let maximumBodySize = self.configuration.maximumBodySize
         let start = ContinuousClock.now
         let deadline = NIODeadline.now() + .nanoseconds(Int64(timeout.seconds * 1e9))
         do {
-            let (code, reason) = try await self.withDeadline(timeout, wanted: method != "HEAD") {
+            let result = try await self.withDeadline(timeout, wanted: method != "HEAD") {
                 let response = try await self.client.execute(prepared, deadline: deadline)
-                var remaining = self.configuration.maximumBodySize
+                var body: [UInt8]? = captureBody ? [] : nil
+                var remaining = maximumBodySize
                 for try await chunk in response.body {
+                    if captureBody {
+                        body?.append(contentsOf: chunk.readableBytesView.prefix(remaining))
+                    }
                     remaining -= chunk.readableBytes
                     if remaining <= 0 { break }
                 }
-                return (Int(response.status.code), response.status.reasonPhrase)
+                let headers = captureHeaders ? response.headers.map { Header($0.name, $0.value) } : []
+                return ProbeResult(
+                    .response(code: Int(response.status.code), reason: response.status.reasonPhrase),
+                    headers: headers, body: body)
             }
-            return ProbeResult(.response(code: code, reason: reason), latency: ContinuousClock.now - start)
+            var timed = result
+            timed.latency = ContinuousClock.now - start
+            return timed
         } catch {
             let failure = Self.classify(error, timeout: timeout)
             return ProbeResult(.failure(failure), latency: ContinuousClock.now - start)

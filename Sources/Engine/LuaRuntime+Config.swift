@@ -16,8 +16,18 @@ extension LuaRuntime {
         let settings = try self.readSettings(source)
         let backoff = try self.readHook("backoff", source)
         let report = try self.readHook("report", source)
-        let targets = try self.readURLs(source)
-        return ScriptConfig(path: path, settings: settings, targets: targets, backoff: backoff, report: report)
+        let check = try self.readHook("check", source)
+        let onChange = try self.readHook("on_change", source)
+        let onResult = try self.readHook("on_result", source)
+        var targets = try self.readURLs(source)
+        for i in targets.indices {
+            let checked = targets[i].check != nil || check != nil
+            targets[i].captureBody = checked
+            targets[i].captureHeaders = checked || targets[i].backoff != nil || backoff != nil
+        }
+        return ScriptConfig(
+            path: path, settings: settings, targets: targets, backoff: backoff, report: report, check: check,
+            onChange: onChange, onResult: onResult)
     }
 
     // MARK: Settings
@@ -217,9 +227,15 @@ extension LuaRuntime {
             case "backoff":
                 guard lua_type(self.L, -1) == LUA_TFUNCTION else { throw fail("a function") }
                 target.backoff = self.reference(functionAt: -1)
+            case "check":
+                guard lua_type(self.L, -1) == LUA_TFUNCTION else { throw fail("a function") }
+                target.check = self.reference(functionAt: -1)
             default:
-                let known = "url, name, method, timeout, interval, headers, expect, backoff"
-                throw ScriptError(.configuration, here + "unknown field '\(key)' (known fields: \(known))")
+                let known = ["url", "name", "method", "timeout", "interval", "headers", "expect", "backoff", "check"]
+                let guess = known.first { editDistance($0, key) <= 2 }.map { "; did you mean '\($0)'?" } ?? ""
+                throw ScriptError(
+                    .configuration,
+                    here + "unknown field '\(key)'\(guess) (known fields: \(known.joined(separator: ", ")))")
             }
         }
         return target
@@ -336,4 +352,21 @@ struct ScriptSource {
         }
         return "\(self.path): "
     }
+}
+
+/// The Levenshtein distance between two short words, for "did you mean" suggestions.
+func editDistance(_ a: String, _ b: String) -> Int {
+    let a = Array(a)
+    let b = Array(b)
+    guard !a.isEmpty else { return b.count }
+    guard !b.isEmpty else { return a.count }
+    var previous = Array(0...b.count)
+    for i in 1...a.count {
+        var current = [i] + Array(repeating: 0, count: b.count)
+        for j in 1...b.count {
+            current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1))
+        }
+        previous = current
+    }
+    return previous[b.count]
 }

@@ -10,8 +10,9 @@ public let urlpollVersion = "0.1.0"
 // never raise themselves: they return -1 and the C trampoline raises.
 extension LuaRuntime {
     static let prelude = """
-        local host_log, host_now, args, version = ...
-        urlpoll = { args = args, version = version, now = host_now }
+        local host_log, host_now, args, version, post, exec, encode, decode = ...
+        urlpoll = { args = args, version = version, now = host_now, post = post, exec = exec,
+                    json = { encode = encode, decode = decode } }
 
         -- urlpoll.log(level, ...): log through the engine's logger.
         function urlpoll.log(level, ...)
@@ -49,7 +50,118 @@ extension LuaRuntime {
             lua_rawseti(self.L, -2, lua_Integer(i + 1))
         }
         self.push(urlpollVersion)
-        try self.run(source: Self.prelude, name: "=urlpoll", nargs: 4)
+        up_pushhostfn(self.L) { L in
+            guard let L else { return 0 }
+            return LuaRuntime.owner(of: L).hostPost()
+        }
+        up_pushhostfn(self.L) { L in
+            guard let L else { return 0 }
+            return LuaRuntime.owner(of: L).hostExec()
+        }
+        up_pushhostfn(self.L) { L in
+            guard let L else { return 0 }
+            let runtime = LuaRuntime.owner(of: L)
+            switch runtime.encodeJSON(at: 1) {
+            case .success(let text):
+                runtime.push(text)
+                return 1
+            case .failure(let error):
+                runtime.push("bad argument #1 to 'encode' (\(error.message))")
+                return -1
+            }
+        }
+        up_pushhostfn(self.L) { L in
+            guard let L else { return 0 }
+            let runtime = LuaRuntime.owner(of: L)
+            guard let text = runtime.bytes(at: 1) else {
+                runtime.push("bad argument #1 to 'decode' (string expected, got \(runtime.typeName(at: 1)))")
+                return -1
+            }
+            if let error = runtime.pushDecodedJSON(text) {
+                runtime.push("bad argument #1 to 'decode' (\(error.message))")
+                return -1
+            }
+            return 1
+        }
+        try self.run(source: Self.prelude, name: "=urlpoll", nargs: 8)
+    }
+
+    /// `urlpoll.post(url, body [, headers])`: records a webhook for the dispatcher and returns at once.
+    /// A table body is sent as JSON with `Content-Type: application/json`.
+    private func hostPost() -> Int32 {
+        guard let url = self.string(at: 1) else {
+            self.push("bad argument #1 to 'post' (URL string expected, got \(self.describe(at: 1)))")
+            return -1
+        }
+        guard let parsed = URL(string: url), let scheme = parsed.scheme?.lowercased(),
+            scheme == "http" || scheme == "https", parsed.host() != nil
+        else {
+            self.push("bad argument #1 to 'post' (an http or https URL expected, got \"\(url)\")")
+            return -1
+        }
+        var headers: [Header] = []
+        var body: [UInt8]
+        switch lua_type(self.L, 2) {
+        case LUA_TNONE, LUA_TNIL:
+            body = []
+        case LUA_TSTRING:
+            body = self.bytes(at: 2) ?? []
+        case LUA_TTABLE:
+            switch self.encodeJSON(at: 2) {
+            case .success(let text): body = Array(text.utf8)
+            case .failure(let error):
+                self.push("bad argument #2 to 'post' (\(error.message))")
+                return -1
+            }
+            headers.append(Header("Content-Type", "application/json"))
+        default:
+            self.push("bad argument #2 to 'post' (string or table expected, got \(self.typeName(at: 2)))")
+            return -1
+        }
+        switch lua_type(self.L, 3) {
+        case LUA_TNONE, LUA_TNIL:
+            break
+        case LUA_TTABLE:
+            lua_pushnil(self.L)
+            while lua_next(self.L, 3) != 0 {
+                defer { lua_settop(self.L, -2) }
+                guard let name = self.string(at: -2), let value = self.string(at: -1) else {
+                    lua_settop(self.L, 3)
+                    self.push("bad argument #3 to 'post' (a table of header names to strings expected)")
+                    return -1
+                }
+                headers.removeAll { $0.name.lowercased() == name.lowercased() }
+                headers.append(Header(name, value))
+            }
+        default:
+            self.push("bad argument #3 to 'post' (table expected, got \(self.typeName(at: 3)))")
+            return -1
+        }
+        self.alerts.append(.post(url: url, body: body, headers: headers))
+        return 0
+    }
+
+    /// `urlpoll.exec(argv)`: records a command for the dispatcher and returns at once.
+    private func hostExec() -> Int32 {
+        var argv: [String] = []
+        if lua_type(self.L, 1) == LUA_TTABLE {
+            let count = Int(lua_rawlen(self.L, 1))
+            for i in 0..<count {
+                lua_rawgeti(self.L, 1, lua_Integer(i + 1))
+                defer { lua_settop(self.L, -2) }
+                guard let arg = self.string(at: -1) ?? self.number(at: -1).map(formatSeconds) else {
+                    argv = []
+                    break
+                }
+                argv.append(arg)
+            }
+        }
+        guard let first = argv.first, !first.isEmpty else {
+            self.push("bad argument #1 to 'exec' (a table of strings expected, such as { \"notify-send\", \"down\" })")
+            return -1
+        }
+        self.alerts.append(.exec(argv: argv))
+        return 0
     }
 
     /// The runtime that owns the state a host function was called on.

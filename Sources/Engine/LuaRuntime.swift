@@ -18,6 +18,8 @@ final class LuaRuntime {
     let logger: Logger
     /// The script's path, once loaded.
     private(set) var path = ""
+    /// Alerts recorded by `urlpoll.post` and `urlpoll.exec` since the owner last took them.
+    var alerts: [Alert] = []
 
     init(limits: LuaLimits, logger: Logger, args: [String]) throws(ScriptError) {
         self.limits = limits
@@ -113,19 +115,20 @@ final class LuaRuntime {
         return ScriptError(kind, message, traceback: traceback)
     }
 
-    /// Calls the function held by `hook` with arguments pushed by `pushArgs`, and hands its first result
-    /// to `read` while it is still on the stack.
+    /// Calls the function held by `hook` with arguments pushed by `pushArgs`, and hands the index of its
+    /// first of `nresults` results to `read` while they are still on the stack.
     func callHook<T>(
-        _ hook: HookRef, name: String, nargs: Int32, pushArgs: () -> Void, read: (Int32) -> T
+        _ hook: HookRef, name: String, nargs: Int32, nresults: Int32 = 1, pushArgs: () -> Void,
+        read: (Int32) -> T
     ) -> Result<T, ScriptError> {
         let top = lua_gettop(self.L)
         defer { lua_settop(self.L, top) }
         lua_rawgeti(self.L, UP_REGISTRYINDEX, lua_Integer(hook.ref))
         pushArgs()
-        if let error = self.call(nargs: nargs, nresults: 1, budget: self.limits.hookInstructions, what: name) {
+        if let error = self.call(nargs: nargs, nresults: nresults, budget: self.limits.hookInstructions, what: name) {
             return .failure(error)
         }
-        return .success(read(lua_gettop(self.L)))
+        return .success(read(top + 1))
     }
 
     // MARK: Reading values (none of these can raise)
@@ -147,6 +150,16 @@ final class LuaRuntime {
         guard let bytes = lua_tolstring(self.L, index, &length) else { return nil }
         return bytes.withMemoryRebound(to: UInt8.self, capacity: length) {
             String(decoding: UnsafeBufferPointer(start: $0, count: length), as: UTF8.self)
+        }
+    }
+
+    /// The bytes of the string at `index`, only if it is a string; binary-safe.
+    func bytes(at index: Int32) -> [UInt8]? {
+        guard lua_type(self.L, index) == LUA_TSTRING else { return nil }
+        var length = 0
+        guard let bytes = lua_tolstring(self.L, index, &length) else { return nil }
+        return bytes.withMemoryRebound(to: UInt8.self, capacity: length) {
+            Array(UnsafeBufferPointer(start: $0, count: length))
         }
     }
 
@@ -187,6 +200,12 @@ final class LuaRuntime {
     }
 
     // MARK: Pushing values (memory only; the cap is off outside protected calls)
+
+    func push(bytes: [UInt8]) {
+        bytes.withUnsafeBufferPointer { buf in
+            buf.withMemoryRebound(to: CChar.self) { _ = lua_pushlstring(self.L, $0.baseAddress, $0.count) }
+        }
+    }
 
     func push(_ string: String) {
         var s = string

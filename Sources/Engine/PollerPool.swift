@@ -10,6 +10,7 @@ public struct PollerPool<C: Clock>: Sendable where C.Duration == Duration {
     public let monitor: StateMonitor
     private let prober: any Prober
     private let policy: any SleepPolicy
+    private let checker: (any Checker)?
     private let clock: C
     private let now: @Sendable () -> Double
 
@@ -18,17 +19,20 @@ public struct PollerPool<C: Clock>: Sendable where C.Duration == Duration {
     ///   - targets: The URLs to poll.
     ///   - prober: Sends the requests.
     ///   - policy: Decides each Sleep.
+    ///   - checker: Judges responses of URLs that have a `check` hook.
     ///   - monitor: Receives every State.
     ///   - clock: Drives Sleep and the monitor's ticks.
     ///   - now: Wall-clock seconds since the epoch, for `since` and `checked_at`.
     public init(
         settings: Settings, targets: [Target], prober: any Prober, policy: any SleepPolicy,
-        monitor: StateMonitor, clock: C, now: @escaping @Sendable () -> Double = { Date().timeIntervalSince1970 }
+        checker: (any Checker)? = nil, monitor: StateMonitor, clock: C,
+        now: @escaping @Sendable () -> Double = { Date().timeIntervalSince1970 }
     ) {
         self.settings = settings
         self.targets = targets
         self.prober = prober
         self.policy = policy
+        self.checker = checker
         self.monitor = monitor
         self.clock = clock
         self.now = now
@@ -103,7 +107,11 @@ public struct PollerPool<C: Clock>: Sendable where C.Duration == Duration {
     private func poll(_ resource: inout Resource) async {
         let result = await self.prober.probe(resource.target, settings: self.settings)
         guard !Task.isCancelled else { return }
-        let state = resource.record(result, at: self.now())
+        var verdict: Verdict?
+        if let checker = self.checker, resource.target.captureBody, case .response = result.outcome {
+            verdict = await checker.check(resource.target, result)
+        }
+        let state = resource.record(result, verdict: verdict, at: self.now())
         await self.monitor.update(state)
     }
 }

@@ -41,7 +41,8 @@ public struct Output: Sendable {
     }
 }
 
-/// TextReporter prints the seed's block: `Current state:` then one ` URL STATUS` line per URL.
+/// TextReporter prints the seed's block: `Current state:` then one ` URL STATUS` line per URL. A URL that
+/// a `check` judged degraded or down says so after its status.
 public struct TextReporter: Reporter {
     let output: Output
 
@@ -52,16 +53,17 @@ public struct TextReporter: Reporter {
     public func report(_ states: [State]) async {
         var text = "Current state:\n"
         for state in states {
-            text += " \(state.url) \(state.status)\n"
+            text += " \(state.url) \(state.status)"
+            if state.error == "check" {
+                text += " (\(state.health.rawValue)\(state.detail.map { ": \($0)" } ?? ""))"
+            }
+            text += "\n"
         }
         self.output(text)
     }
 }
 
 /// JSONReporter prints one JSON object per URL per tick (JSON lines), for jq and log shippers.
-///
-/// Fields: `event` (`"report"`), `url`, `name`, `status`, `code`, `ok`, `error`, `detail`,
-/// `error_count`, `latency`, `polls`, `since`, `checked_at`; times in seconds.
 public struct JSONReporter: Reporter {
     let output: Output
 
@@ -77,51 +79,74 @@ public struct JSONReporter: Reporter {
         self.output(text)
     }
 
-    static func line(event: String, _ state: State) -> String {
-        struct Line: Encodable {
-            let event: String
-            let url: String
-            let name: String
-            let status: String
-            let code: Int?
-            let ok: Bool
-            let error: String?
-            let detail: String?
-            let error_count: Int
-            let latency: Double
-            let polls: Int
-            let since: Double
-            let checked_at: Double
-
-            func encode(to encoder: any Encoder) throws {
-                var c = encoder.container(keyedBy: CodingKeys.self)
-                try c.encode(self.event, forKey: .event)
-                try c.encode(self.url, forKey: .url)
-                try c.encode(self.name, forKey: .name)
-                try c.encode(self.status, forKey: .status)
-                try c.encode(self.code, forKey: .code)
-                try c.encode(self.ok, forKey: .ok)
-                try c.encode(self.error, forKey: .error)
-                try c.encode(self.detail, forKey: .detail)
-                try c.encode(self.error_count, forKey: .error_count)
-                try c.encode(self.latency, forKey: .latency)
-                try c.encode(self.polls, forKey: .polls)
-                try c.encode(self.since, forKey: .since)
-                try c.encode(self.checked_at, forKey: .checked_at)
-            }
-
-            enum CodingKeys: String, CodingKey {
-                case event, url, name, status, code, ok, error, detail, error_count, latency, polls, since,
-                    checked_at
-            }
+    /// One JSON object: `event`, then the state's fields (`url`, `name`, `status`, `state`, `code`, `ok`,
+    /// `error`, `detail`, `error_count`, `latency`, `polls`, `since`, `checked_at`), and for a change the
+    /// previous `prev_status` and `prev_state` (null on a URL's first result). Times are in seconds.
+    public static func line(event: String, _ state: State, previous: State?? = nil) -> String {
+        var line = JSONLine()
+        line.add("event", event)
+        line.add("url", state.url)
+        line.add("name", state.name)
+        line.add("status", state.status)
+        line.add("state", state.health.rawValue)
+        line.add("code", state.code.map(Double.init))
+        line.add("ok", state.ok)
+        line.add("error", state.error)
+        line.add("detail", state.detail)
+        line.add("error_count", Double(state.errorCount))
+        line.add("latency", state.latency.seconds)
+        line.add("polls", Double(state.polls))
+        line.add("since", state.since)
+        line.add("checked_at", state.checkedAt)
+        if let previous {
+            line.add("prev_status", previous?.status)
+            line.add("prev_state", previous?.health.rawValue)
         }
-        let line = Line(
-            event: event, url: state.url, name: state.name, status: state.status, code: state.code, ok: state.ok,
-            error: state.error, detail: state.detail, error_count: state.errorCount, latency: state.latency.seconds,
-            polls: state.polls, since: state.since, checked_at: state.checkedAt)
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        guard let data = try? encoder.encode(line) else { return "{}" }
-        return String(decoding: data, as: UTF8.self)
+        return line.text
+    }
+}
+
+/// JSONLine builds one JSON object with its keys in the order added.
+struct JSONLine {
+    private var text_ = "{"
+
+    var text: String { self.text_ + "}" }
+
+    private mutating func key(_ key: String) {
+        if self.text_.count > 1 { self.text_ += "," }
+        LuaRuntime.appendJSONString(key, to: &self.text_)
+        self.text_ += ":"
+    }
+
+    mutating func add(_ key: String, _ value: String?) {
+        self.key(key)
+        if let value { LuaRuntime.appendJSONString(value, to: &self.text_) } else { self.text_ += "null" }
+    }
+
+    mutating func add(_ key: String, _ value: Double?) {
+        self.key(key)
+        guard let value, value.isFinite else {
+            self.text_ += "null"
+            return
+        }
+        self.text_ += value == value.rounded() && abs(value) < 1e15 ? String(Int64(value)) : String(value)
+    }
+
+    mutating func add(_ key: String, _ value: Bool) {
+        self.key(key)
+        self.text_ += value ? "true" : "false"
+    }
+}
+
+/// JSONChangePrinter prints each change as a JSON line with `"event": "change"`.
+public struct JSONChangePrinter: StateObserver {
+    let output: Output
+
+    public init(output: Output) {
+        self.output = output
+    }
+
+    public func changed(_ state: State, previous: State?) async {
+        self.output(JSONReporter.line(event: "change", state, previous: .some(previous)) + "\n")
     }
 }

@@ -12,6 +12,8 @@ public struct Resource: Sendable {
     public var lastSleep: Duration?
     /// The state after the last poll.
     public private(set) var state: State?
+    /// The last response's headers, kept only when the target captures them.
+    public private(set) var headers: [Header] = []
 
     public init(_ target: Target) {
         self.target = target
@@ -27,36 +29,48 @@ public struct Resource: Sendable {
         }
     }
 
-    /// Records one poll's result at wall-clock time `now` and returns the new State.
+    /// Records one poll's result at wall-clock time `now` and returns the new State. A `verdict` from a
+    /// `check` hook decides the health of a response; without one, `expect` does.
     @discardableResult
-    public mutating func record(_ result: ProbeResult, at now: Double) -> State {
+    public mutating func record(_ result: ProbeResult, verdict: Verdict? = nil, at now: Double) -> State {
         self.polls += 1
-        var status: String
+        let status: String
         var code: Int?
+        var health = Health.up
         var error: String?
         var detail: String?
         switch result.outcome {
         case .response(let c, let reason):
             code = c
             status = reason.isEmpty ? "\(c)" : "\(c) \(reason)"
-            if !self.target.expect.contains(c) {
+            if let verdict {
+                health = verdict.health
+                detail = verdict.message
+                if health != .up {
+                    error = "check"
+                    detail = verdict.message ?? "check returned \(health.rawValue)"
+                }
+            } else if !self.target.expect.contains(c) {
+                health = .down
                 error = "status"
                 detail = "status \(c) is not in expect \(self.target.expect)"
             }
         case .failure(let failure):
             status = failure.kind.rawValue
+            health = .down
             error = failure.kind.rawValue
             detail = failure.detail
         }
-        let ok = error == nil
-        self.errorCount = ok ? 0 : self.errorCount + 1
-        let since = (self.state?.status == status) ? (self.state?.since ?? now) : now
-        let state = State(
-            url: self.target.url, name: self.target.name, status: status, code: code, ok: ok, error: error,
+        self.errorCount = health == .down ? self.errorCount + 1 : 0
+        let previous = self.state
+        var state = State(
+            url: self.target.url, name: self.target.name, status: status, code: code, health: health, error: error,
             detail: detail, errorCount: self.errorCount, latency: result.latency, polls: self.polls,
-            since: since, checkedAt: now
+            since: now, checkedAt: now
         )
+        if let previous, !state.differs(from: previous) { state.since = previous.since }
         self.state = state
+        self.headers = self.target.captureHeaders ? result.headers : []
         return state
     }
 }

@@ -9,6 +9,12 @@ public struct ScriptConfig: Sendable {
     public var backoff: HookRef?
     /// The global `report` hook, if defined.
     public var report: HookRef?
+    /// The global `check` hook, if defined.
+    public var check: HookRef?
+    /// The `on_change` hook, if defined.
+    public var onChange: HookRef?
+    /// The `on_result` hook, if defined.
+    public var onResult: HookRef?
 
     /// Whether any backoff policy (global or per URL) is written in Lua.
     public var hasBackoffHook: Bool {

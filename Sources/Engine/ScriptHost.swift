@@ -9,6 +9,7 @@ import Logging
 public actor ScriptHost {
     private let runtime: LuaRuntime
     private let logger: Logger
+    private let alerts: (any AlertSink)?
     /// What the script declared, read once at load.
     public nonisolated let config: ScriptConfig
 
@@ -19,13 +20,36 @@ public actor ScriptHost {
     /// - Throws: ``ScriptError`` naming the script's `file:line` when it cannot be loaded or declares
     ///   something invalid.
     ///   - text: The script's text when it has no file (the built-in demo); `path` then only names it.
+    ///   - alerts: Where `urlpoll.post` and `urlpoll.exec` alerts go; without one they are logged and dropped
+    ///     (as `urlpoll check` does).
     public init(
-        path: String, text: String? = nil, args: [String] = [], limits: LuaLimits = LuaLimits(), logger: Logger
+        path: String, text: String? = nil, args: [String] = [], limits: LuaLimits = LuaLimits(),
+        alerts: (any AlertSink)? = nil, logger: Logger
     ) throws(ScriptError) {
         let runtime = try LuaRuntime(limits: limits, logger: logger, args: args)
         self.config = try runtime.loadConfig(path: path, text: text)
         self.runtime = runtime
         self.logger = logger
+        self.alerts = alerts
+        Self.forward(runtime, to: alerts, logger: logger)
+    }
+
+    /// Hands the alerts a hook recorded to the dispatcher, after the hook has returned.
+    private static func forward(_ runtime: LuaRuntime, to sink: (any AlertSink)?, logger: Logger) {
+        guard !runtime.alerts.isEmpty else { return }
+        let alerts = runtime.alerts
+        runtime.alerts.removeAll()
+        for alert in alerts {
+            if let sink {
+                sink.enqueue(alert)
+            } else {
+                logger.info("alert not sent (nothing is polled here)", metadata: ["alert": "\(alert.summary)"])
+            }
+        }
+    }
+
+    private func forwardAlerts() {
+        Self.forward(self.runtime, to: self.alerts, logger: self.logger)
     }
 
     /// The policy Sleep should use: this host when the script writes backoff in Lua, else the built-in
@@ -37,6 +61,16 @@ public actor ScriptHost {
     /// The reporter the monitor should use: this host when the script defines `report`, else `fallback`.
     public nonisolated func reporter(fallback: any Reporter) -> any Reporter {
         self.config.report != nil ? self : fallback
+    }
+
+    /// This host as a StateObserver when the script defines `on_change` or `on_result`.
+    public nonisolated var observer: (any StateObserver)? {
+        self.config.onChange != nil || self.config.onResult != nil ? self : nil
+    }
+
+    /// This host as a Checker when any URL has a `check` hook.
+    public nonisolated var checker: (any Checker)? {
+        self.config.targets.contains { $0.captureBody } ? self : nil
     }
 }
 
@@ -50,7 +84,7 @@ extension ScriptHost: SleepPolicy {
         guard let hook = resource.target.backoff ?? self.config.backoff else { return fallback }
         let result = self.runtime.callHook(
             hook, name: "backoff", nargs: 1,
-            pushArgs: { self.pushBackoffArgument(resource, settings: settings) },
+            pushArgs: { self.pushBackoffArgument(resource, settings: settings, default: fallback) },
             read: { index -> Result<Duration, ScriptError> in
                 if let seconds = self.runtime.number(at: index), let delay = Backoff.duration(fromSeconds: seconds) {
                     return .success(delay)
@@ -61,6 +95,7 @@ extension ScriptHost: SleepPolicy {
                         .badReturn,
                         "\(hook.location): backoff returned \(got); expected a finite number of seconds >= 0"))
             })
+        self.forwardAlerts()
         switch result.flatMap({ $0 }) {
         case .success(let delay):
             return delay
@@ -72,19 +107,38 @@ extension ScriptHost: SleepPolicy {
         }
     }
 
-    private func pushBackoffArgument(_ resource: Resource, settings: Settings) {
+    private func pushBackoffArgument(_ resource: Resource, settings: Settings, default fallback: Duration) {
         let state = resource.state
-        lua_createtable(self.runtime.L, 0, 10)
+        lua_createtable(self.runtime.L, 0, 13)
+        self.runtime.setField("default", fallback.seconds)
         self.runtime.setField("url", resource.target.url)
         self.runtime.setField("name", resource.target.name)
         self.runtime.setField("error_count", resource.errorCount)
         self.runtime.setField("status", state?.status)
         self.runtime.setField("code", state?.code)
         self.runtime.setField("ok", state?.ok ?? false)
+        self.runtime.setField("state", state?.health.rawValue)
         self.runtime.setField("latency", (state?.latency ?? .zero).seconds)
         self.runtime.setField("polls", resource.polls)
         if let last = resource.lastSleep { self.runtime.setField("last_sleep", last.seconds) }
         self.runtime.setField("interval", settings.interval(for: resource.target).seconds)
+        if resource.target.captureHeaders {
+            self.pushHeaders(resource.headers)
+            lua_setfield(self.runtime.L, -2, "headers")
+        }
+    }
+
+    /// Pushes headers as a table keyed by lower-case name; repeated headers are joined with ", ".
+    private func pushHeaders(_ headers: [Header]) {
+        var merged: [String: String] = [:]
+        for header in headers {
+            let name = header.name.lowercased()
+            merged[name] = merged[name].map { $0 + ", " + header.value } ?? header.value
+        }
+        lua_createtable(self.runtime.L, 0, Int32(merged.count))
+        for (name, value) in merged {
+            self.runtime.setField(name, value)
+        }
     }
 }
 
@@ -98,19 +152,21 @@ extension ScriptHost: Reporter {
                 hook, name: "report", nargs: 1,
                 pushArgs: { self.pushState(state, index: i + 1, count: states.count) },
                 read: { _ in () })
+            self.forwardAlerts()
             if case .failure(let error) = result {
                 self.logFailure(error, hook: "report", url: state.url, fallback: "skipping this URL's report")
             }
         }
     }
 
-    private func pushState(_ state: State, index: Int, count: Int) {
-        lua_createtable(self.runtime.L, 0, 14)
+    private func pushState(_ state: State, index: Int? = nil, count: Int? = nil) {
+        lua_createtable(self.runtime.L, 0, 15)
         self.runtime.setField("url", state.url)
         self.runtime.setField("name", state.name)
         self.runtime.setField("status", state.status)
         self.runtime.setField("code", state.code)
         self.runtime.setField("ok", state.ok)
+        self.runtime.setField("state", state.health.rawValue)
         self.runtime.setField("error", state.error)
         self.runtime.setField("detail", state.detail)
         self.runtime.setField("error_count", state.errorCount)
@@ -120,6 +176,95 @@ extension ScriptHost: Reporter {
         self.runtime.setField("checked_at", state.checkedAt)
         self.runtime.setField("index", index)
         self.runtime.setField("count", count)
+    }
+}
+
+// MARK: on_change(s, prev) and on_result(s, prev)
+
+extension ScriptHost: StateObserver {
+    public func polled(_ state: State, previous: State?) {
+        guard let hook = self.config.onResult else { return }
+        self.callObserver(hook, name: "on_result", state, previous)
+    }
+
+    public func changed(_ state: State, previous: State?) {
+        guard let hook = self.config.onChange else { return }
+        self.callObserver(hook, name: "on_change", state, previous)
+    }
+
+    private func callObserver(_ hook: HookRef, name: String, _ state: State, _ previous: State?) {
+        let result = self.runtime.callHook(
+            hook, name: name, nargs: 2,
+            pushArgs: {
+                self.pushState(state)
+                if let previous { self.pushState(previous) } else { lua_pushnil(self.runtime.L) }
+            },
+            read: { _ in () })
+        self.forwardAlerts()
+        if case .failure(let error) = result {
+            self.logFailure(error, hook: name, url: state.url, fallback: "continuing")
+        }
+    }
+}
+
+// MARK: check(res)
+
+/// Checker turns a response into a verdict.
+public protocol Checker: Sendable {
+    /// The verdict on `result` for `target`, or nil to let `expect` decide.
+    func check(_ target: Target, _ result: ProbeResult) async -> Verdict?
+}
+
+extension ScriptHost: Checker {
+    public func check(_ target: Target, _ result: ProbeResult) -> Verdict? {
+        guard let hook = target.check ?? self.config.check,
+            case .response(let code, let reason) = result.outcome
+        else { return nil }
+        let verdict = self.runtime.callHook(
+            hook, name: "check", nargs: 1, nresults: 2,
+            pushArgs: {
+                lua_createtable(self.runtime.L, 0, 9)
+                self.runtime.setField("url", target.url)
+                self.runtime.setField("name", target.name)
+                self.runtime.setField("status", reason.isEmpty ? "\(code)" : "\(code) \(reason)")
+                self.runtime.setField("code", code)
+                self.runtime.setField("ok", target.expect.contains(code))
+                self.runtime.setField("latency", result.latency.seconds)
+                self.pushHeaders(result.headers)
+                lua_setfield(self.runtime.L, -2, "headers")
+                self.runtime.push(bytes: result.body ?? [])
+                lua_setfield(self.runtime.L, -2, "body")
+            },
+            read: { first in self.readVerdict(hook, at: first) })
+        self.forwardAlerts()
+        switch verdict.flatMap({ $0 }) {
+        case .success(let verdict):
+            return verdict
+        case .failure(let error):
+            self.logFailure(error, hook: "check", url: target.url, fallback: "judging by expect instead")
+            return nil
+        }
+    }
+
+    /// Reads check's results: `"up" | "degraded" | "down"` (or true/false, or nil) and an optional message.
+    private func readVerdict(_ hook: HookRef, at value: Int32) -> Result<Verdict?, ScriptError> {
+        let L = self.runtime.L
+        let message = self.runtime.string(at: value + 1)
+        switch lua_type(L, value) {
+        case LUA_TNIL:
+            return .success(nil)
+        case LUA_TBOOLEAN:
+            return .success(Verdict(lua_toboolean(L, value) != 0 ? .up : .down, message: message))
+        default:
+            if let text = self.runtime.string(at: value), let health = Health(rawValue: text) {
+                return .success(Verdict(health, message: message))
+            }
+            return .failure(
+                ScriptError(
+                    .badReturn,
+                    "\(hook.location): check returned \(self.runtime.describe(at: value)); expected \"up\", "
+                        + "\"degraded\" or \"down\" (and an optional message)"))
+        }
     }
 }
 

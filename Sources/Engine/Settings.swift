@@ -26,8 +26,10 @@ public struct Settings: Sendable, Hashable {
         target.timeout ?? self.timeout
     }
 
-    /// The method that applies to `target`: its own, or `method`.
+    /// The method that applies to `target`: its own, or `method`; a HEAD becomes a GET when a check wants
+    /// the body.
     public func method(for target: Target) -> String {
-        target.method ?? self.method
+        let method = target.method ?? self.method
+        return method == "HEAD" && target.captureBody ? "GET" : method
     }
 }

@@ -1,3 +1,21 @@
+/// Health is a URL's verdict after a poll: up, degraded (working, but a `check` is unhappy), or down.
+public enum Health: String, Sendable, Hashable, CaseIterable {
+    case up
+    case degraded
+    case down
+}
+
+/// Verdict is what a `check` hook decided about a response.
+public struct Verdict: Sendable, Hashable {
+    public var health: Health
+    public var message: String?
+
+    public init(_ health: Health, message: String? = nil) {
+        self.health = health
+        self.message = message
+    }
+}
+
 /// State is the last-known state of a URL: what the StateMonitor holds and what `report` and the
 /// default reporter see.
 public struct State: Sendable, Hashable {
@@ -7,9 +25,10 @@ public struct State: Sendable, Hashable {
     public var status: String
     /// The HTTP status code, when there was a response.
     public var code: Int?
-    /// Whether the poll succeeded: a response whose code is in the URL's `expect`.
-    public var ok: Bool
-    /// A short error kind when the poll failed (`"status"` for a code outside `expect`).
+    /// Up, degraded or down: from `expect`, or from the `check` hook when there is one.
+    public var health: Health
+    /// A short error kind when the poll failed or was degraded (`"status"` for a code outside `expect`,
+    /// `"check"` when the `check` hook said so).
     public var error: String?
     /// The full error text when the poll failed.
     public var detail: String?
@@ -24,7 +43,7 @@ public struct State: Sendable, Hashable {
     public var checkedAt: Double
 
     public init(
-        url: String, name: String, status: String, code: Int? = nil, ok: Bool, error: String? = nil,
+        url: String, name: String, status: String, code: Int? = nil, health: Health, error: String? = nil,
         detail: String? = nil, errorCount: Int = 0, latency: Duration = .zero, polls: Int = 1,
         since: Double = 0, checkedAt: Double = 0
     ) {
@@ -32,7 +51,7 @@ public struct State: Sendable, Hashable {
         self.name = name
         self.status = status
         self.code = code
-        self.ok = ok
+        self.health = health
         self.error = error
         self.detail = detail
         self.errorCount = errorCount
@@ -40,5 +59,14 @@ public struct State: Sendable, Hashable {
         self.polls = polls
         self.since = since
         self.checkedAt = checkedAt
+    }
+
+    /// Whether the URL is not down (up or degraded).
+    public var ok: Bool { self.health != .down }
+
+    /// Whether `other` is a different status or health, the kind of difference `on_change` is called for.
+    public func differs(from other: State?) -> Bool {
+        guard let other else { return true }
+        return self.status != other.status || self.health != other.health
     }
 }

@@ -1,21 +1,45 @@
 import AsyncAlgorithms
 
+/// StateObserver hears about every State the monitor receives.
+public protocol StateObserver: Sendable {
+    /// After every poll, with the URL's previous state (nil on its first poll).
+    func polled(_ state: State, previous: State?) async
+    /// When a URL's status or health changes (previous nil on its first result).
+    func changed(_ state: State, previous: State?) async
+}
+
+extension StateObserver {
+    public func polled(_ state: State, previous: State?) async {}
+}
+
 /// StateMonitor maintains the url→State map and reports it on every tick. It alone owns the map: pollers
-/// send it States, and the reporter gets a sorted copy.
+/// send it States, observers hear of every result and every change as it happens, and the reporter gets a
+/// sorted copy on each tick.
 public actor StateMonitor {
     private var states: [String: State] = [:]
     /// URLs in report order (sorted), fixed at creation.
     private let order: [String]
     private let reporter: any Reporter
+    private let observers: [any StateObserver]
 
-    public init(urls: [String], reporter: any Reporter) {
+    public init(urls: [String], reporter: any Reporter, observers: [any StateObserver] = []) {
         self.order = urls.sorted()
         self.reporter = reporter
+        self.observers = observers
     }
 
-    /// Records the state a poller reports.
-    public func update(_ state: State) {
+    /// Records the state a poller reports, and tells the observers.
+    public func update(_ state: State) async {
+        let previous = self.states[state.url]
         self.states[state.url] = state
+        for observer in self.observers {
+            await observer.polled(state, previous: previous)
+        }
+        if state.differs(from: previous) {
+            for observer in self.observers {
+                await observer.changed(state, previous: previous)
+            }
+        }
     }
 
     /// Every URL's last state, in report order; URLs not yet polled are left out.

@@ -19,6 +19,12 @@ public struct Target: Sendable, Hashable {
     public var expect: ExpectedStatus
     /// This URL's own backoff policy, overriding the global `backoff` hook.
     public var backoff: HookRef?
+    /// This URL's own check, overriding the global `check` hook.
+    public var check: HookRef?
+    /// Whether polls keep the response headers (a hook reads them).
+    public var captureHeaders = false
+    /// Whether polls read and keep the response body (a `check` hook reads it); a HEAD becomes a GET.
+    public var captureBody = false
 
     public init(
         url: String,
@@ -28,7 +34,8 @@ public struct Target: Sendable, Hashable {
         interval: Duration? = nil,
         headers: [Header] = [],
         expect: ExpectedStatus = .default,
-        backoff: HookRef? = nil
+        backoff: HookRef? = nil,
+        check: HookRef? = nil
     ) {
         self.url = url
         self.name = name ?? url
@@ -38,6 +45,7 @@ public struct Target: Sendable, Hashable {
         self.headers = headers
         self.expect = expect
         self.backoff = backoff
+        self.check = check
     }
 }
 

@@ -27,8 +27,8 @@ extension Urlpoll {
 
         func run() async throws {
             let logger = self.common.makeLogger()
-            let host = try loadScript(path: self.script, args: self.scriptArguments, logger: logger)
-            try await runPolling(host: host, options: self.poll, logger: logger)
+            let session = try Session(path: self.script, args: self.scriptArguments, options: self.poll, logger: logger)
+            try await session.run(logger: logger)
         }
     }
 
@@ -54,7 +54,10 @@ extension Urlpoll {
     struct Once: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Poll every URL once, report once, and exit.",
-            discussion: "Exits 0 when every URL is up, 1 when any failed, 2 when the script does not load.")
+            discussion: """
+                Exits 0 when every URL is up, 1 when any is down, 3 when none is down but a check judged some \
+                degraded, and 2 when the script does not load. Alerts raised are delivered before exiting.
+                """)
 
         @Argument(help: "The Lua config script.")
         var script: String
@@ -67,18 +70,10 @@ extension Urlpoll {
 
         func run() async throws {
             let logger = self.common.makeLogger()
-            let host = try loadScript(path: self.script, args: self.scriptArguments, logger: logger)
-            let settings = self.poll.apply(to: host.config.settings)
-            let client = HTTPProber.makeClient(pollers: settings.pollers)
-            let monitor = StateMonitor(
-                urls: host.config.targets.map(\.url), reporter: host.reporter(fallback: self.poll.fallbackReporter()))
-            let pool = PollerPool(
-                settings: settings, targets: host.config.targets, prober: HTTPProber(client: client),
-                policy: host.sleepPolicy, monitor: monitor, clock: ContinuousClock())
-            let states = await pool.runOnce()
-            await monitor.tick()
-            try await client.shutdown()
-            if states.contains(where: { !$0.ok }) { throw ExitCode(1) }
+            let session = try Session(path: self.script, args: self.scriptArguments, options: self.poll, logger: logger)
+            let states = await session.runOnce()
+            if states.contains(where: { $0.health == .down }) { throw ExitCode(1) }
+            if states.contains(where: { $0.health == .degraded }) { throw ExitCode(3) }
         }
     }
 
@@ -126,31 +121,8 @@ struct DemoRunner: Service {
         guard let port = await self.ports.first(where: { _ in true }) else { return }
         let base = "http://127.0.0.1:\(port)"
         Output.standardOutput("urlpoll demo: polling the demo site at \(base) (Ctrl-C to stop)\n")
-        let host = try loadScript(path: "demo.lua", text: DemoSite.script, args: [base], logger: self.logger)
-        try await runPolling(host: host, options: self.options, logger: self.logger, signals: [])
+        let session = try Session(
+            path: "demo.lua", text: DemoSite.script, args: [base], options: self.options, logger: self.logger)
+        try await session.run(signals: [], logger: self.logger)
     }
-}
-
-/// Runs the poller pool under a service group that stops on SIGINT/SIGTERM and prints a last report.
-func runPolling(
-    host: ScriptHost, options: PollOptions, logger: Logger, signals: [UnixSignal] = [.sigterm, .sigint]
-) async throws {
-    let settings = options.apply(to: host.config.settings)
-    let client = HTTPProber.makeClient(pollers: settings.pollers)
-    let monitor = StateMonitor(
-        urls: host.config.targets.map(\.url), reporter: host.reporter(fallback: options.fallbackReporter()))
-    let pool = PollerPool(
-        settings: settings, targets: host.config.targets, prober: HTTPProber(client: client),
-        policy: host.sleepPolicy, monitor: monitor, clock: ContinuousClock())
-    let group = ServiceGroup(
-        configuration: .init(
-            services: [.init(service: PollingService(pool: pool))], gracefulShutdownSignals: signals,
-            logger: logger))
-    do {
-        try await group.run()
-    } catch {
-        try? await client.shutdown()
-        throw error
-    }
-    try await client.shutdown()
 }

@@ -12,7 +12,11 @@ func describe(_ config: ScriptConfig) -> String {
     text += "status_interval=\(secs(s.statusInterval)) error_backoff=\(secs(s.errorBackoff)) "
     text += "timeout=\(secs(s.timeout)) method=\(s.method)\n"
     text += "hooks: backoff=\(config.backoff?.location ?? "default (seed's linear)") "
-    text += "report=\(config.report?.location ?? "default (seed's block)")\n"
+    text += "report=\(config.report?.location ?? "default (seed's block)")"
+    for (name, hook) in [("check", config.check), ("on_change", config.onChange), ("on_result", config.onResult)] {
+        if let hook { text += " \(name)=\(hook.location)" }
+    }
+    text += "\n"
     text += "urls (\(config.targets.count)):\n"
     for target in config.targets {
         var options: [String] = []
@@ -23,6 +27,7 @@ func describe(_ config: ScriptConfig) -> String {
         if target.expect != .default { options.append("expect=\(target.expect)") }
         if !target.headers.isEmpty { options.append("headers=\(target.headers.map(\.name).joined(separator: ","))") }
         if let backoff = target.backoff { options.append("backoff=\(backoff.location)") }
+        if let check = target.check { options.append("check=\(check.location)") }
         text += " \(target.url)" + (options.isEmpty ? "" : " [" + options.joined(separator: " ") + "]") + "\n"
     }
     return text

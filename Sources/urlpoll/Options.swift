@@ -80,9 +80,11 @@ struct CommonOptions: ParsableArguments {
 }
 
 /// Loads a script, or prints its error (`file:line: message`) to standard error and exits with status 2.
-func loadScript(path: String, text: String? = nil, args: [String], logger: Logger) throws -> ScriptHost {
+func loadScript(
+    path: String, text: String? = nil, args: [String], alerts: (any AlertSink)? = nil, logger: Logger
+) throws -> ScriptHost {
     do {
-        return try ScriptHost(path: path, text: text, args: args, logger: logger)
+        return try ScriptHost(path: path, text: text, args: args, alerts: alerts, logger: logger)
     } catch {
         var message = "urlpoll: \(error.message)\n"
         if let traceback = error.traceback { message += traceback + "\n" }

@@ -28,12 +28,18 @@ import Testing
             let script = try TemporaryScript("urls = { \"\(base)/healthy\", \"\(base)/redirect\" }")
             let result = try await CLIProcess.run(["once", script.path, "--format", "json"])
             #expect(result.status == 0)
-            let objects = try result.stdout.split(separator: "\n").map {
+            let lines = try result.stdout.split(separator: "\n").map {
                 try #require(try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])
             }
-            #expect(objects.map { $0["url"] as? String } == ["\(base)/healthy", "\(base)/redirect"])
-            #expect(objects.allSatisfy { $0["event"] as? String == "report" && $0["ok"] as? Bool == true })
-            #expect(objects.allSatisfy { $0["code"] as? Int == 200 && $0["error_count"] as? Int == 0 })
+            // Then: a change event per URL as its first result arrives, then the report, in URL order.
+            let changes = lines.filter { $0["event"] as? String == "change" }
+            let reports = lines.filter { $0["event"] as? String == "report" }
+            #expect(changes.count == 2)
+            #expect(changes.allSatisfy { $0["prev_status"] is NSNull && $0["state"] as? String == "up" })
+            #expect(Array(lines.suffix(2)).map { $0["event"] as? String } == ["report", "report"])
+            #expect(reports.map { $0["url"] as? String } == ["\(base)/healthy", "\(base)/redirect"])
+            #expect(reports.allSatisfy { $0["ok"] as? Bool == true && $0["state"] as? String == "up" })
+            #expect(reports.allSatisfy { $0["code"] as? Int == 200 && $0["error_count"] as? Int == 0 })
         }
     }
 

@@ -1,0 +1,134 @@
+import Logging
+import ServiceLifecycle
+import Synchronization
+
+/// AlertDispatcher delivers the alerts hooks record, with its own concurrency limit, a timeout per attempt
+/// and retries with exponential backoff. Polling never waits for it.
+///
+/// On shutdown it stops taking new alerts and keeps delivering what is queued for at most
+/// ``Configuration/shutdownGrace``; whatever is still undelivered then is logged as such, never dropped
+/// silently.
+public final class AlertDispatcher<C: Clock>: AlertSink, Service where C.Duration == Duration {
+    public struct Configuration: Sendable {
+        /// Deliveries in flight at once (default 4).
+        public var concurrency = 4
+        /// Attempts per alert, the first included (default 4).
+        public var attempts = 4
+        /// The wait before the first retry, doubled before each next one (default 1 s: 1, 2, 4 s).
+        public var retryDelay: Duration = .seconds(1)
+        /// Time one attempt may take (default 10 s).
+        public var timeout: Duration = .seconds(10)
+        /// How long queued alerts are still delivered after shutdown begins (default 5 s).
+        public var shutdownGrace: Duration = .seconds(5)
+        /// Alerts waiting at most; past that new alerts are dropped and logged (default 10,000).
+        public var queueLimit = 10_000
+
+        public init() {}
+    }
+
+    private let configuration: Configuration
+    private let transport: any AlertTransport
+    private let clock: C
+    private let logger: Logger
+    private let queue: AsyncStream<Alert>
+    private let continuation: AsyncStream<Alert>.Continuation
+    /// Set once shutdown begins: the instant after which nothing more is attempted.
+    private let deadline = Mutex<C.Instant?>(nil)
+    /// Alerts taken but not yet delivered or reported.
+    private let outstanding = Mutex(0)
+
+    public init(configuration: Configuration = Configuration(), transport: any AlertTransport, clock: C, logger: Logger) {
+        self.configuration = configuration
+        self.transport = transport
+        self.clock = clock
+        self.logger = logger
+        (self.queue, self.continuation) = AsyncStream.makeStream(
+            bufferingPolicy: .bufferingOldest(configuration.queueLimit))
+    }
+
+    public func enqueue(_ alert: Alert) {
+        self.outstanding.withLock { $0 += 1 }
+        switch self.continuation.yield(alert) {
+        case .enqueued:
+            break
+        case .dropped:
+            self.outstanding.withLock { $0 -= 1 }
+            self.logger.error(
+                "alert not delivered: the queue is full (\(self.configuration.queueLimit) waiting)",
+                metadata: ["alert": "\(alert.summary)"])
+        case .terminated:
+            self.outstanding.withLock { $0 -= 1 }
+            self.logger.error("alert not delivered: urlpoll is shutting down", metadata: ["alert": "\(alert.summary)"])
+        @unknown default:
+            break
+        }
+    }
+
+    /// Delivers alerts until ``finish()`` (or graceful shutdown) and the queue is drained.
+    public func run() async {
+        await withGracefulShutdownHandler {
+            await withTaskGroup(of: Void.self) { group in
+                var running = 0
+                for await alert in self.queue {
+                    if running >= self.configuration.concurrency {
+                        await group.next()
+                        running -= 1
+                    }
+                    group.addTask { await self.deliver(alert) }
+                    running += 1
+                }
+            }
+        } onGracefulShutdown: {
+            self.finish()
+        }
+        let left = self.outstanding.withLock { $0 }
+        if left > 0 {
+            self.logger.error("\(left) alert(s) not delivered: urlpoll stopped before they were sent")
+        }
+    }
+
+    /// Stops taking alerts; what is queued is still delivered within the shutdown grace.
+    public func finish() {
+        self.deadline.withLock { deadline in
+            if deadline == nil { deadline = self.clock.now.advanced(by: self.configuration.shutdownGrace) }
+        }
+        self.continuation.finish()
+    }
+
+    private func remaining() -> Duration? {
+        self.deadline.withLock { $0 }.map { self.clock.now.duration(to: $0) }
+    }
+
+    private func deliver(_ alert: Alert) async {
+        defer { self.outstanding.withLock { $0 -= 1 } }
+        let metadata: Logger.Metadata = ["alert": "\(alert.summary)"]
+        var delay = self.configuration.retryDelay
+        var lastError = "no attempt made"
+        for attempt in 1...self.configuration.attempts {
+            var timeout = self.configuration.timeout
+            if let remaining = self.remaining() {
+                guard remaining > .zero else {
+                    self.logger.error("alert not delivered before shutdown (\(lastError))", metadata: metadata)
+                    return
+                }
+                timeout = min(timeout, remaining)
+            }
+            do {
+                try await self.transport.deliver(alert, timeout: timeout)
+                self.logger.debug("alert delivered", metadata: metadata)
+                return
+            } catch {
+                lastError = "\(error)"
+            }
+            guard attempt < self.configuration.attempts else { break }
+            self.logger.warning(
+                "alert attempt \(attempt) failed: \(lastError); retrying in \(formatSeconds(delay.seconds)) s",
+                metadata: metadata)
+            let wait = self.remaining().map { min(delay, $0) } ?? delay
+            try? await self.clock.sleep(for: wait)
+            delay *= 2
+        }
+        self.logger.error(
+            "alert not delivered after \(self.configuration.attempts) attempts: \(lastError)", metadata: metadata)
+    }
+}
