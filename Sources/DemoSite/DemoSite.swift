@@ -40,12 +40,13 @@ public enum DemoSite {
         Self.route(router, "/failing") { _, _ in .init(status: .internalServerError) }
         Self.route(router, "/missing") { _, _ in .init(status: .notFound) }
         Self.route(router, "/redirect") { _, _ in .redirect(to: "/healthy") }
+        // The waits return (rather than throw) when the server stops, so shutdown with a request open is clean.
         Self.route(router, "/slow") { _, _ in
-            try await Task.sleep(for: .seconds(3))
+            try? await Task.sleep(for: .seconds(3))
             return .init(status: .ok)
         }
         Self.route(router, "/hang") { _, _ in
-            try await Task.sleep(for: .seconds(3600))
+            try? await Task.sleep(for: .seconds(3600))
             return .init(status: .ok)
         }
         Self.route(router, "/flapping") { _, _ in

@@ -13,6 +13,8 @@ extension LuaRuntime {
             try self.load(path: path)
         }
         let source = ScriptSource(path: path, text: text)
+        // Reading the config pushes a handful of values at a time; make sure the stack has room.
+        guard lua_checkstack(self.L, 20) != 0 else { throw ScriptError(.memory, "the Lua stack cannot grow") }
         let settings = try self.readSettings(source)
         let backoff = try self.readHook("backoff", source)
         let report = try self.readHook("report", source)

@@ -87,7 +87,8 @@ extension LuaRuntime {
     }
 
     /// `urlpoll.post(url, body [, headers])`: records a webhook for the dispatcher and returns at once.
-    /// A table body is sent as JSON with `Content-Type: application/json`.
+    /// A table body is sent as JSON with `Content-Type: application/json`. (Called as a C function: Lua
+    /// guarantees LUA_MINSTACK free slots, more than this uses.)
     private func hostPost() -> Int32 {
         guard let url = self.string(at: 1) else {
             self.push("bad argument #1 to 'post' (URL string expected, got \(self.describe(at: 1)))")

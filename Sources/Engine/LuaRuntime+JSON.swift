@@ -20,6 +20,8 @@ extension LuaRuntime {
 
     private func encodeJSON(at index: Int32, depth: Int, into out: inout String) -> JSONError? {
         guard depth < 64 else { return JSONError(message: "nesting deeper than 64 (a table that contains itself?)") }
+        // Each level holds a key and a value on the stack: make room, as a C function must.
+        guard lua_checkstack(self.L, 4) != 0 else { return JSONError(message: "too deeply nested") }
         switch lua_type(self.L, index) {
         case LUA_TNIL, LUA_TNONE:
             out += "null"
@@ -128,11 +130,12 @@ extension LuaRuntime {
         } catch {
             return JSONError(message: "invalid JSON")
         }
-        self.push(value)
-        return nil
+        return self.push(value, depth: 0) ? nil : JSONError(message: "too deeply nested")
     }
 
-    private func push(_ value: JSONValue) {
+    /// Pushes `value`; false when the Lua stack cannot grow deep enough.
+    private func push(_ value: JSONValue, depth: Int) -> Bool {
+        guard depth < 512, lua_checkstack(self.L, 3) != 0 else { return false }
         switch value {
         case .null: lua_pushnil(self.L)
         case .bool(let b): lua_pushboolean(self.L, b ? 1 : 0)
@@ -142,17 +145,18 @@ extension LuaRuntime {
         case .array(let items):
             lua_createtable(self.L, Int32(items.count), 0)
             for (i, item) in items.enumerated() {
-                self.push(item)
+                guard self.push(item, depth: depth + 1) else { return false }
                 lua_rawseti(self.L, -2, lua_Integer(i + 1))
             }
         case .object(let members):
             lua_createtable(self.L, 0, Int32(members.count))
             for (key, item) in members {
                 self.push(key)
-                self.push(item)
+                guard self.push(item, depth: depth + 1) else { return false }
                 lua_rawset(self.L, -3)
             }
         }
+        return true
     }
 }
 

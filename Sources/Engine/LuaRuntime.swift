@@ -123,6 +123,10 @@ final class LuaRuntime {
     ) -> Result<T, ScriptError> {
         let top = lua_gettop(self.L)
         defer { lua_settop(self.L, top) }
+        // Room for the function, its argument tables and the results; Swift pushes without checks.
+        guard lua_checkstack(self.L, 20) != 0 else {
+            return .failure(ScriptError(.memory, "\(name): the Lua stack cannot grow"))
+        }
         lua_rawgeti(self.L, UP_REGISTRYINDEX, lua_Integer(hook.ref))
         pushArgs()
         if let error = self.call(nargs: nargs, nresults: nresults, budget: self.limits.hookInstructions, what: name) {

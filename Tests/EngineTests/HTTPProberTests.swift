@@ -37,9 +37,10 @@ import Testing
     }
 
     @Test func probe_whenTheServerNeverAnswers_failsAsTimeoutWithinTheTimeout() async throws {
-        try await withDemoSite { (base) async throws in
+        let server = try HangingListener()
+        do {
             for method in ["HEAD", "GET"] {
-                let result = try await Self.probe(base + "/hang", method: method, timeout: .milliseconds(300))
+                let result = try await Self.probe(server.url + "/", method: method, timeout: .milliseconds(300))
                 #expect(result.outcome == .failure(ProbeFailure(.timeout, detail: "no response within 0.3 s")))
                 #expect(result.latency >= .milliseconds(300))
                 #expect(result.latency < .seconds(5))

@@ -122,3 +122,36 @@ struct CLIError: Error, CustomStringConvertible {
     let message: String
     var description: String { self.message }
 }
+
+/// HangingListener is a server that never answers: it listens on a loopback port but never accepts, so a
+/// client connects (the kernel completes the handshake), sends its request, and waits forever.
+final class HangingListener: Sendable {
+    let port: Int
+    private let fd: Int32
+
+    init() throws {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = 0
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let ok = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer in
+                bind(fd, pointer, length) == 0 && listen(fd, 64) == 0 && getsockname(fd, pointer, &length) == 0
+            }
+        }
+        guard ok else {
+            close(fd)
+            throw POSIXError(.EADDRINUSE)
+        }
+        self.fd = fd
+        self.port = Int(UInt16(bigEndian: address.sin_port))
+    }
+
+    var url: String { "http://127.0.0.1:\(self.port)" }
+
+    deinit {
+        close(self.fd)
+    }
+}
