@@ -21,17 +21,39 @@ public actor StateMonitor {
     private let order: [String]
     private let reporter: any Reporter
     private let observers: [any StateObserver]
+    private let store: StateStore?
+    private let onStoreError: @Sendable (String) -> Void
+    /// Whether a state arrived since the store was last written.
+    private var dirty = false
 
-    public init(urls: [String], reporter: any Reporter, observers: [any StateObserver] = []) {
+    /// - Parameters:
+    ///   - store: Where to keep the states across restarts; written on a tick when anything changed.
+    ///   - onStoreError: Told when the store cannot be written.
+    public init(
+        urls: [String], reporter: any Reporter, observers: [any StateObserver] = [], store: StateStore? = nil,
+        onStoreError: @escaping @Sendable (String) -> Void = { _ in }
+    ) {
         self.order = urls.sorted()
         self.reporter = reporter
         self.observers = observers
+        self.store = store
+        self.onStoreError = onStoreError
+    }
+
+    /// Takes over states from before a reload or a restart, for the URLs this monitor has, without telling
+    /// the observers: a URL whose status then stays the same is not a change.
+    public func seed(_ states: [State]) {
+        let known = Set(self.order)
+        for state in states where known.contains(state.url) {
+            self.states[state.url] = state
+        }
     }
 
     /// Records the state a poller reports, and tells the observers.
     public func update(_ state: State) async {
         let previous = self.states[state.url]
         self.states[state.url] = state
+        self.dirty = true
         for observer in self.observers {
             await observer.polled(state, previous: previous)
         }
@@ -47,10 +69,18 @@ public actor StateMonitor {
         self.order.compactMap { self.states[$0] }
     }
 
-    /// Reports the current state once.
+    /// Reports the current state once, and writes the store if anything changed.
     public func tick() async {
         let snapshot = self.snapshot()
         await self.reporter.report(snapshot)
+        if let store = self.store, self.dirty {
+            self.dirty = false
+            do {
+                try store.save(snapshot)
+            } catch {
+                self.onStoreError("cannot write the state file \(store.path): \(error)")
+            }
+        }
     }
 
     /// Reports the current state every `interval` of `clock` until cancelled.

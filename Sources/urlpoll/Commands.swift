@@ -12,8 +12,10 @@ extension Urlpoll {
             abstract: "Poll the script's URLs until stopped.",
             discussion: """
                 Polls forever, reporting every status_interval. SIGINT or SIGTERM stops cleanly: in-flight \
-                requests are cancelled, a last report is printed, and the exit status is 0. A script that \
-                does not load exits with status 2 and its file:line error.
+                requests are cancelled, a last report is printed, queued alerts get 5 s, and the exit status \
+                is 0. SIGHUP reloads the script: it is validated first, and on error the old one keeps \
+                running; kept URLs keep their state. A script that does not load at start exits with status \
+                2 and its file:line error.
                 """)
 
         @Argument(help: "The Lua config script.")
@@ -22,13 +24,23 @@ extension Urlpoll {
         @OptionGroup var poll: PollOptions
         @OptionGroup var common: CommonOptions
 
+        @Option(
+            help: ArgumentHelp(
+                "Keep each URL's last state in this file and resume from it on start, without re-alerting.",
+                valueName: "file"))
+        var state: String?
+
+        @Flag(help: "Reload when the script file changes, as SIGHUP does.")
+        var watch = false
+
         @Argument(parsing: .postTerminator, help: "Arguments after -- reach the script as urlpoll.args.")
         var scriptArguments: [String] = []
 
         func run() async throws {
             let logger = self.common.makeLogger()
-            let session = try Session(path: self.script, args: self.scriptArguments, options: self.poll, logger: logger)
-            try await session.run(logger: logger)
+            let session = try Session(
+                path: self.script, args: self.scriptArguments, options: self.poll, state: self.state, logger: logger)
+            try await session.run(watch: self.watch)
         }
     }
 
@@ -123,6 +135,6 @@ struct DemoRunner: Service {
         Output.standardOutput("urlpoll demo: polling the demo site at \(base) (Ctrl-C to stop)\n")
         let session = try Session(
             path: "demo.lua", text: DemoSite.script, args: [base], options: self.options, logger: self.logger)
-        try await session.run(signals: [], logger: self.logger)
+        try await session.run(signals: [], reloadOnSIGHUP: false)
     }
 }

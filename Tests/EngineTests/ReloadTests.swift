@@ -1,0 +1,90 @@
+import Engine
+import Foundation
+import Logging
+import Testing
+
+/// Reload and restart: the new script is validated first, kept URLs keep their state, removed ones go.
+@Suite struct ReloadTests {
+    static let a = "http://127.0.0.1:9/a"
+    static let b = "http://127.0.0.1:9/b"
+    static let c = "http://127.0.0.1:9/c"
+
+    static func pool(_ host: ScriptHost, prober: ScriptedProber, clock: ManualClock) -> PollerPool<ManualClock> {
+        let monitor = StateMonitor(
+            urls: host.config.targets.map(\.url), reporter: RecordingReporter(),
+            observers: [host.observer].compactMap { $0 })
+        return PollerPool(
+            settings: PollerPoolTests.settings(pollers: 2), targets: host.config.targets, prober: prober,
+            policy: host.sleepPolicy, checker: host.checker, monitor: monitor, clock: clock)
+    }
+
+    @Test func reload_changesURLsAndBackoff_andAFailingURLKeepsItsErrorCount() async throws {
+        // Given: a script polling a (failing) and b (every 5000 s, so only a's sleeps come due).
+        let (logger, log) = RecordingLogHandler.make()
+        let script = try TemporaryScript("urls = { \"\(Self.a)\", { url = \"\(Self.b)\", interval = 5000 } }\n")
+        let prober = ScriptedProber([Self.a: [.status(500)], Self.b: [.status(200)], Self.c: [.status(200)]])
+        let clock = ManualClock()
+        let first = try ScriptHost(path: script.path, logger: logger)
+        let (reloads, requestReload) = AsyncStream<Void>.makeStream()
+        let (rebuilds, rebuilt) = AsyncStream<Bool>.makeStream()
+        let sut = ReloadingService(pool: Self.pool(first, prober: prober, clock: clock), reloads: reloads) {
+            guard let host = try? ScriptHost(path: script.path, logger: logger) else {
+                rebuilt.yield(false)
+                return nil
+            }
+            rebuilt.yield(true)
+            return Self.pool(host, prober: prober, clock: clock)
+        }
+        var outcomes = rebuilds.makeAsyncIterator()
+
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { await sut.run() }
+            var sleeps = clock.sleeps.makeAsyncIterator()
+            // a fails twice: 70 s, then 80 s.
+            let firstTwo = [await PollerPoolTests.nextSleep(&sleeps), await PollerPoolTests.nextSleep(&sleeps)]
+            #expect(Set(firstTwo) == [.seconds(70), .seconds(5000)])
+            clock.advance(by: .seconds(70))
+            #expect(await PollerPoolTests.nextSleep(&sleeps) == .seconds(80))
+
+            // When: a broken script is saved and a reload asked for, the old one keeps polling.
+            try "urls = { \"\(Self.a)\" \n".write(toFile: script.path, atomically: true, encoding: .utf8)
+            requestReload.yield()
+            #expect(await outcomes.next() == false)
+            clock.advance(by: .seconds(80))
+            #expect(await PollerPoolTests.nextSleep(&sleeps) == .seconds(90))
+
+            // When: a valid script drops b, adds c and brings its own backoff and on_change.
+            try """
+                urls = { "\(Self.a)", "\(Self.c)" }
+                function backoff(r) return 5 * r.error_count + 1 end
+                function on_change(s, prev) urlpoll.log("info", "change", s.url, prev and prev.status or "nil") end
+                """.write(toFile: script.path, atomically: true, encoding: .utf8)
+            requestReload.yield()
+            #expect(await outcomes.next() == true)
+
+            // Then: both are polled at once; a's fourth failure in a row gets the new policy: 5 × 4 + 1.
+            let after = [await PollerPoolTests.nextSleep(&sleeps), await PollerPoolTests.nextSleep(&sleeps)]
+            #expect(Set(after) == [.seconds(21), .seconds(1)])
+            group.cancelAll()
+        }
+        // Then: a's unchanged status is not a change; c's first result is.
+        #expect(log.all.filter { $0.contains("change") } == ["info: change \(Self.c) nil"])
+        #expect(prober.polls(of: Self.a) == 4)
+    }
+
+    @Test func stateStore_roundTrips_andRejectsATornFile() throws {
+        let file = try TemporaryScript("", name: "state.json")
+        let sut = StateStore(path: file.path)
+        let state = State(
+            url: Self.a, name: "a", status: "500 Internal Server Error", code: 500, health: .down, error: "status",
+            detail: "status 500 is not in expect 200-399", errorCount: 4, latency: .milliseconds(12), polls: 9,
+            since: 1_700_000_000, checkedAt: 1_700_000_100)
+        try sut.save([state])
+        #expect(try sut.load() == [state])
+
+        let text = try String(contentsOfFile: file.path, encoding: .utf8)
+        try String(text.prefix(text.count / 2)).write(toFile: file.path, atomically: false, encoding: .utf8)
+        #expect(throws: StateStore.Unreadable.self) { try sut.load() }
+        #expect(try StateStore(path: file.sibling("missing.json")).load() == [])
+    }
+}
