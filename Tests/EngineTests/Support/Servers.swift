@@ -90,6 +90,17 @@ final class CLIProcess: @unchecked Sendable {
         }
     }
 
+    /// Waits until standard error contains `text`; fails if the process ends first or `limit` passes.
+    func waitForStderr(_ text: String, limit: Duration = .seconds(60)) async throws {
+        let deadline = ContinuousClock.now + limit
+        while !self.stderr.contains(text) {
+            guard self.process.isRunning, ContinuousClock.now < deadline else {
+                throw CLIError(message: "no \"\(text)\" in standard error:\n\(self.stderr)")
+            }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+    }
+
     func signal(_ signal: Int32) {
         kill(self.process.processIdentifier, signal)
     }
