@@ -7,7 +7,7 @@ import Synchronization
 ///
 /// Pages: `/healthy` (200), `/failing` (500), `/missing` (404), `/slow` (answers after 3 s, past the demo's
 /// timeout), `/flapping` (up for 4 requests, then down for 4), `/redirect` (302 to `/healthy`),
-/// `/status/CODE` (that status), `/hang` (never answers), `/health.json?db=up|down&delay=MS` (a JSON health
+/// `/status/CODE` (that status), `/loop` (redirects to itself), `/hang` (never answers), `/health.json?db=up|down&delay=MS` (a JSON health
 /// document, after MS milliseconds) and `/ratelimited` (429 with `Retry-After: 42`).
 public enum DemoSite {
     /// The bundled demo script (`scripts/demo.lua`).
@@ -40,6 +40,7 @@ public enum DemoSite {
         Self.route(router, "/failing") { _, _ in .init(status: .internalServerError) }
         Self.route(router, "/missing") { _, _ in .init(status: .notFound) }
         Self.route(router, "/redirect") { _, _ in .redirect(to: "/healthy") }
+        Self.route(router, "/loop") { _, _ in .redirect(to: "/loop") }
         // The waits return (rather than throw) when the server stops, so shutdown with a request open is clean.
         Self.route(router, "/slow") { _, _ in
             try? await Task.sleep(for: .seconds(3))

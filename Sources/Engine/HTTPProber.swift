@@ -147,7 +147,13 @@ public struct HTTPProber: Prober {
         if let error = error as? ChannelError, case .connectTimeout = error {
             return ProbeFailure(.timeout, detail: "could not connect within the timeout")
         }
-        if error is HTTPParserError { return ProbeFailure(.badResponse, detail: detail) }
+        if let error = error as? HTTPParserError {
+            // A body cut short by the server closing is a reset, not a malformed response.
+            if case .invalidEOFState = error {
+                return ProbeFailure(.reset, detail: "the server closed the connection before the end of the body")
+            }
+            return ProbeFailure(.badResponse, detail: detail)
+        }
         if error is SocketAddressError { return ProbeFailure(.dns, detail: detail) }
         let type = String(reflecting: type(of: error))
         if type.contains("SSL") || type.contains("TLS") { return ProbeFailure(.tls, detail: detail) }
