@@ -10,6 +10,8 @@ public actor ScriptHost {
     private let runtime: LuaRuntime
     private let logger: Logger
     private let alerts: (any AlertSink)?
+    /// Keeps a hook failing the same way for every URL from flooding the log.
+    private let limiter: LogLimiter
     /// What the script declared, read once at load.
     public nonisolated let config: ScriptConfig
 
@@ -24,13 +26,14 @@ public actor ScriptHost {
     ///     (as `urlpoll check` does).
     public init(
         path: String, text: String? = nil, args: [String] = [], limits: LuaLimits = LuaLimits(),
-        alerts: (any AlertSink)? = nil, logger: Logger
+        alerts: (any AlertSink)? = nil, limiter: LogLimiter = LogLimiter(), logger: Logger
     ) throws(ScriptError) {
         let runtime = try LuaRuntime(limits: limits, logger: logger, args: args)
         self.config = try runtime.loadConfig(path: path, text: text)
         self.runtime = runtime
         self.logger = logger
         self.alerts = alerts
+        self.limiter = limiter
         Self.forward(runtime, to: alerts, logger: logger)
     }
 
@@ -271,8 +274,12 @@ extension ScriptHost: Checker {
 // MARK: Errors
 
 extension ScriptHost {
+    /// Logs a hook's failure, at most 5 times a minute for the same hook and message.
     private func logFailure(_ error: ScriptError, hook: String, url: String, fallback: String) {
-        self.logger.error("\(error.message) (\(fallback))", metadata: ["hook": "\(hook)", "url": "\(url)"])
+        let (pass, held) = self.limiter.admit(hook + "\u{0}" + error.message)
+        guard pass else { return }
+        self.logger.error(
+            "\(error.message) (\(fallback))\(LogLimiter.suffix(held))", metadata: ["hook": "\(hook)", "url": "\(url)"])
         if let traceback = error.traceback {
             self.logger.debug("\(traceback)", metadata: ["hook": "\(hook)", "url": "\(url)"])
         }

@@ -39,7 +39,8 @@ extension Urlpoll {
         func run() async throws {
             let logger = self.common.makeLogger()
             let session = try Session(
-                path: self.script, args: self.scriptArguments, options: self.poll, state: self.state, logger: logger)
+                path: self.script, args: self.scriptArguments, limits: self.common.limits, options: self.poll,
+                state: self.state, logger: logger)
             try await session.run(watch: self.watch)
         }
     }
@@ -58,7 +59,9 @@ extension Urlpoll {
         var scriptArguments: [String] = []
 
         func run() async throws {
-            let host = try loadScript(path: self.script, args: self.scriptArguments, logger: self.common.makeLogger())
+            let host = try loadScript(
+                path: self.script, args: self.scriptArguments, limits: self.common.limits,
+                logger: self.common.makeLogger())
             Output.standardOutput(describe(host.config))
         }
     }
@@ -82,7 +85,9 @@ extension Urlpoll {
 
         func run() async throws {
             let logger = self.common.makeLogger()
-            let session = try Session(path: self.script, args: self.scriptArguments, options: self.poll, logger: logger)
+            let session = try Session(
+                path: self.script, args: self.scriptArguments, limits: self.common.limits, options: self.poll,
+                logger: logger)
             let states = await session.runOnce()
             if states.contains(where: { $0.health == .down }) { throw ExitCode(1) }
             if states.contains(where: { $0.health == .degraded }) { throw ExitCode(3) }
@@ -113,7 +118,7 @@ extension Urlpoll {
                 portContinuation.finish()
             }
             let poll = self.poll
-            let demo = DemoRunner(ports: ports, options: poll, logger: logger)
+            let demo = DemoRunner(ports: ports, options: poll, limits: self.common.limits, logger: logger)
             let group = ServiceGroup(
                 configuration: .init(
                     services: [.init(service: site), .init(service: demo)],
@@ -127,6 +132,7 @@ extension Urlpoll {
 struct DemoRunner: Service {
     let ports: AsyncStream<Int>
     let options: PollOptions
+    let limits: LuaLimits
     let logger: Logger
 
     func run() async throws {
@@ -134,7 +140,8 @@ struct DemoRunner: Service {
         let base = "http://127.0.0.1:\(port)"
         Output.standardOutput("urlpoll demo: polling the demo site at \(base) (Ctrl-C to stop)\n")
         let session = try Session(
-            path: "demo.lua", text: DemoSite.script, args: [base], options: self.options, logger: self.logger)
+            path: "demo.lua", text: DemoSite.script, args: [base], limits: self.limits, options: self.options,
+            logger: self.logger)
         try await session.run(signals: [], reloadOnSIGHUP: false)
     }
 }

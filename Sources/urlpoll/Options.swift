@@ -66,10 +66,29 @@ struct CommonOptions: ParsableArguments {
     @Option(help: "Log level for the engine and the script's urlpoll.log: debug, info, warning or error.")
     var logLevel: String = "info"
 
+    @Option(help: ArgumentHelp("The most memory the script's Lua state may hold.", valueName: "MiB"))
+    var luaMemory: Int = 64
+
+    @Option(help: ArgumentHelp("Lua instructions one hook call may run before it is stopped.", valueName: "count"))
+    var luaInstructions: Int64 = 10_000_000
+
     func validate() throws {
         guard Logger.Level(rawValue: self.logLevel) != nil else {
             throw ValidationError("--log-level must be one of debug, info, warning, error.")
         }
+        guard (1...65_536).contains(self.luaMemory) else {
+            throw ValidationError("--lua-memory must be from 1 to 65536 MiB.")
+        }
+        guard (1_000...1_000_000_000_000).contains(self.luaInstructions) else {
+            throw ValidationError("--lua-instructions must be from 1000 to 10^12.")
+        }
+    }
+
+    var limits: LuaLimits {
+        var limits = LuaLimits()
+        limits.memory = self.luaMemory << 20
+        limits.hookInstructions = self.luaInstructions
+        return limits
     }
 
     func makeLogger() -> Logger {
@@ -81,10 +100,11 @@ struct CommonOptions: ParsableArguments {
 
 /// Loads a script, or prints its error (`file:line: message`) to standard error and exits with status 2.
 func loadScript(
-    path: String, text: String? = nil, args: [String], alerts: (any AlertSink)? = nil, logger: Logger
+    path: String, text: String? = nil, args: [String], limits: LuaLimits, alerts: (any AlertSink)? = nil,
+    logger: Logger
 ) throws -> ScriptHost {
     do {
-        return try ScriptHost(path: path, text: text, args: args, alerts: alerts, logger: logger)
+        return try ScriptHost(path: path, text: text, args: args, limits: limits, alerts: alerts, logger: logger)
     } catch {
         var message = "urlpoll: \(error.message)\n"
         if let traceback = error.traceback { message += traceback + "\n" }

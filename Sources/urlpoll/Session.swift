@@ -13,6 +13,7 @@ struct Session {
     let path: String
     let text: String?
     let args: [String]
+    let limits: LuaLimits
     let options: PollOptions
     let logger: Logger
     let store: StateStore?
@@ -24,15 +25,16 @@ struct Session {
 
     /// Loads the script (exiting with status 2 on error) and builds the engine around it.
     init(
-        path: String, text: String? = nil, args: [String], options: PollOptions, state: String? = nil,
-        logger: Logger
+        path: String, text: String? = nil, args: [String], limits: LuaLimits, options: PollOptions,
+        state: String? = nil, logger: Logger
     ) throws {
         let alertClient = HTTPProber.makeClient(pollers: 4)
         let dispatcher = AlertDispatcher(
             transport: SystemAlertTransport(client: alertClient), clock: ContinuousClock(), logger: logger)
         let host: ScriptHost
         do {
-            host = try loadScript(path: path, text: text, args: args, alerts: dispatcher, logger: logger)
+            host = try loadScript(
+                path: path, text: text, args: args, limits: limits, alerts: dispatcher, logger: logger)
         } catch {
             try? alertClient.syncShutdown()
             throw error
@@ -40,6 +42,7 @@ struct Session {
         self.path = path
         self.text = text
         self.args = args
+        self.limits = limits
         self.options = options
         self.logger = logger
         self.store = state.map(StateStore.init(path:))
@@ -73,7 +76,8 @@ struct Session {
     private func reload() -> PollerPool<ContinuousClock>? {
         do {
             let host = try ScriptHost(
-                path: self.path, text: self.text, args: self.args, alerts: self.dispatcher, logger: self.logger)
+                path: self.path, text: self.text, args: self.args, limits: self.limits, alerts: self.dispatcher,
+                logger: self.logger)
             self.logger.info("reloaded \(self.path): \(host.config.targets.count) URLs")
             return Self.makePool(
                 host: host, options: self.options, store: self.store, client: self.probeClient, logger: self.logger)
