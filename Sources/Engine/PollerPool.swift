@@ -38,7 +38,13 @@ public struct PollerPool<C: Clock>: Sendable where C.Duration == Duration {
         self.now = now
     }
 
+    /// First polls start at most this many per second, so a long list does not all fall due at once.
+    public static var startRate: Int { 1000 }
+
     /// Polls every URL forever, and ticks the monitor, until the task is cancelled.
+    ///
+    /// The first polls are spread: up to ``startRate`` start at once, the next batch a second later, and so on,
+    /// squeezed if need be so that all have started within one `poll_interval`.
     /// - Parameter resources: Resources to start from (a reload passes the kept URLs' state); by default a
     ///   fresh Resource per target.
     public func run(resuming resources: [Resource]? = nil) async {
@@ -46,6 +52,9 @@ public struct PollerPool<C: Clock>: Sendable where C.Duration == Duration {
         let pending = AsyncChannel<Resource>()
         let complete = AsyncChannel<Resource>()
         let resources = resources ?? self.targets.map { Resource($0) }
+        let start = self.clock.now
+        let batches = (resources.count + Self.startRate - 1) / Self.startRate
+        let step = batches > 1 ? min(.seconds(1), self.settings.pollInterval / (batches - 1)) : Duration.zero
 
         await withDiscardingTaskGroup { group in
             // Launch the StateMonitor.
@@ -53,20 +62,30 @@ public struct PollerPool<C: Clock>: Sendable where C.Duration == Duration {
 
             // Launch some Poller tasks.
             for _ in 0..<self.settings.pollers {
-                group.addTask { await self.poller(in: pending, out: complete) }
+                group.addTask { await self.poller(in: pending, out: complete, start: start) }
             }
 
-            // Send some Resources to the pending queue.
+            // Send some Resources to the pending queue, a batch at a time.
             group.addTask {
-                for resource in resources { await pending.send(resource) }
+                for (i, resource) in resources.enumerated() {
+                    var resource = resource
+                    let batch = i / Self.startRate
+                    resource.due = step * batch
+                    if batch > 0 && i % Self.startRate == 0 {
+                        do { try await self.clock.sleep(until: start.advanced(by: resource.due), tolerance: nil) } catch { return }
+                    }
+                    await pending.send(resource)
+                }
             }
 
             // Sleep each completed Resource, then queue it again.
             for await var resource in complete {
                 let delay = await self.policy.delay(for: resource, settings: self.settings)
                 resource.lastSleep = delay
+                let deadline = self.clock.now.advanced(by: delay)
+                resource.due = start.duration(to: deadline)
                 group.addTask { [resource] in
-                    do { try await self.clock.sleep(for: delay) } catch { return }
+                    do { try await self.clock.sleep(until: deadline, tolerance: nil) } catch { return }
                     await pending.send(resource)
                 }
             }
@@ -94,9 +113,12 @@ public struct PollerPool<C: Clock>: Sendable where C.Duration == Duration {
     }
 
     /// Poller takes Resources from `pending`, polls each, and sends it on to `complete`.
-    private func poller(in pending: AsyncChannel<Resource>, out complete: AsyncChannel<Resource>) async {
+    private func poller(
+        in pending: AsyncChannel<Resource>, out complete: AsyncChannel<Resource>, start: C.Instant
+    ) async {
         for await resource in pending {
             var resource = resource
+            resource.lateness = max(.zero, start.duration(to: self.clock.now) - resource.due)
             await self.poll(&resource)
             await complete.send(resource)
         }

@@ -80,7 +80,7 @@ public struct JSONReporter: Reporter {
     }
 
     /// One JSON object: `event`, then the state's fields (`url`, `name`, `status`, `state`, `code`, `ok`,
-    /// `error`, `detail`, `error_count`, `latency`, `polls`, `since`, `checked_at`), and for a change the
+    /// `error`, `detail`, `error_count`, `latency`, `polls`, `since`, `checked_at`, `lateness`), and for a change the
     /// previous `prev_status` and `prev_state` (null on a URL's first result). Times are in seconds.
     public static func line(event: String, _ state: State, previous: State?? = nil) -> String {
         var line = JSONLine()
@@ -98,6 +98,7 @@ public struct JSONReporter: Reporter {
         line.add("polls", Double(state.polls))
         line.add("since", state.since)
         line.add("checked_at", state.checkedAt)
+        line.add("lateness", state.lateness.seconds)
         if let previous {
             line.add("prev_status", previous?.status)
             line.add("prev_state", previous?.health.rawValue)

@@ -10,6 +10,10 @@ public struct Resource: Sendable {
     public private(set) var polls = 0
     /// The last sleep Sleep applied, if any.
     public var lastSleep: Duration?
+    /// When this poll was planned to start, as an offset on the pool's clock from the pool's start.
+    var due: Duration = .zero
+    /// How late the poll in progress started.
+    var lateness: Duration = .zero
     /// The state after the last poll.
     public private(set) var state: State?
     /// The last response's headers, kept only when the target captures them.
@@ -66,7 +70,7 @@ public struct Resource: Sendable {
         var state = State(
             url: self.target.url, name: self.target.name, status: status, code: code, health: health, error: error,
             detail: detail, errorCount: self.errorCount, latency: result.latency, polls: self.polls,
-            since: now, checkedAt: now
+            since: now, checkedAt: now, lateness: self.lateness
         )
         if let previous, !state.differs(from: previous) { state.since = previous.since }
         self.state = state

@@ -163,7 +163,7 @@ extension ScriptHost: Reporter {
     }
 
     private func pushState(_ state: State, index: Int? = nil, count: Int? = nil) {
-        lua_createtable(self.runtime.L, 0, 15)
+        lua_createtable(self.runtime.L, 0, 16)
         self.runtime.setField("url", state.url)
         self.runtime.setField("name", state.name)
         self.runtime.setField("status", state.status)
@@ -177,6 +177,7 @@ extension ScriptHost: Reporter {
         self.runtime.setField("polls", state.polls)
         self.runtime.setField("since", state.since)
         self.runtime.setField("checked_at", state.checkedAt)
+        self.runtime.setField("lateness", state.lateness.seconds)
         self.runtime.setField("index", index)
         self.runtime.setField("count", count)
     }

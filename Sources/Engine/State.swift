@@ -41,11 +41,14 @@ public struct State: Sendable, Hashable {
     public var since: Double
     /// When this poll finished (seconds since the epoch).
     public var checkedAt: Double
+    /// How long after its planned time this poll started: above zero when the engine cannot keep up
+    /// (too few pollers, a saturated machine), never a sign that the target failed.
+    public var lateness: Duration
 
     public init(
         url: String, name: String, status: String, code: Int? = nil, health: Health, error: String? = nil,
         detail: String? = nil, errorCount: Int = 0, latency: Duration = .zero, polls: Int = 1,
-        since: Double = 0, checkedAt: Double = 0
+        since: Double = 0, checkedAt: Double = 0, lateness: Duration = .zero
     ) {
         self.url = url
         self.name = name
@@ -59,6 +62,7 @@ public struct State: Sendable, Hashable {
         self.polls = polls
         self.since = since
         self.checkedAt = checkedAt
+        self.lateness = lateness
     }
 
     /// Whether the URL is not down (up or degraded).

@@ -25,14 +25,23 @@ public actor StateMonitor {
     private let onStoreError: @Sendable (String) -> Void
     /// Whether a state arrived since the store was last written.
     private var dirty = false
+    /// The latest start among polls since the last tick.
+    private var worstLateness: Duration = .zero
+    private let onLate: @Sendable (Duration) -> Void
+    /// Lateness above this is reported by `onLate` on the next tick.
+    public static var lateThreshold: Duration { .seconds(1) }
 
     /// - Parameters:
     ///   - store: Where to keep the states across restarts; written on a tick when anything changed.
     ///   - onStoreError: Told when the store cannot be written.
+    ///   - onLate: Told on a tick when polls since the last one started more than ``lateThreshold`` behind
+    ///     schedule, with the worst lateness: the engine cannot keep up.
     public init(
         urls: [String], reporter: any Reporter, observers: [any StateObserver] = [], store: StateStore? = nil,
-        onStoreError: @escaping @Sendable (String) -> Void = { _ in }
+        onStoreError: @escaping @Sendable (String) -> Void = { _ in },
+        onLate: @escaping @Sendable (Duration) -> Void = { _ in }
     ) {
+        self.onLate = onLate
         self.order = urls.sorted()
         self.reporter = reporter
         self.observers = observers
@@ -54,6 +63,7 @@ public actor StateMonitor {
         let previous = self.states[state.url]
         self.states[state.url] = state
         self.dirty = true
+        self.worstLateness = max(self.worstLateness, state.lateness)
         for observer in self.observers {
             await observer.polled(state, previous: previous)
         }
@@ -71,6 +81,8 @@ public actor StateMonitor {
 
     /// Reports the current state once, and writes the store if anything changed.
     public func tick() async {
+        if self.worstLateness > Self.lateThreshold { self.onLate(self.worstLateness) }
+        self.worstLateness = .zero
         let snapshot = self.snapshot()
         await self.reporter.report(snapshot)
         if let store = self.store, self.dirty {

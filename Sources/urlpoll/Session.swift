@@ -66,7 +66,12 @@ struct Session {
         }
         let monitor = StateMonitor(
             urls: host.config.targets.map(\.url), reporter: host.reporter(fallback: options.fallbackReporter()),
-            observers: observers, store: store, onStoreError: { logger.error("\($0)") })
+            observers: observers, store: store, onStoreError: { logger.error("\($0)") },
+            onLate: { worst in
+                logger.warning(
+                    "polls are starting up to \(String(format: "%.1f", worst.seconds)) s behind schedule: the engine cannot keep up with \(host.config.targets.count) URLs on \(settings.pollers) pollers; add --pollers or lengthen intervals (the failures it reports are still the targets' own)"
+                )
+            })
         return PollerPool(
             settings: settings, targets: host.config.targets, prober: HTTPProber(client: client),
             policy: host.sleepPolicy, checker: host.checker, monitor: monitor, clock: ContinuousClock())
