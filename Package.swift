@@ -63,6 +63,13 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // The Lua microbenchmarks of bench/run, built in release mode.
+        .executableTarget(
+            name: "urlpoll-bench",
+            dependencies: ["Engine", .product(name: "Logging", package: "swift-log")],
+            path: "bench/LuaBench",
+            swiftSettings: strict
+        ),
         .testTarget(
             name: "EngineTests",
             dependencies: [

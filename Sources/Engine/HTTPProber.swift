@@ -68,12 +68,16 @@ public struct HTTPProber: Prober {
                 let response = try await self.client.execute(prepared, deadline: deadline)
                 var body: [UInt8]? = captureBody ? [] : nil
                 var remaining = maximumBodySize
-                for try await chunk in response.body {
-                    if captureBody {
-                        body?.append(contentsOf: chunk.readableBytesView.prefix(remaining))
+                // A response to HEAD has no body: the exchange is over with the head, so skip the hop.
+                let bodyless = method == "HEAD" || response.status.code == 204 || response.status.code == 304
+                if !bodyless {
+                    for try await chunk in response.body {
+                        if captureBody {
+                            body?.append(contentsOf: chunk.readableBytesView.prefix(remaining))
+                        }
+                        remaining -= chunk.readableBytes
+                        if remaining <= 0 { break }
                     }
-                    remaining -= chunk.readableBytes
-                    if remaining <= 0 { break }
                 }
                 let headers = captureHeaders ? response.headers.map { Header($0.name, $0.value) } : []
                 return ProbeResult(

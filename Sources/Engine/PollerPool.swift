@@ -65,14 +65,16 @@ public struct PollerPool<C: Clock>: Sendable where C.Duration == Duration {
                 group.addTask { await self.poller(in: pending, out: complete, start: start) }
             }
 
-            // Send some Resources to the pending queue, a batch at a time.
-            group.addTask {
-                for (i, resource) in resources.enumerated() {
-                    var resource = resource
-                    let batch = i / Self.startRate
-                    resource.due = step * batch
-                    if batch > 0 && i % Self.startRate == 0 {
-                        do { try await self.clock.sleep(until: start.advanced(by: resource.due), tolerance: nil) } catch { return }
+            // Send some Resources to the pending queue, a batch at a time. Each waits in its own task, as
+            // a sleeping Resource does, so first polls and repeat polls queue fairly, in turn.
+            for (i, resource) in resources.enumerated() {
+                var resource = resource
+                resource.due = step * (i / Self.startRate)
+                group.addTask { [resource] in
+                    if resource.due > .zero {
+                        do {
+                            try await self.clock.sleep(until: start.advanced(by: resource.due), tolerance: nil)
+                        } catch { return }
                     }
                     await pending.send(resource)
                 }

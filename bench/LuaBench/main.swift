@@ -1,0 +1,80 @@
+// urlpoll-bench: the Lua side of the benchmark, in a release build. Prints one JSON object:
+// backoff_us (per call of a Lua backoff hook), report_tick_ms (a report hook over 10,000 URL states),
+// load_100k_s (loading a script that builds 100,000 URLs).
+import Engine
+import FoundationEssentials
+import Logging
+
+func seconds(_ body: () async throws -> Void) async rethrows -> Double {
+    let start = ContinuousClock.now
+    try await body()
+    return (ContinuousClock.now - start).seconds
+}
+
+func script(_ text: String) throws -> String {
+    let path = "/tmp/urlpoll-bench-\(UInt32.random(in: 0...UInt32.max)).lua"
+    try Data(text.utf8).write(to: URL(fileURLWithPath: path))
+    return path
+}
+
+/// Runs the measurements off the main actor: hooks are called from plain tasks, as the engine calls them.
+@Sendable func measure() async throws -> String {
+var logger = Logger(label: "bench")
+logger.logLevel = .critical
+
+// backoff: the seed's formula written in Lua, one call per poll.
+let backoffPath = try script(
+    """
+    urls = { "http://127.0.0.1:18480/" }
+    function backoff(r) return r.interval + 10 * r.error_count end
+    """)
+let backoffHost = try ScriptHost(path: backoffPath, logger: logger)
+var resource = Resource(backoffHost.config.targets[0])
+resource.record(.status(500), at: 0)
+let calls = 1_000_000
+var best = Double.infinity
+for _ in 0..<3 {
+    let elapsed = await seconds {
+        for _ in 0..<calls { _ = await backoffHost.delay(for: resource, settings: Settings()) }
+    }
+    best = min(best, elapsed)
+}
+let backoffMicros = best / Double(calls) * 1e6
+
+// report: a hook that keeps a count and the worst latency, over 10,000 states.
+let reportPath = try script(
+    """
+    urls = { "http://127.0.0.1:18480/" }
+    local worst, down = 0, 0
+    function report(s)
+      if s.index == 1 then worst, down = 0, 0 end
+      if s.latency > worst then worst = s.latency end
+      if not s.ok then down = down + 1 end
+    end
+    """)
+let reportHost = try ScriptHost(path: reportPath, logger: logger)
+let states = (0..<10_000).map {
+    State(url: "http://127.0.0.1:18480/u/\($0)", name: "u\($0)", status: "200 OK", code: 200, health: .up,
+          latency: .microseconds($0), polls: 3, since: 1, checkedAt: 2)
+}
+var bestTick = Double.infinity
+for _ in 0..<5 {
+    bestTick = min(bestTick, await seconds { await reportHost.report(states) })
+}
+
+// load: a script that builds 100,000 URLs in a loop.
+let loadPath = try script(
+    """
+    urls = {}
+    for i = 1, 100000 do urls[i] = "http://127.0.0.1:18480/u/" .. i end
+    """)
+var bestLoad = Double.infinity
+for _ in 0..<3 {
+    bestLoad = min(bestLoad, try await seconds { _ = try ScriptHost(path: loadPath, logger: logger) })
+}
+for path in [backoffPath, reportPath, loadPath] { try? FileManager.default.removeItem(atPath: path) }
+
+return #"{"backoff_us": \#(backoffMicros), "report_tick_ms": \#(bestTick * 1000), "load_100k_s": \#(bestLoad)}"#
+}
+
+print(try await Task.detached { try await measure() }.value)

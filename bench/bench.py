@@ -1,0 +1,157 @@
+"""The driver behind bench/run. Starts nginx, runs wrk and urlpoll, samples /proc, prints a table."""
+import argparse, datetime, json, os, re, signal, socket, statistics, subprocess, tempfile, time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+URLPOLL = os.path.join(ROOT, ".build", "release", "urlpoll")
+LUABENCH = os.path.join(ROOT, ".build", "release", "urlpoll-bench")
+BASE = "http://127.0.0.1:18480"
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid):
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICK
+
+
+def peak_rss_mb(pid):
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def start_nginx(workdir):
+    conf = open(os.path.join(ROOT, "bench", "nginx.conf")).read().replace("PREFIX", workdir)
+    path = os.path.join(workdir, "nginx.conf")
+    open(path, "w").write(conf)
+    proc = subprocess.Popen(["nginx", "-c", path, "-p", workdir], stderr=subprocess.DEVNULL)
+    for _ in range(100):
+        try:
+            socket.create_connection(("127.0.0.1", 18480), timeout=1).close()
+            break
+        except OSError:
+            time.sleep(0.05)
+    return proc
+
+
+def wrk(seconds, connections):
+    out = subprocess.run(
+        ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "-s", os.path.join(ROOT, "bench", "head.lua"), BASE + "/"],
+        capture_output=True, text=True, timeout=seconds + 30).stdout
+    return float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+
+
+def run_urlpoll(script, seconds, extra=()):
+    """Runs urlpoll for `seconds`, stops it with SIGINT; returns (stdout, cpu s, peak MB, wall s)."""
+    proc = subprocess.Popen([URLPOLL, "run", script, "--log-level", "error", *extra],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    start = time.monotonic()
+    time.sleep(seconds)
+    cpu, rss = cpu_seconds(proc.pid), peak_rss_mb(proc.pid)
+    wall = time.monotonic() - start
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=60)
+    return out, cpu, rss, wall
+
+
+COUNT_REPORT = """
+local polls, late = 0, {}
+function report(s)
+  if s.index == 1 then polls, late = 0, {} end
+  polls = polls + s.polls
+  late[#late + 1] = s.lateness
+  if s.index == s.count then
+    table.sort(late)
+    local function q(p) return late[math.max(1, math.ceil(p * #late))] end
+    print(string.format("TICK %.3f %d %.6f %.6f %.6f", urlpoll.now(), polls, q(0.5), q(0.99), late[#late]))
+  end
+end
+"""
+
+
+def max_rate(workdir, pollers, seconds, urls):
+    path = os.path.join(workdir, f"rate-{pollers}.lua")
+    open(path, "w").write(
+        f"pollers = {pollers}\npoll_interval = 0\nerror_backoff = 0\nstatus_interval = 3600\n"
+        f"urls = {{}}\nfor i = 1, {urls} do urls[i] = '{BASE}/u/' .. i end\n" + COUNT_REPORT)
+    out, cpu, rss, wall = run_urlpoll(path, seconds)
+    polls = int([l for l in out.splitlines() if l.startswith("TICK")][-1].split()[2])
+    return {"polls_s": polls / wall, "cpu_per_10k": cpu / polls * 10000, "rss_mb": rss}
+
+
+def scale(workdir, urls, seconds, pollers):
+    path = os.path.join(workdir, "scale.lua")
+    open(path, "w").write(
+        f"pollers = {pollers}\npoll_interval = 60\nstatus_interval = 10\n"
+        f"urls = {{}}\nfor i = 1, {urls} do urls[i] = '{BASE}/s/' .. i end\n" + COUNT_REPORT)
+    out, cpu, rss, wall = run_urlpoll(path, seconds)
+    ticks = [l.split() for l in out.splitlines() if l.startswith("TICK")]
+    polls = int(ticks[-1][2])
+    # Due: URL i first at (i // 1000) × step (the engine's spread start: batches of 1000, at most 1 s apart,
+    # all within the 60 s interval), then every 60 s; counted up to the last tick.
+    elapsed = float(ticks[-1][1]) - float(ticks[0][1]) + 10
+    batches = (urls + 999) // 1000
+    step = min(1.0, 60 / (batches - 1)) if batches > 1 else 0
+    due = sum(1 + int((elapsed - (i // 1000) * step) // 60) for i in range(urls) if (i // 1000) * step <= elapsed)
+    lateness = [float(t[4]) for t in ticks]
+    return {"polls": polls, "due": due, "late_p50_ms": statistics.median(float(t[3]) for t in ticks) * 1000,
+            "late_p99_ms": max(lateness) * 1000, "late_max_ms": max(float(t[5]) for t in ticks) * 1000,
+            "cpu_pct": cpu / wall * 100, "rss_mb": rss, "rss_kb_per_url": rss * 1024 / urls,
+            "cpu_per_10k": cpu / max(polls, 1) * 10000}
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true", help="short runs (a smoke test, not a result)")
+    parser.add_argument("--repeat", type=int, default=1, help="runs per figure; the table shows medians")
+    args = parser.parse_args()
+    rate_seconds, scale_seconds, scale_urls = (3, 20, 10000) if args.quick else (10, 130, 100000)
+
+    workdir = tempfile.mkdtemp(prefix="urlpoll-bench-")
+    nginx = start_nginx(workdir)
+    try:
+        results = {"date": datetime.datetime.now().isoformat(timespec="seconds"), "quick": args.quick}
+        runs = []
+        for _ in range(args.repeat):
+            run = {"wrk": wrk(rate_seconds, 64)}
+            for pollers in (2, 16, 64):
+                run[f"rate_{pollers}"] = max_rate(workdir, pollers, rate_seconds, 1000)
+            run["scale"] = scale(workdir, scale_urls, scale_seconds, 64)
+            run["lua"] = json.loads(subprocess.run([LUABENCH], capture_output=True, text=True, check=True).stdout)
+            runs.append(run)
+    finally:
+        nginx.send_signal(signal.SIGQUIT)
+        nginx.wait(timeout=10)
+
+    def med(f):
+        return statistics.median(f(r) for r in runs)
+
+    ceiling = med(lambda r: r["wrk"])
+    rows = [("wrk HEAD, 64 connections (ceiling)", f"{ceiling:,.0f} req/s", "")]
+    for p in (2, 16, 64):
+        rate = med(lambda r: r[f"rate_{p}"]["polls_s"])
+        rows.append((f"max rate, pollers={p}", f"{rate:,.0f} polls/s ({rate / ceiling:.0%} of wrk)",
+                     f"{med(lambda r: r[f'rate_{p}']['cpu_per_10k']):.3f} CPU s/10k polls, "
+                     f"peak RSS {med(lambda r: r[f'rate_{p}']['rss_mb']):.0f} MB"))
+    s = lambda k: med(lambda r: r["scale"][k])
+    rows.append((f"scale: {scale_urls:,} URLs @60 s, {scale_seconds} s, pollers=64",
+                 f"{s('polls'):,.0f} polls done / {s('due'):,.0f} due",
+                 f"lateness p50 {s('late_p50_ms'):.1f} ms, p99 {s('late_p99_ms'):.1f} ms, max {s('late_max_ms'):.1f} ms; "
+                 f"CPU {s('cpu_pct'):.1f}%, {s('cpu_per_10k'):.3f} CPU s/10k polls; peak RSS {s('rss_mb'):.0f} MB "
+                 f"({s('rss_kb_per_url'):.2f} KB/URL)"))
+    l = lambda k: med(lambda r: r["lua"][k])
+    rows.append(("Lua backoff hook", f"{l('backoff_us'):.2f} µs/call", ""))
+    rows.append(("Lua report tick, 10,000 URLs", f"{l('report_tick_ms'):.2f} ms", ""))
+    rows.append(("load a script building 100,000 URLs", f"{l('load_100k_s'):.3f} s", ""))
+
+    table = "| measure | result | detail |\n|---|---|---|\n" + "\n".join(f"| {a} | {b} | {c} |" for a, b, c in rows)
+    header = f"urlpoll bench, {results['date']}, {os.cpu_count()} cores, median of {args.repeat}" + (" (quick)" if args.quick else "")
+    print(header + "\n\n" + table)
+    os.makedirs(os.path.join(ROOT, "bench", "results"), exist_ok=True)
+    name = os.path.join(ROOT, "bench", "results", results["date"].replace(":", "") + (".quick" if args.quick else "") + ".md")
+    open(name, "w").write(header + "\n\n" + table + "\n\n```json\n" + json.dumps(runs, indent=1) + "\n```\n")
+    print(f"\nwritten to {os.path.relpath(name, ROOT)}")
+
+
+if __name__ == "__main__":
+    main()
