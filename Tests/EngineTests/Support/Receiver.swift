@@ -58,23 +58,13 @@ final class Receiver: Sendable {
             }
             return Response(status: n <= 2 ? .internalServerError : .ok)
         }
-        let (ports, portContinuation) = AsyncStream<Int>.makeStream()
         var logger = Logger(label: "receiver")
         logger.logLevel = .critical
-        let app = Application(
-            router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)),
-            onServerRunning: { portContinuation.yield($0.localAddress?.port ?? 0) }, logger: logger)
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { try await app.run() }
-            var iterator = ports.makeAsyncIterator()
-            guard let port = await iterator.next() else { throw CancellationError() }
-            do {
-                try await body("http://127.0.0.1:\(port)")
-            } catch {
-                group.cancelAll()
-                throw error
-            }
-            group.cancelAll()
-        }
+        try await withApplication(
+            { onReady in
+                Application(
+                    router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)),
+                    onServerRunning: { await onReady($0.localAddress?.port ?? 0) }, logger: logger)
+            }, body)
     }
 }

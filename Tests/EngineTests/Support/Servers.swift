@@ -6,14 +6,20 @@ import Logging
 /// Runs `body` with the demo site listening on a free loopback port, and stops the site afterwards, on
 /// both the success and the error path.
 func withDemoSite(_ body: @Sendable (_ base: String) async throws -> Void) async throws {
+    var logger = Logger(label: "demo-site")
+    logger.logLevel = .critical
+    try await withApplication({ onReady in DemoSite.application(logger: logger, onReady: onReady) }, body)
+}
+
+/// Runs `body` with the application `make` builds (given the callback that learns its port) listening on
+/// loopback, and stops it afterwards, on both the success and the error path.
+func withApplication<App: ApplicationProtocol>(
+    _ make: (@escaping @Sendable (Int) async -> Void) -> App, _ body: @Sendable (_ base: String) async throws -> Void
+) async throws {
     try await withThrowingTaskGroup(of: Void.self) { group in
         let (ports, continuation) = AsyncStream<Int>.makeStream()
-        var logger = Logger(label: "demo-site")
-        logger.logLevel = .critical
-        let site = DemoSite.application(logger: logger) { port in
-            continuation.yield(port)
-        }
-        group.addTask { try await site.run() }
+        let app = make { port in continuation.yield(port) }
+        group.addTask { try await app.run() }
         var iterator = ports.makeAsyncIterator()
         guard let port = await iterator.next() else { throw CancellationError() }
         do {
@@ -26,22 +32,31 @@ func withDemoSite(_ body: @Sendable (_ base: String) async throws -> Void) async
     }
 }
 
-/// A loopback port with nothing listening: bound, then closed.
-func closedPort() throws -> Int {
+/// A TCP socket bound to a free loopback port, listening when `backlog` is given; returns it and the port.
+func bindLoopback(listen backlog: Int32? = nil) throws -> (fd: Int32, port: Int) {
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    defer { close(fd) }
     var address = sockaddr_in()
     address.sin_family = sa_family_t(AF_INET)
     address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    address.sin_port = 0
     var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-    let bound = withUnsafeMutablePointer(to: &address) {
+    let ok = withUnsafeMutablePointer(to: &address) {
         $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer in
-            bind(fd, pointer, length) == 0 && getsockname(fd, pointer, &length) == 0
+            bind(fd, pointer, length) == 0 && (backlog.map { listen(fd, $0) == 0 } ?? true)
+                && getsockname(fd, pointer, &length) == 0
         }
     }
-    guard bound else { throw POSIXError(.EADDRINUSE) }
-    return Int(UInt16(bigEndian: address.sin_port))
+    guard ok else {
+        close(fd)
+        throw POSIXError(.EADDRINUSE)
+    }
+    return (fd, Int(UInt16(bigEndian: address.sin_port)))
+}
+
+/// A loopback port with nothing listening: bound, then closed.
+func closedPort() throws -> Int {
+    let (fd, port) = try bindLoopback()
+    close(fd)
+    return port
 }
 
 /// The urlpoll binary built beside this test bundle.
@@ -141,23 +156,7 @@ final class HangingListener: Sendable {
     private let fd: Int32
 
     init() throws {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        address.sin_port = 0
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let ok = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer in
-                bind(fd, pointer, length) == 0 && listen(fd, 64) == 0 && getsockname(fd, pointer, &length) == 0
-            }
-        }
-        guard ok else {
-            close(fd)
-            throw POSIXError(.EADDRINUSE)
-        }
-        self.fd = fd
-        self.port = Int(UInt16(bigEndian: address.sin_port))
+        (self.fd, self.port) = try bindLoopback(listen: 64)
     }
 
     var url: String { "http://127.0.0.1:\(self.port)" }
