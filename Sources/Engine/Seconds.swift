@@ -14,7 +14,7 @@ extension Duration {
 }
 
 /// Formats seconds the way users write them in scripts: `60`, `0.5`, `1.25`.
-func formatSeconds(_ seconds: Double) -> String {
+public func formatSeconds(_ seconds: Double) -> String {
     if seconds == seconds.rounded(), abs(seconds) < 1e15 {
         return String(Int64(seconds))
     }

@@ -3,10 +3,7 @@ import Engine
 /// What `urlpoll check` prints: the settings, the hooks and every URL with its own options.
 func describe(_ config: ScriptConfig) -> String {
     let s = config.settings
-    func secs(_ d: Duration) -> String {
-        let v = d.seconds
-        return v == v.rounded() ? String(Int(v)) : String(v)
-    }
+    func secs(_ d: Duration) -> String { formatSeconds(d.seconds) }
     var text = "\(config.path): OK\n"
     text += "settings: pollers=\(s.pollers) poll_interval=\(secs(s.pollInterval)) "
     text += "status_interval=\(secs(s.statusInterval)) error_backoff=\(secs(s.errorBackoff)) "

@@ -104,6 +104,15 @@ import Testing
         #expect(result.stdout.contains(" http://127.0.0.1/from-args\n"))
     }
 
+    @Test func demo_pollsItsOwnSite_showsUpAndDownPages_andStopsOnSIGINT() async throws {
+        let process = try CLIProcess(["demo"])
+        try await process.waitForOutput("DOWN /failing")
+        try await process.waitForOutput("up   /healthy")
+        process.signal(SIGINT)
+        #expect(await process.wait() == 0)
+        #expect(process.stdout.hasPrefix("urlpoll demo: polling the demo site at http://127.0.0.1:"))
+    }
+
     @Test func help_explainsTheCommands() async throws {
         let result = try await CLIProcess.run(["--help"])
         #expect(result.status == 0)
