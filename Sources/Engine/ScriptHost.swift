@@ -127,7 +127,7 @@ extension ScriptHost: SleepPolicy {
         self.runtime.setField("interval", settings.interval(for: resource.target).seconds)
         if resource.target.captureHeaders {
             self.pushHeaders(resource.headers)
-            lua_setfield(self.runtime.L, -2, "headers")
+            self.runtime.setField("headers")
         }
     }
 
@@ -140,7 +140,9 @@ extension ScriptHost: SleepPolicy {
         }
         lua_createtable(self.runtime.L, 0, Int32(merged.count))
         for (name, value) in merged {
-            self.runtime.setField(name, value)
+            self.runtime.push(name)
+            self.runtime.push(value)
+            lua_rawset(self.runtime.L, -3)
         }
     }
 }
@@ -235,9 +237,9 @@ extension ScriptHost: Checker {
                 self.runtime.setField("ok", target.expect.contains(code))
                 self.runtime.setField("latency", result.latency.seconds)
                 self.pushHeaders(result.headers)
-                lua_setfield(self.runtime.L, -2, "headers")
+                self.runtime.setField("headers")
                 self.runtime.push(bytes: result.body ?? [])
-                lua_setfield(self.runtime.L, -2, "body")
+                self.runtime.setField("body")
             },
             read: { first in self.readVerdict(hook, at: first) })
         self.forwardAlerts()
