@@ -1,5 +1,6 @@
 import AsyncAlgorithms
 import FoundationEssentials
+import Synchronization
 
 /// PollerPool is the seed's program: a pool of pollers takes Resources from `pending`, polls each,
 /// reports its State to the StateMonitor and hands it on to `complete`, where its Sleep waits as long as
@@ -65,31 +66,35 @@ public struct PollerPool<C: Clock>: Sendable where C.Duration == Duration {
                 group.addTask { await self.poller(in: pending, out: complete, start: start) }
             }
 
-            // Send some Resources to the pending queue, a batch at a time. Each waits in its own task, as
-            // a sleeping Resource does, so first polls and repeat polls queue fairly, in turn.
+            // Sleep queues each Resource in the bucket of its wake-up time (rounded up to 10 ms); one task per
+            // bucket sleeps, then sends the bucket's Resources to the pending queue in the order they came.
+            // Resources due together share a task, so 100,000 sleeping URLs cost a few thousand tasks.
+            let buckets = Buckets()
+            func sleep(_ resource: Resource) {
+                let slot = Buckets.slot(for: resource.due)
+                guard buckets.add(resource, to: slot) else { return }
+                group.addTask {
+                    let wake = start.advanced(by: slot)
+                    if wake > self.clock.now {
+                        do { try await self.clock.sleep(until: wake, tolerance: nil) } catch { return }
+                    }
+                    for resource in buckets.take(slot) { await pending.send(resource) }
+                }
+            }
+
+            // Send some Resources to the pending queue, a batch at a time.
             for (i, resource) in resources.enumerated() {
                 var resource = resource
                 resource.due = step * (i / Self.startRate)
-                group.addTask { [resource] in
-                    if resource.due > .zero {
-                        do {
-                            try await self.clock.sleep(until: start.advanced(by: resource.due), tolerance: nil)
-                        } catch { return }
-                    }
-                    await pending.send(resource)
-                }
+                sleep(resource)
             }
 
             // Sleep each completed Resource, then queue it again.
             for await var resource in complete {
                 let delay = await self.policy.delay(for: resource, settings: self.settings)
                 resource.lastSleep = delay
-                let deadline = self.clock.now.advanced(by: delay)
-                resource.due = start.duration(to: deadline)
-                group.addTask { [resource] in
-                    do { try await self.clock.sleep(until: deadline, tolerance: nil) } catch { return }
-                    await pending.send(resource)
-                }
+                resource.due = start.duration(to: self.clock.now.advanced(by: delay))
+                sleep(resource)
             }
             group.cancelAll()
         }
@@ -137,5 +142,37 @@ public struct PollerPool<C: Clock>: Sendable where C.Duration == Duration {
         }
         let state = resource.record(result, verdict: verdict, at: self.now())
         await self.monitor.update(state)
+    }
+}
+
+/// Buckets holds sleeping Resources by wake-up slot. The pool's loop adds; each slot's task takes its
+/// Resources once, when it wakes.
+private final class Buckets: Sendable {
+    /// Wake-ups are rounded up to this: never early, at most this late.
+    static let resolution: Duration = .milliseconds(10)
+
+    private let slots = Mutex([Duration: [Resource]]())
+
+    static func slot(for due: Duration) -> Duration {
+        let (seconds, attoseconds) = due.components
+        let nanoseconds = seconds * 1_000_000_000 + attoseconds / 1_000_000_000
+        let step: Int64 = 10_000_000  // the resolution, in nanoseconds
+        return .nanoseconds(max(0, (nanoseconds + step - 1) / step) * step)
+    }
+
+    /// Adds `resource` to `slot`; true when the slot is new and needs a task to wake it.
+    func add(_ resource: Resource, to slot: Duration) -> Bool {
+        self.slots.withLock { slots in
+            if slots[slot] != nil {
+                slots[slot]!.append(resource)
+                return false
+            }
+            slots[slot] = [resource]
+            return true
+        }
+    }
+
+    func take(_ slot: Duration) -> [Resource] {
+        self.slots.withLock { $0.removeValue(forKey: slot) ?? [] }
     }
 }

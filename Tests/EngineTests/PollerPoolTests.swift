@@ -163,20 +163,19 @@ import Testing
         let urls = ["http://127.0.0.1:9/c", "http://127.0.0.1:9/a", "http://127.0.0.1:9/b"]
         let prober = ScriptedProber(Dictionary(uniqueKeysWithValues: urls.map { ($0, [ProbeResult.status(200)]) }))
         let reporter = RecordingReporter()
+        let recorder = StateRecorder()
         var settings = Self.settings(pollers: 2)
         settings.statusInterval = .seconds(10)
         let sut = PollerPool(
             settings: settings, targets: urls.map { Target(url: $0) }, prober: prober, policy: LinearBackoff(),
-            monitor: StateMonitor(urls: urls, reporter: reporter), clock: clock)
+            monitor: StateMonitor(urls: urls, reporter: reporter, observers: [recorder]), clock: clock)
         var reports = reporter.reports.makeAsyncIterator()
 
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { await sut.run() }
-            // When: every URL has been polled (three 60 s sleeps and the tick's sleep are scheduled).
-            var sleeps = clock.sleeps.makeAsyncIterator()
-            var seen: [Duration] = []
-            while seen.count < 4, let next = await sleeps.next() { seen.append(next) }
-            #expect(seen.sorted() == [.seconds(10), .seconds(60), .seconds(60), .seconds(60)])
+            // When: every URL has been polled, and the tick comes.
+            var polls = recorder.polls.makeAsyncIterator()
+            for _ in urls { _ = await polls.next() }
             clock.advance(by: .seconds(10))
 
             // Then: one report with each URL once, sorted.
@@ -185,6 +184,29 @@ import Testing
             #expect(report.allSatisfy { $0.status == "200 OK" && $0.ok && $0.polls == 1 })
             group.cancelAll()
         }
+    }
+
+    @Test func sleep_whenURLsFallDueTogether_theyShareOneSleep_andAreAllPolledAgain() async throws {
+        // Given: three URLs polled at once, so all three fall due 60 s later.
+        let clock = ManualClock()
+        let urls = (1...3).map { "http://127.0.0.1:9/\($0)" }
+        let prober = ScriptedProber(Dictionary(uniqueKeysWithValues: urls.map { ($0, [ProbeResult.status(200)]) }))
+        let recorder = StateRecorder()
+        let sut = PollerPool(
+            settings: Self.settings(pollers: 3), targets: urls.map { Target(url: $0) }, prober: prober,
+            policy: LinearBackoff(), monitor: StateMonitor(urls: urls, reporter: RecordingReporter(), observers: [recorder]),
+            clock: clock)
+
+        try await Self.withRunning(sut, clock: clock) { sleeps in
+            var polls = recorder.polls.makeAsyncIterator()
+            for _ in urls { _ = await polls.next() }
+            // Then: one sleep of 60 s wakes all three.
+            #expect(await Self.nextSleep(&sleeps) == .seconds(60))
+            clock.advance(by: .seconds(60))
+            for _ in urls { _ = await polls.next() }
+            #expect(await Self.nextSleep(&sleeps) == .seconds(60))
+        }
+        #expect(urls.allSatisfy { prober.polls(of: $0) == 2 })
     }
 
     @Test func runOnce_pollsEveryURLOnce_andReturnsStatesInURLOrder() async throws {
