@@ -14,6 +14,16 @@ extension LuaRuntime {
         urlpoll = { args = args, version = version, now = host_now, post = post, exec = exec,
                     json = { encode = encode, decode = decode } }
 
+        -- Finalizers (__gc) run with the instruction budget switched off, so one that never ends would stall
+        -- the engine: refuse them where they are set.
+        local rawsetmetatable = setmetatable
+        function setmetatable(t, mt)
+          if type(mt) == "table" and rawget(mt, "__gc") ~= nil then
+            error("__gc metamethods are not supported: finalizers run outside the instruction budget", 2)
+          end
+          return rawsetmetatable(t, mt)
+        end
+
         -- urlpoll.log(level, ...): log through the engine's logger.
         function urlpoll.log(level, ...)
           local parts = table.pack(...)

@@ -71,6 +71,14 @@ import Testing
         #expect(log.all.contains { $0.contains("\(script.path):3: instruction budget exceeded") })
     }
 
+    @Test func load_whenAFinalizerIsSet_isRefused_becauseFinalizersEscapeTheBudget() throws {
+        let (error, script) = try Self.loadError(
+            "urls = { \"http://127.0.0.1/\" }\nsetmetatable({}, { __gc = function() while true do end end })\n")
+        #expect(
+            error.message
+                == "\(script.path):2: __gc metamethods are not supported: finalizers run outside the instruction budget")
+    }
+
     @Test func hook_whenItGrowsMemoryWithoutEnd_isStopped_andTheStateStaysUsable() async throws {
         let (logger, log) = RecordingLogHandler.make()
         let (sut, _) = try loadHost(
