@@ -241,6 +241,14 @@ final class LuaRuntime {
         self.setField(key)
     }
 
+    /// Sets `url` and `name`, pushing the URL's text once when the name is the URL (the usual case).
+    func setURLAndName(_ url: String, _ name: String) {
+        self.push(url)
+        if name == url { lua_pushvalue(self.L, -1) } else { self.push(name) }
+        lua_setfield(self.L, -3, "name")  // [table, url, name]: the table is third from the top
+        self.setField("url")
+    }
+
     /// Sets field `key` of the table below the value on top of the stack to that value.
     func setField(_ key: StaticString) {
         lua_setfield(self.L, -2, UnsafeRawPointer(key.utf8Start).assumingMemoryBound(to: CChar.self))

@@ -114,8 +114,7 @@ extension ScriptHost: SleepPolicy {
         let state = resource.state
         lua_createtable(self.runtime.L, 0, 13)
         self.runtime.setField("default", fallback.seconds)
-        self.runtime.setField("url", resource.target.url)
-        self.runtime.setField("name", resource.target.name)
+        self.runtime.setURLAndName(resource.target.url, resource.target.name)
         self.runtime.setField("error_count", resource.errorCount)
         self.runtime.setField("status", state?.status)
         self.runtime.setField("code", state?.code)
@@ -166,8 +165,7 @@ extension ScriptHost: Reporter {
 
     private func pushState(_ state: State, index: Int? = nil, count: Int? = nil) {
         lua_createtable(self.runtime.L, 0, 16)
-        self.runtime.setField("url", state.url)
-        self.runtime.setField("name", state.name)
+        self.runtime.setURLAndName(state.url, state.name)
         self.runtime.setField("status", state.status)
         self.runtime.setField("code", state.code)
         self.runtime.setField("ok", state.ok)
@@ -230,8 +228,7 @@ extension ScriptHost: Checker {
             hook, name: "check", nargs: 1, nresults: 2,
             pushArgs: {
                 lua_createtable(self.runtime.L, 0, 9)
-                self.runtime.setField("url", target.url)
-                self.runtime.setField("name", target.name)
+                self.runtime.setURLAndName(target.url, target.name)
                 self.runtime.setField("status", reason.isEmpty ? "\(code)" : "\(code) \(reason)")
                 self.runtime.setField("code", code)
                 self.runtime.setField("ok", target.expect.contains(code))
