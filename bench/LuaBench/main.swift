@@ -1,9 +1,11 @@
-// urlpoll-bench: the Lua side of the benchmark, in a release build. Prints one JSON object:
+// urlpoll-bench: the in-process side of the benchmark, in a release build. Prints one JSON object:
 // backoff_us (per call of a Lua backoff hook), report_tick_ms (a report hook over 10,000 URL states),
-// load_100k_s (loading a script that builds 100,000 URLs).
+// load_100k_s (loading a script that builds 100,000 URLs), and client_probes_s: the HTTP prober alone, 16
+// tasks probing 127.0.0.1:18480 for 5 s with no engine around it (the ceiling the engine works under).
 import Engine
 import FoundationEssentials
 import Logging
+import Synchronization
 
 func seconds(_ body: () async throws -> Void) async rethrows -> Double {
     let start = ContinuousClock.now
@@ -74,7 +76,32 @@ for _ in 0..<3 {
 }
 for path in [backoffPath, reportPath, loadPath] { try? FileManager.default.removeItem(atPath: path) }
 
-return #"{"backoff_us": \#(backoffMicros), "report_tick_ms": \#(bestTick * 1000), "load_100k_s": \#(bestLoad)}"#
+let probes = CommandLine.arguments.contains("--no-client") ? 0 : await clientProbesPerSecond()
+return #"{"backoff_us": \#(backoffMicros), "report_tick_ms": \#(bestTick * 1000), "load_100k_s": \#(bestLoad), "client_probes_s": \#(probes)}"#
+}
+
+/// The HTTP prober alone: 16 tasks, each probing in a loop for 5 s, no channels, monitor or Sleep.
+@Sendable func clientProbesPerSecond() async -> Double {
+    final class Counter: Sendable { let value = Atomic<Int>(0) }
+    let client = HTTPProber.makeClient(pollers: 16)
+    let prober = HTTPProber(client: client)
+    let count = Counter()
+    let start = ContinuousClock.now
+    await withTaskGroup(of: Void.self) { group in
+        for worker in 0..<16 {
+            group.addTask {
+                var i = 0
+                while ContinuousClock.now - start < .seconds(5) {
+                    i += 1
+                    let target = Target(url: "http://127.0.0.1:18480/c/\(worker)-\(i)")
+                    _ = await prober.probe(target, settings: Settings())
+                    count.value.add(1, ordering: .relaxed)
+                }
+            }
+        }
+    }
+    _ = try? await client.shutdown().get()
+    return Double(count.value.load(ordering: .relaxed)) / 5
 }
 
 print(try await Task.detached { try await measure() }.value)
