@@ -46,9 +46,6 @@ final class LuaRuntime {
         self.ctx.deallocate()
     }
 
-    /// Bytes the Lua state holds now.
-    var memoryInUse: Int { self.ctx.pointee.used }
-
     // MARK: Loading
 
     /// Loads and runs the script at `path`. Lua's own messages then read `path:line: ...`.
