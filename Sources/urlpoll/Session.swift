@@ -21,6 +21,7 @@ struct Session {
     /// The pool for the script as first loaded.
     let pool: PollerPool<ContinuousClock>
     private let probeClient: HTTPClient
+    private let prober: HTTPProber
     private let alertClient: HTTPClient
 
     /// Loads the script (exiting with status 2 on error) and builds the engine around it.
@@ -49,13 +50,14 @@ struct Session {
         self.dispatcher = dispatcher
         self.alertClient = alertClient
         self.probeClient = HTTPProber.makeClient(pollers: options.apply(to: host.config.settings).pollers)
+        self.prober = HTTPProber(client: self.probeClient)
         self.pool = Self.makePool(
-            host: host, options: options, store: self.store, client: self.probeClient, logger: logger)
+            host: host, options: options, store: self.store, prober: self.prober, logger: logger)
     }
 
     /// The monitor and pool for a loaded script.
     private static func makePool(
-        host: ScriptHost, options: PollOptions, store: StateStore?, client: HTTPClient, logger: Logger
+        host: ScriptHost, options: PollOptions, store: StateStore?, prober: HTTPProber, logger: Logger
     ) -> PollerPool<ContinuousClock> {
         let settings = options.apply(to: host.config.settings)
         var observers: [any StateObserver] = []
@@ -73,7 +75,7 @@ struct Session {
                 )
             })
         return PollerPool(
-            settings: settings, targets: host.config.targets, prober: HTTPProber(client: client),
+            settings: settings, targets: host.config.targets, prober: prober,
             policy: host.sleepPolicy, checker: host.checker, monitor: monitor, clock: ContinuousClock())
     }
 
@@ -85,7 +87,7 @@ struct Session {
                 logger: self.logger)
             self.logger.info("reloaded \(self.path): \(host.config.targets.count) URLs")
             return Self.makePool(
-                host: host, options: self.options, store: self.store, client: self.probeClient, logger: self.logger)
+                host: host, options: self.options, store: self.store, prober: self.prober, logger: self.logger)
         } catch {
             self.logger.error("reload failed, still running the previous script: \(error.message)")
             return nil
@@ -138,6 +140,7 @@ struct Session {
     }
 
     private func shutdown() async {
+        self.prober.shutdown()
         try? await self.probeClient.shutdown()
         try? await self.alertClient.shutdown()
     }

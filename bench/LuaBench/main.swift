@@ -1,7 +1,8 @@
 // urlpoll-bench: the in-process side of the benchmark, in a release build. Prints one JSON object:
 // backoff_us (per call of a Lua backoff hook), report_tick_ms (a report hook over 10,000 URL states),
-// load_100k_s (loading a script that builds 100,000 URLs), and client_probes_s: the HTTP prober alone, 16
-// tasks probing 127.0.0.1:18480 for 5 s with no engine around it (the ceiling the engine works under).
+// load_100k_s (loading a script that builds 100,000 URLs), and client_probes_s / client_probes_2_s: the HTTP
+// prober alone, 16 or 2 tasks probing 127.0.0.1:18480 for 5 s with no engine around it (the ceiling the engine
+// works under). `--client-only` measures just the prober.
 import Engine
 import FoundationEssentials
 import Logging
@@ -76,19 +77,20 @@ for _ in 0..<3 {
 }
 for path in [backoffPath, reportPath, loadPath] { try? FileManager.default.removeItem(atPath: path) }
 
-let probes = CommandLine.arguments.contains("--no-client") ? 0 : await clientProbesPerSecond()
-return #"{"backoff_us": \#(backoffMicros), "report_tick_ms": \#(bestTick * 1000), "load_100k_s": \#(bestLoad), "client_probes_s": \#(probes)}"#
+let probes = CommandLine.arguments.contains("--no-client") ? 0 : await clientProbesPerSecond(tasks: 16)
+let probes2 = CommandLine.arguments.contains("--no-client") ? 0 : await clientProbesPerSecond(tasks: 2)
+return #"{"backoff_us": \#(backoffMicros), "report_tick_ms": \#(bestTick * 1000), "load_100k_s": \#(bestLoad), "client_probes_s": \#(probes), "client_probes_2_s": \#(probes2)}"#
 }
 
-/// The HTTP prober alone: 16 tasks, each probing in a loop for 5 s, no channels, monitor or Sleep.
-@Sendable func clientProbesPerSecond() async -> Double {
+/// The HTTP prober alone: `tasks` tasks, each probing in a loop for 5 s, no channels, monitor or Sleep.
+@Sendable func clientProbesPerSecond(tasks: Int) async -> Double {
     final class Counter: Sendable { let value = Atomic<Int>(0) }
-    let client = HTTPProber.makeClient(pollers: 16)
+    let client = HTTPProber.makeClient(pollers: tasks)
     let prober = HTTPProber(client: client)
     let count = Counter()
     let start = ContinuousClock.now
     await withTaskGroup(of: Void.self) { group in
-        for worker in 0..<16 {
+        for worker in 0..<tasks {
             group.addTask {
                 var i = 0
                 while ContinuousClock.now - start < .seconds(5) {
@@ -100,8 +102,15 @@ return #"{"backoff_us": \#(backoffMicros), "report_tick_ms": \#(bestTick * 1000)
             }
         }
     }
+    prober.shutdown()
     _ = try? await client.shutdown().get()
     return Double(count.value.load(ordering: .relaxed)) / 5
 }
 
-print(try await Task.detached { try await measure() }.value)
+if CommandLine.arguments.contains("--client-only") {
+    let probes = await Task.detached { await clientProbesPerSecond(tasks: 16) }.value
+    let probes2 = await Task.detached { await clientProbesPerSecond(tasks: 2) }.value
+    print(#"{"client_probes_s": \#(probes), "client_probes_2_s": \#(probes2)}"#)
+} else {
+    print(try await Task.detached { try await measure() }.value)
+}

@@ -1,0 +1,352 @@
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import Synchronization
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// HTTP1Client is the prober's fast path for plain `http://` URLs: one request at a time on a kept-alive
+/// HTTP/1.1 connection, the whole exchange (write, read, deadline) run by one channel handler on the
+/// connection's event loop, and idle connections kept per host for the next poll.
+///
+/// It does what a poll needs and nothing else: no TLS, no redirects, no request body. ``HTTPProber`` sends
+/// everything else, and every redirect it sees here, through AsyncHTTPClient.
+final class HTTP1Client: Sendable {
+    /// Where a request goes: what a plain `http://` URL splits into.
+    struct Endpoint: Hashable, Sendable {
+        var host: String
+        var port: Int
+        /// The `Host` header: the host, with the port when it is not 80.
+        var authority: String
+        /// Path and query, as sent on the request line.
+        var path: String
+
+        /// Splits `url`, or returns nil when the fast path does not handle it (another scheme, user info,
+        /// a fragment-only oddity): AsyncHTTPClient then takes the request and says what is wrong.
+        init?(_ url: String) {
+            guard url.utf8.count > 7, url.utf8.starts(with: "http://".utf8) else { return nil }
+            let rest = url.dropFirst(7)
+            let slash = rest.firstIndex(where: { $0 == "/" || $0 == "?" || $0 == "#" }) ?? rest.endIndex
+            let authority = rest[..<slash]
+            guard !authority.isEmpty, !authority.contains("@") else { return nil }
+            var path = String(rest[slash...])
+            if let hash = path.firstIndex(of: "#") { path = String(path[..<hash]) }
+            if path.isEmpty || path.first == "?" { path = "/" + path }
+            guard !path.utf8.contains(where: { $0 <= 0x20 || $0 >= 0x7f }) else { return nil }
+            var host = Substring(authority)
+            var port = 80
+            if authority.first == "[" {
+                // [IPv6]:port
+                guard let close = authority.firstIndex(of: "]") else { return nil }
+                host = authority[authority.index(after: authority.startIndex)..<close]
+                let after = authority[authority.index(after: close)...]
+                if !after.isEmpty {
+                    guard after.first == ":", let p = Int(after.dropFirst()), (1...65535).contains(p) else { return nil }
+                    port = p
+                }
+            } else if let colon = authority.lastIndex(of: ":") {
+                guard let p = Int(authority[authority.index(after: colon)...]), (1...65535).contains(p) else {
+                    return nil
+                }
+                host = authority[..<colon]
+                port = p
+            }
+            guard !host.isEmpty else { return nil }
+            self.host = String(host)
+            self.port = port
+            self.authority = String(authority)
+            self.path = path
+        }
+    }
+
+    /// What came back: the response head, and the body when asked for.
+    struct Response: Sendable {
+        var head: HTTPResponseHead
+        var body: [UInt8]?
+    }
+
+    private struct Key: Hashable {
+        var host: String
+        var port: Int
+    }
+
+    private struct Idle {
+        var channel: any Channel
+        var since: NIODeadline
+    }
+
+    private let group: any EventLoopGroup
+    private let idle = Mutex<[Key: [Idle]]>([:])
+    /// Idle connections kept per host; a connection coming back to a full host is closed.
+    private let maximumIdlePerHost: Int
+    /// An idle connection older than this is closed instead of reused: servers drop idle connections (nginx
+    /// after 75 s), and a poll should not be the one to find out.
+    static let idleTimeout: TimeAmount = .seconds(50)
+
+    init(group: any EventLoopGroup, maximumIdlePerHost: Int) {
+        self.group = group
+        self.maximumIdlePerHost = maximumIdlePerHost
+    }
+
+    deinit {
+        for channels in self.idle.withLock({ $0.values }) {
+            for idle in channels { idle.channel.close(promise: nil) }
+        }
+    }
+
+    /// Closes the idle connections.
+    func shutdown() {
+        let all = self.idle.withLock { idle in
+            defer { idle.removeAll() }
+            return idle.values.flatMap { $0 }
+        }
+        for idle in all { idle.channel.close(promise: nil) }
+    }
+
+    /// Sends one request and waits for its response, all before `deadline`.
+    ///
+    /// A kept-alive connection the server has closed meanwhile fails before a byte of response arrives; an
+    /// idempotent request is then sent once more on a new connection, as browsers and HTTP clients do.
+    func execute(
+        _ endpoint: Endpoint, method: HTTPMethod, headers: HTTPHeaders, deadline: NIODeadline,
+        captureBody: Bool, maximumBodySize: Int
+    ) async throws -> Response {
+        var head = HTTPRequestHead(version: .http1_1, method: method, uri: endpoint.path, headers: headers)
+        head.headers.add(name: "Host", value: endpoint.authority)
+        let key = Key(host: endpoint.host, port: endpoint.port)
+        // Only a request that is safe to send twice is sent again.
+        let retryable = [.GET, .HEAD, .OPTIONS, .TRACE, .PUT, .DELETE].contains(method)
+        if let channel = self.takeIdle(key) {
+            do {
+                return try await self.send(
+                    head, on: channel, key: key, deadline: deadline, captureBody: captureBody,
+                    maximumBodySize: maximumBodySize)
+            } catch is StaleConnection where retryable {
+                // The server closed it while it was idle: go again on a new connection.
+            } catch is StaleConnection {
+                throw ProbeFailure(.reset, detail: "the server closed the connection before a response")
+            }
+        }
+        let channel = try await self.connect(key, deadline: deadline)
+        do {
+            return try await self.send(
+                head, on: channel, key: key, deadline: deadline, captureBody: captureBody,
+                maximumBodySize: maximumBodySize)
+        } catch is StaleConnection {
+            throw ProbeFailure(.reset, detail: "the server closed the connection before a response")
+        }
+    }
+
+    private func send(
+        _ head: HTTPRequestHead, on channel: any Channel, key: Key, deadline: NIODeadline, captureBody: Bool,
+        maximumBodySize: Int
+    ) async throws -> Response {
+        let promise = channel.eventLoop.makePromise(of: Exchange.Outcome.self)
+        let exchange = Exchange(
+            head: head, deadline: deadline, captureBody: captureBody, maximumBodySize: maximumBodySize,
+            promise: promise)
+        // Cancelled (the engine is stopping): close the connection, which ends the exchange at once.
+        let outcome = try await withTaskCancellationHandler {
+            channel.writeAndFlush(exchange, promise: nil)
+            return try await promise.futureResult.get()
+        } onCancel: {
+            channel.close(promise: nil)
+        }
+        if outcome.reusable { self.putIdle(channel, key) }
+        return outcome.response
+    }
+
+    private func connect(_ key: Key, deadline: NIODeadline) async throws -> any Channel {
+        let remaining = deadline - .now()
+        guard remaining > .zero else { throw ProbeFailure(.timeout, detail: "") }
+        let loop = self.group.next()
+        let connected = ClientBootstrap(group: loop)
+            .connectTimeout(remaining)
+            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHTTPClientHandlers()
+                    try channel.pipeline.syncOperations.addHandler(ExchangeHandler())
+                }
+            }
+            .connect(host: key.host, port: key.port)
+        // Cancelled while connecting: give up at once, and close the connection if it is made later.
+        let waiter = Mutex<(continuation: CheckedContinuation<any Channel, any Error>?, cancelled: Bool)>(
+            (nil, false))
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { continuation in
+                let cancelled = waiter.withLock { waiter in
+                    if !waiter.cancelled { waiter.continuation = continuation }
+                    return waiter.cancelled
+                }
+                if cancelled { continuation.resume(throwing: CancellationError()) }
+                connected.whenComplete { outcome in
+                    let taken = waiter.withLock { waiter in
+                        defer { waiter.continuation = nil }
+                        return waiter.continuation
+                    }
+                    guard let taken else {
+                        if case .success(let channel) = outcome { channel.close(promise: nil) }
+                        return
+                    }
+                    taken.resume(with: outcome)
+                }
+            }
+        } onCancel: {
+            let taken = waiter.withLock { waiter in
+                defer { waiter = (nil, true) }
+                return waiter.continuation
+            }
+            taken?.resume(throwing: CancellationError())
+        }
+    }
+
+    private func takeIdle(_ key: Key) -> (any Channel)? {
+        let now = NIODeadline.now()
+        var stale: [any Channel] = []
+        let channel: (any Channel)? = self.idle.withLock { idle in
+            guard var list = idle[key], !list.isEmpty else { return nil }
+            defer { idle[key] = list }
+            while let last = list.popLast() {
+                if last.channel.isActive, now - last.since < Self.idleTimeout { return last.channel }
+                stale.append(last.channel)
+            }
+            return nil
+        }
+        for channel in stale { channel.close(promise: nil) }
+        return channel
+    }
+
+    private func putIdle(_ channel: any Channel, _ key: Key) {
+        let kept = self.idle.withLock { idle in
+            guard idle[key, default: []].count < self.maximumIdlePerHost else { return false }
+            idle[key, default: []].append(Idle(channel: channel, since: .now()))
+            return true
+        }
+        if !kept { channel.close(promise: nil) }
+    }
+}
+
+/// A reused connection that the server had closed: the request never reached it.
+private struct StaleConnection: Error {}
+
+/// Exchange is one request on its way to the handler, with the promise its outcome completes.
+private struct Exchange: Sendable {
+    struct Outcome: Sendable {
+        var response: HTTP1Client.Response
+        /// Whether the connection can carry another request.
+        var reusable: Bool
+    }
+
+    var head: HTTPRequestHead
+    var deadline: NIODeadline
+    var captureBody: Bool
+    var maximumBodySize: Int
+    var promise: EventLoopPromise<Outcome>
+}
+
+/// ExchangeHandler runs one exchange at a time on its connection: writes the request, reads the response
+/// (discarding the body beyond what is kept, and closing the connection once the cap is passed), and fails
+/// the exchange if the deadline passes, the server closes, or the response is not HTTP.
+private final class ExchangeHandler: ChannelDuplexHandler {
+    typealias InboundIn = HTTPClientResponsePart
+    typealias OutboundIn = Exchange
+    typealias OutboundOut = HTTPClientRequestPart
+
+    private struct Current {
+        var exchange: Exchange
+        var timer: Scheduled<Void>?
+        var head: HTTPResponseHead?
+        var body: [UInt8]?
+        var read = 0
+    }
+
+    private var current: Current?
+    /// Whether the connection has carried a request before this one.
+    private var used = false
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        let exchange = self.unwrapOutboundIn(data)
+        promise?.succeed()
+        guard self.current == nil, context.channel.isActive else {
+            exchange.promise.fail(StaleConnection())
+            return
+        }
+        var current = Current(exchange: exchange)
+        current.body = exchange.captureBody ? [] : nil
+        let loop = context.eventLoop.assumeIsolated()
+        current.timer = loop.scheduleTask(deadline: exchange.deadline) { [context] in
+            self.finish(context, .failure(ProbeFailure(.timeout, detail: "")), close: true)
+        }
+        self.current = current
+        context.write(self.wrapOutboundOut(.head(exchange.head)), promise: nil)
+        context.writeAndFlush(self.wrapOutboundOut(.end(nil)), promise: nil)
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard self.current != nil else { return }
+        switch self.unwrapInboundIn(data) {
+        case .head(let head):
+            // 1xx heads are informational; the response proper follows.
+            if head.status.code >= 200 || head.status.code < 100 { self.current!.head = head }
+        case .body(let buffer):
+            let cap = self.current!.exchange.maximumBodySize
+            if self.current!.body != nil {
+                let room = max(0, cap - self.current!.read)
+                self.current!.body!.append(contentsOf: buffer.readableBytesView.prefix(room))
+            }
+            self.current!.read += buffer.readableBytes
+            if self.current!.read >= cap, let head = self.current!.head {
+                // Enough: the rest is not read, so the connection cannot be reused.
+                let outcome = Exchange.Outcome(
+                    response: .init(head: head, body: self.current!.body), reusable: false)
+                self.finish(context, .success(outcome), close: true)
+            }
+        case .end:
+            guard let head = self.current!.head else { return }
+            let outcome = Exchange.Outcome(
+                response: .init(head: head, body: self.current!.body), reusable: head.isKeepAlive)
+            self.finish(context, .success(outcome), close: !head.isKeepAlive)
+        }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        if let current = self.current {
+            let error: any Error =
+                current.head == nil && self.used
+                ? StaleConnection()
+                : ProbeFailure(
+                    .reset,
+                    detail: current.head == nil
+                        ? "the server closed the connection before a response"
+                        : "the server closed the connection before the end of the body")
+            self.finish(context, .failure(error), close: false)
+        }
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        if let current = self.current, current.head == nil, self.used, let io = error as? IOError,
+            io.errnoCode == ECONNRESET || io.errnoCode == EPIPE
+        {
+            self.finish(context, .failure(StaleConnection()), close: true)
+        } else if self.current != nil {
+            self.finish(context, .failure(error), close: true)
+        } else {
+            context.close(promise: nil)
+        }
+    }
+
+    private func finish(
+        _ context: ChannelHandlerContext, _ result: Result<Exchange.Outcome, any Error>, close: Bool
+    ) {
+        guard let current = self.current else { return }
+        self.current = nil
+        self.used = true
+        current.timer?.cancel()
+        if close { context.close(promise: nil) }
+        current.exchange.promise.completeWith(result)
+    }
+}
