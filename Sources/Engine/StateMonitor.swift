@@ -43,6 +43,7 @@ public actor StateMonitor {
     ) {
         self.onLate = onLate
         self.order = urls.sorted()
+        self.states.reserveCapacity(urls.count)
         self.reporter = reporter
         self.observers = observers
         self.store = store

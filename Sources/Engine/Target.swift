@@ -4,27 +4,107 @@
 /// ``Settings`` so a command-line override of a setting reaches every URL that did not set its own.
 public struct Target: Sendable, Hashable {
     /// The URL, exactly as written in the script.
-    public var url: String
+    public var url: String {
+        get { self.box.fields.url }
+        set { self.update { $0.url = newValue } }
+    }
+
     /// The display label; defaults to the URL.
-    public var name: String
+    public var name: String {
+        get { self.box.fields.name }
+        set { self.update { $0.name = newValue } }
+    }
+
     /// Request method for this URL, or `nil` for the script's `method`.
-    public var method: String?
+    public var method: String? {
+        get { self.box.fields.method }
+        set { self.update { $0.method = newValue } }
+    }
+
     /// Seconds before the request is abandoned, or `nil` for the script's `timeout`.
-    public var timeout: Duration?
+    public var timeout: Duration? {
+        get { self.box.fields.timeout }
+        set { self.update { $0.timeout = newValue } }
+    }
+
     /// Seconds between polls while healthy, or `nil` for the script's `poll_interval`.
-    public var interval: Duration?
+    public var interval: Duration? {
+        get { self.box.fields.interval }
+        set { self.update { $0.interval = newValue } }
+    }
+
     /// Extra request headers, in the order the script gave them.
-    public var headers: [Header]
+    public var headers: [Header] {
+        get { self.box.fields.headers }
+        set { self.update { $0.headers = newValue } }
+    }
+
     /// The statuses that count as success.
-    public var expect: ExpectedStatus
+    public var expect: ExpectedStatus {
+        get { self.box.fields.expect }
+        set { self.update { $0.expect = newValue } }
+    }
+
     /// This URL's own backoff policy, overriding the global `backoff` hook.
-    public var backoff: HookRef?
+    public var backoff: HookRef? {
+        get { self.box.fields.backoff }
+        set { self.update { $0.backoff = newValue } }
+    }
+
     /// This URL's own check, overriding the global `check` hook.
-    public var check: HookRef?
+    public var check: HookRef? {
+        get { self.box.fields.check }
+        set { self.update { $0.check = newValue } }
+    }
+
     /// Whether polls keep the response headers (a hook reads them).
-    public var captureHeaders = false
+    public var captureHeaders: Bool {
+        get { self.box.fields.captureHeaders }
+        set { self.update { $0.captureHeaders = newValue } }
+    }
+
     /// Whether polls read and keep the response body (a `check` hook reads it); a HEAD becomes a GET.
-    public var captureBody = false
+    public var captureBody: Bool {
+        get { self.box.fields.captureBody }
+        set { self.update { $0.captureBody = newValue } }
+    }
+
+    /// A Target travels in every Resource through the pool's channels and sleeps; its fields sit behind one
+    /// reference so that moving a Resource costs one retain, and 100,000 sleeping URLs one copy each.
+    fileprivate struct Fields: Sendable, Hashable {
+        var url: String
+        var name: String
+        var method: String?
+        var timeout: Duration?
+        var interval: Duration?
+        var headers: [Header]
+        var expect: ExpectedStatus
+        var backoff: HookRef?
+        var check: HookRef?
+        var captureHeaders = false
+        var captureBody = false
+    }
+
+    /// Box holds the fields; it is changed in place only while this value is its one owner.
+    fileprivate final class Box: @unchecked Sendable {
+        var fields: Fields
+        init(_ fields: Fields) { self.fields = fields }
+    }
+
+    private var box: Box
+
+    private mutating func update(_ change: (inout Fields) -> Void) {
+        if !isKnownUniquelyReferenced(&self.box) { self.box = Box(self.box.fields) }
+        change(&self.box.fields)
+    }
+
+    public static func == (lhs: Self, rhs: Self) -> Bool {
+        lhs.box === rhs.box || lhs.box.fields == rhs.box.fields
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        self.box.fields.hash(into: &hasher)
+    }
 
     public init(
         url: String,
@@ -37,15 +117,10 @@ public struct Target: Sendable, Hashable {
         backoff: HookRef? = nil,
         check: HookRef? = nil
     ) {
-        self.url = url
-        self.name = name ?? url
-        self.method = method
-        self.timeout = timeout
-        self.interval = interval
-        self.headers = headers
-        self.expect = expect
-        self.backoff = backoff
-        self.check = check
+        self.box = Box(
+            Fields(
+                url: url, name: name ?? url, method: method, timeout: timeout, interval: interval, headers: headers,
+                expect: expect, backoff: backoff, check: check))
     }
 }
 
