@@ -24,8 +24,8 @@ public struct HTTPProber: Prober {
         public var maximumBodySize = 1 << 20
         /// Sent with every request unless the URL sets its own (default `urlpoll/VERSION`).
         public var userAgent = "urlpoll/\(urlpollVersion)"
-        /// The most idle connections kept open per host for plain HTTP (default 64): never more than
-        /// the requests that were in flight at once.
+        /// The most idle connections kept open per host for plain HTTP (default 64; `urlpoll` uses the
+        /// number of pollers when larger). A connection coming back to a full host is closed.
         public var idleConnectionsPerHost = 64
 
         public init() {}

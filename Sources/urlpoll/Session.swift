@@ -49,8 +49,11 @@ struct Session {
         self.store = state.map(StateStore.init(path:))
         self.dispatcher = dispatcher
         self.alertClient = alertClient
-        self.probeClient = HTTPProber.makeClient(pollers: options.apply(to: host.config.settings).pollers)
-        self.prober = HTTPProber(client: self.probeClient)
+        let pollers = options.apply(to: host.config.settings).pollers
+        self.probeClient = HTTPProber.makeClient(pollers: pollers)
+        var configuration = HTTPProber.Configuration()
+        configuration.idleConnectionsPerHost = max(configuration.idleConnectionsPerHost, pollers)
+        self.prober = HTTPProber(client: self.probeClient, configuration: configuration)
         self.pool = Self.makePool(
             host: host, options: options, store: self.store, prober: self.prober, logger: logger)
     }
