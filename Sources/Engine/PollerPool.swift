@@ -49,9 +49,11 @@ public struct PollerPool<C: Clock>: Sendable where C.Duration == Duration {
     /// - Parameter resources: Resources to start from (a reload passes the kept URLs' state); by default a
     ///   fresh Resource per target.
     public func run(resuming resources: [Resource]? = nil) async {
-        // Create our input and output channels.
+        // Create our input and output channels. `pending` hands each Resource to the first free poller;
+        // `complete` never makes a poller wait: it holds at most one entry per URL, since a Resource is in
+        // one place at a time.
         let pending = AsyncChannel<Resource>()
-        let complete = AsyncChannel<Resource>()
+        let (complete, completed) = AsyncStream<Resource>.makeStream()
         let resources = resources ?? self.targets.map { Resource($0) }
         let start = self.clock.now
         let batches = (resources.count + Self.startRate - 1) / Self.startRate
@@ -63,7 +65,7 @@ public struct PollerPool<C: Clock>: Sendable where C.Duration == Duration {
 
             // Launch some Poller tasks.
             for _ in 0..<self.settings.pollers {
-                group.addTask { await self.poller(in: pending, out: complete, start: start) }
+                group.addTask { await self.poller(in: pending, out: completed, start: start) }
             }
 
             // Sleep queues each Resource in the bucket of its wake-up time (rounded up to 10 ms); one task per
@@ -121,13 +123,13 @@ public struct PollerPool<C: Clock>: Sendable where C.Duration == Duration {
 
     /// Poller takes Resources from `pending`, polls each, and sends it on to `complete`.
     private func poller(
-        in pending: AsyncChannel<Resource>, out complete: AsyncChannel<Resource>, start: C.Instant
+        in pending: AsyncChannel<Resource>, out complete: AsyncStream<Resource>.Continuation, start: C.Instant
     ) async {
         for await resource in pending {
             var resource = resource
             resource.lateness = max(.zero, start.duration(to: self.clock.now) - resource.due)
             await self.poll(&resource)
-            await complete.send(resource)
+            complete.yield(resource)
         }
     }
 
