@@ -13,6 +13,8 @@ import Logging
 ///   are synchronous so no `await` can fall between pushing arguments and reading results.
 final class LuaRuntime {
     let L: OpaquePointer
+    /// The registry reference of the interned ``FieldKey`` names.
+    private(set) var fieldKeys: Int32 = LUA_NOREF
     private let ctx: UnsafeMutablePointer<up_ctx>
     let limits: LuaLimits
     let logger: Logger
@@ -38,6 +40,7 @@ final class LuaRuntime {
             throw ScriptError(.runtime, "cannot open the Lua standard libraries: \(self.popMessage())")
         }
         try self.installHostAPI(args: args)
+        self.fieldKeys = self.internFieldKeys()
     }
 
     deinit {
@@ -236,14 +239,6 @@ final class LuaRuntime {
     func setField(_ key: StaticString, _ value: Bool) {
         lua_pushboolean(self.L, value ? 1 : 0)
         self.setField(key)
-    }
-
-    /// Sets `url` and `name`, pushing the URL's text once when the name is the URL (the usual case).
-    func setURLAndName(_ url: String, _ name: String) {
-        self.push(url)
-        if name == url { lua_pushvalue(self.L, -1) } else { self.push(name) }
-        lua_setfield(self.L, -3, "name")  // [table, url, name]: the table is third from the top
-        self.setField("url")
     }
 
     /// Sets field `key` of the table below the value on top of the stack to that value.

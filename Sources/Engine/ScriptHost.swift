@@ -112,22 +112,23 @@ extension ScriptHost: SleepPolicy {
 
     private func pushBackoffArgument(_ resource: Resource, settings: Settings, default fallback: Duration) {
         let state = resource.state
-        lua_createtable(self.runtime.L, 0, 13)
-        self.runtime.setField("default", fallback.seconds)
-        self.runtime.setURLAndName(resource.target.url, resource.target.name)
-        self.runtime.setField("error_count", resource.errorCount)
-        self.runtime.setField("status", state?.status)
-        self.runtime.setField("code", state?.code)
-        self.runtime.setField("ok", state?.ok ?? false)
-        self.runtime.setField("state", state?.health.rawValue)
-        self.runtime.setField("latency", (state?.latency ?? .zero).seconds)
-        self.runtime.setField("polls", resource.polls)
-        if let last = resource.lastSleep { self.runtime.setField("last_sleep", last.seconds) }
-        self.runtime.setField("interval", settings.interval(for: resource.target).seconds)
+        let lua = self.runtime
+        lua.beginRecord(fields: 13)
+        lua.set(.defaultSleep, fallback.seconds)
+        lua.setURLAndName(resource.target.url, resource.target.name)
+        lua.set(.errorCount, resource.errorCount)
+        lua.set(.status, state?.status)
+        lua.set(.code, state?.code)
+        lua.set(.ok, state?.ok ?? false)
+        lua.set(.state, state?.health.rawValue)
+        lua.set(.latency, (state?.latency ?? .zero).seconds)
+        lua.set(.polls, resource.polls)
+        if let last = resource.lastSleep { lua.set(.lastSleep, last.seconds) }
+        lua.set(.interval, settings.interval(for: resource.target).seconds)
         if resource.target.captureHeaders {
-            self.pushHeaders(resource.headers)
-            self.runtime.setField("headers")
+            lua.set(.headers) { self.pushHeaders(resource.headers) }
         }
+        lua.endRecord()
     }
 
     /// Pushes headers as a table keyed by lower-case name; repeated headers are joined with ", ".
@@ -164,22 +165,24 @@ extension ScriptHost: Reporter {
     }
 
     private func pushState(_ state: State, index: Int? = nil, count: Int? = nil) {
-        lua_createtable(self.runtime.L, 0, 16)
-        self.runtime.setURLAndName(state.url, state.name)
-        self.runtime.setField("status", state.status)
-        self.runtime.setField("code", state.code)
-        self.runtime.setField("ok", state.ok)
-        self.runtime.setField("state", state.health.rawValue)
-        self.runtime.setField("error", state.error)
-        self.runtime.setField("detail", state.detail)
-        self.runtime.setField("error_count", state.errorCount)
-        self.runtime.setField("latency", state.latency.seconds)
-        self.runtime.setField("polls", state.polls)
-        self.runtime.setField("since", state.since)
-        self.runtime.setField("checked_at", state.checkedAt)
-        self.runtime.setField("lateness", state.lateness.seconds)
-        self.runtime.setField("index", index)
-        self.runtime.setField("count", count)
+        let lua = self.runtime
+        lua.beginRecord(fields: 16)
+        lua.setURLAndName(state.url, state.name)
+        lua.set(.status, state.status)
+        lua.set(.code, state.code)
+        lua.set(.ok, state.ok)
+        lua.set(.state, state.health.rawValue)
+        lua.set(.error, state.error)
+        lua.set(.detail, state.detail)
+        lua.set(.errorCount, state.errorCount)
+        lua.set(.latency, state.latency.seconds)
+        lua.set(.polls, state.polls)
+        lua.set(.since, state.since)
+        lua.set(.checkedAt, state.checkedAt)
+        lua.set(.lateness, state.lateness.seconds)
+        lua.set(.index, index)
+        lua.set(.count, count)
+        lua.endRecord()
     }
 }
 
@@ -227,16 +230,16 @@ extension ScriptHost: Checker {
         let verdict = self.runtime.callHook(
             hook, name: "check", nargs: 1, nresults: 2,
             pushArgs: {
-                lua_createtable(self.runtime.L, 0, 9)
-                self.runtime.setURLAndName(target.url, target.name)
-                self.runtime.setField("status", reason.isEmpty ? "\(code)" : "\(code) \(reason)")
-                self.runtime.setField("code", code)
-                self.runtime.setField("ok", target.expect.contains(code))
-                self.runtime.setField("latency", result.latency.seconds)
-                self.pushHeaders(result.headers)
-                self.runtime.setField("headers")
-                self.runtime.push(bytes: result.body ?? [])
-                self.runtime.setField("body")
+                let lua = self.runtime
+                lua.beginRecord(fields: 9)
+                lua.setURLAndName(target.url, target.name)
+                lua.set(.status, reason.isEmpty ? "\(code)" : "\(code) \(reason)")
+                lua.set(.code, code)
+                lua.set(.ok, target.expect.contains(code))
+                lua.set(.latency, result.latency.seconds)
+                lua.set(.headers) { self.pushHeaders(result.headers) }
+                lua.set(.body) { lua.push(bytes: result.body ?? []) }
+                lua.endRecord()
             },
             read: { first in self.readVerdict(hook, at: first) })
         self.forwardAlerts()
