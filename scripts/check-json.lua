@@ -6,10 +6,10 @@ local base = urlpoll.args[1] or "http://127.0.0.1:8080"
 urls = {
   { url = base .. "/health.json?db=up", name = "api" },
   { url = base .. "/health.json?db=down", name = "api-db-down" },
-  { url = base .. "/health.json?db=up&delay=300", name = "api-slow" },
+  { url = base .. "/health.json?db=up&delay=1500", name = "api-slow" },
 }
 
-local slow = 0.2 -- seconds
+local slow = 1.0 -- seconds
 
 function check(res)
   if res.code ~= 200 then return "down", "status " .. res.status end

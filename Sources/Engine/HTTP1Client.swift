@@ -92,38 +92,44 @@ final class HTTP1Client: Sendable {
         var port: Int
     }
 
+    /// The idle connections by host, and how many there are in all.
     private struct Idle {
-        var channel: any Channel
-        var since: NIODeadline
+        var byHost: [Key: [any Channel]] = [:]
+        var count = 0
     }
 
     private let group: any EventLoopGroup
-    private let idle = Mutex<[Key: [Idle]]>([:])
+    private let idle = Mutex(Idle())
     /// Idle connections kept per host; a connection coming back to a full host is closed.
     private let maximumIdlePerHost: Int
-    /// An idle connection older than this is closed instead of reused: servers drop idle connections (nginx
-    /// after 75 s), and a poll should not be the one to find out.
-    static let idleTimeout: TimeAmount = .seconds(50)
+    /// Idle connections kept in all, so that polling many hosts does not hold a socket open per host.
+    private let maximumIdle: Int
+    /// An idle connection is closed after this long: servers drop idle connections (nginx after 75 s), and
+    /// a poll should not be the one to find out.
+    private let idleTimeout: TimeAmount
 
-    init(group: any EventLoopGroup, maximumIdlePerHost: Int) {
+    init(group: any EventLoopGroup, maximumIdlePerHost: Int, maximumIdle: Int, idleTimeout: TimeAmount) {
         self.group = group
         self.maximumIdlePerHost = maximumIdlePerHost
+        self.maximumIdle = maximumIdle
+        self.idleTimeout = idleTimeout
     }
 
     deinit {
-        for channels in self.idle.withLock({ $0.values }) {
-            for idle in channels { idle.channel.close(promise: nil) }
-        }
+        self.shutdown()
     }
 
     /// Closes the idle connections.
     func shutdown() {
         let all = self.idle.withLock { idle in
-            defer { idle.removeAll() }
-            return idle.values.flatMap { $0 }
+            defer { idle = Idle() }
+            return idle.byHost.values.flatMap { $0 }
         }
-        for idle in all { idle.channel.close(promise: nil) }
+        for channel in all { channel.close(promise: nil) }
     }
+
+    /// The number of idle connections kept.
+    var idleCount: Int { self.idle.withLock { $0.count } }
 
     /// Sends one request and waits for its response, all before `deadline`.
     ///
@@ -168,8 +174,11 @@ final class HTTP1Client: Sendable {
             head: head, deadline: deadline, captureBody: captureBody, maximumBodySize: maximumBodySize,
             promise: promise)
         // Cancelled (the engine is stopping): close the connection, which ends the exchange at once.
+        // A write that never reaches the handler (the connection closed first) ends the exchange too.
+        let written = channel.eventLoop.makePromise(of: Void.self)
+        written.futureResult.whenFailure { _ in promise.fail(StaleConnection()) }
         let outcome = try await withTaskCancellationHandler {
-            channel.writeAndFlush(exchange, promise: nil)
+            channel.writeAndFlush(exchange, promise: written)
             return try await promise.futureResult.get()
         } onCancel: {
             channel.close(promise: nil)
@@ -182,16 +191,23 @@ final class HTTP1Client: Sendable {
         let remaining = deadline - .now()
         guard remaining > .zero else { throw ProbeFailure(.timeout, detail: "") }
         let loop = self.group.next()
+        let idleTimeout = self.idleTimeout
         let connected = ClientBootstrap(group: loop)
             .connectTimeout(remaining)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHTTPClientHandlers()
+                    try channel.pipeline.syncOperations.addHandler(IdleStateHandler(allTimeout: idleTimeout))
                     try channel.pipeline.syncOperations.addHandler(ExchangeHandler())
                 }
             }
             .connect(host: key.host, port: key.port)
+            .map { channel in
+                // A connection that closes while idle (the server's doing, or its idle timeout) leaves the pool.
+                channel.closeFuture.whenComplete { [weak self] _ in self?.forget(channel, key) }
+                return channel
+            }
         // Cancelled while connecting: give up at once, and close the connection if it is made later.
         let waiter = Mutex<(continuation: CheckedContinuation<any Channel, any Error>?, cancelled: Bool)>(
             (nil, false))
@@ -224,28 +240,38 @@ final class HTTP1Client: Sendable {
     }
 
     private func takeIdle(_ key: Key) -> (any Channel)? {
-        let now = NIODeadline.now()
-        var stale: [any Channel] = []
+        var closed: [any Channel] = []
         let channel: (any Channel)? = self.idle.withLock { idle in
-            guard var list = idle[key], !list.isEmpty else { return nil }
-            defer { idle[key] = list }
-            while let last = list.popLast() {
-                if last.channel.isActive, now - last.since < Self.idleTimeout { return last.channel }
-                stale.append(last.channel)
+            while let last = idle.byHost[key]?.popLast() {
+                idle.count -= 1
+                if idle.byHost[key]!.isEmpty { idle.byHost[key] = nil }
+                if last.isActive { return last }
+                closed.append(last)
             }
             return nil
         }
-        for channel in stale { channel.close(promise: nil) }
+        for channel in closed { channel.close(promise: nil) }
         return channel
     }
 
     private func putIdle(_ channel: any Channel, _ key: Key) {
         let kept = self.idle.withLock { idle in
-            guard idle[key, default: []].count < self.maximumIdlePerHost else { return false }
-            idle[key, default: []].append(Idle(channel: channel, since: .now()))
+            guard idle.count < self.maximumIdle, idle.byHost[key, default: []].count < self.maximumIdlePerHost
+            else { return false }
+            idle.byHost[key, default: []].append(channel)
+            idle.count += 1
             return true
         }
         if !kept { channel.close(promise: nil) }
+    }
+
+    private func forget(_ channel: any Channel, _ key: Key) {
+        self.idle.withLock { idle in
+            guard let index = idle.byHost[key]?.firstIndex(where: { $0 === channel }) else { return }
+            idle.byHost[key]!.remove(at: index)
+            idle.count -= 1
+            if idle.byHost[key]!.isEmpty { idle.byHost[key] = nil }
+        }
     }
 }
 
@@ -330,6 +356,14 @@ private final class ExchangeHandler: ChannelDuplexHandler {
                 response: .init(head: head, body: self.current!.body), reusable: head.isKeepAlive)
             self.finish(context, .success(outcome), close: !head.isKeepAlive)
         }
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is IdleStateHandler.IdleStateEvent, self.current == nil {
+            context.close(promise: nil)
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
     }
 
     func channelInactive(context: ChannelHandlerContext) {

@@ -27,6 +27,12 @@ public struct HTTPProber: Prober {
         /// The most idle connections kept open per host for plain HTTP (default 64; `urlpoll` uses the
         /// number of pollers when larger). A connection coming back to a full host is closed.
         public var idleConnectionsPerHost = 64
+        /// The most idle connections kept open in all (default 256), so that polling thousands of hosts
+        /// does not hold a socket open for each.
+        public var idleConnections = 256
+        /// How long an idle connection is kept (default 50 s, under the 60–75 s after which common servers
+        /// drop one). URLs polled less often get a new connection each poll.
+        public var idleTimeout: Duration = .seconds(50)
 
         public init() {}
     }
@@ -41,13 +47,18 @@ public struct HTTPProber: Prober {
         self.client = client
         self.configuration = configuration
         self.fast = HTTP1Client(
-            group: client.eventLoopGroup, maximumIdlePerHost: configuration.idleConnectionsPerHost)
+            group: client.eventLoopGroup, maximumIdlePerHost: configuration.idleConnectionsPerHost,
+            maximumIdle: configuration.idleConnections,
+            idleTimeout: .nanoseconds(Int64(configuration.idleTimeout.seconds * 1e9)))
     }
 
     /// Closes the idle connections of the plain HTTP path (AsyncHTTPClient's close when it shuts down).
     public func shutdown() {
         self.fast.shutdown()
     }
+
+    /// The idle plain-HTTP connections kept open.
+    public var idleConnections: Int { self.fast.idleCount }
 
     /// An HTTP client configured for polling: redirects followed (5 at most, loops detected), enough
     /// connections per host for `pollers` requests in flight.

@@ -53,6 +53,7 @@ struct Session {
         self.probeClient = HTTPProber.makeClient(pollers: pollers)
         var configuration = HTTPProber.Configuration()
         configuration.idleConnectionsPerHost = max(configuration.idleConnectionsPerHost, pollers)
+        configuration.idleConnections = max(configuration.idleConnections, pollers)
         self.prober = HTTPProber(client: self.probeClient, configuration: configuration)
         self.pool = Self.makePool(
             host: host, options: options, store: self.store, prober: self.prober, logger: logger)

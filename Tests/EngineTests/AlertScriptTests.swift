@@ -82,7 +82,7 @@ import Testing
             #expect(lines[0] == "Current state:")
             #expect(lines[1] == " \(base)/health.json?db=down 200 OK (down: db is down)")
             #expect(lines[2] == " \(base)/health.json?db=up 200 OK")
-            #expect(lines[3].hasPrefix(" \(base)/health.json?db=up&delay=300 200 OK (degraded: slow: "))
+            #expect(lines[3].hasPrefix(" \(base)/health.json?db=up&delay=1500 200 OK (degraded: slow: "))
             #expect(lines[3].hasSuffix(" ms)"))
         }
     }

@@ -100,4 +100,69 @@ import Testing
         sut.shutdown()
         try await client.shutdown()
     }
+
+    @Test func probe_keepsAtMostTheIdleCap_acrossHosts() async throws {
+        let servers = try (0..<4).map { _ in try KeepAliveServer() }
+        let client = HTTPProber.makeClient(pollers: 2)
+        var configuration = HTTPProber.Configuration()
+        configuration.idleConnections = 2
+        let sut = HTTPProber(client: client, configuration: configuration)
+        for server in servers {
+            let result = await sut.probe(Target(url: server.url + "/"), settings: Settings())
+            #expect(result.outcome == .response(code: 200, reason: "OK"))
+        }
+        #expect(sut.idleConnections == 2)
+        #expect(await eventually { servers.map(\.open).reduce(0, +) == 2 })
+        sut.shutdown()
+        #expect(await eventually { servers.map(\.open).reduce(0, +) == 0 })
+        try await client.shutdown()
+    }
+
+    /// Shutdown cancels polls; one cancelled before it starts closes its kept-alive connection before the
+    /// request is written, and must still end.
+    @Test(.timeLimit(.minutes(1))) func probe_whenCancelledBeforeItStarts_onAKeptConnection_ends() async throws {
+        let server = try KeepAliveServer()
+        let client = HTTPProber.makeClient(pollers: 2)
+        let sut = HTTPProber(client: client)
+        _ = await sut.probe(Target(url: server.url + "/"), settings: Settings())
+        #expect(sut.idleConnections == 1)
+        let cancelled = Task {
+            withUnsafeCurrentTask { $0?.cancel() }
+            return await sut.probe(Target(url: server.url + "/"), settings: Settings())
+        }
+        let result = await cancelled.value
+        guard case .failure = result.outcome else {
+            Issue.record("expected the cancelled poll to fail, got \(result)")
+            return
+        }
+        sut.shutdown()
+        try await client.shutdown()
+    }
+
+    @Test func probe_closesAConnectionLeftIdleForTheIdleTimeout() async throws {
+        let server = try KeepAliveServer()
+        let client = HTTPProber.makeClient(pollers: 2)
+        var configuration = HTTPProber.Configuration()
+        configuration.idleTimeout = .milliseconds(200)
+        let sut = HTTPProber(client: client, configuration: configuration)
+        let result = await sut.probe(Target(url: server.url + "/"), settings: Settings())
+        #expect(result.outcome == .response(code: 200, reason: "OK"))
+        #expect(await eventually { server.open == 0 && sut.idleConnections == 0 })
+        // The next poll makes a new connection.
+        _ = await sut.probe(Target(url: server.url + "/"), settings: Settings())
+        #expect(server.connections == 2)
+        sut.shutdown()
+        try await client.shutdown()
+    }
+}
+
+/// Whether `condition` holds within `limit`, checked every 10 ms: for effects that happen on another
+/// thread (a socket closing), not a fixed sleep.
+func eventually(within limit: Duration = .seconds(5), _ condition: () -> Bool) async -> Bool {
+    let deadline = ContinuousClock.now + limit
+    while ContinuousClock.now < deadline {
+        if condition() { return true }
+        try? await Task.sleep(for: .milliseconds(10))
+    }
+    return condition()
 }

@@ -8,7 +8,7 @@ import Synchronization
 final class KeepAliveServer: Sendable {
     let port: Int
     private let listener: Int32
-    private let counts = Mutex((connections: 0, requests: 0))
+    private let counts = Mutex((connections: 0, requests: 0, open: 0))
 
     init(dropsIdleConnections: Bool = false, bodySize: Int = 5) throws {
         let (fd, port) = try bindLoopback(listen: 64)
@@ -18,7 +18,10 @@ final class KeepAliveServer: Sendable {
             while true {
                 let connection = accept(fd, nil, nil)
                 if connection < 0 { return }
-                self.counts.withLock { $0.connections += 1 }
+                self.counts.withLock {
+                    $0.connections += 1
+                    $0.open += 1
+                }
                 Thread.detachNewThread {
                     self.serve(connection, once: dropsIdleConnections, bodySize: bodySize)
                 }
@@ -30,6 +33,8 @@ final class KeepAliveServer: Sendable {
     var url: String { "http://127.0.0.1:\(self.port)" }
     var connections: Int { self.counts.withLock { $0.connections } }
     var requests: Int { self.counts.withLock { $0.requests } }
+    /// Connections the client has not closed yet.
+    var open: Int { self.counts.withLock { $0.open } }
 
     deinit {
         shutdown(self.listener, Int32(SHUT_RDWR))
@@ -37,7 +42,10 @@ final class KeepAliveServer: Sendable {
     }
 
     private func serve(_ fd: Int32, once: Bool, bodySize: Int) {
-        defer { close(fd) }
+        defer {
+            close(fd)
+            self.counts.withLock { $0.open -= 1 }
+        }
         var pending = [UInt8]()
         var buffer = [UInt8](repeating: 0, count: 4096)
         var served = false
