@@ -20,80 +20,80 @@ public struct Verdict: Sendable, Hashable {
 /// default reporter see.
 public struct State: Sendable, Hashable {
     public var url: String {
-        get { self.box.fields.url }
-        set { self.update { $0.url = newValue } }
+        get { self.shared.fields.url }
+        set { self.shared.fields.url = newValue }
     }
 
     public var name: String {
-        get { self.box.fields.name }
-        set { self.update { $0.name = newValue } }
+        get { self.shared.fields.name }
+        set { self.shared.fields.name = newValue }
     }
 
     /// `"200 OK"` for a response, or the failure's short kind (`"refused"`, `"timeout"`, ...).
     public var status: String {
-        get { self.box.fields.status }
-        set { self.update { $0.status = newValue } }
+        get { self.shared.fields.status }
+        set { self.shared.fields.status = newValue }
     }
 
     /// The HTTP status code, when there was a response.
     public var code: Int? {
-        get { self.box.fields.code }
-        set { self.update { $0.code = newValue } }
+        get { self.shared.fields.code }
+        set { self.shared.fields.code = newValue }
     }
 
     /// Up, degraded or down: from `expect`, or from the `check` hook when there is one.
     public var health: Health {
-        get { self.box.fields.health }
-        set { self.update { $0.health = newValue } }
+        get { self.shared.fields.health }
+        set { self.shared.fields.health = newValue }
     }
 
     /// A short error kind when the poll failed or was degraded (`"status"` for a code outside `expect`,
     /// `"check"` when the `check` hook said so).
     public var error: String? {
-        get { self.box.fields.error }
-        set { self.update { $0.error = newValue } }
+        get { self.shared.fields.error }
+        set { self.shared.fields.error = newValue }
     }
 
     /// The full error text when the poll failed.
     public var detail: String? {
-        get { self.box.fields.detail }
-        set { self.update { $0.detail = newValue } }
+        get { self.shared.fields.detail }
+        set { self.shared.fields.detail = newValue }
     }
 
     /// Consecutive failed polls, 0 after a success.
     public var errorCount: Int {
-        get { self.box.fields.errorCount }
-        set { self.update { $0.errorCount = newValue } }
+        get { self.shared.fields.errorCount }
+        set { self.shared.fields.errorCount = newValue }
     }
 
     public var latency: Duration {
-        get { self.box.fields.latency }
-        set { self.update { $0.latency = newValue } }
+        get { self.shared.fields.latency }
+        set { self.shared.fields.latency = newValue }
     }
 
     /// Polls of this URL so far.
     public var polls: Int {
-        get { self.box.fields.polls }
-        set { self.update { $0.polls = newValue } }
+        get { self.shared.fields.polls }
+        set { self.shared.fields.polls = newValue }
     }
 
     /// When the current status began (seconds since the epoch).
     public var since: Double {
-        get { self.box.fields.since }
-        set { self.update { $0.since = newValue } }
+        get { self.shared.fields.since }
+        set { self.shared.fields.since = newValue }
     }
 
     /// When this poll finished (seconds since the epoch).
     public var checkedAt: Double {
-        get { self.box.fields.checkedAt }
-        set { self.update { $0.checkedAt = newValue } }
+        get { self.shared.fields.checkedAt }
+        set { self.shared.fields.checkedAt = newValue }
     }
 
     /// How long after its planned time this poll started: above zero when the engine cannot keep up
     /// (too few pollers, a saturated machine), never a sign that the target failed.
     public var lateness: Duration {
-        get { self.box.fields.lateness }
-        set { self.update { $0.lateness = newValue } }
+        get { self.shared.fields.lateness }
+        set { self.shared.fields.lateness = newValue }
     }
 
     /// A State is copied into the monitor's map, its Resource and every report; its fields sit behind one
@@ -114,33 +114,14 @@ public struct State: Sendable, Hashable {
         var lateness: Duration
     }
 
-    /// Box holds the fields; it is changed in place only while this value is its one owner.
-    fileprivate final class Box: @unchecked Sendable {
-        var fields: Fields
-        init(_ fields: Fields) { self.fields = fields }
-    }
-
-    private var box: Box
-
-    private mutating func update(_ change: (inout Fields) -> Void) {
-        if !isKnownUniquelyReferenced(&self.box) { self.box = Box(self.box.fields) }
-        change(&self.box.fields)
-    }
-
-    public static func == (lhs: Self, rhs: Self) -> Bool {
-        lhs.box === rhs.box || lhs.box.fields == rhs.box.fields
-    }
-
-    public func hash(into hasher: inout Hasher) {
-        self.box.fields.hash(into: &hasher)
-    }
+    private var shared: Shared<Fields>
 
     public init(
         url: String, name: String, status: String, code: Int? = nil, health: Health, error: String? = nil,
         detail: String? = nil, errorCount: Int = 0, latency: Duration = .zero, polls: Int = 1,
         since: Double = 0, checkedAt: Double = 0, lateness: Duration = .zero
     ) {
-        self.box = Box(
+        self.shared = Shared(
             Fields(
                 url: url, name: name, status: status, code: code, health: health, error: error, detail: detail,
                 errorCount: errorCount, latency: latency, polls: polls, since: since, checkedAt: checkedAt,

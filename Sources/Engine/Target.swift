@@ -5,68 +5,68 @@
 public struct Target: Sendable, Hashable {
     /// The URL, exactly as written in the script.
     public var url: String {
-        get { self.box.fields.url }
-        set { self.update { $0.url = newValue } }
+        get { self.shared.fields.url }
+        set { self.shared.fields.url = newValue }
     }
 
     /// The display label; defaults to the URL.
     public var name: String {
-        get { self.box.fields.name }
-        set { self.update { $0.name = newValue } }
+        get { self.shared.fields.name }
+        set { self.shared.fields.name = newValue }
     }
 
     /// Request method for this URL, or `nil` for the script's `method`.
     public var method: String? {
-        get { self.box.fields.method }
-        set { self.update { $0.method = newValue } }
+        get { self.shared.fields.method }
+        set { self.shared.fields.method = newValue }
     }
 
     /// Seconds before the request is abandoned, or `nil` for the script's `timeout`.
     public var timeout: Duration? {
-        get { self.box.fields.timeout }
-        set { self.update { $0.timeout = newValue } }
+        get { self.shared.fields.timeout }
+        set { self.shared.fields.timeout = newValue }
     }
 
     /// Seconds between polls while healthy, or `nil` for the script's `poll_interval`.
     public var interval: Duration? {
-        get { self.box.fields.interval }
-        set { self.update { $0.interval = newValue } }
+        get { self.shared.fields.interval }
+        set { self.shared.fields.interval = newValue }
     }
 
     /// Extra request headers, in the order the script gave them.
     public var headers: [Header] {
-        get { self.box.fields.headers }
-        set { self.update { $0.headers = newValue } }
+        get { self.shared.fields.headers }
+        set { self.shared.fields.headers = newValue }
     }
 
     /// The statuses that count as success.
     public var expect: ExpectedStatus {
-        get { self.box.fields.expect }
-        set { self.update { $0.expect = newValue } }
+        get { self.shared.fields.expect }
+        set { self.shared.fields.expect = newValue }
     }
 
     /// This URL's own backoff policy, overriding the global `backoff` hook.
     public var backoff: HookRef? {
-        get { self.box.fields.backoff }
-        set { self.update { $0.backoff = newValue } }
+        get { self.shared.fields.backoff }
+        set { self.shared.fields.backoff = newValue }
     }
 
     /// This URL's own check, overriding the global `check` hook.
     public var check: HookRef? {
-        get { self.box.fields.check }
-        set { self.update { $0.check = newValue } }
+        get { self.shared.fields.check }
+        set { self.shared.fields.check = newValue }
     }
 
     /// Whether polls keep the response headers (a hook reads them).
     public var captureHeaders: Bool {
-        get { self.box.fields.captureHeaders }
-        set { self.update { $0.captureHeaders = newValue } }
+        get { self.shared.fields.captureHeaders }
+        set { self.shared.fields.captureHeaders = newValue }
     }
 
     /// Whether polls read and keep the response body (a `check` hook reads it); a HEAD becomes a GET.
     public var captureBody: Bool {
-        get { self.box.fields.captureBody }
-        set { self.update { $0.captureBody = newValue } }
+        get { self.shared.fields.captureBody }
+        set { self.shared.fields.captureBody = newValue }
     }
 
     /// A Target travels in every Resource through the pool's channels and sleeps; its fields sit behind one
@@ -85,26 +85,7 @@ public struct Target: Sendable, Hashable {
         var captureBody = false
     }
 
-    /// Box holds the fields; it is changed in place only while this value is its one owner.
-    fileprivate final class Box: @unchecked Sendable {
-        var fields: Fields
-        init(_ fields: Fields) { self.fields = fields }
-    }
-
-    private var box: Box
-
-    private mutating func update(_ change: (inout Fields) -> Void) {
-        if !isKnownUniquelyReferenced(&self.box) { self.box = Box(self.box.fields) }
-        change(&self.box.fields)
-    }
-
-    public static func == (lhs: Self, rhs: Self) -> Bool {
-        lhs.box === rhs.box || lhs.box.fields == rhs.box.fields
-    }
-
-    public func hash(into hasher: inout Hasher) {
-        self.box.fields.hash(into: &hasher)
-    }
+    private var shared: Shared<Fields>
 
     public init(
         url: String,
@@ -117,7 +98,7 @@ public struct Target: Sendable, Hashable {
         backoff: HookRef? = nil,
         check: HookRef? = nil
     ) {
-        self.box = Box(
+        self.shared = Shared(
             Fields(
                 url: url, name: name ?? url, method: method, timeout: timeout, interval: interval, headers: headers,
                 expect: expect, backoff: backoff, check: check))

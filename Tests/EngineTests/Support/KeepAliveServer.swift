@@ -63,13 +63,7 @@ final class KeepAliveServer: Sendable {
             self.counts.withLock { $0.requests += 1 }
             let body = head.hasPrefix("HEAD ") ? "" : String(repeating: "hello", count: bodySize / 5)
             let answer = "HTTP/1.1 200 OK\r\nContent-Length: \(bodySize)\r\n\r\n" + body
-            let bytes = Array(answer.utf8)
-            var offset = 0
-            while offset < bytes.count {
-                let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + offset, $0.count - offset) }
-                if n <= 0 { return }
-                offset += n
-            }
+            guard writeAll(fd, answer) else { return }
         }
     }
 }

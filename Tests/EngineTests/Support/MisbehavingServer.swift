@@ -68,13 +68,7 @@ final class MisbehavingServer: @unchecked Sendable {
     }
 
     private static func send(_ fd: Int32, _ text: String) {
-        let bytes = Array(text.utf8)
-        var offset = 0
-        while offset < bytes.count {
-            let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + offset, $0.count - offset) }
-            if n <= 0 { return }
-            offset += n
-        }
+        _ = writeAll(fd, text)
     }
 }
 

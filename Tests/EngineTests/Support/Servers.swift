@@ -52,6 +52,18 @@ func bindLoopback(listen backlog: Int32? = nil) throws -> (fd: Int32, port: Int)
     return (fd, Int(UInt16(bigEndian: address.sin_port)))
 }
 
+/// Writes all of `text` to `fd`; false when the peer has gone.
+func writeAll(_ fd: Int32, _ text: String) -> Bool {
+    let bytes = Array(text.utf8)
+    var offset = 0
+    while offset < bytes.count {
+        let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + offset, $0.count - offset) }
+        if n <= 0 { return false }
+        offset += n
+    }
+    return true
+}
+
 /// A loopback port with nothing listening: bound, then closed.
 func closedPort() throws -> Int {
     let (fd, port) = try bindLoopback()
