@@ -19,8 +19,9 @@ struct Shared<Fields: Sendable & Hashable>: Sendable, Hashable {
         self.box = Box(fields)
     }
 
+    /// Read in place (`_read`), so reading one field does not copy, and retain, all of them.
     var fields: Fields {
-        get { self.box.fields }
+        _read { yield self.box.fields }
         _modify {
             if !isKnownUniquelyReferenced(&self.box) { self.box = Box(self.box.fields) }
             yield &self.box.fields
