@@ -118,9 +118,11 @@ struct Session {
         let group = ServiceGroup(
             configuration: .init(
                 services: [
-                    .init(service: self.dispatcher),
-                    .init(service: triggers, successTerminationBehavior: .ignore),
-                    .init(service: polling),
+                    // Named: by default ServiceLifecycle names a service by printing it, which for the
+                    // poller prints every URL (21 MB of text for 100,000 URLs).
+                    .init(service: self.dispatcher, serviceName: "alerts"),
+                    .init(service: triggers, successTerminationBehavior: .ignore, serviceName: "reload-triggers"),
+                    .init(service: polling, serviceName: "polling"),
                 ],
                 gracefulShutdownSignals: signals, logger: self.logger))
         do {
