@@ -256,7 +256,10 @@ final class HTTP1Client: Sendable {
 
     private func putIdle(_ channel: any Channel, _ key: Key) {
         let kept = self.idle.withLock { idle in
-            guard idle.count < self.maximumIdle, idle.byHost[key, default: []].count < self.maximumIdlePerHost
+            // Checked under the lock that `forget` takes: a connection that began closing before it got
+            // here (its idle timeout can fire first) is not kept, and one that closes later is forgotten.
+            guard channel.isActive, idle.count < self.maximumIdle,
+                idle.byHost[key, default: []].count < self.maximumIdlePerHost
             else { return false }
             idle.byHost[key, default: []].append(channel)
             idle.count += 1
@@ -359,7 +362,9 @@ private final class ExchangeHandler: ChannelDuplexHandler {
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if event is IdleStateHandler.IdleStateEvent, self.current == nil {
+        // Only a connection that has carried a request idles out: a new one is about to get its first.
+        // A request racing the close on a reused one is sent again on a new connection.
+        if event is IdleStateHandler.IdleStateEvent, self.current == nil, self.used {
             context.close(promise: nil)
             return
         }
