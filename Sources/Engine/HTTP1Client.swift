@@ -142,17 +142,15 @@ final class HTTP1Client: Sendable {
         var head = HTTPRequestHead(version: .http1_1, method: method, uri: endpoint.path, headers: headers)
         head.headers.add(name: "Host", value: endpoint.authority)
         let key = Key(host: endpoint.host, port: endpoint.port)
-        // Only a request that is safe to send twice is sent again.
-        let retryable = [.GET, .HEAD, .OPTIONS, .TRACE, .PUT, .DELETE].contains(method)
         if let channel = self.takeIdle(key) {
             do {
                 return try await self.send(
                     head, on: channel, key: key, deadline: deadline, captureBody: captureBody,
                     maximumBodySize: maximumBodySize)
-            } catch is StaleConnection where retryable {
+            } catch is StaleConnection where Self.isIdempotent(method) {
                 // The server closed it while it was idle: go again on a new connection.
             } catch is StaleConnection {
-                throw ProbeFailure(.reset, detail: "the server closed the connection before a response")
+                throw Self.closedBeforeResponse
             }
         }
         let channel = try await self.connect(key, deadline: deadline)
@@ -161,7 +159,18 @@ final class HTTP1Client: Sendable {
                 head, on: channel, key: key, deadline: deadline, captureBody: captureBody,
                 maximumBodySize: maximumBodySize)
         } catch is StaleConnection {
-            throw ProbeFailure(.reset, detail: "the server closed the connection before a response")
+            throw Self.closedBeforeResponse
+        }
+    }
+
+    static let closedBeforeResponse = ProbeFailure(
+        .reset, detail: "the server closed the connection before a response")
+
+    /// Whether a request is safe to send twice (RFC 9110 §9.2.2), so a dropped connection may be retried.
+    private static func isIdempotent(_ method: HTTPMethod) -> Bool {
+        switch method {
+        case .GET, .HEAD, .OPTIONS, .TRACE, .PUT, .DELETE: true
+        default: false
         }
     }
 
@@ -373,14 +382,14 @@ private final class ExchangeHandler: ChannelDuplexHandler {
 
     func channelInactive(context: ChannelHandlerContext) {
         if let current = self.current {
-            let error: any Error =
-                current.head == nil && self.used
-                ? StaleConnection()
-                : ProbeFailure(
-                    .reset,
-                    detail: current.head == nil
-                        ? "the server closed the connection before a response"
-                        : "the server closed the connection before the end of the body")
+            let error: any Error
+            if current.head != nil {
+                error = ProbeFailure(.reset, detail: "the server closed the connection before the end of the body")
+            } else if self.used {
+                error = StaleConnection()
+            } else {
+                error = HTTP1Client.closedBeforeResponse
+            }
             self.finish(context, .failure(error), close: false)
         }
         context.fireChannelInactive()

@@ -85,12 +85,7 @@ public struct HTTPProber: Prober {
         }
         var request = HTTPClientRequest(url: target.url)
         request.method = HTTPMethod(rawValue: method)
-        if !target.headers.contains(where: { $0.name.lowercased() == "user-agent" }) {
-            request.headers.add(name: "User-Agent", value: self.configuration.userAgent)
-        }
-        for header in target.headers {
-            request.headers.add(name: header.name, value: header.value)
-        }
+        request.headers = self.requestHeaders(for: target)
         let prepared = request
         let captureHeaders = target.captureHeaders
         let captureBody = target.captureBody
@@ -127,11 +122,8 @@ public struct HTTPProber: Prober {
         }
     }
 
-    /// Polls a plain `http://` URL on the fast path. Returns nil for a redirect, which AsyncHTTPClient then
-    /// follows from the start.
-    private func probeFast(_ endpoint: HTTP1Client.Endpoint, _ target: Target, method: String, timeout: Duration)
-        async -> ProbeResult?
-    {
+    /// The URL's own headers, after a `User-Agent` unless it sets one.
+    private func requestHeaders(for target: Target) -> HTTPHeaders {
         var headers = HTTPHeaders()
         if !target.headers.contains(where: { $0.name.lowercased() == "user-agent" }) {
             headers.add(name: "User-Agent", value: self.configuration.userAgent)
@@ -139,6 +131,15 @@ public struct HTTPProber: Prober {
         for header in target.headers {
             headers.add(name: header.name, value: header.value)
         }
+        return headers
+    }
+
+    /// Polls a plain `http://` URL on the fast path. Returns nil for a redirect, which AsyncHTTPClient then
+    /// follows from the start.
+    private func probeFast(_ endpoint: HTTP1Client.Endpoint, _ target: Target, method: String, timeout: Duration)
+        async -> ProbeResult?
+    {
+        let headers = self.requestHeaders(for: target)
         let start = ContinuousClock.now
         let deadline = NIODeadline.now() + .nanoseconds(Int64(timeout.seconds * 1e9))
         do {

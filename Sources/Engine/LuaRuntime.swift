@@ -218,34 +218,6 @@ final class LuaRuntime {
         }
     }
 
-    // Field names are static strings: passed to Lua as the literal's own pointer, with no conversion, and
-    // found at once in Lua's string cache.
-
-    func setField(_ key: StaticString, _ value: String?) {
-        if let value { self.push(value) } else { lua_pushnil(self.L) }
-        self.setField(key)
-    }
-
-    func setField(_ key: StaticString, _ value: Double) {
-        lua_pushnumber(self.L, value)
-        self.setField(key)
-    }
-
-    func setField(_ key: StaticString, _ value: Int?) {
-        if let value { lua_pushinteger(self.L, lua_Integer(value)) } else { lua_pushnil(self.L) }
-        self.setField(key)
-    }
-
-    func setField(_ key: StaticString, _ value: Bool) {
-        lua_pushboolean(self.L, value ? 1 : 0)
-        self.setField(key)
-    }
-
-    /// Sets field `key` of the table below the value on top of the stack to that value.
-    func setField(_ key: StaticString) {
-        lua_setfield(self.L, -2, UnsafeRawPointer(key.utf8Start).assumingMemoryBound(to: CChar.self))
-    }
-
     // MARK: Messages
 
     /// Pops the error value on top of the stack as text.
