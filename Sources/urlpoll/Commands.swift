@@ -121,7 +121,9 @@ extension Urlpoll {
             let demo = DemoRunner(ports: ports, options: poll, limits: self.common.limits, logger: logger)
             let group = ServiceGroup(
                 configuration: .init(
-                    services: [.init(service: site, serviceName: "demo-site"), .init(service: demo, serviceName: "demo")],
+                    services: [
+                        .init(service: site, serviceName: "demo-site"), .init(service: demo, serviceName: "demo"),
+                    ],
                     gracefulShutdownSignals: [.sigterm, .sigint], logger: siteLogger))
             try await group.run()
         }

@@ -13,19 +13,24 @@ struct PollOptions: ParsableArguments {
     @Option(help: "Poller tasks that probe in parallel (overrides `pollers`).")
     var pollers: Int?
 
-    @Option(help: ArgumentHelp("Seconds between polls of a healthy URL (overrides `poll_interval`).", valueName: "seconds"))
+    @Option(
+        help: ArgumentHelp("Seconds between polls of a healthy URL (overrides `poll_interval`).", valueName: "seconds"))
     var pollInterval: Double?
 
     @Option(help: ArgumentHelp("Seconds between reports (overrides `status_interval`).", valueName: "seconds"))
     var statusInterval: Double?
 
-    @Option(help: ArgumentHelp("Extra seconds per consecutive failure (overrides `error_backoff`).", valueName: "seconds"))
+    @Option(
+        help: ArgumentHelp("Extra seconds per consecutive failure (overrides `error_backoff`).", valueName: "seconds"))
     var errorBackoff: Double?
 
     @Option(help: ArgumentHelp("Seconds before a request is abandoned (overrides `timeout`).", valueName: "seconds"))
     var timeout: Double?
 
-    @Option(help: "Report format when the script has no `report` hook: text (the seed's block) or json (one object per line).")
+    @Option(
+        help:
+            "Report format when the script has no `report` hook: text (the seed's block) or json (one object per line)."
+    )
     var format: Format = .text
 
     func validate() throws {
@@ -33,11 +38,13 @@ struct PollOptions: ParsableArguments {
             throw ValidationError("--pollers must be from 1 to 10000.")
         }
         for (name, value, range) in [
-            ("--poll-interval", self.pollInterval, 0.0...86_400), ("--status-interval", self.statusInterval, 0.001...86_400),
+            ("--poll-interval", self.pollInterval, 0.0...86_400),
+            ("--status-interval", self.statusInterval, 0.001...86_400),
             ("--error-backoff", self.errorBackoff, 0.0...86_400), ("--timeout", self.timeout, 0.001...3_600),
         ] {
             if let value, !(value.isFinite && range.contains(value)) {
-                throw ValidationError("\(name) must be a number of seconds from \(range.lowerBound) to \(range.upperBound).")
+                throw ValidationError(
+                    "\(name) must be a number of seconds from \(range.lowerBound) to \(range.upperBound).")
             }
         }
     }

@@ -100,7 +100,8 @@ struct Session {
 
     /// Polls until SIGINT/SIGTERM, reloading on SIGHUP (and, with `watch`, when the script file changes);
     /// then prints a last report and delivers queued alerts.
-    func run(signals: [UnixSignal] = [.sigterm, .sigint], reloadOnSIGHUP: Bool = true, watch: Bool = false) async throws {
+    func run(signals: [UnixSignal] = [.sigterm, .sigint], reloadOnSIGHUP: Bool = true, watch: Bool = false) async throws
+    {
         var resume: [State] = []
         if let store = self.store {
             do {

@@ -22,64 +22,66 @@ func script(_ text: String) throws -> String {
 
 /// Runs the measurements off the main actor: hooks are called from plain tasks, as the engine calls them.
 @Sendable func measure() async throws -> String {
-var logger = Logger(label: "bench")
-logger.logLevel = .critical
+    var logger = Logger(label: "bench")
+    logger.logLevel = .critical
 
-// backoff: the seed's formula written in Lua, one call per poll.
-let backoffPath = try script(
-    """
-    urls = { "http://127.0.0.1:18480/" }
-    function backoff(r) return r.interval + 10 * r.error_count end
-    """)
-let backoffHost = try ScriptHost(path: backoffPath, logger: logger)
-var resource = Resource(backoffHost.config.targets[0])
-resource.record(.status(500), at: 0)
-let calls = 1_000_000
-var best = Double.infinity
-for _ in 0..<3 {
-    let elapsed = await seconds {
-        for _ in 0..<calls { _ = await backoffHost.delay(for: resource, settings: Settings()) }
+    // backoff: the seed's formula written in Lua, one call per poll.
+    let backoffPath = try script(
+        """
+        urls = { "http://127.0.0.1:18480/" }
+        function backoff(r) return r.interval + 10 * r.error_count end
+        """)
+    let backoffHost = try ScriptHost(path: backoffPath, logger: logger)
+    var resource = Resource(backoffHost.config.targets[0])
+    resource.record(.status(500), at: 0)
+    let calls = 1_000_000
+    var best = Double.infinity
+    for _ in 0..<3 {
+        let elapsed = await seconds {
+            for _ in 0..<calls { _ = await backoffHost.delay(for: resource, settings: Settings()) }
+        }
+        best = min(best, elapsed)
     }
-    best = min(best, elapsed)
-}
-let backoffMicros = best / Double(calls) * 1e6
+    let backoffMicros = best / Double(calls) * 1e6
 
-// report: a hook that keeps a count and the worst latency, over 10,000 states.
-let reportPath = try script(
-    """
-    urls = { "http://127.0.0.1:18480/" }
-    local worst, down = 0, 0
-    function report(s)
-      if s.index == 1 then worst, down = 0, 0 end
-      if s.latency > worst then worst = s.latency end
-      if not s.ok then down = down + 1 end
-    end
-    """)
-let reportHost = try ScriptHost(path: reportPath, logger: logger)
-let states = (0..<10_000).map {
-    State(url: "http://127.0.0.1:18480/u/\($0)", name: "u\($0)", status: "200 OK", code: 200, health: .up,
-          latency: .microseconds($0), polls: 3, since: 1, checkedAt: 2)
-}
-var bestTick = Double.infinity
-for _ in 0..<5 {
-    bestTick = min(bestTick, await seconds { await reportHost.report(states) })
-}
+    // report: a hook that keeps a count and the worst latency, over 10,000 states.
+    let reportPath = try script(
+        """
+        urls = { "http://127.0.0.1:18480/" }
+        local worst, down = 0, 0
+        function report(s)
+          if s.index == 1 then worst, down = 0, 0 end
+          if s.latency > worst then worst = s.latency end
+          if not s.ok then down = down + 1 end
+        end
+        """)
+    let reportHost = try ScriptHost(path: reportPath, logger: logger)
+    let states = (0..<10_000).map {
+        State(
+            url: "http://127.0.0.1:18480/u/\($0)", name: "u\($0)", status: "200 OK", code: 200, health: .up,
+            latency: .microseconds($0), polls: 3, since: 1, checkedAt: 2)
+    }
+    var bestTick = Double.infinity
+    for _ in 0..<5 {
+        bestTick = min(bestTick, await seconds { await reportHost.report(states) })
+    }
 
-// load: a script that builds 100,000 URLs in a loop.
-let loadPath = try script(
-    """
-    urls = {}
-    for i = 1, 100000 do urls[i] = "http://127.0.0.1:18480/u/" .. i end
-    """)
-var bestLoad = Double.infinity
-for _ in 0..<3 {
-    bestLoad = min(bestLoad, try await seconds { _ = try ScriptHost(path: loadPath, logger: logger) })
-}
-for path in [backoffPath, reportPath, loadPath] { try? FileManager.default.removeItem(atPath: path) }
+    // load: a script that builds 100,000 URLs in a loop.
+    let loadPath = try script(
+        """
+        urls = {}
+        for i = 1, 100000 do urls[i] = "http://127.0.0.1:18480/u/" .. i end
+        """)
+    var bestLoad = Double.infinity
+    for _ in 0..<3 {
+        bestLoad = min(bestLoad, try await seconds { _ = try ScriptHost(path: loadPath, logger: logger) })
+    }
+    for path in [backoffPath, reportPath, loadPath] { try? FileManager.default.removeItem(atPath: path) }
 
-let probes = CommandLine.arguments.contains("--no-client") ? 0 : await clientProbesPerSecond(tasks: 16)
-let probes2 = CommandLine.arguments.contains("--no-client") ? 0 : await clientProbesPerSecond(tasks: 2)
-return #"{"backoff_us": \#(backoffMicros), "report_tick_ms": \#(bestTick * 1000), "load_100k_s": \#(bestLoad), "client_probes_s": \#(probes), "client_probes_2_s": \#(probes2)}"#
+    let probes = CommandLine.arguments.contains("--no-client") ? 0 : await clientProbesPerSecond(tasks: 16)
+    let probes2 = CommandLine.arguments.contains("--no-client") ? 0 : await clientProbesPerSecond(tasks: 2)
+    return
+        #"{"backoff_us": \#(backoffMicros), "report_tick_ms": \#(bestTick * 1000), "load_100k_s": \#(bestLoad), "client_probes_s": \#(probes), "client_probes_2_s": \#(probes2)}"#
 }
 
 /// The HTTP prober alone: `tasks` tasks, each probing in a loop for 5 s, no channels, monitor or Sleep.

@@ -37,7 +37,8 @@ public final class AlertDispatcher<C: Clock>: AlertSink, Service where C.Duratio
     /// Alerts taken but not yet delivered or reported.
     private let outstanding = Mutex(0)
 
-    public init(configuration: Configuration = Configuration(), transport: any AlertTransport, clock: C, logger: Logger) {
+    public init(configuration: Configuration = Configuration(), transport: any AlertTransport, clock: C, logger: Logger)
+    {
         self.configuration = configuration
         self.transport = transport
         self.clock = clock

@@ -28,12 +28,15 @@ public struct SystemAlertTransport: AlertTransport {
             let response = try await self.client.execute(request, timeout: .nanoseconds(Int64(timeout.seconds * 1e9)))
             _ = try? await response.body.collect(upTo: 64 << 10)
             guard (200...299).contains(response.status.code) else {
-                throw Failure(description: "the receiver answered \(response.status.code) \(response.status.reasonPhrase)")
+                throw Failure(
+                    description: "the receiver answered \(response.status.code) \(response.status.reasonPhrase)")
             }
         case .exec(let argv):
             guard let first = argv.first else { return }
             let executable: Executable = first.contains("/") ? .path(FilePath(first)) : .name(first)
-            let result = try await withThrowingTaskGroup(of: ExecutionResult<Void, DiscardedOutput, StringOutput<UTF8>>?.self) {
+            let result = try await withThrowingTaskGroup(
+                of: ExecutionResult<Void, DiscardedOutput, StringOutput<UTF8>>?.self
+            ) {
                 group in
                 group.addTask {
                     try await Subprocess.run(

@@ -1,21 +1,3 @@
-/// Health is a URL's verdict after a poll: up, degraded (working, but a `check` is unhappy), or down.
-public enum Health: String, Sendable, Hashable, CaseIterable {
-    case up
-    case degraded
-    case down
-}
-
-/// Verdict is what a `check` hook decided about a response.
-public struct Verdict: Sendable, Hashable {
-    public var health: Health
-    public var message: String?
-
-    public init(_ health: Health, message: String? = nil) {
-        self.health = health
-        self.message = message
-    }
-}
-
 /// State is the last-known state of a URL: what the StateMonitor holds and what `report` and the
 /// default reporter see.
 public struct State: Sendable, Hashable {

@@ -21,13 +21,15 @@ public struct Target: Sendable, Hashable {
         set { self.shared.fields.method = newValue }
     }
 
-    /// Seconds before the request is abandoned, or `nil` for the script's `timeout`.
+    /// How long a poll may take before it is abandoned (a `timeout` failure), or `nil` for the script's
+    /// `timeout`. Read from the script in seconds.
     public var timeout: Duration? {
         get { self.shared.fields.timeout }
         set { self.shared.fields.timeout = newValue }
     }
 
-    /// Seconds between polls while healthy, or `nil` for the script's `poll_interval`.
+    /// The time between polls while healthy, or `nil` for the script's `poll_interval`. Read from the
+    /// script in seconds.
     public var interval: Duration? {
         get { self.shared.fields.interval }
         set { self.shared.fields.interval = newValue }
@@ -103,45 +105,4 @@ public struct Target: Sendable, Hashable {
                 url: url, name: name ?? url, method: method, timeout: timeout, interval: interval, headers: headers,
                 expect: expect, backoff: backoff, check: check))
     }
-}
-
-/// Header is one request header name and value.
-public struct Header: Sendable, Hashable {
-    public var name: String
-    public var value: String
-
-    public init(_ name: String, _ value: String) {
-        self.name = name
-        self.value = value
-    }
-}
-
-/// ExpectedStatus is the set of HTTP status codes that count as a successful poll.
-public struct ExpectedStatus: Sendable, Hashable, CustomStringConvertible {
-    /// Inclusive ranges of status codes.
-    public var ranges: [ClosedRange<Int>]
-
-    /// 200–399: any success or redirect, as blackbox_exporter and Gatus users expect.
-    public static let `default` = ExpectedStatus(ranges: [200...399])
-
-    public init(ranges: [ClosedRange<Int>]) {
-        self.ranges = ranges
-    }
-
-    public func contains(_ code: Int) -> Bool {
-        self.ranges.contains { $0.contains(code) }
-    }
-
-    public var description: String {
-        self.ranges.map { $0.count == 1 ? "\($0.lowerBound)" : "\($0.lowerBound)-\($0.upperBound)" }
-            .joined(separator: ",")
-    }
-}
-
-/// HookRef names a Lua function held by the script host: its registry reference and where it was defined.
-public struct HookRef: Sendable, Hashable {
-    /// The Lua registry reference; meaningful only to the ``ScriptHost`` that loaded the script.
-    let ref: Int32
-    /// Where the function was defined, as `file:line`.
-    public let location: String
 }

@@ -71,9 +71,9 @@ public struct PollerPool<C: Clock>: Sendable where C.Duration == Duration {
             // Sleep queues each Resource in the bucket of its wake-up time (rounded up to 10 ms); one task per
             // bucket sleeps, then sends the bucket's Resources to the pending queue in the order they came.
             // Resources due together share a task, so 100,000 sleeping URLs cost a few thousand tasks.
-            let buckets = Buckets()
+            let buckets = TimerQueue()
             func sleep(_ resource: Resource) {
-                let slot = Buckets.slot(for: resource.due)
+                let slot = TimerQueue.slot(for: resource.due)
                 guard buckets.add(resource, to: slot) else { return }
                 group.addTask {
                     let wake = start.advanced(by: slot)
@@ -144,37 +144,5 @@ public struct PollerPool<C: Clock>: Sendable where C.Duration == Duration {
         }
         let state = resource.record(result, verdict: verdict, at: self.now())
         await self.monitor.update(state)
-    }
-}
-
-/// Buckets holds sleeping Resources by wake-up slot. The pool's loop adds; each slot's task takes its
-/// Resources once, when it wakes.
-private final class Buckets: Sendable {
-    /// Wake-ups are rounded up to this: never early, at most this late.
-    static let resolution: Duration = .milliseconds(10)
-
-    private let slots = Mutex([Duration: [Resource]]())
-
-    static func slot(for due: Duration) -> Duration {
-        let (seconds, attoseconds) = due.components
-        let nanoseconds = seconds * 1_000_000_000 + attoseconds / 1_000_000_000
-        let step: Int64 = 10_000_000  // the resolution, in nanoseconds
-        return .nanoseconds(max(0, (nanoseconds + step - 1) / step) * step)
-    }
-
-    /// Adds `resource` to `slot`; true when the slot is new and needs a task to wake it.
-    func add(_ resource: Resource, to slot: Duration) -> Bool {
-        self.slots.withLock { slots in
-            if slots[slot] != nil {
-                slots[slot]!.append(resource)
-                return false
-            }
-            slots[slot] = [resource]
-            return true
-        }
-    }
-
-    func take(_ slot: Duration) -> [Resource] {
-        self.slots.withLock { $0.removeValue(forKey: slot) ?? [] }
     }
 }

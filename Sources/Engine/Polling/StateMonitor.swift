@@ -1,17 +1,5 @@
 import AsyncAlgorithms
 
-/// StateObserver hears about every State the monitor receives.
-public protocol StateObserver: Sendable {
-    /// After every poll, with the URL's previous state (nil on its first poll).
-    func polled(_ state: State, previous: State?) async
-    /// When a URL's status or health changes (previous nil on its first result).
-    func changed(_ state: State, previous: State?) async
-}
-
-extension StateObserver {
-    public func polled(_ state: State, previous: State?) async {}
-}
-
 /// StateMonitor maintains the url→State map and reports it on every tick. It alone owns the map: pollers
 /// send it States, observers hear of every result and every change as it happens, and the reporter gets a
 /// sorted copy on each tick.

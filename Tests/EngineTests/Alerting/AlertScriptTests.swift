@@ -27,7 +27,9 @@ import Testing
                     down.json?["text"] as? String
                         == ":red_circle: \(base)/flapping is down: 503 Service Unavailable "
                         + "(status 503 is not in expect 200-399)")
-                #expect(up.json?["text"] as? String == ":large_green_circle: \(base)/flapping recovered: 200 OK after 9 polls")
+                #expect(
+                    up.json?["text"] as? String
+                        == ":large_green_circle: \(base)/flapping recovered: 200 OK after 9 polls")
                 #expect(receiver.all.count == 2)
             }
         }
@@ -66,9 +68,10 @@ import Testing
                 let alert = try #require(receiver.all.first?.json)
                 #expect(alert["text"] as? String == "4 of 5 URLs are down")
                 #expect(
-                    alert["down"] as? [String] == [500, 502, 503, 504].map {
-                        "\(base)/status/\($0) (\($0) \(HTTPStatusName.of($0)))"
-                    })
+                    alert["down"] as? [String]
+                        == [500, 502, 503, 504].map {
+                            "\(base)/status/\($0) (\($0) \(HTTPStatusName.of($0)))"
+                        })
             }
         }
     }
@@ -115,11 +118,5 @@ import Testing
             #expect(result.status == 1)
             #expect(result.stdout.contains(" \(base)/ratelimited 429 Too Many Requests\n"))
         }
-    }
-}
-
-enum HTTPStatusName {
-    static func of(_ code: Int) -> String {
-        [500: "Internal Server Error", 502: "Bad Gateway", 503: "Service Unavailable", 504: "Gateway Timeout"][code] ?? ""
     }
 }

@@ -210,8 +210,13 @@ import Testing
             #expect(receiver.all.filter { $0.path == "/flaky" }.count == 3)
             let errors = log.all.filter { $0.hasPrefix("error:") }.sorted()
             #expect(errors.count == 2)
-            #expect(errors.contains("error: alert not delivered after 4 attempts: the receiver answered 500 Internal Server Error"))
-            #expect(errors.contains { $0.hasPrefix("error: alert not delivered after 4 attempts:") && $0.contains("refused") })
+            #expect(
+                errors.contains(
+                    "error: alert not delivered after 4 attempts: the receiver answered 500 Internal Server Error"))
+            #expect(
+                errors.contains {
+                    $0.hasPrefix("error: alert not delivered after 4 attempts:") && $0.contains("refused")
+                })
         }
     }
 
@@ -260,23 +265,4 @@ import Testing
         }
         try await client.shutdown()
     }
-}
-
-/// StateRecorder keeps every State the monitor receives, and publishes each on `polls`.
-final class StateRecorder: StateObserver {
-    private let recorded = Mutex([State]())
-    var states: [State] { self.recorded.withLock { $0 } }
-    let polls: AsyncStream<State>
-    private let continuation: AsyncStream<State>.Continuation
-
-    init() {
-        (self.polls, self.continuation) = AsyncStream.makeStream()
-    }
-
-    func polled(_ state: State, previous: State?) async {
-        self.recorded.withLock { $0.append(state) }
-        self.continuation.yield(state)
-    }
-
-    func changed(_ state: State, previous: State?) async {}
 }

@@ -42,7 +42,9 @@ import Testing
             first.signal(SIGKILL)
             _ = await first.wait()
             #expect(first.stdout.components(separatedBy: "CHANGE 500 Internal Server Error").count - 1 == 1)
-            let saved = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: state.path))) as? [String: Any])
+            let saved = try #require(
+                try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: state.path)))
+                    as? [String: Any])
             let savedCount = try #require((saved["states"] as? [[String: Any]])?.first?["error_count"] as? Int)
             #expect(savedCount >= 1)
 
@@ -80,7 +82,9 @@ import Testing
             try "urls = { oops }\n".write(toFile: script.path, atomically: true, encoding: .utf8)
             process.signal(SIGHUP)
             try await process.waitForStderr("reload failed, still running the previous script")
-            #expect(process.stderr.contains("reload failed, still running the previous script: \(script.path):1: 'urls' is empty"))
+            #expect(
+                process.stderr.contains(
+                    "reload failed, still running the previous script: \(script.path):1: 'urls' is empty"))
 
             try "status_interval = 0.1\nurls = { \"\(base)/failing\" }\n".write(
                 toFile: script.path, atomically: true, encoding: .utf8)

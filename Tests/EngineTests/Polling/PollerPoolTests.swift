@@ -194,7 +194,8 @@ import Testing
         let recorder = StateRecorder()
         let sut = PollerPool(
             settings: Self.settings(pollers: 3), targets: urls.map { Target(url: $0) }, prober: prober,
-            policy: LinearBackoff(), monitor: StateMonitor(urls: urls, reporter: RecordingReporter(), observers: [recorder]),
+            policy: LinearBackoff(),
+            monitor: StateMonitor(urls: urls, reporter: RecordingReporter(), observers: [recorder]),
             clock: clock)
 
         try await Self.withRunning(sut, clock: clock) { sleeps in

@@ -55,10 +55,10 @@ import Testing
 
             // When: a valid script drops b, adds c and brings its own backoff and on_change.
             try """
-                urls = { "\(Self.a)", "\(Self.c)" }
-                function backoff(r) return 5 * r.error_count + 1 end
-                function on_change(s, prev) urlpoll.log("info", "change", s.url, prev and prev.status or "nil") end
-                """.write(toFile: script.path, atomically: true, encoding: .utf8)
+            urls = { "\(Self.a)", "\(Self.c)" }
+            function backoff(r) return 5 * r.error_count + 1 end
+            function on_change(s, prev) urlpoll.log("info", "change", s.url, prev and prev.status or "nil") end
+            """.write(toFile: script.path, atomically: true, encoding: .utf8)
             requestReload.yield()
             #expect(await outcomes.next() == true)
 

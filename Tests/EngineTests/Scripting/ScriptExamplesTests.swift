@@ -30,7 +30,10 @@ import Testing
     @Test func defaultScript_isTheSeed() throws {
         let host = try ScriptHost(path: Self.path("default.lua"), logger: Logger(label: "test"))
         let settings = host.config.settings
-        #expect(host.config.targets.map(\.url) == ["http://www.google.com/", "http://golang.org/", "http://blog.golang.org/"])
+        #expect(
+            host.config.targets.map(\.url) == [
+                "http://www.google.com/", "http://golang.org/", "http://blog.golang.org/",
+            ])
         #expect(settings.pollers == 2)
         #expect(settings.pollInterval == .seconds(60))
         #expect(settings.statusInterval == .seconds(10))
@@ -69,7 +72,9 @@ import Testing
         try await withDemoSite { (base) async throws in
             let result = try await CLIProcess.run(["once", "scripts/backoff.lua", "--", base])
             #expect(result.status == 1)
-            #expect(result.stdout == "Current state:\n \(base)/failing 500 Internal Server Error\n \(base)/healthy 200 OK\n")
+            #expect(
+                result.stdout == "Current state:\n \(base)/failing 500 Internal Server Error\n \(base)/healthy 200 OK\n"
+            )
         }
     }
 

@@ -71,7 +71,8 @@ final class KeepAliveServer: Sendable {
 extension [UInt8] {
     fileprivate var headerEnd: Int? {
         guard self.count >= 4 else { return nil }
-        for i in 0...(self.count - 4) where self[i] == 13 && self[i + 1] == 10 && self[i + 2] == 13 && self[i + 3] == 10 {
+        for i in 0...(self.count - 4) where self[i] == 13 && self[i + 1] == 10 && self[i + 2] == 13 && self[i + 3] == 10
+        {
             return i
         }
         return nil

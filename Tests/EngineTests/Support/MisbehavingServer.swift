@@ -75,7 +75,8 @@ final class MisbehavingServer: @unchecked Sendable {
 extension [UInt8] {
     fileprivate var containsHeaderEnd: Bool {
         guard self.count >= 4 else { return false }
-        for i in 0...(self.count - 4) where self[i] == 13 && self[i + 1] == 10 && self[i + 2] == 13 && self[i + 3] == 10 {
+        for i in 0...(self.count - 4) where self[i] == 13 && self[i + 1] == 10 && self[i + 2] == 13 && self[i + 3] == 10
+        {
             return true
         }
         return false

@@ -1,79 +1,9 @@
-import DemoSite
 import Foundation
-import Hummingbird
-import Logging
 
-/// Runs `body` with the demo site listening on a free loopback port, and stops the site afterwards, on
-/// both the success and the error path.
-func withDemoSite(_ body: @Sendable (_ base: String) async throws -> Void) async throws {
-    var logger = Logger(label: "demo-site")
-    logger.logLevel = .critical
-    try await withApplication({ onReady in DemoSite.application(logger: logger, onReady: onReady) }, body)
+struct CLIError: Error, CustomStringConvertible {
+    let message: String
+    var description: String { self.message }
 }
-
-/// Runs `body` with the application `make` builds (given the callback that learns its port) listening on
-/// loopback, and stops it afterwards, on both the success and the error path.
-func withApplication<App: ApplicationProtocol>(
-    _ make: (@escaping @Sendable (Int) async -> Void) -> App, _ body: @Sendable (_ base: String) async throws -> Void
-) async throws {
-    try await withThrowingTaskGroup(of: Void.self) { group in
-        let (ports, continuation) = AsyncStream<Int>.makeStream()
-        let app = make { port in continuation.yield(port) }
-        group.addTask { try await app.run() }
-        var iterator = ports.makeAsyncIterator()
-        guard let port = await iterator.next() else { throw CancellationError() }
-        do {
-            try await body("http://127.0.0.1:\(port)")
-        } catch {
-            group.cancelAll()
-            throw error
-        }
-        group.cancelAll()
-    }
-}
-
-/// A TCP socket bound to a free loopback port, listening when `backlog` is given; returns it and the port.
-func bindLoopback(listen backlog: Int32? = nil) throws -> (fd: Int32, port: Int) {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-    let ok = withUnsafeMutablePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer in
-            bind(fd, pointer, length) == 0 && (backlog.map { listen(fd, $0) == 0 } ?? true)
-                && getsockname(fd, pointer, &length) == 0
-        }
-    }
-    guard ok else {
-        close(fd)
-        throw POSIXError(.EADDRINUSE)
-    }
-    return (fd, Int(UInt16(bigEndian: address.sin_port)))
-}
-
-/// Writes all of `text` to `fd`; false when the peer has gone.
-func writeAll(_ fd: Int32, _ text: String) -> Bool {
-    let bytes = Array(text.utf8)
-    var offset = 0
-    while offset < bytes.count {
-        let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + offset, $0.count - offset) }
-        if n <= 0 { return false }
-        offset += n
-    }
-    return true
-}
-
-/// A loopback port with nothing listening: bound, then closed.
-func closedPort() throws -> Int {
-    let (fd, port) = try bindLoopback()
-    close(fd)
-    return port
-}
-
-/// The urlpoll binary built beside this test bundle.
-let urlpollBinary = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
-    .deletingLastPathComponent().appendingPathComponent("urlpoll").path
 
 /// A running urlpoll process, with its output collected as it arrives.
 final class CLIProcess: @unchecked Sendable {
@@ -156,24 +86,6 @@ final class CLIProcess: @unchecked Sendable {
     }
 }
 
-struct CLIError: Error, CustomStringConvertible {
-    let message: String
-    var description: String { self.message }
-}
-
-/// HangingListener is a server that never answers: it listens on a loopback port but never accepts, so a
-/// client connects (the kernel completes the handshake), sends its request, and waits forever.
-final class HangingListener: Sendable {
-    let port: Int
-    private let fd: Int32
-
-    init() throws {
-        (self.fd, self.port) = try bindLoopback(listen: 64)
-    }
-
-    var url: String { "http://127.0.0.1:\(self.port)" }
-
-    deinit {
-        close(self.fd)
-    }
-}
+/// The urlpoll binary built beside this test bundle.
+let urlpollBinary = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
+    .deletingLastPathComponent().appendingPathComponent("urlpoll").path

@@ -1,0 +1,138 @@
+import NIOCore
+import NIOHTTP1
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// A reused connection that the server had closed: the request never reached it.
+struct StaleConnection: Error {}
+
+/// Exchange is one request on its way to the handler, with the promise its outcome completes.
+struct Exchange: Sendable {
+    struct Outcome: Sendable {
+        var response: HTTP1Client.Response
+        /// Whether the connection can carry another request.
+        var reusable: Bool
+    }
+
+    var head: HTTPRequestHead
+    var deadline: NIODeadline
+    var captureBody: Bool
+    var maximumBodySize: Int
+    var promise: EventLoopPromise<Outcome>
+}
+
+/// ExchangeHandler runs one exchange at a time on its connection: writes the request, reads the response
+/// (discarding the body beyond what is kept, and closing the connection once the cap is passed), and fails
+/// the exchange if the deadline passes, the server closes, or the response is not HTTP.
+final class ExchangeHandler: ChannelDuplexHandler {
+    typealias InboundIn = HTTPClientResponsePart
+    typealias OutboundIn = Exchange
+    typealias OutboundOut = HTTPClientRequestPart
+
+    private struct Current {
+        var exchange: Exchange
+        var timer: Scheduled<Void>?
+        var head: HTTPResponseHead?
+        var body: [UInt8]?
+        var read = 0
+    }
+
+    private var current: Current?
+    /// Whether the connection has carried a request before this one.
+    private var used = false
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        let exchange = self.unwrapOutboundIn(data)
+        promise?.succeed()
+        guard self.current == nil, context.channel.isActive else {
+            exchange.promise.fail(StaleConnection())
+            return
+        }
+        var current = Current(exchange: exchange)
+        current.body = exchange.captureBody ? [] : nil
+        let loop = context.eventLoop.assumeIsolated()
+        current.timer = loop.scheduleTask(deadline: exchange.deadline) { [context] in
+            self.finish(context, .failure(ProbeFailure(.timeout, detail: "")), close: true)
+        }
+        self.current = current
+        context.write(self.wrapOutboundOut(.head(exchange.head)), promise: nil)
+        context.writeAndFlush(self.wrapOutboundOut(.end(nil)), promise: nil)
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard self.current != nil else { return }
+        switch self.unwrapInboundIn(data) {
+        case .head(let head):
+            // 1xx heads are informational; the response proper follows.
+            if head.status.code >= 200 || head.status.code < 100 { self.current!.head = head }
+        case .body(let buffer):
+            let cap = self.current!.exchange.maximumBodySize
+            if self.current!.body != nil {
+                let room = max(0, cap - self.current!.read)
+                self.current!.body!.append(contentsOf: buffer.readableBytesView.prefix(room))
+            }
+            self.current!.read += buffer.readableBytes
+            if self.current!.read >= cap, let head = self.current!.head {
+                // Enough: the rest is not read, so the connection cannot be reused.
+                let outcome = Exchange.Outcome(
+                    response: .init(head: head, body: self.current!.body), reusable: false)
+                self.finish(context, .success(outcome), close: true)
+            }
+        case .end:
+            guard let head = self.current!.head else { return }
+            let outcome = Exchange.Outcome(
+                response: .init(head: head, body: self.current!.body), reusable: head.isKeepAlive)
+            self.finish(context, .success(outcome), close: !head.isKeepAlive)
+        }
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        // Only a connection that has carried a request idles out: a new one is about to get its first.
+        // A request racing the close on a reused one is sent again on a new connection.
+        if event is IdleStateHandler.IdleStateEvent, self.current == nil, self.used {
+            context.close(promise: nil)
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        if let current = self.current {
+            let error: any Error
+            if current.head != nil {
+                error = ProbeFailure(.reset, detail: "the server closed the connection before the end of the body")
+            } else if self.used {
+                error = StaleConnection()
+            } else {
+                error = HTTP1Client.closedBeforeResponse
+            }
+            self.finish(context, .failure(error), close: false)
+        }
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        if let current = self.current, current.head == nil, self.used, let io = error as? IOError,
+            io.errnoCode == ECONNRESET || io.errnoCode == EPIPE
+        {
+            self.finish(context, .failure(StaleConnection()), close: true)
+        } else if self.current != nil {
+            self.finish(context, .failure(error), close: true)
+        } else {
+            context.close(promise: nil)
+        }
+    }
+
+    private func finish(
+        _ context: ChannelHandlerContext, _ result: Result<Exchange.Outcome, any Error>, close: Bool
+    ) {
+        guard let current = self.current else { return }
+        self.current = nil
+        self.used = true
+        current.timer?.cancel()
+        if close { context.close(promise: nil) }
+        current.exchange.promise.completeWith(result)
+    }
+}

@@ -1,0 +1,39 @@
+import CLua
+import Logging
+
+extension ScriptHost: Reporter {
+    public func report(_ states: [State]) {
+        guard let hook = self.config.report else { return }
+        for (i, state) in states.enumerated() {
+            let result = self.runtime.callHook(
+                hook, name: "report", nargs: 1,
+                pushArgs: { self.pushState(state, index: i + 1, count: states.count) },
+                read: { _ in () })
+            self.forwardAlerts()
+            if case .failure(let error) = result {
+                self.logFailure(error, hook: "report", url: state.url, fallback: "skipping this URL's report")
+            }
+        }
+    }
+
+    func pushState(_ state: State, index: Int? = nil, count: Int? = nil) {
+        let lua = self.runtime
+        lua.beginRecord(fields: 16)
+        lua.setURLAndName(state.url, state.name)
+        lua.set(.status, state.status)
+        lua.set(.code, state.code)
+        lua.set(.ok, state.ok)
+        lua.set(.state, state.health.rawValue)
+        lua.set(.error, state.error)
+        lua.set(.detail, state.detail)
+        lua.set(.errorCount, state.errorCount)
+        lua.set(.latency, state.latency.seconds)
+        lua.set(.polls, state.polls)
+        lua.set(.since, state.since)
+        lua.set(.checkedAt, state.checkedAt)
+        lua.set(.lateness, state.lateness.seconds)
+        lua.set(.index, index)
+        lua.set(.count, count)
+        lua.endRecord()
+    }
+}
