@@ -1,11 +1,13 @@
 /// State is the last-known state of a URL: what the StateMonitor holds and what `report` and the
 /// default reporter see.
 public struct State: Sendable, Hashable {
+    /// The URL, as the script wrote it (the monitor's key).
     public var url: String {
         get { self.shared.fields.url }
         set { self.shared.fields.url = newValue }
     }
 
+    /// The display label: the URL's `name`, or the URL.
     public var name: String {
         get { self.shared.fields.name }
         set { self.shared.fields.name = newValue }
@@ -48,6 +50,7 @@ public struct State: Sendable, Hashable {
         set { self.shared.fields.errorCount = newValue }
     }
 
+    /// How long the poll took: from sending the request to the end of the response, or to the failure.
     public var latency: Duration {
         get { self.shared.fields.latency }
         set { self.shared.fields.latency = newValue }

@@ -6,10 +6,12 @@ import FoundationEssentials
 /// The file is JSON, replaced atomically (written beside it, then renamed), so a crash mid-write leaves the
 /// previous version. A file that cannot be read or parsed is reported and ignored, never fatal.
 public struct StateStore: Sendable {
+    /// The file exists but is not a state file this version can read (torn, corrupt, another program's).
     public struct Unreadable: Error, CustomStringConvertible {
         public let description: String
     }
 
+    /// The state file's path, as given to `--state`.
     public let path: String
 
     public init(path: String) {

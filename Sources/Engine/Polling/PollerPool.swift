@@ -6,8 +6,11 @@ import Synchronization
 /// reports its State to the StateMonitor and hands it on to `complete`, where its Sleep waits as long as
 /// the backoff policy says before queueing it again. Ownership moves with the message; nothing is shared.
 public struct PollerPool<C: Clock>: Sendable where C.Duration == Duration {
+    /// The settings the pool runs with (the script's, with command-line overrides).
     public let settings: Settings
+    /// The URLs it polls, in the script's order.
     public let targets: [Target]
+    /// The monitor every State goes to.
     public let monitor: StateMonitor
     private let prober: any Prober
     private let policy: any SleepPolicy

@@ -3,6 +3,7 @@
 /// As in the seed, a Resource is moved, never shared: it travels from the `pending` channel to a poller,
 /// from the poller to `complete`, and from there to its Sleep, which queues it again.
 public struct Resource: Sendable {
+    /// The URL and its options, as the script declared them.
     public let target: Target
     /// Consecutive failed polls.
     public private(set) var errorCount = 0
@@ -19,6 +20,7 @@ public struct Resource: Sendable {
     /// The last response's headers, kept only when the target captures them.
     public private(set) var headers: [Header] = []
 
+    /// A Resource not yet polled: no errors, no state, due at once.
     public init(_ target: Target) {
         self.target = target
     }

@@ -24,7 +24,9 @@ public struct ProbeFailure: Error, Sendable, Hashable {
         case error
     }
 
+    /// The short kind: reports, JSON `error` and alerts use it.
     public var kind: Kind
+    /// What went wrong, in words, for `detail`.
     public var detail: String
 
     public init(_ kind: Kind, detail: String) {

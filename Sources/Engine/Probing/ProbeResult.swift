@@ -1,5 +1,6 @@
 /// ProbeResult is what one poll saw: a response with a status code, or a failure, and how long it took.
 public struct ProbeResult: Sendable, Hashable {
+    /// What the poll got: a response, or a failure.
     public enum Outcome: Sendable, Hashable {
         /// The server answered with this status code and reason phrase.
         case response(code: Int, reason: String)
@@ -7,6 +8,7 @@ public struct ProbeResult: Sendable, Hashable {
         case failure(ProbeFailure)
     }
 
+    /// The response's status, or why there was none.
     public var outcome: Outcome
     /// Time from sending the request to the end of the response (or the failure).
     public var latency: Duration

@@ -16,6 +16,7 @@ public struct ScriptError: Error, Sendable, Hashable, CustomStringConvertible {
         case badReturn
     }
 
+    /// Which kind of problem; errors compare equal by kind alone (the message names the file and line).
     public var kind: Kind
     /// One line, starting with `file:line:` where known.
     public var message: String
