@@ -23,6 +23,7 @@ public final class EngineMetrics: StateObserver {
     private let luaMemory: Gauge
     /// The lateness of the latest polls, newest last, for ``health(expected:polled:)``.
     private let recent = Mutex(LatenessWindow())
+    private let hooks = Mutex<[String: HookSeries]>([:])
 
     /// Lateness buckets, in seconds: from on time to far behind.
     static let latenessBuckets: [Duration] = [
@@ -83,22 +84,38 @@ public final class EngineMetrics: StateObserver {
         (success ? self.reloadSuccesses : self.reloadFailures).increment()
     }
 
-    /// Records one call into the script: how long it took, whether it failed, and the Lua state's size after.
-    /// `hook` is one of urlpoll's fixed hook names (`backoff`, `check`, `report`, ...).
-    public func hookCalled(_ hook: String, duration: Duration, failed: Bool, luaMemory: Int) {
-        self.registry.makeDurationHistogram(
-            descriptor: MetricNameDescriptor(
-                namespace: "urlpoll", metricName: "hook_duration", unitName: "seconds",
-                helpText: "Seconds each call into the script's hooks took, by hook."),
-            labels: [("hook", hook)], buckets: Self.hookBuckets
-        ).record(duration)
-        let errors = self.registry.makeCounter(
-            descriptor: MetricNameDescriptor(
-                namespace: "urlpoll", metricName: "hook_errors", unitName: "total",
-                helpText: "Hook calls that raised, ran past their budget or returned a wrong value, by hook."),
-            labels: [("hook", hook)])
-        if failed { errors.increment() }
+    /// Records one call into the script: how long it took and the Lua state's size after. `hook` is one of
+    /// urlpoll's fixed hook names (`backoff`, `check`, `report`, `on_result`, `on_change`).
+    public func hookCalled(_ hook: String, duration: Duration, luaMemory: Int) {
+        self.hookSeries(hook).duration.record(duration)
         self.luaMemory.set(Double(luaMemory))
+    }
+
+    /// Counts a hook call that raised, ran past its budget or memory, or returned a wrong value.
+    public func hookFailed(_ hook: String) {
+        self.hookSeries(hook).errors.increment()
+    }
+
+    private func hookSeries(_ hook: String) -> HookSeries {
+        if let series = self.hooks.withLock({ $0[hook] }) { return series }
+        let series = HookSeries(
+            duration: self.registry.makeDurationHistogram(
+                descriptor: MetricNameDescriptor(
+                    namespace: "urlpoll", metricName: "hook_duration", unitName: "seconds",
+                    helpText: "Seconds each call into the script's hooks took, by hook."),
+                labels: [("hook", hook)], buckets: Self.hookBuckets),
+            errors: self.registry.makeCounter(
+                descriptor: MetricNameDescriptor(
+                    namespace: "urlpoll", metricName: "hook_errors", unitName: "total",
+                    helpText: "Hook calls that raised, ran past their budget or returned a wrong value, by hook."),
+                labels: [("hook", hook)]))
+        self.hooks.withLock { $0[hook] = series }
+        return series
+    }
+
+    private struct HookSeries: Sendable {
+        let duration: DurationHistogram
+        let errors: Counter
     }
 
     /// Whether the engine is keeping up: nil when it is, else the reason in words.
