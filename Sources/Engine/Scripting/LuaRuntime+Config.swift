@@ -77,7 +77,8 @@ extension LuaRuntime {
             throw ScriptError(
                 .configuration,
                 source.locate(assigning: "listen")
-                    + "setting 'listen' must be a string HOST:PORT such as \"127.0.0.1:9464\" (got \(self.describe(at: -1)))")
+                    + "setting 'listen' must be a string HOST:PORT such as \"127.0.0.1:9464\" (got \(self.describe(at: -1)))"
+            )
         }
         do {
             return try ListenAddress(parsing: text)

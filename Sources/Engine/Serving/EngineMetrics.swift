@@ -50,14 +50,17 @@ public final class EngineMetrics: StateObserver {
                 helpText: "Seconds each poll started after its planned time: above zero when the engine cannot keep up."
             ), labels: [], buckets: Self.latenessBuckets)
         self.urls = self.registry.makeGauge(
-            descriptor: MetricNameDescriptor(namespace: "urlpoll", metricName: "urls", unitName: "", helpText: "URLs the loaded script polls."))
+            descriptor: MetricNameDescriptor(
+                namespace: "urlpoll", metricName: "urls", unitName: "", helpText: "URLs the loaded script polls."))
         let reloads = MetricNameDescriptor(
-            namespace: "urlpoll", metricName: "reloads", unitName: "total", helpText: "Script reloads (SIGHUP or --watch), by result.")
+            namespace: "urlpoll", metricName: "reloads", unitName: "total",
+            helpText: "Script reloads (SIGHUP or --watch), by result.")
         self.reloadSuccesses = self.registry.makeCounter(descriptor: reloads, labels: [("result", "success")])
         self.reloadFailures = self.registry.makeCounter(descriptor: reloads, labels: [("result", "failure")])
         self.luaMemory = self.registry.makeGauge(
             descriptor: MetricNameDescriptor(
-                namespace: "urlpoll", metricName: "lua_memory", unitName: "bytes", helpText: "Bytes the script's Lua state holds, after its last call."
+                namespace: "urlpoll", metricName: "lua_memory", unitName: "bytes",
+                helpText: "Bytes the script's Lua state holds, after its last call."
             ))
     }
 

@@ -44,7 +44,9 @@ import Testing
             // /healthz turns 200 once every URL has been polled once.
             let deadline = ContinuousClock.now + .seconds(30)
             while try await fetch("http://127.0.0.1:\(port)/healthz").status != 200 {
-                guard ContinuousClock.now < deadline else { throw CLIError(message: "never healthy: \(process.stderr)") }
+                guard ContinuousClock.now < deadline else {
+                    throw CLIError(message: "never healthy: \(process.stderr)")
+                }
                 try await Task.sleep(for: .milliseconds(20))
             }
             let samples = try await parsePrometheus(try await fetch("http://127.0.0.1:\(port)/metrics").body)
@@ -67,7 +69,8 @@ import Testing
 
     @Test func notifySocket_getsReadyOnceListening_reloadingAndReadyOnHUP_andStoppingOnTERM() async throws {
         let notify = try NotifySocket()
-        let script = try TemporaryScript("urls = { \"http://127.0.0.1:\(try closedPort())/\" }\nstatus_interval = 3600\n")
+        let script = try TemporaryScript(
+            "urls = { \"http://127.0.0.1:\(try closedPort())/\" }\nstatus_interval = 3600\n")
         let process = try CLIProcess(
             ["run", script.path, "--listen", "127.0.0.1:0"], environment: ["NOTIFY_SOCKET": notify.path])
         #expect(await notify.receive() == "READY=1")
@@ -81,7 +84,9 @@ import Testing
         #expect(Int(reloading.split(separator: "=").last ?? "") != nil)
         #expect(await notify.receive() == "READY=1")
         try await process.waitForStderr("reloaded")
-        #expect(try await fetch("http://127.0.0.1:\(port)/metrics").body.contains("urlpoll_reloads_total{result=\"success\"} 1"))
+        #expect(
+            try await fetch("http://127.0.0.1:\(port)/metrics").body.contains(
+                "urlpoll_reloads_total{result=\"success\"} 1"))
 
         process.signal(SIGTERM)
         #expect(await notify.receive() == "STOPPING=1")

@@ -72,10 +72,15 @@ import Testing
               http_2xx = { prober = "http" },
             }
             """)
-        #expect(unknown == "\(script.path):3: modules.http_2xx: unknown field 'prober' (known fields: method, timeout, headers, expect)")
+        #expect(
+            unknown
+                == "\(script.path):3: modules.http_2xx: unknown field 'prober' (known fields: method, timeout, headers, expect)"
+        )
         let (notTable, _) = try Self.loadError("urls = { \"http://127.0.0.1:1/\" }\nmodules = 1\n")
         #expect(notTable.contains(":2: 'modules' must be a table of module names to option tables (got number)"))
         let (listen, _) = try Self.loadError("urls = { \"http://127.0.0.1:1/\" }\nlisten = 9464\n")
-        #expect(listen.contains(":2: setting 'listen' must be a string HOST:PORT such as \"127.0.0.1:9464\" (got number 9464)"))
+        #expect(
+            listen.contains(
+                ":2: setting 'listen' must be a string HOST:PORT such as \"127.0.0.1:9464\" (got number 9464)"))
     }
 }

@@ -25,7 +25,10 @@ import Testing
         #expect(success.labels == ["instance": url, "name": name, "team": "d\"b\\\nops", "tier": ""])
         #expect(success.value == 1)
         // Every line of the text is one sample or one comment: no raw newline escaped a label.
-        #expect(text.split(separator: "\n").allSatisfy { $0.hasPrefix("#") || $0.hasPrefix("probe_") || $0.hasPrefix("urlpoll_") })
+        #expect(
+            text.split(separator: "\n").allSatisfy {
+                $0.hasPrefix("#") || $0.hasPrefix("probe_") || $0.hasPrefix("urlpoll_")
+            })
     }
 
     @Test func eachURL_getsItsValues_andTheStateFamilyMarksOnlyTheCurrentState() async throws {
@@ -33,11 +36,17 @@ import Testing
         let down = Target(url: "http://127.0.0.1:9/down")
         let samples = try await parsePrometheus(
             Self.render([
-                (up, State(url: up.url, name: up.name, status: "200 OK", code: 200, health: .up, latency: .milliseconds(250))),
+                (
+                    up,
+                    State(
+                        url: up.url, name: up.name, status: "200 OK", code: 200, health: .up,
+                        latency: .milliseconds(250))
+                ),
                 (
                     down,
                     State(
-                        url: down.url, name: down.name, status: "refused", health: .down, error: "refused", errorCount: 3,
+                        url: down.url, name: down.name, status: "refused", health: .down, error: "refused",
+                        errorCount: 3,
                         latency: .milliseconds(2))
                 ),
             ]))

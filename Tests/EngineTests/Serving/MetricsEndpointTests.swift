@@ -45,7 +45,8 @@ import Testing
             ]
             let metrics = EngineMetrics()
             let source = MetricsSource()
-            let monitor = StateMonitor(urls: targets.map(\.url), reporter: TextReporter(output: Output { _ in }), observers: [metrics])
+            let monitor = StateMonitor(
+                urls: targets.map(\.url), reporter: TextReporter(output: Output { _ in }), observers: [metrics])
             var settings = Settings()
             settings.pollers = 6
             source.serve(monitor: monitor, targets: targets, settings: settings)
@@ -75,7 +76,8 @@ import Testing
                         .value
                 }
                 // healthy, with its own name and labels
-                let labels = samples.first { $0.name == "probe_success" && $0.labels["instance"] == healthy.url }?.labels
+                let labels = samples.first { $0.name == "probe_success" && $0.labels["instance"] == healthy.url }?
+                    .labels
                 #expect(labels == ["instance": healthy.url, "name": "the \"healthy\" page", "team": "web"])
                 #expect(value("probe_success", healthy.url) == 1)
                 #expect(value("probe_http_status_code", healthy.url) == 200)
@@ -126,7 +128,10 @@ import Testing
             let monitor = StateMonitor(urls: targets.map(\.url), reporter: TextReporter(output: Output { _ in }))
             source.serve(
                 monitor: monitor, targets: targets, settings: Settings(),
-                modules: ["http_2xx": ProbeModule(name: "http_2xx", method: "GET", expect: ExpectedStatus(ranges: [200...299]))])
+                modules: [
+                    "http_2xx": ProbeModule(
+                        name: "http_2xx", method: "GET", expect: ExpectedStatus(ranges: [200...299]))
+                ])
             let client = HTTPProber.makeClient(pollers: 2)
             let prober = HTTPProber(client: client)
             try await Self.withServer(source: source, metrics: EngineMetrics(), prober: prober) { base in
