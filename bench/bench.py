@@ -79,12 +79,12 @@ def max_rate(workdir, pollers, seconds, urls):
     return {"polls_s": polls / wall, "cpu_per_10k": cpu / polls * 10000, "rss_mb": rss}
 
 
-def scale(workdir, urls, seconds, pollers):
+def scale(workdir, urls, seconds, pollers, extra=()):
     path = os.path.join(workdir, "scale.lua")
     open(path, "w").write(
         f"pollers = {pollers}\npoll_interval = 60\nstatus_interval = 10\n"
         f"urls = {{}}\nfor i = 1, {urls} do urls[i] = '{BASE}/s/' .. i end\n" + COUNT_REPORT)
-    out, cpu, rss, wall = run_urlpoll(path, seconds)
+    out, cpu, rss, wall = run_urlpoll(path, seconds, extra)
     ticks = [l.split() for l in out.splitlines() if l.startswith("TICK")]
     polls = int(ticks[-1][2])
     # Due: URL i first at (i // 1000) × step (the engine's spread start: batches of 1000, at most 1 s apart,
@@ -100,10 +100,45 @@ def scale(workdir, urls, seconds, pollers):
             "cpu_per_10k": cpu / max(polls, 1) * 10000}
 
 
+def scale_scraped(workdir, urls, seconds, pollers, every=10):
+    """The scale case with the listener on, scraping /metrics every `every` s while polling: each scrape's
+    duration and size, and the polls' lateness during the run (a scrape must not pause polling)."""
+    import threading, urllib.request
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    scrapes, stop = [], threading.Event()
+
+    def scraper():
+        # The first pass must be under way before a scrape means anything.
+        stop.wait(every)
+        while not stop.is_set():
+            start = time.monotonic()
+            try:
+                body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=30).read()
+                scrapes.append((time.monotonic() - start, len(body)))
+            except OSError:
+                pass
+            stop.wait(every)
+
+    thread = threading.Thread(target=scraper)
+    thread.start()
+    try:
+        result = scale(workdir, urls, seconds, pollers, extra=("--listen", f"127.0.0.1:{port}"))
+    finally:
+        stop.set()
+        thread.join()
+    durations = sorted(d for d, _ in scrapes) or [0]
+    result.update({"scrapes": len(scrapes), "scrape_p50_ms": statistics.median(durations) * 1000,
+                   "scrape_max_ms": durations[-1] * 1000, "scrape_mb": max((b for _, b in scrapes), default=0) / 1e6})
+    return result
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="short runs (a smoke test, not a result)")
     parser.add_argument("--repeat", type=int, default=1, help="runs per figure; the table shows medians")
+    parser.add_argument("--only", choices=["scrape"], help="run one case alone: scrape = scale with --listen, scraped")
     args = parser.parse_args()
     rate_seconds, scale_seconds, scale_urls = (3, 20, 10000) if args.quick else (10, 130, 100000)
 
@@ -113,10 +148,14 @@ def main():
         results = {"date": datetime.datetime.now().isoformat(timespec="seconds"), "quick": args.quick}
         runs = []
         for _ in range(args.repeat):
+            if args.only == "scrape":
+                runs.append({"scale_scraped": scale_scraped(workdir, scale_urls, scale_seconds, 64)})
+                continue
             run = {"wrk": wrk(rate_seconds, 64)}
             for pollers in (2, 16, 64):
                 run[f"rate_{pollers}"] = max_rate(workdir, pollers, rate_seconds, 1000)
             run["scale"] = scale(workdir, scale_urls, scale_seconds, 64)
+            run["scale_scraped"] = scale_scraped(workdir, scale_urls, scale_seconds, 64)
             run["lua"] = json.loads(subprocess.run([LUABENCH], capture_output=True, text=True, check=True).stdout)
             runs.append(run)
     finally:
@@ -125,6 +164,18 @@ def main():
 
     def med(f):
         return statistics.median(f(r) for r in runs)
+
+    def scraped_row():
+        q = lambda k: med(lambda r: r["scale_scraped"][k])
+        return (f"scale + --listen, /metrics scraped every 10 s: {scale_urls:,} URLs",
+                f"scrape p50 {q('scrape_p50_ms'):.0f} ms, max {q('scrape_max_ms'):.0f} ms, {q('scrape_mb'):.1f} MB",
+                f"{q('scrapes'):.0f} scrapes; {q('polls'):,.0f} polls done / {q('due'):,.0f} due; lateness p99 "
+                f"{q('late_p99_ms'):.1f} ms, max {q('late_max_ms'):.1f} ms; {q('cpu_per_10k'):.3f} CPU s/10k polls; "
+                f"peak RSS {q('rss_mb'):.0f} MB")
+
+    if args.only == "scrape":
+        print("| measure | result | detail |\n|---|---|---|\n| %s | %s | %s |" % scraped_row())
+        return
 
     ceiling = med(lambda r: r["wrk"])
     rows = [("wrk HEAD, 64 connections (ceiling)", f"{ceiling:,.0f} req/s", "")]
@@ -144,6 +195,7 @@ def main():
                  f"lateness p50 {s('late_p50_ms'):.1f} ms, p99 {s('late_p99_ms'):.1f} ms, max {s('late_max_ms'):.1f} ms; "
                  f"CPU {s('cpu_pct'):.1f}%, {s('cpu_per_10k'):.3f} CPU s/10k polls; peak RSS {s('rss_mb'):.0f} MB "
                  f"({s('rss_kb_per_url'):.2f} KB/URL)"))
+    rows.append(scraped_row())
     l = lambda k: med(lambda r: r["lua"][k])
     rows.append(("Lua backoff hook", f"{l('backoff_us'):.2f} µs/call", ""))
     rows.append(("Lua report tick, 10,000 URLs", f"{l('report_tick_ms'):.2f} ms", ""))

@@ -33,15 +33,35 @@ extension Urlpoll {
         @Flag(help: "Reload when the script file changes, as SIGHUP does.")
         var watch = false
 
+        @Option(
+            help: ArgumentHelp(
+                "Serve /metrics (Prometheus), /probe and /healthz on this address (overrides `listen`).",
+                valueName: "host:port"))
+        var listen: String?
+
         @Argument(parsing: .postTerminator, help: "Arguments after -- reach the script as urlpoll.args.")
         var scriptArguments: [String] = []
 
         func run() async throws {
             let logger = self.common.makeLogger()
+            var listen: ListenAddress?
+            if let text = self.listen {
+                do {
+                    listen = try ListenAddress(parsing: text)
+                } catch {
+                    Output.standardError("urlpoll: --listen: \(error)\n")
+                    throw ExitCode(2)
+                }
+            }
             let session = try Session(
                 path: self.script, args: self.scriptArguments, limits: self.common.limits, options: self.poll,
-                state: self.state, logger: logger)
-            try await session.run(watch: self.watch)
+                state: self.state, listen: listen, logger: logger)
+            do {
+                try await session.run(watch: self.watch)
+            } catch let error as ListenError {
+                Output.standardError("urlpoll: \(error)\n")
+                throw ExitCode(2)
+            }
         }
     }
 

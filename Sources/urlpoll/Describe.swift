@@ -7,7 +7,10 @@ func describe(_ config: ScriptConfig) -> String {
     var text = "\(config.path): OK\n"
     text += "settings: pollers=\(s.pollers) poll_interval=\(secs(s.pollInterval)) "
     text += "status_interval=\(secs(s.statusInterval)) error_backoff=\(secs(s.errorBackoff)) "
-    text += "timeout=\(secs(s.timeout)) method=\(s.method)\n"
+    text += "timeout=\(secs(s.timeout)) method=\(s.method)"
+    if let listen = s.listen { text += " listen=\(listen)" }
+    text += "\n"
+    if !config.modules.isEmpty { text += "modules: \(config.modules.keys.sorted().joined(separator: ", "))\n" }
     text += "hooks: backoff=\(config.backoff?.location ?? "default (seed's linear)") "
     text += "report=\(config.report?.location ?? "default (seed's block)")"
     for (name, hook) in [("check", config.check), ("on_change", config.onChange), ("on_result", config.onResult)] {
@@ -25,6 +28,9 @@ func describe(_ config: ScriptConfig) -> String {
         if !target.headers.isEmpty { options.append("headers=\(target.headers.map(\.name).joined(separator: ","))") }
         if let backoff = target.backoff { options.append("backoff=\(backoff.location)") }
         if let check = target.check { options.append("check=\(check.location)") }
+        if !target.labels.isEmpty {
+            options.append("labels=" + target.labels.map { "\($0.name)=\($0.value)" }.joined(separator: ","))
+        }
         text += " \(target.url)" + (options.isEmpty ? "" : " [" + options.joined(separator: " ") + "]") + "\n"
     }
     return text

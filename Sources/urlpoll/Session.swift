@@ -20,26 +20,39 @@ struct Session {
     let dispatcher: AlertDispatcher<ContinuousClock>
     /// The pool for the script as first loaded.
     let pool: PollerPool<ContinuousClock>
+    /// Where the HTTP listener listens (`--listen`, else the script's `listen`), or nil for none.
+    let listen: ListenAddress?
+    /// urlpoll's own metrics, and what the listener serves; recorded only when there is a listener.
+    let metrics: EngineMetrics?
+    let served = MetricsSource()
+    let notifier = SystemdNotifier(environment: ProcessInfo.processInfo.environment)
     private let probeClient: HTTPClient
     private let prober: HTTPProber
     private let alertClient: HTTPClient
 
     /// Loads the script (exiting with status 2 on error) and builds the engine around it.
+    /// - Parameter listen: `--listen`, which overrides the script's `listen` setting.
     init(
         path: String, text: String? = nil, args: [String], limits: LuaLimits, options: PollOptions,
-        state: String? = nil, logger: Logger
+        state: String? = nil, listen: ListenAddress? = nil, logger: Logger
     ) throws {
         let alertClient = HTTPProber.makeClient(pollers: 4)
         let dispatcher = AlertDispatcher(
             transport: SystemAlertTransport(client: alertClient), clock: ContinuousClock(), logger: logger)
+        // Metrics are recorded only for a listener; `--listen` is known now, the script's `listen` after
+        // loading, so the registry exists from the start and is dropped if nothing will serve it.
+        let metrics = EngineMetrics()
         let host: ScriptHost
         do {
             host = try loadScript(
-                path: path, text: text, args: args, limits: limits, alerts: dispatcher, logger: logger)
+                path: path, text: text, args: args, limits: limits, alerts: dispatcher, metrics: metrics,
+                logger: logger)
         } catch {
             try? alertClient.syncShutdown()
             throw error
         }
+        self.listen = listen ?? host.config.settings.listen
+        self.metrics = self.listen != nil ? metrics : nil
         self.path = path
         self.text = text
         self.args = args
@@ -56,15 +69,18 @@ struct Session {
         configuration.idleConnections = max(configuration.idleConnections, pollers)
         self.prober = HTTPProber(client: self.probeClient, configuration: configuration)
         self.pool = Self.makePool(
-            host: host, options: options, store: self.store, prober: self.prober, logger: logger)
+            host: host, options: options, store: self.store, prober: self.prober, metrics: self.metrics,
+            served: self.served, logger: logger)
     }
 
     /// The monitor and pool for a loaded script.
     private static func makePool(
-        host: ScriptHost, options: PollOptions, store: StateStore?, prober: HTTPProber, logger: Logger
+        host: ScriptHost, options: PollOptions, store: StateStore?, prober: HTTPProber, metrics: EngineMetrics?,
+        served: MetricsSource, logger: Logger
     ) -> PollerPool<ContinuousClock> {
         let settings = options.apply(to: host.config.settings)
         var observers: [any StateObserver] = []
+        if let metrics { observers.append(metrics) }
         if let observer = host.observer { observers.append(observer) }
         switch options.format {
         case .json: observers.append(JSONChangePrinter(output: .standardOutput))
@@ -78,6 +94,11 @@ struct Session {
                     "polls are starting up to \(String(format: "%.1f", worst.seconds)) s behind schedule: the engine cannot keep up with \(host.config.targets.count) URLs on \(settings.pollers) pollers; add --pollers or lengthen intervals (the failures it reports are still the targets' own)"
                 )
             })
+        if let metrics {
+            metrics.loaded(urls: host.config.targets.count)
+            served.serve(
+                monitor: monitor, targets: host.config.targets, settings: settings, modules: host.config.modules)
+        }
         return PollerPool(
             settings: settings, targets: host.config.targets, prober: prober,
             policy: host.sleepPolicy, checker: host.checker, monitor: monitor, clock: ContinuousClock())
@@ -85,14 +106,22 @@ struct Session {
 
     /// Loads the script again for a reload; on error says why and returns nil, and the old one runs on.
     private func reload() -> PollerPool<ContinuousClock>? {
+        self.notifier.reloading()
+        defer { self.notifier.ready() }
         do {
             let host = try ScriptHost(
                 path: self.path, text: self.text, args: self.args, limits: self.limits, alerts: self.dispatcher,
-                logger: self.logger)
+                metrics: self.metrics, logger: self.logger)
             self.logger.info("reloaded \(self.path): \(host.config.targets.count) URLs")
+            if host.config.settings.listen != nil, host.config.settings.listen != self.listen {
+                self.logger.warning("the 'listen' setting changed; restart urlpoll to listen elsewhere")
+            }
+            self.metrics?.reloaded(success: true)
             return Self.makePool(
-                host: host, options: self.options, store: self.store, prober: self.prober, logger: self.logger)
+                host: host, options: self.options, store: self.store, prober: self.prober, metrics: self.metrics,
+                served: self.served, logger: self.logger)
         } catch {
+            self.metrics?.reloaded(success: false)
             self.logger.error("reload failed, still running the previous script: \(error.message)")
             return nil
         }
@@ -115,17 +144,32 @@ struct Session {
         let triggers = ReloadTriggers(
             path: watch ? self.path : nil, sighup: reloadOnSIGHUP, requests: reloadRequests, logger: self.logger)
         let polling = ReloadingService(pool: self.pool, resume: resume, reloads: reloads) { self.reload() }
-        // Services stop in reverse order: polling first (its last report may raise alerts), then alerts.
+        // Polling starts once the listener is bound, so a taken address stops urlpoll before its first poll.
+        let (bound, boundContinuation) = AsyncStream<Void>.makeStream()
+        // Services stop in reverse order: polling first (its last report may raise alerts), then the
+        // listener, then alerts.
+        // Named: by default ServiceLifecycle names a service by printing it, which for the poller prints
+        // every URL (21 MB of text for 100,000 URLs).
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
+            .init(service: self.dispatcher, serviceName: "alerts"),
+            .init(service: triggers, successTerminationBehavior: .ignore, serviceName: "reload-triggers"),
+        ]
+        if let listen = self.listen, let metrics = self.metrics {
+            let server = MetricsServer(
+                address: listen, source: self.served, metrics: metrics, prober: self.prober, logger: self.logger
+            ) { _ in
+                boundContinuation.yield()
+                boundContinuation.finish()
+            }
+            services.append(.init(service: server, serviceName: "listener"))
+        } else {
+            boundContinuation.finish()
+        }
+        services.append(
+            .init(
+                service: StartAfter(signal: bound, notifier: self.notifier, service: polling), serviceName: "polling"))
         let group = ServiceGroup(
-            configuration: .init(
-                services: [
-                    // Named: by default ServiceLifecycle names a service by printing it, which for the
-                    // poller prints every URL (21 MB of text for 100,000 URLs).
-                    .init(service: self.dispatcher, serviceName: "alerts"),
-                    .init(service: triggers, successTerminationBehavior: .ignore, serviceName: "reload-triggers"),
-                    .init(service: polling, serviceName: "polling"),
-                ],
-                gracefulShutdownSignals: signals, logger: self.logger))
+            configuration: .init(services: services, gracefulShutdownSignals: signals, logger: self.logger))
         do {
             try await group.run()
         } catch {
@@ -150,6 +194,26 @@ struct Session {
         self.prober.shutdown()
         try? await self.probeClient.shutdown()
         try? await self.alertClient.shutdown()
+    }
+}
+
+/// StartAfter runs `service` once `signal` ends (the listener is bound, or there is none), telling the
+/// service manager READY=1 then, and STOPPING=1 on graceful shutdown. Cancelled before then, it runs
+/// nothing.
+struct StartAfter<S: Service>: Service {
+    let signal: AsyncStream<Void>
+    let notifier: SystemdNotifier
+    let service: S
+
+    func run() async throws {
+        for await _ in self.signal {}
+        guard !Task.isCancelled else { return }
+        self.notifier.ready()
+        try await withGracefulShutdownHandler {
+            try await self.service.run()
+        } onGracefulShutdown: {
+            self.notifier.stopping()
+        }
     }
 }
 

@@ -13,6 +13,9 @@ public struct Settings: Sendable, Hashable {
     public var timeout: Duration = .seconds(10)
     /// Request method (`method`, default `HEAD`, as the seed's `http.Head`).
     public var method: String = "HEAD"
+    /// Where the HTTP listener (`/metrics`, `/probe`, `/healthz`) listens (`listen`, e.g.
+    /// `"127.0.0.1:9464"`); nil, the default, runs none.
+    public var listen: ListenAddress?
 
     public init() {}
 

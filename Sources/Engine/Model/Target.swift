@@ -59,6 +59,12 @@ public struct Target: Sendable, Hashable {
         set { self.shared.fields.check = newValue }
     }
 
+    /// The URL's own Prometheus labels (its `labels` table), sorted by name; validated at load.
+    public var labels: [MetricLabel] {
+        get { self.shared.fields.labels }
+        set { self.shared.fields.labels = newValue }
+    }
+
     /// Whether polls keep the response headers (a hook reads them).
     public var captureHeaders: Bool {
         get { self.shared.fields.captureHeaders }
@@ -83,6 +89,7 @@ public struct Target: Sendable, Hashable {
         var expect: ExpectedStatus
         var backoff: HookRef?
         var check: HookRef?
+        var labels: [MetricLabel] = []
         var captureHeaders = false
         var captureBody = false
     }

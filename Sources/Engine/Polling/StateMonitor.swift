@@ -68,6 +68,12 @@ public actor StateMonitor {
         self.order.compactMap { self.states[$0] }
     }
 
+    /// The url→State map as it is now, for a scrape: a copy-on-write copy, so this costs the monitor one
+    /// retain, and the map's next update copies it once. URLs not yet polled are absent.
+    public func statesByURL() -> [String: State] {
+        self.states
+    }
+
     /// Reports the current state once, and writes the store if anything changed.
     public func tick() async {
         if self.worstLateness > Self.lateThreshold { self.onLate(self.worstLateness) }

@@ -27,9 +27,11 @@ extension LuaRuntime {
             targets[i].captureBody = checked
             targets[i].captureHeaders = checked || targets[i].backoff != nil || backoff != nil
         }
-        return ScriptConfig(
+        var config = ScriptConfig(
             path: path, settings: settings, targets: targets, backoff: backoff, report: report, check: check,
             onChange: onChange, onResult: onResult)
+        config.modules = try self.readModules(source)
+        return config
     }
 
     // MARK: Settings
@@ -63,7 +65,102 @@ extension LuaRuntime {
             }
             settings.method = method
         }
+        settings.listen = try self.readListen(source)
         return settings
+    }
+
+    private func readListen(_ source: ScriptSource) throws(ScriptError) -> ListenAddress? {
+        self.pushGlobal("listen")
+        defer { lua_settop(self.L, -2) }
+        if lua_type(self.L, -1) == LUA_TNIL { return nil }
+        guard lua_type(self.L, -1) == LUA_TSTRING, let text = self.string(at: -1) else {
+            throw ScriptError(
+                .configuration,
+                source.locate(assigning: "listen")
+                    + "setting 'listen' must be a string HOST:PORT such as \"127.0.0.1:9464\" (got \(self.describe(at: -1)))"
+            )
+        }
+        do {
+            return try ListenAddress(parsing: text)
+        } catch {
+            throw ScriptError(.configuration, source.locate(assigning: "listen") + "setting 'listen': \(error)")
+        }
+    }
+
+    // MARK: Modules
+
+    /// Reads `modules = { http_2xx = { method = "GET", expect = "2xx" } }`.
+    private func readModules(_ source: ScriptSource) throws(ScriptError) -> [String: ProbeModule] {
+        let top = lua_gettop(self.L)
+        defer { lua_settop(self.L, top) }
+        switch self.pushGlobal("modules") {
+        case LUA_TNIL: return [:]
+        case LUA_TTABLE: break
+        default:
+            throw ScriptError(
+                .configuration,
+                source.locate(assigning: "modules")
+                    + "'modules' must be a table of module names to option tables (got \(self.typeName(at: -1)))")
+        }
+        let table = lua_gettop(self.L)
+        var modules: [String: ProbeModule] = [:]
+        lua_pushnil(self.L)
+        while lua_next(self.L, table) != 0 {
+            defer { lua_settop(self.L, -2) }
+            guard lua_type(self.L, -2) == LUA_TSTRING, let name = self.string(at: -2) else {
+                throw ScriptError(
+                    .configuration,
+                    source.locate(assigning: "modules")
+                        + "modules: names must be strings (got \(self.describe(at: -2)))")
+            }
+            let here = source.locate(containing: name) + "modules.\(name): "
+            guard lua_type(self.L, -1) == LUA_TTABLE else {
+                throw ScriptError(.configuration, here + "must be a table of options (got \(self.describe(at: -1)))")
+            }
+            modules[name] = try self.readModule(name: name, here: here)
+        }
+        return modules
+    }
+
+    /// Reads the module options table on top of the stack.
+    private func readModule(name: String, here: String) throws(ScriptError) -> ProbeModule {
+        let table = lua_gettop(self.L)
+        var module = ProbeModule(name: name)
+        lua_pushnil(self.L)
+        while lua_next(self.L, table) != 0 {
+            defer { lua_settop(self.L, -2) }
+            guard let key = self.string(at: -2) else {
+                throw ScriptError(.configuration, here + "field names must be strings (got \(self.describe(at: -2)))")
+            }
+            func fail(_ expected: String) -> ScriptError {
+                ScriptError(.configuration, here + "field '\(key)' must be \(expected) (got \(self.describe(at: -1)))")
+            }
+            switch key {
+            case "method":
+                guard let method = self.string(at: -1).flatMap(Self.method(_:)) else {
+                    throw fail("one of \(Self.methods.joined(separator: ", "))")
+                }
+                module.method = method
+            case "timeout":
+                guard let s = self.number(at: -1), s.isFinite, s > 0, s <= 3_600 else {
+                    throw fail("a number of seconds from 0.001 to 3600")
+                }
+                module.timeout = .seconds(checked: s)
+            case "headers":
+                guard let headers = self.readHeaders() else { throw fail("a table of header names to string values") }
+                module.headers = headers
+            case "expect":
+                guard let expect = self.readExpect() else {
+                    throw fail("a status code, a range such as \"2xx\" or \"200-299\", or a list of them")
+                }
+                module.expect = expect
+            default:
+                let known = ["method", "timeout", "headers", "expect"]
+                throw ScriptError(
+                    .configuration, here + "unknown field '\(key)' (known fields: \(known.joined(separator: ", ")))")
+            }
+        }
+        return module
     }
 
     /// Reads a numeric global setting, or `nil` when the script leaves it unset.
@@ -232,8 +329,12 @@ extension LuaRuntime {
             case "check":
                 guard lua_type(self.L, -1) == LUA_TFUNCTION else { throw fail("a function") }
                 target.check = self.reference(functionAt: -1)
+            case "labels":
+                target.labels = try self.readLabels(here)
             default:
-                let known = ["url", "name", "method", "timeout", "interval", "headers", "expect", "backoff", "check"]
+                let known = [
+                    "url", "name", "method", "timeout", "interval", "headers", "expect", "backoff", "check", "labels",
+                ]
                 let guess = known.first { editDistance($0, key) <= 2 }.map { "; did you mean '\($0)'?" } ?? ""
                 throw ScriptError(
                     .configuration,
@@ -241,6 +342,53 @@ extension LuaRuntime {
             }
         }
         return target
+    }
+
+    /// Reads a URL's `labels = { team = "db" }` table (on top of the stack), checking each name against
+    /// the Prometheus data model and the limits of ``MetricLabel``.
+    private func readLabels(_ here: String) throws(ScriptError) -> [MetricLabel] {
+        guard lua_type(self.L, -1) == LUA_TTABLE else {
+            throw ScriptError(
+                .configuration,
+                here + "field 'labels' must be a table of label names to strings (got \(self.describe(at: -1)))")
+        }
+        let table = lua_gettop(self.L)
+        var labels: [MetricLabel] = []
+        lua_pushnil(self.L)
+        while lua_next(self.L, table) != 0 {
+            defer { lua_settop(self.L, -2) }
+            guard lua_type(self.L, -2) == LUA_TSTRING, let name = self.string(at: -2) else {
+                throw ScriptError(
+                    .configuration, here + "labels: names must be strings (got \(self.describe(at: -2)))")
+            }
+            if let problem = MetricLabel.problem(withName: name) {
+                throw ScriptError(.configuration, here + "labels: '\(name)' \(problem)")
+            }
+            let value: String
+            if lua_type(self.L, -1) == LUA_TSTRING, let s = self.string(at: -1) {
+                value = s
+            } else if lua_type(self.L, -1) == LUA_TNUMBER, let n = self.number(at: -1) {
+                value = formatSeconds(n)
+            } else {
+                throw ScriptError(
+                    .configuration,
+                    here + "labels: '\(name)' must be a string or a number (got \(self.describe(at: -1)))")
+            }
+            guard value.utf8.count <= MetricLabel.maxValueBytes else {
+                throw ScriptError(
+                    .configuration,
+                    here + "labels: the value of '\(name)' is \(value.utf8.count) bytes; the most is "
+                        + "\(MetricLabel.maxValueBytes)")
+            }
+            labels.append(MetricLabel(name, value))
+        }
+        guard labels.count <= MetricLabel.maxCount else {
+            throw ScriptError(
+                .configuration,
+                here + "labels: \(labels.count) labels; a URL may have at most \(MetricLabel.maxCount), "
+                    + "as each adds to every series Prometheus keeps")
+        }
+        return labels.sorted { $0.name < $1.name }
     }
 
     private func readHeaders() -> [Header]? {
@@ -307,21 +455,26 @@ extension LuaRuntime {
     /// Checks that `url` is an absolute http or https URL with a host, without spaces or control characters.
     /// (Cheap on purpose: a script may list 100,000 URLs; the HTTP client parses each fully when it polls.)
     static func validate(url: String, entry: String, _ source: ScriptSource) throws(ScriptError) {
-        func fail(_ problem: String) -> ScriptError {
-            ScriptError(.configuration, source.locate(containing: url) + "\(entry): " + problem)
+        if let problem = Self.problem(withURL: url) {
+            throw ScriptError(.configuration, source.locate(containing: url) + "\(entry): " + problem)
         }
+    }
+
+    /// Why `url` is not an absolute http or https URL with a host, or nil when it is.
+    static func problem(withURL url: String) -> String? {
         let utf8 = url.utf8
         guard let colon = utf8.firstIndex(of: UInt8(ascii: ":")),
             utf8[colon...].starts(with: "://".utf8),
             !utf8.contains(where: { $0 <= 0x20 || $0 == 0x7F })
-        else { throw fail("not a URL: \"\(url)\"") }
+        else { return "not a URL: \"\(url)\"" }
         let scheme = String(decoding: utf8[..<colon], as: UTF8.self).lowercased()
         guard scheme == "http" || scheme == "https" else {
-            throw fail("unsupported scheme \"\(scheme)\" in \"\(url)\" (expected http or https)")
+            return "unsupported scheme \"\(scheme)\" in \"\(url)\" (expected http or https)"
         }
         let rest = utf8[utf8.index(colon, offsetBy: 3)...]
         let authority = rest.prefix { $0 != UInt8(ascii: "/") && $0 != UInt8(ascii: "?") && $0 != UInt8(ascii: "#") }
         let host = authority.split(separator: UInt8(ascii: "@")).last ?? authority[...]
-        guard !host.isEmpty, host.first != UInt8(ascii: ":") else { throw fail("no host in \"\(url)\"") }
+        guard !host.isEmpty, host.first != UInt8(ascii: ":") else { return "no host in \"\(url)\"" }
+        return nil
     }
 }

@@ -22,6 +22,8 @@ final class LuaRuntime {
     private(set) var path = ""
     /// Alerts recorded by `urlpoll.post` and `urlpoll.exec` since the owner last took them.
     var alerts: [Alert] = []
+    /// Told of every hook call: the hook's name, how long the call took and the bytes the state holds after.
+    var hookObserver: (@Sendable (_ hook: String, _ duration: Duration, _ luaMemory: Int) -> Void)?
 
     init(limits: LuaLimits, logger: Logger, args: [String]) throws(ScriptError) {
         self.limits = limits
@@ -129,9 +131,12 @@ final class LuaRuntime {
         }
         lua_rawgeti(self.L, UP_REGISTRYINDEX, lua_Integer(hook.ref))
         pushArgs()
-        if let error = self.call(nargs: nargs, nresults: nresults, budget: self.limits.hookInstructions, what: name) {
-            return .failure(error)
+        let started = self.hookObserver != nil ? ContinuousClock.now : nil
+        let error = self.call(nargs: nargs, nresults: nresults, budget: self.limits.hookInstructions, what: name)
+        if let started, let observer = self.hookObserver {
+            observer(name, ContinuousClock.now - started, self.ctx.pointee.used)
         }
+        if let error { return .failure(error) }
         return .success(read(top + 1))
     }
 

@@ -15,6 +15,9 @@ public struct ScriptConfig: Sendable {
     public var onChange: HookRef?
     /// The `on_result` hook, if defined.
     public var onResult: HookRef?
+    /// The `modules` table, by name: what `/probe?module=NAME` may poll with. Empty when the script
+    /// defines none, and then `/probe` answers 404.
+    public var modules: [String: ProbeModule] = [:]
 
     /// Whether any backoff policy (global or per URL) is written in Lua.
     public var hasBackoffHook: Bool {

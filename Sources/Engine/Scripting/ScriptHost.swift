@@ -12,6 +12,8 @@ public actor ScriptHost {
     let alerts: (any AlertSink)?
     /// Keeps a hook failing the same way for every URL from flooding the log.
     let limiter: LogLimiter
+    /// Where hook calls and failures are counted, when the listener serves metrics.
+    let metrics: EngineMetrics?
     /// What the script declared, read once at load.
     public nonisolated let config: ScriptConfig
 
@@ -24,16 +26,24 @@ public actor ScriptHost {
     ///   - text: The script's text when it has no file (the built-in demo); `path` then only names it.
     ///   - alerts: Where `urlpoll.post` and `urlpoll.exec` alerts go; without one they are logged and dropped
     ///     (as `urlpoll check` does).
+    ///   - metrics: Where each hook call's duration, failures and the Lua state's size are recorded.
     public init(
         path: String, text: String? = nil, args: [String] = [], limits: LuaLimits = LuaLimits(),
-        alerts: (any AlertSink)? = nil, limiter: LogLimiter = LogLimiter(), logger: Logger
+        alerts: (any AlertSink)? = nil, limiter: LogLimiter = LogLimiter(), metrics: EngineMetrics? = nil,
+        logger: Logger
     ) throws(ScriptError) {
         let runtime = try LuaRuntime(limits: limits, logger: logger, args: args)
+        if let metrics {
+            runtime.hookObserver = { hook, duration, memory in
+                metrics.hookCalled(hook, duration: duration, luaMemory: memory)
+            }
+        }
         self.config = try runtime.loadConfig(path: path, text: text)
         self.runtime = runtime
         self.logger = logger
         self.alerts = alerts
         self.limiter = limiter
+        self.metrics = metrics
         Self.forward(runtime, to: alerts, logger: logger)
     }
 
@@ -82,6 +92,7 @@ public actor ScriptHost {
 extension ScriptHost {
     /// Logs a hook's failure, at most 5 times a minute for the same hook and message.
     func logFailure(_ error: ScriptError, hook: String, url: String, fallback: String) {
+        self.metrics?.hookFailed(hook)
         let (pass, held) = self.limiter.admit(hook + "\u{0}" + error.message)
         guard pass else { return }
         self.logger.error(

@@ -15,9 +15,13 @@ final class CLIProcess: @unchecked Sendable {
     private let outPipe = Pipe()
     private let errPipe = Pipe()
 
-    init(_ arguments: [String], directory: URL = packageRoot) throws {
+    /// - Parameter environment: Variables to set for the child, on top of this process's own.
+    init(_ arguments: [String], directory: URL = packageRoot, environment: [String: String] = [:]) throws {
         self.process.executableURL = URL(fileURLWithPath: urlpollBinary)
         self.process.arguments = arguments
+        if !environment.isEmpty {
+            self.process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        }
         self.process.currentDirectoryURL = directory
         self.process.standardOutput = self.outPipe
         self.process.standardError = self.errPipe

@@ -1,0 +1,193 @@
+import Hummingbird
+import Logging
+import NIOCore
+import NIOPosix
+import ServiceLifecycle
+import Synchronization
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// MetricsServer is urlpoll's one HTTP listener (Hummingbird), off unless `--listen` or the `listen`
+/// setting names an address. It serves:
+///
+/// - `GET /metrics`: the Prometheus text format 0.0.4: the per-URL families (``ProbeMetrics``), urlpoll's
+///   own (``EngineMetrics``) and the process's (``ProcessMetrics``).
+/// - `GET /probe?target=URL&module=NAME`: blackbox_exporter's endpoint: polls `target` once with the
+///   script's module `NAME` (default `http_2xx`) and answers with that probe's families. 404 when the script
+///   defines no `modules`; 400, with the reason, for an unknown module, a missing or malformed target, or a
+///   scheme none of the script's URLs uses.
+/// - `GET /healthz`: 200 `ok` while the engine keeps up; 503 with the reason before the first pass is done
+///   or while polls start more than ``EngineMetrics/latenessBound`` late.
+/// - anything else: 404.
+///
+/// A scrape reads a copy-on-write snapshot of the monitor's map (one message) and renders it on NIO's
+/// blocking-work thread pool, so neither a scrape nor a slow scraper holds up a poll or a tick.
+public struct MetricsServer: Service, Sendable {
+    let address: ListenAddress
+    let source: MetricsSource
+    let metrics: EngineMetrics
+    let prober: any Prober
+    let logger: Logger
+    let onReady: @Sendable (Int) async -> Void
+
+    /// - Parameters:
+    ///   - prober: Polls `/probe`'s targets.
+    ///   - onReady: Told the bound port once the listener accepts connections.
+    public init(
+        address: ListenAddress, source: MetricsSource, metrics: EngineMetrics, prober: any Prober, logger: Logger,
+        onReady: @escaping @Sendable (Int) async -> Void = { _ in }
+    ) {
+        self.address = address
+        self.source = source
+        self.metrics = metrics
+        self.prober = prober
+        self.logger = logger
+        self.onReady = onReady
+    }
+
+    /// Listens until graceful shutdown.
+    /// - Throws: ``ListenError`` naming the address when it cannot be bound (taken, not this machine's,
+    ///   a port below 1024 without the privilege).
+    public func run() async throws {
+        let bound = Atomic(false)
+        let address = self.address
+        let logger = self.logger
+        let onReady = self.onReady
+        var quiet = self.logger
+        quiet.logLevel = .warning
+        let app = Application(
+            router: self.router(),
+            configuration: .init(address: .hostname(address.host, port: address.port), serverName: "urlpoll"),
+            onServerRunning: { channel in
+                bound.store(true, ordering: .sequentiallyConsistent)
+                let port = channel.localAddress?.port ?? address.port
+                if address.isLoopback {
+                    logger.info("listening on \(ListenAddress(host: address.host, port: port))")
+                } else {
+                    logger.notice(
+                        "listening on \(ListenAddress(host: address.host, port: port)), which is not a loopback address: anyone who can reach it can read /metrics (every URL, without credentials) and /healthz\(self.source.current?.modules.isEmpty == false ? ", and make urlpoll poll URLs of their choosing through /probe" : "")"
+                    )
+                }
+                await onReady(port)
+            },
+            logger: quiet)
+        do {
+            try await app.run()
+        } catch {
+            guard !bound.load(ordering: .sequentiallyConsistent) else { throw error }
+            throw ListenError(address: address, underlying: error)
+        }
+        guard bound.load(ordering: .sequentiallyConsistent) || Task.isCancelled else {
+            throw ListenError(address: address, underlying: nil)
+        }
+    }
+
+    func router() -> Router<BasicRequestContext> {
+        let router = Router()
+        router.get("/metrics") { _, _ in try await self.metricsResponse() }
+        router.get("/healthz") { _, _ in await self.healthResponse() }
+        router.get("/probe") { request, _ in await self.probeResponse(request) }
+        return router
+    }
+
+    private func metricsResponse() async throws -> Response {
+        guard let current = self.source.current else {
+            return Self.text(.serviceUnavailable, "the script is not loaded yet\n")
+        }
+        let states = await current.monitor.statesByURL()
+        let registry = self.metrics.registry
+        let bytes = try await NIOThreadPool.singleton.runIfActive {
+            var out = Exposition(reservingCapacity: 64 * 1024 + current.series.count * 700)
+            ProbeMetrics.write(states: states, series: current.series, into: &out)
+            out.append(raw: registry.emitToBuffer())
+            ProcessMetrics.write(into: &out)
+            return out.bytes
+        }
+        return Response(
+            status: .ok, headers: [.contentType: Exposition.contentType],
+            body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
+    }
+
+    private func healthResponse() async -> Response {
+        guard let current = self.source.current else {
+            return Self.text(.serviceUnavailable, "the script is not loaded yet\n")
+        }
+        let polled = await current.monitor.statesByURL().count
+        if let problem = self.metrics.health(expected: current.series.count, polled: polled) {
+            return Self.text(.serviceUnavailable, problem + "\n")
+        }
+        return Self.text(.ok, "ok\n")
+    }
+
+    private func probeResponse(_ request: Request) async -> Response {
+        guard let current = self.source.current, !current.modules.isEmpty else {
+            return Self.text(.notFound, "/probe answers only when the script defines `modules`\n")
+        }
+        let query = request.uri.queryParameters
+        let name = query.get("module") ?? "http_2xx"
+        guard let module = current.modules[name] else {
+            let known = current.modules.keys.sorted().joined(separator: ", ")
+            return Self.text(.badRequest, "unknown module \"\(name)\" (the script's modules: \(known))\n")
+        }
+        guard var url = query.get("target"), !url.isEmpty else {
+            return Self.text(.badRequest, "no target: ask for /probe?target=URL&module=\(name)\n")
+        }
+        // As blackbox_exporter's http prober does, a target without a scheme is taken as http.
+        if !url.contains("://") { url = "http://" + url }
+        if let problem = LuaRuntime.problem(withURL: url) {
+            return Self.text(.badRequest, "target: \(problem)\n")
+        }
+        let scheme = String(url[..<(url.firstIndex(of: ":") ?? url.endIndex)]).lowercased()
+        guard current.schemes.contains(scheme) else {
+            let used = current.schemes.sorted().joined(separator: ", ")
+            return Self.text(
+                .badRequest, "target: the script polls no \(scheme) URL, so /probe does not either (it polls \(used))\n"
+            )
+        }
+        var target = module.target(url: url)
+        // As blackbox_exporter does: finish within Prometheus' scrape timeout, less half a second.
+        if let field = request.headers.first(where: {
+            $0.name.canonicalName == "x-prometheus-scrape-timeout-seconds"
+        }),
+            let seconds = Double(field.value), seconds.isFinite, seconds > 0.5
+        {
+            let scrape = Duration.seconds(checked: min(seconds - 0.5, 3_600))
+            target.timeout = min(current.settings.timeout(for: target), scrape)
+        }
+        let result = await self.prober.probe(target, settings: current.settings)
+        var out = Exposition()
+        ProbeMetrics.write(result: result, target: target, into: &out)
+        return Response(
+            status: .ok, headers: [.contentType: Exposition.contentType],
+            body: .init(byteBuffer: ByteBuffer(bytes: out.bytes)))
+    }
+
+    private static func text(_ status: HTTPResponse.Status, _ body: String) -> Response {
+        Response(
+            status: status, headers: [.contentType: "text/plain; charset=utf-8"],
+            body: .init(byteBuffer: ByteBuffer(string: body)))
+    }
+}
+
+/// ListenError says, in words, why the listener could not start.
+public struct ListenError: Error, CustomStringConvertible {
+    public let address: ListenAddress
+    public let reason: String
+
+    init(address: ListenAddress, underlying: (any Error)?) {
+        self.address = address
+        if let io = underlying as? IOError {
+            self.reason = String(cString: strerror(io.errnoCode)).lowercased()
+        } else if underlying is SocketAddressError {
+            self.reason = "\"\(address.host)\" is not an address of this machine, nor a name that resolves to one"
+        } else if let underlying {
+            self.reason = "\(underlying)"
+        } else {
+            self.reason = "the listener stopped before it was bound"
+        }
+    }
+
+    public var description: String { "cannot listen on \(self.address): \(self.reason)" }
+}

@@ -1,0 +1,86 @@
+import Engine
+import Testing
+
+/// What a script declares for the listener: `labels` per URL, `listen` and `modules`.
+@Suite struct MetricsConfigTests {
+    static func loadError(_ text: String) throws -> (String, TemporaryScript) {
+        let script = try TemporaryScript(text)
+        do {
+            _ = try ScriptHost(path: script.path, logger: .init(label: "test"))
+        } catch {
+            return (error.message, script)
+        }
+        Issue.record("the script loaded")
+        return ("", script)
+    }
+
+    @Test func labels_areReadSortedByName_withNumbersAsText() throws {
+        let (host, _) = try loadHost(
+            """
+            urls = { { url = "http://127.0.0.1:1/", labels = { team = "db", tier = 2, _x = "y\\n\\"z\\"" } } }
+            """)
+        #expect(
+            host.config.targets[0].labels == [
+                MetricLabel("_x", "y\n\"z\""), MetricLabel("team", "db"), MetricLabel("tier", "2"),
+            ])
+    }
+
+    @Test(arguments: [
+        ("[\"team-name\"] = \"x\"", "labels: 'team-name' is not a Prometheus label name"),
+        ("[\"1st\"] = \"x\"", "labels: '1st' is not a Prometheus label name"),
+        ("__meta = \"x\"", "labels: '__meta' starts with __, which Prometheus reserves"),
+        ("instance = \"x\"", "labels: 'instance' is set by urlpoll or Prometheus"),
+        ("le = \"x\"", "labels: 'le' is set by urlpoll or Prometheus"),
+        ("team = true", "labels: 'team' must be a string or a number (got true)"),
+        ("team = string.rep(\"x\", 129)", "labels: the value of 'team' is 129 bytes; the most is 128"),
+        ("a=1,b=1,c=1,d=1,e=1,f=1,g=1,h=1,i=1", "labels: 9 labels; a URL may have at most 8"),
+    ])
+    func labels_thatPrometheusWouldRefuse_areAnErrorAtTheURLsLine(entry: String, message: String) throws {
+        let (error, script) = try Self.loadError(
+            """
+            pollers = 1
+            urls = { { url = "http://127.0.0.1:1/", labels = { \(entry) } } }
+            """)
+        #expect(error.hasPrefix("\(script.path):2: urls[1] (http://127.0.0.1:1/): \(message)"))
+    }
+
+    @Test func labels_thatAreNotATable_areAnError() throws {
+        let (error, _) = try Self.loadError(#"urls = { { url = "http://127.0.0.1:1/", labels = "team=db" } }"#)
+        #expect(error.contains("field 'labels' must be a table of label names to strings (got string \"team=db\")"))
+    }
+
+    @Test func listenAndModules_areRead() throws {
+        let (host, _) = try loadHost(
+            """
+            listen = "[::1]:9464"
+            modules = { http_2xx = { method = "get", expect = "2xx", timeout = 2, headers = { Accept = "*/*" } } }
+            urls = { "http://127.0.0.1:1/" }
+            """)
+        #expect(host.config.settings.listen == ListenAddress(host: "::1", port: 9464))
+        let module = try #require(host.config.modules["http_2xx"])
+        #expect(module.method == "GET")
+        #expect(module.expect == ExpectedStatus(ranges: [200...299]))
+        #expect(module.timeout == .seconds(2))
+        #expect(module.headers == [Header("Accept", "*/*")])
+    }
+
+    @Test func modules_withAnUnknownField_orNotATable_areAnErrorWithTheLine() throws {
+        let (unknown, script) = try Self.loadError(
+            """
+            urls = { "http://127.0.0.1:1/" }
+            modules = {
+              http_2xx = { prober = "http" },
+            }
+            """)
+        #expect(
+            unknown
+                == "\(script.path):3: modules.http_2xx: unknown field 'prober' (known fields: method, timeout, headers, expect)"
+        )
+        let (notTable, _) = try Self.loadError("urls = { \"http://127.0.0.1:1/\" }\nmodules = 1\n")
+        #expect(notTable.contains(":2: 'modules' must be a table of module names to option tables (got number)"))
+        let (listen, _) = try Self.loadError("urls = { \"http://127.0.0.1:1/\" }\nlisten = 9464\n")
+        #expect(
+            listen.contains(
+                ":2: setting 'listen' must be a string HOST:PORT such as \"127.0.0.1:9464\" (got number 9464)"))
+    }
+}

@@ -1,0 +1,40 @@
+import Foundation
+
+/// A datagram socket standing in for systemd's notify socket: bound at a fresh path, it receives what
+/// the child sends to `$NOTIFY_SOCKET`.
+final class NotifySocket: Sendable {
+    let path: String
+    private let fd: Int32
+
+    init() throws {
+        self.path = "/tmp/urlpoll-notify-\(UUID().uuidString.prefix(8)).sock"
+        self.fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue), 0)
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: Array(self.path.utf8)) }
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(self.fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+            }
+        }
+        guard self.fd >= 0, bound == 0 else { throw POSIXError(.EADDRINUSE) }
+    }
+
+    /// The next datagram, or nil when none comes within `limit`.
+    func receive(within limit: Duration = .seconds(30)) async -> String? {
+        let fd = self.fd
+        let seconds = Int(limit.components.seconds)
+        return await Task.detached {
+            var timeout = timeval(tv_sec: seconds, tv_usec: 0)
+            setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+            var buffer = [UInt8](repeating: 0, count: 4096)
+            let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            return n > 0 ? String(decoding: buffer[..<n], as: UTF8.self) : nil
+        }.value
+    }
+
+    deinit {
+        close(self.fd)
+        unlink(self.path)
+    }
+}

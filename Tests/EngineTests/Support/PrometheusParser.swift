@@ -1,0 +1,82 @@
+import AsyncHTTPClient
+import Foundation
+import NIOCore
+import Testing
+
+/// One sample as the Prometheus Python client's text parser reads it.
+struct ParsedSample: Sendable, Equatable {
+    let family: String
+    let type: String
+    let name: String
+    let labels: [String: String]
+    let value: Double
+}
+
+/// Parses Prometheus text exposition with a real parser: `prometheus_client.parser` (PyPI
+/// `prometheus_client`, installed by .ci/run for the `python3` on PATH), in a child process given 30 s. Throws with the parser's
+/// own message when the text is malformed.
+func parsePrometheus(_ text: String) async throws -> [ParsedSample] {
+    let program = """
+        import sys, json
+        from prometheus_client.parser import text_string_to_metric_families
+        out = []
+        for family in text_string_to_metric_families(sys.stdin.read()):
+            for s in family.samples:
+                out.append([family.name, family.type, s.name, s.labels, repr(float(s.value))])
+        print(json.dumps(out))
+        """
+    let process = Process()
+    // The python3 on PATH, as the `pip` that installed the package is.
+    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    process.arguments = ["python3", "-c", program]
+    let input = Pipe()
+    let output = Pipe()
+    let errors = Pipe()
+    process.standardInput = input
+    process.standardOutput = output
+    process.standardError = errors
+    // A parser that exits early must fail the test, not kill it with SIGPIPE.
+    signal(SIGPIPE, SIG_IGN)
+    try process.run()
+    // Read on other threads, so a large text cannot fill a pipe and stall both sides.
+    async let written: Void = Task.detached {
+        try? input.fileHandleForWriting.write(contentsOf: Data(text.utf8))
+        try? input.fileHandleForWriting.close()
+    }.value
+    async let out = Task.detached { output.fileHandleForReading.readDataToEndOfFile() }.value
+    async let err = Task.detached { errors.fileHandleForReading.readDataToEndOfFile() }.value
+    let deadline = ContinuousClock.now + .seconds(30)
+    while process.isRunning {
+        guard ContinuousClock.now < deadline else {
+            process.terminate()
+            throw CLIError(message: "the Prometheus parser did not finish within 30 s")
+        }
+        try await Task.sleep(for: .milliseconds(10))
+    }
+    await written
+    let (stdout, stderr) = await (out, err)
+    guard process.terminationStatus == 0 else {
+        throw CLIError(message: "the Prometheus parser refused the text: \(String(decoding: stderr, as: UTF8.self))")
+    }
+    let rows = try #require(try JSONSerialization.jsonObject(with: stdout) as? [[Any]])
+    return try rows.map { row in
+        ParsedSample(
+            family: try #require(row[0] as? String), type: try #require(row[1] as? String),
+            name: try #require(row[2] as? String), labels: try #require(row[3] as? [String: String]),
+            value: try #require(Double(row[4] as? String ?? "")))
+    }
+}
+
+/// GETs `url` on loopback (10 s limit) and returns the status code, the Content-Type and the body.
+func fetch(_ url: String, headers: [(String, String)] = []) async throws -> (
+    status: Int, contentType: String, body: String
+) {
+    var request = HTTPClientRequest(url: url)
+    for (name, value) in headers { request.headers.add(name: name, value: value) }
+    let response = try await HTTPClient.shared.execute(request, timeout: .seconds(10))
+    let body = try await response.body.collect(upTo: 256 << 20)
+    return (
+        Int(response.status.code), response.headers.first(name: "content-type") ?? "",
+        String(buffer: body)
+    )
+}
