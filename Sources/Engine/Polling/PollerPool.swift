@@ -19,6 +19,7 @@ public struct PollerPool<C: Clock>: Sendable where C.Duration == Duration {
     private let checker: (any Checker)?
     private let clock: C
     private let now: @Sendable () -> Double
+    private let maximumInFlight: Int?
 
     /// - Parameters:
     ///   - settings: The script's settings, with any command-line overrides applied.
@@ -29,11 +30,14 @@ public struct PollerPool<C: Clock>: Sendable where C.Duration == Duration {
     ///   - monitor: Receives every State.
     ///   - clock: Drives Sleep and the monitor's ticks.
     ///   - now: Wall-clock seconds since the epoch, for `since` and `checked_at`.
+    ///   - maximumInFlight: Polls in flight at most, in all; by default as many as the file descriptors
+    ///     allow (``DescriptorBudget/pollsInFlight(pollers:)``).
     public init(
         settings: Settings, targets: [Target], prober: any Prober, policy: any SleepPolicy,
         checker: (any Checker)? = nil, monitor: StateMonitor, clock: C,
-        now: @escaping @Sendable () -> Double = { Date().timeIntervalSince1970 }
+        now: @escaping @Sendable () -> Double = { Date().timeIntervalSince1970 }, maximumInFlight: Int? = nil
     ) {
+        self.maximumInFlight = maximumInFlight
         self.settings = settings
         self.targets = targets
         self.prober = prober
@@ -69,7 +73,8 @@ public struct PollerPool<C: Clock>: Sendable where C.Duration == Duration {
             group.addTask { await self.monitor.run(every: self.settings.statusInterval, clock: self.clock) }
 
             // Launch some Poller tasks. They share the limit on polls in flight.
-            let limit = InFlightLimit.forPollers(self.settings.pollers)
+            var limit = InFlightLimit.forPollers(self.settings.pollers)
+            if let maximum = self.maximumInFlight { limit = InFlightLimit(maximum: maximum, perHost: limit.perHost) }
             for _ in 0..<self.settings.pollers {
                 group.addTask { await self.poller(in: pending, out: completed, start: start, limit: limit) }
             }
