@@ -145,7 +145,8 @@ static inline int up_openlibs(lua_State *L) {
 typedef int (*up_hostfn)(lua_State *L);
 
 /* Pushes "file:line: " for the innermost caller that is script code, skipping the prelude's own frames
- * (chunk "=urlpoll"), so an error from urlpoll.log points at the line of the script that called it. */
+ * (chunk "=urlpoll") and C functions between (pcall, when a script writes pcall(urlpoll.post, ...)), so an
+ * error from urlpoll.log points at the line of the script that called it. */
 static void up_where_user(lua_State *L) {
     lua_Debug ar;
     for (int level = 1; lua_getstack(L, level, &ar); level++) {
@@ -155,13 +156,15 @@ static void up_where_user(lua_State *L) {
             lua_pushfstring(L, "%s:%d: ", ar.short_src, ar.currentline);
             return;
         }
-        break;
     }
     lua_pushliteral(L, "");
 }
 
 static int up_trampoline(lua_State *L) {
     up_hostfn fn = (up_hostfn)lua_touserdata(L, lua_upvalueindex(1));
+    /* debug.setupvalue can replace the upvalue; never call through anything but a light userdata. */
+    if (fn == NULL || lua_type(L, lua_upvalueindex(1)) != LUA_TLIGHTUSERDATA)
+        return luaL_error(L, "a urlpoll function was tampered with");
     up_ctx *c = up_ctxof(L);
     int saved = c->enforce;
     c->enforce = 0;

@@ -1,7 +1,9 @@
 /// Settings are the script's global tunables, the seed's constants (`numPollers`, `pollInterval`,
 /// `statusInterval`, `errTimeout`) plus a request timeout and method.
 public struct Settings: Sendable, Hashable {
-    /// Poller tasks that probe in parallel (`pollers`, default 2).
+    /// Poller tasks that take due URLs and start their polls (`pollers`, default 2). A poll waiting on the
+    /// network holds no poller; polls in flight are bounded by ``PollerPool``'s in-flight limit, per origin
+    /// by `max(pollers, 8)`.
     public var pollers: Int = 2
     /// Time between polls of a healthy URL (`poll_interval`, default 60 s).
     public var pollInterval: Duration = .seconds(60)

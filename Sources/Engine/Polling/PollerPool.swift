@@ -5,6 +5,11 @@ import Synchronization
 /// PollerPool is the seed's program: a pool of pollers takes Resources from `pending`, polls each,
 /// reports its State to the StateMonitor and hands it on to `complete`, where its Sleep waits as long as
 /// the backoff policy says before queueing it again. Ownership moves with the message; nothing is shared.
+///
+/// Unlike the seed, a poll waiting on the network does not hold its poller: a poller starts the poll as a
+/// task of its own, in flight, and takes the next Resource. Polls in flight are bounded in all (by the file
+/// descriptors, at most 1,024 by default) and per origin (`pollers`, at least 8), so any number of hung
+/// servers cannot hold back polls of healthy ones; see ``InFlightLimit``.
 public struct PollerPool<C: Clock>: Sendable where C.Duration == Duration {
     /// The settings the pool runs with (the script's, with command-line overrides).
     public let settings: Settings
@@ -17,6 +22,7 @@ public struct PollerPool<C: Clock>: Sendable where C.Duration == Duration {
     private let checker: (any Checker)?
     private let clock: C
     private let now: @Sendable () -> Double
+    private let maximumInFlight: Int?
 
     /// - Parameters:
     ///   - settings: The script's settings, with any command-line overrides applied.
@@ -27,11 +33,14 @@ public struct PollerPool<C: Clock>: Sendable where C.Duration == Duration {
     ///   - monitor: Receives every State.
     ///   - clock: Drives Sleep and the monitor's ticks.
     ///   - now: Wall-clock seconds since the epoch, for `since` and `checked_at`.
+    ///   - maximumInFlight: Polls in flight at most, in all; by default as many as the file descriptors
+    ///     allow (``DescriptorBudget/pollsInFlight(pollers:)``).
     public init(
         settings: Settings, targets: [Target], prober: any Prober, policy: any SleepPolicy,
         checker: (any Checker)? = nil, monitor: StateMonitor, clock: C,
-        now: @escaping @Sendable () -> Double = { Date().timeIntervalSince1970 }
+        now: @escaping @Sendable () -> Double = { Date().timeIntervalSince1970 }, maximumInFlight: Int? = nil
     ) {
+        self.maximumInFlight = maximumInFlight
         self.settings = settings
         self.targets = targets
         self.prober = prober
@@ -66,9 +75,11 @@ public struct PollerPool<C: Clock>: Sendable where C.Duration == Duration {
             // Launch the StateMonitor.
             group.addTask { await self.monitor.run(every: self.settings.statusInterval, clock: self.clock) }
 
-            // Launch some Poller tasks.
+            // Launch some Poller tasks. They share the limit on polls in flight.
+            var limit = InFlightLimit.forPollers(self.settings.pollers)
+            if let maximum = self.maximumInFlight { limit = InFlightLimit(maximum: maximum, perHost: limit.perHost) }
             for _ in 0..<self.settings.pollers {
-                group.addTask { await self.poller(in: pending, out: completed, start: start) }
+                group.addTask { await self.poller(in: pending, out: completed, start: start, limit: limit) }
             }
 
             // Sleep queues each Resource in the bucket of its wake-up time (rounded up to 10 ms); one task per
@@ -124,15 +135,27 @@ public struct PollerPool<C: Clock>: Sendable where C.Duration == Duration {
         return await self.monitor.snapshot()
     }
 
-    /// Poller takes Resources from `pending`, polls each, and sends it on to `complete`.
+    /// Poller takes Resources from `pending` and starts a poll of each, in flight on a task of its own that
+    /// sends the Resource on to `complete`. It waits only when every slot for polls in flight is taken; a
+    /// Resource whose origin is at its limit is parked there, and polled when a poll of that origin ends.
     private func poller(
-        in pending: AsyncChannel<Resource>, out complete: AsyncStream<Resource>.Continuation, start: C.Instant
+        in pending: AsyncChannel<Resource>, out complete: AsyncStream<Resource>.Continuation, start: C.Instant,
+        limit: InFlightLimit
     ) async {
-        for await resource in pending {
-            var resource = resource
-            resource.lateness = max(.zero, start.duration(to: self.clock.now) - resource.due)
-            await self.poll(&resource)
-            complete.yield(resource)
+        await withDiscardingTaskGroup { flights in
+            for await resource in pending {
+                guard await limit.reserve() else { return }
+                guard let admitted = limit.admit(resource) else { continue }
+                flights.addTask {
+                    var next: Resource? = admitted
+                    while var resource = next, !Task.isCancelled {
+                        resource.lateness = max(.zero, start.duration(to: self.clock.now) - resource.due)
+                        await self.poll(&resource)
+                        complete.yield(resource)
+                        next = limit.finish(resource.target)
+                    }
+                }
+            }
         }
     }
 

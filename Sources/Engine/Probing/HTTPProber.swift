@@ -28,7 +28,8 @@ public struct HTTPProber: Prober {
         /// number of pollers when larger). A connection coming back to a full host is closed.
         public var idleConnectionsPerHost = 64
         /// The most idle connections kept open in all (default 256), so that polling thousands of hosts
-        /// does not hold a socket open for each.
+        /// does not hold a socket open for each; never more than a quarter of the file descriptors left
+        /// for polls (``DescriptorBudget/idleConnections(wanted:)``).
         public var idleConnections = 256
         /// How long an idle connection is kept (default 50 s, under the 60–75 s after which common servers
         /// drop one). URLs polled less often get a new connection each poll.
@@ -46,9 +47,11 @@ public struct HTTPProber: Prober {
     public init(client: HTTPClient, configuration: Configuration = Configuration()) {
         self.client = client
         self.configuration = configuration
+        // Idle connections hold descriptors too: never more than the share the descriptor budget leaves them.
+        let idle = DescriptorBudget.current.idleConnections(wanted: configuration.idleConnections)
         self.fast = HTTP1Client(
-            group: client.eventLoopGroup, maximumIdlePerHost: configuration.idleConnectionsPerHost,
-            maximumIdle: configuration.idleConnections,
+            group: client.eventLoopGroup, maximumIdlePerHost: min(configuration.idleConnectionsPerHost, idle),
+            maximumIdle: idle,
             idleTimeout: .nanoseconds(Int64(configuration.idleTimeout.seconds * 1e9)))
     }
 

@@ -281,16 +281,19 @@ extension LuaRuntime {
         lua_settop(self.L, -2)
         try Self.validate(url: url, entry: entry, source)
         var target = Target(url: url)
-        let here = source.locate(containing: url) + "\(entry) (\(url)): "
+        // Only an error needs the entry's line, so it is looked up then: finding it for every entry read
+        // the whole file once per entry, quadratic in the length of the list.
+        func here() -> String { source.locate(containing: url) + "\(entry) (\(url)): " }
 
         lua_pushnil(self.L)
         while lua_next(self.L, table) != 0 {
             defer { lua_settop(self.L, -2) }
             guard let key = self.string(at: -2) else {
-                throw ScriptError(.configuration, here + "field names must be strings (got \(self.describe(at: -2)))")
+                throw ScriptError(.configuration, here() + "field names must be strings (got \(self.describe(at: -2)))")
             }
             func fail(_ expected: String) -> ScriptError {
-                ScriptError(.configuration, here + "field '\(key)' must be \(expected) (got \(self.describe(at: -1)))")
+                ScriptError(
+                    .configuration, here() + "field '\(key)' must be \(expected) (got \(self.describe(at: -1)))")
             }
             switch key {
             case "url":
@@ -338,7 +341,7 @@ extension LuaRuntime {
                 let guess = known.first { editDistance($0, key) <= 2 }.map { "; did you mean '\($0)'?" } ?? ""
                 throw ScriptError(
                     .configuration,
-                    here + "unknown field '\(key)'\(guess) (known fields: \(known.joined(separator: ", ")))")
+                    here() + "unknown field '\(key)'\(guess) (known fields: \(known.joined(separator: ", ")))")
             }
         }
         return target

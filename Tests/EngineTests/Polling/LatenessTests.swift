@@ -31,8 +31,8 @@ import Testing
         }
     }
 
-    @Test func lateness_whenPollersAreBusy_isReported_andWarnedAbout() async throws {
-        // Given: one poller, two URLs due at once, and the first request takes 5 s.
+    @Test func lateness_whenEverySlotForPollsInFlightIsTaken_isReported_andWarnedAbout() async throws {
+        // Given: one poll in flight at most, two URLs due at once, and the first request takes 5 s.
         let clock = ManualClock()
         let prober = GateProber(holding: "http://127.0.0.1:9/a")
         let warnings = Mutex([Duration]())
@@ -46,7 +46,7 @@ import Testing
         settings.statusInterval = .seconds(30)
         let sut = PollerPool(
             settings: settings, targets: [Target(url: "http://127.0.0.1:9/a"), Target(url: "http://127.0.0.1:9/b")],
-            prober: prober, policy: LinearBackoff(), monitor: monitor, clock: clock)
+            prober: prober, policy: LinearBackoff(), monitor: monitor, clock: clock, maximumInFlight: 1)
 
         await withTaskGroup(of: Void.self) { group in
             group.addTask { await sut.run() }

@@ -154,6 +154,25 @@ import Testing
         #expect(error.message.hasPrefix(location + message), "\(error.message)")
     }
 
+    @Test func load_whenALongListOfTableEntriesHasAWrongOne_namesItsLine() throws {
+        // Given: 3,000 table entries, one per line after `urls = {`, the 2,500th misspelling a field and the
+        // 2,999th repeating the first URL. (Loading time is measured in bench/, not here.)
+        func entries(wrong: Int?, duplicate: Int?) -> String {
+            var text = "urls = {\n"
+            for i in 1...3_000 {
+                let url = i == duplicate ? "http://127.0.0.1/t/1" : "http://127.0.0.1/t/\(i)"
+                text += "  { url = \"\(url)\", name = \"t\(i)\"\(i == wrong ? ", timout = 1" : "") },\n"
+            }
+            return text + "}\n"
+        }
+        let (misspelt, script) = try Self.loadError(entries(wrong: 2_500, duplicate: nil))
+        #expect(misspelt.message.hasPrefix("\(script.path):2501: urls[2500] (http://127.0.0.1/t/2500): unknown field"))
+        let (repeated, other) = try Self.loadError(entries(wrong: nil, duplicate: 2_999))
+        #expect(
+            repeated.message
+                == "\(other.path):3000: urls[2999]: duplicate URL \"http://127.0.0.1/t/1\" (also urls[1])")
+    }
+
     @Test func load_readsPerURLOptions() throws {
         let (host, _) = try loadHost(
             """
