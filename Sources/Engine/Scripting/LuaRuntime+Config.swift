@@ -349,11 +349,11 @@ extension LuaRuntime {
 
     /// Reads a URL's `labels = { team = "db" }` table (on top of the stack), checking each name against
     /// the Prometheus data model and the limits of ``MetricLabel``.
-    private func readLabels(_ here: String) throws(ScriptError) -> [MetricLabel] {
+    private func readLabels(_ here: () -> String) throws(ScriptError) -> [MetricLabel] {
         guard lua_type(self.L, -1) == LUA_TTABLE else {
             throw ScriptError(
                 .configuration,
-                here + "field 'labels' must be a table of label names to strings (got \(self.describe(at: -1)))")
+                here() + "field 'labels' must be a table of label names to strings (got \(self.describe(at: -1)))")
         }
         let table = lua_gettop(self.L)
         var labels: [MetricLabel] = []
@@ -362,10 +362,10 @@ extension LuaRuntime {
             defer { lua_settop(self.L, -2) }
             guard lua_type(self.L, -2) == LUA_TSTRING, let name = self.string(at: -2) else {
                 throw ScriptError(
-                    .configuration, here + "labels: names must be strings (got \(self.describe(at: -2)))")
+                    .configuration, here() + "labels: names must be strings (got \(self.describe(at: -2)))")
             }
             if let problem = MetricLabel.problem(withName: name) {
-                throw ScriptError(.configuration, here + "labels: '\(name)' \(problem)")
+                throw ScriptError(.configuration, here() + "labels: '\(name)' \(problem)")
             }
             let value: String
             if lua_type(self.L, -1) == LUA_TSTRING, let s = self.string(at: -1) {
@@ -375,12 +375,12 @@ extension LuaRuntime {
             } else {
                 throw ScriptError(
                     .configuration,
-                    here + "labels: '\(name)' must be a string or a number (got \(self.describe(at: -1)))")
+                    here() + "labels: '\(name)' must be a string or a number (got \(self.describe(at: -1)))")
             }
             guard value.utf8.count <= MetricLabel.maxValueBytes else {
                 throw ScriptError(
                     .configuration,
-                    here + "labels: the value of '\(name)' is \(value.utf8.count) bytes; the most is "
+                    here() + "labels: the value of '\(name)' is \(value.utf8.count) bytes; the most is "
                         + "\(MetricLabel.maxValueBytes)")
             }
             labels.append(MetricLabel(name, value))
@@ -388,7 +388,7 @@ extension LuaRuntime {
         guard labels.count <= MetricLabel.maxCount else {
             throw ScriptError(
                 .configuration,
-                here + "labels: \(labels.count) labels; a URL may have at most \(MetricLabel.maxCount), "
+                here() + "labels: \(labels.count) labels; a URL may have at most \(MetricLabel.maxCount), "
                     + "as each adds to every series Prometheus keeps")
         }
         return labels.sorted { $0.name < $1.name }
