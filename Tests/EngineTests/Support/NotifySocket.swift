@@ -20,17 +20,17 @@ final class NotifySocket: Sendable {
         guard self.fd >= 0, bound == 0 else { throw POSIXError(.EADDRINUSE) }
     }
 
-    /// The next datagram, or nil when none comes within `limit`.
+    /// The next datagram, or nil when none comes within `limit`. Polls without blocking, so no thread of
+    /// the cooperative pool waits on the socket.
     func receive(within limit: Duration = .seconds(30)) async -> String? {
-        let fd = self.fd
-        let seconds = Int(limit.components.seconds)
-        return await Task.detached {
-            var timeout = timeval(tv_sec: seconds, tv_usec: 0)
-            setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-            var buffer = [UInt8](repeating: 0, count: 4096)
-            let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
-            return n > 0 ? String(decoding: buffer[..<n], as: UTF8.self) : nil
-        }.value
+        let deadline = ContinuousClock.now + limit
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while ContinuousClock.now < deadline {
+            let n = buffer.withUnsafeMutableBytes { recv(self.fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) }
+            if n > 0 { return String(decoding: buffer[..<n], as: UTF8.self) }
+            try? await Task.sleep(for: .milliseconds(10))
+        }
+        return nil
     }
 
     deinit {
