@@ -17,6 +17,8 @@ struct Session {
     let options: PollOptions
     let logger: Logger
     let store: StateStore?
+    /// Held while the session lives, so no second urlpoll writes the same state file.
+    private let stateLock: StateFileLock?
     let dispatcher: AlertDispatcher<ContinuousClock>
     /// The pool for the script as first loaded.
     let pool: PollerPool<ContinuousClock>
@@ -29,6 +31,12 @@ struct Session {
         path: String, text: String? = nil, args: [String], limits: LuaLimits, options: PollOptions,
         state: String? = nil, logger: Logger
     ) throws {
+        do {
+            self.stateLock = try state.map(StateFileLock.init(statePath:))
+        } catch {
+            Output.standardError("urlpoll: \(error.description)\n")
+            throw ExitCode(2)
+        }
         let alertClient = HTTPProber.makeClient(pollers: 4)
         let dispatcher = AlertDispatcher(
             transport: SystemAlertTransport(client: alertClient), clock: ContinuousClock(), logger: logger)
@@ -123,6 +131,9 @@ struct Session {
                     // poller prints every URL (21 MB of text for 100,000 URLs).
                     .init(service: self.dispatcher, serviceName: "alerts"),
                     .init(service: triggers, successTerminationBehavior: .ignore, serviceName: "reload-triggers"),
+                    .init(
+                        service: StandardOutputWatch(logger: self.logger),
+                        successTerminationBehavior: .gracefullyShutdownGroup, serviceName: "stdout-watch"),
                     .init(service: polling, serviceName: "polling"),
                 ],
                 gracefulShutdownSignals: signals, logger: self.logger))
@@ -150,6 +161,22 @@ struct Session {
         self.prober.shutdown()
         try? await self.probeClient.shutdown()
         try? await self.alertClient.shutdown()
+    }
+}
+
+/// StandardOutputWatch returns when standard output's reader has gone (a write failed with EPIPE), which
+/// stops the group as SIGTERM does, so `urlpoll run x.lua | head -1` ends (exit status 0) the way Unix
+/// filters do.
+struct StandardOutputWatch: Service {
+    let logger: Logger
+
+    func run() async {
+        await cancelWhenGracefulShutdown {
+            await StandardOutput.shared.waitUntilClosed()
+        }
+        if StandardOutput.shared.isClosed {
+            self.logger.debug("standard output was closed by its reader: stopping")
+        }
     }
 }
 

@@ -10,7 +10,7 @@ public let urlpollVersion = "0.1.0"
 // never raise themselves: they return -1 and the C trampoline raises.
 extension LuaRuntime {
     static let prelude = """
-        local host_log, host_now, args, version, post, exec, encode, decode = ...
+        local host_log, host_now, args, version, post, exec, encode, decode, host_print = ...
         urlpoll = { args = args, version = version, now = host_now, post = post, exec = exec,
                     json = { encode = encode, decode = decode } }
 
@@ -22,6 +22,13 @@ extension LuaRuntime {
             error("__gc metamethods are not supported: finalizers run outside the instruction budget", 2)
           end
           return rawsetmetatable(t, mt)
+        end
+
+        -- print(...): as Lua's, but through urlpoll's standard output, which never blocks a hook on the reader.
+        function print(...)
+          local parts = table.pack(...)
+          for i = 1, parts.n do parts[i] = tostring(parts[i]) end
+          return host_print(table.concat(parts, "\\t", 1, parts.n) .. "\\n")
         end
 
         -- urlpoll.log(level, ...): log through the engine's logger.
@@ -93,7 +100,13 @@ extension LuaRuntime {
             }
             return 1
         }
-        try self.run(source: Self.prelude, name: "=urlpoll", nargs: 8)
+        up_pushhostfn(self.L) { L in
+            guard let L else { return 0 }
+            let runtime = LuaRuntime.owner(of: L)
+            runtime.output(runtime.string(at: 1) ?? "")
+            return 0
+        }
+        try self.run(source: Self.prelude, name: "=urlpoll", nargs: 9)
     }
 
     /// `urlpoll.post(url, body [, headers])`: records a webhook for the dispatcher and returns at once.
