@@ -140,9 +140,11 @@ struct Session {
         do {
             try await group.run()
         } catch {
+            await self.store?.flush()
             await self.shutdown()
             throw error
         }
+        await self.store?.flush()
         await self.shutdown()
     }
 
