@@ -63,6 +63,13 @@ struct Session {
         configuration.idleConnectionsPerHost = max(configuration.idleConnectionsPerHost, pollers)
         configuration.idleConnections = max(configuration.idleConnections, pollers)
         self.prober = HTTPProber(client: self.probeClient, configuration: configuration)
+        if let limit = FileLimit.raise(),
+            let warning = FileLimit.warning(
+                limit: limit, urls: host.config.targets.count, pollers: pollers,
+                idleConnections: configuration.idleConnections)
+        {
+            logger.warning("\(warning)")
+        }
         self.pool = Self.makePool(
             host: host, options: options, store: self.store, prober: self.prober, logger: logger)
     }

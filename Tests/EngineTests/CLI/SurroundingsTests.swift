@@ -98,4 +98,32 @@ import Testing
             #expect(await third.wait() == 0)
         }
     }
+
+    @Test func start_raisesTheSoftOpenFileLimitToTheHardOne_andWarnsWhenTheHardOneIsLow() async throws {
+        // The script reads its own process's limits at load.
+        let urls = (1...300).map { "\"http://127.0.0.1:9/p\($0)\"" }.joined(separator: ", ")
+        let script = try TemporaryScript(
+            """
+            timeout = 0.5
+            for line in io.lines("/proc/self/limits") do
+              if line:find("Max open files") then print((line:gsub("%s+", " "))) end
+            end
+            urls = { \(urls) }
+            """)
+        let raised = try #require(
+            try await runShell(
+                #"ulimit -Sn 100; ulimit -Hn 4096; timeout 30 "$0" once "$1""#, [urlpollBinary, script.path],
+                limit: .seconds(40)))
+        #expect(raised.stdout.hasPrefix("Max open files 4096 4096 files"), "\(raised.stdout)")
+        #expect(!raised.stderr.contains("open-file limit"))
+
+        let low = try #require(
+            try await runShell(
+                #"ulimit -n 100; timeout 30 "$0" once "$1""#, [urlpollBinary, script.path], limit: .seconds(40)))
+        #expect(low.stdout.hasPrefix("Max open files 100 100 files"))
+        #expect(
+            low.stderr.contains(
+                "the open-file limit is 100 (ulimit -n), below the 322 that 300 URLs on 2 pollers may need"),
+            "\(low.stderr)")
+    }
 }
