@@ -15,7 +15,8 @@ extension Urlpoll {
                 requests are cancelled, a last report is printed, queued alerts get 5 s, and the exit status \
                 is 0. SIGHUP reloads the script: it is validated first, and on error the old one keeps \
                 running; kept URLs keep their state. A script that does not load at start exits with status \
-                2 and its file:line error.
+                2 and its file:line error, as does a --state file another urlpoll is using. When standard \
+                output's reader goes away (`urlpoll run x.lua | head -1`), it stops as on SIGTERM and exits 0.
                 """)
 
         @Argument(help: "The Lua config script.")
@@ -26,7 +27,7 @@ extension Urlpoll {
 
         @Option(
             help: ArgumentHelp(
-                "Keep each URL's last state in this file and resume from it on start, without re-alerting.",
+                "Keep each URL's last state in this file and resume from it on start, without re-alerting (one urlpoll per file: FILE.lock is locked).",
                 valueName: "file"))
         var state: String?
 

@@ -17,6 +17,8 @@ struct Session {
     let options: PollOptions
     let logger: Logger
     let store: StateStore?
+    /// Held while the session lives, so no second urlpoll writes the same state file.
+    private let stateLock: StateFileLock?
     let dispatcher: AlertDispatcher<ContinuousClock>
     /// The pool for the script as first loaded.
     let pool: PollerPool<ContinuousClock>
@@ -36,6 +38,12 @@ struct Session {
         path: String, text: String? = nil, args: [String], limits: LuaLimits, options: PollOptions,
         state: String? = nil, listen: ListenAddress? = nil, logger: Logger
     ) throws {
+        do {
+            self.stateLock = try state.map(StateFileLock.init(statePath:))
+        } catch {
+            Output.standardError("urlpoll: \(error.description)\n")
+            throw ExitCode(2)
+        }
         let alertClient = HTTPProber.makeClient(pollers: 4)
         let dispatcher = AlertDispatcher(
             transport: SystemAlertTransport(client: alertClient), clock: ContinuousClock(), logger: logger)
@@ -68,6 +76,13 @@ struct Session {
         configuration.idleConnectionsPerHost = max(configuration.idleConnectionsPerHost, pollers)
         configuration.idleConnections = max(configuration.idleConnections, pollers)
         self.prober = HTTPProber(client: self.probeClient, configuration: configuration)
+        if let limit = FileLimit.raise(),
+            let warning = FileLimit.warning(
+                limit: limit, urls: host.config.targets.count, pollers: pollers,
+                idleConnections: configuration.idleConnections)
+        {
+            logger.warning("\(warning)")
+        }
         self.pool = Self.makePool(
             host: host, options: options, store: self.store, prober: self.prober, metrics: self.metrics,
             served: self.served, logger: logger)
@@ -153,6 +168,9 @@ struct Session {
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
             .init(service: self.dispatcher, serviceName: "alerts"),
             .init(service: triggers, successTerminationBehavior: .ignore, serviceName: "reload-triggers"),
+            .init(
+                service: StandardOutputWatch(logger: self.logger),
+                successTerminationBehavior: .gracefullyShutdownGroup, serviceName: "stdout-watch"),
         ]
         if let listen = self.listen, let metrics = self.metrics {
             let server = MetricsServer(
@@ -173,9 +191,11 @@ struct Session {
         do {
             try await group.run()
         } catch {
+            await self.store?.flush()
             await self.shutdown()
             throw error
         }
+        await self.store?.flush()
         await self.shutdown()
     }
 
@@ -213,6 +233,22 @@ struct StartAfter<S: Service>: Service {
             try await self.service.run()
         } onGracefulShutdown: {
             self.notifier.stopping()
+        }
+    }
+}
+
+/// StandardOutputWatch returns when standard output's reader has gone (a write failed with EPIPE), which
+/// stops the group as SIGTERM does, so `urlpoll run x.lua | head -1` ends (exit status 0) the way Unix
+/// filters do.
+struct StandardOutputWatch: Service {
+    let logger: Logger
+
+    func run() async {
+        await cancelWhenGracefulShutdown {
+            await StandardOutput.shared.waitUntilClosed()
+        }
+        if StandardOutput.shared.isClosed {
+            self.logger.debug("standard output was closed by its reader: stopping")
         }
     }
 }

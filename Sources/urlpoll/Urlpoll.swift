@@ -23,4 +23,23 @@ struct Urlpoll: AsyncParsableCommand {
         version: urlpollVersion,
         subcommands: [Run.self, Check.self, Once.self, Demo.self]
     )
+
+    /// As ArgumentParser's, but the open-file limit is raised first (``FileLimit``), and standard output's queue is written out before the process exits (for at most
+    /// 2 s after the reader last took anything, so a reader that stopped cannot keep urlpoll alive).
+    static func main() async {
+        FileLimit.raise()
+        do {
+            var command = try parseAsRoot()
+            if var asyncCommand = command as? AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
+        } catch {
+            StandardOutput.shared.drain()
+            exit(withError: error)
+        }
+        StandardOutput.shared.drain()
+        exit()
+    }
 }

@@ -20,8 +20,12 @@ public final class AlertDispatcher<C: Clock>: AlertSink, Service where C.Duratio
         public var timeout: Duration = .seconds(10)
         /// How long queued alerts are still delivered after shutdown begins (default 5 s).
         public var shutdownGrace: Duration = .seconds(5)
-        /// Alerts waiting at most; past that new alerts are dropped and logged (default 10,000).
+        /// Alerts waiting at most (default 10,000). When the queue is full the oldest waiting alert is
+        /// dropped for the new one, so the latest news of a URL (a recovery) is what gets delivered; the drops
+        /// are counted and logged at most once per ``overflowLogInterval``.
         public var queueLimit = 10_000
+        /// The shortest time between two log lines about a full queue (default 10 s).
+        public var overflowLogInterval: Duration = .seconds(10)
 
         public init() {}
     }
@@ -36,6 +40,9 @@ public final class AlertDispatcher<C: Clock>: AlertSink, Service where C.Duratio
     private let deadline = Mutex<C.Instant?>(nil)
     /// Alerts taken but not yet delivered or reported.
     private let outstanding = Mutex(0)
+    /// Alerts dropped from a full queue since the last line that said so.
+    private let overflowed = Mutex(0)
+    private let overflowLog: LogLimiter
 
     public init(configuration: Configuration = Configuration(), transport: any AlertTransport, clock: C, logger: Logger)
     {
@@ -43,8 +50,9 @@ public final class AlertDispatcher<C: Clock>: AlertSink, Service where C.Duratio
         self.transport = transport
         self.clock = clock
         self.logger = logger
+        self.overflowLog = LogLimiter(burst: 1, window: configuration.overflowLogInterval)
         (self.queue, self.continuation) = AsyncStream.makeStream(
-            bufferingPolicy: .bufferingOldest(configuration.queueLimit))
+            bufferingPolicy: .bufferingNewest(configuration.queueLimit))
     }
 
     public func enqueue(_ alert: Alert) {
@@ -52,11 +60,17 @@ public final class AlertDispatcher<C: Clock>: AlertSink, Service where C.Duratio
         switch self.continuation.yield(alert) {
         case .enqueued:
             break
-        case .dropped:
+        case .dropped(let oldest):
             self.outstanding.withLock { $0 -= 1 }
+            let dropped = self.overflowed.withLock { n in
+                n += 1
+                return n
+            }
+            guard self.overflowLog.admit("overflow").pass else { break }
+            self.overflowed.withLock { $0 -= dropped }
             self.logger.error(
-                "alert not delivered: the queue is full (\(self.configuration.queueLimit) waiting)",
-                metadata: ["alert": "\(alert.summary)"])
+                "\(dropped) alert\(dropped == 1 ? "" : "s") not delivered: the queue is full (\(self.configuration.queueLimit) waiting), so the oldest are dropped for the newest",
+                metadata: ["alert": "\(oldest.summary)"])
         case .terminated:
             self.outstanding.withLock { $0 -= 1 }
             self.logger.error("alert not delivered: urlpoll is shutting down", metadata: ["alert": "\(alert.summary)"])

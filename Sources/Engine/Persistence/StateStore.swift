@@ -1,11 +1,17 @@
+import Dispatch
 import FoundationEssentials
+import Synchronization
 
 /// StateStore keeps the monitor's states in a file (`--state FILE`) so a restart resumes each URL's last
 /// status and error count instead of starting over and re-alerting.
 ///
 /// The file is JSON, replaced atomically (written beside it, then renamed), so a crash mid-write leaves the
 /// previous version. A file that cannot be read or parsed is reported and ignored, never fatal.
-public struct StateStore: Sendable {
+///
+/// The monitor hands each snapshot to ``submit(_:onError:)``, which encodes and writes it on the store's own
+/// serial queue, off the monitor's actor; when snapshots come faster than the disk takes them, only the
+/// latest waits. One store serves every monitor of a session (reloads included), so writes never race.
+public final class StateStore: Sendable {
     /// The file exists but is not a state file this version can read (torn, corrupt, another program's).
     public struct Unreadable: Error, CustomStringConvertible {
         public let description: String
@@ -13,9 +19,48 @@ public struct StateStore: Sendable {
 
     /// The state file's path, as given to `--state`.
     public let path: String
+    private let queue: DispatchQueue
+    /// The snapshot waiting to be written, and whether a write is scheduled on `queue`.
+    private let pending = Mutex<(states: [State]?, scheduled: Bool)>((nil, false))
 
     public init(path: String) {
         self.path = path
+        self.queue = DispatchQueue(label: "urlpoll.state")
+    }
+
+    /// Writes `states` off the caller's task and returns at once; a snapshot still waiting is replaced.
+    /// A failure is told to `onError` in words (`cannot write the state file s.json: …`).
+    public func submit(_ states: [State], onError: @escaping @Sendable (String) -> Void) {
+        let schedule = self.pending.withLock { pending in
+            pending.states = states
+            defer { pending.scheduled = true }
+            return !pending.scheduled
+        }
+        guard schedule else { return }
+        self.queue.async {
+            while let states = self.takePending() {
+                do {
+                    try self.save(states)
+                } catch {
+                    onError("cannot write the state file \(self.path): \(error)")
+                }
+            }
+        }
+    }
+
+    private func takePending() -> [State]? {
+        self.pending.withLock { pending in
+            defer { pending.states = nil }
+            if pending.states == nil { pending.scheduled = false }
+            return pending.states
+        }
+    }
+
+    /// Returns once every snapshot submitted before the call is written (or has failed).
+    public func flush() async {
+        await withCheckedContinuation { continuation in
+            self.queue.async { continuation.resume() }
+        }
     }
 
     /// The saved states, or `[]` when there is no file yet.

@@ -21,7 +21,7 @@ public actor StateMonitor {
 
     /// - Parameters:
     ///   - store: Where to keep the states across restarts; written on a tick when anything changed.
-    ///   - onStoreError: Told when the store cannot be written.
+    ///   - onStoreError: Told, in words, when the store cannot be written.
     ///   - onLate: Told on a tick when polls since the last one started more than ``lateThreshold`` behind
     ///     schedule, with the worst lateness: the engine cannot keep up.
     public init(
@@ -74,20 +74,18 @@ public actor StateMonitor {
         self.states
     }
 
-    /// Reports the current state once, and writes the store if anything changed.
+    /// Reports the current state once, and hands it to the store if anything changed. The snapshot and the
+    /// dirty flag are taken together, before any await, so a state that arrives during the report is saved
+    /// on the next tick; the store encodes and writes off this actor.
     public func tick() async {
         if self.worstLateness > Self.lateThreshold { self.onLate(self.worstLateness) }
         self.worstLateness = .zero
         let snapshot = self.snapshot()
-        await self.reporter.report(snapshot)
         if let store = self.store, self.dirty {
             self.dirty = false
-            do {
-                try store.save(snapshot)
-            } catch {
-                self.onStoreError("cannot write the state file \(store.path): \(error)")
-            }
+            store.submit(snapshot, onError: self.onStoreError)
         }
+        await self.reporter.report(snapshot)
     }
 
     /// Reports the current state every `interval` of `clock` until cancelled.

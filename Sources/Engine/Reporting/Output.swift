@@ -16,11 +16,11 @@ public struct Output: Sendable {
         self.write(text)
     }
 
-    /// Writes straight to file descriptor 1, so lines interleave correctly with Lua's `print`, which
-    /// flushes C's stdout after every line.
-    public static let standardOutput = Output { Self.write($0, to: 1) }
+    /// Standard output, through ``StandardOutput/shared``: queued and returns at once, never blocked by the
+    /// reader (Lua's `print` goes the same way, so lines keep their order).
+    public static let standardOutput = Output { StandardOutput.shared.write($0) }
 
-    /// Writes straight to file descriptor 2.
+    /// Writes straight to file descriptor 2 (for messages before exiting; the logger writes there too).
     public static let standardError = Output { Self.write($0, to: 2) }
 
     private static func write(_ text: String, to descriptor: Int32) {

@@ -12,7 +12,7 @@ public let urlpollVersion = "0.1.0"
 extension LuaRuntime {
     static let prelude = """
         local host_log, host_now, args, version, post, exec, encode, decode,
-              set_metatable, debug_set_metatable, debug_get_metatable, no_registry = ...
+              set_metatable, debug_set_metatable, debug_get_metatable, no_registry, host_print = ...
         urlpoll = { args = args, version = version, now = host_now, post = post, exec = exec,
                     json = { encode = encode, decode = decode } }
 
@@ -26,6 +26,13 @@ extension LuaRuntime {
         debug.setmetatable = debug_set_metatable
         debug.getmetatable = debug_get_metatable
         debug.getregistry = no_registry
+
+        -- print(...): as Lua's, but through urlpoll's standard output, which never blocks a hook on the reader.
+        function print(...)
+          local parts = table.pack(...)
+          for i = 1, parts.n do parts[i] = tostring(parts[i]) end
+          return host_print(table.concat(parts, "\\t", 1, parts.n) .. "\\n")
+        end
 
         -- urlpoll.log(level, ...): log through the engine's logger.
         function urlpoll.log(level, ...)
@@ -68,7 +75,13 @@ extension LuaRuntime {
                 throw HostError("debug.getregistry is not available: the registry holds urlpoll's own state")
             }
         }
-        try self.run(source: Self.prelude, name: "=urlpoll", nargs: 12)
+        up_pushhostfn(self.L) { L in
+            LuaRuntime.host(L) { runtime in
+                runtime.output(runtime.string(at: 1) ?? "")
+                return 0
+            }
+        }
+        try self.run(source: Self.prelude, name: "=urlpoll", nargs: 13)
     }
 
     /// `urlpoll.post(url, body [, headers])`: records a webhook for the dispatcher and returns at once.

@@ -18,6 +18,8 @@ final class LuaRuntime {
     private let ctx: UnsafeMutablePointer<up_ctx>
     let limits: LuaLimits
     let logger: Logger
+    /// Where the script's `print` goes.
+    let output: Output = .standardOutput
     /// The script's path, once loaded.
     private(set) var path = ""
     /// Alerts recorded by `urlpoll.post` and `urlpoll.exec` since the owner last took them.

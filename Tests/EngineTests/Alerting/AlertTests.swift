@@ -220,6 +220,36 @@ import Testing
         }
     }
 
+    @Test func dispatcher_whenTheQueueOverflows_dropsTheOldest_andLogsOneLineWithACount() async throws {
+        let receiver = Receiver()
+        try await receiver.run { base in
+            let clock = ManualClock()
+            let (logger, log) = RecordingLogHandler.make()
+            let client = HTTPProber.makeClient(pollers: 2)
+            var configuration = AlertDispatcher<ManualClock>.Configuration()
+            configuration.queueLimit = 3
+            let sut = AlertDispatcher(
+                configuration: configuration, transport: SystemAlertTransport(client: client), clock: clock,
+                logger: logger)
+
+            // When: ten alerts are raised while nothing is delivered (the last one a recovery).
+            for i in 1...10 {
+                sut.enqueue(.post(url: base + "/hook", body: Array("\(i)".utf8), headers: []))
+            }
+            sut.finish()
+            await sut.run()
+            try await client.shutdown()
+
+            // Then: the newest three are delivered, and one line says seven were dropped... at the first drop.
+            #expect(receiver.all.map(\.body).sorted() == ["10", "8", "9"])
+            let overflow = log.all.filter { $0.contains("the queue is full") }
+            #expect(
+                overflow == [
+                    "error: 1 alert not delivered: the queue is full (3 waiting), so the oldest are dropped for the newest"
+                ])
+        }
+    }
+
     @Test func dispatcher_whenShutdownComesFirst_reportsWhatWasNotDelivered() async throws {
         let receiver = try HangingListener()
         let clock = ManualClock()

@@ -15,19 +15,27 @@ final class CLIProcess: @unchecked Sendable {
     private let outPipe = Pipe()
     private let errPipe = Pipe()
 
-    /// - Parameter environment: Variables to set for the child, on top of this process's own.
-    init(_ arguments: [String], directory: URL = packageRoot, environment: [String: String] = [:]) throws {
+    /// - Parameters:
+    ///   - environment: Variables to set for the child, on top of this process's own.
+    ///   - standardOutput: A `Pipe` or `FileHandle` to give the process as its standard output instead of one
+    ///     that is read and collected (a pipe nobody reads, `/dev/full`).
+    init(
+        _ arguments: [String], directory: URL = packageRoot, environment: [String: String] = [:],
+        standardOutput: Any? = nil
+    ) throws {
         self.process.executableURL = URL(fileURLWithPath: urlpollBinary)
         self.process.arguments = arguments
         if !environment.isEmpty {
             self.process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
         }
         self.process.currentDirectoryURL = directory
-        self.process.standardOutput = self.outPipe
+        self.process.standardOutput = standardOutput ?? self.outPipe
         self.process.standardError = self.errPipe
-        self.outPipe.fileHandleForReading.readabilityHandler = { [weak self] handle in
-            let data = handle.availableData
-            self?.lock.withLock { self?.output.append(data) }
+        if standardOutput == nil {
+            self.outPipe.fileHandleForReading.readabilityHandler = { [weak self] handle in
+                let data = handle.availableData
+                self?.lock.withLock { self?.output.append(data) }
+            }
         }
         self.errPipe.fileHandleForReading.readabilityHandler = { [weak self] handle in
             let data = handle.availableData
@@ -62,8 +70,20 @@ final class CLIProcess: @unchecked Sendable {
         }
     }
 
+    var pid: Int32 { self.process.processIdentifier }
+
     func signal(_ signal: Int32) {
         kill(self.process.processIdentifier, signal)
+    }
+
+    /// Waits for the process to exit and returns its status, or nil if it is still running after `limit`;
+    /// output read so far is complete afterwards.
+    func wait(limit: Duration) async -> Int32? {
+        let deadline = ContinuousClock.now + limit
+        while self.process.isRunning, ContinuousClock.now < deadline {
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+        return self.process.isRunning ? nil : await self.wait()
     }
 
     /// Waits for the process to exit and returns its status; output read so far is complete afterwards.
@@ -73,7 +93,9 @@ final class CLIProcess: @unchecked Sendable {
         }
         self.outPipe.fileHandleForReading.readabilityHandler = nil
         self.errPipe.fileHandleForReading.readabilityHandler = nil
-        let restOut = self.outPipe.fileHandleForReading.readDataToEndOfFile()
+        let restOut =
+            self.process.standardOutput as AnyObject === self.outPipe
+            ? self.outPipe.fileHandleForReading.readDataToEndOfFile() : Data()
         let restErr = self.errPipe.fileHandleForReading.readDataToEndOfFile()
         self.lock.withLock {
             self.output.append(restOut)
@@ -88,6 +110,32 @@ final class CLIProcess: @unchecked Sendable {
         let status = await process.wait()
         return (status, process.stdout, process.stderr)
     }
+}
+
+/// Runs `command` under bash with `arguments` as `$0`, `$1`, …, and returns its status and output, or nil
+/// when it is still running after `limit` (then it is killed). For pipelines (`urlpoll … | head -1`).
+func runShell(_ command: String, _ arguments: [String], limit: Duration) async throws -> (
+    status: Int32, stdout: String, stderr: String
+)? {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/bin/bash")
+    process.arguments = ["-c", command] + arguments
+    let (out, err) = (Pipe(), Pipe())
+    process.standardOutput = out
+    process.standardError = err
+    try process.run()
+    let deadline = ContinuousClock.now + limit
+    while process.isRunning, ContinuousClock.now < deadline {
+        try await Task.sleep(for: .milliseconds(20))
+    }
+    guard !process.isRunning else {
+        kill(process.processIdentifier, SIGKILL)
+        return nil
+    }
+    return (
+        process.terminationStatus, String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self),
+        String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+    )
 }
 
 /// The urlpoll binary built beside this test bundle.

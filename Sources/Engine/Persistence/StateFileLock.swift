@@ -1,0 +1,66 @@
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// StateFileLock keeps a second urlpoll off a `--state` file: two instances on one file would overwrite each
+/// other's states (the last writer wins) and the survivor would re-alert on restart.
+///
+/// It is an advisory lock, `flock(2)` with `LOCK_EX | LOCK_NB`, on a file beside the state file
+/// (`FILE.lock`, holding the owner's process id). The state file itself cannot carry it: every save replaces
+/// it by rename, and a lock belongs to the replaced inode. The lock lasts as long as the process; the kernel
+/// drops it when the process ends, `kill -9` included, so a stale lock file never blocks a restart. The
+/// descriptor is close-on-exec, so commands run by `urlpoll.exec` do not inherit the lock.
+public final class StateFileLock: Sendable {
+    /// Why the lock was not taken, in words (`the state file s.json is in use by another urlpoll (process
+    /// 4242)…`).
+    public struct Refused: Error, CustomStringConvertible {
+        public let description: String
+    }
+
+    /// The lock file's path: the state file's, with `.lock` appended.
+    public let path: String
+    private let descriptor: Int32
+
+    /// Takes the lock for the state file at `statePath`, or throws at once if another process has it.
+    public init(statePath: String) throws(Refused) {
+        self.path = statePath + ".lock"
+        let fd = open(self.path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        guard fd >= 0 else {
+            throw Refused(
+                description: "cannot lock the state file \(statePath): cannot open \(self.path): \(Self.words(errno))")
+        }
+        guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
+            let error = errno
+            let owner = Self.owner(fd)
+            close(fd)
+            guard error == EWOULDBLOCK else {
+                throw Refused(
+                    description: "cannot lock the state file \(statePath) (\(self.path)): \(Self.words(error))")
+            }
+            throw Refused(
+                description:
+                    "the state file \(statePath) is in use by another urlpoll (process \(owner ?? "unknown")); two instances on one state file would overwrite each other's states: give each its own --state file"
+            )
+        }
+        self.descriptor = fd
+        var pid = "\(getpid())\n"
+        _ = ftruncate(fd, 0)
+        pid.withUTF8 { _ = pwrite(fd, $0.baseAddress, $0.count, 0) }
+    }
+
+    deinit {
+        close(self.descriptor)
+    }
+
+    private static func owner(_ fd: Int32) -> String? {
+        var bytes = [UInt8](repeating: 0, count: 32)
+        let n = pread(fd, &bytes, bytes.count, 0)
+        guard n > 0 else { return nil }
+        let text = String(decoding: bytes[0..<n], as: UTF8.self).filter { $0 != "\n" }
+        return Int(text) != nil ? text : nil
+    }
+
+    private static func words(_ error: Int32) -> String {
+        String(cString: strerror(error))
+    }
+}

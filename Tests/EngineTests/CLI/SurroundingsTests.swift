@@ -1,0 +1,129 @@
+import Foundation
+import Testing
+
+/// The process among its surroundings: a standard output that is blocked, closed or full, and a second
+/// instance on the same state file. Each runs the built binary as a child process.
+@Suite struct SurroundingsTests {
+    @Test func run_whenNobodyReadsStandardOutput_keepsPolling_andWarnsOfDroppedLines() async throws {
+        let server = CountingServer()
+        try await server.run { (base) async throws in
+            // 200 URLs as JSON lines every 50 ms: far more than a pipe holds (64 KiB) within the first tick.
+            let urls = (1...200).map { "\"\(base)/p\($0)\"" }.joined(separator: ", ")
+            let script = try TemporaryScript(
+                """
+                poll_interval = 0.2
+                status_interval = 0.05
+                urls = { \(urls) }
+                """)
+            let unread = Pipe()
+            let process = try CLIProcess(["run", script.path, "--format", "json"], standardOutput: unread)
+
+            // When: the pipe has long been full (200 polls print a tick's worth), polling goes on.
+            #expect(await eventually(within: .seconds(30)) { server.requests >= 400 })
+            let before = server.requests
+            let kept = await eventually(within: .seconds(20)) { server.requests >= before + 1_000 }
+
+            // Then:
+            #expect(kept, "polls stopped at \(server.requests) while standard output was blocked")
+            try await process.waitForStderr("stdout is blocked: ", limit: .seconds(20))
+            process.signal(SIGINT)
+            let status = await process.wait(limit: .seconds(20))
+            if status == nil { process.signal(SIGKILL) }
+            #expect(status == 0)
+            #expect(process.stderr.components(separatedBy: "stdout is blocked").count - 1 <= 3)
+            try unread.fileHandleForReading.close()
+        }
+    }
+
+    @Test func run_pipedIntoHead_endsWhenHeadExits_withStatus0() async throws {
+        try await withDemoSite { (base) async throws in
+            let script = try TemporaryScript(
+                """
+                status_interval = 0.05
+                urls = { "\(base)/healthy" }
+                """)
+            let result = try await runShell(
+                #"timeout 20 "$0" run "$1" | head -1; echo "urlpoll exited ${PIPESTATUS[0]}""#,
+                [urlpollBinary, script.path], limit: .seconds(40))
+            let (status, stdout, _) = try #require(result)
+            #expect(status == 0)
+            #expect(stdout == "Current state:\nurlpoll exited 0\n")
+        }
+    }
+
+    @Test func once_whenStandardOutputIsAFullDisk_saysSo() async throws {
+        try await withDemoSite { (base) async throws in
+            let script = try TemporaryScript(
+                """
+                urls = { "\(base)/healthy" }
+                """)
+            let full = try #require(FileHandle(forWritingAtPath: "/dev/full"))
+            let process = try CLIProcess(["once", script.path], standardOutput: full)
+            #expect(await process.wait(limit: .seconds(30)) == 0)
+            #expect(
+                process.stderr.contains("cannot write to standard output: No space left on device: 2 lines dropped"),
+                "\(process.stderr)")
+        }
+    }
+
+    @Test func run_whenAnotherInstanceHasTheStateFile_refusesToStart_withStatus2() async throws {
+        try await withDemoSite { (base) async throws in
+            let script = try TemporaryScript(
+                """
+                status_interval = 0.1
+                urls = { "\(base)/healthy" }
+                """)
+            let state = script.sibling("state.json")
+            let first = try CLIProcess(["run", script.path, "--state", state])
+            try await first.waitForOutput("Current state:")
+
+            // When: a second instance is started on the same state file.
+            let second = try CLIProcess(["run", script.path, "--state", state])
+            let status = await second.wait(limit: .seconds(30))
+            if status == nil { second.signal(SIGKILL) }
+
+            // Then: it refuses, naming the file and the process that has it; the first runs on.
+            #expect(status == 2)
+            #expect(
+                second.stderr.contains(
+                    "urlpoll: the state file \(state) is in use by another urlpoll (process \(first.pid))"),
+                "\(second.stderr)")
+            first.signal(SIGINT)
+            #expect(await first.wait() == 0)
+
+            // And once the first has stopped, the file is free again.
+            let third = try CLIProcess(["run", script.path, "--state", state])
+            try await third.waitForOutput("Current state:")
+            third.signal(SIGINT)
+            #expect(await third.wait() == 0)
+        }
+    }
+
+    @Test func start_raisesTheSoftOpenFileLimitToTheHardOne_andWarnsWhenTheHardOneIsLow() async throws {
+        // The script reads its own process's limits at load.
+        let urls = (1...300).map { "\"http://127.0.0.1:9/p\($0)\"" }.joined(separator: ", ")
+        let script = try TemporaryScript(
+            """
+            timeout = 0.5
+            for line in io.lines("/proc/self/limits") do
+              if line:find("Max open files") then print((line:gsub("%s+", " "))) end
+            end
+            urls = { \(urls) }
+            """)
+        let raised = try #require(
+            try await runShell(
+                #"ulimit -Sn 100; ulimit -Hn 4096; timeout 30 "$0" once "$1""#, [urlpollBinary, script.path],
+                limit: .seconds(40)))
+        #expect(raised.stdout.hasPrefix("Max open files 4096 4096 files"), "\(raised.stdout)")
+        #expect(!raised.stderr.contains("open-file limit"))
+
+        let low = try #require(
+            try await runShell(
+                #"ulimit -n 100; timeout 30 "$0" once "$1""#, [urlpollBinary, script.path], limit: .seconds(40)))
+        #expect(low.stdout.hasPrefix("Max open files 100 100 files"))
+        #expect(
+            low.stderr.contains(
+                "the open-file limit is 100 (ulimit -n), below the 322 that 300 URLs on 2 pollers may need"),
+            "\(low.stderr)")
+    }
+}

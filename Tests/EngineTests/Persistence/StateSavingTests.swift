@@ -1,0 +1,80 @@
+import Engine
+import Foundation
+import Synchronization
+import Testing
+
+/// Saving the monitor's states to the `--state` file, with ticks driven by the manual clock.
+@Suite(.timeLimit(.minutes(1))) struct StateSavingTests {
+    /// A reporter whose first report waits until the test opens it.
+    final class GatedReporter: Reporter {
+        let entered: AsyncStream<Void>
+        private let enteredContinuation: AsyncStream<Void>.Continuation
+        let reports: AsyncStream<[State]>
+        private let reportsContinuation: AsyncStream<[State]>.Continuation
+        private let gate = Mutex<CheckedContinuation<Void, Never>?>(nil)
+        private let calls = Mutex(0)
+
+        init() {
+            (self.entered, self.enteredContinuation) = AsyncStream.makeStream()
+            (self.reports, self.reportsContinuation) = AsyncStream.makeStream()
+        }
+
+        func report(_ states: [State]) async {
+            let first = self.calls.withLock { n in
+                n += 1
+                return n == 1
+            }
+            if first {
+                await withCheckedContinuation { continuation in
+                    self.gate.withLock { $0 = continuation }
+                    self.enteredContinuation.yield()
+                }
+            }
+            self.reportsContinuation.yield(states)
+        }
+
+        func open() {
+            self.gate.withLock { $0 }?.resume()
+        }
+    }
+
+    static func state(_ url: String) -> State {
+        State(url: url, name: url, status: "200 OK", code: 200, health: .up)
+    }
+
+    @Test func tick_whenAStateArrivesDuringTheReport_savesItOnTheNextTick() async throws {
+        // Given: a monitor with a state file, ticking every 10 s of the manual clock.
+        let directory = try TemporaryScript("")
+        let store = StateStore(path: directory.sibling("state.json"))
+        let (a, b) = ("http://127.0.0.1:9/a", "http://127.0.0.1:9/b")
+        let reporter = GatedReporter()
+        let monitor = StateMonitor(urls: [a, b], reporter: reporter, store: store)
+        let clock = ManualClock()
+        await monitor.update(Self.state(a))
+        var sleeps = clock.sleeps.makeAsyncIterator()
+        var entered = reporter.entered.makeAsyncIterator()
+        var reports = reporter.reports.makeAsyncIterator()
+
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { await monitor.run(every: .seconds(10), clock: clock) }
+
+            // When: b's first state arrives while the first tick's report is under way…
+            _ = await sleeps.next()
+            clock.advance(by: .seconds(10))
+            _ = await entered.next()
+            await monitor.update(Self.state(b))
+            reporter.open()
+            #expect(await reports.next()?.map(\.url) == [a])
+
+            // …and the next tick comes with nothing new.
+            _ = await sleeps.next()
+            clock.advance(by: .seconds(10))
+            _ = await reports.next()
+            group.cancelAll()
+        }
+        await store.flush()
+
+        // Then: b was saved.
+        #expect(try store.load().map(\.url) == [a, b])
+    }
+}
