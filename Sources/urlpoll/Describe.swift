@@ -17,7 +17,7 @@ func describe(_ config: ScriptConfig) -> String {
     text += "urls (\(config.targets.count)):\n"
     for target in config.targets {
         var options: [String] = []
-        if target.name != target.url { options.append("name=\(target.name)") }
+        if target.name != target.displayURL { options.append("name=\(target.name)") }
         if let method = target.method { options.append("method=\(method)") }
         if let timeout = target.timeout { options.append("timeout=\(secs(timeout))") }
         if let interval = target.interval { options.append("interval=\(secs(interval))") }
@@ -25,7 +25,7 @@ func describe(_ config: ScriptConfig) -> String {
         if !target.headers.isEmpty { options.append("headers=\(target.headers.map(\.name).joined(separator: ","))") }
         if let backoff = target.backoff { options.append("backoff=\(backoff.location)") }
         if let check = target.check { options.append("check=\(check.location)") }
-        text += " \(target.url)" + (options.isEmpty ? "" : " [" + options.joined(separator: " ") + "]") + "\n"
+        text += " \(target.displayURL)" + (options.isEmpty ? "" : " [" + options.joined(separator: " ") + "]") + "\n"
     }
     return text
 }

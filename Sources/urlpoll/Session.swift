@@ -29,7 +29,7 @@ struct Session {
         path: String, text: String? = nil, args: [String], limits: LuaLimits, options: PollOptions,
         state: String? = nil, logger: Logger
     ) throws {
-        let alertClient = HTTPProber.makeClient(pollers: 4)
+        let alertClient = HTTPProber.makeClient(pollers: 4, followsRedirects: true)
         let dispatcher = AlertDispatcher(
             transport: SystemAlertTransport(client: alertClient), clock: ContinuousClock(), logger: logger)
         let host: ScriptHost
@@ -71,7 +71,7 @@ struct Session {
         case .text: if host.config.onChange == nil { observers.append(ChangeLogger(logger: logger)) }
         }
         let monitor = StateMonitor(
-            urls: host.config.targets.map(\.url), reporter: host.reporter(fallback: options.fallbackReporter()),
+            urls: host.config.targets.map(\.displayURL), reporter: host.reporter(fallback: options.fallbackReporter()),
             observers: observers, store: store, onStoreError: { logger.error("\($0)") },
             onLate: { worst in
                 logger.warning(

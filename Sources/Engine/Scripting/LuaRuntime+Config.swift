@@ -150,7 +150,7 @@ extension LuaRuntime {
                 throw ScriptError(
                     .configuration,
                     source.locate(containing: target.url, occurrence: 2)
-                        + "urls[\(index)]: duplicate URL \"\(target.url)\" (also urls[\(first)])")
+                        + "urls[\(index)]: duplicate URL \"\(target.displayURL)\" (also urls[\(first)])")
             }
             seen[target.url] = index
             targets.append(target)
@@ -216,6 +216,11 @@ extension LuaRuntime {
                     throw fail("a number of seconds from 0 to 86400")
                 }
                 target.interval = .seconds(checked: s)
+            case "body":
+                guard lua_type(self.L, -1) == LUA_TSTRING, let body = self.string(at: -1) else {
+                    throw fail("a string")
+                }
+                target.body = body
             case "headers":
                 guard let headers = self.readHeaders() else {
                     throw fail("a table of header names to string values")
@@ -233,7 +238,9 @@ extension LuaRuntime {
                 guard lua_type(self.L, -1) == LUA_TFUNCTION else { throw fail("a function") }
                 target.check = self.reference(functionAt: -1)
             default:
-                let known = ["url", "name", "method", "timeout", "interval", "headers", "expect", "backoff", "check"]
+                let known = [
+                    "url", "name", "method", "timeout", "interval", "headers", "body", "expect", "backoff", "check",
+                ]
                 let guess = known.first { editDistance($0, key) <= 2 }.map { "; did you mean '\($0)'?" } ?? ""
                 throw ScriptError(
                     .configuration,
@@ -314,14 +321,17 @@ extension LuaRuntime {
         guard let colon = utf8.firstIndex(of: UInt8(ascii: ":")),
             utf8[colon...].starts(with: "://".utf8),
             !utf8.contains(where: { $0 <= 0x20 || $0 == 0x7F })
-        else { throw fail("not a URL: \"\(url)\"") }
+        else { throw fail("not a URL: \"\(RequestDescription.redacting(url))\"") }
         let scheme = String(decoding: utf8[..<colon], as: UTF8.self).lowercased()
         guard scheme == "http" || scheme == "https" else {
-            throw fail("unsupported scheme \"\(scheme)\" in \"\(url)\" (expected http or https)")
+            throw fail(
+                "unsupported scheme \"\(scheme)\" in \"\(RequestDescription.redacting(url))\" (expected http or https)")
         }
         let rest = utf8[utf8.index(colon, offsetBy: 3)...]
         let authority = rest.prefix { $0 != UInt8(ascii: "/") && $0 != UInt8(ascii: "?") && $0 != UInt8(ascii: "#") }
         let host = authority.split(separator: UInt8(ascii: "@")).last ?? authority[...]
-        guard !host.isEmpty, host.first != UInt8(ascii: ":") else { throw fail("no host in \"\(url)\"") }
+        guard !host.isEmpty, host.first != UInt8(ascii: ":") else {
+            throw fail("no host in \"\(RequestDescription.redacting(url))\"")
+        }
     }
 }
