@@ -98,7 +98,7 @@ final class HTTP1Client: Sendable {
         .reset, detail: "the server closed the connection before a response")
 
     /// Whether a request is safe to send twice (RFC 9110 §9.2.2), so a dropped connection may be retried.
-    private static func isIdempotent(_ method: HTTPMethod) -> Bool {
+    static func isIdempotent(_ method: HTTPMethod) -> Bool {
         switch method {
         case .GET, .HEAD, .OPTIONS, .TRACE, .PUT, .DELETE: true
         default: false
@@ -138,6 +138,9 @@ final class HTTP1Client: Sendable {
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHTTPClientHandlers()
+                    // In front of the decoder: bare-LF heads and control bytes in header values read as curl
+                    // reads them.
+                    try channel.pipeline.syncOperations.addHandler(ResponseHeadNormalizer(), position: .first)
                     try channel.pipeline.syncOperations.addHandler(IdleStateHandler(allTimeout: idleTimeout))
                     try channel.pipeline.syncOperations.addHandler(ExchangeHandler())
                 }

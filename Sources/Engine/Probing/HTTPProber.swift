@@ -205,6 +205,24 @@ public struct HTTPProber: Prober {
         let sendRequest = prepared
         let captureBody = target.captureBody
         let maximumBodySize = self.configuration.maximumBodySize
+        do {
+            return try await self.sendWithAsyncHTTPClient(
+                sendRequest, method: method, captureBody: captureBody, maximumBodySize: maximumBodySize,
+                deadline: deadline)
+        } catch is HTTPParserError where HTTP1Client.isIdempotent(HTTPMethod(rawValue: method)) {
+            // AsyncHTTPClient may have read stray bytes left on a kept-alive connection by an earlier
+            // response (a body after a HEAD response): it has dropped that connection, so an idempotent
+            // request goes once more, as the plain path does; a server that is really not HTTP fails again.
+            return try await self.sendWithAsyncHTTPClient(
+                sendRequest, method: method, captureBody: captureBody, maximumBodySize: maximumBodySize,
+                deadline: deadline)
+        }
+    }
+
+    private func sendWithAsyncHTTPClient(
+        _ sendRequest: HTTPClientRequest, method: String, captureBody: Bool, maximumBodySize: Int,
+        deadline: NIODeadline
+    ) async throws -> HopResponse {
         let remaining = deadline - .now()
         return try await self.withDeadline(.nanoseconds(max(0, remaining.nanoseconds)), wanted: method != "HEAD") {
             let response = try await self.client.execute(sendRequest, deadline: deadline)
@@ -294,7 +312,7 @@ public struct HTTPProber: Prober {
             if case .invalidEOFState = error {
                 return ProbeFailure(.reset, detail: "the server closed the connection before the end of the body")
             }
-            return ProbeFailure(.badResponse, detail: detail)
+            return ProbeFailure(.badResponse, detail: error.words)
         }
         if error is SocketAddressError { return ProbeFailure(.dns, detail: detail) }
         let type = String(reflecting: type(of: error))

