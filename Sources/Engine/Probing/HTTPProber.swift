@@ -209,14 +209,26 @@ public struct HTTPProber: Prober {
             return try await self.sendWithAsyncHTTPClient(
                 sendRequest, method: method, captureBody: captureBody, maximumBodySize: maximumBodySize,
                 deadline: deadline)
-        } catch is HTTPParserError where HTTP1Client.isIdempotent(HTTPMethod(rawValue: method)) {
+        } catch let error
+            where Self.mayBeAStaleConnection(error) && HTTP1Client.isIdempotent(HTTPMethod(rawValue: method))
+        {
             // AsyncHTTPClient may have read stray bytes left on a kept-alive connection by an earlier
-            // response (a body after a HEAD response): it has dropped that connection, so an idempotent
-            // request goes once more, as the plain path does; a server that is really not HTTP fails again.
+            // response (a body after a HEAD response), or sent on a connection that was closing for that
+            // reason: it has dropped that connection, so an idempotent request goes once more, as the plain
+            // path does; a server that is really not HTTP fails again.
             return try await self.sendWithAsyncHTTPClient(
                 sendRequest, method: method, captureBody: captureBody, maximumBodySize: maximumBodySize,
                 deadline: deadline)
         }
+    }
+
+    /// Whether an AsyncHTTPClient failure can come from a kept-alive connection that could not carry the
+    /// request (stray bytes read as a response; the connection closed under the request).
+    private static func mayBeAStaleConnection(_ error: any Error) -> Bool {
+        if error is HTTPParserError { return true }
+        if let error = error as? ChannelError, case .ioOnClosedChannel = error { return true }
+        if let error = error as? HTTPClientError, error == .remoteConnectionClosed { return true }
+        return false
     }
 
     private func sendWithAsyncHTTPClient(
