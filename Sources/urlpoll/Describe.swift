@@ -20,7 +20,7 @@ func describe(_ config: ScriptConfig) -> String {
     text += "urls (\(config.targets.count)):\n"
     for target in config.targets {
         var options: [String] = []
-        if target.name != target.url { options.append("name=\(target.name)") }
+        if target.name != target.displayURL { options.append("name=\(target.name)") }
         if let method = target.method { options.append("method=\(method)") }
         if let timeout = target.timeout { options.append("timeout=\(secs(timeout))") }
         if let interval = target.interval { options.append("interval=\(secs(interval))") }
@@ -31,7 +31,7 @@ func describe(_ config: ScriptConfig) -> String {
         if !target.labels.isEmpty {
             options.append("labels=" + target.labels.map { "\($0.name)=\($0.value)" }.joined(separator: ","))
         }
-        text += " \(target.url)" + (options.isEmpty ? "" : " [" + options.joined(separator: " ") + "]") + "\n"
+        text += " \(target.displayURL)" + (options.isEmpty ? "" : " [" + options.joined(separator: " ") + "]") + "\n"
     }
     return text
 }

@@ -44,7 +44,7 @@ struct Session {
             Output.standardError("urlpoll: \(error.description)\n")
             throw ExitCode(2)
         }
-        let alertClient = HTTPProber.makeClient(pollers: 4)
+        let alertClient = HTTPProber.makeClient(pollers: 4, followsRedirects: true)
         let dispatcher = AlertDispatcher(
             transport: SystemAlertTransport(client: alertClient), clock: ContinuousClock(), logger: logger)
         // Metrics are recorded only for a listener; `--listen` is known now, the script's `listen` after
@@ -102,7 +102,7 @@ struct Session {
         case .text: if host.config.onChange == nil { observers.append(ChangeLogger(logger: logger)) }
         }
         let monitor = StateMonitor(
-            urls: host.config.targets.map(\.url), reporter: host.reporter(fallback: options.fallbackReporter()),
+            urls: host.config.targets.map(\.displayURL), reporter: host.reporter(fallback: options.fallbackReporter()),
             observers: observers, store: store, onStoreError: { logger.error("\($0)") },
             onLate: { worst in
                 logger.warning(

@@ -3,10 +3,31 @@
 /// Fields left `nil` take the script-wide setting (`poll_interval`, `timeout`, `method`), resolved by
 /// ``Settings`` so a command-line override of a setting reaches every URL that did not set its own.
 public struct Target: Sendable, Hashable {
-    /// The URL, exactly as written in the script.
+    /// The URL, exactly as written in the script (with its credentials, if any: print ``displayURL``).
     public var url: String {
         get { self.shared.fields.url }
-        set { self.shared.fields.url = newValue }
+        set {
+            self.shared.fields.url = newValue
+            self.shared.fields.displayURL = RequestDescription.redacting(newValue)
+            self.describeRequest()
+        }
+    }
+
+    /// The URL as urlpoll prints and exports it (reports, JSON, logs, `check` output, Lua's `s.url`): its
+    /// password, if any, replaced by `xxxxx` (`http://probe:xxxxx@host/`).
+    public var displayURL: String { self.shared.fields.displayURL }
+
+    /// The request this URL makes, worked out once from `url`, `headers` and `body` (nil when `url` is not
+    /// an absolute http or https URL).
+    public var request: RequestDescription? { self.shared.fields.request }
+
+    /// The request content for a POST, PUT or PATCH check (the script's `body`), sent with its length.
+    public var body: String? {
+        get { self.shared.fields.body }
+        set {
+            self.shared.fields.body = newValue
+            self.describeRequest()
+        }
     }
 
     /// The display label; defaults to the URL.
@@ -38,7 +59,10 @@ public struct Target: Sendable, Hashable {
     /// Extra request headers, in the order the script gave them.
     public var headers: [Header] {
         get { self.shared.fields.headers }
-        set { self.shared.fields.headers = newValue }
+        set {
+            self.shared.fields.headers = newValue
+            self.describeRequest()
+        }
     }
 
     /// The statuses that count as success.
@@ -81,6 +105,7 @@ public struct Target: Sendable, Hashable {
     /// reference so that moving a Resource costs one retain, and 100,000 sleeping URLs one copy each.
     fileprivate struct Fields: Sendable, Hashable {
         var url: String
+        var displayURL: String
         var name: String
         var method: String?
         var timeout: Duration?
@@ -92,6 +117,8 @@ public struct Target: Sendable, Hashable {
         var labels: [MetricLabel] = []
         var captureHeaders = false
         var captureBody = false
+        var body: String?
+        var request: RequestDescription?
     }
 
     private var shared: Shared<Fields>
@@ -109,7 +136,16 @@ public struct Target: Sendable, Hashable {
     ) {
         self.shared = Shared(
             Fields(
-                url: url, name: name ?? url, method: method, timeout: timeout, interval: interval, headers: headers,
+                url: url, displayURL: RequestDescription.redacting(url),
+                name: name ?? RequestDescription.redacting(url),
+                method: method, timeout: timeout, interval: interval, headers: headers,
                 expect: expect, backoff: backoff, check: check))
+        self.describeRequest()
+    }
+
+    private mutating func describeRequest() {
+        let fields = self.shared.fields
+        self.shared.fields.request = RequestDescription(
+            url: fields.url, headers: fields.headers, body: fields.body.map { Array($0.utf8) })
     }
 }

@@ -53,7 +53,7 @@ public struct ReloadingService<C: Clock>: Service where C.Duration == Duration {
         while !Task.isCancelled {
             await pool.monitor.seed(states)
             let byURL = Dictionary(states.map { ($0.url, $0) }, uniquingKeysWith: { first, _ in first })
-            let resources = pool.targets.map { Resource($0, resuming: byURL[$0.url]) }
+            let resources = pool.targets.map { Resource($0, resuming: byURL[$0.displayURL]) }
             let current = pool
             let next: PollerPool<C>? = await withTaskGroup(of: Outcome.self) { group in
                 group.addTask {

@@ -5,8 +5,12 @@ import NIOHTTP1
     import Glibc
 #endif
 
-/// A reused connection that the server had closed: the request never reached it.
-struct StaleConnection: Error {}
+/// A reused connection that could not carry the request: the server had closed it (the request never
+/// reached it), or it held stray bytes from an earlier response (`strayBytes`: a body sent after a HEAD
+/// response that announced one, as some frameworks do), read before this request's response.
+struct StaleConnection: Error {
+    var strayBytes = false
+}
 
 /// Exchange is one request on its way to the handler, with the promise its outcome completes.
 struct Exchange: Sendable {
@@ -17,6 +21,7 @@ struct Exchange: Sendable {
     }
 
     var head: HTTPRequestHead
+    var body: [UInt8]?
     var deadline: NIODeadline
     var captureBody: Bool
     var maximumBodySize: Int
@@ -58,11 +63,20 @@ final class ExchangeHandler: ChannelDuplexHandler {
         }
         self.current = current
         context.write(self.wrapOutboundOut(.head(exchange.head)), promise: nil)
+        if let body = exchange.body, !body.isEmpty {
+            context.write(
+                self.wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: body)))), promise: nil)
+        }
         context.writeAndFlush(self.wrapOutboundOut(.end(nil)), promise: nil)
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        guard self.current != nil else { return }
+        guard self.current != nil else {
+            // Bytes nobody asked for (a body after a HEAD response, a second response): the connection's
+            // framing can no longer be trusted, so it is not used again.
+            context.close(promise: nil)
+            return
+        }
         switch self.unwrapInboundIn(data) {
         case .head(let head):
             // 1xx heads are informational; the response proper follows.
@@ -118,6 +132,10 @@ final class ExchangeHandler: ChannelDuplexHandler {
             io.errnoCode == ECONNRESET || io.errnoCode == EPIPE
         {
             self.finish(context, .failure(StaleConnection()), close: true)
+        } else if let current = self.current, current.head == nil, self.used, error is HTTPParserError {
+            // Not HTTP before this response's head, on a reused connection: bytes left over from the
+            // previous response. This URL is not judged by them; the connection is dropped.
+            self.finish(context, .failure(StaleConnection(strayBytes: true)), close: true)
         } else if self.current != nil {
             self.finish(context, .failure(error), close: true)
         } else {

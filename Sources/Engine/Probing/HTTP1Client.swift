@@ -11,8 +11,8 @@ import Synchronization
 /// HTTP/1.1 connection, the whole exchange (write, read, deadline) run by one channel handler on the
 /// connection's event loop, and idle connections kept per host for the next poll.
 ///
-/// It does what a poll needs and nothing else: no TLS, no redirects, no request body. ``HTTPProber`` sends
-/// everything else, and every redirect it sees here, through AsyncHTTPClient.
+/// It does what a poll needs and nothing else: no TLS, one request per call (``HTTPProber`` follows
+/// redirects, and sends `https://` hops through AsyncHTTPClient).
 final class HTTP1Client: Sendable {
     /// What came back: the response head, and the body when asked for.
     struct Response: Sendable {
@@ -46,32 +46,50 @@ final class HTTP1Client: Sendable {
 
     /// Sends one request and waits for its response, all before `deadline`.
     ///
-    /// A kept-alive connection the server has closed meanwhile fails before a byte of response arrives; an
-    /// idempotent request is then sent once more on a new connection, as browsers and HTTP clients do.
+    /// `fields` are sent as given, in order (``RequestDescription/fields(method:userAgent:)``: `Host` first,
+    /// the framing last), and the request's body after them. A kept-alive connection the server has closed
+    /// meanwhile fails before a byte of response arrives; an idempotent request is then sent once more on a
+    /// new connection, as browsers and HTTP clients do. A cancelled poll (the engine stopping) is never
+    /// sent again and never opens a connection: it throws `CancellationError`.
     func execute(
-        _ endpoint: Endpoint, method: HTTPMethod, headers: HTTPHeaders, deadline: NIODeadline,
+        _ request: RequestDescription, method: HTTPMethod, fields: [Header], deadline: NIODeadline,
         captureBody: Bool, maximumBodySize: Int
     ) async throws -> Response {
-        var head = HTTPRequestHead(version: .http1_1, method: method, uri: endpoint.path, headers: headers)
-        head.headers.add(name: "Host", value: endpoint.authority)
-        let key = ConnectionKey(host: endpoint.host, port: endpoint.port)
+        var headers = HTTPHeaders()
+        headers.reserveCapacity(fields.count)
+        for field in fields { headers.add(name: field.name, value: field.value) }
+        let head = HTTPRequestHead(version: .http1_1, method: method, uri: request.target, headers: headers)
+        let body = request.body
+        let key = ConnectionKey(host: request.host, port: request.port)
         if let channel = self.idle.take(key) {
             do {
                 return try await self.send(
-                    head, on: channel, key: key, deadline: deadline, captureBody: captureBody,
+                    head, body: body, on: channel, key: key, deadline: deadline, captureBody: captureBody,
                     maximumBodySize: maximumBodySize)
+            } catch is StaleConnection where Task.isCancelled {
+                // Closed by the cancellation itself (shutdown): not a stale connection, so no new one.
+                throw CancellationError()
             } catch is StaleConnection where Self.isIdempotent(method) {
-                // The server closed it while it was idle: go again on a new connection.
-            } catch is StaleConnection {
+                // The server closed it while it was idle, or it held another response's stray bytes: go
+                // again on a new connection.
+            } catch let stale as StaleConnection {
+                if stale.strayBytes {
+                    throw ProbeFailure(
+                        .badResponse,
+                        detail: "the kept-alive connection held bytes left over from an earlier response; "
+                            + "\(method.rawValue) is not sent twice")
+                }
                 throw Self.closedBeforeResponse
             }
         }
+        try Task.checkCancellation()
         let channel = try await self.connect(key, deadline: deadline)
         do {
             return try await self.send(
-                head, on: channel, key: key, deadline: deadline, captureBody: captureBody,
+                head, body: body, on: channel, key: key, deadline: deadline, captureBody: captureBody,
                 maximumBodySize: maximumBodySize)
         } catch is StaleConnection {
+            if Task.isCancelled { throw CancellationError() }
             throw Self.closedBeforeResponse
         }
     }
@@ -80,7 +98,7 @@ final class HTTP1Client: Sendable {
         .reset, detail: "the server closed the connection before a response")
 
     /// Whether a request is safe to send twice (RFC 9110 §9.2.2), so a dropped connection may be retried.
-    private static func isIdempotent(_ method: HTTPMethod) -> Bool {
+    static func isIdempotent(_ method: HTTPMethod) -> Bool {
         switch method {
         case .GET, .HEAD, .OPTIONS, .TRACE, .PUT, .DELETE: true
         default: false
@@ -88,12 +106,12 @@ final class HTTP1Client: Sendable {
     }
 
     private func send(
-        _ head: HTTPRequestHead, on channel: any Channel, key: ConnectionKey, deadline: NIODeadline, captureBody: Bool,
-        maximumBodySize: Int
+        _ head: HTTPRequestHead, body: [UInt8]?, on channel: any Channel, key: ConnectionKey, deadline: NIODeadline,
+        captureBody: Bool, maximumBodySize: Int
     ) async throws -> Response {
         let promise = channel.eventLoop.makePromise(of: Exchange.Outcome.self)
         let exchange = Exchange(
-            head: head, deadline: deadline, captureBody: captureBody, maximumBodySize: maximumBodySize,
+            head: head, body: body, deadline: deadline, captureBody: captureBody, maximumBodySize: maximumBodySize,
             promise: promise)
         // Cancelled (the engine is stopping): close the connection, which ends the exchange at once.
         // A write that never reaches the handler (the connection closed first) ends the exchange too.
@@ -120,6 +138,9 @@ final class HTTP1Client: Sendable {
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHTTPClientHandlers()
+                    // In front of the decoder: bare-LF heads and control bytes in header values read as curl
+                    // reads them.
+                    try channel.pipeline.syncOperations.addHandler(ResponseHeadNormalizer(), position: .first)
                     try channel.pipeline.syncOperations.addHandler(IdleStateHandler(allTimeout: idleTimeout))
                     try channel.pipeline.syncOperations.addHandler(ExchangeHandler())
                 }

@@ -1,4 +1,5 @@
 import AsyncHTTPClient
+import Foundation
 import NIOCore
 import NIOHTTP1
 import NIOPosix
@@ -7,17 +8,32 @@ import NIOPosix
     import Glibc
 #endif
 
-/// HTTPProber polls URLs: plain `http://` URLs on ``HTTP1Client``, a lean HTTP/1.1 path on SwiftNIO, and
-/// HTTPS URLs and every redirect with AsyncHTTPClient.
+/// HTTPProber polls URLs: plain `http://` requests on ``HTTP1Client``, a lean HTTP/1.1 client on SwiftNIO,
+/// and `https://` requests on AsyncHTTPClient.
+///
+/// **One request per hop, the same bytes on both paths.** Each URL's ``RequestDescription`` is worked out
+/// when the script is loaded; both paths send its header list, in its order, with the same framing
+/// (`Content-Length`, never chunked). The prober follows redirects itself, one request per hop, each hop on
+/// the path its scheme needs (AsyncHTTPClient's own redirect following is off), as Go's net/http and curl
+/// `-L` do:
+/// - at most 5 redirects, and a URL met twice is a loop (both fail as `redirect`);
+/// - 303 turns any method but HEAD into a GET without a body; 301 and 302 turn a POST into a GET;
+///   307 and 308 keep the method and the body (RFC 9110 §15.4);
+/// - credentials (the URL's user info, and an `Authorization` or `Cookie` header) are dropped when a
+///   redirect leaves the host and port, as net/http does;
+/// - the URL's `timeout` bounds the whole poll, every hop included, and the latency is the whole poll's.
 ///
 /// Connections are kept alive and reused between polls of the same host (warm timings, as Gatus measures),
-/// a failed connection attempt is not retried within a poll, and redirects are followed up to 5 times with
-/// loops detected. A response body is read and discarded, up to ``Configuration/maximumBodySize``, all
+/// idle ones closed after ``Configuration/idleTimeout`` on both paths; a failed connection attempt is not
+/// retried within a poll. A response body is read and discarded, up to ``Configuration/maximumBodySize``,
 /// within the URL's timeout; it is kept only for a `check` hook.
 ///
 /// The plain path exists for speed: AsyncHTTPClient hops between its event loop and the caller several
 /// times per request, which capped polling near 15,000 requests/s on two cores; the plain path does about
-/// 2.5 times that (see README, Performance).
+/// 2.5 times that (see README, Performance). It stays only while it is indistinguishable on the wire from
+/// AsyncHTTPClient for every request urlpoll makes (the `RecordingServer` tests compare the two); where it
+/// is more lenient (bare-LF line ends, control bytes in header values), that is because AsyncHTTPClient
+/// cannot be configured to be.
 public struct HTTPProber: Prober {
     public struct Configuration: Sendable {
         /// The most body bytes read per response (default 1 MiB); the rest is not read.
@@ -32,18 +48,29 @@ public struct HTTPProber: Prober {
         /// for polls (``DescriptorBudget/idleConnections(wanted:)``).
         public var idleConnections = 256
         /// How long an idle connection is kept (default 50 s, under the 60–75 s after which common servers
-        /// drop one). URLs polled less often get a new connection each poll.
-        public var idleTimeout: Duration = .seconds(50)
+        /// drop one), on both paths: ``HTTPProber/makeClient(pollers:idleTimeout:followsRedirects:)`` gives
+        /// AsyncHTTPClient the same. URLs polled less often get a new connection each poll.
+        public var idleTimeout: Duration = Self.defaultIdleTimeout
+        /// Whether plain `http://` requests go on the plain-HTTP client (default true). Tests set it to
+        /// false to send them through AsyncHTTPClient and compare the two paths.
+        public var usesPlainHTTPClient = true
+
+        /// 50 s.
+        public static let defaultIdleTimeout: Duration = .seconds(50)
 
         public init() {}
     }
+
+    /// The most redirects followed in one poll, as Go's net/http (10) and curl (50) bound theirs; a sixth
+    /// fails the poll as `redirect`.
+    public static let maximumRedirects = 5
 
     private let client: HTTPClient
     private let configuration: Configuration
     private let fast: HTTP1Client
 
-    /// - Parameter client: Sends HTTPS requests and follows redirects; its event loops also run the plain
-    ///   HTTP fast path.
+    /// - Parameter client: Sends HTTPS requests (make it with ``makeClient(pollers:idleTimeout:followsRedirects:)``,
+    ///   which turns its redirect following off); its event loops also run the plain HTTP fast path.
     public init(client: HTTPClient, configuration: Configuration = Configuration()) {
         self.client = client
         self.configuration = configuration
@@ -63,14 +90,19 @@ public struct HTTPProber: Prober {
     /// The idle plain-HTTP connections kept open.
     public var idleConnections: Int { self.fast.idleCount }
 
-    /// An HTTP client configured for polling: redirects followed (5 at most, loops detected), enough
-    /// connections per host for `pollers` requests in flight.
-    public static func makeClient(pollers: Int) -> HTTPClient {
+    /// An HTTP client configured for polling: enough connections per host for `pollers` requests in flight,
+    /// idle connections closed after `idleTimeout` (the prober's, 50 s by default), one connection attempt
+    /// per request, and redirects not followed (the prober follows them itself, one request per hop) unless
+    /// `followsRedirects` (for webhooks: 5 at most, loops detected).
+    public static func makeClient(
+        pollers: Int, idleTimeout: Duration = Configuration.defaultIdleTimeout, followsRedirects: Bool = false
+    ) -> HTTPClient {
         var configuration = HTTPClient.Configuration(
-            redirectConfiguration: .follow(max: 5, allowCycles: false),
+            redirectConfiguration: followsRedirects ? .follow(max: 5, allowCycles: false) : .disallow,
             timeout: .init(connect: .seconds(30), read: nil))
         configuration.connectionPool = .init(
-            idleTimeout: .seconds(120), concurrentHTTP1ConnectionsPerHostSoftLimit: max(8, pollers))
+            idleTimeout: .nanoseconds(Int64(idleTimeout.seconds * 1e9)),
+            concurrentHTTP1ConnectionsPerHostSoftLimit: max(8, pollers))
         // One connection attempt per poll: a refused or unreachable server is reported at once as what it
         // is, instead of being retried until the timeout and reported late.
         configuration.connectionPool.retryConnectionEstablishment = false
@@ -78,88 +110,153 @@ public struct HTTPProber: Prober {
         return HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
     }
 
+    /// One hop's answer: its status line, headers and (kept) body.
+    struct HopResponse: Sendable {
+        var code: Int
+        var reason: String
+        var headers: HTTPHeaders
+        var body: [UInt8]?
+    }
+
     public func probe(_ target: Target, settings: Settings) async -> ProbeResult {
         let timeout = settings.timeout(for: target)
-        let method = settings.method(for: target)
-        if let endpoint = HTTP1Client.Endpoint(target.url),
-            let result = await self.probeFast(endpoint, target, method: method, timeout: timeout)
-        {
-            return result
-        }
-        var request = HTTPClientRequest(url: target.url)
-        request.method = HTTPMethod(rawValue: method)
-        request.headers = self.requestHeaders(for: target)
-        let prepared = request
-        let captureHeaders = target.captureHeaders
-        let captureBody = target.captureBody
-        let maximumBodySize = self.configuration.maximumBodySize
         let start = ContinuousClock.now
+        guard var request = target.request else {
+            return .failed(.badURL, "not an absolute http or https URL: \(target.displayURL)")
+        }
+        var method = settings.method(for: target)
         let deadline = NIODeadline.now() + .nanoseconds(Int64(timeout.seconds * 1e9))
+        var visited: Set<String> = []
         do {
-            let result = try await self.withDeadline(timeout, wanted: method != "HEAD") {
-                let response = try await self.client.execute(prepared, deadline: deadline)
-                var body: [UInt8]? = captureBody ? [] : nil
-                var remaining = maximumBodySize
-                // A response to HEAD has no body: the exchange is over with the head, so skip the hop.
-                let bodyless = method == "HEAD" || response.status.code == 204 || response.status.code == 304
-                if !bodyless {
-                    for try await chunk in response.body {
-                        if captureBody {
-                            body?.append(contentsOf: chunk.readableBytesView.prefix(remaining))
-                        }
-                        remaining -= chunk.readableBytes
-                        if remaining <= 0 { break }
-                    }
+            for hop in 0...Self.maximumRedirects {
+                visited.insert(method + " " + request.url)
+                let response = try await self.send(
+                    request, method: method, target: target, timeout: timeout, deadline: deadline)
+                guard [301, 302, 303, 307, 308].contains(response.code),
+                    let location = response.headers.first(name: "Location")
+                else {
+                    let headers = target.captureHeaders ? response.headers.map { Header($0.name, $0.value) } : []
+                    return ProbeResult(
+                        .response(code: response.code, reason: response.reason),
+                        latency: ContinuousClock.now - start, headers: headers, body: response.body)
                 }
-                let headers = captureHeaders ? response.headers.map { Header($0.name, $0.value) } : []
-                return ProbeResult(
-                    .response(code: Int(response.status.code), reason: response.status.reasonPhrase),
-                    headers: headers, body: body)
+                guard hop < Self.maximumRedirects else {
+                    throw ProbeFailure(.redirect, detail: "more than \(Self.maximumRedirects) redirects")
+                }
+                guard
+                    let next = Self.redirect(request, method: &method, code: response.code, location: location, target)
+                else {
+                    throw ProbeFailure(.redirect, detail: "a redirect to a URL that is not http or https: \(location)")
+                }
+                guard !visited.contains(method + " " + next.url) else {
+                    throw ProbeFailure(.redirect, detail: "redirect loop (back to \(next.url))")
+                }
+                request = next
             }
-            var timed = result
-            timed.latency = ContinuousClock.now - start
-            return timed
-        } catch {
-            let failure = Self.classify(error, timeout: timeout)
-            return ProbeResult(.failure(failure), latency: ContinuousClock.now - start)
-        }
-    }
-
-    /// The URL's own headers, after a `User-Agent` unless it sets one.
-    private func requestHeaders(for target: Target) -> HTTPHeaders {
-        var headers = HTTPHeaders()
-        if !target.headers.contains(where: { $0.name.lowercased() == "user-agent" }) {
-            headers.add(name: "User-Agent", value: self.configuration.userAgent)
-        }
-        for header in target.headers {
-            headers.add(name: header.name, value: header.value)
-        }
-        return headers
-    }
-
-    /// Polls a plain `http://` URL on the fast path. Returns nil for a redirect, which AsyncHTTPClient then
-    /// follows from the start.
-    private func probeFast(_ endpoint: HTTP1Client.Endpoint, _ target: Target, method: String, timeout: Duration)
-        async -> ProbeResult?
-    {
-        let headers = self.requestHeaders(for: target)
-        let start = ContinuousClock.now
-        let deadline = NIODeadline.now() + .nanoseconds(Int64(timeout.seconds * 1e9))
-        do {
-            let response = try await self.fast.execute(
-                endpoint, method: HTTPMethod(rawValue: method), headers: headers, deadline: deadline,
-                captureBody: target.captureBody, maximumBodySize: self.configuration.maximumBodySize)
-            let code = Int(response.head.status.code)
-            if (300...399).contains(code), code != 304, response.head.headers.contains(name: "Location") {
-                return nil
-            }
-            return ProbeResult(
-                .response(code: code, reason: response.head.status.reasonPhrase),
-                latency: ContinuousClock.now - start,
-                headers: target.captureHeaders ? response.head.headers.map { Header($0.name, $0.value) } : [],
-                body: response.body)
+            throw ProbeFailure(.redirect, detail: "more than \(Self.maximumRedirects) redirects")
         } catch {
             return ProbeResult(.failure(Self.classify(error, timeout: timeout)), latency: ContinuousClock.now - start)
+        }
+    }
+
+    /// The request for the hop after a `code` redirect to `location`, with `method` changed as net/http and
+    /// curl change it; nil when `location` is not an http or https URL.
+    static func redirect(
+        _ request: RequestDescription, method: inout String, code: Int, location: String, _ target: Target
+    ) -> RequestDescription? {
+        guard let base = URL(string: request.url), let resolved = URL(string: location, relativeTo: base),
+            var next = RequestDescription(url: resolved.absoluteString, headers: [], body: request.body)
+        else { return nil }
+        var scriptHeaders = target.headers
+        if next.scheme == request.scheme, next.host == request.host, next.port == request.port {
+            // Same origin: the credentials go on (the new URL's own, or the first's).
+            if next.credentials == nil { next.credentials = request.credentials }
+        } else {
+            // Another host: no credentials, as net/http's shouldCopyHeaderOnRedirect.
+            next.credentials = nil
+            let sensitive: Set<String> = ["authorization", "www-authenticate", "cookie", "cookie2", "host"]
+            scriptHeaders.removeAll { sensitive.contains($0.name.lowercased()) }
+        }
+        switch code {
+        case 303 where method != "HEAD", 301 where method == "POST", 302 where method == "POST":
+            method = "GET"
+            next.body = nil
+        default:
+            break
+        }
+        next.setHeaders(scriptHeaders)
+        return next
+    }
+
+    /// Sends one hop's request on the path its scheme needs.
+    private func send(
+        _ request: RequestDescription, method: String, target: Target, timeout: Duration, deadline: NIODeadline
+    ) async throws -> HopResponse {
+        let fields = request.fields(method: method, userAgent: self.configuration.userAgent)
+        if request.scheme == "http", self.configuration.usesPlainHTTPClient {
+            let response = try await self.fast.execute(
+                request, method: HTTPMethod(rawValue: method), fields: fields, deadline: deadline,
+                captureBody: target.captureBody, maximumBodySize: self.configuration.maximumBodySize)
+            return HopResponse(
+                code: Int(response.head.status.code), reason: response.head.status.reasonPhrase,
+                headers: response.head.headers, body: response.body)
+        }
+        var prepared = HTTPClientRequest(url: request.url)
+        prepared.method = HTTPMethod(rawValue: method)
+        prepared.headers = HTTPHeaders(fields.map { ($0.name, $0.value) })
+        if let body = request.body { prepared.body = .bytes(ByteBuffer(bytes: body)) }
+        let sendRequest = prepared
+        let captureBody = target.captureBody
+        let maximumBodySize = self.configuration.maximumBodySize
+        do {
+            return try await self.sendWithAsyncHTTPClient(
+                sendRequest, method: method, captureBody: captureBody, maximumBodySize: maximumBodySize,
+                deadline: deadline)
+        } catch let error
+            where Self.mayBeAStaleConnection(error) && HTTP1Client.isIdempotent(HTTPMethod(rawValue: method))
+        {
+            // AsyncHTTPClient may have read stray bytes left on a kept-alive connection by an earlier
+            // response (a body after a HEAD response), or sent on a connection that was closing for that
+            // reason: it has dropped that connection, so an idempotent request goes once more, as the plain
+            // path does; a server that is really not HTTP fails again.
+            return try await self.sendWithAsyncHTTPClient(
+                sendRequest, method: method, captureBody: captureBody, maximumBodySize: maximumBodySize,
+                deadline: deadline)
+        }
+    }
+
+    /// Whether an AsyncHTTPClient failure can come from a kept-alive connection that could not carry the
+    /// request (stray bytes read as a response; the connection closed under the request).
+    private static func mayBeAStaleConnection(_ error: any Error) -> Bool {
+        if error is HTTPParserError { return true }
+        if let error = error as? ChannelError, case .ioOnClosedChannel = error { return true }
+        if let error = error as? HTTPClientError, error == .remoteConnectionClosed { return true }
+        return false
+    }
+
+    private func sendWithAsyncHTTPClient(
+        _ sendRequest: HTTPClientRequest, method: String, captureBody: Bool, maximumBodySize: Int,
+        deadline: NIODeadline
+    ) async throws -> HopResponse {
+        let remaining = deadline - .now()
+        return try await self.withDeadline(.nanoseconds(max(0, remaining.nanoseconds)), wanted: method != "HEAD") {
+            let response = try await self.client.execute(sendRequest, deadline: deadline)
+            var body: [UInt8]? = captureBody ? [] : nil
+            var left = maximumBodySize
+            // A response to HEAD has no body: the exchange is over with the head, so skip the hop.
+            let bodyless = method == "HEAD" || response.status.code == 204 || response.status.code == 304
+            if !bodyless {
+                for try await chunk in response.body {
+                    if captureBody {
+                        body?.append(contentsOf: chunk.readableBytesView.prefix(left))
+                    }
+                    left -= chunk.readableBytes
+                    if left <= 0 { break }
+                }
+            }
+            return HopResponse(
+                code: Int(response.status.code), reason: response.status.reasonPhrase, headers: response.headers,
+                body: body)
         }
     }
 
@@ -230,7 +327,7 @@ public struct HTTPProber: Prober {
             if case .invalidEOFState = error {
                 return ProbeFailure(.reset, detail: "the server closed the connection before the end of the body")
             }
-            return ProbeFailure(.badResponse, detail: detail)
+            return ProbeFailure(.badResponse, detail: error.words)
         }
         if error is SocketAddressError { return ProbeFailure(.dns, detail: detail) }
         let type = String(reflecting: type(of: error))

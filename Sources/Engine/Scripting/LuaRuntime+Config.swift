@@ -247,7 +247,7 @@ extension LuaRuntime {
                 throw ScriptError(
                     .configuration,
                     source.locate(containing: target.url, occurrence: 2)
-                        + "urls[\(index)]: duplicate URL \"\(target.url)\" (also urls[\(first)])")
+                        + "urls[\(index)]: duplicate URL \"\(target.displayURL)\" (also urls[\(first)])")
             }
             seen[target.url] = index
             targets.append(target)
@@ -283,7 +283,7 @@ extension LuaRuntime {
         var target = Target(url: url)
         // Only an error needs the entry's line, so it is looked up then: finding it for every entry read
         // the whole file once per entry, quadratic in the length of the list.
-        func here() -> String { source.locate(containing: url) + "\(entry) (\(url)): " }
+        func here() -> String { source.locate(containing: url) + "\(entry) (\(RequestDescription.redacting(url))): " }
 
         lua_pushnil(self.L)
         while lua_next(self.L, table) != 0 {
@@ -316,6 +316,11 @@ extension LuaRuntime {
                     throw fail("a number of seconds from 0 to 86400")
                 }
                 target.interval = .seconds(checked: s)
+            case "body":
+                guard lua_type(self.L, -1) == LUA_TSTRING, let body = self.string(at: -1) else {
+                    throw fail("a string")
+                }
+                target.body = body
             case "headers":
                 guard let headers = self.readHeaders() else {
                     throw fail("a table of header names to string values")
@@ -336,7 +341,8 @@ extension LuaRuntime {
                 target.labels = try self.readLabels(here)
             default:
                 let known = [
-                    "url", "name", "method", "timeout", "interval", "headers", "expect", "backoff", "check", "labels",
+                    "url", "name", "method", "timeout", "interval", "headers", "body", "expect", "backoff", "check",
+                    "labels",
                 ]
                 let guess = known.first { editDistance($0, key) <= 2 }.map { "; did you mean '\($0)'?" } ?? ""
                 throw ScriptError(
@@ -469,15 +475,18 @@ extension LuaRuntime {
         guard let colon = utf8.firstIndex(of: UInt8(ascii: ":")),
             utf8[colon...].starts(with: "://".utf8),
             !utf8.contains(where: { $0 <= 0x20 || $0 == 0x7F })
-        else { return "not a URL: \"\(url)\"" }
+        else { return "not a URL: \"\(RequestDescription.redacting(url))\"" }
         let scheme = String(decoding: utf8[..<colon], as: UTF8.self).lowercased()
         guard scheme == "http" || scheme == "https" else {
-            return "unsupported scheme \"\(scheme)\" in \"\(url)\" (expected http or https)"
+            return
+                "unsupported scheme \"\(scheme)\" in \"\(RequestDescription.redacting(url))\" (expected http or https)"
         }
         let rest = utf8[utf8.index(colon, offsetBy: 3)...]
         let authority = rest.prefix { $0 != UInt8(ascii: "/") && $0 != UInt8(ascii: "?") && $0 != UInt8(ascii: "#") }
         let host = authority.split(separator: UInt8(ascii: "@")).last ?? authority[...]
-        guard !host.isEmpty, host.first != UInt8(ascii: ":") else { return "no host in \"\(url)\"" }
+        guard !host.isEmpty, host.first != UInt8(ascii: ":") else {
+            return "no host in \"\(RequestDescription.redacting(url))\""
+        }
         return nil
     }
 }

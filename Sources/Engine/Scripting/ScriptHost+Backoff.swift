@@ -26,7 +26,7 @@ extension ScriptHost: SleepPolicy {
             return delay
         case .failure(let error):
             self.logFailure(
-                error, hook: "backoff", url: resource.target.url,
+                error, hook: "backoff", url: resource.target.displayURL,
                 fallback: "using the default \(formatSeconds(fallback.seconds)) s for this sleep")
             return fallback
         }
@@ -37,7 +37,7 @@ extension ScriptHost: SleepPolicy {
         let lua = self.runtime
         lua.beginRecord(fields: 13)
         lua.set(.defaultSleep, fallback.seconds)
-        lua.setURLAndName(resource.target.url, resource.target.name)
+        lua.setURLAndName(resource.target.displayURL, resource.target.name)
         lua.set(.errorCount, resource.errorCount)
         lua.set(.status, state?.status)
         lua.set(.code, state?.code)

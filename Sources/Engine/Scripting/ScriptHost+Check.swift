@@ -11,7 +11,7 @@ extension ScriptHost: Checker {
             pushArgs: {
                 let lua = self.runtime
                 lua.beginRecord(fields: 9)
-                lua.setURLAndName(target.url, target.name)
+                lua.setURLAndName(target.displayURL, target.name)
                 lua.set(.status, reason.isEmpty ? "\(code)" : "\(code) \(reason)")
                 lua.set(.code, code)
                 lua.set(.ok, target.expect.contains(code))
@@ -26,7 +26,7 @@ extension ScriptHost: Checker {
         case .success(let verdict):
             return verdict
         case .failure(let error):
-            self.logFailure(error, hook: "check", url: target.url, fallback: "judging by expect instead")
+            self.logFailure(error, hook: "check", url: target.displayURL, fallback: "judging by expect instead")
             return nil
         }
     }

@@ -44,6 +44,36 @@ import Testing
         }
     }
 
+    /// A URL's credentials are sent as Basic auth, and its password is shown as `xxxxx` in every output:
+    /// `check`, the default report, `--format json` (url and name), the logs and the hooks' `s.url`.
+    @Test func check_redactsCredentials_everywhereAURLIsPrinted() async throws {
+        let server = try RecordingServer { request in
+            request.header("Authorization") == ["Basic cHJvYmU6c2VjcmV0LXB3"]
+                ? [.ok(request)] : [.ok(request, body: "", status: "401 Unauthorized")]
+        }
+        let url = "http://probe:secret-pw@127.0.0.1:\(server.port)/status"
+        let redacted = "http://probe:xxxxx@127.0.0.1:\(server.port)/status"
+        let plain = try TemporaryScript("urls = { \"\(url)\" }")
+        let hooked = try TemporaryScript(
+            "urls = { \"\(url)\" }\nfunction report(s) print(\"hook \" .. s.url .. \" \" .. s.name) end")
+        let runs = [
+            try await CLIProcess.run(["check", plain.path]),
+            try await CLIProcess.run(["once", plain.path]),
+            try await CLIProcess.run(["once", plain.path, "--format", "json"]),
+            try await CLIProcess.run(["once", hooked.path]),
+        ]
+        for run in runs {
+            #expect(run.status == 0, "\(run)")
+            #expect(!run.stdout.contains("secret-pw") && !run.stderr.contains("secret-pw"), "\(run)")
+            #expect(run.stdout.contains(redacted), "\(run)")
+        }
+        #expect(runs[1].stdout.contains(" \(redacted) 200 OK"))
+        #expect(
+            runs[2].stdout.contains("\"url\":\"\(redacted.replacingOccurrences(of: "/", with: "\\/"))\"")
+                || runs[2].stdout.contains("\"url\":\"\(redacted)\""))
+        #expect(runs[3].stdout.contains("hook \(redacted) \(redacted)"))
+    }
+
     @Test func check_whenTheScriptIsBad_exits2_withFileLineOnStandardError() async throws {
         let script = try TemporaryScript("urls = { \"http://127.0.0.1/\" }\npollers = 0\n")
         let result = try await CLIProcess.run(["check", script.path])

@@ -70,7 +70,7 @@ import Testing
         // Given: a listener that never answers holding 20 URLs (timeout 2 s), listed first, and 20 URLs on a
         // healthy server, polled every 0.5 s, at the default 2 pollers, with the real HTTP prober.
         let hanging = try HangingListener()
-        let server = try KeepAliveServer()
+        let server = try RecordingServer.keepAlive()
         let frozen = (1...20).map { Target(url: "\(hanging.url)/frozen/\($0)") }
         let healthy = (1...20).map { Target(url: "http://127.0.0.1:\(server.port)/healthy/\($0)") }
         var settings = Settings()

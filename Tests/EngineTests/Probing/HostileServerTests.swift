@@ -19,7 +19,7 @@ import Testing
         ("/short", .reset),
     ])
     func probe_whenTheServerMisbehaves_failsWithinTheTimeout(path: String, kind: ProbeFailure.Kind) async throws {
-        let server = try MisbehavingServer()
+        let server = try RecordingServer.misbehaving()
         for method in ["HEAD", "GET"] {
             if path == "/short" && method == "HEAD" { continue }  // a HEAD response has no body to cut short
             let (failure, latency) = try await Self.probe(server.url + path, method: method, timeout: .seconds(1))
