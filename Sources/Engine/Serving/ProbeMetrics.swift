@@ -18,7 +18,7 @@ public enum ProbeMetrics {
     public static func series(for targets: [Target]) -> [Series] {
         targets.map { target in
             let instance = Self.redacted(target.url)
-            let name = target.name == target.url ? instance : target.name
+            let name = target.name == target.url || target.name == target.displayURL ? instance : target.name
             var labels: [(name: String, value: String)] = [("instance", instance), ("name", name)]
             for label in target.labels { labels.append((label.name, label.value)) }
             return Series(url: target.url, labels: Exposition.render(labels: labels))
