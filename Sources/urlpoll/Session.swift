@@ -22,6 +22,8 @@ struct Session {
     let pool: PollerPool<ContinuousClock>
     private let probeClient: HTTPClient
     private let prober: HTTPProber
+    /// The HTTP prober, with the TCP, TLS and DNS probers beside it, chosen by each URL's scheme.
+    private let schemes: SchemeProber
     private let alertClient: HTTPClient
 
     /// Loads the script (exiting with status 2 on error) and builds the engine around it.
@@ -55,13 +57,14 @@ struct Session {
         configuration.idleConnectionsPerHost = max(configuration.idleConnectionsPerHost, pollers)
         configuration.idleConnections = max(configuration.idleConnections, pollers)
         self.prober = HTTPProber(client: self.probeClient, configuration: configuration)
+        self.schemes = try SchemeProber(http: self.prober, group: self.probeClient.eventLoopGroup)
         self.pool = Self.makePool(
-            host: host, options: options, store: self.store, prober: self.prober, logger: logger)
+            host: host, options: options, store: self.store, prober: self.schemes, logger: logger)
     }
 
     /// The monitor and pool for a loaded script.
     private static func makePool(
-        host: ScriptHost, options: PollOptions, store: StateStore?, prober: HTTPProber, logger: Logger
+        host: ScriptHost, options: PollOptions, store: StateStore?, prober: SchemeProber, logger: Logger
     ) -> PollerPool<ContinuousClock> {
         let settings = options.apply(to: host.config.settings)
         var observers: [any StateObserver] = []
@@ -91,7 +94,7 @@ struct Session {
                 logger: self.logger)
             self.logger.info("reloaded \(self.path): \(host.config.targets.count) URLs")
             return Self.makePool(
-                host: host, options: self.options, store: self.store, prober: self.prober, logger: self.logger)
+                host: host, options: self.options, store: self.store, prober: self.schemes, logger: self.logger)
         } catch {
             self.logger.error("reload failed, still running the previous script: \(error.message)")
             return nil

@@ -221,6 +221,11 @@ extension LuaRuntime {
                     throw fail("a table of header names to string values")
                 }
                 target.headers = headers
+            case "expect" where Scheme(url) == .dns:
+                guard let rcodes = self.readResponseCodes() else {
+                    throw fail("a DNS response code such as \"NOERROR\" or \"NXDOMAIN\", or a list of them")
+                }
+                target.rcodes = rcodes
             case "expect":
                 guard let expect = self.readExpect() else {
                     throw fail("a status code, a range such as \"2xx\" or \"200-299\", or a list of them")
@@ -232,8 +237,19 @@ extension LuaRuntime {
             case "check":
                 guard lua_type(self.L, -1) == LUA_TFUNCTION else { throw fail("a function") }
                 target.check = self.reference(functionAt: -1)
+            case "send":
+                guard Scheme(url) == .tcp else {
+                    throw ScriptError(.configuration, here + "field 'send' is for tcp:// URLs only")
+                }
+                guard lua_type(self.L, -1) == LUA_TSTRING, let send = self.bytes(at: -1) else { throw fail("a string") }
+                target.send = send
+            case "tls":
+                target.tls = try self.readTLSOptions(url: url, here: here, source)
             default:
-                let known = ["url", "name", "method", "timeout", "interval", "headers", "expect", "backoff", "check"]
+                let known = [
+                    "url", "name", "method", "timeout", "interval", "headers", "expect", "backoff", "check", "send",
+                    "tls",
+                ]
                 let guess = known.first { editDistance($0, key) <= 2 }.map { "; did you mean '\($0)'?" } ?? ""
                 throw ScriptError(
                     .configuration,
@@ -317,7 +333,8 @@ extension LuaRuntime {
         else { throw fail("not a URL: \"\(url)\"") }
         let scheme = String(decoding: utf8[..<colon], as: UTF8.self).lowercased()
         guard scheme == "http" || scheme == "https" else {
-            throw fail("unsupported scheme \"\(scheme)\" in \"\(url)\" (expected http or https)")
+            try Self.validate(probeURL: url, scheme: scheme, fail)
+            return
         }
         let rest = utf8[utf8.index(colon, offsetBy: 3)...]
         let authority = rest.prefix { $0 != UInt8(ascii: "/") && $0 != UInt8(ascii: "?") && $0 != UInt8(ascii: "#") }
