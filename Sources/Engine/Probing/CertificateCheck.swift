@@ -66,10 +66,11 @@ struct CertificateCheck {
             return "unknown CA: no trusted root for \(leaf.issuer)" + (roots == nil ? "" : " in the ca_file")
         }
         let ip = Self.isAddress(serverName) ? serverName : nil
-        var identity = Verifier(rootCertificates: CertificateStore([leaf])) {
+        var named = Verifier(rootCertificates: store) {
+            RFC5280Policy()
             ServerIdentityPolicy(serverHostname: ip == nil ? serverName : nil, serverIP: ip)
         }
-        guard case .validCertificate = await identity.validate(leaf: leaf, intermediates: CertificateStore()) else {
+        guard case .validCertificate = await named.validate(leaf: leaf, intermediates: intermediates) else {
             let names = self.facts(version: "").sans
             return "hostname mismatch: the certificate is for "
                 + (names.isEmpty ? "\(leaf.subject)" : names.joined(separator: ", ")) + ", not \(serverName)"
