@@ -57,7 +57,8 @@ public struct DNSProber: Prober {
                         ReplyHandler(server: server, id: id, promise: reply))
                 }
             }
-            .bind(host: server.protocol == .inet6 ? "::" : "0.0.0.0", port: 0)
+            // Connected, so the kernel drops datagrams from anyone else and a closed port is refused at once.
+            .connect(to: server)
         bound.whenSuccess { channel in
             let envelope = AddressedEnvelope(remoteAddress: server, data: channel.allocator.buffer(bytes: message))
             channel.writeAndFlush(envelope).whenFailure { reply.fail($0) }
