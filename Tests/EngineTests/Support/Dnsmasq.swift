@@ -8,7 +8,7 @@ import Foundation
 /// Any other name under urlpoll.test is NXDOMAIN; nothing is forwarded (`--no-resolv`).
 final class Dnsmasq: Sendable {
     let port: Int
-    private let process: Process
+    private let pid: pid_t
 
     init(extra: [String] = []) throws {
         // A UDP port that was free a moment ago; dnsmasq binds the same number for TCP as well.
@@ -24,22 +24,29 @@ final class Dnsmasq: Sendable {
         }
         self.port = Int(UInt16(bigEndian: address.sin_port))
         close(probe)
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/sbin/dnsmasq")
-        process.arguments =
+        let arguments =
             [
-                "--keep-in-foreground", "--conf-file=/dev/null", "--no-resolv", "--no-hosts", "--no-poll",
-                "--bind-interfaces", "--listen-address=127.0.0.1", "--port=\(self.port)", "--user=root",
-                "--pid-file=", "--log-facility=-",
+                "/usr/sbin/dnsmasq", "--keep-in-foreground", "--conf-file=/dev/null", "--no-resolv", "--no-hosts",
+                "--no-poll", "--bind-interfaces", "--listen-address=127.0.0.1", "--port=\(self.port)", "--user=root",
+                "--pid-file=", "--log-facility=/dev/null",
                 "--host-record=www.urlpoll.test,192.0.2.10,2001:db8::10",
                 "--mx-host=urlpoll.test,mail.urlpoll.test,10", "--txt-record=txt.urlpoll.test,v=spf1 -all",
                 "--cname=alias.urlpoll.test,www.urlpoll.test", "--local=/urlpoll.test/",
             ] + extra
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        self.process = process
-        try Self.waitUntilListening(port: self.port, pid: process.processIdentifier)
+        // posix_spawn, not Foundation's Process: Process reaps its children one blocking wait at a time, so a
+        // long-lived child would keep the CLI processes the same test starts from ever being seen to exit.
+        var pid: pid_t = 0
+        let argv = arguments.map { strdup($0) } + [nil]
+        defer { argv.forEach { free($0) } }
+        let status = posix_spawn(&pid, arguments[0], nil, nil, argv, environ)
+        guard status == 0 else { throw DnsmasqError.exited }
+        self.pid = pid
+        do {
+            try Self.waitUntilListening(port: self.port, pid: pid)
+        } catch {
+            self.stop()
+            throw error
+        }
     }
 
     var server: String { "127.0.0.1:\(self.port)" }
@@ -60,23 +67,18 @@ final class Dnsmasq: Sendable {
             }
             close(fd)
             if ok { return }
-            if kill(pid, 0) != 0 { throw DnsmasqError.exited }
+            var status: Int32 = 0
+            if waitpid(pid, &status, WNOHANG) == pid { throw DnsmasqError.exited }
             usleep(20_000)
         }
         throw DnsmasqError.notListening
     }
 
-    /// Stops dnsmasq by its PID. SIGKILL: started by the test runner, dnsmasq was seen to stay up after
-    /// SIGTERM, and it keeps nothing that needs a clean exit.
+    /// Stops dnsmasq by its PID, and reaps it.
     func stop() {
-        kill(self.process.processIdentifier, SIGKILL)
-        self.process.waitUntilExit()
-    }
-
-    deinit {
-        if self.process.isRunning {
-            kill(self.process.processIdentifier, SIGKILL)
-        }
+        kill(self.pid, SIGKILL)
+        var status: Int32 = 0
+        _ = waitpid(self.pid, &status, 0)
     }
 }
 
