@@ -47,7 +47,8 @@ struct CertificateCheck {
     func problem(serverName: String, roots: [Certificate]?, now: Date) async -> String? {
         for certificate in self.chain {
             if certificate.notValidAfter < now {
-                return "certificate expired: \(certificate.subject) expired at \(Self.format(certificate.notValidAfter))"
+                return
+                    "certificate expired: \(certificate.subject) expired at \(Self.format(certificate.notValidAfter))"
             }
             if certificate.notValidBefore > now {
                 return "certificate not yet valid: \(certificate.subject) is valid from "

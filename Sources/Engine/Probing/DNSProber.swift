@@ -65,7 +65,8 @@ public struct DNSProber: Prober {
         }
         bound.whenFailure { reply.fail($0) }
         let timer = loop.scheduleTask(deadline: deadline) {
-            reply.fail(ProbeFailure(.timeout, detail: "no answer from \(server) within \(formatSeconds(timeout.seconds)) s"))
+            reply.fail(
+                ProbeFailure(.timeout, detail: "no answer from \(server) within \(formatSeconds(timeout.seconds)) s"))
         }
         defer {
             timer.cancel()
@@ -80,7 +81,8 @@ public struct DNSProber: Prober {
         }
         let latency = ContinuousClock.now - start
         guard let parsed = DNSReply(bytes) else {
-            return ProbeResult(.failure(ProbeFailure(.badResponse, detail: "the DNS reply does not parse")), latency: latency)
+            return ProbeResult(
+                .failure(ProbeFailure(.badResponse, detail: "the DNS reply does not parse")), latency: latency)
         }
         let facts = DNSFacts(rcode: parsed.rcode, answers: parsed.answers, server: "\(server)")
         return ProbeResult(.reply(Self.judge(parsed, target: target, query: query)), latency: latency, dns: facts)
@@ -97,12 +99,14 @@ public struct DNSProber: Prober {
             return .init(reply.rcode)
         }
         guard reply.rcode == "NOERROR" else {
-            return .init(reply.rcode, health: .down, error: "rcode", detail: "\(query.name) \(query.type): \(reply.rcode)")
+            return .init(
+                reply.rcode, health: .down, error: "rcode", detail: "\(query.name) \(query.type): \(reply.rcode)")
         }
         guard !reply.answers.isEmpty else {
             return .init(
                 reply.rcode, health: .down, error: "no_answer",
-                detail: "\(query.name) has no \(query.type) record" + (reply.truncated ? " (the reply was truncated)" : ""))
+                detail: "\(query.name) has no \(query.type) record"
+                    + (reply.truncated ? " (the reply was truncated)" : ""))
         }
         return .init(reply.rcode)
     }
@@ -146,8 +150,10 @@ struct DNSReply {
     var truncated: Bool
 
     /// The names of the response codes (RFC 1035 §4.1.1, RFC 2136, RFC 6895 §2.3).
-    static let rcodes = ["NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP", "REFUSED", "YXDOMAIN", "YXRRSET",
-        "NXRRSET", "NOTAUTH", "NOTZONE"]
+    static let rcodes = [
+        "NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP", "REFUSED", "YXDOMAIN", "YXRRSET",
+        "NXRRSET", "NOTAUTH", "NOTZONE",
+    ]
 
     /// Parses `bytes`, or `nil` when they are not a DNS message.
     init?(_ bytes: [UInt8]) {

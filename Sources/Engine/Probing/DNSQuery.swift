@@ -33,7 +33,9 @@ public struct DNSQuery: Sendable, Hashable {
         var server: String?
         var port = 53
         if !authority.isEmpty {
-            switch ProbeAddress.parse("dns://" + authority + (authority.hasSuffix("]") || !authority.contains(":") ? ":53" : "")) {
+            switch ProbeAddress.parse(
+                "dns://" + authority + (authority.hasSuffix("]") || !authority.contains(":") ? ":53" : ""))
+            {
             case .success(let address):
                 guard CertificateCheck.isAddress(address.host) else {
                     return .failure(.init("the server must be an IP address (got \"\(address.host)\")"))

@@ -65,7 +65,8 @@ public struct TLSProber: Prober {
             .connect(to: socket)
         connected.whenFailure { handshake.fail($0) }
         let timer = loop.scheduleTask(deadline: deadline) {
-            handshake.fail(ProbeFailure(.timeout, detail: "no TLS handshake within \(formatSeconds(timeout.seconds)) s"))
+            handshake.fail(
+                ProbeFailure(.timeout, detail: "no TLS handshake within \(formatSeconds(timeout.seconds)) s"))
         }
         let version: String
         do {

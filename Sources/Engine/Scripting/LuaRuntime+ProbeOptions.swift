@@ -82,7 +82,8 @@ extension LuaRuntime {
             full = String(scriptPath[...slash]) + path
         }
         guard let data = FileManager.default.contents(atPath: full) else {
-            throw ScriptError(.configuration, here + "tls.ca_file: cannot read \"\(full)\" (no such file, or not readable)")
+            throw ScriptError(
+                .configuration, here + "tls.ca_file: cannot read \"\(full)\" (no such file, or not readable)")
         }
         let text = String(decoding: data, as: UTF8.self)
         let documents: [PEMDocument]
@@ -90,7 +91,8 @@ extension LuaRuntime {
             documents = try PEMDocument.parseMultiple(pemString: text)
         } catch {
             throw ScriptError(
-                .configuration, here + "tls.ca_file: \"\(full)\" is not PEM (expected -----BEGIN CERTIFICATE----- blocks)")
+                .configuration,
+                here + "tls.ca_file: \"\(full)\" is not PEM (expected -----BEGIN CERTIFICATE----- blocks)")
         }
         var roots: [Certificate] = []
         for (i, document) in documents.enumerated() where document.discriminator == "CERTIFICATE" {

@@ -68,7 +68,8 @@ import Testing
             return
         }
         #expect(reply.health == .degraded)
-        #expect(reply.detail?.hasPrefix("a certificate of the chain expires in 4 days") == true, "\(reply.detail ?? "")")
+        #expect(
+            reply.detail?.hasPrefix("a certificate of the chain expires in 4 days") == true, "\(reply.detail ?? "")")
         try await server.stop()
     }
 
@@ -124,7 +125,8 @@ import Testing
         let listener = try HangingListener()
         var target = Target(url: "tls://127.0.0.1:\(listener.port)", timeout: .milliseconds(300))
         target.tls = TLSOptions()
-        let result = try await TLSProber(group: MultiThreadedEventLoopGroup.singleton).probe(target, settings: Settings())
+        let result = try await TLSProber(group: MultiThreadedEventLoopGroup.singleton).probe(
+            target, settings: Settings())
         #expect(Self.failure(result)?.kind == .timeout)
         #expect(result.latency < .seconds(2))
     }

@@ -66,7 +66,9 @@ import Testing
         #expect(tls.roots == [ca.certificate])
         #expect(targets[2].tls?.certExpiryDays == 21)
         #expect(targets[3].rcodes == ["NOERROR", "NXDOMAIN"])
-        #expect(try DNSQuery.parse(targets[3].url).get() == DNSQuery(server: nil, port: 53, name: "example.com", type: "MX"))
+        #expect(
+            try DNSQuery.parse(targets[3].url).get() == DNSQuery(server: nil, port: 53, name: "example.com", type: "MX")
+        )
     }
 
     @Test func scheme_picksTheProberByTheURLsScheme() {

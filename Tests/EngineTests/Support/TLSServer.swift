@@ -11,7 +11,8 @@ final class TLSServer: Sendable {
     init(chain: [TestCertificates.Issued]) async throws {
         let configuration = TLSConfiguration.makeServerConfiguration(
             certificateChain: try chain.map { .certificate(try TestCertificates.nio($0.certificate)) },
-            privateKey: .privateKey(try NIOSSLPrivateKey(bytes: Array(chain[0].key.pemRepresentation.utf8), format: .pem)))
+            privateKey: .privateKey(
+                try NIOSSLPrivateKey(bytes: Array(chain[0].key.pemRepresentation.utf8), format: .pem)))
         let context = try NIOSSLContext(configuration: configuration)
         self.channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
