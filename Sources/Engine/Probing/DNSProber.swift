@@ -46,6 +46,7 @@ public struct DNSProber: Prober {
         guard let message = Self.system.message(for: query) else {
             return .failed(.badURL, "cannot build a query for \"\(query.name)\" (a label longer than 63 bytes?)")
         }
+        let named = "\(server.ipAddress ?? ""):\(server.port ?? 0)"
         let loop = self.group.next()
         let deadline = NIODeadline.now() + .nanoseconds(Int64(timeout.seconds * 1e9))
         let reply = loop.makePromise(of: [UInt8].self)
@@ -66,7 +67,7 @@ public struct DNSProber: Prober {
         bound.whenFailure { reply.fail($0) }
         let timer = loop.scheduleTask(deadline: deadline) {
             reply.fail(
-                ProbeFailure(.timeout, detail: "no answer from \(server) within \(formatSeconds(timeout.seconds)) s"))
+                ProbeFailure(.timeout, detail: "no answer from \(named) within \(formatSeconds(timeout.seconds)) s"))
         }
         defer {
             timer.cancel()
@@ -76,15 +77,15 @@ public struct DNSProber: Prober {
         do {
             bytes = try await reply.futureResult.get()
         } catch {
-            return ProbeResult(
-                .failure(HTTPProber.classify(error, timeout: timeout)), latency: ContinuousClock.now - start)
+            let failure = TCPProber.inWords(HTTPProber.classify(error, timeout: timeout), "the DNS server \(named)")
+            return ProbeResult(.failure(failure), latency: ContinuousClock.now - start)
         }
         let latency = ContinuousClock.now - start
         guard let parsed = DNSReply(bytes) else {
             return ProbeResult(
                 .failure(ProbeFailure(.badResponse, detail: "the DNS reply does not parse")), latency: latency)
         }
-        let facts = DNSFacts(rcode: parsed.rcode, answers: parsed.answers, server: "\(server)")
+        let facts = DNSFacts(rcode: parsed.rcode, answers: parsed.answers, server: named)
         return ProbeResult(.reply(Self.judge(parsed, target: target, query: query)), latency: latency, dns: facts)
     }
 

@@ -63,8 +63,18 @@ public struct TCPProber: Prober {
         } catch {
             timer.cancel()
             connected.whenSuccess { $0.close(promise: nil) }
-            return ProbeResult(
-                .failure(HTTPProber.classify(error, timeout: timeout)), latency: ContinuousClock.now - start)
+            let failure = Self.inWords(HTTPProber.classify(error, timeout: timeout), "\(address.host):\(address.port)")
+            return ProbeResult(.failure(failure), latency: ContinuousClock.now - start)
+        }
+    }
+
+    /// A connection failure's detail in words naming the address, instead of the socket library's text.
+    static func inWords(_ failure: ProbeFailure, _ address: String) -> ProbeFailure {
+        switch failure.kind {
+        case .refused: ProbeFailure(.refused, detail: "\(address) refused the connection")
+        case .unreachable: ProbeFailure(.unreachable, detail: "no route to \(address)")
+        case .reset: ProbeFailure(.reset, detail: "\(address) reset the connection")
+        default: failure
         }
     }
 }

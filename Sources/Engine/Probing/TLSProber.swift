@@ -78,7 +78,8 @@ public struct TLSProber: Prober {
         } catch {
             timer.cancel()
             connected.whenSuccess { $0.close(promise: nil) }
-            return ProbeResult(.failure(Self.classify(error, timeout: timeout)), latency: ContinuousClock.now - start)
+            let failure = TCPProber.inWords(Self.classify(error, timeout: timeout), "\(address.host):\(address.port)")
+            return ProbeResult(.failure(failure), latency: ContinuousClock.now - start)
         }
         let latency = ContinuousClock.now - start
         let check: CertificateCheck
