@@ -134,12 +134,58 @@ def scale_scraped(workdir, urls, seconds, pollers, every=10):
     return result
 
 
+def mixed_probes(workdir, urls, seconds, pollers):
+    """urls tcp://, tls:// and dns:// URLs in equal parts, every 10 s, on loopback: TCP and TLS ports on
+    urls/3 loopback addresses (bench/probe_servers.py), DNS names from dnsmasq on 127.0.0.1:18453."""
+    third = urls // 3
+    cert, key = os.path.join(workdir, "cert.pem"), os.path.join(workdir, "key.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                    "-keyout", key, "-out", cert, "-days", "30", "-subj", "/CN=bench.test"],
+                   check=True, capture_output=True)
+    servers = subprocess.Popen(["python3", os.path.join(ROOT, "bench", "probe_servers.py"), str(third), "18482",
+                                "18483", cert, key], stdout=subprocess.PIPE, text=True)
+    servers.stdout.readline()  # READY
+    dns = subprocess.Popen(["dnsmasq", "--keep-in-foreground", "--conf-file=/dev/null", "--no-resolv", "--no-hosts",
+                            "--bind-interfaces", "--listen-address=127.0.0.1", "--port=18453", "--user=root",
+                            "--pid-file=", "--cache-size=10000", "--address=/bench.test/192.0.2.1"])
+    try:
+        path = os.path.join(workdir, "mixed.lua")
+        open(path, "w").write(
+            f"pollers = {pollers}\npoll_interval = 10\nstatus_interval = 10\ntimeout = 5\nurls = {{}}\n"
+            f"for i = 0, {third - 1} do\n"
+            f"  local host = string.format('127.0.%d.%d', 1 + i // 250, 1 + i % 250)\n"
+            f"  urls[#urls + 1] = 'tcp://' .. host .. ':18482'\n"
+            f"  urls[#urls + 1] = {{ url = 'tls://' .. host .. ':18483', tls = {{ verify = false, cert_expiry = 14 }} }}\n"
+            f"  urls[#urls + 1] = 'dns://127.0.0.1:18453/h' .. i .. '.bench.test?type=A'\n"
+            f"end\n" + COUNT_REPORT)
+        out, cpu, rss, wall = run_urlpoll(path, seconds)
+    finally:
+        servers.send_signal(signal.SIGTERM)
+        dns.send_signal(signal.SIGKILL)
+        servers.wait(timeout=30)
+        dns.wait(timeout=10)
+    ticks = [l.split() for l in out.splitlines() if l.startswith("TICK")]
+    return {"urls": third * 3, "polls": int(ticks[-1][2]),
+            "late_p50_ms": statistics.median(float(t[3]) for t in ticks[1:]) * 1000,
+            "late_p99_ms": max(float(t[4]) for t in ticks[1:]) * 1000,
+            "late_max_ms": max(float(t[5]) for t in ticks[1:]) * 1000,
+            "cpu_pct": cpu / wall * 100, "rss_mb": rss}
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="short runs (a smoke test, not a result)")
     parser.add_argument("--repeat", type=int, default=1, help="runs per figure; the table shows medians")
     parser.add_argument("--only", choices=["scrape"], help="run one case alone: scrape = scale with --listen, scraped")
+    parser.add_argument("--probes-only", action="store_true", help="only the mixed TCP/TLS/DNS case")
     args = parser.parse_args()
+    if args.probes_only:
+        workdir = tempfile.mkdtemp(prefix="urlpoll-bench-")
+        m = mixed_probes(workdir, 10000, 30 if args.quick else 70, 64)
+        print(f"mixed tcp/tls/dns: {m['urls']:,} URLs @10 s, {m['polls']:,} polls; lateness p50 "
+              f"{m['late_p50_ms']:.1f} ms, p99 {m['late_p99_ms']:.1f} ms, max {m['late_max_ms']:.1f} ms; "
+              f"CPU {m['cpu_pct']:.1f}%, peak RSS {m['rss_mb']:.0f} MB")
+        return
     rate_seconds, scale_seconds, scale_urls = (3, 20, 10000) if args.quick else (10, 130, 100000)
 
     workdir = tempfile.mkdtemp(prefix="urlpoll-bench-")
@@ -156,6 +202,7 @@ def main():
                 run[f"rate_{pollers}"] = max_rate(workdir, pollers, rate_seconds, 1000)
             run["scale"] = scale(workdir, scale_urls, scale_seconds, 64)
             run["scale_scraped"] = scale_scraped(workdir, scale_urls, scale_seconds, 64)
+            run["mixed"] = mixed_probes(workdir, 10000, 30 if args.quick else 70, 64)
             run["lua"] = json.loads(subprocess.run([LUABENCH], capture_output=True, text=True, check=True).stdout)
             runs.append(run)
     finally:
@@ -196,6 +243,11 @@ def main():
                  f"CPU {s('cpu_pct'):.1f}%, {s('cpu_per_10k'):.3f} CPU s/10k polls; peak RSS {s('rss_mb'):.0f} MB "
                  f"({s('rss_kb_per_url'):.2f} KB/URL)"))
     rows.append(scraped_row())
+    m = lambda k: med(lambda r: r["mixed"][k])
+    rows.append(("mixed: 10,000 tcp/tls/dns URLs @10 s, pollers=64",
+                 f"{m('polls'):,.0f} polls",
+                 f"lateness p50 {m('late_p50_ms'):.1f} ms, p99 {m('late_p99_ms'):.1f} ms, max {m('late_max_ms'):.1f} ms "
+                 f"(after the first tick); CPU {m('cpu_pct'):.1f}%; peak RSS {m('rss_mb'):.0f} MB"))
     l = lambda k: med(lambda r: r["lua"][k])
     rows.append(("Lua backoff hook", f"{l('backoff_us'):.2f} µs/call", ""))
     rows.append(("Lua report tick, 10,000 URLs", f"{l('report_tick_ms'):.2f} ms", ""))

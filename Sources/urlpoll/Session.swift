@@ -30,6 +30,8 @@ struct Session {
     let notifier = SystemdNotifier(environment: ProcessInfo.processInfo.environment)
     private let probeClient: HTTPClient
     private let prober: HTTPProber
+    /// The HTTP prober, with the TCP, TLS and DNS probers beside it, chosen by each URL's scheme.
+    private let schemes: SchemeProber
     private let alertClient: HTTPClient
 
     /// Loads the script (exiting with status 2 on error) and builds the engine around it.
@@ -83,14 +85,15 @@ struct Session {
         {
             logger.warning("\(warning)")
         }
+        self.schemes = try SchemeProber(http: self.prober, group: self.probeClient.eventLoopGroup)
         self.pool = Self.makePool(
-            host: host, options: options, store: self.store, prober: self.prober, metrics: self.metrics,
+            host: host, options: options, store: self.store, prober: self.schemes, metrics: self.metrics,
             served: self.served, logger: logger)
     }
 
     /// The monitor and pool for a loaded script.
     private static func makePool(
-        host: ScriptHost, options: PollOptions, store: StateStore?, prober: HTTPProber, metrics: EngineMetrics?,
+        host: ScriptHost, options: PollOptions, store: StateStore?, prober: SchemeProber, metrics: EngineMetrics?,
         served: MetricsSource, logger: Logger
     ) -> PollerPool<ContinuousClock> {
         let settings = options.apply(to: host.config.settings)
@@ -133,7 +136,7 @@ struct Session {
             }
             self.metrics?.reloaded(success: true)
             return Self.makePool(
-                host: host, options: self.options, store: self.store, prober: self.prober, metrics: self.metrics,
+                host: host, options: self.options, store: self.store, prober: self.schemes, metrics: self.metrics,
                 served: self.served, logger: self.logger)
         } catch {
             self.metrics?.reloaded(success: false)

@@ -81,6 +81,19 @@ public struct State: Sendable, Hashable {
         set { self.shared.fields.lateness = newValue }
     }
 
+    /// The certificate the last poll saw (`tls://`), for reports and metrics
+    /// (`probe_ssl_earliest_cert_expiry`), or `nil`.
+    public var tls: TLSFacts? {
+        get { self.shared.fields.tls }
+        set { self.shared.fields.tls = newValue }
+    }
+
+    /// The last poll's DNS response (`dns://`), for reports and metrics (`probe_dns_answer_rrs`), or `nil`.
+    public var dns: DNSFacts? {
+        get { self.shared.fields.dns }
+        set { self.shared.fields.dns = newValue }
+    }
+
     /// A State is copied into the monitor's map, its Resource and every report; its fields sit behind one
     /// reference so that 100,000 URLs' states take one copy each, and a copy costs one retain.
     fileprivate struct Fields: Sendable, Hashable {
@@ -97,6 +110,8 @@ public struct State: Sendable, Hashable {
         var since: Double
         var checkedAt: Double
         var lateness: Duration
+        var tls: TLSFacts?
+        var dns: DNSFacts?
     }
 
     private var shared: Shared<Fields>

@@ -101,6 +101,26 @@ public struct Target: Sendable, Hashable {
         set { self.shared.fields.captureBody = newValue }
     }
 
+    /// For `tcp://` URLs: the bytes written once the connection is up (`send`), or `nil` to write nothing.
+    public var send: [UInt8]? {
+        get { self.shared.fields.send }
+        set { self.shared.fields.send = newValue }
+    }
+
+    /// For `tls://` and `https://` URLs: how the certificate is checked (`tls = { ... }`), or `nil` for the
+    /// defaults (verified against the system's roots, for the URL's host).
+    public var tls: TLSOptions? {
+        get { self.shared.fields.tls }
+        set { self.shared.fields.tls = newValue }
+    }
+
+    /// For `dns://` URLs: the response codes that count as success (`expect = { "NOERROR", "NXDOMAIN" }`), or
+    /// `nil` for NOERROR with at least one answer.
+    public var rcodes: [String]? {
+        get { self.shared.fields.rcodes }
+        set { self.shared.fields.rcodes = newValue }
+    }
+
     /// A Target travels in every Resource through the pool's channels and sleeps; its fields sit behind one
     /// reference so that moving a Resource costs one retain, and 100,000 sleeping URLs one copy each.
     fileprivate struct Fields: Sendable, Hashable {
@@ -119,6 +139,9 @@ public struct Target: Sendable, Hashable {
         var captureBody = false
         var body: String?
         var request: RequestDescription?
+        var send: [UInt8]?
+        var tls: TLSOptions?
+        var rcodes: [String]?
     }
 
     private var shared: Shared<Fields>

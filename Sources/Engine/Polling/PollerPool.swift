@@ -165,7 +165,7 @@ public struct PollerPool<C: Clock>: Sendable where C.Duration == Duration {
         let result = await self.prober.probe(resource.target, settings: self.settings)
         guard !Task.isCancelled else { return }
         var verdict: Verdict?
-        if let checker = self.checker, resource.target.captureBody, case .response = result.outcome {
+        if let checker = self.checker, resource.target.captureBody, result.isJudged {
             verdict = await checker.check(resource.target, result)
         }
         let state = resource.record(result, verdict: verdict, at: self.now())

@@ -61,6 +61,16 @@ public struct Resource: Sendable {
                 error = "status"
                 detail = "status \(c) is not in expect \(self.target.expect)"
             }
+        case .reply(let reply):
+            status = reply.status
+            health = reply.health
+            error = reply.error
+            detail = reply.detail
+            if let verdict {
+                health = verdict.health
+                error = health == .up ? nil : "check"
+                detail = health == .up ? verdict.message : (verdict.message ?? "check returned \(health.rawValue)")
+            }
         case .failure(let failure):
             status = failure.kind.rawValue
             health = .down
@@ -75,6 +85,8 @@ public struct Resource: Sendable {
             detail: detail, errorCount: self.errorCount, latency: result.latency, polls: self.polls,
             since: now, checkedAt: now, lateness: self.lateness
         )
+        state.tls = result.tls
+        state.dns = result.dns
         if let previous, !state.differs(from: previous) { state.since = previous.since }
         self.state = state
         self.headers = self.target.captureHeaders ? result.headers : []

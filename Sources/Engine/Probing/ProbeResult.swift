@@ -6,6 +6,29 @@ public struct ProbeResult: Sendable, Hashable {
         case response(code: Int, reason: String)
         /// No usable response.
         case failure(ProbeFailure)
+        /// A probe without HTTP statuses (`tcp://`, `tls://`, `dns://`) got its answer, and judged it.
+        case reply(Reply)
+    }
+
+    /// What a `tcp://`, `tls://` or `dns://` probe got back, and its own judgement of it, which a `check`
+    /// hook may overrule.
+    public struct Reply: Sendable, Hashable {
+        /// What reports show: `"connected"` (TCP), the TLS version such as `"TLSv1.3"`, or the DNS response
+        /// code (`"NOERROR"`, `"NXDOMAIN"`; RFC 1035 §4.1.1, RFC 6895).
+        public var status: String
+        /// Up, or degraded (a certificate within `cert_expiry` days), or down (a DNS code outside `expect`).
+        public var health: Health
+        /// The short error kind when not up: `"cert_expiry"`, `"rcode"`, `"no_answer"`.
+        public var error: String?
+        /// The reason in words when not up.
+        public var detail: String?
+
+        public init(_ status: String, health: Health = .up, error: String? = nil, detail: String? = nil) {
+            self.status = status
+            self.health = health
+            self.error = error
+            self.detail = detail
+        }
     }
 
     /// The response's status, or why there was none.
@@ -17,12 +40,28 @@ public struct ProbeResult: Sendable, Hashable {
     /// The response body (up to the prober's cap), kept only when the target asks for it
     /// (``Target/captureBody``).
     public var body: [UInt8]?
+    /// The certificate a TLS handshake saw (`tls://`; also on a `tls` failure when the handshake got that
+    /// far), or `nil`.
+    public var tls: TLSFacts?
+    /// The DNS response (`dns://`), or `nil`.
+    public var dns: DNSFacts?
 
-    public init(_ outcome: Outcome, latency: Duration = .zero, headers: [Header] = [], body: [UInt8]? = nil) {
+    public init(
+        _ outcome: Outcome, latency: Duration = .zero, headers: [Header] = [], body: [UInt8]? = nil,
+        tls: TLSFacts? = nil, dns: DNSFacts? = nil
+    ) {
         self.outcome = outcome
         self.latency = latency
         self.headers = headers
         self.body = body
+        self.tls = tls
+        self.dns = dns
+    }
+
+    /// Whether a `check` hook judges this result: a response, or a reply, but not a failure.
+    public var isJudged: Bool {
+        if case .failure = self.outcome { return false }
+        return true
     }
 
     public static func status(

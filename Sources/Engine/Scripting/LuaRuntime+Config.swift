@@ -326,6 +326,11 @@ extension LuaRuntime {
                     throw fail("a table of header names to string values")
                 }
                 target.headers = headers
+            case "expect" where Scheme(url) == .dns:
+                guard let rcodes = self.readResponseCodes() else {
+                    throw fail("a DNS response code such as \"NOERROR\" or \"NXDOMAIN\", or a list of them")
+                }
+                target.rcodes = rcodes
             case "expect":
                 guard let expect = self.readExpect() else {
                     throw fail("a status code, a range such as \"2xx\" or \"200-299\", or a list of them")
@@ -339,10 +344,18 @@ extension LuaRuntime {
                 target.check = self.reference(functionAt: -1)
             case "labels":
                 target.labels = try self.readLabels(here)
+            case "send":
+                guard Scheme(url) == .tcp else {
+                    throw ScriptError(.configuration, here() + "field 'send' is for tcp:// URLs only")
+                }
+                guard lua_type(self.L, -1) == LUA_TSTRING, let send = self.bytes(at: -1) else { throw fail("a string") }
+                target.send = send
+            case "tls":
+                target.tls = try self.readTLSOptions(url: url, here: here(), source)
             default:
                 let known = [
                     "url", "name", "method", "timeout", "interval", "headers", "body", "expect", "backoff", "check",
-                    "labels",
+                    "labels", "send", "tls",
                 ]
                 let guess = known.first { editDistance($0, key) <= 2 }.map { "; did you mean '\($0)'?" } ?? ""
                 throw ScriptError(
@@ -478,8 +491,7 @@ extension LuaRuntime {
         else { return "not a URL: \"\(RequestDescription.redacting(url))\"" }
         let scheme = String(decoding: utf8[..<colon], as: UTF8.self).lowercased()
         guard scheme == "http" || scheme == "https" else {
-            return
-                "unsupported scheme \"\(scheme)\" in \"\(RequestDescription.redacting(url))\" (expected http or https)"
+            return Self.problem(withProbeURL: url, scheme: scheme)
         }
         let rest = utf8[utf8.index(colon, offsetBy: 3)...]
         let authority = rest.prefix { $0 != UInt8(ascii: "/") && $0 != UInt8(ascii: "?") && $0 != UInt8(ascii: "#") }

@@ -4,7 +4,7 @@ import CLua
 /// `backoff`). The names are interned in Lua once, so filling a table costs no string lookup per field.
 enum FieldKey: Int32, CaseIterable {
     case url = 1, name, status, code, ok, state, error, detail, errorCount, latency, polls, since, checkedAt
-    case lateness, index, count, defaultSleep, lastSleep, interval, headers, body
+    case lateness, index, count, defaultSleep, lastSleep, interval, headers, body, tls, rcode, answers
 
     /// The field's name in Lua.
     var text: String {
@@ -30,6 +30,9 @@ enum FieldKey: Int32, CaseIterable {
         case .interval: "interval"
         case .headers: "headers"
         case .body: "body"
+        case .tls: "tls"
+        case .rcode: "rcode"
+        case .answers: "answers"
         }
     }
 }

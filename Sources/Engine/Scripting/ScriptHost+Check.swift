@@ -1,23 +1,40 @@
 import CLua
+import FoundationEssentials
 import Logging
 
 extension ScriptHost: Checker {
     public func check(_ target: Target, _ result: ProbeResult) -> Verdict? {
-        guard let hook = target.check ?? self.config.check,
-            case .response(let code, let reason) = result.outcome
-        else { return nil }
+        guard let hook = target.check ?? self.config.check else { return nil }
+        let status: String
+        let code: Int?
+        let ok: Bool
+        switch result.outcome {
+        case .response(let c, let reason):
+            (status, code, ok) = (reason.isEmpty ? "\(c)" : "\(c) \(reason)", c, target.expect.contains(c))
+        case .reply(let reply):
+            (status, code, ok) = (reply.status, nil, reply.health == .up)
+        case .failure:
+            return nil
+        }
         let verdict = self.runtime.callHook(
             hook, name: "check", nargs: 1, nresults: 2,
             pushArgs: {
                 let lua = self.runtime
-                lua.beginRecord(fields: 9)
+                lua.beginRecord(fields: 12)
                 lua.setURLAndName(target.displayURL, target.name)
-                lua.set(.status, reason.isEmpty ? "\(code)" : "\(code) \(reason)")
+                lua.set(.status, status)
                 lua.set(.code, code)
-                lua.set(.ok, target.expect.contains(code))
+                lua.set(.ok, ok)
                 lua.set(.latency, result.latency.seconds)
                 lua.set(.headers) { self.pushHeaders(result.headers) }
                 lua.set(.body) { lua.push(bytes: result.body ?? []) }
+                if let tls = result.tls {
+                    lua.set(.tls) { lua.push(tls, now: Double(Date().timeIntervalSince1970)) }
+                }
+                if let dns = result.dns {
+                    lua.set(.rcode, dns.rcode)
+                    lua.set(.answers) { lua.push(dns.answers) }
+                }
                 lua.endRecord()
             },
             read: { first in self.readVerdict(hook, at: first) })

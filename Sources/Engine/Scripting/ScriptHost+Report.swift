@@ -34,6 +34,13 @@ extension ScriptHost: Reporter {
         lua.set(.lateness, state.lateness.seconds)
         lua.set(.index, index)
         lua.set(.count, count)
+        if let tls = state.tls {
+            lua.set(.tls) { lua.push(tls, now: state.checkedAt) }
+        }
+        if let dns = state.dns {
+            lua.set(.rcode, dns.rcode)
+            lua.set(.answers) { lua.push(dns.answers) }
+        }
         lua.endRecord()
     }
 }

@@ -126,7 +126,7 @@ import Testing
         ("\"not a url\"", 3, "urls[2]: not a URL: \"not a url\""),
         (
             "\"ftp://example.com/\"", 3,
-            "urls[2]: unsupported scheme \"ftp\" in \"ftp://example.com/\" (expected http or https)"
+            "urls[2]: unsupported scheme \"ftp\" in \"ftp://example.com/\" (expected http, https, tcp, tls or dns)"
         ),
         ("\"http://127.0.0.1/a\"", 3, "urls[2]: duplicate URL \"http://127.0.0.1/a\" (also urls[1])"),
         (

@@ -1,0 +1,106 @@
+import FoundationEssentials
+import SwiftASN1
+import X509
+
+/// CertificateCheck reads and judges the chain a TLS server presented, with swift-certificates: the facts
+/// for `res.tls`, the verification (RFC 5280 path validation to a trusted root, then the name per RFC 6125),
+/// and how close the chain is to expiry.
+struct CertificateCheck {
+    /// The presented chain, leaf first.
+    let chain: [Certificate]
+
+    /// Parses the DER certificates the handshake presented (leaf first), or says which one does not parse.
+    init(der: [[UInt8]]) throws(ProbeFailure) {
+        var chain: [Certificate] = []
+        for (i, bytes) in der.enumerated() {
+            do {
+                chain.append(try Certificate(derEncoded: bytes))
+            } catch {
+                throw ProbeFailure(.tls, detail: "certificate \(i + 1) of the chain does not parse as X.509")
+            }
+        }
+        guard !chain.isEmpty else { throw ProbeFailure(.tls, detail: "the server presented no certificate") }
+        self.chain = chain
+    }
+
+    /// The facts hooks see as `res.tls`.
+    func facts(version: String) -> TLSFacts {
+        let leaf = self.chain[0]
+        var sans: [String] = []
+        if let names = try? leaf.extensions.subjectAlternativeNames {
+            for name in names {
+                switch name {
+                case .dnsName(let dns): sans.append(dns)
+                case .ipAddress(let octets): sans.append(Self.address(octets.bytes))
+                default: continue
+                }
+            }
+        }
+        return TLSFacts(
+            version: version, subject: leaf.subject.description, issuer: leaf.issuer.description, sans: sans,
+            notBefore: leaf.notValidBefore.timeIntervalSince1970, notAfter: leaf.notValidAfter.timeIntervalSince1970,
+            chainNotAfter: self.chain.map(\.notValidAfter.timeIntervalSince1970).min() ?? 0)
+    }
+
+    /// Why the chain cannot be trusted for `serverName` at `now`, in words, or `nil` when it can: expired
+    /// or not yet valid, self-signed, an unknown CA, or a name mismatch, checked in that order.
+    func problem(serverName: String, roots: [Certificate]?, now: Date) async -> String? {
+        for certificate in self.chain {
+            if certificate.notValidAfter < now {
+                return
+                    "certificate expired: \(certificate.subject) expired at \(Self.format(certificate.notValidAfter))"
+            }
+            if certificate.notValidBefore > now {
+                return "certificate not yet valid: \(certificate.subject) is valid from "
+                    + Self.format(certificate.notValidBefore)
+            }
+        }
+        let leaf = self.chain[0]
+        let store = roots.map { CertificateStore($0) } ?? CertificateStore.systemTrustRoots
+        var path = Verifier(rootCertificates: store) { RFC5280Policy() }
+        let intermediates = CertificateStore(self.chain.dropFirst())
+        guard case .validCertificate = await path.validate(leaf: leaf, intermediates: intermediates) else {
+            if leaf.subject == leaf.issuer {
+                return "self-signed certificate: \(leaf.subject) is not a trusted root"
+                    + (roots == nil ? "" : " in the ca_file")
+            }
+            return "unknown CA: no trusted root for \(leaf.issuer)" + (roots == nil ? "" : " in the ca_file")
+        }
+        let ip = Self.isAddress(serverName) ? serverName : nil
+        var named = Verifier(rootCertificates: store) {
+            RFC5280Policy()
+            ServerIdentityPolicy(serverHostname: ip == nil ? serverName : nil, serverIP: ip)
+        }
+        guard case .validCertificate = await named.validate(leaf: leaf, intermediates: intermediates) else {
+            let names = self.facts(version: "").sans
+            return "hostname mismatch: the certificate is for "
+                + (names.isEmpty ? "\(leaf.subject)" : names.joined(separator: ", ")) + ", not \(serverName)"
+        }
+        return nil
+    }
+
+    /// Whether `name` is an IPv4 or IPv6 literal, matched against the certificate's IP names instead of its
+    /// DNS names (RFC 6125 §6.2.1).
+    static func isAddress(_ name: String) -> Bool {
+        if name.contains(":") { return true }
+        let parts = name.split(separator: ".", omittingEmptySubsequences: false)
+        return parts.count == 4 && parts.allSatisfy { UInt8($0) != nil }
+    }
+
+    /// `2026-12-24T10:00:00Z`.
+    static func format(_ date: Date) -> String {
+        date.formatted(.iso8601)
+    }
+
+    /// An IPv4 or IPv6 address in its usual text form.
+    static func address(_ bytes: ArraySlice<UInt8>) -> String {
+        if bytes.count == 4 { return bytes.map(String.init).joined(separator: ".") }
+        var groups: [String] = []
+        var i = bytes.startIndex
+        while i + 1 < bytes.endIndex {
+            groups.append(String(UInt16(bytes[i]) << 8 | UInt16(bytes[i + 1]), radix: 16))
+            i += 2
+        }
+        return groups.joined(separator: ":")
+    }
+}

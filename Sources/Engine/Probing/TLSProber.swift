@@ -1,0 +1,164 @@
+import FoundationEssentials
+import NIOCore
+import NIOPosix
+import NIOSSL
+import NIOTLS
+import Synchronization
+
+/// TLSProber polls `tls://host:port`: a TLS handshake on a bare port (SMTPS, LDAPS, a database's TLS port),
+/// then the certificate chain the server presented, read and verified with swift-certificates.
+///
+/// The handshake itself trusts anything (swift-nio-ssl hands the presented chain only to a custom
+/// verification callback, which replaces its own checks), so an expired or untrusted certificate still
+/// reports its facts in `res.tls`. Then, unless `tls = { verify = false }`: a chain that does not verify is
+/// failure kind `tls` with the reason in `detail` (expired, self-signed, unknown CA, hostname mismatch);
+/// and with `cert_expiry = N` a chain that expires within N days is degraded. Nothing is ever sent over
+/// the connection; it is closed after the handshake.
+public struct TLSProber: Prober {
+    private let group: any EventLoopGroup
+    private let resolver: NameResolver
+    private let context: NIOSSLContext
+
+    public init(group: any EventLoopGroup, resolver: NameResolver = .shared) throws {
+        self.group = group
+        self.resolver = resolver
+        var configuration = TLSConfiguration.makeClientConfiguration()
+        configuration.certificateVerification = .noHostnameVerification
+        self.context = try NIOSSLContext(configuration: configuration)
+    }
+
+    public func probe(_ target: Target, settings: Settings) async -> ProbeResult {
+        let start = ContinuousClock.now
+        let timeout = settings.timeout(for: target)
+        let options = target.tls ?? TLSOptions()
+        let address: ProbeAddress
+        switch ProbeAddress.parse(target.url) {
+        case .success(let a): address = a
+        case .failure(let error): return .failed(.badURL, error.message)
+        }
+        let serverName = options.serverName ?? address.host
+        let loop = self.group.next()
+        let deadline = NIODeadline.now() + .nanoseconds(Int64(timeout.seconds * 1e9))
+        let socket: SocketAddress
+        switch await self.resolver.resolve(address.host, port: address.port, deadline: deadline, on: loop) {
+        case .success(let s): socket = s
+        case .failure(let failure): return ProbeResult(.failure(failure), latency: ContinuousClock.now - start)
+        }
+        let presented = Mutex<[[UInt8]]>([])
+        let handshake = loop.makePromise(of: Void.self)
+        let sslContext = self.context
+        let sni = CertificateCheck.isAddress(serverName) ? nil : serverName
+        let connected = ClientBootstrap(group: loop)
+            .connectTimeout(.nanoseconds(max(1, (deadline - .now()).nanoseconds)))
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    let tls = try NIOSSLClientHandler(
+                        context: sslContext, serverHostname: sni,
+                        customVerificationCallback: { certificates, verified in
+                            presented.withLock { $0 = certificates.compactMap { try? $0.toDERBytes() } }
+                            verified.succeed(.certificateVerified)
+                        })
+                    try channel.pipeline.syncOperations.addHandler(tls)
+                    try channel.pipeline.syncOperations.addHandler(HandshakeHandler(promise: handshake))
+                }
+            }
+            .connect(to: socket)
+        connected.whenFailure { handshake.fail($0) }
+        let timer = loop.scheduleTask(deadline: deadline) {
+            handshake.fail(
+                ProbeFailure(.timeout, detail: "no TLS handshake within \(formatSeconds(timeout.seconds)) s"))
+        }
+        let version: String
+        do {
+            try await handshake.futureResult.get()
+            timer.cancel()
+            let channel = try await connected.get()
+            version = Self.name(try await channel.nioSSL_tlsVersion().get())
+            channel.close(promise: nil)
+        } catch {
+            timer.cancel()
+            connected.whenSuccess { $0.close(promise: nil) }
+            let failure = TCPProber.inWords(Self.classify(error, timeout: timeout), "\(address.host):\(address.port)")
+            return ProbeResult(.failure(failure), latency: ContinuousClock.now - start)
+        }
+        let latency = ContinuousClock.now - start
+        let check: CertificateCheck
+        do {
+            check = try CertificateCheck(der: presented.withLock { $0 })
+        } catch {
+            return ProbeResult(.failure(error), latency: latency)
+        }
+        let facts = check.facts(version: version)
+        let now = Date()
+        if options.verify, let problem = await check.problem(serverName: serverName, roots: options.roots, now: now) {
+            return ProbeResult(.failure(ProbeFailure(.tls, detail: problem)), latency: latency, tls: facts)
+        }
+        if let days = options.certExpiryDays {
+            let expiry = min(facts.notAfter, facts.chainNotAfter)
+            if expiry - now.timeIntervalSince1970 < days * 86_400 {
+                let which = facts.chainNotAfter < facts.notAfter ? "a certificate of the chain" : "the certificate"
+                let left = facts.daysLeft(at: now.timeIntervalSince1970)
+                let reply = ProbeResult.Reply(
+                    version, health: .degraded, error: "cert_expiry",
+                    detail: "\(which) expires in \(left) days, at "
+                        + "\(CertificateCheck.format(Date(timeIntervalSince1970: expiry))) (cert_expiry = "
+                        + "\(formatSeconds(days)) days)")
+                return ProbeResult(.reply(reply), latency: latency, tls: facts)
+            }
+        }
+        return ProbeResult(.reply(.init(version)), latency: latency, tls: facts)
+    }
+
+    /// `TLSv1.3` and the like, as OpenSSL and blackbox_exporter's `probe_tls_version_info` name them.
+    static func name(_ version: TLSVersion?) -> String {
+        switch version {
+        case .tlsv1: "TLSv1.0"
+        case .tlsv11: "TLSv1.1"
+        case .tlsv12: "TLSv1.2"
+        case .tlsv13: "TLSv1.3"
+        case .none: "TLS"
+        }
+    }
+
+    /// A failed handshake in words: the TLS alert or error the library gave, without its type dump.
+    static func classify(_ error: any Error, timeout: Duration) -> ProbeFailure {
+        if let error = error as? NIOSSLError {
+            switch error {
+            case .handshakeFailed(let inner):
+                return ProbeFailure(.tls, detail: "TLS handshake failed: \(inner)")
+            case .uncleanShutdown:
+                return ProbeFailure(.reset, detail: "the server closed the connection during the TLS handshake")
+            default:
+                return ProbeFailure(.tls, detail: "TLS handshake failed: \(error)")
+            }
+        }
+        return HTTPProber.classify(error, timeout: timeout)
+    }
+}
+
+/// HandshakeHandler completes `promise` when the TLS handshake ends, or fails it with the first error or
+/// a close before then. It runs on its channel's event loop.
+final class HandshakeHandler: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = ByteBuffer
+
+    private let promise: EventLoopPromise<Void>
+
+    init(promise: EventLoopPromise<Void>) {
+        self.promise = promise
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let event = event as? TLSUserEvent, case .handshakeCompleted = event { self.promise.succeed(()) }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        self.promise.fail(error)
+        context.close(promise: nil)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        self.promise.fail(ProbeFailure(.reset, detail: "the server closed the connection during the TLS handshake"))
+        context.fireChannelInactive()
+    }
+}

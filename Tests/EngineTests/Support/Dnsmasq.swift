@@ -1,0 +1,88 @@
+import Foundation
+
+/// Dnsmasq is Debian's dnsmasq serving fixed records on 127.0.0.1 on a free high port, started for one
+/// test and stopped by its PID (`apt-get install dnsmasq-base`; .ci/run installs it).
+///
+/// Records: `www.urlpoll.test` A 192.0.2.10 and AAAA 2001:db8::10, `urlpoll.test` MX 10
+/// mail.urlpoll.test, `txt.urlpoll.test` TXT "v=spf1 -all", `alias.urlpoll.test` CNAME www.urlpoll.test.
+/// Any other name under urlpoll.test is NXDOMAIN; nothing is forwarded (`--no-resolv`).
+final class Dnsmasq: Sendable {
+    let port: Int
+    private let pid: pid_t
+
+    init(extra: [String] = []) throws {
+        // A UDP port that was free a moment ago; dnsmasq binds the same number for TCP as well.
+        let probe = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(probe, $0, length) == 0 && getsockname(probe, $0, &length) == 0
+            }
+        }
+        self.port = Int(UInt16(bigEndian: address.sin_port))
+        close(probe)
+        let arguments =
+            [
+                "/usr/sbin/dnsmasq", "--keep-in-foreground", "--conf-file=/dev/null", "--no-resolv", "--no-hosts",
+                "--no-poll", "--bind-interfaces", "--listen-address=127.0.0.1", "--port=\(self.port)", "--user=root",
+                "--pid-file=", "--log-facility=/dev/null",
+                "--host-record=www.urlpoll.test,192.0.2.10,2001:db8::10",
+                "--mx-host=urlpoll.test,mail.urlpoll.test,10", "--txt-record=txt.urlpoll.test,v=spf1 -all",
+                "--cname=alias.urlpoll.test,www.urlpoll.test", "--local=/urlpoll.test/",
+            ] + extra
+        // posix_spawn, not Foundation's Process: Process reaps its children one blocking wait at a time, so a
+        // long-lived child would keep the CLI processes the same test starts from ever being seen to exit.
+        var pid: pid_t = 0
+        let argv = arguments.map { strdup($0) } + [nil]
+        defer { argv.forEach { free($0) } }
+        let status = posix_spawn(&pid, arguments[0], nil, nil, argv, environ)
+        guard status == 0 else { throw DnsmasqError.exited }
+        self.pid = pid
+        do {
+            try Self.waitUntilListening(port: self.port, pid: pid)
+        } catch {
+            self.stop()
+            throw error
+        }
+    }
+
+    var server: String { "127.0.0.1:\(self.port)" }
+
+    /// Waits (up to 5 s) until dnsmasq's TCP socket on `port` accepts, so the first query is not lost.
+    private static func waitUntilListening(port: Int, pid: Int32) throws {
+        let deadline = Date() + 5
+        while Date() < deadline {
+            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            var address = sockaddr_in()
+            address.sin_family = sa_family_t(AF_INET)
+            address.sin_addr.s_addr = inet_addr("127.0.0.1")
+            address.sin_port = in_port_t(UInt16(port).bigEndian)
+            let ok = withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0
+                }
+            }
+            close(fd)
+            if ok { return }
+            var status: Int32 = 0
+            if waitpid(pid, &status, WNOHANG) == pid { throw DnsmasqError.exited }
+            usleep(20_000)
+        }
+        throw DnsmasqError.notListening
+    }
+
+    /// Stops dnsmasq by its PID, and reaps it.
+    func stop() {
+        kill(self.pid, SIGKILL)
+        var status: Int32 = 0
+        _ = waitpid(self.pid, &status, 0)
+    }
+}
+
+enum DnsmasqError: Error {
+    case exited
+    case notListening
+}
