@@ -38,7 +38,7 @@ function M.new(opts)
   local to = opts.to
   if type(to) == "string" then to = { to } end
   if type(to) ~= "table" or #to == 0 then
-    error(who .. ": option 'to' must be an address or a list of addresses (got " .. type(opts.to) .. ")", 2)
+    event.raise(who .. ": option 'to' must be an address or a list of addresses (got " .. type(opts.to) .. ")")
   end
   local from = event.need(opts, "from", who)
   local prefix = opts.subject_prefix or "[urlpoll] "

@@ -80,11 +80,11 @@ function M.normalize(x, who)
     return { kind = "info", ok = false, title = x, text = x, key = "urlpoll:info", at = urlpoll.now() }
   end
   if type(x) ~= "table" then
-    error("bad argument #1 to '" .. who .. "' (an event, a state or a string expected, got " .. type(x) .. ")", 3)
+    M.raise("bad argument #1 to '" .. who .. "' (an event, a state or a string expected, got " .. type(x) .. ")")
   end
   if x.kind == nil and x.url ~= nil and x.ok ~= nil then return M.from(x.ok and "up" or "down", x) end
   if x.text == nil and x.title == nil then
-    error("bad argument #1 to '" .. who .. "' (the event has no text or title)", 3)
+    M.raise("bad argument #1 to '" .. who .. "' (the event has no text or title)")
   end
   local e = {}
   for k, v in pairs(x) do e[k] = v end
@@ -101,11 +101,28 @@ function M.each(e)
   return e.events or { e }
 end
 
--- Checks a provider option: a non-empty string. `level` 3 blames the script line that called new().
+-- "file:line: " of the innermost caller outside urlpoll's modules: where a script's mistake is.
+function M.where()
+  for level = 2, 30 do
+    local info = debug.getinfo(level, "Sl")
+    if info == nil then break end
+    if info.currentline > 0 and not info.source:find("urlpoll/alert", 1, true) and info.source ~= "=urlpoll" then
+      return info.short_src .. ":" .. info.currentline .. ": "
+    end
+  end
+  return ""
+end
+
+-- Raises `message` at the script's line that called into the module (see where).
+function M.raise(message)
+  error(M.where() .. message, 0)
+end
+
+-- Checks a provider option: a non-empty string.
 function M.need(opts, field, who)
   local v = opts[field]
   if type(v) ~= "string" or v == "" then
-    error(who .. ": option '" .. field .. "' must be a non-empty string (got " .. (v == nil and "nil" or type(v) .. " " .. tostring(v)) .. ")", 3)
+    M.raise(who .. ": option '" .. field .. "' must be a non-empty string (got " .. (v == nil and "nil" or type(v) .. " " .. tostring(v)) .. ")")
   end
   return v
 end
@@ -113,7 +130,7 @@ end
 -- Checks that new() got a table of options.
 function M.options(opts, who)
   if type(opts) ~= "table" then
-    error(who .. ": expected a table of options, such as " .. who .. "{ ... } (got " .. type(opts) .. ")", 3)
+    M.raise(who .. ": expected a table of options, such as new{ ... } (got " .. type(opts) .. ")")
   end
   return opts
 end

@@ -15,7 +15,7 @@ function M.new(opts)
   local headers = { ["X-Gotify-Key"] = event.need(opts, "token", who) }
   local priority = opts.priority or 8
   if math.type(priority) ~= "integer" or priority < 0 or priority > 10 then
-    error(who .. ": option 'priority' must be an integer from 0 to 10 (got " .. tostring(priority) .. ")", 2)
+    event.raise(who .. ": option 'priority' must be an integer from 0 to 10 (got " .. tostring(priority) .. ")")
   end
   local n = {}
   function n.send(_, x)

@@ -15,7 +15,7 @@ function M.new(opts)
   local server = (opts.server or "https://ntfy.sh"):gsub("/+$", "")
   local priority = opts.priority or 4
   if math.type(priority) ~= "integer" or priority < 1 or priority > 5 then
-    error(who .. ": option 'priority' must be an integer from 1 to 5 (got " .. tostring(priority) .. ")", 2)
+    event.raise(who .. ": option 'priority' must be an integer from 1 to 5 (got " .. tostring(priority) .. ")")
   end
   local headers = opts.token and { Authorization = "Bearer " .. opts.token } or nil
   local n = {}

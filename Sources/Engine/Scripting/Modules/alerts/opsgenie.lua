@@ -18,7 +18,7 @@ function M.new(opts)
   local api = (opts.api or "https://api.opsgenie.com"):gsub("/+$", "")
   local priority = opts.priority or "P3"
   if not tostring(priority):match("^P[1-5]$") then
-    error(who .. ": option 'priority' must be P1 to P5 (got " .. tostring(priority) .. ")", 2)
+    event.raise(who .. ": option 'priority' must be P1 to P5 (got " .. tostring(priority) .. ")")
   end
   local n = {}
   function n.send(_, x)

@@ -21,7 +21,7 @@ function M.new(opts)
   local key = event.need(opts, "routing_key", who)
   local severity = opts.severity or "critical"
   if not severities[severity] then
-    error(who .. ": option 'severity' must be critical, error, warning or info (got " .. tostring(severity) .. ")", 2)
+    event.raise(who .. ": option 'severity' must be critical, error, warning or info (got " .. tostring(severity) .. ")")
   end
   local url = opts.url or "https://events.pagerduty.com/v2/enqueue"
   local n = {}

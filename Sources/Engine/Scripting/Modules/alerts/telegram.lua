@@ -14,7 +14,7 @@ function M.new(opts)
   local chat = opts.chat_id
   if type(chat) == "number" then chat = string.format("%d", chat) end
   if type(chat) ~= "string" or chat == "" then
-    error(who .. ": option 'chat_id' must be a chat id or @channel name (got " .. type(chat) .. ")", 2)
+    event.raise(who .. ": option 'chat_id' must be a chat id or @channel name (got " .. type(chat) .. ")")
   end
   local url = (opts.api or "https://api.telegram.org"):gsub("/+$", "") .. "/bot" .. token .. "/sendMessage"
   local n = {}

@@ -33,7 +33,7 @@ function M.new(opts)
   opts = event.options(opts, who)
   local url = event.need(opts, "url", who)
   if opts.body ~= nil and type(opts.body) ~= "string" and type(opts.body) ~= "table" then
-    error(who .. ": option 'body' must be a string or a table template (got " .. type(opts.body) .. ")", 2)
+    event.raise(who .. ": option 'body' must be a string or a table template (got " .. type(opts.body) .. ")")
   end
   local n = {}
   function n.send(_, x)
