@@ -92,7 +92,9 @@ extension LuaRuntime {
             return -1
         }
         guard lua_type(self.L, 2) == LUA_TTABLE else {
-            self.push("bad argument #2 to 'exec' (a table such as { stdin = \"text\" } expected, got \(self.typeName(at: 2)))")
+            self.push(
+                "bad argument #2 to 'exec' (a table such as { stdin = \"text\" } expected, got \(self.typeName(at: 2)))"
+            )
             return -1
         }
         self.push("stdin")

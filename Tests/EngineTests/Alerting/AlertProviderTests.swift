@@ -248,6 +248,7 @@ import Testing
         }
         #expect(
             error?.message
-                == "\(script.path):2: urlpoll.alerts.pagerduty: option 'routing_key' must be a non-empty string (got nil)")
+                == "\(script.path):2: urlpoll.alerts.pagerduty: option 'routing_key' must be a non-empty string (got nil)"
+        )
     }
 }

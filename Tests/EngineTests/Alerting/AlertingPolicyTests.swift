@@ -131,7 +131,8 @@ import Testing
         let polls = [
             Poll("api", false, at: 150), Poll("api", true, at: 160), Poll("api", false, at: 170),
             Poll("api", false, at: 250),  // the window has ended: the outage is announced
-            Poll("api", true, at: 260), Poll("api", false, at: 300), Poll("api", true, at: 450),  // recovers inside the second window
+            Poll("api", true, at: 260), Poll("api", false, at: 300),
+            Poll("api", true, at: 450),  // recovers inside the second window: still announced
         ]
         let log = try await Self.run(
             "maintenance = { { from = \(from), to = \(from + 100) }, { from = \(from + 300), to = \(from + 400) } }",
@@ -195,9 +196,18 @@ import Testing
     @Test func policy_whenAnOptionIsWrong_failsAtTheScriptsLine() throws {
         let cases = [
             ("alerting.policy{ notify = 5 }", "notify must be a notifier"),
-            ("alerting.policy{ notify = print, threshold = alerting.n_of_m(5, 3) }", "n_of_m(n, m): n must be at most m (got 5 of 3)"),
-            ("alerting.policy{ notify = print, remind = { every = -1 } }", "remind.every must be a number of seconds >= 0 (got number -1)"),
-            ("alerting.policy{ notify = print, maintenance = { \"25:00-26:00\" } }", "maintenance: '25:00-26:00' has an hour past 24:00"),
+            (
+                "alerting.policy{ notify = print, threshold = alerting.n_of_m(5, 3) }",
+                "n_of_m(n, m): n must be at most m (got 5 of 3)"
+            ),
+            (
+                "alerting.policy{ notify = print, remind = { every = -1 } }",
+                "remind.every must be a number of seconds >= 0 (got number -1)"
+            ),
+            (
+                "alerting.policy{ notify = print, maintenance = { \"25:00-26:00\" } }",
+                "maintenance: '25:00-26:00' has an hour past 24:00"
+            ),
             ("alerting.policy{ notify = print, thresold = 3 }", "policy: unknown option 'thresold'"),
         ]
         for (line, expected) in cases {

@@ -73,6 +73,7 @@ import Testing
         #expect(log.all == ["info: bad argument #2 to 'exec' (field 'stdin' must be a string, got number)"])
         #expect(
             error?.message
-                == "\(script.path):4: bad argument #2 to 'exec' (a table such as { stdin = \"text\" } expected, got string)")
+                == "\(script.path):4: bad argument #2 to 'exec' (a table such as { stdin = \"text\" } expected, got string)"
+        )
     }
 }
