@@ -20,7 +20,8 @@ import Testing
     /// dispatcher runs on the real clock, so `finish()` bounds the wait by its 5 s shutdown grace.
     static func deliver(
         _ script: String, args: [String] = [], logger: Logger = Logger(label: "test"),
-        changes: [(State, State?)] = [(down, up), (up, down)]
+        changes: [(State, State?)] = [(down, up), (up, down)],
+        drive: (@Sendable (_ host: ScriptHost) async -> Void)? = nil
     ) async throws -> [Receiver.Request] {
         let receiver = Receiver()
         try await receiver.run { base in
@@ -34,7 +35,11 @@ import Testing
             let host = try ScriptHost(path: file.path, args: [base] + args, alerts: dispatcher, logger: logger)
             await withTaskGroup(of: Void.self) { group in
                 group.addTask { await dispatcher.run() }
-                for (state, previous) in changes { await host.changed(state, previous: previous) }
+                if let drive {
+                    await drive(host)
+                } else {
+                    for (state, previous) in changes { await host.changed(state, previous: previous) }
+                }
                 dispatcher.finish()
             }
             try await client.shutdown()
@@ -235,6 +240,49 @@ import Testing
             """, logger: logger)
         _ = host
         #expect(log.all == ["info: =?UTF-8?B?Q2Fmw6kg4piV?= plain Bcc: x@y"])
+    }
+
+    /// The README's and RECIPES.md's PagerDuty recipe, as written there (with the enqueue URL and the
+    /// maintenance file pointed at the test's own).
+    @Test func recipe_pagesAfter3Of5_resolvesOnRecovery_andKeepsQuietInMaintenance() async throws {
+        let flag = try TemporaryScript("", name: "maintenance")
+        let recipe = """
+            local alerting = require "urlpoll.alerting"
+            local pd = require("urlpoll.alerts.pagerduty").new{ routing_key = "R0UTINGKEY", url = urlpoll.args[1] .. "/api/pd" }
+            on_result = alerting.policy{ notify = pd, threshold = alerting.n_of_m(3, 5),
+              flap = { changes = 4, window = 900 }, maintenance = { "02:00-03:00", file = urlpoll.args[2] },
+            }.on_result
+            urls = { "http://127.0.0.1:9/a", "http://127.0.0.1:9/b" }
+            """
+        // a: -+--  then +++ (3 of 5 at its 4th poll; recovers at the 3rd success). b fails 3 times while
+        // the maintenance file exists: no page.
+        let requests = try await Self.deliver(recipe, args: [flag.path + ".absent"]) { host in
+            await Self.feed(host, url: "http://127.0.0.1:9/a", pattern: "-+--+++")
+        }
+        #expect(requests.map { $0.json?["event_action"] as? String } == ["trigger", "resolve"])
+        #expect(requests.allSatisfy { $0.json?["dedup_key"] as? String == "urlpoll:http://127.0.0.1:9/a" })
+
+        let quiet = try await Self.deliver(recipe, args: [flag.path]) { host in
+            await Self.feed(host, url: "http://127.0.0.1:9/b", pattern: "---")
+        }
+        #expect(quiet.isEmpty)
+    }
+
+    /// Polls of `url`, one a minute from 12:00 UTC: "+" succeeds, "-" fails (500).
+    static func feed(_ host: ScriptHost, url: String, pattern: String) async {
+        var previous: State?
+        for (i, c) in pattern.enumerated() {
+            let ok = c == "+"
+            let at =
+                1_795_000_000.0 - 1_795_000_000.0.truncatingRemainder(dividingBy: 86_400) + 12 * 3600 + Double(i) * 60
+            let state = State(
+                url: url, name: url, status: ok ? "200 OK" : "500 Internal Server Error", code: ok ? 200 : 500,
+                health: ok ? .up : .down, errorCount: ok ? 0 : (previous?.errorCount ?? 0) + 1, polls: i + 1,
+                since: at, checkedAt: at)
+            let observer: any StateObserver = host
+            await observer.polled(state, previous: previous)
+            previous = state
+        }
     }
 
     @Test func provider_whenAnOptionIsMissing_failsAtTheScriptsLine() throws {
