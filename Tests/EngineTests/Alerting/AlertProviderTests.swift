@@ -32,7 +32,13 @@ import Testing
                 configuration: configuration, transport: SystemAlertTransport(client: client),
                 clock: ContinuousClock(), logger: logger)
             let file = try TemporaryScript(script)
-            let host = try ScriptHost(path: file.path, args: [base] + args, alerts: dispatcher, logger: logger)
+            let host: ScriptHost
+            do {
+                host = try ScriptHost(path: file.path, args: [base] + args, alerts: dispatcher, logger: logger)
+            } catch {
+                try await client.shutdown()
+                throw error
+            }
             await withTaskGroup(of: Void.self) { group in
                 group.addTask { await dispatcher.run() }
                 if let drive {
