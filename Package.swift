@@ -51,6 +51,21 @@ let package = Package(
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ],
+            // The Lua modules scripts `require` (urlpoll.alerting, urlpoll.alerts.*), compiled into the binary.
+            resources: [
+                .embedInCode("Scripting/Modules/alerting.lua"),
+                .embedInCode("Scripting/Modules/alerts/event.lua"),
+                .embedInCode("Scripting/Modules/alerts/slack.lua"),
+                .embedInCode("Scripting/Modules/alerts/discord.lua"),
+                .embedInCode("Scripting/Modules/alerts/teams.lua"),
+                .embedInCode("Scripting/Modules/alerts/pagerduty.lua"),
+                .embedInCode("Scripting/Modules/alerts/opsgenie.lua"),
+                .embedInCode("Scripting/Modules/alerts/telegram.lua"),
+                .embedInCode("Scripting/Modules/alerts/ntfy.lua"),
+                .embedInCode("Scripting/Modules/alerts/gotify.lua"),
+                .embedInCode("Scripting/Modules/alerts/webhook.lua"),
+                .embedInCode("Scripting/Modules/alerts/email.lua"),
+            ],
             swiftSettings: strict
         ),
         // The loopback site `urlpoll demo` polls, and the script it runs.

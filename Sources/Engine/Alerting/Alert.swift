@@ -4,14 +4,16 @@
 public enum Alert: Sendable, Hashable {
     /// `urlpoll.post(url, body, headers)`.
     case post(url: String, body: [UInt8], headers: [Header])
-    /// `urlpoll.exec(argv)`: no shell; `argv[0]` is looked up on `PATH` unless it contains a slash.
-    case exec(argv: [String])
+    /// `urlpoll.exec(argv [, { stdin = text }])`: no shell; `argv[0]` is looked up on `PATH` unless it
+    /// contains a slash. `input` is written to the command's standard input, which then ends (empty: the
+    /// command reads end-of-file at once).
+    case exec(argv: [String], input: [UInt8] = [])
 
     /// A short description for logs: `POST http://…` or `exec notify-send …`.
     public var summary: String {
         switch self {
         case .post(let url, _, _): "POST \(url)"
-        case .exec(let argv): "exec " + argv.joined(separator: " ")
+        case .exec(let argv, _): "exec " + argv.joined(separator: " ")
         }
     }
 }

@@ -31,7 +31,7 @@ public struct SystemAlertTransport: AlertTransport {
                 throw Failure(
                     description: "the receiver answered \(response.status.code) \(response.status.reasonPhrase)")
             }
-        case .exec(let argv):
+        case .exec(let argv, let input):
             guard let first = argv.first else { return }
             let executable: Executable = first.contains("/") ? .path(FilePath(first)) : .name(first)
             let result = try await withThrowingTaskGroup(
@@ -39,8 +39,13 @@ public struct SystemAlertTransport: AlertTransport {
             ) {
                 group in
                 group.addTask {
-                    try await Subprocess.run(
-                        executable, arguments: Arguments(Array(argv.dropFirst())), output: .discarded,
+                    let arguments = Arguments(Array(argv.dropFirst()))
+                    if input.isEmpty {
+                        return try await Subprocess.run(
+                            executable, arguments: arguments, output: .discarded, error: .string(limit: 4096))
+                    }
+                    return try await Subprocess.run(
+                        executable, arguments: arguments, input: .array(input), output: .discarded,
                         error: .string(limit: 4096))
                 }
                 group.addTask {

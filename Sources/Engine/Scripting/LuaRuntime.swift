@@ -44,6 +44,7 @@ final class LuaRuntime {
             throw ScriptError(.runtime, "cannot open the Lua standard libraries: \(self.popMessage())")
         }
         try self.installHostAPI(args: args)
+        try self.installModules()
         self.fieldKeys = self.internFieldKeys()
     }
 
@@ -58,6 +59,7 @@ final class LuaRuntime {
     /// Loads and runs the script at `path`. Lua's own messages then read `path:line: ...`.
     func load(path: String) throws(ScriptError) {
         self.path = path
+        try self.addScriptDirectoryToPackagePath(path)
         let top = lua_gettop(self.L)
         defer { lua_settop(self.L, top) }
         guard up_loadfile(self.L, path) == LUA_OK else {

@@ -5,13 +5,18 @@ import NIOCore
 import Synchronization
 
 /// Receiver is a webhook receiver on loopback: `/hook` answers 200, `/fail` 500, and `/flaky` 500 twice then
-/// 200. Every request is recorded, in arrival order. (For a receiver that never answers, see
+/// 200; any path under `/api/` answers 200 (for providers with their own paths, such as Telegram's
+/// `/bot<token>/sendMessage`). Every request is recorded, in arrival order, with its headers and query. (For a receiver that never answers, see
 /// ``HangingListener``.)
 final class Receiver: Sendable {
     struct Request: Sendable {
         let path: String
         let body: String
         let contentType: String?
+        /// Header values by lower-case name (repeated headers joined with ", ").
+        var headers: [String: String] = [:]
+        /// The query string, without the "?".
+        var query: String? = nil
 
         /// The body as a JSON object.
         var json: [String: Any]? {
@@ -31,8 +36,14 @@ final class Receiver: Sendable {
 
     private func record(_ request: Hummingbird.Request, path: String) async throws -> Request {
         let buffer = try await request.body.collect(upTo: 1 << 20)
+        var headers: [String: String] = [:]
+        for field in request.headers {
+            let name = field.name.canonicalName
+            headers[name] = headers[name].map { $0 + ", " + field.value } ?? field.value
+        }
         let recorded = Request(
-            path: path, body: String(buffer: buffer), contentType: request.headers[.contentType])
+            path: path, body: String(buffer: buffer), contentType: request.headers[.contentType], headers: headers,
+            query: request.uri.query)
         self.requests.withLock { $0.append(recorded) }
         self.continuation.yield(recorded)
         return recorded
@@ -44,6 +55,10 @@ final class Receiver: Sendable {
         let flaky = Mutex(0)
         router.post("/hook") { request, _ in
             _ = try await self.record(request, path: "/hook")
+            return Response(status: .ok)
+        }
+        router.post("/api/**") { request, _ in
+            _ = try await self.record(request, path: request.uri.path)
             return Response(status: .ok)
         }
         router.post("/fail") { request, _ in
