@@ -2,6 +2,7 @@ import DemoSite
 import Foundation
 import Hummingbird
 import Logging
+import ServiceLifecycle
 
 /// Runs `body` with the demo site listening on a free loopback port, and stops the site afterwards, on
 /// both the success and the error path.
@@ -13,21 +14,30 @@ func withDemoSite(_ body: @Sendable (_ base: String) async throws -> Void) async
 
 /// Runs `body` with the application `make` builds (given the callback that learns its port) listening on
 /// loopback, and stops it afterwards, on both the success and the error path.
+///
+/// The application is stopped by a graceful shutdown, never by cancelling its task: cancelling NIO's async
+/// server while a connection is being accepted drops that connection's unfinished writer, which traps
+/// ("Deinited NIOAsyncWriter without calling finish()", swift-nio#2637 and #2813). A graceful shutdown
+/// closes the listening socket first and serves what was accepted.
 func withApplication<App: ApplicationProtocol>(
     _ make: (@escaping @Sendable (Int) async -> Void) -> App, _ body: @Sendable (_ base: String) async throws -> Void
 ) async throws {
+    let (ports, continuation) = AsyncStream<Int>.makeStream()
+    let app = make { port in continuation.yield(port) }
+    var logger = Logger(label: "test-application")
+    logger.logLevel = .critical
+    let services = ServiceGroup(configuration: .init(services: [app], logger: logger))
     try await withThrowingTaskGroup(of: Void.self) { group in
-        let (ports, continuation) = AsyncStream<Int>.makeStream()
-        let app = make { port in continuation.yield(port) }
-        group.addTask { try await app.run() }
+        group.addTask { try await services.run() }
         var iterator = ports.makeAsyncIterator()
         guard let port = await iterator.next() else { throw CancellationError() }
         do {
             try await body("http://127.0.0.1:\(port)")
         } catch {
-            group.cancelAll()
+            await services.triggerGracefulShutdown()
             throw error
         }
-        group.cancelAll()
+        await services.triggerGracefulShutdown()
+        try await group.waitForAll()
     }
 }
