@@ -134,6 +134,12 @@ extension LuaRuntime {
 
     /// `urlpoll.exec(argv)`: records a command for the dispatcher and returns at once.
     private func hostExec() throws(HostError) -> Int32 {
+        self.alerts.append(.exec(argv: try self.execArguments()))
+        return 0
+    }
+
+    /// `exec`'s first argument, a table of strings (numbers are written as numbers), with a non-empty first.
+    func execArguments() throws(HostError) -> [String] {
         var argv: [String] = []
         if lua_type(self.L, 1) == LUA_TTABLE {
             let count = Int(lua_rawlen(self.L, 1))
@@ -151,8 +157,7 @@ extension LuaRuntime {
             throw HostError(
                 "bad argument #1 to 'exec' (a table of strings expected, such as { \"notify-send\", \"down\" })")
         }
-        self.alerts.append(.exec(argv: argv))
-        return 0
+        return argv
     }
 
     /// `urlpoll.log(level, message)`, behind the prelude's `urlpoll.log(level, ...)`.

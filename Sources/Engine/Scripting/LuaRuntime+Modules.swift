@@ -55,8 +55,7 @@ extension LuaRuntime {
             return 1
         }
         up_pushhostfn(self.L) { L in
-            guard let L else { return 0 }
-            return LuaRuntime.owner(of: L).hostExecWithInput()
+            LuaRuntime.host(L) { runtime throws(HostError) in try runtime.hostExecWithInput() }
         }
         try self.run(source: Self.modulesPrelude, name: "=urlpoll", nargs: 2)
     }
@@ -73,43 +72,23 @@ extension LuaRuntime {
     }
 
     /// `urlpoll.exec(argv, { stdin = text })`: records a command that gets `text` on its standard input.
-    private func hostExecWithInput() -> Int32 {
-        var argv: [String] = []
-        if lua_type(self.L, 1) == LUA_TTABLE {
-            let count = Int(lua_rawlen(self.L, 1))
-            for i in 0..<count {
-                lua_rawgeti(self.L, 1, lua_Integer(i + 1))
-                defer { lua_settop(self.L, -2) }
-                guard let arg = self.string(at: -1) ?? self.number(at: -1).map(formatSeconds) else {
-                    argv = []
-                    break
-                }
-                argv.append(arg)
-            }
-        }
-        guard let first = argv.first, !first.isEmpty else {
-            self.push("bad argument #1 to 'exec' (a table of strings expected, such as { \"notify-send\", \"down\" })")
-            return -1
-        }
+    private func hostExecWithInput() throws(HostError) -> Int32 {
+        let argv = try self.execArguments()
         guard lua_type(self.L, 2) == LUA_TTABLE else {
-            self.push(
+            throw HostError(
                 "bad argument #2 to 'exec' (a table such as { stdin = \"text\" } expected, got \(self.typeName(at: 2)))"
             )
-            return -1
         }
         self.push("stdin")
         lua_rawget(self.L, 2)
+        defer { lua_settop(self.L, -2) }
         let input: [UInt8]
         switch lua_type(self.L, -1) {
         case LUA_TNIL: input = []
         case LUA_TSTRING: input = self.bytes(at: -1) ?? []
         default:
-            let got = self.typeName(at: -1)
-            lua_settop(self.L, -2)
-            self.push("bad argument #2 to 'exec' (field 'stdin' must be a string, got \(got))")
-            return -1
+            throw HostError("bad argument #2 to 'exec' (field 'stdin' must be a string, got \(self.typeName(at: -1)))")
         }
-        lua_settop(self.L, -2)
         self.alerts.append(.exec(argv: argv, input: input))
         return 0
     }

@@ -2,7 +2,6 @@ import AsyncHTTPClient
 import Engine
 import Logging
 import Testing
-import ServiceLifecycle
 
 /// The listener on loopback, scraped while the real prober polls real loopback servers.
 @Suite struct MetricsEndpointTests {
@@ -11,26 +10,12 @@ import ServiceLifecycle
         source: MetricsSource, metrics: EngineMetrics, prober: any Prober, logger: Logger = Logger(label: "test"),
         _ body: @Sendable (_ base: String) async throws -> Void
     ) async throws {
-        let (ports, continuation) = AsyncStream<Int>.makeStream()
-        let server = MetricsServer(
-            address: ListenAddress(host: "127.0.0.1", port: 0), source: source, metrics: metrics, prober: prober,
-            logger: logger
-        ) { port in continuation.yield(port) }
-        // Stopped by a graceful shutdown, not by cancellation (see `withApplication`).
-        let services = ServiceGroup(configuration: .init(services: [server], logger: logger))
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { try await services.run() }
-            var iterator = ports.makeAsyncIterator()
-            guard let port = await iterator.next() else { throw CancellationError() }
-            do {
-                try await body("http://127.0.0.1:\(port)")
-            } catch {
-                await services.triggerGracefulShutdown()
-                throw error
-            }
-            await services.triggerGracefulShutdown()
-            try await group.waitForAll()
-        }
+        try await withService(
+            { onReady in
+                MetricsServer(
+                    address: ListenAddress(host: "127.0.0.1", port: 0), source: source, metrics: metrics,
+                    prober: prober, logger: logger, onReady: onReady)
+            }, body)
     }
 
     @Test func scrape_whilePollingLoopbackServers_givesEachURLsValues_inTextThatParses() async throws {

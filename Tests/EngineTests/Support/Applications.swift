@@ -14,19 +14,27 @@ func withDemoSite(_ body: @Sendable (_ base: String) async throws -> Void) async
 
 /// Runs `body` with the application `make` builds (given the callback that learns its port) listening on
 /// loopback, and stops it afterwards, on both the success and the error path.
-///
-/// The application is stopped by a graceful shutdown, never by cancelling its task: cancelling NIO's async
-/// server while a connection is being accepted drops that connection's unfinished writer, which traps
-/// ("Deinited NIOAsyncWriter without calling finish()", swift-nio#2637 and #2813). A graceful shutdown
-/// closes the listening socket first and serves what was accepted.
 func withApplication<App: ApplicationProtocol>(
     _ make: (@escaping @Sendable (Int) async -> Void) -> App, _ body: @Sendable (_ base: String) async throws -> Void
 ) async throws {
+    try await withService(make, body)
+}
+
+/// Runs `body` with the service `make` builds (given the callback that learns its port) listening on
+/// loopback, and stops it afterwards, on both the success and the error path.
+///
+/// The service is stopped by a graceful shutdown, never by cancelling its task: cancelling NIO's async
+/// server while a connection is being accepted drops that connection's unfinished writer, which traps
+/// ("Deinited NIOAsyncWriter without calling finish()", swift-nio#2637 and #2813). A graceful shutdown
+/// closes the listening socket first and serves what was accepted.
+func withService<S: Service>(
+    _ make: (@escaping @Sendable (Int) async -> Void) -> S, _ body: @Sendable (_ base: String) async throws -> Void
+) async throws {
     let (ports, continuation) = AsyncStream<Int>.makeStream()
-    let app = make { port in continuation.yield(port) }
-    var logger = Logger(label: "test-application")
+    let service = make { port in continuation.yield(port) }
+    var logger = Logger(label: "test-service")
     logger.logLevel = .critical
-    let services = ServiceGroup(configuration: .init(services: [app], logger: logger))
+    let services = ServiceGroup(configuration: .init(services: [service], logger: logger))
     try await withThrowingTaskGroup(of: Void.self) { group in
         group.addTask { try await services.run() }
         var iterator = ports.makeAsyncIterator()
