@@ -5,34 +5,33 @@ import Testing
 /// instance on the same state file. Each runs the built binary as a child process.
 @Suite struct SurroundingsTests {
     @Test func run_whenNobodyReadsStandardOutput_keepsPolling_andWarnsOfDroppedLines() async throws {
-        let server = CountingServer()
-        try await server.run { (base) async throws in
-            // 200 URLs as JSON lines every 50 ms: far more than a pipe holds (64 KiB) within the first tick.
-            let urls = (1...200).map { "\"\(base)/p\($0)\"" }.joined(separator: ", ")
-            let script = try TemporaryScript(
-                """
-                poll_interval = 0.2
-                status_interval = 0.05
-                urls = { \(urls) }
-                """)
-            let unread = Pipe()
-            let process = try CLIProcess(["run", script.path, "--format", "json"], standardOutput: unread)
+        let server = try RecordingServer.keepAlive()
+        let base = server.url
+        // 200 URLs as JSON lines every 50 ms: far more than a pipe holds (64 KiB) within the first tick.
+        let urls = (1...200).map { "\"\(base)/p\($0)\"" }.joined(separator: ", ")
+        let script = try TemporaryScript(
+            """
+            poll_interval = 0.2
+            status_interval = 0.05
+            urls = { \(urls) }
+            """)
+        let unread = Pipe()
+        let process = try CLIProcess(["run", script.path, "--format", "json"], standardOutput: unread)
 
-            // When: the pipe has long been full (200 polls print a tick's worth), polling goes on.
-            #expect(await eventually(within: .seconds(30)) { server.requests >= 400 })
-            let before = server.requests
-            let kept = await eventually(within: .seconds(20)) { server.requests >= before + 1_000 }
+        // When: the pipe has long been full (200 polls print a tick's worth), polling goes on.
+        #expect(await eventually(within: .seconds(30)) { server.requests.count >= 400 })
+        let before = server.requests.count
+        let kept = await eventually(within: .seconds(20)) { server.requests.count >= before + 1_000 }
 
-            // Then:
-            #expect(kept, "polls stopped at \(server.requests) while standard output was blocked")
-            try await process.waitForStderr("stdout is blocked: ", limit: .seconds(20))
-            process.signal(SIGINT)
-            let status = await process.wait(limit: .seconds(20))
-            if status == nil { process.signal(SIGKILL) }
-            #expect(status == 0)
-            #expect(process.stderr.components(separatedBy: "stdout is blocked").count - 1 <= 3)
-            try unread.fileHandleForReading.close()
-        }
+        // Then:
+        #expect(kept, "polls stopped at \(server.requests.count) while standard output was blocked")
+        try await process.waitForStderr("stdout is blocked: ", limit: .seconds(20))
+        process.signal(SIGINT)
+        let status = await process.wait(limit: .seconds(20))
+        if status == nil { process.signal(SIGKILL) }
+        #expect(status == 0)
+        #expect(process.stderr.components(separatedBy: "stdout is blocked").count - 1 <= 3)
+        try unread.fileHandleForReading.close()
     }
 
     @Test func run_pipedIntoHead_endsWhenHeadExits_withStatus0() async throws {
