@@ -177,7 +177,7 @@ struct Session {
         ]
         if let listen = self.listen, let metrics = self.metrics {
             let server = MetricsServer(
-                address: listen, source: self.served, metrics: metrics, prober: self.prober, logger: self.logger
+                address: listen, source: self.served, metrics: metrics, prober: self.schemes, logger: self.logger
             ) { _ in
                 boundContinuation.yield()
                 boundContinuation.finish()

@@ -148,6 +148,9 @@ extension LuaRuntime {
                 module.timeout = .seconds(checked: s)
             case "headers":
                 guard let headers = self.readHeaders() else { throw fail("a table of header names to string values") }
+                if let problem = headers.lazy.compactMap(\.problem).first {
+                    throw ScriptError(.configuration, here + "field 'headers': " + problem)
+                }
                 module.headers = headers
             case "expect":
                 guard let expect = self.readExpect() else {
@@ -324,6 +327,9 @@ extension LuaRuntime {
             case "headers":
                 guard let headers = self.readHeaders() else {
                     throw fail("a table of header names to string values")
+                }
+                if let problem = headers.lazy.compactMap(\.problem).first {
+                    throw ScriptError(.configuration, here() + "field 'headers': " + problem)
                 }
                 target.headers = headers
             case "expect" where Scheme(url) == .dns:

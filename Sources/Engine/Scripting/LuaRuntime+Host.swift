@@ -128,6 +128,9 @@ extension LuaRuntime {
         default:
             throw HostError("bad argument #3 to 'post' (table expected, got \(self.typeName(at: 3)))")
         }
+        if let problem = headers.lazy.compactMap(\.problem).first {
+            throw HostError("bad argument #3 to 'post' (\(problem))")
+        }
         self.alerts.append(.post(url: url, body: body, headers: headers))
         return 0
     }

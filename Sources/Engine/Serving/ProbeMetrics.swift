@@ -21,7 +21,8 @@ public enum ProbeMetrics {
             let name = target.name == target.url || target.name == target.displayURL ? instance : target.name
             var labels: [(name: String, value: String)] = [("instance", instance), ("name", name)]
             for label in target.labels { labels.append((label.name, label.value)) }
-            return Series(url: target.url, labels: Exposition.render(labels: labels))
+            // The monitor keys its states by the URL as printed (credentials redacted).
+            return Series(url: target.displayURL, labels: Exposition.render(labels: labels))
         }
     }
 

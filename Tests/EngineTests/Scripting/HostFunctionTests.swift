@@ -50,6 +50,10 @@ import Testing
         ),
         ("urlpoll.post, \"http://127.0.0.1:9/\", \"b\", 5", "bad argument #3 to 'post' (table expected, got number)"),
         (
+            "urlpoll.post, \"http://127.0.0.1:9/\", \"b\", { [\"X-A\"] = \"a\\r\\nInjected: 1\" }",
+            "bad argument #3 to 'post' (the value of 'X-A' holds a line break or NUL, which HTTP does not allow (RFC 9110 §5.5))"
+        ),
+        (
             "urlpoll.exec, { \"echo\", {} }",
             "bad argument #1 to 'exec' (a table of strings expected, such as { \"notify-send\", \"down\" })"
         ),

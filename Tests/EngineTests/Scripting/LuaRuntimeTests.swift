@@ -145,6 +145,14 @@ import Testing
             "{ url = \"http://127.0.0.1/b\", expect = { 200, \"abc\" } }", 3,
             "urls[2] (http://127.0.0.1/b): field 'expect' must be"
         ),
+        (
+            "{ url = \"http://127.0.0.1/b\", headers = { [\"X-A\"] = \"a\\r\\nInjected: 1\" } }", 3,
+            "urls[2] (http://127.0.0.1/b): field 'headers': the value of 'X-A' holds a line break or NUL"
+        ),
+        (
+            "{ url = \"http://127.0.0.1/b\", headers = { [\"Bad Name:\"] = \"v\" } }", 3,
+            "urls[2] (http://127.0.0.1/b): field 'headers': \"Bad Name:\" is not a header name"
+        ),
         ("42", 0, "urls[2]: expected a URL string or a table (got number 42)"),
     ])
     func load_whenAURLEntryIsWrong_namesTheEntryAndLine(entry: String, line: Int, message: String) throws {

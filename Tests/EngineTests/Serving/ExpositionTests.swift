@@ -78,10 +78,13 @@ import Testing
     @Test func credentialsInAURL_areNeverServed() async throws {
         let url = "http://alice:s3cret@127.0.0.1:9/private?x=1"
         let target = Target(url: url)
-        let text = Self.render([(target, State(url: url, name: target.name, status: "200 OK", code: 200, health: .up))])
+        // The monitor keys a URL's State by the URL as printed: credentials redacted.
+        let state = State(url: target.displayURL, name: target.name, status: "200 OK", code: 200, health: .up)
+        let text = Self.render([(target, state)])
         #expect(!text.contains("s3cret"))
         #expect(!text.contains("alice"))
         let samples = try await parsePrometheus(text)
+        #expect(samples.contains { $0.name == "probe_success" }, "the URL's series are served")
         #expect(samples.first?.labels["instance"] == "http://127.0.0.1:9/private?x=1")
         #expect(samples.first?.labels["name"] == "http://127.0.0.1:9/private?x=1")
         #expect(ProbeMetrics.redacted("http://127.0.0.1:9/a@b") == "http://127.0.0.1:9/a@b")
