@@ -26,6 +26,23 @@ import Testing
         #expect(log.all == Self.modules.map { "info: \($0) table urlpoll:\($0)" })
     }
 
+    @Test func webhook_percentEncodesWhatItPutsInTheURL_only() throws {
+        let (logger, log) = RecordingLogHandler.make()
+        _ = try loadHost(
+            """
+            urls = { "http://127.0.0.1:9/" }
+            local w = require "urlpoll.alerts.webhook"
+            local e = { name = "http://a/b c?d=1", status = "500 Internal" }
+            urlpoll.log("info", w.fill("http://r/h/{{name}}?s={{status}}", e, w.percent))
+            urlpoll.log("info", w.fill("{{name}} is {{status}}", e))
+            """, logger: logger)
+        #expect(
+            log.all == [
+                "info: http://r/h/http%3A%2F%2Fa%2Fb%20c%3Fd%3D1?s=500%20Internal",
+                "info: http://a/b c?d=1 is 500 Internal",
+            ])
+    }
+
     @Test func require_whenAFileOfTheSameNameSitsBesideTheScript_usesTheFile() throws {
         let (logger, log) = RecordingLogHandler.make()
         let script = try TemporaryScript(

@@ -2,7 +2,8 @@
 -- `body` is a string or a table; every "{{field}}" in it (in a table, in every string inside it) is
 -- replaced by that field of the event (kind, ok, key, url, name, status, detail, title, text, at,
 -- error_count, count). A table is sent as JSON, a string as is (set its content type in `headers`).
--- Without a body the event's fields themselves are sent as JSON.
+-- Without a body the event's fields themselves are sent as JSON. In `url`, the values are percent-encoded
+-- (RFC 3986 §2.3: all but letters, digits and -._~), so a URL or name lands in one path segment or query value.
 --
 --   local hook = require("urlpoll.alerts.webhook").new{ url = "http://127.0.0.1:9000/alerts",
 --     body = { summary = "{{text}}", severity = "page", source = "{{url}}" } }
@@ -11,16 +12,23 @@ local M = {}
 
 local fields = { "kind", "ok", "key", "url", "name", "status", "detail", "title", "text", "at", "error_count", "count" }
 
-local function fill(template, e)
+-- percent(s): s with every byte but letters, digits and -._~ written as %XX (RFC 3986 §2.1, §2.3).
+local function percent(s)
+  return (s:gsub("[^%w%-%._~]", function(c) return string.format("%%%02X", c:byte()) end))
+end
+M.percent = percent
+
+-- fill(template, event [, encode]): the template with each {{field}} replaced, through `encode` if given.
+local function fill(template, e, encode)
   if type(template) == "string" then
     return (template:gsub("{{%s*([%w_]+)%s*}}", function(name)
       local v = e[name]
       if v == nil then return "" end
-      return tostring(v)
+      return encode and encode(tostring(v)) or tostring(v)
     end))
   elseif type(template) == "table" then
     local out = {}
-    for k, v in pairs(template) do out[fill(k, e)] = fill(v, e) end
+    for k, v in pairs(template) do out[fill(k, e, encode)] = fill(v, e, encode) end
     return out
   end
   return template
@@ -45,7 +53,7 @@ function M.new(opts)
     else
       body = fill(body, e)
     end
-    urlpoll.post(fill(url, e), body, opts.headers)
+    urlpoll.post(fill(url, e, percent), body, opts.headers)
   end
   return n
 end
