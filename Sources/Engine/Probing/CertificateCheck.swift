@@ -43,7 +43,8 @@ struct CertificateCheck {
     }
 
     /// Why the chain cannot be trusted for `serverName` at `now`, in words, or `nil` when it can: expired
-    /// or not yet valid, self-signed, an unknown CA, or a name mismatch, checked in that order.
+    /// or not yet valid, self-signed, an unknown CA, or a name mismatch, checked in that order (an untrusted
+    /// chain whose leaf names another host says both).
     func problem(serverName: String, roots: [Certificate]?, now: Date) async -> String? {
         for certificate in self.chain {
             if certificate.notValidAfter < now {
@@ -60,18 +61,28 @@ struct CertificateCheck {
         var path = Verifier(rootCertificates: store) { RFC5280Policy() }
         let intermediates = CertificateStore(self.chain.dropFirst())
         guard case .validCertificate = await path.validate(leaf: leaf, intermediates: intermediates) else {
-            if leaf.subject == leaf.issuer {
-                return "self-signed certificate: \(leaf.subject) is not a trusted root"
-                    + (roots == nil ? "" : " in the ca_file")
-            }
-            return "unknown CA: no trusted root for \(leaf.issuer)" + (roots == nil ? "" : " in the ca_file")
+            let trust =
+                leaf.subject == leaf.issuer
+                ? "self-signed certificate: \(leaf.subject) is not a trusted root"
+                : "unknown CA: no trusted root for \(leaf.issuer)"
+            let mismatch = await self.nameMismatch(serverName: serverName)
+            return trust + (roots == nil ? "" : " in the ca_file") + (mismatch.map { "; \($0)" } ?? "")
         }
+        return await self.nameMismatch(serverName: serverName)
+    }
+
+    /// Whether the leaf names `serverName` (RFC 6125, with swift-certificates' ServerIdentityPolicy), judged
+    /// apart from whether the chain is trusted: `hostname mismatch: …` in words, or `nil` when it does.
+    func nameMismatch(serverName: String) async -> String? {
+        let leaf = self.chain[0]
         let ip = Self.isAddress(serverName) ? serverName : nil
-        var named = Verifier(rootCertificates: store) {
-            RFC5280Policy()
+        // The leaf as its own root: the only check that can fail is the name (the leaf's other critical
+        // extensions are judged by `problem`, not here).
+        var named = Verifier(rootCertificates: CertificateStore([leaf])) {
             ServerIdentityPolicy(serverHostname: ip == nil ? serverName : nil, serverIP: ip)
+            CriticalExtensionsAccepted(leaf)
         }
-        guard case .validCertificate = await named.validate(leaf: leaf, intermediates: intermediates) else {
+        guard case .validCertificate = await named.validate(leaf: leaf, intermediates: CertificateStore()) else {
             let names = self.facts(version: "").sans
             return "hostname mismatch: the certificate is for "
                 + (names.isEmpty ? "\(leaf.subject)" : names.joined(separator: ", ")) + ", not \(serverName)"
@@ -102,5 +113,20 @@ struct CertificateCheck {
             i += 2
         }
         return groups.joined(separator: ":")
+    }
+}
+
+/// CriticalExtensionsAccepted lets a name check (``CertificateCheck/nameMismatch(serverName:)``) pass over
+/// the leaf's critical extensions (RFC 5280 §4.2), which the Verifier otherwise rejects unless a policy
+/// claims them; the full path validation in ``CertificateCheck/problem(serverName:roots:now:)`` judges them.
+private struct CriticalExtensionsAccepted: VerifierPolicy {
+    let verifyingCriticalExtensions: [ASN1ObjectIdentifier]
+
+    init(_ leaf: Certificate) {
+        self.verifyingCriticalExtensions = leaf.extensions.filter(\.critical).map(\.oid)
+    }
+
+    func chainMeetsPolicyRequirements(chain: UnverifiedCertificateChain) -> PolicyEvaluationResult {
+        .meetsPolicy
     }
 }

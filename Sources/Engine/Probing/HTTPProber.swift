@@ -68,6 +68,8 @@ public struct HTTPProber: Prober {
     private let client: HTTPClient
     private let configuration: Configuration
     private let fast: HTTP1Client
+    /// Names the reason of an https poll's TLS failure (``diagnoseTLS(_:request:deadline:)``).
+    let tlsProber: TLSProber?
 
     /// - Parameter client: Sends HTTPS requests (make it with ``makeClient(pollers:idleTimeout:followsRedirects:)``,
     ///   which turns its redirect following off); its event loops also run the plain HTTP fast path.
@@ -80,6 +82,7 @@ public struct HTTPProber: Prober {
             group: client.eventLoopGroup, maximumIdlePerHost: min(configuration.idleConnectionsPerHost, idle),
             maximumIdle: idle,
             idleTimeout: .nanoseconds(Int64(configuration.idleTimeout.seconds * 1e9)))
+        self.tlsProber = try? TLSProber(group: client.eventLoopGroup)
     }
 
     /// Closes the idle connections of the plain HTTP path (AsyncHTTPClient's close when it shuts down).
@@ -155,7 +158,9 @@ public struct HTTPProber: Prober {
             }
             throw ProbeFailure(.redirect, detail: "more than \(Self.maximumRedirects) redirects")
         } catch {
-            return ProbeResult(.failure(Self.classify(error, timeout: timeout)), latency: ContinuousClock.now - start)
+            let failure = await self.diagnoseTLS(
+                Self.classify(error, timeout: timeout), request: request, deadline: deadline)
+            return ProbeResult(.failure(failure), latency: ContinuousClock.now - start)
         }
     }
 
@@ -330,8 +335,10 @@ public struct HTTPProber: Prober {
             return ProbeFailure(.badResponse, detail: error.words)
         }
         if error is SocketAddressError { return ProbeFailure(.dns, detail: detail) }
+        // TLS: BoringSSL's reason in words, never its dump (which holds a build path).
+        if let failure = TLSFailureWords.failure(error) { return failure }
         let type = String(reflecting: type(of: error))
-        if type.contains("SSL") || type.contains("TLS") { return ProbeFailure(.tls, detail: detail) }
+        if type.contains("SSL") || type.contains("TLS") { return ProbeFailure(.tls, detail: "TLS handshake failed") }
         if type.contains("DNS") || type.contains("Resolution") { return ProbeFailure(.dns, detail: detail) }
         return ProbeFailure(.error, detail: detail)
     }

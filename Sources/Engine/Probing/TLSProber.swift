@@ -120,19 +120,10 @@ public struct TLSProber: Prober {
         }
     }
 
-    /// A failed handshake in words: the TLS alert or error the library gave, without its type dump.
+    /// A failed handshake in words: the TLS alert or error the library gave (``TLSFailureWords``), without
+    /// BoringSSL's dump.
     static func classify(_ error: any Error, timeout: Duration) -> ProbeFailure {
-        if let error = error as? NIOSSLError {
-            switch error {
-            case .handshakeFailed(let inner):
-                return ProbeFailure(.tls, detail: "TLS handshake failed: \(inner)")
-            case .uncleanShutdown:
-                return ProbeFailure(.reset, detail: "the server closed the connection during the TLS handshake")
-            default:
-                return ProbeFailure(.tls, detail: "TLS handshake failed: \(error)")
-            }
-        }
-        return HTTPProber.classify(error, timeout: timeout)
+        HTTPProber.classify(error, timeout: timeout)
     }
 }
 

@@ -56,8 +56,9 @@ import Testing
 
     @Test func probe_whenAnIntermediateExpiresBeforeTheLeaf_reportsTheChainsExpiry() async throws {
         let root = try TestCertificates.authority()
+        // 4 days and 23 hours: whole days left are 4 however X.509 rounds the time to seconds.
         let intermediate = try TestCertificates.leaf(
-            ["urlpoll intermediate"], notAfter: 5 * 86_400, issuer: root, authority: true)
+            ["urlpoll intermediate"], notAfter: 5 * 86_400 - 3_600, issuer: root, authority: true)
         let leaf = try TestCertificates.leaf(["127.0.0.1"], notAfter: 60 * 86_400, issuer: intermediate)
         let server = try await TLSServer(chain: [leaf, intermediate])
         let result = try await Self.probe(server, TLSOptions(roots: [root.certificate], certExpiryDays: 14))
