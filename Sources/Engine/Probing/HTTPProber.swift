@@ -311,6 +311,7 @@ public struct HTTPProber: Prober {
             }
         }
         if let error = error as? IOError {
+            if let local = ProbeFailure.local(errno: error.errnoCode) { return local }
             switch error.errnoCode {
             case ECONNREFUSED: return ProbeFailure(.refused, detail: detail)
             case ECONNRESET, EPIPE: return ProbeFailure(.reset, detail: detail)
