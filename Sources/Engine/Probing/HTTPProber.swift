@@ -155,7 +155,10 @@ public struct HTTPProber: Prober {
             }
             throw ProbeFailure(.redirect, detail: "more than \(Self.maximumRedirects) redirects")
         } catch {
-            return ProbeResult(.failure(Self.classify(error, timeout: timeout)), latency: ContinuousClock.now - start)
+            let failure = Self.classify(error, timeout: timeout)
+            // Out of descriptors: idle kept-alive connections hold some; closing them frees them for the retry.
+            if failure.isLocal { self.fast.shutdown() }
+            return ProbeResult(.failure(failure), latency: ContinuousClock.now - start)
         }
     }
 

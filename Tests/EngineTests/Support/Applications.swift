@@ -13,14 +13,15 @@ func withDemoSite(_ body: @Sendable (_ base: String) async throws -> Void) async
 }
 
 /// Runs `body` with the application `make` builds (given the callback that learns its port) listening on
-/// loopback, and stops it afterwards, on both the success and the error path.
+/// loopback (`host`, 127.0.0.1 unless the application listens on another 127.0.0.0/8 address), and stops it afterwards, on both the success and the error path.
 ///
 /// The application is stopped by a graceful shutdown, never by cancelling its task: cancelling NIO's async
 /// server while a connection is being accepted drops that connection's unfinished writer, which traps
 /// ("Deinited NIOAsyncWriter without calling finish()", swift-nio#2637 and #2813). A graceful shutdown
 /// closes the listening socket first and serves what was accepted.
 func withApplication<App: ApplicationProtocol>(
-    _ make: (@escaping @Sendable (Int) async -> Void) -> App, _ body: @Sendable (_ base: String) async throws -> Void
+    host: String = "127.0.0.1", _ make: (@escaping @Sendable (Int) async -> Void) -> App,
+    _ body: @Sendable (_ base: String) async throws -> Void
 ) async throws {
     let (ports, continuation) = AsyncStream<Int>.makeStream()
     let app = make { port in continuation.yield(port) }
@@ -32,7 +33,7 @@ func withApplication<App: ApplicationProtocol>(
         var iterator = ports.makeAsyncIterator()
         guard let port = await iterator.next() else { throw CancellationError() }
         do {
-            try await body("http://127.0.0.1:\(port)")
+            try await body("http://\(host):\(port)")
         } catch {
             await services.triggerGracefulShutdown()
             throw error

@@ -10,8 +10,8 @@ final class CountingServer: Sendable {
     /// Requests answered so far.
     var requests: Int { self.count.withLock { $0 } }
 
-    /// Runs `body` with the server listening on a free loopback port.
-    func run(_ body: @Sendable (_ base: String) async throws -> Void) async throws {
+    /// Runs `body` with the server listening on a free port of `host`, a loopback address (127.0.0.0/8).
+    func run(host: String = "127.0.0.1", _ body: @Sendable (_ base: String) async throws -> Void) async throws {
         let router = Router()
         router.on("/{path}", method: .head) { _, _ in
             self.count.withLock { $0 += 1 }
@@ -20,9 +20,10 @@ final class CountingServer: Sendable {
         var logger = Logger(label: "counting-server")
         logger.logLevel = .critical
         try await withApplication(
+            host: host,
             { onReady in
                 Application(
-                    router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)),
+                    router: router, configuration: .init(address: .hostname(host, port: 0)),
                     onServerRunning: { await onReady($0.localAddress?.port ?? 0) }, logger: logger)
             }, body)
     }
