@@ -52,7 +52,7 @@ public struct ProbeFailure: Error, Sendable, Hashable {
     /// errors through this, so a probe of any kind that hits the limit is urlpoll's problem, not the target's.
     public static func local(errno code: Int32) -> ProbeFailure? {
         guard code == EMFILE || code == ENFILE else { return nil }
-        let which = code == EMFILE ? "its open-file limit (ulimit -n)" : "the system's open-file limit"
+        let which = code == EMFILE ? "EMFILE, its own open-file limit" : "ENFILE, the system's open-file limit"
         return ProbeFailure(.local, detail: "urlpoll has run out of file descriptors (\(which))")
     }
 }

@@ -50,8 +50,8 @@ import Testing
         // Then: one line per poll interval, counting the polls not made since the last one.
         #expect(
             messages.withLock { $0 } == [
-                "urlpoll has run out of file descriptors (its open-file limit (ulimit -n)): 1 poll not made, each retried in 1 s and not counted against its URL; raise the limit (ulimit -n) or lower pollers",
-                "urlpoll has run out of file descriptors (its open-file limit (ulimit -n)): 2 polls not made, each retried in 1 s and not counted against its URL; raise the limit (ulimit -n) or lower pollers",
+                "urlpoll has run out of file descriptors (EMFILE, its own open-file limit): 1 poll not made, each retried in 1 s and not counted against its URL; raise the limit (ulimit -n) or lower pollers",
+                "urlpoll has run out of file descriptors (EMFILE, its own open-file limit): 2 polls not made, each retried in 1 s and not counted against its URL; raise the limit (ulimit -n) or lower pollers",
             ])
     }
 
