@@ -119,7 +119,8 @@ struct Session {
         }
         return PollerPool(
             settings: settings, targets: host.config.targets, prober: prober,
-            policy: host.sleepPolicy, checker: host.checker, monitor: monitor, clock: ContinuousClock())
+            policy: host.sleepPolicy, checker: host.checker, monitor: monitor, clock: ContinuousClock(),
+            onLocalFailure: { logger.warning("\($0)") })
     }
 
     /// Loads the script again for a reload; on error says why and returns nil, and the old one runs on.

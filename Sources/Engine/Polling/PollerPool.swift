@@ -23,6 +23,8 @@ public struct PollerPool<C: Clock>: Sendable where C.Duration == Duration {
     private let clock: C
     private let now: @Sendable () -> Double
     private let maximumInFlight: Int?
+    private let onLocalFailure: @Sendable (String) -> Void
+    private let localFailures: LogLimiter
 
     /// - Parameters:
     ///   - settings: The script's settings, with any command-line overrides applied.
@@ -35,11 +37,18 @@ public struct PollerPool<C: Clock>: Sendable where C.Duration == Duration {
     ///   - now: Wall-clock seconds since the epoch, for `since` and `checked_at`.
     ///   - maximumInFlight: Polls in flight at most, in all; by default as many as the file descriptors
     ///     allow (``DescriptorBudget/pollsInFlight(pollers:)``).
+    ///   - onLocalFailure: Told, in words, at most once per `poll_interval` (by `clock`), when polls were not
+    ///     made because urlpoll ran out of file descriptors (``ProbeFailure/Kind/local``), with how many.
     public init(
         settings: Settings, targets: [Target], prober: any Prober, policy: any SleepPolicy,
         checker: (any Checker)? = nil, monitor: StateMonitor, clock: C,
-        now: @escaping @Sendable () -> Double = { Date().timeIntervalSince1970 }, maximumInFlight: Int? = nil
+        now: @escaping @Sendable () -> Double = { Date().timeIntervalSince1970 }, maximumInFlight: Int? = nil,
+        onLocalFailure: @escaping @Sendable (String) -> Void = { _ in }
     ) {
+        self.onLocalFailure = onLocalFailure
+        let origin = clock.now
+        self.localFailures = LogLimiter(
+            burst: 1, window: settings.pollInterval, now: { origin.duration(to: clock.now).seconds })
         self.maximumInFlight = maximumInFlight
         self.settings = settings
         self.targets = targets
@@ -53,6 +62,14 @@ public struct PollerPool<C: Clock>: Sendable where C.Duration == Duration {
 
     /// First polls start at most this many per second, so a long list does not all fall due at once.
     public static var startRate: Int { 1000 }
+
+    /// How soon a poll that urlpoll could not make for want of file descriptors (``ProbeFailure/Kind/local``)
+    /// is tried again: a short fixed delay, not the error backoff, since the target did nothing wrong.
+    public static var localRetryDelay: Duration { .seconds(1) }
+
+    /// `urlpoll once` tries a URL at most this many times while urlpoll is out of file descriptors, then
+    /// reports the last (``ProbeFailure/Kind/local``) failure.
+    static var localAttempts: Int { 5 }
 
     /// Polls every URL forever, and ticks the monitor, until the task is cancelled.
     ///
@@ -107,8 +124,13 @@ public struct PollerPool<C: Clock>: Sendable where C.Duration == Duration {
 
             // Sleep each completed Resource, then queue it again.
             for await var resource in complete {
-                let delay = await self.policy.delay(for: resource, settings: self.settings)
-                resource.lastSleep = delay
+                let delay: Duration
+                if resource.retrying {
+                    delay = Self.localRetryDelay
+                } else {
+                    delay = await self.policy.delay(for: resource, settings: self.settings)
+                    resource.lastSleep = delay
+                }
                 resource.due = start.duration(to: self.clock.now.advanced(by: delay))
                 sleep(resource)
             }
@@ -125,7 +147,11 @@ public struct PollerPool<C: Clock>: Sendable where C.Duration == Duration {
                 group.addTask {
                     for await resource in pending {
                         var resource = resource
-                        await self.poll(&resource)
+                        for attempt in 1...Self.localAttempts {
+                            await self.poll(&resource, lastAttempt: attempt == Self.localAttempts)
+                            guard resource.retrying else { break }
+                            do { try await self.clock.sleep(for: Self.localRetryDelay, tolerance: nil) } catch { break }
+                        }
                     }
                 }
             }
@@ -160,15 +186,34 @@ public struct PollerPool<C: Clock>: Sendable where C.Duration == Duration {
     }
 
     /// Poll sends one request for the Resource and reports the new State to the monitor. A poll cut
-    /// short by shutdown is not a result and is dropped.
-    private func poll(_ resource: inout Resource) async {
+    /// short by shutdown is not a result and is dropped. A poll urlpoll could not make for want of file
+    /// descriptors is not a result either (unless it is the `lastAttempt`): no State is recorded, the
+    /// monitor keeps the URL's last one, the Resource is marked `retrying`, and the shortage is logged.
+    private func poll(_ resource: inout Resource, lastAttempt: Bool = false) async {
         let result = await self.prober.probe(resource.target, settings: self.settings)
         guard !Task.isCancelled else { return }
+        if case .failure(let failure) = result.outcome, failure.isLocal {
+            self.logLocalFailure(failure)
+            resource.retrying = !lastAttempt
+            guard lastAttempt else { return }
+        }
+        resource.retrying = false
         var verdict: Verdict?
         if let checker = self.checker, resource.target.captureBody, result.isJudged {
             verdict = await checker.check(resource.target, result)
         }
         let state = resource.record(result, verdict: verdict, at: self.now())
         await self.monitor.update(state)
+    }
+
+    /// Says, at most once per `poll_interval`, that polls were not made for want of file descriptors, and
+    /// how many since the last time it said so.
+    private func logLocalFailure(_ failure: ProbeFailure) {
+        let (pass, held) = self.localFailures.admit("local")
+        guard pass else { return }
+        let count = held + 1
+        self.onLocalFailure(
+            "\(failure.detail): \(count) poll\(count == 1 ? "" : "s") not made, each retried in \(formatSeconds(Self.localRetryDelay.seconds)) s and not counted against its URL; raise the limit (ulimit -n) or lower pollers"
+        )
     }
 }

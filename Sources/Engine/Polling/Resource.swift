@@ -15,6 +15,9 @@ public struct Resource: Sendable {
     var due: Duration = .zero
     /// How late the poll in progress started.
     var lateness: Duration = .zero
+    /// Whether the last poll was not made because urlpoll ran out of file descriptors (``ProbeFailure/Kind/local``):
+    /// it is polled again after ``PollerPool/localRetryDelay``, not after its Sleep.
+    var retrying = false
     /// The state after the last poll.
     public private(set) var state: State?
     /// The last response's headers, kept only when the target captures them.

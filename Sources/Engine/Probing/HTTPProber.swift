@@ -160,6 +160,8 @@ public struct HTTPProber: Prober {
         } catch {
             let failure = await self.diagnoseTLS(
                 Self.classify(error, timeout: timeout), request: request, deadline: deadline)
+            // Out of descriptors: idle kept-alive connections hold some; closing them frees them for the retry.
+            if failure.isLocal { self.fast.shutdown() }
             return ProbeResult(.failure(failure), latency: ContinuousClock.now - start)
         }
     }
@@ -316,6 +318,7 @@ public struct HTTPProber: Prober {
             }
         }
         if let error = error as? IOError {
+            if let local = ProbeFailure.local(errno: error.errnoCode) { return local }
             switch error.errnoCode {
             case ECONNREFUSED: return ProbeFailure(.refused, detail: detail)
             case ECONNRESET, EPIPE: return ProbeFailure(.reset, detail: detail)

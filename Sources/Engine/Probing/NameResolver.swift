@@ -58,6 +58,7 @@ public final class NameResolver: Sendable {
         hints.ai_flags = AI_ADDRCONFIG
         var list: UnsafeMutablePointer<addrinfo>?
         let status = getaddrinfo(host, String(port), &hints, &list)
+        if status == EAI_SYSTEM, let local = ProbeFailure.local(errno: errno) { return .failure(local) }
         guard status == 0, let first = list else {
             let reason = String(cString: gai_strerror(status))
             return .failure(ProbeFailure(.dns, detail: "\(host) does not resolve: \(reason)"))

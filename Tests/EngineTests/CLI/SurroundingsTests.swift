@@ -125,4 +125,43 @@ import Testing
                 "the open-file limit is 100 (ulimit -n), below the 322 that 300 URLs on 2 pollers may need"),
             "\(low.stderr)")
     }
+
+    @Test func run_whenOutOfFileDescriptors_reportsNoURLDown_andSaysSoOnce() async throws {
+        // Given: 5 servers on 127.0.0.2…127.0.0.6, 8 URLs each, and a script that keeps all but 12 of its 128
+        // descriptors open, as a script holding its own files would: 40 polls in flight at the start need
+        // more than are left.
+        let servers = try (2...6).map { try RecordingServer.keepAlive(host: "127.0.0.\($0)") }
+        let bases = servers.map(\.url)
+        let urls = bases.flatMap { base in (1...8).map { "\"\(base)/p\($0)\"" } }
+        let script = try TemporaryScript(
+            """
+            poll_interval = 60
+            held = {}
+            while true do
+              local f = io.open("/dev/null")
+              if not f then break end
+              held[#held + 1] = f
+            end
+            for _ = 1, 12 do table.remove(held):close() end
+            urls = { \(urls.joined(separator: ", ")) }
+            """)
+
+        // When: it runs for 8 s (time for several 1 s retries).
+        let run = try #require(
+            try await runShell(
+                #"ulimit -n 128; timeout 8 "$0" run "$1" --format json"#, [urlpollBinary, script.path],
+                limit: .seconds(30)))
+
+        // Then: urlpoll ran out, and said so once, in words.
+        let said = run.stderr.components(separatedBy: "urlpoll has run out of file descriptors").count - 1
+        #expect(said == 1, "\(run.stderr)")
+        #expect(run.stderr.contains("polls not made") || run.stderr.contains("poll not made"))
+        // Then: no URL was reported anything but up, and every one was polled up in the end.
+        let lines = run.stdout.split(separator: "\n")
+        #expect(!lines.isEmpty)
+        #expect(lines.allSatisfy { $0.contains(#""state":"up""#) }, "\(run.stdout)")
+        #expect(!run.stdout.contains("\"error_count\":1"))
+        let up = Set(urls.filter { url in run.stdout.contains("\"url\":\(url)") })
+        #expect(up.count == 40, "\(40 - up.count) URLs never polled up")
+    }
 }

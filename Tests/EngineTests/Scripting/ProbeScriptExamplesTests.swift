@@ -50,7 +50,9 @@ import Testing
         let ca = try TestCertificates.authority()
         let fresh = try await TLSServer(chain: [TestCertificates.leaf(["127.0.0.1"], notAfter: 90 * 86_400, issuer: ca)]
         )
-        let soon = try await TLSServer(chain: [TestCertificates.leaf(["127.0.0.1"], notAfter: 10 * 86_400, issuer: ca)])
+        // 9 days and 23 hours: whole days left are 9 however X.509 rounds the time to seconds.
+        let soon = try await TLSServer(
+            chain: [TestCertificates.leaf(["127.0.0.1"], notAfter: 10 * 86_400 - 3_600, issuer: ca)])
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
             "urlpoll-ca-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)

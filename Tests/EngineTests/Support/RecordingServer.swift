@@ -42,15 +42,19 @@ final class RecordingServer: Sendable {
     }
 
     let port: Int
+    let host: String
     private let listener: Int32
     private let state = Mutex((connections: 0, open: 0, requests: [Request]()))
 
-    /// - Parameter respond: The steps answering a request; the connection then reads the next request,
-    ///   unless a step closed it.
-    init(_ respond: @escaping @Sendable (Request) -> [Step]) throws {
-        let (fd, port) = try bindLoopback(listen: 128)
+    /// - Parameters:
+    ///   - host: The loopback address to listen on (127.0.0.0/8: 127.0.0.2 is another "host" here).
+    ///   - respond: The steps answering a request; the connection then reads the next request, unless a step
+    ///     closed it.
+    init(host: String = "127.0.0.1", _ respond: @escaping @Sendable (Request) -> [Step]) throws {
+        let (fd, port) = try bindLoopback(listen: 128, host: host)
         self.listener = fd
         self.port = port
+        self.host = host
         let thread = Thread { [self] in
             while true {
                 let connection = accept(fd, nil, nil)
@@ -65,7 +69,7 @@ final class RecordingServer: Sendable {
         thread.start()
     }
 
-    var url: String { "http://127.0.0.1:\(self.port)" }
+    var url: String { "http://\(self.host):\(self.port)" }
     var connections: Int { self.state.withLock { $0.connections } }
     /// Connections the client has not closed yet.
     var open: Int { self.state.withLock { $0.open } }
@@ -143,8 +147,10 @@ extension RecordingServer {
     /// a HEAD). With `dropsIdleConnections`, each connection answers one request, then reads the next and
     /// closes without an answer: the race a client meets when a server drops a kept-alive connection as a
     /// request arrives.
-    static func keepAlive(dropsIdleConnections: Bool = false, bodySize: Int = 5) throws -> RecordingServer {
-        try RecordingServer { request in
+    static func keepAlive(host: String = "127.0.0.1", dropsIdleConnections: Bool = false, bodySize: Int = 5) throws
+        -> RecordingServer
+    {
+        try RecordingServer(host: host) { request in
             if dropsIdleConnections, request.indexOnConnection > 0 { return [.close] }
             return [.ok(request, body: String(repeating: "hello", count: bodySize / 5))]
         }
