@@ -319,12 +319,18 @@ public struct HTTPProber: Prober {
         }
         if let error = error as? IOError {
             if let local = ProbeFailure.local(errno: error.errnoCode) { return local }
-            switch error.errnoCode {
-            case ECONNREFUSED: return ProbeFailure(.refused, detail: detail)
-            case ECONNRESET, EPIPE: return ProbeFailure(.reset, detail: detail)
-            case ENETUNREACH, EHOSTUNREACH, EADDRNOTAVAIL: return ProbeFailure(.unreachable, detail: detail)
-            case ETIMEDOUT: return ProbeFailure(.timeout, detail: detail)
-            default: return ProbeFailure(.error, detail: detail)
+            // In words, with the errno's name: NIO's own description of an IOError reads "connection reset
+            // (error set): Connection refused (errno: 111)", whatever the error was.
+            let code = error.errnoCode
+            let words = "\(String(cString: strerror(code))) (errno \(code))"
+            switch code {
+            case ECONNREFUSED: return ProbeFailure(.refused, detail: "the server refused the connection: " + words)
+            case ECONNRESET, EPIPE:
+                return ProbeFailure(.reset, detail: "the connection was reset: " + words)
+            case ENETUNREACH, EHOSTUNREACH, EADDRNOTAVAIL:
+                return ProbeFailure(.unreachable, detail: "no route to the server: " + words)
+            case ETIMEDOUT: return ProbeFailure(.timeout, detail: "the connection timed out: " + words)
+            default: return ProbeFailure(.error, detail: words)
             }
         }
         if let error = error as? ChannelError, case .connectTimeout = error {

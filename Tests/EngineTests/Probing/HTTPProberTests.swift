@@ -1,4 +1,5 @@
 import Engine
+import Foundation
 import Testing
 
 /// The real prober against a real HTTP server on loopback.
@@ -34,6 +35,8 @@ import Testing
             return
         }
         #expect(failure.kind == .refused)
+        // In words, not NIO's "connection reset (error set): Connection refused (errno: 111)".
+        #expect(failure.detail == "the server refused the connection: Connection refused (errno \(ECONNREFUSED))")
     }
 
     @Test func probe_whenTheServerNeverAnswers_failsAsTimeoutWithinTheTimeout() async throws {
