@@ -131,7 +131,7 @@ public struct PollerPool<C: Clock>: Sendable where C.Duration == Duration {
                     delay = await self.policy.delay(for: resource, settings: self.settings)
                     resource.lastSleep = delay
                 }
-                resource.due = start.duration(to: self.clock.now.advanced(by: delay))
+                resource.due = resource.finished + delay
                 sleep(resource)
             }
             group.cancelAll()
@@ -176,7 +176,7 @@ public struct PollerPool<C: Clock>: Sendable where C.Duration == Duration {
                     var next: Resource? = admitted
                     while var resource = next, !Task.isCancelled {
                         resource.lateness = max(.zero, start.duration(to: self.clock.now) - resource.due)
-                        await self.poll(&resource)
+                        await self.poll(&resource, start: start)
                         complete.yield(resource)
                         next = limit.finish(resource.target)
                     }
@@ -189,9 +189,13 @@ public struct PollerPool<C: Clock>: Sendable where C.Duration == Duration {
     /// short by shutdown is not a result and is dropped. A poll urlpoll could not make for want of file
     /// descriptors is not a result either (unless it is the `lastAttempt`): no State is recorded, the
     /// monitor keeps the URL's last one, the Resource is marked `retrying`, and the shortage is logged.
-    private func poll(_ resource: inout Resource, lastAttempt: Bool = false) async {
+    ///
+    /// The instant the probe returned is kept in the Resource (`finished`, from `start`) before anyone hears
+    /// of the result, so the Sleep that follows counts from it.
+    private func poll(_ resource: inout Resource, start: C.Instant? = nil, lastAttempt: Bool = false) async {
         let result = await self.prober.probe(resource.target, settings: self.settings)
         guard !Task.isCancelled else { return }
+        if let start { resource.finished = start.duration(to: self.clock.now) }
         if case .failure(let failure) = result.outcome, failure.isLocal {
             self.logLocalFailure(failure)
             resource.retrying = !lastAttempt

@@ -13,6 +13,9 @@ public struct Resource: Sendable {
     public var lastSleep: Duration?
     /// When this poll was planned to start, as an offset on the pool's clock from the pool's start.
     var due: Duration = .zero
+    /// When the poll in progress finished, as an offset on the pool's clock from the pool's start: its Sleep
+    /// counts from here, not from whenever the backoff policy answers.
+    var finished: Duration = .zero
     /// How late the poll in progress started.
     var lateness: Duration = .zero
     /// Whether the last poll was not made because urlpoll ran out of file descriptors (``ProbeFailure/Kind/local``):

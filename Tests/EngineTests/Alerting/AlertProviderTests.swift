@@ -6,7 +6,7 @@ import Testing
 
 /// Each provider module in `urlpoll.alerts`, loaded with `require` from the binary, sends through the real
 /// dispatcher to a loopback receiver that checks the provider's documented required fields.
-@Suite struct AlertProviderTests {
+@Suite(.timeLimit(.minutes(2))) struct AlertProviderTests {
     static let down = State(
         url: "http://127.0.0.1:9/api", name: "api", status: "500 Internal Server Error", code: 500, health: .down,
         error: "status", detail: "status 500 is not in expect 200-399", errorCount: 3, polls: 5,

@@ -5,7 +5,7 @@ import Testing
 
 /// The alerting example scripts, run by the real binary against the demo site, with a real webhook
 /// receiver on loopback.
-@Suite struct AlertScriptTests {
+@Suite(.timeLimit(.minutes(2))) struct AlertScriptTests {
     @Test func alertWebhook_postsAfterThreeFailures_andOnRecovery() async throws {
         let receiver = Receiver()
         try await receiver.run { hook in

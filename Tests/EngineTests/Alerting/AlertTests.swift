@@ -5,7 +5,7 @@ import Synchronization
 import Testing
 
 /// on_change, on_result and check against the manual clock; alert delivery against a real receiver.
-@Suite struct AlertTests {
+@Suite(.timeLimit(.minutes(2))) struct AlertTests {
     static let url = "http://127.0.0.1:9/"
 
     /// Polls `count` times, advancing the manual clock through each Sleep, and returns the sleeps seen.

@@ -6,7 +6,7 @@ import Testing
 /// `require "urlpoll.alerting"`: thresholds, recoveries, flaps, reminders, dependencies, maintenance
 /// windows and grouping, driven through the real on_result and report hooks with states whose
 /// `checked_at` the test sets, so time is exact.
-@Suite struct AlertingPolicyTests {
+@Suite(.timeLimit(.minutes(2))) struct AlertingPolicyTests {
     /// One poll: which URL, whether it succeeded, and when (seconds since the epoch).
     struct Poll {
         let url: String

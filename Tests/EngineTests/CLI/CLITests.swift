@@ -2,7 +2,7 @@ import Foundation
 import Testing
 
 /// The built `urlpoll` binary, run as a user runs it, against the demo site on loopback.
-@Suite struct CLITests {
+@Suite(.timeLimit(.minutes(2))) struct CLITests {
     @Test func once_pollsEveryURL_printsTheSeedsBlock_andExits1WhenOneFails() async throws {
         let hanging = try HangingListener()
         try await withDemoSite { (base) async throws in

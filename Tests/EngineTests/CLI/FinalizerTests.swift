@@ -4,7 +4,7 @@ import Testing
 /// Lua runs finalizers with every hook off, so the instruction budget cannot stop one; `urlpoll check`
 /// must refuse every way a script could install one, rather than hang. Run as a process, killed after
 /// 30 s, so a regression fails instead of hanging the test run.
-@Suite struct FinalizerTests {
+@Suite(.timeLimit(.minutes(2))) struct FinalizerTests {
     @Test(arguments: [
         "debug.setmetatable({}, { __gc = function() while true do end end }); collectgarbage()",
         "setmetatable({}, { __gc = function() while true do end end }); collectgarbage()",

@@ -2,7 +2,7 @@ import Foundation
 import Testing
 
 /// Signals, reload and restart, on the built binary as a child process.
-@Suite struct LifecycleTests {
+@Suite(.timeLimit(.minutes(2))) struct LifecycleTests {
     @Test func sigterm_withARequestInFlight_cancelsIt_printsALastReport_andExits0Promptly() async throws {
         let hanging = try HangingListener()
         try await withDemoSite { (base) async throws in

@@ -2,7 +2,7 @@ import Foundation
 import Testing
 
 /// `run --listen` and the `listen` setting, on the built binary.
-@Suite struct ListenTests {
+@Suite(.timeLimit(.minutes(2))) struct ListenTests {
     /// The port the child logged that it listens on.
     static func listeningPort(_ process: CLIProcess) async throws -> Int {
         try await process.waitForStderr("listening on 127.0.0.1:")

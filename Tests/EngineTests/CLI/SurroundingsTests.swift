@@ -3,7 +3,7 @@ import Testing
 
 /// The process among its surroundings: a standard output that is blocked, closed or full, and a second
 /// instance on the same state file. Each runs the built binary as a child process.
-@Suite struct SurroundingsTests {
+@Suite(.timeLimit(.minutes(2))) struct SurroundingsTests {
     @Test func run_whenNobodyReadsStandardOutput_keepsPolling_andWarnsOfDroppedLines() async throws {
         let server = try RecordingServer.keepAlive()
         let base = server.url

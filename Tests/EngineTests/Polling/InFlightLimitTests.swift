@@ -1,7 +1,7 @@
 @testable import Engine
 import Testing
 
-@Suite struct InFlightLimitTests {
+@Suite(.timeLimit(.minutes(2))) struct InFlightLimitTests {
     @Test func descriptorBudget_sharesTheSoftLimit_betweenPollsInFlightAndIdleConnections() {
         // Given: `ulimit -n 256`: 64 kept back, 192 for polls.
         let low = DescriptorBudget(limit: 256)

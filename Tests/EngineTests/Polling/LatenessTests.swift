@@ -3,7 +3,7 @@ import Synchronization
 import Testing
 
 /// Lateness: when the pool cannot keep up, reports say how late polls started, and the monitor warns.
-@Suite struct LatenessTests {
+@Suite(.timeLimit(.minutes(2))) struct LatenessTests {
     /// GateProber holds the first poll of `held` until `open()`, and says when it is holding it.
     final class GateProber: Prober {
         let held: String

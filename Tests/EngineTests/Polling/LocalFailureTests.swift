@@ -10,7 +10,7 @@ import Testing
 
 /// A poll urlpoll could not make because it ran out of file descriptors is urlpoll's problem, not the
 /// target's: no State, no observer call, a retry after a short fixed delay, one log line per interval.
-@Suite struct LocalFailureTests {
+@Suite(.timeLimit(.minutes(2))) struct LocalFailureTests {
     static let outOfDescriptors = ProbeResult(.failure(ProbeFailure.local(errno: EMFILE)!))
 
     @Test func poll_whenOutOfDescriptors_recordsNoState_retriesSoon_andLogsOncePerInterval() async throws {

@@ -4,7 +4,7 @@ import Logging
 import Testing
 
 /// Reload and restart: the new script is validated first, kept URLs keep their state, removed ones go.
-@Suite struct ReloadTests {
+@Suite(.timeLimit(.minutes(2))) struct ReloadTests {
     static let a = "http://127.0.0.1:9/a"
     static let b = "http://127.0.0.1:9/b"
     static let c = "http://127.0.0.1:9/c"

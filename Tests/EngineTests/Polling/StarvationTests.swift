@@ -5,7 +5,7 @@ import Testing
 
 /// One frozen server must not starve the other URLs at the default settings (2 pollers): a poll waiting on
 /// the network holds no poller, and one origin can hold only so many polls in flight.
-@Suite struct StarvationTests {
+@Suite(.timeLimit(.minutes(2))) struct StarvationTests {
     /// Answers healthy URLs at once, and never answers a URL on the frozen origin (until cancelled).
     final class FrozenOriginProber: Prober {
         let frozen: String

@@ -4,7 +4,7 @@ import Synchronization
 import Testing
 
 /// Thousands of URLs failing at once: the log says so in a few lines, not thousands.
-@Suite struct StormTests {
+@Suite(.timeLimit(.minutes(2))) struct StormTests {
     @Test func thousandsFailingAtOnce_withAFailingHook_logAFewLines() async throws {
         // Given: 2,000 URLs that were up, and a check that raises for every one of them.
         let urls = (0..<2000).map { "http://127.0.0.1:9/\($0)" }

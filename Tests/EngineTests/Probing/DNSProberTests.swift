@@ -4,7 +4,7 @@ import NIOPosix
 import Testing
 
 /// dns:// URLs against Debian's dnsmasq on a loopback high port, and against a UDP socket that never answers.
-@Suite(.serialized) struct DNSProberTests {
+@Suite(.serialized, .timeLimit(.minutes(2))) struct DNSProberTests {
     static func probe(_ url: String, rcodes: [String]? = nil, timeout: Duration = .seconds(2)) async -> ProbeResult {
         var target = Target(url: url, timeout: timeout)
         target.rcodes = rcodes

@@ -3,7 +3,7 @@ import Testing
 
 /// The plain-HTTP fast path's connections: kept alive between polls, and replaced when the server has
 /// dropped them.
-@Suite struct HTTPProberConnectionTests {
+@Suite(.timeLimit(.minutes(2))) struct HTTPProberConnectionTests {
     @Test func probe_pollsTheSameHostAgain_onTheSameConnection() async throws {
         let server = try RecordingServer.keepAlive()
         let client = HTTPProber.makeClient(pollers: 2)

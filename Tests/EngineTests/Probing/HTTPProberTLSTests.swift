@@ -7,7 +7,7 @@ import Testing
 /// https:// polls whose TLS handshake fails, against an in-process NIOSSL server presenting certificates the
 /// test issues (none trusted by the system): the failure is kind `tls`, its detail names the reason and the
 /// certificate's subject in words, never BoringSSL's dump or a file path.
-@Suite struct HTTPProberTLSTests {
+@Suite(.timeLimit(.minutes(2))) struct HTTPProberTLSTests {
     static func poll(_ server: TLSServer, host: String = "127.0.0.1") async throws -> ProbeFailure {
         let client = HTTPProber.makeClient(pollers: 1)
         let sut = HTTPProber(client: client)

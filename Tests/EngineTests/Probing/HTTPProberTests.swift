@@ -3,7 +3,7 @@ import Foundation
 import Testing
 
 /// The real prober against a real HTTP server on loopback.
-@Suite struct HTTPProberTests {
+@Suite(.timeLimit(.minutes(2))) struct HTTPProberTests {
     static func probe(_ url: String, method: String? = nil, timeout: Duration? = nil) async throws -> ProbeResult {
         let client = HTTPProber.makeClient(pollers: 2)
         let sut = HTTPProber(client: client)

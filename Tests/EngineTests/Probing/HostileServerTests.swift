@@ -2,7 +2,7 @@ import Engine
 import Testing
 
 /// Servers that hang, trickle, reset, lie or loop: every poll ends within its timeout with a short kind.
-@Suite struct HostileServerTests {
+@Suite(.timeLimit(.minutes(2))) struct HostileServerTests {
     static func probe(_ url: String, method: String = "HEAD", timeout: Duration = .seconds(2)) async throws
         -> (ProbeFailure.Kind?, Duration)
     {

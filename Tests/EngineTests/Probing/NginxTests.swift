@@ -3,7 +3,9 @@ import Testing
 
 /// Debian's nginx, started by the test: what a real server makes of urlpoll's requests on both HTTP paths
 /// (skipped, saying so, where nginx is not installed; CI installs `nginx-light`).
-@Suite(.enabled(if: Nginx.isInstalled, "nginx is not installed at /usr/sbin/nginx (apt-get install nginx-light)"))
+@Suite(
+    .timeLimit(.minutes(2)),
+    .enabled(if: Nginx.isInstalled, "nginx is not installed at /usr/sbin/nginx (apt-get install nginx-light)"))
 struct NginxTests {
     /// The script's `Host` is sent once (two would get a 400 from nginx), and polls share one kept-alive
     /// connection.

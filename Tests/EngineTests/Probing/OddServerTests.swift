@@ -3,7 +3,7 @@ import Testing
 
 /// Odd real servers (issue 10), on both HTTP paths: the plain-HTTP client (`plain: true`) and
 /// AsyncHTTPClient (`plain: false`). Each expected value is what curl and Go's net/http do.
-@Suite struct OddServerTests {
+@Suite(.timeLimit(.minutes(2))) struct OddServerTests {
     /// Polls `targets` in order with one prober on the chosen path.
     static func probe(_ targets: [Target], plain: Bool, settings: Settings = Settings()) async throws -> [ProbeResult] {
         let client = HTTPProber.makeClient(pollers: 2)

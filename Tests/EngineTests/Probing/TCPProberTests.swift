@@ -4,7 +4,7 @@ import Testing
 
 /// tcp:// URLs against real loopback sockets: a port with a banner, a refused port, a listener that never
 /// writes.
-@Suite struct TCPProberTests {
+@Suite(.timeLimit(.minutes(2))) struct TCPProberTests {
     static func probe(
         _ url: String, send: String? = nil, readBack: Bool = false, timeout: Duration = .seconds(2)
     ) async -> ProbeResult {

@@ -6,7 +6,7 @@ import Testing
 /// tls:// URLs against an in-process NIOSSL server presenting certificates the test issues: valid,
 /// expiring in 3 days, expired, self-signed, for another name, from an unknown CA, and with an
 /// intermediate that expires before the leaf.
-@Suite struct TLSProberTests {
+@Suite(.timeLimit(.minutes(2))) struct TLSProberTests {
     static func probe(_ server: TLSServer, _ options: TLSOptions) async throws -> ProbeResult {
         var target = Target(url: server.url, timeout: .seconds(2))
         target.tls = options

@@ -5,7 +5,7 @@ import Testing
 
 /// Every Swift function a script can call raises its errors at the script line that called it, whether it
 /// is called from a function or handed straight to `pcall`.
-@Suite struct HostFunctionTests {
+@Suite(.timeLimit(.minutes(2))) struct HostFunctionTests {
     /// Loads a script whose line 2 is `local ok, err = pcall(CALL)` and returns what it caught.
     static func caught(_ call: String) throws -> (message: String, path: String) {
         let script = try TemporaryScript(

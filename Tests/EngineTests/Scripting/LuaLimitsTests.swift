@@ -2,7 +2,7 @@
 import Logging
 import Testing
 
-@Suite struct LuaLimitsTests {
+@Suite(.timeLimit(.minutes(2))) struct LuaLimitsTests {
     @Test func limits_areConfigurable() async throws {
         // Given: a 1 MiB memory cap and 10,000 instructions per hook call.
         var limits = LuaLimits()

@@ -5,7 +5,7 @@ import Testing
 
 /// `require` of the modules built into urlpoll, their override by a file on `package.path`, and the
 /// script's folder on that path.
-@Suite struct LuaModulesTests {
+@Suite(.timeLimit(.minutes(2))) struct LuaModulesTests {
     static let modules = [
         "urlpoll.alerts.event", "urlpoll.alerting", "urlpoll.alerts.slack", "urlpoll.alerts.discord",
         "urlpoll.alerts.teams", "urlpoll.alerts.pagerduty", "urlpoll.alerts.opsgenie", "urlpoll.alerts.telegram",

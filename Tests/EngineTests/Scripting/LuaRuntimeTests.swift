@@ -2,7 +2,7 @@
 import Logging
 import Testing
 
-@Suite struct LuaRuntimeTests {
+@Suite(.timeLimit(.minutes(2))) struct LuaRuntimeTests {
     static func loadError(_ text: String) throws -> (ScriptError, TemporaryScript) {
         let script = try TemporaryScript(text)
         let error = try #require(throws: ScriptError.self) {

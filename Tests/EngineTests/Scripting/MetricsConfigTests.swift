@@ -2,7 +2,7 @@ import Engine
 import Testing
 
 /// What a script declares for the listener: `labels` per URL, `listen` and `modules`.
-@Suite struct MetricsConfigTests {
+@Suite(.timeLimit(.minutes(2))) struct MetricsConfigTests {
     static func loadError(_ text: String) throws -> (String, TemporaryScript) {
         let script = try TemporaryScript(text)
         do {

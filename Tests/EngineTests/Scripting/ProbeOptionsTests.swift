@@ -5,7 +5,7 @@ import Testing
 
 /// The per-URL options of tcp://, tls:// and dns:// URLs: read when right, a load error with file:line
 /// when wrong.
-@Suite struct ProbeOptionsTests {
+@Suite(.timeLimit(.minutes(2))) struct ProbeOptionsTests {
     @Test(arguments: [
         ("\"tcp://127.0.0.1\"", "urls[2]: bad tcp:// URL \"tcp://127.0.0.1\": no port; write host:port"),
         ("\"tls://127.0.0.1:99999\"", "urls[2]: bad tls:// URL \"tls://127.0.0.1:99999\": the port must be a number"),

@@ -3,7 +3,7 @@ import Testing
 
 /// scripts/ports.lua, scripts/dns.lua and scripts/certificates.lua, each run once by the binary against
 /// real loopback servers.
-@Suite struct ProbeScriptExamplesTests {
+@Suite(.timeLimit(.minutes(2))) struct ProbeScriptExamplesTests {
     @Test func portsScript_checksBanners_andReportsARefusedPort() async throws {
         let ssh = try await BannerServer(banner: "SSH-2.0-OpenSSH_9.2\r\n")
         let redis = try await BannerServer(banner: "")

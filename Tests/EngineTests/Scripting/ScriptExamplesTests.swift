@@ -5,7 +5,7 @@ import Logging
 import Testing
 
 /// Every script in scripts/ is checked, and every one that polls is run once against the demo site.
-@Suite struct ScriptExamplesTests {
+@Suite(.timeLimit(.minutes(2))) struct ScriptExamplesTests {
     static let scripts = packageRoot.appendingPathComponent("scripts")
 
     static func path(_ name: String) -> String {

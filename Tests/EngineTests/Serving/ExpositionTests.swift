@@ -2,7 +2,7 @@ import Engine
 import Testing
 
 /// The exposition writer's output, read back by a real Prometheus text parser.
-@Suite struct ExpositionTests {
+@Suite(.timeLimit(.minutes(2))) struct ExpositionTests {
     static func render(_ pairs: [(Target, State)]) -> String {
         var out = Exposition()
         ProbeMetrics.write(

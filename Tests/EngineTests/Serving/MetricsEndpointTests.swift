@@ -4,7 +4,7 @@ import Logging
 import Testing
 
 /// The listener on loopback, scraped while the real prober polls real loopback servers.
-@Suite struct MetricsEndpointTests {
+@Suite(.timeLimit(.minutes(2))) struct MetricsEndpointTests {
     /// Runs a MetricsServer on a free loopback port for `body`, and stops it afterwards.
     static func withServer(
         source: MetricsSource, metrics: EngineMetrics, prober: any Prober, logger: Logger = Logger(label: "test"),
