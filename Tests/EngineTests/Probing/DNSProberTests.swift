@@ -66,18 +66,8 @@ import Testing
 
     @Test func probe_whenTheServerNeverAnswers_failsAtTheTimeout() async throws {
         // A UDP socket that takes datagrams and never answers them.
-        let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+        let (fd, port) = try bindLoopback(type: Int32(SOCK_DGRAM.rawValue))
         defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0
-            }
-        }
-        let port = Int(UInt16(bigEndian: address.sin_port))
         let result = await Self.probe("dns://127.0.0.1:\(port)/www.urlpoll.test", timeout: .milliseconds(300))
         guard case .failure(let failure) = result.outcome else {
             Issue.record("expected a failure, got \(result.outcome)")

@@ -12,17 +12,8 @@ final class Dnsmasq: Sendable {
 
     init(extra: [String] = []) throws {
         // A UDP port that was free a moment ago; dnsmasq binds the same number for TCP as well.
-        let probe = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                bind(probe, $0, length) == 0 && getsockname(probe, $0, &length) == 0
-            }
-        }
-        self.port = Int(UInt16(bigEndian: address.sin_port))
+        let (probe, port) = try bindLoopback(type: Int32(SOCK_DGRAM.rawValue))
+        self.port = port
         close(probe)
         let arguments =
             [

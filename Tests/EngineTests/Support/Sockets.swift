@@ -1,8 +1,11 @@
 import Foundation
 
-/// A TCP socket bound to a free port of `host` (a loopback address, 127.0.0.0/8), listening when `backlog` is given; returns it and the port.
-func bindLoopback(listen backlog: Int32? = nil, host: String = "127.0.0.1") throws -> (fd: Int32, port: Int) {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+/// A socket (TCP unless `type` says UDP) bound to a free port of `host` (a loopback address, 127.0.0.0/8),
+/// listening when `backlog` is given; returns it and the port.
+func bindLoopback(
+    listen backlog: Int32? = nil, host: String = "127.0.0.1", type: Int32 = Int32(SOCK_STREAM.rawValue)
+) throws -> (fd: Int32, port: Int) {
+    let fd = socket(AF_INET, type, 0)
     var address = sockaddr_in()
     address.sin_family = sa_family_t(AF_INET)
     address.sin_addr.s_addr = inet_addr(host)
