@@ -94,6 +94,18 @@ public struct State: Sendable, Hashable {
         set { self.shared.fields.dns = newValue }
     }
 
+    /// The last HTTP poll's per-phase times (``PhaseTimings``), or `nil`.
+    public var timings: PhaseTimings? {
+        get { self.shared.fields.timings }
+        set { self.shared.fields.timings = newValue }
+    }
+
+    /// The last HTTP poll's exchange facts (``HTTPFacts``), or `nil`.
+    public var http: HTTPFacts? {
+        get { self.shared.fields.http }
+        set { self.shared.fields.http = newValue }
+    }
+
     /// A State is copied into the monitor's map, its Resource and every report; its fields sit behind one
     /// reference so that 100,000 URLs' states take one copy each, and a copy costs one retain.
     fileprivate struct Fields: Sendable, Hashable {
@@ -112,6 +124,8 @@ public struct State: Sendable, Hashable {
         var lateness: Duration
         var tls: TLSFacts?
         var dns: DNSFacts?
+        var timings: PhaseTimings?
+        var http: HTTPFacts?
     }
 
     private var shared: Shared<Fields>

@@ -93,6 +93,8 @@ public struct Resource: Sendable {
         )
         state.tls = result.tls
         state.dns = result.dns
+        state.timings = result.timings
+        state.http = result.http
         if let previous, !state.differs(from: previous) { state.since = previous.since }
         self.state = state
         self.headers = self.target.captureHeaders ? result.headers : []

@@ -45,6 +45,10 @@ public struct ProbeResult: Sendable, Hashable {
     public var tls: TLSFacts?
     /// The DNS response (`dns://`), or `nil`.
     public var dns: DNSFacts?
+    /// Per-phase times of an HTTP poll (``PhaseTimings``), or `nil` where the path cannot measure them.
+    public var timings: PhaseTimings?
+    /// Facts of an HTTP exchange (version, lengths, redirects; ``HTTPFacts``), or `nil`.
+    public var http: HTTPFacts?
 
     public init(
         _ outcome: Outcome, latency: Duration = .zero, headers: [Header] = [], body: [UInt8]? = nil,
