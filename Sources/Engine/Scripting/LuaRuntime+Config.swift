@@ -66,7 +66,23 @@ extension LuaRuntime {
             settings.method = method
         }
         settings.listen = try self.readListen(source)
+        settings.metrics = try self.readMetricSet(source)
         return settings
+    }
+
+    /// Reads `metrics = "default" | "full"`.
+    private func readMetricSet(_ source: ScriptSource) throws(ScriptError) -> MetricSet {
+        self.pushGlobal("metrics")
+        defer { lua_settop(self.L, -2) }
+        if lua_type(self.L, -1) == LUA_TNIL { return .default }
+        guard lua_type(self.L, -1) == LUA_TSTRING, let text = self.string(at: -1), let set = MetricSet(rawValue: text)
+        else {
+            throw ScriptError(
+                .configuration,
+                source.locate(assigning: "metrics")
+                    + "setting 'metrics' must be \"default\" or \"full\" (got \(self.describe(at: -1)))")
+        }
+        return set
     }
 
     private func readListen(_ source: ScriptSource) throws(ScriptError) -> ListenAddress? {

@@ -64,6 +64,19 @@ import Testing
         #expect(module.headers == [Header("Accept", "*/*")])
     }
 
+    @Test func metrics_isTheDefaultSet_orFull_andAnythingElseIsAnErrorAtItsLine() throws {
+        let (plain, _) = try loadHost(#"urls = { "http://127.0.0.1:1/" }"#)
+        #expect(plain.config.settings.metrics == .default)
+        let (full, _) = try loadHost("urls = { \"http://127.0.0.1:1/\" }\nmetrics = \"full\"\n")
+        #expect(full.config.settings.metrics == .full)
+        for wrong in ["\"all\"", "true", "{ \"full\" }"] {
+            let (error, script) = try Self.loadError("urls = { \"http://127.0.0.1:1/\" }\nmetrics = \(wrong)\n")
+            #expect(
+                error.hasPrefix("\(script.path):2: setting 'metrics' must be \"default\" or \"full\" (got "), "\(error)"
+            )
+        }
+    }
+
     @Test func modules_withAnUnknownField_orNotATable_areAnErrorWithTheLine() throws {
         let (unknown, script) = try Self.loadError(
             """
