@@ -16,15 +16,18 @@ import Testing
         let monitor = StateMonitor(urls: targets.map(\.url), reporter: TextReporter(output: Output { _ in }))
         source.serve(
             monitor: monitor, targets: targets, settings: Settings(),
-            modules: ["connect": ProbeModule(name: "connect", timeout: .seconds(2))])
+            modules: [
+                "connect": ProbeModule(name: "connect", timeout: .seconds(2)),
+                "trusting": ProbeModule(name: "trusting", timeout: .seconds(2), tls: TLSOptions(verify: false)),
+            ])
         // No http target is probed here: the shared client is never used.
         let prober = try SchemeProber(http: HTTPProber(client: .shared), group: MultiThreadedEventLoopGroup.singleton)
         try await MetricsEndpointTests.withServer(source: source, metrics: EngineMetrics(), prober: prober, body)
     }
 
-    static func probe(_ base: String, _ target: String) async throws -> [ParsedSample] {
+    static func probe(_ base: String, _ target: String, module: String = "connect") async throws -> [ParsedSample] {
         let encoded = target.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? target
-        let answer = try await fetch(base + "/probe?module=connect&target=" + encoded)
+        let answer = try await fetch(base + "/probe?module=\(module)&target=" + encoded)
         #expect(answer.status == 200, "\(answer.body)")
         let samples = try await parsePrometheus(answer.body)
         #expect(samples.allSatisfy { $0.labels.isEmpty || Array($0.labels.keys) == ["version"] })
@@ -46,7 +49,7 @@ import Testing
         try await server.stop()
     }
 
-    @Test func probe_ofATLSPort_reportsTheCertificate_evenWhenItIsNotTrusted() async throws {
+    @Test func probe_ofATLSPort_reportsTheCertificate_evenWhenNotTrusted_andTheModulesTLSOptionsApply() async throws {
         let ca = try TestCertificates.authority()
         let leaf = try TestCertificates.leaf(["127.0.0.1"], notAfter: 30 * 86_400, issuer: ca)
         let server = try await TLSServer(chain: [leaf])
@@ -59,6 +62,10 @@ import Testing
             let version = samples.first { $0.name == "probe_tls_version_info" }
             #expect(version?.labels == ["version": "TLS 1.3"])
             #expect(version?.value == 1)
+            // A module that trusts any certificate (blackbox's insecure_skip_verify): a success.
+            let trusted = try await Self.probe(base, server.url, module: "trusting")
+            #expect(trusted.first { $0.name == "probe_success" }?.value == 1)
+            #expect(trusted.first { $0.name == "probe_ssl_earliest_cert_expiry" }?.value == expiry)
         }
         try await server.stop()
     }
