@@ -101,7 +101,9 @@ public struct MetricsServer: Service, Sendable {
         let states = await current.monitor.statesByURL()
         let registry = self.metrics.registry
         let body = try await NIOThreadPool.singleton.runIfActive {
-            var out = Exposition(reservingCapacity: 64 * 1024 + current.series.count * 700)
+            // About 700 bytes a URL for the default set, 3 KB for the full one (20-odd lines).
+            let perURL = current.settings.metrics == .full ? 3_000 : 700
+            var out = Exposition(reservingCapacity: 64 * 1024 + current.series.count * perURL)
             ProbeMetrics.write(states: states, series: current.series, set: current.settings.metrics, into: &out)
             out.append(raw: registry.emitToBuffer())
             ProcessMetrics.write(into: &out)
