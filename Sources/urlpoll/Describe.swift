@@ -9,6 +9,7 @@ func describe(_ config: ScriptConfig) -> String {
     text += "status_interval=\(secs(s.statusInterval)) error_backoff=\(secs(s.errorBackoff)) "
     text += "timeout=\(secs(s.timeout)) method=\(s.method)"
     if let listen = s.listen { text += " listen=\(listen)" }
+    if s.metrics != .default { text += " metrics=\(s.metrics.rawValue)" }
     text += "\n"
     if !config.modules.isEmpty { text += "modules: \(config.modules.keys.sorted().joined(separator: ", "))\n" }
     text += "hooks: backoff=\(config.backoff?.location ?? "default (seed's linear)") "
@@ -24,10 +25,23 @@ func describe(_ config: ScriptConfig) -> String {
         if let method = target.method { options.append("method=\(method)") }
         if let timeout = target.timeout { options.append("timeout=\(secs(timeout))") }
         if let interval = target.interval { options.append("interval=\(secs(interval))") }
-        if target.expect != .default { options.append("expect=\(target.expect)") }
+        if let rcodes = target.rcodes {
+            options.append("expect=\(rcodes.joined(separator: ","))")
+        } else if target.expect != .default, Scheme(target.url) == .http {
+            options.append("expect=\(target.expect)")
+        }
         if !target.headers.isEmpty { options.append("headers=\(target.headers.map(\.name).joined(separator: ","))") }
         if let backoff = target.backoff { options.append("backoff=\(backoff.location)") }
         if let check = target.check { options.append("check=\(check.location)") }
+        if let send = target.send { options.append("send=\(send.count) bytes") }
+        if let tls = target.tls {
+            var parts: [String] = []
+            if !tls.verify { parts.append("verify=false") }
+            if let file = tls.caFile { parts.append("ca_file=\(file)") }
+            if let name = tls.serverName { parts.append("server_name=\(name)") }
+            if let days = tls.certExpiryDays { parts.append("cert_expiry=\(formatSeconds(days))") }
+            if !parts.isEmpty { options.append("tls=" + parts.joined(separator: ",")) }
+        }
         if !target.labels.isEmpty {
             options.append("labels=" + target.labels.map { "\($0.name)=\($0.value)" }.joined(separator: ","))
         }

@@ -46,12 +46,13 @@ struct Session {
             Output.standardError("urlpoll: \(error.description)\n")
             throw ExitCode(2)
         }
-        let alertClient = HTTPProber.makeClient(pollers: 4, followsRedirects: true)
-        let dispatcher = AlertDispatcher(
-            transport: SystemAlertTransport(client: alertClient), clock: ContinuousClock(), logger: logger)
         // Metrics are recorded only for a listener; `--listen` is known now, the script's `listen` after
         // loading, so the registry exists from the start and is dropped if nothing will serve it.
         let metrics = EngineMetrics()
+        let alertClient = HTTPProber.makeClient(pollers: 4, followsRedirects: true)
+        let dispatcher = AlertDispatcher(
+            transport: SystemAlertTransport(client: alertClient), clock: ContinuousClock(), logger: logger,
+            observer: metrics)
         let host: ScriptHost
         do {
             host = try loadScript(

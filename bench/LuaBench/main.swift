@@ -3,7 +3,10 @@
 // load_100k_s (loading a script that builds 100,000 URLs), load_100k_tables_s (loading a script that lists
 // 100,000 table entries, one per line), and client_probes_s / client_probes_2_s: the HTTP
 // prober alone, 16 or 2 tasks probing 127.0.0.1:18480 for 5 s with no engine around it (the ceiling the engine
-// works under). `--client-only` measures just the prober.
+// works under), and the /metrics writer alone over 100,000 URLs' states: scrape_100k_ms (the default set),
+// scrape_100k_full_ms (`metrics = "full"`, every URL an HTTPS poll with timings and TLS facts) and
+// scrape_100k_gzip_ms / scrape_100k_gzip_mb (the default set gzipped, as Prometheus asks for it).
+// `--client-only` measures just the prober.
 import Engine
 import FoundationEssentials
 import Logging
@@ -92,10 +95,54 @@ func script(_ text: String) throws -> String {
     }
     for path in [backoffPath, reportPath, loadPath, tablesPath] { try? FileManager.default.removeItem(atPath: path) }
 
+    // /metrics: the per-URL families of 100,000 HTTPS URLs, rendered from the monitor's states.
+    let scrape = try scrapeMilliseconds(urls: 100_000)
+
     let probes = CommandLine.arguments.contains("--no-client") ? 0 : await clientProbesPerSecond(tasks: 16)
     let probes2 = CommandLine.arguments.contains("--no-client") ? 0 : await clientProbesPerSecond(tasks: 2)
     return
-        #"{"backoff_us": \#(backoffMicros), "report_tick_ms": \#(bestTick * 1000), "load_100k_s": \#(bestLoad), "load_100k_tables_s": \#(bestTables), "client_probes_s": \#(probes), "client_probes_2_s": \#(probes2)}"#
+        #"{"backoff_us": \#(backoffMicros), "report_tick_ms": \#(bestTick * 1000), "load_100k_s": \#(bestLoad), "load_100k_tables_s": \#(bestTables), "client_probes_s": \#(probes), "client_probes_2_s": \#(probes2), "scrape_100k_ms": \#(scrape.plain), "scrape_100k_full_ms": \#(scrape.full), "scrape_100k_gzip_ms": \#(scrape.gzip), "scrape_100k_gzip_mb": \#(scrape.gzipMB)}"#
+}
+
+/// The /metrics writer over `urls` HTTPS URLs' states (labelled `team`, with timings, HTTP and TLS facts):
+/// the best of 3 renders of the default set, of the full set, and of the default set gzipped, in ms.
+func scrapeMilliseconds(urls: Int) throws -> (plain: Double, full: Double, gzip: Double, gzipMB: Double) {
+    var targets: [Target] = []
+    var states: [String: State] = [:]
+    for i in 0..<urls {
+        var target = Target(url: "https://127.0.0.1:18480/u/\(i)", name: "u\(i)")
+        target.labels = [MetricLabel("team", "t\(i % 50)")]
+        var state = State(
+            url: target.url, name: target.name, status: "200 OK", code: 200, health: .up,
+            latency: .microseconds(1_000 + i), polls: 3, since: 1, checkedAt: 2)
+        state.timings = PhaseTimings(connect: .microseconds(120), tls: .microseconds(900), processing: .microseconds(i))
+        state.http = HTTPFacts(contentLength: 120, bodyLength: 120, ssl: true, ipProtocol: 4)
+        state.tls = TLSFacts(
+            version: "TLSv1.3", subject: "CN=localhost", issuer: "CN=CA", sans: ["localhost"], notBefore: 1.7e9,
+            notAfter: 1.8e9, chainNotAfter: 1.8e9)
+        targets.append(target)
+        states[target.url] = state
+    }
+    let series = ProbeMetrics.series(for: targets)
+    func best(_ body: () throws -> Void) rethrows -> Double {
+        var best = Double.infinity
+        for _ in 0..<3 {
+            let start = ContinuousClock.now
+            try body()
+            best = min(best, (ContinuousClock.now - start).seconds * 1000)
+        }
+        return best
+    }
+    func render(_ set: MetricSet) -> [UInt8] {
+        var out = Exposition(reservingCapacity: 64 * 1024 + series.count * 700)
+        ProbeMetrics.write(states: states, series: series, set: set, into: &out)
+        return out.bytes
+    }
+    let plain = best { _ = render(.default) }
+    let full = best { _ = render(.full) }
+    var size = 0
+    let gzip = try best { size = try Exposition.gzipped(render(.default)).readableBytes }
+    return (plain, full, gzip, Double(size) / 1e6)
 }
 
 /// The HTTP prober alone: `tasks` tasks, each probing in a loop for 5 s, no channels, monitor or Sleep.

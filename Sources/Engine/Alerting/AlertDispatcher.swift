@@ -43,25 +43,31 @@ public final class AlertDispatcher<C: Clock>: AlertSink, Service where C.Duratio
     /// Alerts dropped from a full queue since the last line that said so.
     private let overflowed = Mutex(0)
     private let overflowLog: LogLimiter
+    private let observer: (any AlertObserver)?
 
-    public init(configuration: Configuration = Configuration(), transport: any AlertTransport, clock: C, logger: Logger)
-    {
+    /// - Parameter observer: Told each alert's end and the queue's length (urlpoll's metrics), or nil.
+    public init(
+        configuration: Configuration = Configuration(), transport: any AlertTransport, clock: C, logger: Logger,
+        observer: (any AlertObserver)? = nil
+    ) {
         self.configuration = configuration
         self.transport = transport
         self.clock = clock
         self.logger = logger
+        self.observer = observer
         self.overflowLog = LogLimiter(burst: 1, window: configuration.overflowLogInterval)
         (self.queue, self.continuation) = AsyncStream.makeStream(
             bufferingPolicy: .bufferingNewest(configuration.queueLimit))
     }
 
     public func enqueue(_ alert: Alert) {
-        self.outstanding.withLock { $0 += 1 }
+        self.changeOutstanding(by: 1)
         switch self.continuation.yield(alert) {
         case .enqueued:
             break
         case .dropped(let oldest):
-            self.outstanding.withLock { $0 -= 1 }
+            self.changeOutstanding(by: -1)
+            self.observer?.alertFinished(oldest, .dropped)
             let dropped = self.overflowed.withLock { n in
                 n += 1
                 return n
@@ -72,7 +78,8 @@ public final class AlertDispatcher<C: Clock>: AlertSink, Service where C.Duratio
                 "\(dropped) alert\(dropped == 1 ? "" : "s") not delivered: the queue is full (\(self.configuration.queueLimit) waiting), so the oldest are dropped for the newest",
                 metadata: ["alert": "\(oldest.summary)"])
         case .terminated:
-            self.outstanding.withLock { $0 -= 1 }
+            self.changeOutstanding(by: -1)
+            self.observer?.alertFinished(alert, .dropped)
             self.logger.error("alert not delivered: urlpoll is shutting down", metadata: ["alert": "\(alert.summary)"])
         @unknown default:
             break
@@ -114,8 +121,21 @@ public final class AlertDispatcher<C: Clock>: AlertSink, Service where C.Duratio
         self.deadline.withLock { $0 }.map { self.clock.now.duration(to: $0) }
     }
 
+    /// Counts alerts taken and not yet finished, and tells the observer the new length.
+    private func changeOutstanding(by delta: Int) {
+        let length = self.outstanding.withLock { n in
+            n += delta
+            return n
+        }
+        self.observer?.alertQueueChanged(length: length)
+    }
+
     private func deliver(_ alert: Alert) async {
-        defer { self.outstanding.withLock { $0 -= 1 } }
+        var result = AlertResult.failed
+        defer {
+            self.changeOutstanding(by: -1)
+            self.observer?.alertFinished(alert, result)
+        }
         let metadata: Logger.Metadata = ["alert": "\(alert.summary)"]
         var delay = self.configuration.retryDelay
         var lastError = "no attempt made"
@@ -131,6 +151,7 @@ public final class AlertDispatcher<C: Clock>: AlertSink, Service where C.Duratio
             do {
                 try await self.transport.deliver(alert, timeout: timeout)
                 self.logger.debug("alert delivered", metadata: metadata)
+                result = .delivered
                 return
             } catch {
                 lastError = "\(error)"

@@ -18,6 +18,8 @@ public struct Settings: Sendable, Hashable {
     /// Where the HTTP listener (`/metrics`, `/probe`, `/healthz`) listens (`listen`, e.g.
     /// `"127.0.0.1:9464"`); nil, the default, runs none.
     public var listen: ListenAddress?
+    /// Which per-URL families `/metrics` writes (`metrics`, `"default"` or `"full"`; ``MetricSet``).
+    public var metrics: MetricSet = .default
 
     public init() {}
 

@@ -27,10 +27,26 @@ public struct DNSFacts: Sendable, Hashable {
     public var answers: [Answer]
     /// The server that answered, `address:port`.
     public var server: String
+    /// Records in the authority section (RFC 1035 §4.1: NSCOUNT), for `probe_dns_authority_rrs`.
+    public var authorityCount: Int
+    /// Records in the additional section (RFC 1035 §4.1: ARCOUNT), for `probe_dns_additional_rrs`.
+    public var additionalCount: Int
 
-    public init(rcode: String, answers: [Answer], server: String) {
+    public init(rcode: String, answers: [Answer], server: String, authorityCount: Int = 0, additionalCount: Int = 0) {
         self.rcode = rcode
         self.answers = answers
         self.server = server
+        self.authorityCount = authorityCount
+        self.additionalCount = additionalCount
+    }
+
+    /// The zone's serial number (RFC 1035 §3.3.13) from the first SOA record of the answers, or `nil` when
+    /// there is none (`probe_dns_serial`).
+    public var serial: Double? {
+        guard let soa = self.answers.first(where: { $0.type == "SOA" }) else { return nil }
+        // MNAME RNAME SERIAL REFRESH RETRY EXPIRE MINIMUM
+        let words = soa.data.split(separator: " ")
+        guard words.count >= 3, let serial = UInt32(words[2]) else { return nil }
+        return Double(serial)
     }
 }

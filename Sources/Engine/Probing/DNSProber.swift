@@ -85,7 +85,9 @@ public struct DNSProber: Prober {
             return ProbeResult(
                 .failure(ProbeFailure(.badResponse, detail: "the DNS reply does not parse")), latency: latency)
         }
-        let facts = DNSFacts(rcode: parsed.rcode, answers: parsed.answers, server: named)
+        let facts = DNSFacts(
+            rcode: parsed.rcode, answers: parsed.answers, server: named, authorityCount: parsed.authorityCount,
+            additionalCount: parsed.additionalCount)
         return ProbeResult(.reply(Self.judge(parsed, target: target, query: query)), latency: latency, dns: facts)
     }
 
@@ -149,6 +151,9 @@ struct DNSReply {
     var rcode: String
     var answers: [DNSFacts.Answer]
     var truncated: Bool
+    /// Records in the authority and additional sections (counted, not read).
+    var authorityCount: Int
+    var additionalCount: Int
 
     /// The names of the response codes (RFC 1035 §4.1.1, RFC 2136, RFC 6895 §2.3).
     static let rcodes = [
@@ -183,6 +188,8 @@ struct DNSReply {
         self.rcode = code < Self.rcodes.count ? Self.rcodes[code] : "RCODE\(code)"
         self.answers = answers
         self.truncated = up_ns_msg_tc(&msg) != 0
+        self.authorityCount = Int(up_ns_msg_count(&msg, ns_s_ns))
+        self.additionalCount = Int(up_ns_msg_count(&msg, ns_s_ar))
     }
 
     static func typeName(_ code: Int32) -> String {

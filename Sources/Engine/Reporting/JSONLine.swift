@@ -24,6 +24,23 @@ struct JSONLine {
         self.text_ += value == value.rounded() && abs(value) < 1e15 ? String(Int64(value)) : String(value)
     }
 
+    /// Adds a value already written as JSON: a nested object (``JSONLine/text``) or an array.
+    mutating func add(_ key: String, json value: String) {
+        self.key(key)
+        self.text_ += value
+    }
+
+    /// Adds an array of strings.
+    mutating func add(_ key: String, _ values: [String]) {
+        self.key(key)
+        self.text_ += "["
+        for (i, value) in values.enumerated() {
+            if i > 0 { self.text_ += "," }
+            LuaRuntime.appendJSONString(value, to: &self.text_)
+        }
+        self.text_ += "]"
+    }
+
     mutating func add(_ key: String, _ value: Bool) {
         self.key(key)
         self.text_ += value ? "true" : "false"

@@ -66,7 +66,23 @@ extension LuaRuntime {
             settings.method = method
         }
         settings.listen = try self.readListen(source)
+        settings.metrics = try self.readMetricSet(source)
         return settings
+    }
+
+    /// Reads `metrics = "default" | "full"`.
+    private func readMetricSet(_ source: ScriptSource) throws(ScriptError) -> MetricSet {
+        self.pushGlobal("metrics")
+        defer { lua_settop(self.L, -2) }
+        if lua_type(self.L, -1) == LUA_TNIL { return .default }
+        guard lua_type(self.L, -1) == LUA_TSTRING, let text = self.string(at: -1), let set = MetricSet(rawValue: text)
+        else {
+            throw ScriptError(
+                .configuration,
+                source.locate(assigning: "metrics")
+                    + "setting 'metrics' must be \"default\" or \"full\" (got \(self.describe(at: -1)))")
+        }
+        return set
     }
 
     private func readListen(_ source: ScriptSource) throws(ScriptError) -> ListenAddress? {
@@ -117,13 +133,13 @@ extension LuaRuntime {
             guard lua_type(self.L, -1) == LUA_TTABLE else {
                 throw ScriptError(.configuration, here + "must be a table of options (got \(self.describe(at: -1)))")
             }
-            modules[name] = try self.readModule(name: name, here: here)
+            modules[name] = try self.readModule(name: name, here: here, source)
         }
         return modules
     }
 
     /// Reads the module options table on top of the stack.
-    private func readModule(name: String, here: String) throws(ScriptError) -> ProbeModule {
+    private func readModule(name: String, here: String, _ source: ScriptSource) throws(ScriptError) -> ProbeModule {
         let table = lua_gettop(self.L)
         var module = ProbeModule(name: name)
         lua_pushnil(self.L)
@@ -157,8 +173,11 @@ extension LuaRuntime {
                     throw fail("a status code, a range such as \"2xx\" or \"200-299\", or a list of them")
                 }
                 module.expect = expect
+            case "tls":
+                // As blackbox_exporter's `tls_config`: for the module's tls:// and https:// targets.
+                module.tls = try self.readTLSOptions(url: "tls://", here: here, source)
             default:
-                let known = ["method", "timeout", "headers", "expect"]
+                let known = ["method", "timeout", "headers", "expect", "tls"]
                 throw ScriptError(
                     .configuration, here + "unknown field '\(key)' (known fields: \(known.joined(separator: ", ")))")
             }

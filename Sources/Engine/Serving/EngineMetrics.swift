@@ -11,7 +11,9 @@ import Synchronization
 /// Families: `urlpoll_polls_total{result="success|failure"}` (counter), `urlpoll_poll_lateness_seconds`
 /// (histogram, seconds a poll started after its planned time), `urlpoll_urls` (gauge),
 /// `urlpoll_reloads_total{result="success|failure"}` (counter), `urlpoll_hook_errors_total{hook}` (counter),
-/// `urlpoll_hook_duration_seconds{hook}` (histogram) and `urlpoll_lua_memory_bytes` (gauge).
+/// `urlpoll_hook_duration_seconds{hook}` (histogram), `urlpoll_lua_memory_bytes` (gauge), and, as the alert
+/// dispatcher's ``AlertObserver``, `urlpoll_alerts_total{sink="post|exec",result="delivered|failed|dropped"}`
+/// (counter) and `urlpoll_alert_queue_length` (gauge).
 public final class EngineMetrics: StateObserver {
     public let registry = PrometheusCollectorRegistry()
     private let pollSuccesses: Counter
@@ -24,6 +26,10 @@ public final class EngineMetrics: StateObserver {
     /// The lateness of the latest polls, newest last, for ``health(expected:polled:)``.
     private let recent = Mutex(LatenessWindow())
     private let hooks = Mutex<[String: HookSeries]>([:])
+    /// `urlpoll_alerts_total`, by sink and result (``EngineMetrics+Alerts``).
+    let alertCounters: [String: [AlertResult: Counter]]
+    /// `urlpoll_alert_queue_length`.
+    let alertQueueLength: Gauge
 
     /// Lateness buckets, in seconds: from on time to far behind.
     static let latenessBuckets: [Duration] = [
@@ -62,6 +68,8 @@ public final class EngineMetrics: StateObserver {
                 namespace: "urlpoll", metricName: "lua_memory", unitName: "bytes",
                 helpText: "Bytes the script's Lua state holds, after its last call."
             ))
+        self.alertCounters = Self.makeAlertCounters(self.registry)
+        self.alertQueueLength = Self.makeAlertQueueLength(self.registry)
     }
 
     public func polled(_ state: State, previous: State?) async {

@@ -101,10 +101,22 @@ public struct Exposition: Sendable {
         } else if value.isInfinite {
             out.append(contentsOf: (value > 0 ? "+Inf" : "-Inf").utf8)
         } else if value == value.rounded(), abs(value) < 1e15 {
-            out.append(contentsOf: String(Int64(value)).utf8)
+            Self.appendInteger(Int64(value), to: &out)
         } else {
             out.append(contentsOf: value.description.utf8)
         }
+    }
+
+    /// Appends `n` in decimal, digit by digit (no String made: a scrape writes one per sample).
+    static func appendInteger(_ n: Int64, to out: inout [UInt8]) {
+        if n < 0 { out.append(UInt8(ascii: "-")) }
+        var magnitude = n.magnitude
+        let start = out.count
+        repeat {
+            out.append(UInt8(ascii: "0") + UInt8(magnitude % 10))
+            magnitude /= 10
+        } while magnitude > 0
+        out[start...].reverse()
     }
 
     private mutating func append(_ text: String) {

@@ -86,28 +86,64 @@ public struct MetricsServer: Service, Sendable {
 
     func router() -> Router<BasicRequestContext> {
         let router = Router()
-        router.get("/metrics") { _, _ in try await self.metricsResponse() }
+        router.get("/metrics") { request, _ in
+            try await self.metricsResponse(gzip: Self.acceptsGzip(request.headers[values: .acceptEncoding]))
+        }
         router.get("/healthz") { _, _ in await self.healthResponse() }
         router.get("/probe") { request, _ in await self.probeResponse(request) }
         return router
     }
 
-    private func metricsResponse() async throws -> Response {
+    private func metricsResponse(gzip: Bool) async throws -> Response {
         guard let current = self.source.current else {
             return Self.text(.serviceUnavailable, "the script is not loaded yet\n")
         }
         let states = await current.monitor.statesByURL()
         let registry = self.metrics.registry
-        let bytes = try await NIOThreadPool.singleton.runIfActive {
-            var out = Exposition(reservingCapacity: 64 * 1024 + current.series.count * 700)
-            ProbeMetrics.write(states: states, series: current.series, into: &out)
+        let body = try await NIOThreadPool.singleton.runIfActive {
+            // About 700 bytes a URL for the default set, 3 KB for the full one (20-odd lines).
+            let perURL = current.settings.metrics == .full ? 3_000 : 700
+            var out = Exposition(reservingCapacity: 64 * 1024 + current.series.count * perURL)
+            ProbeMetrics.write(states: states, series: current.series, set: current.settings.metrics, into: &out)
             out.append(raw: registry.emitToBuffer())
             ProcessMetrics.write(into: &out)
-            return out.bytes
+            return gzip ? try Exposition.gzipped(out.bytes) : ByteBuffer(bytes: out.bytes)
         }
-        return Response(
-            status: .ok, headers: [.contentType: Exposition.contentType],
-            body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
+        var headers: HTTPFields = [.contentType: Exposition.contentType, .vary: "Accept-Encoding"]
+        if gzip { headers[.contentEncoding] = "gzip" }
+        return Response(status: .ok, headers: headers, body: .init(byteBuffer: body))
+    }
+
+    /// Whether an `Accept-Encoding` field's values accept gzip (RFC 9110 §12.5.3): `gzip` or `*` listed
+    /// without `q=0`. Prometheus sends `Accept-Encoding: gzip`.
+    static func acceptsGzip(_ values: [String]) -> Bool {
+        var gzip: Bool?
+        var any: Bool?
+        for value in values {
+            for member in value.split(separator: ",") {
+                let parts = member.split(separator: ";")
+                guard let coding = parts.first.map({ Self.trimmed($0).lowercased() }) else { continue }
+                var accepted = true
+                for parameter in parts.dropFirst() {
+                    let pair = parameter.split(separator: "=", maxSplits: 1)
+                    if pair.count == 2, Self.trimmed(pair[0]).lowercased() == "q", let q = Double(Self.trimmed(pair[1]))
+                    {
+                        accepted = q > 0
+                    }
+                }
+                if coding == "gzip" || coding == "x-gzip" { gzip = accepted }
+                if coding == "*" { any = accepted }
+            }
+        }
+        return gzip ?? any ?? false
+    }
+
+    /// `text` without the spaces and tabs (OWS, RFC 9110 §5.6.3) around it.
+    private static func trimmed(_ text: Substring) -> Substring {
+        let isSpace: (Character) -> Bool = { $0 == " " || $0 == "\t" }
+        guard let first = text.firstIndex(where: { !isSpace($0) }), let last = text.lastIndex(where: { !isSpace($0) })
+        else { return "" }
+        return text[first...last]
     }
 
     private func healthResponse() async -> Response {

@@ -105,6 +105,27 @@ import Testing
                 """)
     }
 
+    @Test func check_listsEachKindsOwnOptions_andTheMetricSet() async throws {
+        let script = try TemporaryScript(
+            """
+            metrics = "full"
+            urls = {
+              { url = "tcp://127.0.0.1:6379", send = "PING\\r\\n" },
+              { url = "tls://127.0.0.1:465", tls = { verify = false, server_name = "mail.test", cert_expiry = 14 } },
+              { url = "dns://127.0.0.1/gone.test?type=A", expect = { "NXDOMAIN" } },
+            }
+            """)
+        let result = try await CLIProcess.run(["check", script.path])
+        #expect(result.status == 0, "\(result)")
+        let lines = result.stdout.split(separator: "\n").map(String.init)
+        #expect(lines[1].hasSuffix(" method=HEAD metrics=full"), "\(lines[1])")
+        #expect(lines.contains(" tcp://127.0.0.1:6379 [send=6 bytes]"), "\(result.stdout)")
+        #expect(
+            lines.contains(" tls://127.0.0.1:465 [tls=verify=false,server_name=mail.test,cert_expiry=14]"),
+            "\(result.stdout)")
+        #expect(lines.contains(" dns://127.0.0.1/gone.test?type=A [expect=NXDOMAIN]"), "\(result.stdout)")
+    }
+
     @Test func run_pollsAndReportsOnEveryTick_andStopsCleanlyOnSIGINTWithALastReport() async throws {
         try await withDemoSite { (base) async throws in
             let script = try TemporaryScript(

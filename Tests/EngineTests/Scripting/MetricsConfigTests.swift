@@ -64,6 +64,35 @@ import Testing
         #expect(module.headers == [Header("Accept", "*/*")])
     }
 
+    @Test func metrics_isTheDefaultSet_orFull_andAnythingElseIsAnErrorAtItsLine() throws {
+        let (plain, _) = try loadHost(#"urls = { "http://127.0.0.1:1/" }"#)
+        #expect(plain.config.settings.metrics == .default)
+        let (full, _) = try loadHost("urls = { \"http://127.0.0.1:1/\" }\nmetrics = \"full\"\n")
+        #expect(full.config.settings.metrics == .full)
+        for wrong in ["\"all\"", "true", "{ \"full\" }"] {
+            let (error, script) = try Self.loadError("urls = { \"http://127.0.0.1:1/\" }\nmetrics = \(wrong)\n")
+            #expect(
+                error.hasPrefix("\(script.path):2: setting 'metrics' must be \"default\" or \"full\" (got "), "\(error)"
+            )
+        }
+    }
+
+    @Test func modules_takeTLSOptions_forTheirTLSTargets() throws {
+        let (host, _) = try loadHost(
+            """
+            modules = { self_signed = { tls = { verify = false, cert_expiry = 7 } } }
+            urls = { "tls://127.0.0.1:1" }
+            """)
+        let module = try #require(host.config.modules["self_signed"])
+        #expect(module.tls == TLSOptions(verify: false, certExpiryDays: 7))
+        #expect(module.target(url: "tls://127.0.0.1:2").tls == module.tls)
+        #expect(module.target(url: "https://127.0.0.1:2/").tls == module.tls)
+        #expect(module.target(url: "http://127.0.0.1:2/").tls == nil)
+        let (error, script) = try Self.loadError(
+            "urls = { \"tls://127.0.0.1:1\" }\nmodules = { m = { tls = { verify = \"no\" } } }\n")
+        #expect(error.hasPrefix("\(script.path):2: modules.m: tls.verify must be true or false"), "\(error)")
+    }
+
     @Test func modules_withAnUnknownField_orNotATable_areAnErrorWithTheLine() throws {
         let (unknown, script) = try Self.loadError(
             """
@@ -74,7 +103,7 @@ import Testing
             """)
         #expect(
             unknown
-                == "\(script.path):3: modules.http_2xx: unknown field 'prober' (known fields: method, timeout, headers, expect)"
+                == "\(script.path):3: modules.http_2xx: unknown field 'prober' (known fields: method, timeout, headers, expect, tls)"
         )
         let (notTable, _) = try Self.loadError("urls = { \"http://127.0.0.1:1/\" }\nmodules = 1\n")
         #expect(notTable.contains(":2: 'modules' must be a table of module names to option tables (got number)"))

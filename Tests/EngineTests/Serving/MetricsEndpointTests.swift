@@ -1,6 +1,7 @@
 import AsyncHTTPClient
 import Engine
 import Logging
+import NIOPosix
 import Testing
 
 /// The listener on loopback, scraped while the real prober polls real loopback servers.
@@ -150,6 +151,137 @@ import Testing
             }
             try await client.shutdown()
         }
+    }
+
+    @Test func scrape_whenTheScraperAcceptsGzip_isGzipped_andOnlyThen() async throws {
+        let targets = (0..<200).map { Target(url: "http://127.0.0.1:9/page/\($0)") }
+        let monitor = StateMonitor(urls: targets.map(\.url), reporter: TextReporter(output: Output { _ in }))
+        for target in targets {
+            await monitor.update(State(url: target.url, name: target.name, status: "200 OK", code: 200, health: .up))
+        }
+        let source = MetricsSource()
+        source.serve(monitor: monitor, targets: targets, settings: Settings())
+        // Nothing is probed here: the shared client is never used.
+        try await Self.withServer(source: source, metrics: EngineMetrics(), prober: HTTPProber(client: .shared)) {
+            base in
+            // As Prometheus asks.
+            let zipped = try await fetchBytes(base + "/metrics", headers: [("Accept-Encoding", "gzip")])
+            #expect(zipped.status == 200)
+            #expect(zipped.headers["content-encoding"] == "gzip")
+            #expect(zipped.headers["content-type"] == "text/plain; version=0.0.4; charset=utf-8")
+            #expect(zipped.body.starts(with: [0x1F, 0x8B]), "a gzip member's magic bytes")
+            let samples = try await parsePrometheus(bytes: zipped.body, gzipped: true)
+            #expect(samples.filter { $0.name == "probe_success" }.count == 200)
+
+            let plain = try await fetchBytes(base + "/metrics")
+            #expect(plain.headers["content-encoding"] == nil)
+            #expect(zipped.body.count * 5 < plain.body.count, "\(zipped.body.count) of \(plain.body.count) bytes")
+            #expect(try await parsePrometheus(bytes: plain.body, gzipped: false).count == samples.count)
+            // Refused with q=0, or asked only for another coding: plain text.
+            for refusal in ["gzip;q=0", "br", "identity", "*;q=0"] {
+                let answer = try await fetchBytes(base + "/metrics", headers: [("Accept-Encoding", refusal)])
+                #expect(answer.headers["content-encoding"] == nil, "Accept-Encoding: \(refusal)")
+            }
+            for consent in ["deflate, gzip;q=0.5", "*", "GZIP"] {
+                let answer = try await fetchBytes(base + "/metrics", headers: [("Accept-Encoding", consent)])
+                #expect(answer.headers["content-encoding"] == "gzip", "Accept-Encoding: \(consent)")
+            }
+        }
+    }
+
+    @Test func alerts_areCountedBySinkAndResult_andTheQueueLengthIsServed() async throws {
+        let receiver = Receiver()
+        try await receiver.run { hooks in
+            let metrics = EngineMetrics()
+            var configuration = AlertDispatcher<ContinuousClock>.Configuration()
+            configuration.attempts = 1
+            configuration.timeout = .seconds(5)
+            configuration.queueLimit = 4
+            var logger = Logger(label: "alerts")
+            logger.logLevel = .critical
+            let dispatcher = AlertDispatcher(
+                configuration: configuration, transport: SystemAlertTransport(client: .shared),
+                clock: ContinuousClock(),
+                logger: logger, observer: metrics)
+            let dead = "http://127.0.0.1:\(try closedPort())/hook"
+            // Five alerts before the dispatcher runs, into a queue of four: the oldest is dropped.
+            dispatcher.enqueue(.post(url: hooks + "/hook", body: [], headers: []))
+            dispatcher.enqueue(.post(url: hooks + "/hook", body: [], headers: []))
+            dispatcher.enqueue(.post(url: dead, body: [], headers: []))
+            dispatcher.enqueue(.exec(argv: ["true"]))
+            dispatcher.enqueue(.exec(argv: ["false"]))
+
+            let source = MetricsSource()
+            source.serve(
+                monitor: StateMonitor(urls: [], reporter: TextReporter(output: Output { _ in })), targets: [],
+                settings: Settings())
+            try await Self.withServer(source: source, metrics: metrics, prober: HTTPProber(client: .shared)) { base in
+                func scrape() async throws -> [ParsedSample] {
+                    try await parsePrometheus(try await fetch(base + "/metrics").body)
+                }
+                func alerts(_ samples: [ParsedSample], _ sink: String, _ result: String) -> Double? {
+                    samples.first {
+                        $0.name == "urlpoll_alerts_total" && $0.labels == ["sink": sink, "result": result]
+                    }?.value
+                }
+                let waiting = try await scrape()
+                #expect(waiting.first { $0.name == "urlpoll_alert_queue_length" }?.value == 4)
+                #expect(alerts(waiting, "post", "dropped") == 1)
+                #expect(alerts(waiting, "post", "delivered") == 0, "every series exists from the start")
+                #expect(waiting.first { $0.name == "urlpoll_alerts_total" }?.type == "counter")
+
+                let delivering = Task { await dispatcher.run() }
+                var done: [ParsedSample] = []
+                for _ in 0..<500 {
+                    done = try await scrape()
+                    if done.first(where: { $0.name == "urlpoll_alert_queue_length" })?.value == 0 { break }
+                    try await Task.sleep(for: .milliseconds(20))
+                }
+                #expect(done.first { $0.name == "urlpoll_alert_queue_length" }?.value == 0)
+                #expect(alerts(done, "post", "delivered") == 1)
+                #expect(alerts(done, "post", "failed") == 1)
+                #expect(alerts(done, "post", "dropped") == 1)
+                #expect(alerts(done, "exec", "delivered") == 1)
+                #expect(alerts(done, "exec", "failed") == 1)
+                #expect(alerts(done, "exec", "dropped") == 0)
+                #expect(receiver.all.count == 1)
+                dispatcher.finish()
+                await delivering.value
+            }
+        }
+    }
+
+    @Test func scrape_withTheFullSet_givesATLSPollsVersion_andTheDefaultSetDoesNot() async throws {
+        let ca = try TestCertificates.authority()
+        let leaf = try TestCertificates.leaf(["127.0.0.1"], notAfter: 10 * 86_400, issuer: ca)
+        let server = try await TLSServer(chain: [leaf])
+        var target = Target(url: server.url, timeout: .seconds(2))
+        target.tls = TLSOptions(roots: [ca.certificate], certExpiryDays: 14)
+        let monitor = StateMonitor(urls: [target.url], reporter: TextReporter(output: Output { _ in }))
+        // Only a tls:// URL: the HTTP prober's client is never used.
+        let prober = try SchemeProber(http: HTTPProber(client: .shared), group: MultiThreadedEventLoopGroup.singleton)
+        let pool = PollerPool(
+            settings: Settings(), targets: [target], prober: prober, policy: LinearBackoff(), monitor: monitor,
+            clock: ContinuousClock())
+        _ = await pool.runOnce()
+        let source = MetricsSource()
+        for set in MetricSet.allCases {
+            var settings = Settings()
+            settings.metrics = set
+            source.serve(monitor: monitor, targets: [target], settings: settings)
+            try await Self.withServer(source: source, metrics: EngineMetrics(), prober: prober) { base in
+                let samples = try await parsePrometheus(try await fetch(base + "/metrics").body)
+                func value(_ name: String) -> Double? { samples.first { $0.name == name }?.value }
+                // Degraded (within cert_expiry) is still a success, as a probe.
+                #expect(value("probe_success") == 1)
+                #expect(samples.first { $0.name == "urlpoll_state" && $0.labels["state"] == "degraded" }?.value == 1)
+                let expiry = try #require(value("probe_ssl_earliest_cert_expiry"))
+                #expect(abs(expiry - leaf.certificate.notValidAfter.timeIntervalSince1970) < 1)
+                let version = samples.first { $0.name == "probe_tls_version_info" }
+                #expect((version?.labels["version"] == "TLS 1.3") == (set == .full), "\(set)")
+            }
+        }
+        try await server.stop()
     }
 
     @Test func healthz_whenPollsStartFarBehindSchedule_answers503WithTheReason() {

@@ -16,11 +16,20 @@ struct ParsedSample: Sendable, Equatable {
 /// `prometheus_client`, installed by .ci/run for the `python3` on PATH), in a child process given 30 s. Throws with the parser's
 /// own message when the text is malformed.
 func parsePrometheus(_ text: String) async throws -> [ParsedSample] {
+    try await parsePrometheus(bytes: Array(text.utf8), gzipped: false)
+}
+
+/// Parses `bytes` as ``parsePrometheus(_:)`` does; `gzipped` bytes are gunzipped first by Python's own `gzip`
+/// module, so a gzipped scrape is read as Prometheus reads it.
+func parsePrometheus(bytes: [UInt8], gzipped: Bool) async throws -> [ParsedSample] {
     let program = """
-        import sys, json
+        import sys, json, gzip
         from prometheus_client.parser import text_string_to_metric_families
+        data = sys.stdin.buffer.read()
+        if sys.argv[1] == "gzip":
+            data = gzip.decompress(data)
         out = []
-        for family in text_string_to_metric_families(sys.stdin.read()):
+        for family in text_string_to_metric_families(data.decode("utf-8")):
             for s in family.samples:
                 out.append([family.name, family.type, s.name, s.labels, repr(float(s.value))])
         print(json.dumps(out))
@@ -32,13 +41,13 @@ func parsePrometheus(_ text: String) async throws -> [ParsedSample] {
     let input = directory.appendingPathComponent("in")
     let output = directory.appendingPathComponent("out")
     let errors = directory.appendingPathComponent("err")
-    try Data(text.utf8).write(to: input)
+    try Data(bytes).write(to: input)
     _ = FileManager.default.createFile(atPath: output.path, contents: nil)
     _ = FileManager.default.createFile(atPath: errors.path, contents: nil)
     let process = Process()
     // The python3 on PATH, as the `pip` that installed the package is.
     process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    process.arguments = ["python3", "-c", program]
+    process.arguments = ["python3", "-c", program, gzipped ? "gzip" : "plain"]
     process.standardInput = try FileHandle(forReadingFrom: input)
     process.standardOutput = try FileHandle(forWritingTo: output)
     process.standardError = try FileHandle(forWritingTo: errors)
@@ -63,6 +72,29 @@ func parsePrometheus(_ text: String) async throws -> [ParsedSample] {
             name: try #require(row[2] as? String), labels: try #require(row[3] as? [String: String]),
             value: try #require(Double(row[4] as? String ?? "")))
     }
+}
+
+/// GETs `url` on loopback (10 s limit) and returns the status code, the response's header fields (by
+/// lower-case name) and the body's bytes as they came (nothing is decompressed).
+func fetchBytes(_ url: String, headers: [(String, String)] = []) async throws -> (
+    status: Int, headers: [String: String], body: [UInt8]
+) {
+    var request = HTTPClientRequest(url: url)
+    for (name, value) in headers { request.headers.add(name: name, value: value) }
+    // A client of its own: the shared one undoes a Content-Encoding, and the bytes as sent are the point here.
+    let client = HTTPClient(eventLoopGroupProvider: .singleton)  // its default configuration decompresses nothing
+    let answer: Result<(HTTPClientResponse, ByteBuffer), any Error>
+    do {
+        let response = try await client.execute(request, timeout: .seconds(10))
+        answer = .success((response, try await response.body.collect(upTo: 256 << 20)))
+    } catch {
+        answer = .failure(error)
+    }
+    try await client.shutdown()
+    let (response, body) = try answer.get()
+    var fields: [String: String] = [:]
+    for (name, value) in response.headers { fields[name.lowercased()] = value }
+    return (Int(response.status.code), fields, Array(body.readableBytesView))
 }
 
 /// GETs `url` on loopback (10 s limit) and returns the status code, the Content-Type and the body.
