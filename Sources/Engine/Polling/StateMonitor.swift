@@ -35,7 +35,7 @@ public actor StateMonitor {
         onLate: @escaping @Sendable (Duration) -> Void = { _ in }
     ) {
         self.onLate = onLate
-        if urls.contains(where: { $0.utf8.contains(UInt8(ascii: "@")) }) {
+        if urls.contains(where: RequestDescription.mayHaveUserInfo) {
             self.order = urls.map { (shown: RequestDescription.redacting($0), raw: $0) }
                 .sorted { $0.shown != $1.shown ? $0.shown < $1.shown : $0.raw < $1.raw }.map(\.raw)
         } else {

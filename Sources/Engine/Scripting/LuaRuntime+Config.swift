@@ -268,7 +268,7 @@ extension LuaRuntime {
     /// `http://a:xxxxx@h/x (2)`. A script's own `name` is left as it is.
     static func numberNamesSharedByCredentials(_ targets: inout [Target]) {
         // Only a URL with user information can print like another: most lists have none.
-        guard targets.contains(where: { $0.url.utf8.contains(UInt8(ascii: "@")) }) else { return }
+        guard targets.contains(where: { RequestDescription.mayHaveUserInfo($0.url) }) else { return }
         var seen: [String: Int] = [:]
         for index in targets.indices {
             let bare = ProbeMetrics.redacted(targets[index].url)
@@ -520,7 +520,8 @@ extension LuaRuntime {
         }
         let rest = utf8[utf8.index(colon, offsetBy: 3)...]
         let authority = rest.prefix { $0 != UInt8(ascii: "/") && $0 != UInt8(ascii: "?") && $0 != UInt8(ascii: "#") }
-        let host = authority.split(separator: UInt8(ascii: "@")).last ?? authority[...]
+        let host =
+            authority.lastIndex(of: UInt8(ascii: "@")).map { authority[authority.index(after: $0)...] } ?? authority
         guard !host.isEmpty, host.first != UInt8(ascii: ":") else {
             return "no host in \"\(RequestDescription.redacting(url))\""
         }
