@@ -20,8 +20,9 @@ struct Session {
     /// Held while the session lives, so no second urlpoll writes the same state file.
     private let stateLock: StateFileLock?
     let dispatcher: AlertDispatcher<ContinuousClock>
-    /// The pool for the script as first loaded.
-    let pool: PollerPool<ContinuousClock>
+    /// The pool for the script as first loaded, taken by `run` or `runOnce`: once a reload replaces it,
+    /// nothing keeps it.
+    private let firstPool: Handoff<PollerPool<ContinuousClock>>
     /// Where the HTTP listener listens (`--listen`, else the script's `listen`), or nil for none.
     let listen: ListenAddress?
     /// urlpoll's own metrics, and what the listener serves; recorded only when there is a listener.
@@ -86,10 +87,23 @@ struct Session {
         {
             logger.warning("\(warning)")
         }
-        self.schemes = try SchemeProber(http: self.prober, group: self.probeClient.eventLoopGroup)
-        self.pool = Self.makePool(
-            host: host, options: options, store: self.store, prober: self.schemes, metrics: self.metrics,
-            served: self.served, logger: logger)
+        do {
+            self.schemes = try SchemeProber(http: self.prober, group: self.probeClient.eventLoopGroup)
+        } catch {
+            // The TLS prober reads the system's trusted certificates now. Nothing polls yet: stop the clients
+            // started above (AsyncHTTPClient traps in a debug build when a client is dropped running) and
+            // say why in words, not the TLS library's error dump.
+            self.prober.shutdown()
+            try? self.probeClient.syncShutdown()
+            try? alertClient.syncShutdown()
+            Output.standardError(
+                "urlpoll: cannot start: \(FileLimit.trustRootsUnreadable(limit: FileLimit.current()))\n")
+            throw ExitCode(2)
+        }
+        self.firstPool = Handoff(
+            Self.makePool(
+                host: host, options: options, store: self.store, prober: self.schemes, metrics: self.metrics,
+                served: self.served, logger: logger))
     }
 
     /// The monitor and pool for a loaded script.
@@ -106,7 +120,7 @@ struct Session {
         case .text: if host.config.onChange == nil { observers.append(ChangeLogger(logger: logger)) }
         }
         let monitor = StateMonitor(
-            urls: host.config.targets.map(\.displayURL), reporter: host.reporter(fallback: options.fallbackReporter()),
+            urls: host.config.targets.map(\.url), reporter: host.reporter(fallback: options.fallbackReporter()),
             observers: observers, store: store, onStoreError: { logger.error("\($0)") },
             onLate: { worst in
                 logger.warning(
@@ -151,10 +165,11 @@ struct Session {
     /// then prints a last report and delivers queued alerts.
     func run(signals: [UnixSignal] = [.sigterm, .sigint], reloadOnSIGHUP: Bool = true, watch: Bool = false) async throws
     {
+        guard let pool = self.firstPool.take() else { return }
         var resume: [State] = []
         if let store = self.store {
             do {
-                resume = try store.load()
+                resume = StateStore.match(try store.load(), to: pool.targets)
                 if !resume.isEmpty { self.logger.info("resuming \(resume.count) URL states from \(store.path)") }
             } catch {
                 self.logger.warning("ignoring the state file: \(error.description)")
@@ -163,7 +178,7 @@ struct Session {
         let (reloads, reloadRequests) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
         let triggers = ReloadTriggers(
             path: watch ? self.path : nil, sighup: reloadOnSIGHUP, requests: reloadRequests, logger: self.logger)
-        let polling = ReloadingService(pool: self.pool, resume: resume, reloads: reloads) { self.reload() }
+        let polling = ReloadingService(pool: consume pool, resume: resume, reloads: reloads) { self.reload() }
         // Polling starts once the listener is bound, so a taken address stops urlpoll before its first poll.
         let (bound, boundContinuation) = AsyncStream<Void>.makeStream()
         // Services stop in reverse order: polling first (its last report may raise alerts), then the
@@ -207,8 +222,9 @@ struct Session {
     /// Polls every URL once, reports once, delivers the alerts raised, and returns the states.
     func runOnce() async -> [State] {
         async let delivering: Void = self.dispatcher.run()
-        let states = await self.pool.runOnce()
-        await self.pool.monitor.tick()
+        guard let pool = self.firstPool.take() else { return [] }
+        let states = await pool.runOnce()
+        await pool.monitor.tick()
         self.dispatcher.finish()
         await delivering
         await self.shutdown()

@@ -1,10 +1,19 @@
 /// State is the last-known state of a URL: what the StateMonitor holds and what `report` and the
 /// default reporter see.
 public struct State: Sendable, Hashable {
-    /// The URL, as the script wrote it (the monitor's key).
+    /// The URL as urlpoll prints and exports it: its password, if any, replaced by `xxxxx`
+    /// (``Target/displayURL``). Two URLs that differ only by their password print alike; ``rawURL`` tells
+    /// them apart.
     public var url: String {
         get { self.shared.fields.url }
         set { self.shared.fields.url = newValue }
+    }
+
+    /// The URL exactly as the script wrote it, password included: the monitor's key, unique per URL (the
+    /// loader refuses duplicates). Never printed or exported; hooks read it as `raw_url`.
+    public var rawURL: String {
+        get { self.shared.fields.rawURL }
+        set { self.shared.fields.rawURL = newValue }
     }
 
     /// The display label: the URL's `name`, or the URL.
@@ -110,6 +119,7 @@ public struct State: Sendable, Hashable {
     /// reference so that 100,000 URLs' states take one copy each, and a copy costs one retain.
     fileprivate struct Fields: Sendable, Hashable {
         var url: String
+        var rawURL: String
         var name: String
         var status: String
         var code: Int?
@@ -130,14 +140,18 @@ public struct State: Sendable, Hashable {
 
     private var shared: Shared<Fields>
 
+    /// - Parameter rawURL: The URL as the script wrote it, when it differs from `url` (a password);
+    ///   `url` when nil.
     public init(
-        url: String, name: String, status: String, code: Int? = nil, health: Health, error: String? = nil,
+        url: String, rawURL: String? = nil, name: String, status: String, code: Int? = nil, health: Health,
+        error: String? = nil,
         detail: String? = nil, errorCount: Int = 0, latency: Duration = .zero, polls: Int = 1,
         since: Double = 0, checkedAt: Double = 0, lateness: Duration = .zero
     ) {
         self.shared = Shared(
             Fields(
-                url: url, name: name, status: status, code: code, health: health, error: error, detail: detail,
+                url: url, rawURL: rawURL ?? url, name: name, status: status, code: code, health: health, error: error,
+                detail: detail,
                 errorCount: errorCount, latency: latency, polls: polls, since: since, checkedAt: checkedAt,
                 lateness: lateness))
     }

@@ -26,7 +26,7 @@ public struct Target: Sendable, Hashable {
         get { self.shared.fields.body }
         set {
             self.shared.fields.body = newValue
-            self.describeRequest()
+            self.shared.fields.request?.body = newValue.map { Array($0.utf8) }
         }
     }
 
@@ -61,7 +61,7 @@ public struct Target: Sendable, Hashable {
         get { self.shared.fields.headers }
         set {
             self.shared.fields.headers = newValue
-            self.describeRequest()
+            self.shared.fields.request?.setHeaders(newValue)
         }
     }
 
@@ -157,15 +157,16 @@ public struct Target: Sendable, Hashable {
         backoff: HookRef? = nil,
         check: HookRef? = nil
     ) {
+        let displayURL = RequestDescription.redacting(url)
         self.shared = Shared(
             Fields(
-                url: url, displayURL: RequestDescription.redacting(url),
-                name: name ?? RequestDescription.redacting(url),
+                url: url, displayURL: displayURL, name: name ?? displayURL,
                 method: method, timeout: timeout, interval: interval, headers: headers,
                 expect: expect, backoff: backoff, check: check))
         self.describeRequest()
     }
 
+    /// Parses the URL into the request description; setting `headers` or `body` later only changes those.
     private mutating func describeRequest() {
         let fields = self.shared.fields
         self.shared.fields.request = RequestDescription(

@@ -1,5 +1,5 @@
 import Dispatch
-import FoundationEssentials
+import Foundation
 import Synchronization
 
 /// StateStore keeps the monitor's states in a file (`--state FILE`) so a restart resumes each URL's last
@@ -42,10 +42,22 @@ public final class StateStore: Sendable {
                 do {
                     try self.save(states)
                 } catch {
-                    onError("cannot write the state file \(self.path): \(error)")
+                    onError("cannot write the state file \(self.path): \(Self.words(error))")
                 }
             }
         }
+    }
+
+    /// A failed write in words: the system's reason (strerror(3), with its errno name's number) when
+    /// Foundation's error carries one, as it does for a missing folder, a full disk or no free descriptor;
+    /// never Foundation's error dump.
+    static func words(_ error: any Error) -> String {
+        let error = error as NSError
+        let posix = error.domain == NSPOSIXErrorDomain ? error : error.userInfo[NSUnderlyingErrorKey] as? NSError
+        if let posix, posix.domain == NSPOSIXErrorDomain {
+            return "\(String(cString: strerror(Int32(posix.code)))) (errno \(posix.code))"
+        }
+        return error.localizedDescription
     }
 
     private func takePending() -> [State]? {
@@ -63,7 +75,8 @@ public final class StateStore: Sendable {
         }
     }
 
-    /// The saved states, or `[]` when there is no file yet.
+    /// The saved states, or `[]` when there is no file yet; each URL is as printed (``State/url``, no
+    /// password): pair them with the script's URLs with ``match(_:to:)``.
     public func load() throws(Unreadable) -> [State] {
         let url = URL(fileURLWithPath: self.path)
         guard FileManager.default.fileExists(atPath: self.path) else { return [] }
@@ -84,6 +97,37 @@ public final class StateStore: Sendable {
         } catch {
             throw Unreadable(description: "\(self.path) is not a urlpoll state file (torn or corrupt?): \(error)")
         }
+    }
+
+    /// Pairs the states ``load()`` read with the URLs of the script now loaded, and returns them keyed as the
+    /// monitor keys them (``State/rawURL`` set to the target's URL as written).
+    ///
+    /// The file holds each URL as printed, its password replaced by `xxxxx`, never the password itself; so
+    /// a state goes to the one target that prints as its URL. Where several targets print alike (they differ
+    /// only by their password), it goes to the one whose `name` is the one saved (their default names are
+    /// numbered, `… (2)`), and to none when that is not one target: such a URL starts fresh rather than take
+    /// another's state. Files written before URLs were told apart this way resume unchanged.
+    public static func match(_ saved: [State], to targets: [Target]) -> [State] {
+        var byURL: [String: [State]] = [:]
+        for state in saved { byURL[state.url, default: []].append(state) }
+        var printedAlike: [String: Int] = [:]
+        for target in targets { printedAlike[target.displayURL, default: 0] += 1 }
+        var matched: [State] = []
+        for target in targets {
+            guard let candidates = byURL[target.displayURL] else { continue }
+            var state: State?
+            if printedAlike[target.displayURL] == 1 {
+                state = candidates.first
+            } else {
+                let named = candidates.filter { $0.name == target.name }
+                state = named.count == 1 ? named[0] : nil
+            }
+            if var state {
+                state.rawURL = target.url
+                matched.append(state)
+            }
+        }
+        return matched
     }
 
     /// Replaces the file with `states`, atomically.

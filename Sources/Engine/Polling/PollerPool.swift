@@ -77,13 +77,13 @@ public struct PollerPool<C: Clock>: Sendable where C.Duration == Duration {
     /// squeezed if need be so that all have started within one `poll_interval`.
     /// - Parameter resources: Resources to start from (a reload passes the kept URLs' state); by default a
     ///   fresh Resource per target.
-    public func run(resuming resources: [Resource]? = nil) async {
+    public func run(resuming resumed: consuming [Resource]? = nil) async {
         // Create our input and output channels. `pending` hands each Resource to the first free poller;
         // `complete` never makes a poller wait: it holds at most one entry per URL, since a Resource is in
         // one place at a time.
         let pending = AsyncChannel<Resource>()
         let (complete, completed) = AsyncStream<Resource>.makeStream()
-        let resources = resources ?? self.targets.map { Resource($0) }
+        var resources = (consume resumed) ?? self.targets.map { Resource($0) }
         let start = self.clock.now
         let batches = (resources.count + Self.startRate - 1) / Self.startRate
         let step = batches > 1 ? min(.seconds(1), self.settings.pollInterval / (batches - 1)) : Duration.zero
@@ -121,6 +121,8 @@ public struct PollerPool<C: Clock>: Sendable where C.Duration == Duration {
                 resource.due = step * (i / Self.startRate)
                 sleep(resource)
             }
+            // The timer queue holds them now.
+            resources = []
 
             // Sleep each completed Resource, then queue it again.
             for await var resource in complete {

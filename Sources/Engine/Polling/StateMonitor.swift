@@ -3,9 +3,13 @@ import AsyncAlgorithms
 /// StateMonitor maintains the url→State map and reports it on every tick. It alone owns the map: pollers
 /// send it States, observers hear of every result and every change as it happens, and the reporter gets a
 /// sorted copy on each tick.
+///
+/// The map is keyed by each URL as the script wrote it (``State/rawURL``), which the loader keeps unique,
+/// not by the URL as printed: `http://a:p1@h/` and `http://a:p2@h/` print alike (`a:xxxxx@`) but are two
+/// URLs with two states.
 public actor StateMonitor {
     private var states: [String: State] = [:]
-    /// URLs in report order (sorted), fixed at creation.
+    /// URLs (as written) in report order, fixed at creation: sorted by the URL as printed, then as written.
     private let order: [String]
     private let reporter: any Reporter
     private let observers: [any StateObserver]
@@ -20,6 +24,7 @@ public actor StateMonitor {
     public static var lateThreshold: Duration { .seconds(1) }
 
     /// - Parameters:
+    ///   - urls: The URLs as the script wrote them (``Target/url``): the map's keys.
     ///   - store: Where to keep the states across restarts; written on a tick when anything changed.
     ///   - onStoreError: Told, in words, when the store cannot be written.
     ///   - onLate: Told on a tick when polls since the last one started more than ``lateThreshold`` behind
@@ -30,7 +35,13 @@ public actor StateMonitor {
         onLate: @escaping @Sendable (Duration) -> Void = { _ in }
     ) {
         self.onLate = onLate
-        self.order = urls.sorted()
+        if urls.contains(where: RequestDescription.mayHaveUserInfo) {
+            self.order = urls.map { (shown: RequestDescription.redacting($0), raw: $0) }
+                .sorted { $0.shown != $1.shown ? $0.shown < $1.shown : $0.raw < $1.raw }.map(\.raw)
+        } else {
+            // No user information: each URL prints as written.
+            self.order = urls.sorted()
+        }
         self.states.reserveCapacity(urls.count)
         self.reporter = reporter
         self.observers = observers
@@ -42,15 +53,15 @@ public actor StateMonitor {
     /// the observers: a URL whose status then stays the same is not a change.
     public func seed(_ states: [State]) {
         let known = Set(self.order)
-        for state in states where known.contains(state.url) {
-            self.states[state.url] = state
+        for state in states where known.contains(state.rawURL) {
+            self.states[state.rawURL] = state
         }
     }
 
     /// Records the state a poller reports, and tells the observers.
     public func update(_ state: State) async {
-        let previous = self.states[state.url]
-        self.states[state.url] = state
+        let previous = self.states[state.rawURL]
+        self.states[state.rawURL] = state
         self.dirty = true
         self.worstLateness = max(self.worstLateness, state.lateness)
         for observer in self.observers {
@@ -68,8 +79,9 @@ public actor StateMonitor {
         self.order.compactMap { self.states[$0] }
     }
 
-    /// The url→State map as it is now, for a scrape: a copy-on-write copy, so this costs the monitor one
-    /// retain, and the map's next update copies it once. URLs not yet polled are absent.
+    /// The url→State map as it is now, keyed by each URL as written (``State/rawURL``), for a scrape: a
+    /// copy-on-write copy, so this costs the monitor one retain, and the map's next update copies it once.
+    /// URLs not yet polled are absent.
     public func statesByURL() -> [String: State] {
         self.states
     }

@@ -277,7 +277,26 @@ extension LuaRuntime {
         if targets.isEmpty {
             throw ScriptError(.configuration, source.locate(assigning: "urls") + "'urls' is empty")
         }
+        Self.numberNamesSharedByCredentials(&targets)
         return targets
+    }
+
+    /// URLs that differ only by their credentials (`http://a:p1@h/x`, `http://a:p2@h/x`, `http://h/x`) are
+    /// printed alike (the password is `xxxxx`) and exported alike (`/metrics` drops the user information),
+    /// so each one after the first whose `name` is the default gets its number among them:
+    /// `http://a:xxxxx@h/x (2)`. A script's own `name` is left as it is.
+    static func numberNamesSharedByCredentials(_ targets: inout [Target]) {
+        // Only a URL with user information can print like another: most lists have none.
+        guard targets.contains(where: { RequestDescription.mayHaveUserInfo($0.url) }) else { return }
+        var seen: [String: Int] = [:]
+        for index in targets.indices {
+            let bare = ProbeMetrics.redacted(targets[index].url)
+            let number = (seen[bare] ?? 0) + 1
+            seen[bare] = number
+            if number > 1, targets[index].name == targets[index].displayURL {
+                targets[index].name = "\(targets[index].displayURL) (\(number))"
+            }
+        }
     }
 
     /// Reads the entry on top of the stack: a URL string or a table of per-URL options.
@@ -520,7 +539,8 @@ extension LuaRuntime {
         }
         let rest = utf8[utf8.index(colon, offsetBy: 3)...]
         let authority = rest.prefix { $0 != UInt8(ascii: "/") && $0 != UInt8(ascii: "?") && $0 != UInt8(ascii: "#") }
-        let host = authority.split(separator: UInt8(ascii: "@")).last ?? authority[...]
+        let host =
+            authority.lastIndex(of: UInt8(ascii: "@")).map { authority[authority.index(after: $0)...] } ?? authority
         guard !host.isEmpty, host.first != UInt8(ascii: ":") else {
             return "no host in \"\(RequestDescription.redacting(url))\""
         }

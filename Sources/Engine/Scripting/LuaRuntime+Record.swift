@@ -4,7 +4,7 @@ import CLua
 /// `backoff`). The names are interned in Lua once, so filling a table costs no string lookup per field.
 enum FieldKey: Int32, CaseIterable {
     case url = 1, name, status, code, ok, state, error, detail, errorCount, latency, polls, since, checkedAt
-    case lateness, index, count, defaultSleep, lastSleep, interval, headers, body, tls, rcode, answers
+    case lateness, index, count, defaultSleep, lastSleep, interval, headers, body, tls, rcode, answers, rawURL
 
     /// The field's name in Lua.
     var text: String {
@@ -33,6 +33,7 @@ enum FieldKey: Int32, CaseIterable {
         case .tls: "tls"
         case .rcode: "rcode"
         case .answers: "answers"
+        case .rawURL: "raw_url"
         }
     }
 }
@@ -99,14 +100,18 @@ extension LuaRuntime {
         lua_rawset(self.L, -4)
     }
 
-    /// Sets `url` and `name`, pushing the URL's text once when the name is the URL (the usual case).
-    func setURLAndName(_ url: String, _ name: String) {
-        self.push(url)  // [table, keys, url]
+    /// Sets `url` (as printed: `displayURL`), `raw_url` (as written, password included) and `name`, pushing
+    /// each text once when they are the same (the usual case: no password, no name).
+    func setURLAndName(_ displayURL: String, raw rawURL: String, _ name: String) {
+        self.push(displayURL)  // [table, keys, url]
         lua_rawgeti(self.L, -2, lua_Integer(FieldKey.url.rawValue))
         lua_pushvalue(self.L, -2)
         lua_rawset(self.L, -5)
+        lua_rawgeti(self.L, -2, lua_Integer(FieldKey.rawURL.rawValue))
+        if rawURL == displayURL { lua_pushvalue(self.L, -2) } else { self.push(rawURL) }
+        lua_rawset(self.L, -5)
         lua_rawgeti(self.L, -2, lua_Integer(FieldKey.name.rawValue))
-        if name == url { lua_pushvalue(self.L, -2) } else { self.push(name) }
+        if name == displayURL { lua_pushvalue(self.L, -2) } else { self.push(name) }
         lua_rawset(self.L, -5)
         lua_settop(self.L, -2)
     }

@@ -35,9 +35,9 @@ extension ScriptHost: SleepPolicy {
     private func pushBackoffArgument(_ resource: Resource, settings: Settings, default fallback: Duration) {
         let state = resource.state
         let lua = self.runtime
-        lua.beginRecord(fields: 13)
+        lua.beginRecord(fields: 14)
         lua.set(.defaultSleep, fallback.seconds)
-        lua.setURLAndName(resource.target.displayURL, resource.target.name)
+        lua.setURLAndName(resource.target.displayURL, raw: resource.target.url, resource.target.name)
         lua.set(.errorCount, resource.errorCount)
         lua.set(.status, state?.status)
         lua.set(.code, state?.code)

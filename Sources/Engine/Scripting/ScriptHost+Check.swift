@@ -20,8 +20,8 @@ extension ScriptHost: Checker {
             hook, name: "check", nargs: 1, nresults: 2,
             pushArgs: {
                 let lua = self.runtime
-                lua.beginRecord(fields: 12)
-                lua.setURLAndName(target.displayURL, target.name)
+                lua.beginRecord(fields: 13)
+                lua.setURLAndName(target.displayURL, raw: target.url, target.name)
                 lua.set(.status, status)
                 lua.set(.code, code)
                 lua.set(.ok, ok)

@@ -18,8 +18,8 @@ extension ScriptHost: Reporter {
 
     func pushState(_ state: State, index: Int? = nil, count: Int? = nil) {
         let lua = self.runtime
-        lua.beginRecord(fields: 16)
-        lua.setURLAndName(state.url, state.name)
+        lua.beginRecord(fields: 17)
+        lua.setURLAndName(state.url, raw: state.rawURL, state.name)
         lua.set(.status, state.status)
         lua.set(.code, state.code)
         lua.set(.ok, state.ok)

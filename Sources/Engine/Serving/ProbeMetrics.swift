@@ -15,7 +15,7 @@ public enum ProbeMetrics {
     /// One URL's series labels, rendered once per script load: `instance` (the URL without credentials),
     /// `name` (the same, when the script gives none), then the URL's own `labels`, sorted by name.
     public struct Series: Sendable {
-        /// The monitor's key for the URL (as printed, credentials redacted).
+        /// The URL as the script wrote it (``Target/url``): the key of the monitor's states.
         public let url: String
         /// `instance="…",name="…",…`, escaped.
         public let labels: [UInt8]
@@ -30,9 +30,8 @@ public enum ProbeMetrics {
             let name = target.name == target.url || target.name == target.displayURL ? instance : target.name
             var labels: [(name: String, value: String)] = [("instance", instance), ("name", name)]
             for label in target.labels { labels.append((label.name, label.value)) }
-            // The monitor keys its states by the URL as printed (credentials redacted).
-            return Series(
-                url: target.displayURL, labels: Exposition.render(labels: labels), scheme: Scheme(target.url))
+            // The monitor keys its states by the URL as written (two URLs may print alike).
+            return Series(url: target.url, labels: Exposition.render(labels: labels), scheme: Scheme(target.url))
         }
     }
 

@@ -126,6 +126,35 @@ import Testing
             "\(low.stderr)")
     }
 
+    @Test func start_whenTheScriptHoldsEveryDescriptor_exits2_sayingSoInWords_withoutATrap() async throws {
+        // Given: a script that opens files until the limit refuses one, and keeps them all. urlpoll reads the
+        // system's trusted certificates after the script has loaded (for tls:// and https:// polls).
+        let script = try TemporaryScript(
+            """
+            held = {}
+            while true do
+              local f = io.open("/dev/null")
+              if not f then break end
+              held[#held + 1] = f
+            end
+            urls = { "http://127.0.0.1:9/" }
+            """)
+
+        // When: it starts under a low limit.
+        let run = try #require(
+            try await runShell(
+                #"ulimit -n 128; timeout 30 "$0" run "$1""#, [urlpollBinary, script.path], limit: .seconds(40)))
+
+        // Then: it stops, exit 2, saying why in words: no SIGILL (status 132: a debug build trapped on the
+        // HTTP clients it dropped unstopped), no TLS library dump.
+        #expect(run.status == 2, "\(run)")
+        #expect(
+            run.stderr.contains(
+                "urlpoll: cannot start: every file descriptor the open-file limit (128, ulimit -n) allows is in use (EMFILE)"
+            ), "\(run.stderr)")
+        #expect(!run.stderr.contains("OPENSSL") && !run.stderr.contains(".build"), "\(run.stderr)")
+    }
+
     @Test func run_whenOutOfFileDescriptors_reportsNoURLDown_andSaysSoOnce() async throws {
         // Given: 5 servers on 127.0.0.2…127.0.0.6, 8 URLs each, and a script that keeps all but 12 of its 128
         // descriptors open, as a script holding its own files would: 40 polls in flight at the start need

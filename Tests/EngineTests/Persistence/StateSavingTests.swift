@@ -42,6 +42,25 @@ import Testing
         State(url: url, name: url, status: "200 OK", code: 200, health: .up)
     }
 
+    @Test func submit_whenTheFileCannotBeWritten_saysWhyInWords() async throws {
+        // Given: a state file in a folder that does not exist.
+        let directory = try TemporaryScript("")
+        let store = StateStore(path: directory.sibling("missing/state.json"))
+        let errors = Mutex([String]())
+
+        // When: a snapshot is written.
+        store.submit([Self.state("http://127.0.0.1:9/a")]) { message in errors.withLock { $0.append(message) } }
+        await store.flush()
+
+        // Then: the reason in words, not Foundation's error dump (`Error Domain=… UserInfo={…}`).
+        let said = errors.withLock { $0 }
+        #expect(said.count == 1)
+        let message = try #require(said.first)
+        #expect(message.hasPrefix("cannot write the state file \(store.path): "), "\(message)")
+        #expect(message.contains("exist"), "\(message)")
+        #expect(!message.contains("Domain") && !message.contains("UserInfo"), "\(message)")
+    }
+
     @Test func tick_whenAStateArrivesDuringTheReport_savesItOnTheNextTick() async throws {
         // Given: a monitor with a state file, ticking every 10 s of the manual clock.
         let directory = try TemporaryScript("")

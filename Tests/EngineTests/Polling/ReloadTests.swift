@@ -72,6 +72,51 @@ import Testing
         #expect(prober.polls(of: Self.a) == 4)
     }
 
+    @Test func reload_releasesThePreviousPool_itsMonitorAndItsScript() async throws {
+        // Given: a running pool whose script has hooks (so the pool holds its script host and Lua state),
+        // of which the test keeps only weak references.
+        let script = try TemporaryScript(
+            """
+            urls = { { url = "\(Self.a)", interval = 60 }, { url = "\(Self.b)", interval = 70 } }
+            function backoff(r) return r.interval end
+            function on_result(s, prev) end
+            """)
+        let prober = ScriptedProber([Self.a: [.status(200)], Self.b: [.status(200)]])
+        let clock = ManualClock()
+        var first: ScriptHost? = try ScriptHost(path: script.path, logger: Logger(label: "test"))
+        var firstPool: PollerPool<ManualClock>? = Self.pool(first!, prober: prober, clock: clock)
+        weak let firstHost = first
+        weak let firstMonitor = firstPool?.monitor
+        let (reloads, requestReload) = AsyncStream<Void>.makeStream()
+        let (rebuilds, rebuilt) = AsyncStream<Void>.makeStream()
+        let sut = ReloadingService(pool: firstPool!, reloads: reloads) {
+            defer { rebuilt.yield() }
+            guard let host = try? ScriptHost(path: script.path, logger: Logger(label: "test")) else { return nil }
+            return Self.pool(host, prober: prober, clock: clock)
+        }
+        (first, firstPool) = (nil, nil)
+        var outcomes = rebuilds.makeAsyncIterator()
+
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { await sut.run() }
+            var sleeps = clock.sleeps.makeAsyncIterator()
+            let before = [await PollerPoolTests.nextSleep(&sleeps), await PollerPoolTests.nextSleep(&sleeps)]
+            #expect(Set(before) == [.seconds(60), .seconds(70)])
+            #expect(firstHost != nil && firstMonitor != nil)
+
+            // When: the script is reloaded, and the new pool has polled both URLs.
+            requestReload.yield()
+            await outcomes.next()
+            let after = [await PollerPoolTests.nextSleep(&sleeps), await PollerPoolTests.nextSleep(&sleeps)]
+            #expect(Set(after) == [.seconds(60), .seconds(70)])
+
+            // Then: nothing keeps the first pool's monitor (and its states) or its script (a Lua state).
+            #expect(await eventually { firstMonitor == nil }, "the first pool's monitor outlived a reload")
+            #expect(await eventually { firstHost == nil }, "the first script outlived a reload")
+            group.cancelAll()
+        }
+    }
+
     @Test func stateStore_roundTrips_andRejectsATornFile() throws {
         let file = try TemporaryScript("", name: "state.json")
         let sut = StateStore(path: file.path)

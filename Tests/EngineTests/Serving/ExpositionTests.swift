@@ -6,7 +6,7 @@ import Testing
     static func render(_ pairs: [(Target, State)], set: MetricSet = .default) -> String {
         var out = Exposition()
         ProbeMetrics.write(
-            states: Dictionary(uniqueKeysWithValues: pairs.map { ($0.1.url, $0.1) }),
+            states: Dictionary(uniqueKeysWithValues: pairs.map { ($0.1.rawURL, $0.1) }),
             series: ProbeMetrics.series(for: pairs.map(\.0)), set: set, into: &out)
         return String(decoding: out.bytes, as: UTF8.self)
     }
@@ -184,8 +184,9 @@ import Testing
     @Test func credentialsInAURL_areNeverServed() async throws {
         let url = "http://alice:s3cret@127.0.0.1:9/private?x=1"
         let target = Target(url: url)
-        // The monitor keys a URL's State by the URL as printed: credentials redacted.
-        let state = State(url: target.displayURL, name: target.name, status: "200 OK", code: 200, health: .up)
+        // A State carries the URL as printed (credentials redacted) and, as the monitor's key, as written.
+        let state = State(
+            url: target.displayURL, rawURL: target.url, name: target.name, status: "200 OK", code: 200, health: .up)
         let text = Self.render([(target, state)])
         #expect(!text.contains("s3cret"))
         #expect(!text.contains("alice"))
