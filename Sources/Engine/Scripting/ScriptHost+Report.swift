@@ -2,15 +2,15 @@ import CLua
 import Logging
 
 extension ScriptHost: Reporter {
-    public func report(_ states: [State]) {
+    public func report(_ states: [State]) async {
         guard let hook = self.config.report else { return }
         for (i, state) in states.enumerated() {
-            let result = self.runtime.callHook(
-                hook, name: "report", nargs: 1,
+            let result = await self.runHook(
+                hook, name: "report", timeout: self.timeout(forURL: state.url), nargs: 1,
                 pushArgs: { self.pushState(state, index: i + 1, count: states.count) },
                 read: { _ in () })
             self.forwardAlerts()
-            if case .failure(let error) = result {
+            if case .failure(let error) = result, error.kind != .stopped {
                 self.logFailure(error, hook: "report", url: state.url, fallback: "skipping this URL's report")
             }
         }

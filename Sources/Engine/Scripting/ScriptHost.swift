@@ -16,6 +16,15 @@ public actor ScriptHost {
     let metrics: EngineMetrics?
     /// What the script declared, read once at load.
     public nonisolated let config: ScriptConfig
+    /// Sends the requests hooks make with `urlpoll.http`.
+    let http: HookHTTPClient = .shared
+    /// Measures the deadlines of hooks that wait on `urlpoll.http`.
+    let deadlines: DeadlineClock
+    /// Each URL's timeout by its displayed URL (what `on_result`, `on_change` and `report` are given), made
+    /// when a hook waiting on a request first needs its deadline.
+    lazy var timeouts: [String: Duration] = Dictionary(
+        self.config.targets.map { ($0.displayURL, self.config.settings.timeout(for: $0)) },
+        uniquingKeysWith: { first, _ in first })
 
     /// Loads the script at `path`.
     /// - Parameters:
@@ -27,11 +36,12 @@ public actor ScriptHost {
     ///   - alerts: Where `urlpoll.post` and `urlpoll.exec` alerts go; without one they are logged and dropped
     ///     (as `urlpoll check` does).
     ///   - metrics: Where each hook call's duration, failures and the Lua state's size are recorded.
-    public init(
+    ///   - clock: What the deadline of a hook waiting on `urlpoll.http` is measured on.
+    public init<C: Clock>(
         path: String, text: String? = nil, args: [String] = [], limits: LuaLimits = LuaLimits(),
         alerts: (any AlertSink)? = nil, limiter: LogLimiter = LogLimiter(), metrics: EngineMetrics? = nil,
-        logger: Logger
-    ) throws(ScriptError) {
+        clock: C = ContinuousClock(), logger: Logger
+    ) throws(ScriptError) where C.Duration == Duration {
         let runtime = try LuaRuntime(limits: limits, logger: logger, args: args)
         if let metrics {
             runtime.hookObserver = { hook, duration, memory in
@@ -39,7 +49,9 @@ public actor ScriptHost {
             }
         }
         self.config = try runtime.loadConfig(path: path, text: text)
+        runtime.phase = "idle"
         self.runtime = runtime
+        self.deadlines = DeadlineClock(clock)
         self.logger = logger
         self.alerts = alerts
         self.limiter = limiter
