@@ -91,9 +91,10 @@ extension LuaRuntime {
         self.pendingRequest = nil
         var results: Int32 = 0
         var budget = call.budget
-        let started = ContinuousClock.now
+        // Timed only when someone reads the time (the hook-duration metric).
+        let started = self.hookObserver != nil ? ContinuousClock.now : nil
         let status = up_resume(call.thread, self.main, nargs, &results, &budget)
-        call.running += ContinuousClock.now - started
+        if let started { call.running += ContinuousClock.now - started }
         call.budget = budget
         call.requests = self.active?.requests ?? call.requests
         self.active = outer

@@ -43,7 +43,9 @@ extension ScriptHost {
         var (call, step) = lua.startHook(
             hook, name: name, nargs: nargs, maximumRequests: lua.limits.httpRequests, pushArgs: pushArgs)
         var deadline: (at: Duration, length: Duration)?
-        defer { lua.hookObserver?(name, call.running, Int(up_ctxof(lua.main).pointee.used)) }
+        defer {
+            if let observer = lua.hookObserver { observer(name, call.running, Int(up_ctxof(lua.main).pointee.used)) }
+        }
         while true {
             self.forwardAlerts()
             switch step {

@@ -352,4 +352,58 @@ import Testing
             #expect(verdict == Verdict(.up, message: "hop=1|hop=1||hop|\(base)/echo"))
         }
     }
+
+    @Test func loginFlowScript_once_logsInReadsTheTokenAndCallsTheAPI() async throws {
+        let server = HookServer()
+        try await server.run { base in
+            // When: the example script polls the server that enforces the flow (form login, cookie, token).
+            let passed = try await CLIProcess.run(["once", "scripts/login-flow.lua", "--format", "json", "--", base])
+
+            // Then: every step passed and the check says what it found.
+            #expect(passed.status == 0, "\(passed.stderr)")
+            #expect(passed.stdout.contains(#""detail":"3 orders, "#), "\(passed.stdout)")
+            #expect(passed.stdout.contains(#""status":"401 Unauthorized""#), "\(passed.stdout)")
+
+            // When: the login is refused.
+            let process = try CLIProcess(
+                ["once", "scripts/login-flow.lua", "--", base], environment: ["LOGIN_PASSWORD": "wrong"])
+            let status = await process.wait()
+
+            // Then: the poll is down and says which step failed.
+            #expect(status == 1)
+            #expect(process.stdout.contains("(down: login refused: 403 Forbidden)"), "\(process.stdout)")
+        }
+    }
+
+    @Test func http_fromACoroutineOfTheScripts_orAYieldOfTheHooksOwn_isAnError() async throws {
+        let (logger, log) = RecordingLogHandler.make()
+        let script = try TemporaryScript(
+            """
+            urls = { "http://127.0.0.1:9/" }
+            calls = 0
+            function check(res)
+              calls = calls + 1
+              if calls == 1 then
+                local ok, err = coroutine.resume(coroutine.create(function() return urlpoll.http.get("http://127.0.0.1:9/") end))
+                return "down", err
+              end
+              coroutine.yield()
+            end
+            """)
+        let sut = try ScriptHost(path: script.path, logger: logger)
+        let target = sut.config.targets[0]
+
+        // Then: a request from a coroutine the script started cannot suspend the hook: an error at its line.
+        let first = await sut.check(target, Self.response())
+        #expect(
+            first
+                == Verdict(
+                    .down,
+                    message:
+                        "\(script.path):6: urlpoll.http.get must be called from the hook itself, not from a coroutine the script started"
+                ))
+        // Then: a hook that yields on its own is stopped and logged; expect decides.
+        #expect(await sut.check(target, Self.response()) == nil)
+        #expect(log.all.contains { $0.contains("check called coroutine.yield outside a coroutine of its own") })
+    }
 }
