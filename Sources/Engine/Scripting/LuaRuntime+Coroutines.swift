@@ -11,7 +11,7 @@ struct HookCall {
     /// Its registry reference (what keeps it from the garbage collector).
     let ref: Int32
     /// The hook's name, for messages (`check`).
-    let name: String
+    let name: StaticString
     /// Instructions left for the whole call.
     var budget: Int64
     /// Requests made so far by this call.
@@ -39,7 +39,7 @@ extension LuaRuntime {
     /// Starts `hook` on a coroutine with the arguments `pushArgs` pushes, and runs it until it returns, fails
     /// or waits for a request.
     func startHook(
-        _ hook: HookRef, name: String, nargs: Int32, maximumRequests: Int, pushArgs: () -> Void
+        _ hook: HookRef, name: StaticString, nargs: Int32, maximumRequests: Int, pushArgs: () -> Void
     ) -> (HookCall, HookStep) {
         let (thread, ref): (OpaquePointer, Int32)
         if let idle = self.idleThreads.popLast() {
@@ -88,7 +88,6 @@ extension LuaRuntime {
         let outer = self.active
         self.L = call.thread
         self.active = call
-        self.pendingRequest = nil
         var results: Int32 = 0
         var budget = call.budget
         // Timed only when someone reads the time (the hook-duration metric).

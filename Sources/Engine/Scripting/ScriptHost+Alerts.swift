@@ -12,7 +12,7 @@ extension ScriptHost: StateObserver {
         await self.callObserver(hook, name: "on_change", state, previous)
     }
 
-    private func callObserver(_ hook: HookRef, name: String, _ state: State, _ previous: State?) async {
+    private func callObserver(_ hook: HookRef, name: StaticString, _ state: State, _ previous: State?) async {
         let result = await self.runHook(
             hook, name: name, timeout: self.timeout(forURL: state.url), nargs: 2,
             pushArgs: {
@@ -22,7 +22,7 @@ extension ScriptHost: StateObserver {
             read: { _ in () })
         self.forwardAlerts()
         if case .failure(let error) = result, error.kind != .stopped {
-            self.logFailure(error, hook: name, url: state.url, fallback: "continuing")
+            self.logFailure(error, hook: "\(name)", url: state.url, fallback: "continuing")
         }
     }
 }

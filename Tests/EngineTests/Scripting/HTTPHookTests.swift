@@ -384,7 +384,7 @@ import Testing
             function check(res)
               calls = calls + 1
               if calls == 1 then
-                local ok, err = coroutine.resume(coroutine.create(function() return urlpoll.http.get("http://127.0.0.1:9/") end))
+                local ok, err = coroutine.resume(coroutine.create(function() local r = urlpoll.http.get("http://127.0.0.1:9/") return r end))
                 return "down", err
               end
               coroutine.yield()
@@ -405,5 +405,33 @@ import Testing
         // Then: a hook that yields on its own is stopped and logged; expect decides.
         #expect(await sut.check(target, Self.response()) == nil)
         #expect(log.all.contains { $0.contains("check called coroutine.yield outside a coroutine of its own") })
+    }
+
+    @Test func onResultWaiting_onSlowServer_doesNotHoldTheMonitorsTick() async throws {
+        let server = HookServer()
+        try await server.run { base in
+            // Given: a monitor whose on_result hook waits on the slow server.
+            let (sut, script) = try loadHost(
+                """
+                urls = { "\(base)/a" }
+                function on_result(s) urlpoll.http.get("\(base)/slow") end
+                """)
+            _ = script
+            let reporter = RecordingReporter()
+            let monitor = StateMonitor(urls: ["\(base)/a"], reporter: reporter, observers: [sut])
+            let state = State(url: "\(base)/a", name: "a", status: "200 OK", code: 200, health: .up)
+            let updating = Task { await monitor.update(state) }
+            var arrivals = server.arrivals.makeAsyncIterator()
+            #expect(await arrivals.next() == "/slow")
+
+            // When: the monitor ticks while the hook waits.
+            await monitor.tick()
+
+            // Then: the tick reported the state at once; the hook finishes once the server answers.
+            var reports = reporter.reports.makeAsyncIterator()
+            #expect(await reports.next()?.map(\.url) == ["\(base)/a"])
+            server.release()
+            await updating.value
+        }
     }
 }
