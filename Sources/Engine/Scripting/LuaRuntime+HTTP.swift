@@ -48,8 +48,9 @@ extension LuaRuntime {
         }
         guard lua_isyieldable(self.L) != 0 else {
             throw HostError(
-                "urlpoll.http.\(function) cannot wait here: it was called from inside a metamethod, a sort "
-                    + "comparison, a string.gsub replacement or another C function; call it from the hook's own code")
+                "urlpoll.http.\(function) cannot wait here: it was called by a C function of Lua's library (a "
+                    + "table.sort comparison, a string.gsub replacement, a __tostring metamethod…), which Lua cannot "
+                    + "suspend; call it from the hook's own code")
         }
         guard call.requests < call.maximumRequests else {
             throw HostError(

@@ -386,6 +386,8 @@ import Testing
               if calls == 1 then
                 local ok, err = coroutine.resume(coroutine.create(function() local r = urlpoll.http.get("http://127.0.0.1:9/") return r end))
                 return "down", err
+              elseif calls == 2 then
+                table.sort({ 2, 1 }, function(a, b) local r = urlpoll.http.get("http://127.0.0.1:9/") return a < b end)
               end
               coroutine.yield()
             end
@@ -402,6 +404,12 @@ import Testing
                     message:
                         "\(script.path):6: urlpoll.http.get must be called from the hook itself, not from a coroutine the script started"
                 ))
+        // Then: nor can one from a sort comparison (Lua cannot suspend a C function): an error at its line.
+        #expect(await sut.check(target, Self.response()) == nil)
+        #expect(
+            log.all.contains {
+                $0.contains("\(script.path):9: urlpoll.http.get cannot wait here: it was called by a C function")
+            })
         // Then: a hook that yields on its own is stopped and logged; expect decides.
         #expect(await sut.check(target, Self.response()) == nil)
         #expect(log.all.contains { $0.contains("check called coroutine.yield outside a coroutine of its own") })
