@@ -442,4 +442,22 @@ import Testing
             await updating.value
         }
     }
+
+    @Test func hostFunctions_calledFromAScriptsOwnCoroutine_readTheirArgumentsThere() async throws {
+        // Given: urlpoll functions called inside coroutines the script starts, at load and in a hook.
+        let (sut, script) = try loadHost(
+            """
+            urls = { "http://127.0.0.1:9/" }
+            encoded_at_load = coroutine.wrap(function(a, b) return urlpoll.json.encode({ a, b }) end)(1, 2)
+            function check(res)
+              local inner = coroutine.wrap(function() return urlpoll.json.encode({ "in", "hook" }) end)
+              return "up", encoded_at_load .. " " .. inner()
+            end
+            """)
+        _ = script
+
+        // Then: each read its own arguments, not those of the thread that resumed it.
+        #expect(
+            await sut.check(sut.config.targets[0], Self.response()) == Verdict(.up, message: #"[1,2] ["in","hook"]"#))
+    }
 }
