@@ -17,7 +17,7 @@ extension ScriptHost: Checker {
             return nil
         }
         let verdict = await self.runHook(
-            hook, name: "check", timeout: self.config.settings.timeout(for: target), nargs: 1, nresults: 2,
+            hook, name: "check", timeout: self.settings.timeout(for: target), nargs: 1, nresults: 2,
             pushArgs: {
                 let lua = self.runtime
                 lua.beginRecord(fields: 12)

@@ -149,6 +149,6 @@ extension ScriptHost {
 
     /// The timeout of the URL a State is about (its own, or the script's `timeout`).
     func timeout(forURL url: String) -> Duration {
-        self.timeouts[url] ?? self.config.settings.timeout
+        self.timeouts[url] ?? self.settings.timeout
     }
 }

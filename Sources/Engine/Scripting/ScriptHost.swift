@@ -1,5 +1,6 @@
 import CLua
 import Logging
+import Synchronization
 
 /// ScriptHost is the one owner of the script's Lua state. Every call into Lua (backoff, report) is a
 /// message to this actor, so hooks run one at a time and globals persist between calls.
@@ -20,11 +21,16 @@ public actor ScriptHost {
     let http: HookHTTPClient = .shared
     /// Measures the deadlines of hooks that wait on `urlpoll.http`.
     let deadlines: DeadlineClock
+    /// The settings the engine runs with, when told (``runs(with:)``); else the script's own.
+    private nonisolated let running = Mutex<Settings?>(nil)
     /// Each URL's timeout by its displayed URL (what `on_result`, `on_change` and `report` are given), made
     /// when a hook waiting on a request first needs its deadline.
-    lazy var timeouts: [String: Duration] = Dictionary(
-        self.config.targets.map { ($0.displayURL, self.config.settings.timeout(for: $0)) },
-        uniquingKeysWith: { first, _ in first })
+    lazy var timeouts: [String: Duration] = {
+        let settings = self.settings
+        return Dictionary(
+            self.config.targets.map { ($0.displayURL, settings.timeout(for: $0)) },
+            uniquingKeysWith: { first, _ in first })
+    }()
 
     /// Loads the script at `path`.
     /// - Parameters:
@@ -57,6 +63,18 @@ public actor ScriptHost {
         self.limiter = limiter
         self.metrics = metrics
         Self.forward(runtime, to: alerts, logger: logger)
+    }
+
+    /// Tells the host the settings the engine runs with: the script's, with the command line's overrides
+    /// (`--timeout`). A hook's deadline, and its requests' default timeout, count from the timeout they give
+    /// its URL. Call it before the first hook runs.
+    public nonisolated func runs(with settings: Settings) {
+        self.running.withLock { $0 = settings }
+    }
+
+    /// The settings hooks' timeouts come from.
+    nonisolated var settings: Settings {
+        self.running.withLock { $0 } ?? self.config.settings
     }
 
     /// Hands the alerts a hook recorded to the dispatcher, after the hook has returned.

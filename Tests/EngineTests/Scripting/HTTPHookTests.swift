@@ -460,4 +460,29 @@ import Testing
         #expect(
             await sut.check(sut.config.targets[0], Self.response()) == Verdict(.up, message: #"[1,2] ["in","hook"]"#))
     }
+
+    @Test func deadline_countsFromTheTimeoutTheEngineRunsWith() async throws {
+        // Given: the script says timeout = 60; the command line (--timeout 10) overrides it.
+        let silent = try HangingListener()
+        let clock = ManualClock()
+        let script = try TemporaryScript(
+            """
+            timeout = 60
+            urls = { "\(silent.url)/" }
+            function check(res) urlpoll.http.get("\(silent.url)/never") end
+            """)
+        let sut = try ScriptHost(path: script.path, clock: clock, logger: Logger(label: "test"))
+        var settings = sut.config.settings
+        settings.timeout = .seconds(10)
+        sut.runs(with: settings)
+
+        // When: the check waits on a server that never answers.
+        let checking = Task { await sut.check(sut.config.targets[0], Self.response()) }
+
+        // Then: its deadline is 3 × 10 s.
+        var sleeps = clock.sleeps.makeAsyncIterator()
+        #expect(await sleeps.next() == .seconds(30))
+        clock.advance(by: .seconds(30))
+        #expect(await checking.value?.message?.contains("abandoned at its deadline of 30 s") == true)
+    }
 }
