@@ -160,6 +160,25 @@ static void up_where_user(lua_State *L) {
     lua_pushliteral(L, "");
 }
 
+/* A host function returns this to suspend the hook's coroutine (urlpoll.http): the trampoline yields with no
+ * values, and the values the host resumes the coroutine with become the host function's results. */
+#define UP_YIELD (-2)
+static const int UP_YIELD_CODE = UP_YIELD;
+
+/* "file:line" of the innermost script line calling the running C function, into buf ("" when none). */
+static inline void up_wherebuf(lua_State *L, char *buf, size_t n) {
+    lua_Debug ar;
+    if (n > 0) buf[0] = 0;
+    for (int level = 1; lua_getstack(L, level, &ar); level++) {
+        if (!lua_getinfo(L, "Sl", &ar)) break;
+        if (strcmp(ar.source, "=urlpoll") == 0) continue;
+        if (ar.currentline > 0) {
+            snprintf(buf, n, "%s:%d", ar.short_src, ar.currentline);
+            return;
+        }
+    }
+}
+
 static int up_trampoline(lua_State *L) {
     up_hostfn fn = (up_hostfn)lua_touserdata(L, lua_upvalueindex(1));
     /* debug.setupvalue can replace the upvalue; never call through anything but a light userdata. */
@@ -170,6 +189,7 @@ static int up_trampoline(lua_State *L) {
     c->enforce = 0;
     int n = fn(L);
     c->enforce = saved;
+    if (n == UP_YIELD) return lua_yield(L, 0);
     if (n < 0) {
         up_where_user(L);
         lua_insert(L, -2);
@@ -177,6 +197,44 @@ static int up_trampoline(lua_State *L) {
         return lua_error(L);
     }
     return n;
+}
+
+/* Resumes the hook coroutine `co` with the `nargs` values on top of its stack, with the memory cap on and
+ * `*budget` instructions left for the hook call (all its resumes share one budget, left in `*budget`
+ * afterwards). Never raises: an error ends the coroutine, and lua_resume returns its status. */
+static inline int up_resume(lua_State *co, lua_State *from, int nargs, int *nresults, long long *budget) {
+    up_ctx *c = up_ctxof(co);
+    int saved = c->enforce;
+    c->enforce = 1;
+    c->budget = *budget > 0 ? *budget : 1;
+    c->budget_hit = 0;
+    lua_sethook(co, up_hook, LUA_MASKCOUNT, UP_HOOK_PERIOD);
+    int status = lua_resume(co, from, nargs, nresults);
+    c->enforce = saved;
+    *budget = c->budget;
+    return status;
+}
+
+static int up__cotraceback(lua_State *L) {
+    lua_State *co = lua_tothread(L, 1);
+    const char *msg = lua_tostring(L, 2);
+    if (msg == NULL) {
+        if (luaL_callmeta(L, 2, "__tostring") && lua_type(L, -1) == LUA_TSTRING) return 1;
+        msg = lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 2));
+    }
+    luaL_traceback(L, co, msg, 0);
+    return 1;
+}
+
+/* Moves the error value on top of the dead coroutine `co` to `L` as a message with co's traceback (its
+ * stack is left as the error found it). Never raises; returns the status of that protected step. */
+static inline int up_coerror(lua_State *L, lua_State *co) {
+    lua_checkstack(co, 2);
+    lua_pushcfunction(L, up__cotraceback);
+    lua_pushthread(co);
+    lua_xmove(co, L, 1); /* [fn, thread] */
+    lua_xmove(co, L, 1); /* [fn, thread, error] */
+    return lua_pcall(L, 2, 1, 0);
 }
 
 static inline void up_pushhostfn(lua_State *L, up_hostfn fn) {

@@ -112,6 +112,7 @@ struct Session {
         served: MetricsSource, logger: Logger
     ) -> PollerPool<ContinuousClock> {
         let settings = options.apply(to: host.config.settings)
+        host.runs(with: settings)
         var observers: [any StateObserver] = []
         if let metrics { observers.append(metrics) }
         if let observer = host.observer { observers.append(observer) }

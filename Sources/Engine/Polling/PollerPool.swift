@@ -207,6 +207,8 @@ public struct PollerPool<C: Clock>: Sendable where C.Duration == Duration {
         var verdict: Verdict?
         if let checker = self.checker, resource.target.captureBody, result.isJudged {
             verdict = await checker.check(resource.target, result)
+            // A check abandoned because urlpoll is stopping judged nothing: no result.
+            guard !Task.isCancelled else { return }
         }
         let state = resource.record(result, verdict: verdict, at: self.now())
         await self.monitor.update(state)

@@ -255,6 +255,11 @@ extension LuaRuntime {
     static func host(_ L: OpaquePointer?, _ body: (LuaRuntime) throws(HostError) -> Int32) -> Int32 {
         guard let L else { return 0 }
         let runtime = LuaRuntime.owner(of: L)
+        // The function reads its arguments from the thread that called it: a hook's coroutine, or one the
+        // script started, as well as the main thread.
+        let caller = runtime.L
+        runtime.L = L
+        defer { runtime.L = caller }
         do {
             return try body(runtime)
         } catch {

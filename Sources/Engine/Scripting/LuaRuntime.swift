@@ -12,7 +12,21 @@ import Logging
 /// - Important: Not thread-safe. Exactly one owner, a ``ScriptHost``, calls into it, and all its methods
 ///   are synchronous so no `await` can fall between pushing arguments and reading results.
 final class LuaRuntime {
-    let L: OpaquePointer
+    /// The thread Swift reads and pushes on: the main thread, or the coroutine a hook runs on while it is
+    /// being resumed (and, inside a host function, the thread that called it).
+    var L: OpaquePointer
+    /// The state's main thread: loading, `backoff`, and the owner of every coroutine.
+    let main: OpaquePointer
+    /// What runs on the main thread now (`"load"`, `"backoff"`), for the error of a function that cannot be
+    /// called there (``hostHTTP(session:)``).
+    var phase = "load"
+    /// The hook coroutine being resumed, if any: the only thread `urlpoll.http` may suspend.
+    var active: HookCall?
+    /// The request the active hook's coroutine asked for when it last yielded.
+    var pendingRequest: HookRequest?
+    /// Finished hook coroutines kept for the next hook call, so a hook that makes no request costs no new
+    /// thread: (thread, registry reference).
+    var idleThreads: [(thread: OpaquePointer, ref: Int32)] = []
     /// The registry reference of the interned ``FieldKey`` names.
     private(set) var fieldKeys: Int32 = LUA_NOREF
     private let ctx: UnsafeMutablePointer<up_ctx>
@@ -39,17 +53,19 @@ final class LuaRuntime {
             throw ScriptError(.memory, "cannot create a Lua state")
         }
         self.L = L
+        self.main = L
         self.ctx.pointee.owner = Unmanaged.passUnretained(self).toOpaque()
         if up_openlibs(L) != LUA_OK {
             throw ScriptError(.runtime, "cannot open the Lua standard libraries: \(self.popMessage())")
         }
         try self.installHostAPI(args: args)
+        try self.installHTTP()
         try self.installModules()
         self.fieldKeys = self.internFieldKeys()
     }
 
     deinit {
-        lua_close(self.L)
+        lua_close(self.main)
         self.ctx.deinitialize(count: 1)
         self.ctx.deallocate()
     }
@@ -135,6 +151,8 @@ final class LuaRuntime {
         }
         lua_rawgeti(self.L, UP_REGISTRYINDEX, lua_Integer(hook.ref))
         pushArgs()
+        self.phase = name
+        defer { self.phase = "idle" }
         let started = self.hookObserver != nil ? ContinuousClock.now : nil
         let error = self.call(nargs: nargs, nresults: nresults, budget: self.limits.hookInstructions, what: name)
         if let started, let observer = self.hookObserver {

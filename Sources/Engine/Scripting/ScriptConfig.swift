@@ -35,6 +35,12 @@ public struct LuaLimits: Sendable, Hashable {
     /// Lua VM instructions loading the script may run, `urls` function included (default 200 million,
     /// about a second).
     public var loadInstructions: Int64 = 200_000_000
+    /// Requests one hook call may make with `urlpoll.http` (default 10); one more is an error at the
+    /// calling line.
+    public var httpRequests: Int = 10
+    /// A hook call that makes requests is abandoned after this many times its URL's timeout (default 3),
+    /// counted from its first request: a `check` is then judged down.
+    public var hookDeadlineTimeouts: Double = 3
 
     public init() {}
 }

@@ -14,6 +14,10 @@ public struct ScriptError: Error, Sendable, Hashable, CustomStringConvertible {
         case memory
         /// A hook returned something that is not what it must return.
         case badReturn
+        /// A hook waiting on `urlpoll.http` ran past its wall-clock deadline and was abandoned.
+        case deadline
+        /// urlpoll stopped while a hook waited on `urlpoll.http`; the hook was abandoned.
+        case stopped
     }
 
     /// Which kind of problem; errors compare equal by kind alone (the message names the file and line).

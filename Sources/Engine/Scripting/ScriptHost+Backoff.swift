@@ -48,23 +48,8 @@ extension ScriptHost: SleepPolicy {
         if let last = resource.lastSleep { lua.set(.lastSleep, last.seconds) }
         lua.set(.interval, settings.interval(for: resource.target).seconds)
         if resource.target.captureHeaders {
-            lua.set(.headers) { self.pushHeaders(resource.headers) }
+            lua.set(.headers) { lua.push(headers: resource.headers) }
         }
         lua.endRecord()
-    }
-
-    /// Pushes headers as a table keyed by lower-case name; repeated headers are joined with ", ".
-    func pushHeaders(_ headers: [Header]) {
-        var merged: [String: String] = [:]
-        for header in headers {
-            let name = header.name.lowercased()
-            merged[name] = merged[name].map { $0 + ", " + header.value } ?? header.value
-        }
-        lua_createtable(self.runtime.L, 0, Int32(merged.count))
-        for (name, value) in merged {
-            self.runtime.push(name)
-            self.runtime.push(value)
-            lua_rawset(self.runtime.L, -3)
-        }
     }
 }

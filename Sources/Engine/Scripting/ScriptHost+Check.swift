@@ -3,7 +3,7 @@ import FoundationEssentials
 import Logging
 
 extension ScriptHost: Checker {
-    public func check(_ target: Target, _ result: ProbeResult) -> Verdict? {
+    public func check(_ target: Target, _ result: ProbeResult) async -> Verdict? {
         guard let hook = target.check ?? self.config.check else { return nil }
         let status: String
         let code: Int?
@@ -16,8 +16,8 @@ extension ScriptHost: Checker {
         case .failure:
             return nil
         }
-        let verdict = self.runtime.callHook(
-            hook, name: "check", nargs: 1, nresults: 2,
+        let verdict = await self.runHook(
+            hook, name: "check", timeout: self.settings.timeout(for: target), nargs: 1, nresults: 2,
             pushArgs: {
                 let lua = self.runtime
                 lua.beginRecord(fields: 13)
@@ -26,7 +26,7 @@ extension ScriptHost: Checker {
                 lua.set(.code, code)
                 lua.set(.ok, ok)
                 lua.set(.latency, result.latency.seconds)
-                lua.set(.headers) { self.pushHeaders(result.headers) }
+                lua.set(.headers) { lua.push(headers: result.headers) }
                 lua.set(.body) { lua.push(bytes: result.body ?? []) }
                 if let tls = result.tls {
                     lua.set(.tls) { lua.push(tls, now: Double(Date().timeIntervalSince1970)) }
@@ -42,6 +42,12 @@ extension ScriptHost: Checker {
         switch verdict.flatMap({ $0 }) {
         case .success(let verdict):
             return verdict
+        case .failure(let error) where error.kind == .stopped:
+            return nil
+        case .failure(let error) where error.kind == .deadline:
+            // The poll is judged down: a check that cannot finish says nothing good about the service.
+            self.logFailure(error, hook: "check", url: target.displayURL, fallback: "judged down")
+            return Verdict(.down, message: error.message)
         case .failure(let error):
             self.logFailure(error, hook: "check", url: target.displayURL, fallback: "judging by expect instead")
             return nil

@@ -2,15 +2,22 @@ import CLua
 import Logging
 
 extension ScriptHost: Reporter {
-    public func report(_ states: [State]) {
+    public func report(_ states: [State]) async {
         guard let hook = self.config.report else { return }
         for (i, state) in states.enumerated() {
-            let result = self.runtime.callHook(
-                hook, name: "report", nargs: 1,
-                pushArgs: { self.pushState(state, index: i + 1, count: states.count) },
+            // Started in two steps, so a call that makes no request costs no suspension.
+            let result: Result<Void, ScriptError>
+            switch self.startHook(
+                hook, name: "report", nargs: 1, pushArgs: { self.pushState(state, index: i + 1, count: states.count) },
                 read: { _ in () })
-            self.forwardAlerts()
-            if case .failure(let error) = result {
+            {
+            case .done(let done):
+                result = done
+            case .waiting(let call, let request):
+                result = await self.finishHook(
+                    call, waitingFor: request, timeout: self.timeout(forURL: state.url), read: { _ in () })
+            }
+            if case .failure(let error) = result, error.kind != .stopped {
                 self.logFailure(error, hook: "report", url: state.url, fallback: "skipping this URL's report")
             }
         }

@@ -1,5 +1,6 @@
 import CLua
 import Logging
+import Synchronization
 
 /// ScriptHost is the one owner of the script's Lua state. Every call into Lua (backoff, report) is a
 /// message to this actor, so hooks run one at a time and globals persist between calls.
@@ -16,6 +17,20 @@ public actor ScriptHost {
     let metrics: EngineMetrics?
     /// What the script declared, read once at load.
     public nonisolated let config: ScriptConfig
+    /// Sends the requests hooks make with `urlpoll.http`.
+    let http: HookHTTPClient = .shared
+    /// Measures the deadlines of hooks that wait on `urlpoll.http`.
+    let deadlines: DeadlineClock
+    /// The settings the engine runs with, when told (``runs(with:)``); else the script's own.
+    private nonisolated let running = Mutex<Settings?>(nil)
+    /// Each URL's timeout by its displayed URL (what `on_result`, `on_change` and `report` are given), made
+    /// when a hook waiting on a request first needs its deadline.
+    lazy var timeouts: [String: Duration] = {
+        let settings = self.settings
+        return Dictionary(
+            self.config.targets.map { ($0.displayURL, settings.timeout(for: $0)) },
+            uniquingKeysWith: { first, _ in first })
+    }()
 
     /// Loads the script at `path`.
     /// - Parameters:
@@ -27,11 +42,12 @@ public actor ScriptHost {
     ///   - alerts: Where `urlpoll.post` and `urlpoll.exec` alerts go; without one they are logged and dropped
     ///     (as `urlpoll check` does).
     ///   - metrics: Where each hook call's duration, failures and the Lua state's size are recorded.
-    public init(
+    ///   - clock: What the deadline of a hook waiting on `urlpoll.http` is measured on.
+    public init<C: Clock>(
         path: String, text: String? = nil, args: [String] = [], limits: LuaLimits = LuaLimits(),
         alerts: (any AlertSink)? = nil, limiter: LogLimiter = LogLimiter(), metrics: EngineMetrics? = nil,
-        logger: Logger
-    ) throws(ScriptError) {
+        clock: C = ContinuousClock(), logger: Logger
+    ) throws(ScriptError) where C.Duration == Duration {
         let runtime = try LuaRuntime(limits: limits, logger: logger, args: args)
         if let metrics {
             runtime.hookObserver = { hook, duration, memory in
@@ -39,12 +55,26 @@ public actor ScriptHost {
             }
         }
         self.config = try runtime.loadConfig(path: path, text: text)
+        runtime.phase = "idle"
         self.runtime = runtime
+        self.deadlines = DeadlineClock(clock)
         self.logger = logger
         self.alerts = alerts
         self.limiter = limiter
         self.metrics = metrics
         Self.forward(runtime, to: alerts, logger: logger)
+    }
+
+    /// Tells the host the settings the engine runs with: the script's, with the command line's overrides
+    /// (`--timeout`). A hook's deadline, and its requests' default timeout, count from the timeout they give
+    /// its URL. Call it before the first hook runs.
+    public nonisolated func runs(with settings: Settings) {
+        self.running.withLock { $0 = settings }
+    }
+
+    /// The settings hooks' timeouts come from.
+    nonisolated var settings: Settings {
+        self.running.withLock { $0 } ?? self.config.settings
     }
 
     /// Hands the alerts a hook recorded to the dispatcher, after the hook has returned.
