@@ -233,6 +233,39 @@ import Testing
         }
     }
 
+    /// A chunked body whose framing lines (chunk sizes, the CRLF after each chunk, the trailer section) end
+    /// in a bare LF (RFC 9112 §2.2, §7.1), as curl accepts it; the body reads whole, and the kept connection
+    /// then carries a well-formed chunked response, a HEAD answered `Transfer-Encoding: chunked` (no body),
+    /// and the odd one again.
+    @Test func probe_whenAChunkedBodysFramingLinesEndInABareLF_readsTheBody() async throws {
+        let server = try RecordingServer { request in
+            switch request.path {
+            case "/lf":
+                [
+                    .send("HTTP/1.1 200 OK\nTransfer-Encoding: chunked\n\n5\nhello\n6;ext=1\n world\n0\nX-T: 1\n\n")
+                ]
+            case "/crlf":
+                [.send("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n")]
+            default:
+                [.send("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")]
+            }
+        }
+        func target(_ path: String, _ method: String = "GET") -> Target {
+            var target = Target(url: server.url + path, method: method, timeout: .seconds(2))
+            // (With its body kept, a poll turns a HEAD into a GET.)
+            target.captureBody = method != "HEAD"
+            return target
+        }
+        let results = try await Self.probe(
+            [target("/lf"), target("/crlf"), target("/head", "HEAD"), target("/lf")], plain: true)
+        #expect(results.map(\.outcome) == Array(repeating: .response(code: 200, reason: "OK"), count: 4))
+        #expect(
+            results.map { $0.body.map { String(decoding: $0, as: UTF8.self) } } == [
+                "hello world", "ok", nil, "hello world",
+            ])
+        #expect(server.connections == 1)
+    }
+
     /// Where a response is refused, the detail says what was wrong in words.
     @Test(arguments: [true, false])
     func probe_whenTheResponseIsRefused_saysWhyInWords(plain: Bool) async throws {
