@@ -5,6 +5,7 @@ import CLua
 enum FieldKey: Int32, CaseIterable {
     case url = 1, name, status, code, ok, state, error, detail, errorCount, latency, polls, since, checkedAt
     case lateness, index, count, defaultSleep, lastSleep, interval, headers, body, tls, rcode, answers
+    case timings, http
 
     /// The field's name in Lua.
     var text: String {
@@ -33,6 +34,8 @@ enum FieldKey: Int32, CaseIterable {
         case .tls: "tls"
         case .rcode: "rcode"
         case .answers: "answers"
+        case .timings: "timings"
+        case .http: "http"
         }
     }
 }

@@ -18,7 +18,7 @@ extension ScriptHost: Reporter {
 
     func pushState(_ state: State, index: Int? = nil, count: Int? = nil) {
         let lua = self.runtime
-        lua.beginRecord(fields: 16)
+        lua.beginRecord(fields: 18)
         lua.setURLAndName(state.url, state.name)
         lua.set(.status, state.status)
         lua.set(.code, state.code)
@@ -41,6 +41,8 @@ extension ScriptHost: Reporter {
             lua.set(.rcode, dns.rcode)
             lua.set(.answers) { lua.push(dns.answers) }
         }
+        if let timings = state.timings { lua.set(.timings) { lua.push(timings) } }
+        if let http = state.http { lua.set(.http) { lua.push(http) } }
         lua.endRecord()
     }
 }

@@ -2,13 +2,15 @@ import NIOCore
 import NIOPosix
 import NIOSSL
 
-/// TLSServer is a SwiftNIO + NIOSSL server on a loopback port that presents `chain` (leaf first) and then
-/// says nothing: what a TLS port looks like to a handshake-only probe.
+/// TLSServer is a SwiftNIO + NIOSSL server on a loopback port that presents `chain` (leaf first). Alone it
+/// then says nothing: what a TLS port looks like to a handshake-only probe. In front of a plain server
+/// (`forwardingTo`, such as a ``RecordingServer``'s port) it terminates TLS and relays the bytes both ways,
+/// so every odd server the plain tests play is also an `https://` one.
 final class TLSServer: Sendable {
     let port: Int
     private let channel: any Channel
 
-    init(chain: [TestCertificates.Issued]) async throws {
+    init(chain: [TestCertificates.Issued], forwardingTo backend: Int? = nil) async throws {
         let configuration = TLSConfiguration.makeServerConfiguration(
             certificateChain: try chain.map { .certificate(try TestCertificates.nio($0.certificate)) },
             privateKey: .privateKey(
@@ -19,6 +21,23 @@ final class TLSServer: Sendable {
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: context))
+                    guard let backend else { return }
+                    let front = Relay(peer: nil)
+                    try channel.pipeline.syncOperations.addHandler(front)
+                    let bound = NIOLoopBound(front, eventLoop: channel.eventLoop)
+                    ClientBootstrap(group: channel.eventLoop)
+                        .channelInitializer { back in
+                            back.eventLoop.makeCompletedFuture {
+                                try back.pipeline.syncOperations.addHandler(Relay(peer: channel))
+                            }
+                        }
+                        .connect(host: "127.0.0.1", port: backend)
+                        .whenComplete { result in
+                            switch result {
+                            case .success(let back): bound.value.connect(back)
+                            case .failure: channel.close(promise: nil)
+                            }
+                        }
                 }
             }
             .bind(host: "127.0.0.1", port: 0).get()
@@ -26,8 +45,50 @@ final class TLSServer: Sendable {
     }
 
     var url: String { "tls://127.0.0.1:\(self.port)" }
+    /// The `https://` origin, for a server that forwards.
+    var https: String { "https://127.0.0.1:\(self.port)" }
 
     func stop() async throws {
         try await self.channel.close()
+    }
+}
+
+/// Relay passes what its channel reads to `peer` (both on one event loop), holding it until the peer is
+/// connected, and closes the peer when its own channel closes.
+private final class Relay: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+
+    private var peer: (any Channel)?
+    private var held: [ByteBuffer] = []
+    private var closed = false
+
+    init(peer: (any Channel)?) {
+        self.peer = peer
+    }
+
+    func connect(_ peer: any Channel) {
+        guard !self.closed else {
+            peer.close(promise: nil)
+            return
+        }
+        self.peer = peer
+        for buffer in self.held { peer.write(buffer, promise: nil) }
+        self.held = []
+        peer.flush()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let buffer = self.unwrapInboundIn(data)
+        if let peer = self.peer { peer.writeAndFlush(buffer, promise: nil) } else { self.held.append(buffer) }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        self.closed = true
+        self.peer?.close(promise: nil)
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        context.close(promise: nil)
     }
 }
