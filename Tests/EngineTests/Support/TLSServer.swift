@@ -1,6 +1,7 @@
 import NIOCore
 import NIOPosix
 import NIOSSL
+import NIOTLS
 
 /// TLSServer is a SwiftNIO + NIOSSL server on a loopback port that presents `chain` (leaf first). Alone it
 /// then says nothing: what a TLS port looks like to a handshake-only probe. In front of a plain server
@@ -22,22 +23,7 @@ final class TLSServer: Sendable {
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: context))
                     guard let backend else { return }
-                    let front = Relay(peer: nil)
-                    try channel.pipeline.syncOperations.addHandler(front)
-                    let bound = NIOLoopBound(front, eventLoop: channel.eventLoop)
-                    ClientBootstrap(group: channel.eventLoop)
-                        .channelInitializer { back in
-                            back.eventLoop.makeCompletedFuture {
-                                try back.pipeline.syncOperations.addHandler(Relay(peer: channel))
-                            }
-                        }
-                        .connect(host: "127.0.0.1", port: backend)
-                        .whenComplete { result in
-                            switch result {
-                            case .success(let back): bound.value.connect(back)
-                            case .failure: channel.close(promise: nil)
-                            }
-                        }
+                    try channel.pipeline.syncOperations.addHandler(Relay(backend: backend))
                 }
             }
             .bind(host: "127.0.0.1", port: 0).get()
@@ -54,19 +40,49 @@ final class TLSServer: Sendable {
 }
 
 /// Relay passes what its channel reads to `peer` (both on one event loop), holding it until the peer is
-/// connected, and closes the peer when its own channel closes.
+/// connected, and closes the peer when its own channel closes. The TLS side's relay connects to the
+/// backend only once the handshake is done, so the backend sees no connection for a failed handshake.
 private final class Relay: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
 
+    private let backend: Int?
     private var peer: (any Channel)?
     private var held: [ByteBuffer] = []
     private var closed = false
 
-    init(peer: (any Channel)?) {
+    /// The TLS side, connecting to `backend` after the handshake.
+    init(backend: Int) {
+        self.backend = backend
+    }
+
+    /// The backend side, relaying to `peer`.
+    init(peer: any Channel) {
+        self.backend = nil
         self.peer = peer
     }
 
-    func connect(_ peer: any Channel) {
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let backend = self.backend, let event = event as? TLSUserEvent, case .handshakeCompleted = event {
+            let channel = context.channel
+            let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
+            ClientBootstrap(group: context.eventLoop)
+                .channelInitializer { back in
+                    back.eventLoop.makeCompletedFuture {
+                        try back.pipeline.syncOperations.addHandler(Relay(peer: channel))
+                    }
+                }
+                .connect(host: "127.0.0.1", port: backend)
+                .whenComplete { result in
+                    switch result {
+                    case .success(let back): bound.value.connect(back)
+                    case .failure: channel.close(promise: nil)
+                    }
+                }
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    private func connect(_ peer: any Channel) {
         guard !self.closed else {
             peer.close(promise: nil)
             return
