@@ -1,5 +1,6 @@
 import NIOCore
 import NIOHTTP1
+import NIOSSL
 
 #if canImport(Glibc)
     import Glibc
@@ -160,7 +161,10 @@ final class ExchangeHandler: ChannelDuplexHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        if let current = self.current, current.head == nil, self.used, let io = error as? IOError,
+        if self.current != nil, let unclean = error as? NIOSSLError, case .uncleanShutdown = unclean {
+            // TLS closed without a close_notify (the server's TCP close, RFC 8446 §6.1): the same as a close.
+            context.close(promise: nil)
+        } else if let current = self.current, current.head == nil, self.used, let io = error as? IOError,
             io.errnoCode == ECONNRESET || io.errnoCode == EPIPE
         {
             self.finish(context, .failure(StaleConnection()), close: true)
