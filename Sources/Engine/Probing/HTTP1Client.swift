@@ -189,24 +189,19 @@ final class HTTP1Client: Sendable {
             defer { mark = now }
             return .nanoseconds((now - mark).nanoseconds)
         }
-        let address: SocketAddress
+        let addresses: [SocketAddress]
         if let literal = try? SocketAddress(ipAddress: key.host, port: key.port) {
             // No lookup: no resolve phase.
-            address = literal
+            addresses = [literal]
         } else {
-            switch await self.resolver.resolve(key.host, port: key.port, deadline: deadline, on: loop) {
-            case .success(let resolved): address = resolved
+            switch await self.resolver.resolveAll(key.host, port: key.port, deadline: deadline, on: loop) {
+            case .success(let resolved): addresses = resolved
             case .failure(let failure): throw failure
             }
             phases.resolve = lap()
         }
         try Task.checkCancellation()
         var facts = ConnectionFacts()
-        switch address.protocol {
-        case .inet: facts.ipProtocol = 4
-        case .inet6: facts.ipProtocol = 6
-        default: break
-        }
         var presented: PresentedChain?
         var sslContext: NIOSSLContext?
         if let tls = key.tls {
@@ -218,7 +213,7 @@ final class HTTP1Client: Sendable {
         }
         let handshake = presented.map { _ in loop.makePromise(of: TLSVersion?.self) }
         let channel = try await self.open(
-            address, on: loop, deadline: deadline,
+            addresses, on: loop, deadline: deadline,
             initialize: { [presented, sslContext] channel in
                 guard let presented, let sslContext, let handshake else { return }
                 // TLS first; the handshake handler leaves once the handshake is done.
@@ -227,6 +222,11 @@ final class HTTP1Client: Sendable {
                     HandshakeHandler(promise: handshake, leavesAfterHandshake: true))
             }, key: key)
         phases.connect = lap()
+        switch channel.remoteAddress?.protocol {
+        case .inet: facts.ipProtocol = 4
+        case .inet6: facts.ipProtocol = 6
+        default: break
+        }
         guard let presented, let handshake else { return (channel, facts, phases) }
         let timer = loop.scheduleTask(deadline: deadline) { handshake.fail(ProbeFailure(.timeout, detail: "")) }
         do {
@@ -250,16 +250,17 @@ final class HTTP1Client: Sendable {
         }
     }
 
-    /// The TCP connection to `address`, its pipeline set up (`initialize` first: TLS, on `https://`), within
-    /// `deadline`; a cancelled poll gives up at once and closes the connection if it is made later.
+    /// The TCP connection to one of `addresses` (several: IPv6 and IPv4 raced by SwiftNIO's Happy Eyeballs,
+    /// RFC 8305, as it races its own lookup's), its pipeline set up (`initialize` first: TLS, on `https://`),
+    /// within `deadline`; a cancelled poll gives up at once and closes the connection if it is made later.
     private func open(
-        _ address: SocketAddress, on loop: any EventLoop, deadline: NIODeadline,
+        _ addresses: [SocketAddress], on loop: any EventLoop, deadline: NIODeadline,
         initialize: @escaping @Sendable (any Channel) throws -> Void, key: ConnectionKey
     ) async throws -> any Channel {
         let remaining = deadline - .now()
         guard remaining > .zero else { throw ProbeFailure(.timeout, detail: "") }
         let idleTimeout = self.idleTimeout
-        let connected = ClientBootstrap(group: loop)
+        let bootstrap = ClientBootstrap(group: loop)
             .connectTimeout(remaining)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
@@ -273,7 +274,13 @@ final class HTTP1Client: Sendable {
                     try channel.pipeline.syncOperations.addHandler(ExchangeHandler())
                 }
             }
-            .connect(to: address)
+        let connecting =
+            addresses.count == 1
+            ? bootstrap.connect(to: addresses[0])
+            : bootstrap.resolver(PreResolved(addresses: addresses, loop: loop)).connect(
+                host: key.host, port: key.port)
+        let connected =
+            connecting
             .map { channel in
                 // A connection that closes while idle (the server's doing, or its idle timeout) leaves the pool.
                 channel.closeFuture.whenComplete { [weak self] _ in self?.idle.forget(channel, key) }

@@ -92,4 +92,13 @@ import Testing
         #expect(http.ssl == https)
         try await front?.stop()
     }
+
+    /// A host name is looked up (on urlpoll's own threads) and the lookup timed as the resolve phase.
+    @Test func probe_whenTheHostIsAName_timesItsLookup() async throws {
+        let server = try RecordingServer { request in [.ok(request)] }
+        let result = try await Self.probe(["http://localhost:\(server.port)/"], https: false)[0]
+        #expect(result.outcome == .response(code: 200, reason: "OK"))
+        #expect(try #require(result.timings).resolve > .zero)
+        #expect(result.http?.ipProtocol == 4)
+    }
 }
