@@ -246,7 +246,7 @@ final class HTTP1Client: Sendable {
             if let failure = error as? ProbeFailure, failure.kind == .timeout { throw failure }
             throw HandshakeFailure(
                 failure: presented.failure(error, timeout: .nanoseconds((deadline - mark).nanoseconds)),
-                tls: presented.facts(version: ""))
+                tls: presented.facts(version: TLSProber.name(nil)))
         }
     }
 

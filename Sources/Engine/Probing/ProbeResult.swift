@@ -54,14 +54,16 @@ public struct ProbeResult: Sendable, Hashable {
     /// The response body (up to the prober's cap), kept only when the target asks for it
     /// (``Target/captureBody``).
     public var body: [UInt8]?
-    /// The certificate a TLS handshake saw (`tls://`; also on a `tls` failure when the handshake got that
-    /// far), or `nil`.
+    /// The certificate a TLS handshake saw (`tls://`, and `https://` on urlpoll's own client; also on a `tls`
+    /// failure when the handshake got that far), or `nil`.
     public var tls: TLSFacts?
     /// The DNS response (`dns://`), or `nil`.
     public var dns: DNSFacts?
-    /// Per-phase times of an HTTP poll (``PhaseTimings``), or `nil` where the path cannot measure them.
+    /// Per-phase times of an HTTP poll (``PhaseTimings``), summed over its hops; `nil` for a failed poll, and
+    /// through AsyncHTTPClient (the tests' switch), which does not expose them.
     public var timings: PhaseTimings?
-    /// Facts of an HTTP exchange (version, lengths, redirects; ``HTTPFacts``), or `nil`.
+    /// Facts of an HTTP poll's last exchange (version, lengths, redirects; ``HTTPFacts``), or `nil` for a
+    /// failed poll.
     public var http: HTTPFacts?
     /// What makes a response degraded though its status is expected (``Warning``), or `nil`. A status outside
     /// `expect`, or a `check` hook's verdict, decides over it.
