@@ -51,7 +51,7 @@ public struct HTTPProber: Prober {
         public var maximumBodySize = 1 << 20
         /// Sent with every request unless the URL sets its own (default `urlpoll/VERSION`).
         public var userAgent = "urlpoll/\(urlpollVersion)"
-        /// The most idle connections kept open per host for plain HTTP (default 64; `urlpoll` uses the
+        /// The most idle connections kept open per host, http and https (default 64; `urlpoll` uses the
         /// number of pollers when larger). A connection coming back to a full host is closed.
         public var idleConnectionsPerHost = 64
         /// The most idle connections kept open in all (default 256), so that polling thousands of hosts
@@ -80,7 +80,8 @@ public struct HTTPProber: Prober {
 
     private let client: HTTPClient
     private let configuration: Configuration
-    private let fast: HTTP1Client
+    /// urlpoll's own HTTP/1.1 client, for http and https.
+    private let own: HTTP1Client
 
     /// - Parameter client: Its event loops run urlpoll's own client; tests may send polls through it instead
     ///   (make it with ``makeClient(pollers:idleTimeout:followsRedirects:)``, which turns its redirect
@@ -90,7 +91,7 @@ public struct HTTPProber: Prober {
         self.configuration = configuration
         // Idle connections hold descriptors too: never more than the share the descriptor budget leaves them.
         let idle = DescriptorBudget.current.idleConnections(wanted: configuration.idleConnections)
-        self.fast = HTTP1Client(
+        self.own = HTTP1Client(
             group: client.eventLoopGroup, maximumIdlePerHost: min(configuration.idleConnectionsPerHost, idle),
             maximumIdle: idle,
             idleTimeout: .nanoseconds(Int64(configuration.idleTimeout.seconds * 1e9)))
@@ -98,11 +99,11 @@ public struct HTTPProber: Prober {
 
     /// Closes the idle connections of urlpoll's own client (AsyncHTTPClient's close when it shuts down).
     public func shutdown() {
-        self.fast.shutdown()
+        self.own.shutdown()
     }
 
     /// The idle connections of urlpoll's own client kept open.
-    public var idleConnections: Int { self.fast.idleCount }
+    public var idleConnections: Int { self.own.idleCount }
 
     /// An HTTP client configured for polling: enough connections per host for `pollers` requests in flight,
     /// idle connections closed after `idleTimeout` (the prober's, 50 s by default), one connection attempt
@@ -185,7 +186,7 @@ public struct HTTPProber: Prober {
         } catch {
             let failure = Self.classify(error, timeout: timeout)
             // Out of descriptors: idle kept-alive connections hold some; closing them frees them for the retry.
-            if failure.isLocal { self.fast.shutdown() }
+            if failure.isLocal { self.own.shutdown() }
             return ProbeResult(.failure(failure), latency: ContinuousClock.now - start)
         }
     }
@@ -260,7 +261,7 @@ public struct HTTPProber: Prober {
                 options.certExpiryDays = nil
                 tls = options
             }
-            let response = try await self.fast.execute(
+            let response = try await self.own.execute(
                 request, method: HTTPMethod(rawValue: method), fields: fields, tls: tls, deadline: deadline,
                 captureBody: target.captureBody, maximumBodySize: self.configuration.maximumBodySize)
             let version = response.head.version
@@ -286,8 +287,8 @@ public struct HTTPProber: Prober {
         {
             // AsyncHTTPClient may have read stray bytes left on a kept-alive connection by an earlier
             // response (a body after a HEAD response), or sent on a connection that was closing for that
-            // reason: it has dropped that connection, so an idempotent request goes once more, as the plain
-            // path does; a server that is really not HTTP fails again.
+            // reason: it has dropped that connection, so an idempotent request goes once more, as urlpoll's
+            // own client does; a server that is really not HTTP fails again.
             return try await self.sendWithAsyncHTTPClient(
                 sendRequest, method: method, captureBody: captureBody, maximumBodySize: maximumBodySize,
                 deadline: deadline)
