@@ -42,7 +42,8 @@ public struct Resource: Sendable {
     }
 
     /// Records one poll's result at wall-clock time `now` and returns the new State. A `verdict` from a
-    /// `check` hook decides the health of a response; without one, `expect` does.
+    /// `check` hook decides the health of a response; without one, `expect` does, and then the result's
+    /// ``ProbeResult/warning`` (an `https://` certificate within `cert_expiry` days) makes it degraded.
     @discardableResult
     public mutating func record(_ result: ProbeResult, verdict: Verdict? = nil, at now: Double) -> State {
         self.polls += 1
@@ -66,6 +67,10 @@ public struct Resource: Sendable {
                 health = .down
                 error = "status"
                 detail = "status \(c) is not in expect \(self.target.expect)"
+            } else if let warning = result.warning {
+                health = .degraded
+                error = warning.error
+                detail = warning.detail
             }
         case .reply(let reply):
             status = reply.status

@@ -5,7 +5,7 @@ import X509
 /// CertificateCheck reads and judges the chain a TLS server presented, with swift-certificates: the facts
 /// for `res.tls`, the verification (RFC 5280 path validation to a trusted root, then the name per RFC 6125),
 /// and how close the chain is to expiry.
-struct CertificateCheck {
+struct CertificateCheck: Sendable {
     /// The presented chain, leaf first.
     let chain: [Certificate]
 
@@ -88,6 +88,19 @@ struct CertificateCheck {
                 + (names.isEmpty ? "\(leaf.subject)" : names.joined(separator: ", ")) + ", not \(serverName)"
         }
         return nil
+    }
+
+    /// Why a chain with `facts` is degraded at `now` under `cert_expiry = days`, in words (`the certificate
+    /// expires in 2 days, at 2026-12-24T10:00:00Z (cert_expiry = 14 days)`, or `a certificate of the chain
+    /// …` when an intermediate expires first), or `nil` when neither the leaf nor any certificate of the
+    /// chain expires within `days` days. The same rule and words for `tls://` and `https://` URLs.
+    static func expiryWarning(_ facts: TLSFacts, days: Double, now: Date) -> String? {
+        let expiry = min(facts.notAfter, facts.chainNotAfter)
+        guard expiry - now.timeIntervalSince1970 < days * 86_400 else { return nil }
+        let which = facts.chainNotAfter < facts.notAfter ? "a certificate of the chain" : "the certificate"
+        let left = facts.daysLeft(at: now.timeIntervalSince1970)
+        return "\(which) expires in \(left) days, at \(Self.format(Date(timeIntervalSince1970: expiry))) "
+            + "(cert_expiry = \(formatSeconds(days)) days)"
     }
 
     /// Whether `name` is an IPv4 or IPv6 literal, matched against the certificate's IP names instead of its

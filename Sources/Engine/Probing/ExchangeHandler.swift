@@ -1,5 +1,6 @@
 import NIOCore
 import NIOHTTP1
+import NIOSSL
 
 #if canImport(Glibc)
     import Glibc
@@ -25,7 +26,19 @@ struct Exchange: Sendable {
     var deadline: NIODeadline
     var captureBody: Bool
     var maximumBodySize: Int
+    /// What opening the connection showed, on its first exchange (`nil` on a reused connection: the
+    /// handler keeps it from the first).
+    var opened: ConnectionFacts?
     var promise: EventLoopPromise<Outcome>
+}
+
+/// ConnectionFacts is what opening a connection showed, kept by its handler and reported with every
+/// response it carries.
+struct ConnectionFacts: Sendable {
+    /// 4 or 6 (`probe_ip_protocol`).
+    var ipProtocol: Int?
+    /// The TLS handshake's version and the chain the server presented, on an `https://` connection.
+    var tls: TLSFacts?
 }
 
 /// ExchangeHandler runs one exchange at a time on its connection: writes the request, reads the response
@@ -42,9 +55,14 @@ final class ExchangeHandler: ChannelDuplexHandler {
         var head: HTTPResponseHead?
         var body: [UInt8]?
         var read = 0
+        /// When the request went out, and when the response's first head (a 1xx one included) came in.
+        var sent: NIODeadline
+        var firstHead: NIODeadline?
     }
 
     private var current: Current?
+    /// What opening the connection showed.
+    private var connection = ConnectionFacts()
     /// Whether the connection has carried a request before this one.
     private var used = false
 
@@ -55,7 +73,8 @@ final class ExchangeHandler: ChannelDuplexHandler {
             exchange.promise.fail(StaleConnection())
             return
         }
-        var current = Current(exchange: exchange)
+        if let opened = exchange.opened { self.connection = opened }
+        var current = Current(exchange: exchange, sent: .now())
         current.body = exchange.captureBody ? [] : nil
         let loop = context.eventLoop.assumeIsolated()
         current.timer = loop.scheduleTask(deadline: exchange.deadline) { [context] in
@@ -79,6 +98,7 @@ final class ExchangeHandler: ChannelDuplexHandler {
         }
         switch self.unwrapInboundIn(data) {
         case .head(let head):
+            if self.current!.firstHead == nil { self.current!.firstHead = .now() }
             // 1xx heads are informational; the response proper follows.
             if head.status.code >= 200 || head.status.code < 100 { self.current!.head = head }
         case .body(let buffer):
@@ -90,16 +110,29 @@ final class ExchangeHandler: ChannelDuplexHandler {
             self.current!.read += buffer.readableBytes
             if self.current!.read >= cap, let head = self.current!.head {
                 // Enough: the rest is not read, so the connection cannot be reused.
-                let outcome = Exchange.Outcome(
-                    response: .init(head: head, body: self.current!.body), reusable: false)
+                let outcome = Exchange.Outcome(response: self.response(head), reusable: false)
                 self.finish(context, .success(outcome), close: true)
             }
         case .end:
             guard let head = self.current!.head else { return }
-            let outcome = Exchange.Outcome(
-                response: .init(head: head, body: self.current!.body), reusable: head.isKeepAlive)
+            let outcome = Exchange.Outcome(response: self.response(head), reusable: head.isKeepAlive)
             self.finish(context, .success(outcome), close: !head.isKeepAlive)
         }
+    }
+
+    /// The response to the current exchange, with its processing (request sent to the first response head)
+    /// and transfer (that head to now) times.
+    private func response(_ head: HTTPResponseHead) -> HTTP1Client.Response {
+        let current = self.current!
+        let now = NIODeadline.now()
+        let first = current.firstHead ?? now
+        let timings = PhaseTimings(
+            processing: .nanoseconds((first - current.sent).nanoseconds),
+            transfer: .nanoseconds((now - first).nanoseconds))
+        return HTTP1Client.Response(
+            head: head, body: current.body, bodyLength: min(current.read, current.exchange.maximumBodySize),
+            timings: timings,
+            ipProtocol: self.connection.ipProtocol, tls: self.connection.tls)
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
@@ -128,7 +161,10 @@ final class ExchangeHandler: ChannelDuplexHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        if let current = self.current, current.head == nil, self.used, let io = error as? IOError,
+        if self.current != nil, let unclean = error as? NIOSSLError, case .uncleanShutdown = unclean {
+            // TLS closed without a close_notify (the server's TCP close, RFC 8446 §6.1): the same as a close.
+            context.close(promise: nil)
+        } else if let current = self.current, current.head == nil, self.used, let io = error as? IOError,
             io.errnoCode == ECONNRESET || io.errnoCode == EPIPE
         {
             self.finish(context, .failure(StaleConnection()), close: true)

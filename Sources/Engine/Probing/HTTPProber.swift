@@ -8,39 +8,50 @@ import NIOPosix
     import Glibc
 #endif
 
-/// HTTPProber polls URLs: plain `http://` requests on ``HTTP1Client``, a lean HTTP/1.1 client on SwiftNIO,
-/// and `https://` requests on AsyncHTTPClient.
+/// HTTPProber polls `http://` and `https://` URLs on ``HTTP1Client``, urlpoll's own HTTP/1.1 client on
+/// SwiftNIO (with NIOSSL for `https://`).
 ///
-/// **One request per hop, the same bytes on both paths.** Each URL's ``RequestDescription`` is worked out
-/// when the script is loaded; both paths send its header list, in its order, with the same framing
-/// (`Content-Length`, never chunked). The prober follows redirects itself, one request per hop, each hop on
-/// the path its scheme needs (AsyncHTTPClient's own redirect following is off), as Go's net/http and curl
-/// `-L` do:
+/// **Why its own client, not AsyncHTTPClient.** A poll needs three things AsyncHTTPClient cannot give: it
+/// reads responses as curl does (bare-LF lines, control bytes in header values; AsyncHTTPClient's parser
+/// cannot be made lenient and it takes no extra channel handlers), it reports per-phase timings (resolve,
+/// connect, tls, processing, transfer; AsyncHTTPClient exposes none, async-http-client issue #868), and it
+/// reports the chain an `https://` server presented (`res.tls`, `cert_expiry`, a failed verification's
+/// reason and subject from the one handshake; AsyncHTTPClient shows no peer certificate). It is faster too:
+/// AsyncHTTPClient hops between its event loop and the caller several times per request, which capped
+/// polling near 15,000 requests/s on two cores; the own client does about 2.5 times that (see README,
+/// Performance). AsyncHTTPClient stays for webhooks and alerts (``makeClient(pollers:idleTimeout:followsRedirects:)``
+/// with redirects on), and tests still send polls through it (``Configuration/usesPlainHTTPClient`` false)
+/// to check that both put the same bytes on the wire (the `RecordingServer` tests compare the two).
+///
+/// **One request per hop.** Each URL's ``RequestDescription`` is worked out when the script is loaded; its
+/// header list is sent in its order, with `Content-Length` framing, never chunked. The prober follows
+/// redirects itself, one request per hop, as Go's net/http and curl `-L` do:
 /// - at most 5 redirects, and a URL met twice is a loop (both fail as `redirect`);
 /// - 303 turns any method but HEAD into a GET without a body; 301 and 302 turn a POST into a GET;
 ///   307 and 308 keep the method and the body (RFC 9110 §15.4);
 /// - credentials (the URL's user info, and an `Authorization` or `Cookie` header) are dropped when a
 ///   redirect leaves the host and port, as net/http does;
-/// - the URL's `timeout` bounds the whole poll, every hop included, and the latency is the whole poll's.
+/// - the URL's `timeout` bounds the whole poll, every hop included, and the latency is the whole poll's;
+///   the phase timings are summed over the hops (``PhaseTimings``), as blackbox_exporter sums them.
 ///
-/// Connections are kept alive and reused between polls of the same host (warm timings, as Gatus measures),
-/// idle ones closed after ``Configuration/idleTimeout`` on both paths; a failed connection attempt is not
-/// retried within a poll. A response body is read and discarded, up to ``Configuration/maximumBodySize``,
-/// within the URL's timeout; it is kept only for a `check` hook.
+/// **TLS.** An `https://` hop verifies the server's chain during the handshake (RFC 5280 to the system's
+/// roots or `tls.ca_file`'s, the name per RFC 6125 against `tls.server_name` or the URL's host), unless
+/// `tls.verify` is false; a chain that does not verify fails the poll as `tls` with the reason and the
+/// certificate's subject, and the request (with any credentials) is never sent. `tls.server_name` applies to
+/// hops on the URL's own host. With `tls.cert_expiry = N` a response whose chain expires within N days is
+/// degraded, as a `tls://` URL is.
 ///
-/// The plain path exists for speed: AsyncHTTPClient hops between its event loop and the caller several
-/// times per request, which capped polling near 15,000 requests/s on two cores; the plain path does about
-/// 2.5 times that (see README, Performance). It stays only while it is indistinguishable on the wire from
-/// AsyncHTTPClient for every request urlpoll makes (the `RecordingServer` tests compare the two); where it
-/// is more lenient (bare-LF line ends, control bytes in header values), that is because AsyncHTTPClient
-/// cannot be configured to be.
+/// Connections are kept alive and reused between polls of the same scheme, host, port and TLS options
+/// (warm timings, as Gatus measures), idle ones closed after ``Configuration/idleTimeout``; a failed
+/// connection attempt is not retried within a poll. A response body is read and discarded, up to
+/// ``Configuration/maximumBodySize``, within the URL's timeout; it is kept only for a `check` hook.
 public struct HTTPProber: Prober {
     public struct Configuration: Sendable {
         /// The most body bytes read per response (default 1 MiB); the rest is not read.
         public var maximumBodySize = 1 << 20
         /// Sent with every request unless the URL sets its own (default `urlpoll/VERSION`).
         public var userAgent = "urlpoll/\(urlpollVersion)"
-        /// The most idle connections kept open per host for plain HTTP (default 64; `urlpoll` uses the
+        /// The most idle connections kept open per host, http and https (default 64; `urlpoll` uses the
         /// number of pollers when larger). A connection coming back to a full host is closed.
         public var idleConnectionsPerHost = 64
         /// The most idle connections kept open in all (default 256), so that polling thousands of hosts
@@ -51,8 +62,10 @@ public struct HTTPProber: Prober {
         /// drop one), on both paths: ``HTTPProber/makeClient(pollers:idleTimeout:followsRedirects:)`` gives
         /// AsyncHTTPClient the same. URLs polled less often get a new connection each poll.
         public var idleTimeout: Duration = Self.defaultIdleTimeout
-        /// Whether plain `http://` requests go on the plain-HTTP client (default true). Tests set it to
-        /// false to send them through AsyncHTTPClient and compare the two paths.
+        /// Whether polls go on urlpoll's own client, ``HTTP1Client`` (default true, for `http://` and
+        /// `https://`). Tests set it to false to send them through AsyncHTTPClient instead and compare the two
+        /// paths; that path reads no `tls` options, fills no `res.tls` or timings, and reads responses
+        /// strictly.
         public var usesPlainHTTPClient = true
 
         /// 50 s.
@@ -67,31 +80,30 @@ public struct HTTPProber: Prober {
 
     private let client: HTTPClient
     private let configuration: Configuration
-    private let fast: HTTP1Client
-    /// Names the reason of an https poll's TLS failure (``diagnoseTLS(_:request:deadline:)``).
-    let tlsProber: TLSProber?
+    /// urlpoll's own HTTP/1.1 client, for http and https.
+    private let own: HTTP1Client
 
-    /// - Parameter client: Sends HTTPS requests (make it with ``makeClient(pollers:idleTimeout:followsRedirects:)``,
-    ///   which turns its redirect following off); its event loops also run the plain HTTP fast path.
+    /// - Parameter client: Its event loops run urlpoll's own client; tests may send polls through it instead
+    ///   (make it with ``makeClient(pollers:idleTimeout:followsRedirects:)``, which turns its redirect
+    ///   following off).
     public init(client: HTTPClient, configuration: Configuration = Configuration()) {
         self.client = client
         self.configuration = configuration
         // Idle connections hold descriptors too: never more than the share the descriptor budget leaves them.
         let idle = DescriptorBudget.current.idleConnections(wanted: configuration.idleConnections)
-        self.fast = HTTP1Client(
+        self.own = HTTP1Client(
             group: client.eventLoopGroup, maximumIdlePerHost: min(configuration.idleConnectionsPerHost, idle),
             maximumIdle: idle,
             idleTimeout: .nanoseconds(Int64(configuration.idleTimeout.seconds * 1e9)))
-        self.tlsProber = try? TLSProber(group: client.eventLoopGroup)
     }
 
-    /// Closes the idle connections of the plain HTTP path (AsyncHTTPClient's close when it shuts down).
+    /// Closes the idle connections of urlpoll's own client (AsyncHTTPClient's close when it shuts down).
     public func shutdown() {
-        self.fast.shutdown()
+        self.own.shutdown()
     }
 
-    /// The idle plain-HTTP connections kept open.
-    public var idleConnections: Int { self.fast.idleCount }
+    /// The idle connections of urlpoll's own client kept open.
+    public var idleConnections: Int { self.own.idleCount }
 
     /// An HTTP client configured for polling: enough connections per host for `pollers` requests in flight,
     /// idle connections closed after `idleTimeout` (the prober's, 50 s by default), one connection attempt
@@ -113,12 +125,19 @@ public struct HTTPProber: Prober {
         return HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
     }
 
-    /// One hop's answer: its status line, headers and (kept) body.
+    /// One hop's answer: its status line, headers and (kept) body, and what the exchange showed.
     struct HopResponse: Sendable {
         var code: Int
         var reason: String
         var headers: HTTPHeaders
         var body: [UInt8]?
+        /// `1.1`, `1.0`, `2.0`.
+        var version: Double
+        var bodyLength: Int
+        /// The hop's phases, or `nil` on AsyncHTTPClient (which does not expose them).
+        var timings: PhaseTimings?
+        var ipProtocol: Int?
+        var tls: TLSFacts?
     }
 
     public func probe(_ target: Target, settings: Settings) async -> ProbeResult {
@@ -130,18 +149,22 @@ public struct HTTPProber: Prober {
         var method = settings.method(for: target)
         let deadline = NIODeadline.now() + .nanoseconds(Int64(timeout.seconds * 1e9))
         var visited: Set<String> = []
+        var timings: PhaseTimings?
         do {
             for hop in 0...Self.maximumRedirects {
                 visited.insert(method + " " + request.url)
                 let response = try await self.send(
                     request, method: method, target: target, timeout: timeout, deadline: deadline)
+                if let phases = response.timings {
+                    if timings == nil { timings = PhaseTimings() }
+                    timings!.add(phases)
+                }
                 guard [301, 302, 303, 307, 308].contains(response.code),
                     let location = response.headers.first(name: "Location")
                 else {
-                    let headers = target.captureHeaders ? response.headers.map { Header($0.name, $0.value) } : []
-                    return ProbeResult(
-                        .response(code: response.code, reason: response.reason),
-                        latency: ContinuousClock.now - start, headers: headers, body: response.body)
+                    return Self.result(
+                        response, target: target, latency: ContinuousClock.now - start, redirects: hop,
+                        timings: timings, ssl: request.scheme == "https")
                 }
                 guard hop < Self.maximumRedirects else {
                     throw ProbeFailure(.redirect, detail: "more than \(Self.maximumRedirects) redirects")
@@ -157,13 +180,39 @@ public struct HTTPProber: Prober {
                 request = next
             }
             throw ProbeFailure(.redirect, detail: "more than \(Self.maximumRedirects) redirects")
+        } catch let error as HTTP1Client.HandshakeFailure {
+            // The chain did not verify (or the handshake failed): its facts still go to `res.tls`.
+            return ProbeResult(.failure(error.failure), latency: ContinuousClock.now - start, tls: error.tls)
         } catch {
-            let failure = await self.diagnoseTLS(
-                Self.classify(error, timeout: timeout), request: request, deadline: deadline)
+            let failure = Self.classify(error, timeout: timeout)
             // Out of descriptors: idle kept-alive connections hold some; closing them frees them for the retry.
-            if failure.isLocal { self.fast.shutdown() }
+            if failure.isLocal { self.own.shutdown() }
             return ProbeResult(.failure(failure), latency: ContinuousClock.now - start)
         }
+    }
+
+    /// The poll's result from its last hop's `response`: the status, the kept headers and body, the TLS
+    /// facts (and `cert_expiry`'s judgement of them), the phases summed over the hops, and the exchange's
+    /// facts.
+    static func result(
+        _ response: HopResponse, target: Target, latency: Duration, redirects: Int, timings: PhaseTimings?,
+        ssl: Bool
+    ) -> ProbeResult {
+        let headers = target.captureHeaders ? response.headers.map { Header($0.name, $0.value) } : []
+        var result = ProbeResult(
+            .response(code: response.code, reason: response.reason), latency: latency, headers: headers,
+            body: response.body, tls: response.tls)
+        result.timings = timings
+        result.http = HTTPFacts(
+            version: response.version,
+            contentLength: response.headers.first(name: "Content-Length").flatMap { Int($0) },
+            bodyLength: response.bodyLength, redirects: redirects, ssl: ssl, ipProtocol: response.ipProtocol)
+        if let facts = response.tls, let days = target.tls?.certExpiryDays,
+            let words = CertificateCheck.expiryWarning(facts, days: days, now: Date())
+        {
+            result.warning = ProbeResult.Warning(error: "cert_expiry", detail: words)
+        }
+        return result
     }
 
     /// The request for the hop after a `code` redirect to `location`, with `method` changed as net/http and
@@ -200,13 +249,27 @@ public struct HTTPProber: Prober {
         _ request: RequestDescription, method: String, target: Target, timeout: Duration, deadline: NIODeadline
     ) async throws -> HopResponse {
         let fields = request.fields(method: method, userAgent: self.configuration.userAgent)
-        if request.scheme == "http", self.configuration.usesPlainHTTPClient {
-            let response = try await self.fast.execute(
-                request, method: HTTPMethod(rawValue: method), fields: fields, deadline: deadline,
+        if self.configuration.usesPlainHTTPClient {
+            var tls: TLSOptions?
+            if request.scheme == "https" {
+                var options = target.tls ?? TLSOptions()
+                // The URL's `server_name` is for its own host; a redirect elsewhere is checked by its own name.
+                if options.serverName == nil || request.host != target.request?.host {
+                    options.serverName = request.host
+                }
+                // Not part of the connection: it judges the facts, per poll.
+                options.certExpiryDays = nil
+                tls = options
+            }
+            let response = try await self.own.execute(
+                request, method: HTTPMethod(rawValue: method), fields: fields, tls: tls, deadline: deadline,
                 captureBody: target.captureBody, maximumBodySize: self.configuration.maximumBodySize)
+            let version = response.head.version
             return HopResponse(
                 code: Int(response.head.status.code), reason: response.head.status.reasonPhrase,
-                headers: response.head.headers, body: response.body)
+                headers: response.head.headers, body: response.body,
+                version: Double(version.major) + Double(version.minor) / 10, bodyLength: response.bodyLength,
+                timings: response.timings, ipProtocol: response.ipProtocol, tls: response.tls)
         }
         var prepared = HTTPClientRequest(url: request.url)
         prepared.method = HTTPMethod(rawValue: method)
@@ -224,8 +287,8 @@ public struct HTTPProber: Prober {
         {
             // AsyncHTTPClient may have read stray bytes left on a kept-alive connection by an earlier
             // response (a body after a HEAD response), or sent on a connection that was closing for that
-            // reason: it has dropped that connection, so an idempotent request goes once more, as the plain
-            // path does; a server that is really not HTTP fails again.
+            // reason: it has dropped that connection, so an idempotent request goes once more, as urlpoll's
+            // own client does; a server that is really not HTTP fails again.
             return try await self.sendWithAsyncHTTPClient(
                 sendRequest, method: method, captureBody: captureBody, maximumBodySize: maximumBodySize,
                 deadline: deadline)
@@ -250,6 +313,7 @@ public struct HTTPProber: Prober {
             let response = try await self.client.execute(sendRequest, deadline: deadline)
             var body: [UInt8]? = captureBody ? [] : nil
             var left = maximumBodySize
+            var read = 0
             // A response to HEAD has no body: the exchange is over with the head, so skip the hop.
             let bodyless = method == "HEAD" || response.status.code == 204 || response.status.code == 304
             if !bodyless {
@@ -258,12 +322,14 @@ public struct HTTPProber: Prober {
                         body?.append(contentsOf: chunk.readableBytesView.prefix(left))
                     }
                     left -= chunk.readableBytes
+                    read += chunk.readableBytes
                     if left <= 0 { break }
                 }
             }
             return HopResponse(
                 code: Int(response.status.code), reason: response.status.reasonPhrase, headers: response.headers,
-                body: body)
+                body: body, version: Double(response.version.major) + Double(response.version.minor) / 10,
+                bodyLength: min(read, maximumBodySize))
         }
     }
 

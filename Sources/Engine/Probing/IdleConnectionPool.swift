@@ -1,13 +1,20 @@
 import NIOCore
 import Synchronization
 
-/// Where a plain-HTTP connection goes: the pool keeps idle connections per key.
+/// Where an HTTP connection goes, and how it was secured: the pool keeps idle connections per key, so a
+/// request only ever reuses a connection made for the same scheme, host, port and TLS options.
 struct ConnectionKey: Hashable, Sendable {
+    /// `http` or `https`.
+    var scheme: String
     var host: String
     var port: Int
+    /// For `https`: what the connection's handshake sent and checked (the name for SNI and verification,
+    /// whether the chain was verified, the roots), with `cert_expiry` left out (it judges the facts, not the
+    /// connection); `nil` for `http`.
+    var tls: TLSOptions?
 }
 
-/// IdleConnectionPool keeps the plain-HTTP client's idle kept-alive connections, per host and in all, so
+/// IdleConnectionPool keeps the HTTP client's idle kept-alive connections, per host and in all, so
 /// the next poll of a host reuses one and polling thousands of hosts does not hold a socket open for each.
 final class IdleConnectionPool: Sendable {
     /// The idle connections by host, and how many there are in all.

@@ -33,8 +33,16 @@ public final class NameResolver: Sendable {
     public func resolve(_ host: String, port: Int, deadline: NIODeadline, on loop: any EventLoop) async
         -> Result<SocketAddress, ProbeFailure>
     {
-        if let address = try? SocketAddress(ipAddress: host, port: port) { return .success(address) }
-        let once = Once<Result<SocketAddress, ProbeFailure>>()
+        await self.resolveAll(host, port: port, deadline: deadline, on: loop).map { $0[0] }
+    }
+
+    /// Every IPv4 and IPv6 address of `host`, in `getaddrinfo`'s order (RFC 6724 §6), at least one; or a
+    /// ``ProbeFailure`` as ``resolve(_:port:deadline:on:)`` gives.
+    public func resolveAll(_ host: String, port: Int, deadline: NIODeadline, on loop: any EventLoop) async
+        -> Result<[SocketAddress], ProbeFailure>
+    {
+        if let address = try? SocketAddress(ipAddress: host, port: port) { return .success([address]) }
+        let once = Once<Result<[SocketAddress], ProbeFailure>>()
         return await withCheckedContinuation { continuation in
             once.set(continuation)
             let timer = loop.scheduleTask(deadline: deadline) {
@@ -51,8 +59,8 @@ public final class NameResolver: Sendable {
         }
     }
 
-    /// The blocking lookup.
-    static func lookup(_ host: String, port: Int) -> Result<SocketAddress, ProbeFailure> {
+    /// The blocking lookup: every IPv4 and IPv6 address, in order.
+    static func lookup(_ host: String, port: Int) -> Result<[SocketAddress], ProbeFailure> {
         var hints = addrinfo()
         hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
         hints.ai_flags = AI_ADDRCONFIG
@@ -64,22 +72,26 @@ public final class NameResolver: Sendable {
             return .failure(ProbeFailure(.dns, detail: "\(host) does not resolve: \(reason)"))
         }
         defer { freeaddrinfo(list) }
+        var addresses: [SocketAddress] = []
         var entry: UnsafeMutablePointer<addrinfo>? = first
         while let current = entry {
             if let addr = current.pointee.ai_addr {
                 switch Int32(current.pointee.ai_family) {
                 case AF_INET:
                     let address = addr.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { $0.pointee }
-                    return .success(SocketAddress(address, host: host))
+                    addresses.append(SocketAddress(address, host: host))
                 case AF_INET6:
                     let address = addr.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { $0.pointee }
-                    return .success(SocketAddress(address, host: host))
+                    addresses.append(SocketAddress(address, host: host))
                 default: break
                 }
             }
             entry = current.pointee.ai_next
         }
-        return .failure(ProbeFailure(.dns, detail: "\(host) has no IPv4 or IPv6 address"))
+        guard !addresses.isEmpty else {
+            return .failure(ProbeFailure(.dns, detail: "\(host) has no IPv4 or IPv6 address"))
+        }
+        return .success(addresses)
     }
 }
 

@@ -31,6 +31,20 @@ public struct ProbeResult: Sendable, Hashable {
         }
     }
 
+    /// Why a response that is fine by its status is degraded all the same: an `https://` chain that expires
+    /// within the URL's `tls.cert_expiry` days (error `cert_expiry`, with the same words as a `tls://` URL).
+    public struct Warning: Sendable, Hashable {
+        /// The short error kind: `"cert_expiry"`.
+        public var error: String
+        /// The reason in words.
+        public var detail: String
+
+        public init(error: String, detail: String) {
+            self.error = error
+            self.detail = detail
+        }
+    }
+
     /// The response's status, or why there was none.
     public var outcome: Outcome
     /// Time from sending the request to the end of the response (or the failure).
@@ -40,15 +54,20 @@ public struct ProbeResult: Sendable, Hashable {
     /// The response body (up to the prober's cap), kept only when the target asks for it
     /// (``Target/captureBody``).
     public var body: [UInt8]?
-    /// The certificate a TLS handshake saw (`tls://`; also on a `tls` failure when the handshake got that
-    /// far), or `nil`.
+    /// The certificate a TLS handshake saw (`tls://`, and `https://` on urlpoll's own client; also on a `tls`
+    /// failure when the handshake got that far), or `nil`.
     public var tls: TLSFacts?
     /// The DNS response (`dns://`), or `nil`.
     public var dns: DNSFacts?
-    /// Per-phase times of an HTTP poll (``PhaseTimings``), or `nil` where the path cannot measure them.
+    /// Per-phase times of an HTTP poll (``PhaseTimings``), summed over its hops; `nil` for a failed poll, and
+    /// through AsyncHTTPClient (the tests' switch), which does not expose them.
     public var timings: PhaseTimings?
-    /// Facts of an HTTP exchange (version, lengths, redirects; ``HTTPFacts``), or `nil`.
+    /// Facts of an HTTP poll's last exchange (version, lengths, redirects; ``HTTPFacts``), or `nil` for a
+    /// failed poll.
     public var http: HTTPFacts?
+    /// What makes a response degraded though its status is expected (``Warning``), or `nil`. A status outside
+    /// `expect`, or a `check` hook's verdict, decides over it.
+    public var warning: Warning?
 
     public init(
         _ outcome: Outcome, latency: Duration = .zero, headers: [Header] = [], body: [UInt8]? = nil,

@@ -1,7 +1,8 @@
 /// TLSFacts is what a TLS handshake showed of the server: the protocol version and the certificate chain it
 /// presented, read with swift-nio-ssl and swift-certificates. Hook tables show it as `res.tls` / `s.tls`.
 public struct TLSFacts: Sendable, Hashable {
-    /// The negotiated protocol: `"TLSv1.2"` or `"TLSv1.3"` (RFC 5246, RFC 8446).
+    /// The negotiated protocol: `"TLSv1.2"` or `"TLSv1.3"` (RFC 5246, RFC 8446); `"TLS"` when an `https://`
+    /// handshake failed (a chain that did not verify) before reporting one.
     public var version: String
     /// The negotiated cipher suite, or `nil`: swift-nio-ssl 2.37 does not expose it.
     public var cipher: String?

@@ -3,7 +3,6 @@ import NIOCore
 import NIOPosix
 import NIOSSL
 import NIOTLS
-import Synchronization
 
 /// TLSProber polls `tls://host:port`: a TLS handshake on a bare port (SMTPS, LDAPS, a database's TLS port),
 /// then the certificate chain the server presented, read and verified with swift-certificates.
@@ -44,21 +43,16 @@ public struct TLSProber: Prober {
         case .success(let s): socket = s
         case .failure(let failure): return ProbeResult(.failure(failure), latency: ContinuousClock.now - start)
         }
-        let presented = Mutex<[[UInt8]]>([])
-        let handshake = loop.makePromise(of: Void.self)
+        // The chain is captured, not judged, during the handshake: verified below, so that a chain that does
+        // not verify still reports its facts with the negotiated version.
+        let presented = PresentedChain(serverName: serverName, roots: options.roots, verifies: false)
+        let handshake = loop.makePromise(of: TLSVersion?.self)
         let sslContext = self.context
-        let sni = CertificateCheck.isAddress(serverName) ? nil : serverName
         let connected = ClientBootstrap(group: loop)
             .connectTimeout(.nanoseconds(max(1, (deadline - .now()).nanoseconds)))
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    let tls = try NIOSSLClientHandler(
-                        context: sslContext, serverHostname: sni,
-                        customVerificationCallback: { certificates, verified in
-                            presented.withLock { $0 = certificates.compactMap { try? $0.toDERBytes() } }
-                            verified.succeed(.certificateVerified)
-                        })
-                    try channel.pipeline.syncOperations.addHandler(tls)
+                    try channel.pipeline.syncOperations.addHandler(try presented.handler(context: sslContext))
                     try channel.pipeline.syncOperations.addHandler(HandshakeHandler(promise: handshake))
                 }
             }
@@ -70,11 +64,9 @@ public struct TLSProber: Prober {
         }
         let version: String
         do {
-            try await handshake.futureResult.get()
+            version = Self.name(try await handshake.futureResult.get())
             timer.cancel()
-            let channel = try await connected.get()
-            version = Self.name(try await channel.nioSSL_tlsVersion().get())
-            channel.close(promise: nil)
+            try await connected.get().close(promise: nil)
         } catch {
             timer.cancel()
             connected.whenSuccess { $0.close(promise: nil) }
@@ -82,29 +74,18 @@ public struct TLSProber: Prober {
             return ProbeResult(.failure(failure), latency: ContinuousClock.now - start)
         }
         let latency = ContinuousClock.now - start
-        let check: CertificateCheck
-        do {
-            check = try CertificateCheck(der: presented.withLock { $0 })
-        } catch {
-            return ProbeResult(.failure(error), latency: latency)
+        if let unreadable = presented.unreadable { return ProbeResult(.failure(unreadable), latency: latency) }
+        guard let check = presented.check else {
+            return .failed(.tls, "the server presented no certificate", latency: latency)
         }
         let facts = check.facts(version: version)
         let now = Date()
         if options.verify, let problem = await check.problem(serverName: serverName, roots: options.roots, now: now) {
             return ProbeResult(.failure(ProbeFailure(.tls, detail: problem)), latency: latency, tls: facts)
         }
-        if let days = options.certExpiryDays {
-            let expiry = min(facts.notAfter, facts.chainNotAfter)
-            if expiry - now.timeIntervalSince1970 < days * 86_400 {
-                let which = facts.chainNotAfter < facts.notAfter ? "a certificate of the chain" : "the certificate"
-                let left = facts.daysLeft(at: now.timeIntervalSince1970)
-                let reply = ProbeResult.Reply(
-                    version, health: .degraded, error: "cert_expiry",
-                    detail: "\(which) expires in \(left) days, at "
-                        + "\(CertificateCheck.format(Date(timeIntervalSince1970: expiry))) (cert_expiry = "
-                        + "\(formatSeconds(days)) days)")
-                return ProbeResult(.reply(reply), latency: latency, tls: facts)
-            }
+        if let days = options.certExpiryDays, let words = CertificateCheck.expiryWarning(facts, days: days, now: now) {
+            let reply = ProbeResult.Reply(version, health: .degraded, error: "cert_expiry", detail: words)
+            return ProbeResult(.reply(reply), latency: latency, tls: facts)
         }
         return ProbeResult(.reply(.init(version)), latency: latency, tls: facts)
     }
@@ -124,32 +105,5 @@ public struct TLSProber: Prober {
     /// BoringSSL's dump.
     static func classify(_ error: any Error, timeout: Duration) -> ProbeFailure {
         HTTPProber.classify(error, timeout: timeout)
-    }
-}
-
-/// HandshakeHandler completes `promise` when the TLS handshake ends, or fails it with the first error or
-/// a close before then. It runs on its channel's event loop.
-final class HandshakeHandler: ChannelInboundHandler, RemovableChannelHandler {
-    typealias InboundIn = ByteBuffer
-
-    private let promise: EventLoopPromise<Void>
-
-    init(promise: EventLoopPromise<Void>) {
-        self.promise = promise
-    }
-
-    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if let event = event as? TLSUserEvent, case .handshakeCompleted = event { self.promise.succeed(()) }
-        context.fireUserInboundEventTriggered(event)
-    }
-
-    func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        self.promise.fail(error)
-        context.close(promise: nil)
-    }
-
-    func channelInactive(context: ChannelHandlerContext) {
-        self.promise.fail(ProbeFailure(.reset, detail: "the server closed the connection during the TLS handshake"))
-        context.fireChannelInactive()
     }
 }

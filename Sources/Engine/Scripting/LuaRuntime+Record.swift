@@ -5,6 +5,7 @@ import CLua
 enum FieldKey: Int32, CaseIterable {
     case url = 1, name, status, code, ok, state, error, detail, errorCount, latency, polls, since, checkedAt
     case lateness, index, count, defaultSleep, lastSleep, interval, headers, body, tls, rcode, answers, rawURL
+    case timings, http
 
     /// The field's name in Lua.
     var text: String {
@@ -34,6 +35,8 @@ enum FieldKey: Int32, CaseIterable {
         case .rcode: "rcode"
         case .answers: "answers"
         case .rawURL: "raw_url"
+        case .timings: "timings"
+        case .http: "http"
         }
     }
 }

@@ -20,7 +20,7 @@ extension ScriptHost: Checker {
             hook, name: "check", timeout: self.settings.timeout(for: target), nargs: 1, nresults: 2,
             pushArgs: {
                 let lua = self.runtime
-                lua.beginRecord(fields: 13)
+                lua.beginRecord(fields: 15)
                 lua.setURLAndName(target.displayURL, raw: target.url, target.name)
                 lua.set(.status, status)
                 lua.set(.code, code)
@@ -35,6 +35,8 @@ extension ScriptHost: Checker {
                     lua.set(.rcode, dns.rcode)
                     lua.set(.answers) { lua.push(dns.answers) }
                 }
+                if let timings = result.timings { lua.set(.timings) { lua.push(timings) } }
+                if let http = result.http { lua.set(.http) { lua.push(http) } }
                 lua.endRecord()
             },
             read: { first in self.readVerdict(hook, at: first) })

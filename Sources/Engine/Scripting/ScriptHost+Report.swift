@@ -25,7 +25,7 @@ extension ScriptHost: Reporter {
 
     func pushState(_ state: State, index: Int? = nil, count: Int? = nil) {
         let lua = self.runtime
-        lua.beginRecord(fields: 17)
+        lua.beginRecord(fields: 19)
         lua.setURLAndName(state.url, raw: state.rawURL, state.name)
         lua.set(.status, state.status)
         lua.set(.code, state.code)
@@ -48,6 +48,8 @@ extension ScriptHost: Reporter {
             lua.set(.rcode, dns.rcode)
             lua.set(.answers) { lua.push(dns.answers) }
         }
+        if let timings = state.timings { lua.set(.timings) { lua.push(timings) } }
+        if let http = state.http { lua.set(.http) { lua.push(http) } }
         lua.endRecord()
     }
 }

@@ -1,7 +1,7 @@
 import Engine
 import Testing
 
-/// The plain-HTTP fast path's connections: kept alive between polls, and replaced when the server has
+/// The connections of urlpoll's own HTTP client: kept alive between polls, and replaced when the server has
 /// dropped them.
 @Suite(.timeLimit(.minutes(2))) struct HTTPProberConnectionTests {
     @Test func probe_pollsTheSameHostAgain_onTheSameConnection() async throws {
@@ -18,14 +18,21 @@ import Testing
         try await client.shutdown()
     }
 
-    @Test func probe_whenTheServerDroppedTheIdleConnection_sendsItAgainOnANewOne() async throws {
+    /// On `http://`, and on `https://` (TLS in front of the same server, closing with a close_notify).
+    @Test(arguments: [false, true])
+    func probe_whenTheServerDroppedTheIdleConnection_sendsItAgainOnANewOne(https: Bool) async throws {
         let server = try RecordingServer.keepAlive(dropsIdleConnections: true)
+        let leaf = try TestCertificates.leaf(["127.0.0.1"], notAfter: 30 * 86_400, issuer: nil)
+        let front = https ? try await TLSServer(chain: [leaf], forwardingTo: server.port) : nil
         let client = HTTPProber.makeClient(pollers: 2)
         let sut = HTTPProber(client: client)
         for i in 0..<5 {
-            let result = await sut.probe(Target(url: server.url + "/\(i)"), settings: Settings())
+            var target = Target(url: (front?.https ?? server.url) + "/\(i)")
+            if https { target.tls = TLSOptions(verify: false) }
+            let result = await sut.probe(target, settings: Settings())
             #expect(result.outcome == .response(code: 200, reason: "OK"))
         }
+        try await front?.stop()
         // Polls 2 to 5 each went to the previous poll's connection, found it closed, and went again on a new one.
         #expect(server.requests.filter { $0.indexOnConnection == 0 }.count == 5)
         #expect(server.connections == 5)

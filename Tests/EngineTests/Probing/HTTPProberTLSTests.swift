@@ -4,9 +4,11 @@ import Testing
 
 @testable import Engine
 
-/// https:// polls whose TLS handshake fails, against an in-process NIOSSL server presenting certificates the
-/// test issues (none trusted by the system): the failure is kind `tls`, its detail names the reason and the
-/// certificate's subject in words, never BoringSSL's dump or a file path.
+/// https:// polls on urlpoll's own client, against an in-process NIOSSL server presenting certificates the
+/// test issues (none trusted by the system), alone or in front of a ``RecordingServer``: a handshake that
+/// fails is kind `tls`, its detail naming the reason and the certificate's subject in words, never
+/// BoringSSL's dump or a file path, and no request goes over it; the URL's `tls` options are honoured; the
+/// chain's facts fill `res.tls`, and `cert_expiry` makes the URL degraded.
 @Suite(.timeLimit(.minutes(2))) struct HTTPProberTLSTests {
     static func poll(_ server: TLSServer, host: String = "127.0.0.1") async throws -> ProbeFailure {
         let client = HTTPProber.makeClient(pollers: 1)
@@ -83,5 +85,142 @@ import Testing
             TLSFailureWords.words(reason: "TLSV1_ALERT_DECODE_ERROR")
                 == "the server sent the TLS alert \"decode error\"")
         #expect(TLSFailureWords.words(reason: "BAD_ECC_CERT") == "TLS handshake failed: bad ecc cert")
+    }
+
+    // MARK: The URL's tls options, res.tls, cert_expiry
+
+    /// A RecordingServer answering 200 `hello`, behind TLS presenting `chain`.
+    static func site(_ chain: [TestCertificates.Issued]) async throws -> (TLSServer, RecordingServer) {
+        let backend = try RecordingServer { request in [.ok(request)] }
+        return (try await TLSServer(chain: chain, forwardingTo: backend.port), backend)
+    }
+
+    static func probe(_ targets: [Target]) async throws -> [ProbeResult] {
+        let client = HTTPProber.makeClient(pollers: 1)
+        let sut = HTTPProber(client: client)
+        var results: [ProbeResult] = []
+        for target in targets { results.append(await sut.probe(target, settings: Settings())) }
+        sut.shutdown()
+        try await client.shutdown()
+        return results
+    }
+
+    static func target(_ url: String, _ tls: TLSOptions?) -> Target {
+        var target = Target(url: url, timeout: .seconds(5))
+        target.tls = tls
+        return target
+    }
+
+    @Test func probe_whenVerifyIsOff_pollsASelfSignedServer_andReportsItsCertificate() async throws {
+        let leaf = try TestCertificates.leaf(["127.0.0.1"], notAfter: 30 * 86_400, issuer: nil)
+        let (server, backend) = try await Self.site([leaf])
+        let result = try await Self.probe([Self.target(server.https + "/health", TLSOptions(verify: false))])[0]
+        #expect(result.outcome == .response(code: 200, reason: "OK"))
+        let tls = try #require(result.tls)
+        #expect(tls.version == "TLSv1.3")
+        #expect(tls.subject == "CN=127.0.0.1")
+        #expect(tls.notAfter == leaf.certificate.notValidAfter.timeIntervalSince1970)
+        #expect(result.http?.ssl == true)
+        #expect(backend.requests.map(\.lines[0]) == ["HEAD /health HTTP/1.1"])
+        try await server.stop()
+    }
+
+    /// The request, and the credentials in it, never go over a chain that did not verify; the chain's facts
+    /// are still reported.
+    @Test func probe_whenTheChainDoesNotVerify_neverSendsTheRequest() async throws {
+        let ca = try TestCertificates.authority("some private CA")
+        let leaf = try TestCertificates.leaf(["127.0.0.1"], notAfter: 30 * 86_400, issuer: ca)
+        let (server, backend) = try await Self.site([leaf])
+        let url = "https://probe:secret@127.0.0.1:\(server.port)/status"
+        let result = try await Self.probe([Self.target(url, nil)])[0]
+        #expect(
+            result.outcome
+                == .failure(
+                    ProbeFailure(
+                        .tls, detail: "unknown CA: no trusted root for CN=some private CA (certificate CN=127.0.0.1)")))
+        #expect(result.tls?.subject == "CN=127.0.0.1")
+        #expect(backend.requests.isEmpty)
+        #expect(backend.connections == 0)
+        try await server.stop()
+    }
+
+    /// A connection made with `verify = false` is never reused by a poll that verifies (nor the other way
+    /// round): the pool's key holds the scheme and the TLS options.
+    @Test func probe_neverReusesAConnectionMadeWithOtherTLSOptions() async throws {
+        let leaf = try TestCertificates.leaf(["127.0.0.1"], notAfter: 30 * 86_400, issuer: nil)
+        let (server, backend) = try await Self.site([leaf])
+        let url = server.https + "/"
+        let results = try await Self.probe([
+            Self.target(url, TLSOptions(verify: false)), Self.target(url, nil),
+            Self.target(url, TLSOptions(verify: false)),
+        ])
+        #expect(results[0].outcome == .response(code: 200, reason: "OK"))
+        #expect(
+            results[1].outcome
+                == .failure(ProbeFailure(.tls, detail: "self-signed certificate: CN=127.0.0.1 is not a trusted root")))
+        #expect(results[2].outcome == .response(code: 200, reason: "OK"))
+        #expect(backend.requests.count == 2)
+        // The third poll reused the first's connection.
+        #expect(backend.connections == 1)
+        try await server.stop()
+    }
+
+    /// `ca_file`'s roots are trusted instead of the system's, and `server_name` is the name checked (and sent
+    /// as SNI) instead of the URL's host.
+    @Test func probe_withCAFileAndServerName_verifiesAgainstThem() async throws {
+        let ca = try TestCertificates.authority()
+        let leaf = try TestCertificates.leaf(["api.internal"], notAfter: 30 * 86_400, issuer: ca)
+        let (server, _) = try await Self.site([leaf])
+        let url = server.https + "/"
+        let results = try await Self.probe([
+            Self.target(url, TLSOptions(roots: [ca.certificate], serverName: "api.internal")),
+            Self.target(url, TLSOptions(roots: [ca.certificate])),
+        ])
+        #expect(results[0].outcome == .response(code: 200, reason: "OK"))
+        #expect(results[0].tls?.sans == ["api.internal"])
+        #expect(
+            results[1].outcome
+                == .failure(
+                    ProbeFailure(
+                        .tls,
+                        detail:
+                            "hostname mismatch: the certificate is for api.internal, not 127.0.0.1 (certificate CN=api.internal)"
+                    )))
+        try await server.stop()
+    }
+
+    /// `cert_expiry = N` makes an https URL degraded within N days, with the words a tls:// URL gets; without
+    /// it the same certificate is simply up.
+    @Test func probe_whenTheCertificateExpiresWithinCertExpiry_isDegraded() async throws {
+        let ca = try TestCertificates.authority()
+        let leaf = try TestCertificates.leaf(["127.0.0.1"], notAfter: 3 * 86_400 - 60, issuer: ca)
+        let (server, _) = try await Self.site([leaf])
+        let url = server.https + "/"
+        let results = try await Self.probe([
+            Self.target(url, TLSOptions(roots: [ca.certificate], certExpiryDays: 14)),
+            Self.target(url, TLSOptions(roots: [ca.certificate])),
+        ])
+        #expect(results[0].outcome == .response(code: 200, reason: "OK"))
+        let warning = try #require(results[0].warning)
+        #expect(warning.error == "cert_expiry")
+        #expect(warning.detail.hasPrefix("the certificate expires in 2 days, at "), "\(warning.detail)")
+        #expect(warning.detail.hasSuffix("(cert_expiry = 14 days)"), "\(warning.detail)")
+        var resource = Resource(Self.target(url, TLSOptions(roots: [ca.certificate], certExpiryDays: 14)))
+        let state = resource.record(results[0], at: 0)
+        #expect(state.health == .degraded)
+        #expect(state.error == "cert_expiry")
+        #expect(state.detail == warning.detail)
+        #expect(state.tls?.subject == "CN=127.0.0.1")
+        #expect(results[1].warning == nil)
+        #expect(Resource(Self.target(url, nil)).recording(results[1]).health == .up)
+        try await server.stop()
+    }
+}
+
+extension Resource {
+    /// The state `result` gives this Resource.
+    fileprivate func recording(_ result: ProbeResult) -> State {
+        var copy = self
+        return copy.record(result, at: 0)
     }
 }

@@ -225,12 +225,72 @@ import Testing
         if plain {
             #expect(results.map(\.outcome) == expected)
         } else {
-            // NIOHTTP1 does not expose llhttp's lenient flags and AsyncHTTPClient takes no extra handlers:
-            // on https:// such responses stay bad_response (docs/ARCHITECTURE.md, "The two HTTP paths").
+            // NIOHTTP1 does not expose llhttp's lenient flags and AsyncHTTPClient takes no extra handlers, so
+            // AsyncHTTPClient cannot read them; polls no longer go through it (`probe_overHTTPS_…` shows
+            // https:// on urlpoll's own client), only the tests' switch does.
             withKnownIssue("AsyncHTTPClient's parser cannot be made lenient") {
                 #expect(results.map(\.outcome) == expected)
             }
         }
+    }
+
+    /// A chunked body whose framing lines (chunk sizes, the CRLF after each chunk, the trailer section) end
+    /// in a bare LF (RFC 9112 §2.2, §7.1), as curl accepts it; the body reads whole, and the kept connection
+    /// then carries a well-formed chunked response, a HEAD answered `Transfer-Encoding: chunked` (no body),
+    /// and the odd one again.
+    @Test func probe_whenAChunkedBodysFramingLinesEndInABareLF_readsTheBody() async throws {
+        let server = try RecordingServer { request in
+            switch request.path {
+            case "/lf":
+                [
+                    .send("HTTP/1.1 200 OK\nTransfer-Encoding: chunked\n\n5\nhello\n6;ext=1\n world\n0\nX-T: 1\n\n")
+                ]
+            case "/crlf":
+                [.send("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n")]
+            default:
+                [.send("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")]
+            }
+        }
+        func target(_ path: String, _ method: String = "GET") -> Target {
+            var target = Target(url: server.url + path, method: method, timeout: .seconds(2))
+            // (With its body kept, a poll turns a HEAD into a GET.)
+            target.captureBody = method != "HEAD"
+            return target
+        }
+        let results = try await Self.probe(
+            [target("/lf"), target("/crlf"), target("/head", "HEAD"), target("/lf")], plain: true)
+        #expect(results.map(\.outcome) == Array(repeating: .response(code: 200, reason: "OK"), count: 4))
+        #expect(
+            results.map { $0.body.map { String(decoding: $0, as: UTF8.self) } } == [
+                "hello world", "ok", nil, "hello world",
+            ])
+        #expect(server.connections == 1)
+    }
+
+    /// The same odd responses over `https://` (TLS in front of the same server), on urlpoll's own client:
+    /// read as curl reads them, as on `http://`.
+    @Test func probe_overHTTPS_readsOddResponsesAsOnHTTP() async throws {
+        let server = try RecordingServer { request in
+            switch request.path {
+            case "/lf": [.send("HTTP/1.1 200 OK\nContent-Length: 2\nX-A: b\n\nok")]
+            case "/ctl": [.send("HTTP/1.1 200 OK\r\nX-Odd: a\u{01}b\r\nContent-Length: 2\r\n\r\nok")]
+            default: [.send("HTTP/1.1 200 OK\nTransfer-Encoding: chunked\n\n5\nhello\n6\n world\n0\n\n")]
+            }
+        }
+        let leaf = try TestCertificates.leaf(["127.0.0.1"], notAfter: 30 * 86_400, issuer: nil)
+        let front = try await TLSServer(chain: [leaf], forwardingTo: server.port)
+        let targets = ["/lf", "/ctl", "/chunked", "/lf"].map { path in
+            var target = Target(url: front.https + path, method: "GET", timeout: .seconds(5))
+            target.tls = TLSOptions(verify: false)
+            target.captureBody = true
+            return target
+        }
+        let results = try await Self.probe(targets, plain: true)
+        #expect(results.map(\.outcome) == Array(repeating: .response(code: 200, reason: "OK"), count: 4))
+        #expect(results[2].body.map { String(decoding: $0, as: UTF8.self) } == "hello world")
+        #expect(results.allSatisfy { $0.http?.ssl == true })
+        #expect(server.connections == 1)
+        try await front.stop()
     }
 
     /// Where a response is refused, the detail says what was wrong in words.
