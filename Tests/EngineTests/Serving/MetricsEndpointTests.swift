@@ -130,7 +130,12 @@ import Testing
                 let okSamples = try await parsePrometheus(ok.body)
                 #expect(okSamples.first { $0.name == "probe_success" }?.value == 1)
                 #expect(okSamples.first { $0.name == "probe_http_status_code" }?.value == 200)
-                #expect(okSamples.allSatisfy { $0.labels.isEmpty })
+                // No target labels (Prometheus adds `instance`), only a family's own, as blackbox's /probe.
+                #expect(okSamples.allSatisfy { Set($0.labels.keys).isSubset(of: ["phase", "version"]) })
+                #expect(
+                    okSamples.contains {
+                        $0.name == "probe_http_duration_seconds" && $0.labels["phase"] == "processing"
+                    })
 
                 // A redirect is outside this module's 2xx: blackbox follows it too, so it is the final 200 here.
                 let failing = try await parsePrometheus(try await fetch(base + "/probe?target=\(site)/failing").body)
