@@ -15,7 +15,8 @@ extension Urlpoll {
                 requests are cancelled, a last report is printed, queued alerts get 5 s, and the exit status \
                 is 0. SIGHUP reloads the script: it is validated first, and on error the old one keeps \
                 running; kept URLs keep their state. A script that does not load at start exits with status \
-                2 and its file:line error, as does a --state file another urlpoll is using. When standard \
+                2 and its file:line error, as does a --state file or --data folder another urlpoll is using, or a \
+                --data database written by a newer urlpoll. When standard \
                 output's reader goes away (`urlpoll run x.lua | head -1`), it stops as on SIGTERM and exits 0.
                 """)
 
@@ -30,6 +31,12 @@ extension Urlpoll {
                 "Keep each URL's last state in this file and resume from it on start, without re-alerting (one urlpoll per file: FILE.lock is locked).",
                 valueName: "file"))
         var state: String?
+
+        @Option(
+            help: ArgumentHelp(
+                "Keep history in DIR/urlpoll.sqlite (each URL's state, its changes, per-minute and per-hour rollups) and resume from it on start; serves urlpoll.history and /status (one urlpoll per folder).",
+                valueName: "dir"))
+        var data: String?
 
         @Flag(help: "Reload when the script file changes, as SIGHUP does.")
         var watch = false
@@ -56,7 +63,7 @@ extension Urlpoll {
             }
             let session = try Session(
                 path: self.script, args: self.scriptArguments, limits: self.common.limits, options: self.poll,
-                state: self.state, listen: listen, logger: logger)
+                state: self.state, data: self.data, listen: listen, logger: logger)
             do {
                 try await session.run(watch: self.watch)
             } catch let error as ListenError {

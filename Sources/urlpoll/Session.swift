@@ -19,6 +19,8 @@ struct Session {
     let store: StateStore?
     /// Held while the session lives, so no second urlpoll writes the same state file.
     private let stateLock: StateFileLock?
+    /// The history store (`--data DIR`), its writer, and the states it held at start.
+    let history: (store: SQLiteHistoryStore, writer: HistoryWriter, saved: [State], lock: StateFileLock)?
     let dispatcher: AlertDispatcher<ContinuousClock>
     /// The pool for the script as first loaded.
     let pool: PollerPool<ContinuousClock>
@@ -38,7 +40,7 @@ struct Session {
     /// - Parameter listen: `--listen`, which overrides the script's `listen` setting.
     init(
         path: String, text: String? = nil, args: [String], limits: LuaLimits, options: PollOptions,
-        state: String? = nil, listen: ListenAddress? = nil, logger: Logger
+        state: String? = nil, data: String? = nil, listen: ListenAddress? = nil, logger: Logger
     ) throws {
         do {
             self.stateLock = try state.map(StateFileLock.init(statePath:))
@@ -46,12 +48,34 @@ struct Session {
             Output.standardError("urlpoll: \(error.description)\n")
             throw ExitCode(2)
         }
-        let alertClient = HTTPProber.makeClient(pollers: 4, followsRedirects: true)
-        let dispatcher = AlertDispatcher(
-            transport: SystemAlertTransport(client: alertClient), clock: ContinuousClock(), logger: logger)
         // Metrics are recorded only for a listener; `--listen` is known now, the script's `listen` after
         // loading, so the registry exists from the start and is dropped if nothing will serve it.
         let metrics = EngineMetrics()
+        if let data {
+            let store: SQLiteHistoryStore
+            let lock: StateFileLock
+            let saved: [State]
+            do {
+                store = try SQLiteHistoryStore(directory: data)
+                lock = try StateFileLock(statePath: store.path)
+                saved = try store.savedStates()
+            } catch let error as HistoryError {
+                Output.standardError("urlpoll: --data: \(error.description)\n")
+                throw ExitCode(2)
+            } catch let error as StateFileLock.Refused {
+                Output.standardError("urlpoll: --data: \(error.description)\n")
+                throw ExitCode(2)
+            }
+            let lost = HistoryWriter.lossCounter(in: metrics.registry)
+            let writer = HistoryWriter(
+                store: store, written: saved, onLoss: { lost.increment(by: Int64($0)) }, logger: logger)
+            self.history = (store, writer, saved, lock)
+        } else {
+            self.history = nil
+        }
+        let alertClient = HTTPProber.makeClient(pollers: 4, followsRedirects: true)
+        let dispatcher = AlertDispatcher(
+            transport: SystemAlertTransport(client: alertClient), clock: ContinuousClock(), logger: logger)
         let host: ScriptHost
         do {
             host = try loadScript(
@@ -87,17 +111,18 @@ struct Session {
         }
         self.schemes = try SchemeProber(http: self.prober, group: self.probeClient.eventLoopGroup)
         self.pool = Self.makePool(
-            host: host, options: options, store: self.store, prober: self.schemes, metrics: self.metrics,
-            served: self.served, logger: logger)
+            host: host, options: options, store: self.store, history: self.history?.writer, prober: self.schemes,
+            metrics: self.metrics, served: self.served, logger: logger)
     }
 
     /// The monitor and pool for a loaded script.
     private static func makePool(
-        host: ScriptHost, options: PollOptions, store: StateStore?, prober: SchemeProber, metrics: EngineMetrics?,
-        served: MetricsSource, logger: Logger
+        host: ScriptHost, options: PollOptions, store: StateStore?, history: HistoryWriter?, prober: SchemeProber,
+        metrics: EngineMetrics?, served: MetricsSource, logger: Logger
     ) -> PollerPool<ContinuousClock> {
         let settings = options.apply(to: host.config.settings)
         var observers: [any StateObserver] = []
+        if let history { observers.append(history) }
         if let metrics { observers.append(metrics) }
         if let observer = host.observer { observers.append(observer) }
         switch options.format {
@@ -137,8 +162,8 @@ struct Session {
             }
             self.metrics?.reloaded(success: true)
             return Self.makePool(
-                host: host, options: self.options, store: self.store, prober: self.schemes, metrics: self.metrics,
-                served: self.served, logger: self.logger)
+                host: host, options: self.options, store: self.store, history: self.history?.writer,
+                prober: self.schemes, metrics: self.metrics, served: self.served, logger: self.logger)
         } catch {
             self.metrics?.reloaded(success: false)
             self.logger.error("reload failed, still running the previous script: \(error.message)")
@@ -151,10 +176,18 @@ struct Session {
     func run(signals: [UnixSignal] = [.sigterm, .sigint], reloadOnSIGHUP: Bool = true, watch: Bool = false) async throws
     {
         var resume: [State] = []
-        if let store = self.store {
+        if let history = self.history, !history.saved.isEmpty {
+            // The store is where `run` resumes from; --state goes on being written beside it.
+            resume = history.saved
+            self.logger.info("resuming \(resume.count) URL states from \(history.store.path)")
+        } else if let store = self.store {
             do {
                 resume = try store.load()
-                if !resume.isEmpty { self.logger.info("resuming \(resume.count) URL states from \(store.path)") }
+                if !resume.isEmpty {
+                    self.logger.info(
+                        "resuming \(resume.count) URL states from \(store.path)\(self.history.map { "; they go into \($0.store.path) as each URL is polled" } ?? "")"
+                    )
+                }
             } catch {
                 self.logger.warning("ignoring the state file: \(error.description)")
             }
@@ -169,7 +202,12 @@ struct Session {
         // listener, then alerts.
         // Named: by default ServiceLifecycle names a service by printing it, which for the poller prints
         // every URL (21 MB of text for 100,000 URLs).
-        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
+        if let history = self.history {
+            // First, so it stops last: polling's last tick is written.
+            services.append(.init(service: history.writer, serviceName: "history"))
+        }
+        services += [
             .init(service: self.dispatcher, serviceName: "alerts"),
             .init(service: triggers, successTerminationBehavior: .ignore, serviceName: "reload-triggers"),
             .init(
