@@ -80,7 +80,7 @@ struct Session {
         do {
             host = try loadScript(
                 path: path, text: text, args: args, limits: limits, alerts: dispatcher, metrics: metrics,
-                logger: logger)
+                history: self.history?.store, logger: logger)
         } catch {
             try? alertClient.syncShutdown()
             throw error
@@ -155,7 +155,7 @@ struct Session {
         do {
             let host = try ScriptHost(
                 path: self.path, text: self.text, args: self.args, limits: self.limits, alerts: self.dispatcher,
-                metrics: self.metrics, logger: self.logger)
+                metrics: self.metrics, history: self.history?.store, logger: self.logger)
             self.logger.info("reloaded \(self.path): \(host.config.targets.count) URLs")
             if host.config.settings.listen != nil, host.config.settings.listen != self.listen {
                 self.logger.warning("the 'listen' setting changed; restart urlpoll to listen elsewhere")

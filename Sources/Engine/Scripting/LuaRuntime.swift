@@ -24,6 +24,8 @@ final class LuaRuntime {
     private(set) var path = ""
     /// Alerts recorded by `urlpoll.post` and `urlpoll.exec` since the owner last took them.
     var alerts: [Alert] = []
+    /// The `--data` store `urlpoll.history` reads, or nil (it then raises, saying so).
+    var history: (any HistoryStore)?
     /// Told of every hook call: the hook's name, how long the call took and the bytes the state holds after.
     var hookObserver: (@Sendable (_ hook: String, _ duration: Duration, _ luaMemory: Int) -> Void)?
 
@@ -44,6 +46,7 @@ final class LuaRuntime {
             throw ScriptError(.runtime, "cannot open the Lua standard libraries: \(self.popMessage())")
         }
         try self.installHostAPI(args: args)
+        self.installHistory()
         try self.installModules()
         self.fieldKeys = self.internFieldKeys()
     }

@@ -27,12 +27,14 @@ public actor ScriptHost {
     ///   - alerts: Where `urlpoll.post` and `urlpoll.exec` alerts go; without one they are logged and dropped
     ///     (as `urlpoll check` does).
     ///   - metrics: Where each hook call's duration, failures and the Lua state's size are recorded.
+    ///   - history: The `--data` store `urlpoll.history` reads; without one, it raises saying so.
     public init(
         path: String, text: String? = nil, args: [String] = [], limits: LuaLimits = LuaLimits(),
         alerts: (any AlertSink)? = nil, limiter: LogLimiter = LogLimiter(), metrics: EngineMetrics? = nil,
-        logger: Logger
+        history: (any HistoryStore)? = nil, logger: Logger
     ) throws(ScriptError) {
         let runtime = try LuaRuntime(limits: limits, logger: logger, args: args)
+        runtime.history = history
         if let metrics {
             runtime.hookObserver = { hook, duration, memory in
                 metrics.hookCalled(hook, duration: duration, luaMemory: memory)
