@@ -216,7 +216,8 @@ struct Session {
         ]
         if let listen = self.listen, let metrics = self.metrics {
             let server = MetricsServer(
-                address: listen, source: self.served, metrics: metrics, prober: self.schemes, logger: self.logger
+                address: listen, source: self.served, metrics: metrics, prober: self.schemes,
+                history: self.history?.store, logger: self.logger
             ) { _ in
                 boundContinuation.yield()
                 boundContinuation.finish()

@@ -66,7 +66,23 @@ extension LuaRuntime {
             settings.method = method
         }
         settings.listen = try self.readListen(source)
+        if let title = try self.readTitle(source) { settings.title = title }
         return settings
+    }
+
+    /// Reads `title`, the status page's title: a string of at most 200 bytes.
+    private func readTitle(_ source: ScriptSource) throws(ScriptError) -> String? {
+        self.pushGlobal("title")
+        defer { lua_settop(self.L, -2) }
+        if lua_type(self.L, -1) == LUA_TNIL { return nil }
+        guard let title = self.string(at: -1), title.utf8.count <= 200 else {
+            throw ScriptError(
+                .configuration,
+                source.locate(assigning: "title")
+                    + "setting 'title' must be a string of at most 200 bytes, the status page's title (got \(self.describe(at: -1)))"
+            )
+        }
+        return title
     }
 
     private func readListen(_ source: ScriptSource) throws(ScriptError) -> ListenAddress? {
@@ -304,6 +320,11 @@ extension LuaRuntime {
             case "name":
                 guard let name = self.string(at: -1) else { throw fail("a string") }
                 target.name = name
+            case "group":
+                guard let group = self.string(at: -1), !group.isEmpty, group.utf8.count <= 200 else {
+                    throw fail("a string of 1 to 200 bytes, the URL's group on the status page")
+                }
+                target.group = group
             case "method":
                 guard let method = self.string(at: -1).flatMap(Self.method(_:)) else {
                     throw fail("one of \(Self.methods.joined(separator: ", "))")
@@ -361,7 +382,7 @@ extension LuaRuntime {
             default:
                 let known = [
                     "url", "name", "method", "timeout", "interval", "headers", "body", "expect", "backoff", "check",
-                    "labels", "send", "tls",
+                    "labels", "send", "tls", "group",
                 ]
                 let guess = known.first { editDistance($0, key) <= 2 }.map { "; did you mean '\($0)'?" } ?? ""
                 throw ScriptError(
