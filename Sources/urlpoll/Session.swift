@@ -63,7 +63,11 @@ struct Session {
                 Output.standardError("urlpoll: --data: \(error.description)\n")
                 throw ExitCode(2)
             } catch let error as StateFileLock.Refused {
-                Output.standardError("urlpoll: --data: \(error.description)\n")
+                let message =
+                    error.holder.map {
+                        "\(data) is in use by another urlpoll (process \($0)); two instances on one store would mix their histories: give each its own --data folder"
+                    } ?? error.description
+                Output.standardError("urlpoll: --data: \(message)\n")
                 throw ExitCode(2)
             }
             let lost = HistoryWriter.lossCounter(in: metrics.registry)

@@ -1,0 +1,96 @@
+import Engine
+import Foundation
+import GRDB
+import Testing
+
+/// `urlpoll run --data DIR` as a child process: killed with SIGKILL and restarted, a newer store refused,
+/// a folder another urlpoll holds refused.
+@Suite(.timeLimit(.minutes(2))) struct HistoryCLITests {
+    final class Folder: Sendable {
+        let path = "/tmp/urlpoll-data-\(UUID().uuidString.prefix(8))"
+        deinit { try? FileManager.default.removeItem(atPath: self.path) }
+    }
+
+    static func count(_ folder: Folder, _ sql: String) -> Int {
+        guard let queue = try? DatabaseQueue(path: folder.path + "/urlpoll.sqlite") else { return -1 }
+        return (try? queue.read { db in try Int.fetchOne(db, sql: sql) }) ?? -1
+    }
+
+    @Test func killedAndRestarted_resumesFromTheStore_withoutRefiringOnChange_orDuplicatingChanges() async throws {
+        try await withDemoSite { (base) async throws in
+            let folder = Folder()
+            let script = try TemporaryScript(
+                """
+                status_interval = 0.1
+                poll_interval = 0.05
+                error_backoff = 0
+                urls = { "\(base)/healthy", "\(base)/failing" }
+                function on_change(s, prev) print("CHANGE " .. s.url .. " " .. s.status) end
+                function report(s) if s.index == s.count then print("REPORT") end end
+                """)
+            // Given: a first run whose two first results (up, down) reached the store, then SIGKILL.
+            let first = try CLIProcess(["run", script.path, "--data", folder.path])
+            try await first.waitForOutput("REPORT", count: 2)
+            let written = await eventually(within: .seconds(20)) {
+                Self.count(folder, "SELECT count(*) FROM state_change") == 2
+                    && Self.count(folder, "SELECT count(*) FROM url_state WHERE status IS NOT NULL") == 2
+            }
+            #expect(written, "the first results were not written: \(first.stderr)")
+            first.signal(SIGKILL)
+            _ = await first.wait()
+            #expect(first.stdout.components(separatedBy: "CHANGE").count - 1 == 2)
+            let polls = Self.count(folder, "SELECT sum(polls) FROM rollup_minute")
+
+            // When: it starts again on the same folder and ticks a few times.
+            let second = try CLIProcess(["run", script.path, "--data", folder.path])
+            try await second.waitForOutput("REPORT", count: 4)
+            second.signal(SIGTERM)
+            #expect(await second.wait() == 0)
+
+            // Then: it said where it resumed from, announced no change, logged no second change, and went on
+            // counting polls.
+            #expect(second.stderr.contains("resuming 2 URL states from \(folder.path)/urlpoll.sqlite"))
+            #expect(!second.stdout.contains("CHANGE"))
+            #expect(Self.count(folder, "SELECT count(*) FROM state_change") == 2)
+            #expect(Self.count(folder, "SELECT sum(polls) FROM rollup_minute") > polls)
+        }
+    }
+
+    @Test func newerStore_isRefusedWithExit2_andLeftAsItIs() async throws {
+        let folder = Folder()
+        _ = try SQLiteHistoryStore(directory: folder.path)
+        let queue = try DatabaseQueue(path: folder.path + "/urlpoll.sqlite")
+        try await queue.write { db in try db.execute(sql: "INSERT INTO grdb_migrations (identifier) VALUES ('v2')") }
+        try queue.close()
+        let script = try TemporaryScript("urls = { \"http://127.0.0.1:9/\" }")
+
+        let run = try await CLIProcess.run(["run", script.path, "--data", folder.path])
+
+        #expect(run.status == 2)
+        #expect(
+            run.stderr.hasPrefix(
+                "urlpoll: --data: \(folder.path)/urlpoll.sqlite was written by a newer urlpoll (schema v2; this urlpoll knows up to v1)"
+            ))
+        #expect(Self.count(folder, "SELECT count(*) FROM grdb_migrations") == 2)
+    }
+
+    @Test func folderInUse_isRefusedWithExit2() async throws {
+        let folder = Folder()
+        let script = try TemporaryScript(
+            """
+            status_interval = 0.1
+            urls = { "http://127.0.0.1:9/" }
+            function report(s) print("REPORT") end
+            """)
+        let first = try CLIProcess(["run", script.path, "--data", folder.path])
+        try await first.waitForOutput("REPORT")
+        let second = try await CLIProcess.run(["run", script.path, "--data", folder.path])
+        first.signal(SIGTERM)
+        #expect(await first.wait() == 0)
+        #expect(second.status == 2)
+        #expect(
+            second.stderr
+                == "urlpoll: --data: \(folder.path) is in use by another urlpoll (process \(first.pid)); two instances on one store would mix their histories: give each its own --data folder\n"
+        )
+    }
+}
