@@ -40,7 +40,8 @@ struct Session {
     /// - Parameter listen: `--listen`, which overrides the script's `listen` setting.
     init(
         path: String, text: String? = nil, args: [String], limits: LuaLimits, options: PollOptions,
-        state: String? = nil, data: String? = nil, listen: ListenAddress? = nil, logger: Logger
+        state: String? = nil, data: String? = nil, retention: HistoryWriter.Retention = .init(),
+        listen: ListenAddress? = nil, logger: Logger
     ) throws {
         do {
             self.stateLock = try state.map(StateFileLock.init(statePath:))
@@ -72,7 +73,8 @@ struct Session {
             }
             let lost = HistoryWriter.lossCounter(in: metrics.registry)
             let writer = HistoryWriter(
-                store: store, written: saved, onLoss: { lost.increment(by: Int64($0)) }, logger: logger)
+                store: store, written: saved, retention: retention, onLoss: { lost.increment(by: Int64($0)) },
+                logger: logger)
             self.history = (store, writer, saved, lock)
         } else {
             self.history = nil

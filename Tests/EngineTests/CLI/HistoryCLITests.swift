@@ -93,4 +93,11 @@ import Testing
                 == "urlpoll: --data: \(folder.path) is in use by another urlpoll (process \(first.pid)); two instances on one store would mix their histories: give each its own --data folder\n"
         )
     }
+
+    @Test func retentionOutOfRange_isAUsageError() async throws {
+        let script = try TemporaryScript("urls = { \"http://127.0.0.1:9/\" }")
+        let run = try await CLIProcess.run(["run", script.path, "--data", "/tmp/unused", "--minute-retention", "0"])
+        #expect(run.status == 64)
+        #expect(run.stderr.contains("--minute-retention must be a number of days from 0.0417 (1 hour) to 36500."))
+    }
 }

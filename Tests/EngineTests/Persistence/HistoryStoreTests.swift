@@ -176,7 +176,7 @@ import Testing
         let folder = Folder()
         do {
             let store = try SQLiteHistoryStore(directory: folder.path)
-            let writer = HistoryWriter(store: store, logger: Logger(label: "test"))
+            let writer = HistoryWriter(store: store, now: { Self.base }, logger: Logger(label: "test"))
             await Self.running(writer) {
                 await writer.polled(Self.state(Self.a, .down, at: Self.base, errors: 3), previous: nil)
                 await writer.changed(Self.state(Self.a, .down, at: Self.base, errors: 3), previous: nil)
@@ -265,7 +265,7 @@ import Testing
         let folder = Folder()
         let store = try SQLiteHistoryStore(directory: folder.path)
         let (logger, log) = RecordingLogHandler.make()
-        let writer = HistoryWriter(store: store, capacity: 10, logger: logger)
+        let writer = HistoryWriter(store: store, capacity: 10, now: { Self.base }, logger: logger)
         // When: 25 polls arrive before it gathers any (each returns at once).
         for i in 0..<25 { await writer.polled(Self.state(Self.a, at: Self.base + Double(i)), previous: nil) }
         #expect(writer.lost == 15)
