@@ -72,7 +72,7 @@ public struct MetricsServer: Service, Sendable {
                     logger.info("listening on \(ListenAddress(host: address.host, port: port))")
                 } else {
                     logger.notice(
-                        "listening on \(ListenAddress(host: address.host, port: port)), which is not a loopback address: anyone who can reach it can read /metrics (every URL, without credentials) and /healthz\(self.source.current?.modules.isEmpty == false ? ", and make urlpoll poll URLs of their choosing through /probe" : "")"
+                        "listening on \(ListenAddress(host: address.host, port: port)), which is not a loopback address: anyone who can reach it can read /metrics, /status and the status page (every URL, without credentials; /status with its error text and history) and /healthz\(self.source.current?.modules.isEmpty == false ? ", and make urlpoll poll URLs of their choosing through /probe" : "")"
                     )
                 }
                 await onReady(port)

@@ -100,4 +100,41 @@ import Testing
         #expect(run.status == 64)
         #expect(run.stderr.contains("--minute-retention must be a number of days from 0.0417 (1 hour) to 36500."))
     }
+
+    @Test func stateFileAndAnEmptyStore_resumesFromTheFile_andMovesTheStatesIntoTheStore() async throws {
+        try await withDemoSite { (base) async throws in
+            let folder = Folder()
+            let state = try TemporaryScript("", name: "state.json")
+            try FileManager.default.removeItem(atPath: state.path)
+            let script = try TemporaryScript(
+                """
+                status_interval = 0.1
+                poll_interval = 0.05
+                error_backoff = 0
+                urls = { "\(base)/failing" }
+                function on_change(s, prev) print("CHANGE " .. s.status) end
+                function report(s) print("REPORT") end
+                """)
+            // Given: a state file written by a run without --data.
+            let first = try CLIProcess(["run", script.path, "--state", state.path])
+            try await first.waitForOutput("CHANGE")
+            try await first.waitForOutput("REPORT", count: 2)
+            first.signal(SIGTERM)
+            #expect(await first.wait() == 0)
+
+            // When: urlpoll runs with both the state file and a new store.
+            let second = try CLIProcess(["run", script.path, "--state", state.path, "--data", folder.path])
+            try await second.waitForOutput("REPORT", count: 3)
+            let moved = await eventually(within: .seconds(20)) {
+                Self.count(folder, "SELECT count(*) FROM url_state WHERE state = 'down'") == 1
+            }
+            second.signal(SIGTERM)
+            #expect(await second.wait() == 0)
+
+            // Then: it resumed from the file (no change announced), said so, and the state is in the store.
+            #expect(!second.stdout.contains("CHANGE"))
+            #expect(second.stderr.contains("as each URL is polled"))
+            #expect(moved)
+        }
+    }
 }
