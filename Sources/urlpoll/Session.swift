@@ -19,8 +19,10 @@ struct Session {
     let store: StateStore?
     /// Held while the session lives, so no second urlpoll writes the same state file.
     private let stateLock: StateFileLock?
-    /// The history store (`--data DIR`), its writer, and the states it held at start.
+    /// The history store (`--data DIR`, else the `data` setting), its writer, and the states it held at start.
     let history: (store: SQLiteHistoryStore, writer: HistoryWriter, saved: [State], lock: StateFileLock)?
+    /// The `data` setting as first loaded (`--data` overrides it), to tell a reload that changes it.
+    private let dataSetting: String?
     let dispatcher: AlertDispatcher<ContinuousClock>
     /// The pool for the script as first loaded.
     let pool: PollerPool<ContinuousClock>
@@ -52,32 +54,10 @@ struct Session {
         // Metrics are recorded only for a listener; `--listen` is known now, the script's `listen` after
         // loading, so the registry exists from the start and is dropped if nothing will serve it.
         let metrics = EngineMetrics()
-        if let data {
-            let store: SQLiteHistoryStore
-            let lock: StateFileLock
-            let saved: [State]
-            do {
-                store = try SQLiteHistoryStore(directory: data)
-                lock = try StateFileLock(statePath: store.path)
-                saved = try store.savedStates()
-            } catch let error as HistoryError {
-                Output.standardError("urlpoll: --data: \(error.description)\n")
-                throw ExitCode(2)
-            } catch let error as StateFileLock.Refused {
-                let message =
-                    error.holder.map {
-                        "\(data) is in use by another urlpoll (process \($0)); two instances on one store would mix their histories: give each its own --data folder"
-                    } ?? error.description
-                Output.standardError("urlpoll: --data: \(message)\n")
-                throw ExitCode(2)
-            }
-            let lost = HistoryWriter.lossCounter(in: metrics.registry)
-            let writer = HistoryWriter(
-                store: store, written: saved, retention: retention, onLoss: { lost.increment(by: Int64($0)) },
-                logger: logger)
-            self.history = (store, writer, saved, lock)
-        } else {
-            self.history = nil
+        // `--data` is opened before the script loads, so `urlpoll.history` works while it loads; the `data`
+        // setting once it has loaded.
+        var history = try data.map {
+            try Self.openHistory(data: $0, option: "--data", retention: retention, metrics: metrics, logger: logger)
         }
         let alertClient = HTTPProber.makeClient(pollers: 4, followsRedirects: true)
         let dispatcher = AlertDispatcher(
@@ -86,11 +66,18 @@ struct Session {
         do {
             host = try loadScript(
                 path: path, text: text, args: args, limits: limits, alerts: dispatcher, metrics: metrics,
-                history: self.history?.store, logger: logger)
+                history: history?.store, logger: logger)
+            if history == nil, let data = host.config.settings.data {
+                history = try Self.openHistory(
+                    data: data, option: "data", retention: retention, metrics: metrics, logger: logger)
+                host.history.connect(history!.store)
+            }
         } catch {
             try? alertClient.syncShutdown()
             throw error
         }
+        self.history = history
+        self.dataSetting = data == nil ? host.config.settings.data : nil
         self.listen = listen ?? host.config.settings.listen
         self.metrics = self.listen != nil ? metrics : nil
         self.path = path
@@ -119,6 +106,36 @@ struct Session {
         self.pool = Self.makePool(
             host: host, options: options, store: self.store, history: self.history?.writer, prober: self.schemes,
             metrics: self.metrics, served: self.served, logger: logger)
+    }
+
+    /// Opens the history store in `data` and makes its writer; on error says why and exits with status 2.
+    /// - Parameter option: How the folder was given (`--data`, or the `data` setting), for messages.
+    private static func openHistory(
+        data: String, option: String, retention: HistoryWriter.Retention, metrics: EngineMetrics, logger: Logger
+    ) throws -> (store: SQLiteHistoryStore, writer: HistoryWriter, saved: [State], lock: StateFileLock) {
+        let store: SQLiteHistoryStore
+        let lock: StateFileLock
+        let saved: [State]
+        do {
+            store = try SQLiteHistoryStore(directory: data)
+            lock = try StateFileLock(statePath: store.path)
+            saved = try store.savedStates()
+        } catch let error as HistoryError {
+            Output.standardError("urlpoll: \(option): \(error.description)\n")
+            throw ExitCode(2)
+        } catch let error as StateFileLock.Refused {
+            let message =
+                error.holder.map {
+                    "\(data) is in use by another urlpoll (process \($0)); two instances on one store would mix their histories: give each its own --data folder"
+                } ?? error.description
+            Output.standardError("urlpoll: \(option): \(message)\n")
+            throw ExitCode(2)
+        }
+        let lost = HistoryWriter.lossCounter(in: metrics.registry)
+        let writer = HistoryWriter(
+            store: store, written: saved, retention: retention, onLoss: { lost.increment(by: Int64($0)) },
+            logger: logger)
+        return (store, writer, saved, lock)
     }
 
     /// The monitor and pool for a loaded script.
@@ -165,6 +182,9 @@ struct Session {
             self.logger.info("reloaded \(self.path): \(host.config.targets.count) URLs")
             if host.config.settings.listen != nil, host.config.settings.listen != self.listen {
                 self.logger.warning("the 'listen' setting changed; restart urlpoll to listen elsewhere")
+            }
+            if self.dataSetting != host.config.settings.data, self.history == nil || self.dataSetting != nil {
+                self.logger.warning("the 'data' setting changed; restart urlpoll to keep history there")
             }
             self.metrics?.reloaded(success: true)
             return Self.makePool(

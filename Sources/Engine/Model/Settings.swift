@@ -18,6 +18,9 @@ public struct Settings: Sendable, Hashable {
     /// Where the HTTP listener (`/metrics`, `/probe`, `/healthz`) listens (`listen`, e.g.
     /// `"127.0.0.1:9464"`); nil, the default, runs none.
     public var listen: ListenAddress?
+    /// The history store's folder (`data`, e.g. `"/var/lib/urlpoll"`); `run --data` overrides it; nil, the
+    /// default, keeps no history.
+    public var data: String?
     /// The status page's title (`title`, default `"urlpoll"`), also in `/status`.
     public var title: String = "urlpoll"
 

@@ -67,7 +67,23 @@ extension LuaRuntime {
         }
         settings.listen = try self.readListen(source)
         if let title = try self.readTitle(source) { settings.title = title }
+        settings.data = try self.readData(source)
         return settings
+    }
+
+    /// Reads `data`, the history store's folder: a non-empty string.
+    private func readData(_ source: ScriptSource) throws(ScriptError) -> String? {
+        self.pushGlobal("data")
+        defer { lua_settop(self.L, -2) }
+        if lua_type(self.L, -1) == LUA_TNIL { return nil }
+        guard let data = self.string(at: -1), !data.isEmpty else {
+            throw ScriptError(
+                .configuration,
+                source.locate(assigning: "data")
+                    + "setting 'data' must be the path of a folder for the history store, such as \"/var/lib/urlpoll\" (got \(self.describe(at: -1)))"
+            )
+        }
+        return data
     }
 
     /// Reads `title`, the status page's title: a string of at most 200 bytes.

@@ -1,5 +1,23 @@
 import CLua
 import FoundationEssentials
+import Synchronization
+
+/// HistoryLink holds the store `urlpoll.history` reads: given when the script is loaded, or connected just
+/// after, once the store its `data` setting names is open. Set once per session; read by the one owner of
+/// the Lua state.
+public final class HistoryLink: Sendable {
+    private let current = Mutex<(any HistoryStore)?>(nil)
+
+    public init() {}
+
+    /// The store, or nil before one is connected.
+    public var store: (any HistoryStore)? { self.current.withLock { $0 } }
+
+    /// From now on `urlpoll.history` reads `store`.
+    public func connect(_ store: any HistoryStore) {
+        self.current.withLock { $0 = store }
+    }
+}
 
 // `urlpoll.history(url, seconds)`: what the `--data` store counted for one URL over the last `seconds`.
 extension LuaRuntime {
@@ -31,7 +49,7 @@ extension LuaRuntime {
                 "bad argument #2 to 'history' (a number of seconds above 0 and at most \(Int(Self.longestHistoryWindow)) expected, got \(self.describe(at: 2)))"
             )
         }
-        guard let store = self.history else {
+        guard let store = self.history.store else {
             throw HostError(
                 "urlpoll.history needs the history store: run with --data DIR (urlpoll run SCRIPT --data /var/lib/urlpoll)"
             )

@@ -16,6 +16,8 @@ public actor ScriptHost {
     let metrics: EngineMetrics?
     /// What the script declared, read once at load.
     public nonisolated let config: ScriptConfig
+    /// The store `urlpoll.history` reads: ``HistoryLink/connect(_:)`` it once the `data` setting's store is open.
+    public nonisolated let history: HistoryLink
 
     /// Loads the script at `path`.
     /// - Parameters:
@@ -34,7 +36,8 @@ public actor ScriptHost {
         history: (any HistoryStore)? = nil, logger: Logger
     ) throws(ScriptError) {
         let runtime = try LuaRuntime(limits: limits, logger: logger, args: args)
-        runtime.history = history
+        if let history { runtime.history.connect(history) }
+        self.history = runtime.history
         if let metrics {
             runtime.hookObserver = { hook, duration, memory in
                 metrics.hookCalled(hook, duration: duration, luaMemory: memory)

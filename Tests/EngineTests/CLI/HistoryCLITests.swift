@@ -137,4 +137,34 @@ import Testing
             #expect(moved)
         }
     }
+
+    @Test func dataSetting_keepsHistoryThere_andUrlpollHistoryReadsIt() async throws {
+        try await withDemoSite { (base) async throws in
+            let folder = Folder()
+            let script = try TemporaryScript(
+                """
+                data = "\(folder.path)"
+                status_interval = 0.1
+                poll_interval = 0.05
+                urls = { "\(base)/healthy" }
+                function report(s) print("POLLS " .. urlpoll.history(s.url, 60).polls) end
+                """)
+            let process = try CLIProcess(["run", script.path])
+            // Once a tick has been written, a later report reads it back.
+            try await process.waitForOutput("POLLS 1")
+            process.signal(SIGTERM)
+            #expect(await process.wait() == 0)
+            #expect(Self.count(folder, "SELECT count(*) FROM url_state") == 1)
+        }
+    }
+
+    @Test func dataSettingThatIsNotAFolderName_isALoadError() async throws {
+        let script = try TemporaryScript("urls = { \"http://127.0.0.1:9/\" }\ndata = 5\n")
+        let run = try await CLIProcess.run(["check", script.path])
+        #expect(run.status == 2)
+        #expect(
+            run.stderr.contains(
+                "\(script.path):2: setting 'data' must be the path of a folder for the history store, such as \"/var/lib/urlpoll\" (got number 5)"
+            ))
+    }
 }
