@@ -9,6 +9,8 @@ func describe(_ config: ScriptConfig) -> String {
     text += "status_interval=\(secs(s.statusInterval)) error_backoff=\(secs(s.errorBackoff)) "
     text += "timeout=\(secs(s.timeout)) method=\(s.method)"
     if let listen = s.listen { text += " listen=\(listen)" }
+    if let data = s.data { text += " data=\(data)" }
+    if s.title != Settings().title { text += " title=\(s.title)" }
     text += "\n"
     if !config.modules.isEmpty { text += "modules: \(config.modules.keys.sorted().joined(separator: ", "))\n" }
     text += "hooks: backoff=\(config.backoff?.location ?? "default (seed's linear)") "
@@ -28,6 +30,7 @@ func describe(_ config: ScriptConfig) -> String {
         if !target.headers.isEmpty { options.append("headers=\(target.headers.map(\.name).joined(separator: ","))") }
         if let backoff = target.backoff { options.append("backoff=\(backoff.location)") }
         if let check = target.check { options.append("check=\(check.location)") }
+        if let group = target.group { options.append("group=\(group)") }
         if !target.labels.isEmpty {
             options.append("labels=" + target.labels.map { "\($0.name)=\($0.value)" }.joined(separator: ","))
         }

@@ -167,4 +167,17 @@ import Testing
                 "\(script.path):2: setting 'data' must be the path of a folder for the history store, such as \"/var/lib/urlpoll\" (got number 5)"
             ))
     }
+
+    @Test func check_listsTheDataFolder_theTitle_andEachURLsGroup() async throws {
+        let script = try TemporaryScript(
+            """
+            data = "/var/lib/urlpoll"
+            title = "Shop status"
+            urls = { { url = "http://127.0.0.1:9/", group = "shop" } }
+            """)
+        let run = try await CLIProcess.run(["check", script.path])
+        #expect(run.status == 0)
+        #expect(run.stdout.contains(" data=/var/lib/urlpoll title=Shop status\n"))
+        #expect(run.stdout.contains(" http://127.0.0.1:9/ [group=shop]\n"))
+    }
 }
