@@ -257,6 +257,11 @@ def main():
                  f"{l('scrape_100k_ms'):.0f} ms default set, {l('scrape_100k_full_ms'):.0f} ms full set",
                  f"gzipped (as Prometheus asks): {l('scrape_100k_gzip_ms'):.0f} ms, {l('scrape_100k_gzip_mb'):.1f} MB; "
                  "target for a whole scrape: under 2 s"))
+    if all("history_tick_ms" in r.get("lua", {}) for r in runs):
+        rows.append(("--data store, one tick of 100,000 URLs' polls: first / steady",
+                     f"{l('history_first_tick_ms'):.0f} / {l('history_tick_ms'):.0f} ms",
+                     f"steady: {l('history_tick_ms') / 600:.2f} % of a core at a 60 s interval; target under 5 %"))
+        rows.append(("--data store file after 1 hour of 100,000 URLs at 60 s", f"{l('history_db_mb_1h'):.0f} MB", ""))
 
     table = "| measure | result | detail |\n|---|---|---|\n" + "\n".join(f"| {a} | {b} | {c} |" for a, b, c in rows)
     header = f"urlpoll bench, {results['date']}, {os.cpu_count()} cores, median of {args.repeat}" + (" (quick)" if args.quick else "")

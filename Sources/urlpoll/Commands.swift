@@ -15,7 +15,8 @@ extension Urlpoll {
                 requests are cancelled, a last report is printed, queued alerts get 5 s, and the exit status \
                 is 0. SIGHUP reloads the script: it is validated first, and on error the old one keeps \
                 running; kept URLs keep their state. A script that does not load at start exits with status \
-                2 and its file:line error, as does a --state file another urlpoll is using. When standard \
+                2 and its file:line error, as does a --state file or --data folder another urlpoll is using, or a \
+                --data database written by a newer urlpoll. When standard \
                 output's reader goes away (`urlpoll run x.lua | head -1`), it stops as on SIGTERM and exits 0.
                 """)
 
@@ -31,6 +32,29 @@ extension Urlpoll {
                 valueName: "file"))
         var state: String?
 
+        @Option(
+            help: ArgumentHelp(
+                "Keep history in DIR/urlpoll.sqlite (each URL's state, its changes, per-minute and per-hour rollups) and resume from it on start; serves urlpoll.history and /status (one urlpoll per folder).",
+                valueName: "dir"))
+        var data: String?
+
+        @Option(
+            help: ArgumentHelp(
+                "With --data: days to keep per-minute rollups (then only per-hour ones remain).", valueName: "days"))
+        var minuteRetention: Double = 7
+
+        @Option(help: ArgumentHelp("With --data: days to keep per-hour rollups and changes.", valueName: "days"))
+        var hourRetention: Double = 400
+
+        func validate() throws {
+            for (name, value) in [
+                ("--minute-retention", self.minuteRetention), ("--hour-retention", self.hourRetention),
+            ]
+            where !(value.isFinite && (1.0 / 24...36_500).contains(value)) {
+                throw ValidationError("\(name) must be a number of days from 0.0417 (1 hour) to 36500.")
+            }
+        }
+
         @Flag(help: "Reload when the script file changes, as SIGHUP does.")
         var watch = false
 
@@ -42,6 +66,13 @@ extension Urlpoll {
 
         @Argument(parsing: .postTerminator, help: "Arguments after -- reach the script as urlpoll.args.")
         var scriptArguments: [String] = []
+
+        var retention: HistoryWriter.Retention {
+            var retention = HistoryWriter.Retention()
+            retention.minutes = .seconds(self.minuteRetention * 86_400)
+            retention.hours = .seconds(self.hourRetention * 86_400)
+            return retention
+        }
 
         func run() async throws {
             let logger = self.common.makeLogger()
@@ -56,7 +87,7 @@ extension Urlpoll {
             }
             let session = try Session(
                 path: self.script, args: self.scriptArguments, limits: self.common.limits, options: self.poll,
-                state: self.state, listen: listen, logger: logger)
+                state: self.state, data: self.data, retention: self.retention, listen: listen, logger: logger)
             do {
                 try await session.run(watch: self.watch)
             } catch let error as ListenError {

@@ -10,6 +10,8 @@ func describe(_ config: ScriptConfig) -> String {
     text += "timeout=\(secs(s.timeout)) method=\(s.method)"
     if let listen = s.listen { text += " listen=\(listen)" }
     if s.metrics != .default { text += " metrics=\(s.metrics.rawValue)" }
+    if let data = s.data { text += " data=\(data)" }
+    if s.title != Settings().title { text += " title=\(s.title)" }
     text += "\n"
     if !config.modules.isEmpty { text += "modules: \(config.modules.keys.sorted().joined(separator: ", "))\n" }
     text += "hooks: backoff=\(config.backoff?.location ?? "default (seed's linear)") "
@@ -42,6 +44,7 @@ func describe(_ config: ScriptConfig) -> String {
             if let days = tls.certExpiryDays { parts.append("cert_expiry=\(formatSeconds(days))") }
             if !parts.isEmpty { options.append("tls=" + parts.joined(separator: ",")) }
         }
+        if let group = target.group { options.append("group=\(group)") }
         if !target.labels.isEmpty {
             options.append("labels=" + target.labels.map { "\($0.name)=\($0.value)" }.joined(separator: ","))
         }

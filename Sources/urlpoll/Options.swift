@@ -108,11 +108,12 @@ struct CommonOptions: ParsableArguments {
 /// Loads a script, or prints its error (`file:line: message`) to standard error and exits with status 2.
 func loadScript(
     path: String, text: String? = nil, args: [String], limits: LuaLimits, alerts: (any AlertSink)? = nil,
-    metrics: EngineMetrics? = nil, logger: Logger
+    metrics: EngineMetrics? = nil, history: (any HistoryStore)? = nil, logger: Logger
 ) throws -> ScriptHost {
     do {
         return try ScriptHost(
-            path: path, text: text, args: args, limits: limits, alerts: alerts, metrics: metrics, logger: logger)
+            path: path, text: text, args: args, limits: limits, alerts: alerts, metrics: metrics, history: history,
+            logger: logger)
     } catch {
         var message = "urlpoll: \(error.message)\n"
         if let traceback = error.traceback { message += traceback + "\n" }

@@ -19,6 +19,10 @@ struct Session {
     let store: StateStore?
     /// Held while the session lives, so no second urlpoll writes the same state file.
     private let stateLock: StateFileLock?
+    /// The history store (`--data DIR`, else the `data` setting), its writer, and the states it held at start.
+    let history: (store: SQLiteHistoryStore, writer: HistoryWriter, saved: [State], lock: StateFileLock)?
+    /// The `data` setting as first loaded (`--data` overrides it), to tell a reload that changes it.
+    private let dataSetting: String?
     let dispatcher: AlertDispatcher<ContinuousClock>
     /// The pool for the script as first loaded, taken by `run` or `runOnce`: once a reload replaces it,
     /// nothing keeps it.
@@ -39,7 +43,8 @@ struct Session {
     /// - Parameter listen: `--listen`, which overrides the script's `listen` setting.
     init(
         path: String, text: String? = nil, args: [String], limits: LuaLimits, options: PollOptions,
-        state: String? = nil, listen: ListenAddress? = nil, logger: Logger
+        state: String? = nil, data: String? = nil, retention: HistoryWriter.Retention = .init(),
+        listen: ListenAddress? = nil, logger: Logger
     ) throws {
         do {
             self.stateLock = try state.map(StateFileLock.init(statePath:))
@@ -50,6 +55,11 @@ struct Session {
         // Metrics are recorded only for a listener; `--listen` is known now, the script's `listen` after
         // loading, so the registry exists from the start and is dropped if nothing will serve it.
         let metrics = EngineMetrics()
+        // `--data` is opened before the script loads, so `urlpoll.history` works while it loads; the `data`
+        // setting once it has loaded.
+        var history = try data.map {
+            try Self.openHistory(data: $0, option: "--data", retention: retention, metrics: metrics, logger: logger)
+        }
         let alertClient = HTTPProber.makeClient(pollers: 4, followsRedirects: true)
         let dispatcher = AlertDispatcher(
             transport: SystemAlertTransport(client: alertClient), clock: ContinuousClock(), logger: logger,
@@ -58,11 +68,18 @@ struct Session {
         do {
             host = try loadScript(
                 path: path, text: text, args: args, limits: limits, alerts: dispatcher, metrics: metrics,
-                logger: logger)
+                history: history?.store, logger: logger)
+            if history == nil, let data = host.config.settings.data {
+                history = try Self.openHistory(
+                    data: data, option: "data", retention: retention, metrics: metrics, logger: logger)
+                host.history.connect(history!.store)
+            }
         } catch {
             try? alertClient.syncShutdown()
             throw error
         }
+        self.history = history
+        self.dataSetting = data == nil ? host.config.settings.data : nil
         self.listen = listen ?? host.config.settings.listen
         self.metrics = self.listen != nil ? metrics : nil
         self.path = path
@@ -102,18 +119,49 @@ struct Session {
         }
         self.firstPool = Handoff(
             Self.makePool(
-                host: host, options: options, store: self.store, prober: self.schemes, metrics: self.metrics,
-                served: self.served, logger: logger))
+                host: host, options: options, store: self.store, history: self.history?.writer,
+                prober: self.schemes, metrics: self.metrics, served: self.served, logger: logger))
+    }
+
+    /// Opens the history store in `data` and makes its writer; on error says why and exits with status 2.
+    /// - Parameter option: How the folder was given (`--data`, or the `data` setting), for messages.
+    private static func openHistory(
+        data: String, option: String, retention: HistoryWriter.Retention, metrics: EngineMetrics, logger: Logger
+    ) throws -> (store: SQLiteHistoryStore, writer: HistoryWriter, saved: [State], lock: StateFileLock) {
+        let store: SQLiteHistoryStore
+        let lock: StateFileLock
+        let saved: [State]
+        do {
+            store = try SQLiteHistoryStore(directory: data)
+            lock = try StateFileLock(statePath: store.path)
+            saved = try store.savedStates()
+        } catch let error as HistoryError {
+            Output.standardError("urlpoll: \(option): \(error.description)\n")
+            throw ExitCode(2)
+        } catch let error as StateFileLock.Refused {
+            let message =
+                error.holder.map {
+                    "\(data) is in use by another urlpoll (process \($0)); two instances on one store would mix their histories: give each its own --data folder"
+                } ?? error.description
+            Output.standardError("urlpoll: \(option): \(message)\n")
+            throw ExitCode(2)
+        }
+        let lost = HistoryWriter.lossCounter(in: metrics.registry)
+        let writer = HistoryWriter(
+            store: store, written: saved, retention: retention, onLoss: { lost.increment(by: Int64($0)) },
+            logger: logger)
+        return (store, writer, saved, lock)
     }
 
     /// The monitor and pool for a loaded script.
     private static func makePool(
-        host: ScriptHost, options: PollOptions, store: StateStore?, prober: SchemeProber, metrics: EngineMetrics?,
-        served: MetricsSource, logger: Logger
+        host: ScriptHost, options: PollOptions, store: StateStore?, history: HistoryWriter?, prober: SchemeProber,
+        metrics: EngineMetrics?, served: MetricsSource, logger: Logger
     ) -> PollerPool<ContinuousClock> {
         let settings = options.apply(to: host.config.settings)
         host.runs(with: settings)
         var observers: [any StateObserver] = []
+        if let history { observers.append(history) }
         if let metrics { observers.append(metrics) }
         if let observer = host.observer { observers.append(observer) }
         switch options.format {
@@ -146,15 +194,18 @@ struct Session {
         do {
             let host = try ScriptHost(
                 path: self.path, text: self.text, args: self.args, limits: self.limits, alerts: self.dispatcher,
-                metrics: self.metrics, logger: self.logger)
+                metrics: self.metrics, history: self.history?.store, logger: self.logger)
             self.logger.info("reloaded \(self.path): \(host.config.targets.count) URLs")
             if host.config.settings.listen != nil, host.config.settings.listen != self.listen {
                 self.logger.warning("the 'listen' setting changed; restart urlpoll to listen elsewhere")
             }
+            if self.dataSetting != host.config.settings.data, self.history == nil || self.dataSetting != nil {
+                self.logger.warning("the 'data' setting changed; restart urlpoll to keep history there")
+            }
             self.metrics?.reloaded(success: true)
             return Self.makePool(
-                host: host, options: self.options, store: self.store, prober: self.schemes, metrics: self.metrics,
-                served: self.served, logger: self.logger)
+                host: host, options: self.options, store: self.store, history: self.history?.writer,
+                prober: self.schemes, metrics: self.metrics, served: self.served, logger: self.logger)
         } catch {
             self.metrics?.reloaded(success: false)
             self.logger.error("reload failed, still running the previous script: \(error.message)")
@@ -168,10 +219,14 @@ struct Session {
     {
         guard let pool = self.firstPool.take() else { return }
         var resume: [State] = []
-        if let store = self.store {
+        if let history = self.history, !history.saved.isEmpty {
+            // The store is where `run` resumes from; --state goes on being written beside it.
+            resume = StateStore.match(history.saved, to: pool.targets)
+            self.logger.info("resuming \(resume.count) URL states from \(history.store.path)")
+        } else if let store = self.store {
             do {
                 resume = StateStore.match(try store.load(), to: pool.targets)
-                if !resume.isEmpty { self.logger.info("resuming \(resume.count) URL states from \(store.path)") }
+                if !resume.isEmpty { self.logger.info("resuming \(resume.count) URL states from \(store.path)\(self.history.map { "; they go into \($0.store.path) as each URL is polled" } ?? "")") }
             } catch {
                 self.logger.warning("ignoring the state file: \(error.description)")
             }
@@ -186,7 +241,12 @@ struct Session {
         // listener, then alerts.
         // Named: by default ServiceLifecycle names a service by printing it, which for the poller prints
         // every URL (21 MB of text for 100,000 URLs).
-        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
+        if let history = self.history {
+            // First, so it stops last: polling's last tick is written.
+            services.append(.init(service: history.writer, serviceName: "history"))
+        }
+        services += [
             .init(service: self.dispatcher, serviceName: "alerts"),
             .init(service: triggers, successTerminationBehavior: .ignore, serviceName: "reload-triggers"),
             .init(
@@ -195,7 +255,8 @@ struct Session {
         ]
         if let listen = self.listen, let metrics = self.metrics {
             let server = MetricsServer(
-                address: listen, source: self.served, metrics: metrics, prober: self.schemes, logger: self.logger
+                address: listen, source: self.served, metrics: metrics, prober: self.schemes,
+                history: self.history?.store, logger: self.logger
             ) { _ in
                 boundContinuation.yield()
                 boundContinuation.finish()

@@ -6,7 +6,10 @@
 // works under), and the /metrics writer alone over 100,000 URLs' states: scrape_100k_ms (the default set),
 // scrape_100k_full_ms (`metrics = "full"`, every URL an HTTPS poll with timings and TLS facts) and
 // scrape_100k_gzip_ms / scrape_100k_gzip_mb (the default set gzipped, as Prometheus asks for it).
-// `--client-only` measures just the prober.
+// `--client-only` measures just the prober. history_first_tick_ms / history_tick_ms: the --data
+// store writing one tick's batch of 100,000 URLs' polls (the first: new rows and changes; then a steady
+// minute: rollup upserts only), and history_db_mb_1h: the file after an hour of such minutes.
+// `--history-only` measures just the store.
 import Engine
 import FoundationEssentials
 import Logging
@@ -100,8 +103,9 @@ func script(_ text: String) throws -> String {
 
     let probes = CommandLine.arguments.contains("--no-client") ? 0 : await clientProbesPerSecond(tasks: 16)
     let probes2 = CommandLine.arguments.contains("--no-client") ? 0 : await clientProbesPerSecond(tasks: 2)
+    let history = try await historyFigures()
     return
-        #"{"backoff_us": \#(backoffMicros), "report_tick_ms": \#(bestTick * 1000), "load_100k_s": \#(bestLoad), "load_100k_tables_s": \#(bestTables), "client_probes_s": \#(probes), "client_probes_2_s": \#(probes2), "scrape_100k_ms": \#(scrape.plain), "scrape_100k_full_ms": \#(scrape.full), "scrape_100k_gzip_ms": \#(scrape.gzip), "scrape_100k_gzip_mb": \#(scrape.gzipMB)}"#
+        #"{"backoff_us": \#(backoffMicros), "report_tick_ms": \#(bestTick * 1000), "load_100k_s": \#(bestLoad), "load_100k_tables_s": \#(bestTables), "client_probes_s": \#(probes), "client_probes_2_s": \#(probes2), "scrape_100k_ms": \#(scrape.plain), "scrape_100k_full_ms": \#(scrape.full), "scrape_100k_gzip_ms": \#(scrape.gzip), "scrape_100k_gzip_mb": \#(scrape.gzipMB), \#(history)}"#
 }
 
 /// The /metrics writer over `urls` HTTPS URLs' states (labelled `team`, with timings, HTTP and TLS facts):
@@ -145,6 +149,45 @@ func scrapeMilliseconds(urls: Int) throws -> (plain: Double, full: Double, gzip:
     return (plain, full, gzip, Double(size) / 1e6)
 }
 
+/// The `--data` store at 100,000 URLs polled once a minute: one tick's batch (the first, then a steady one),
+/// and the file's size after 60 minutes of them.
+@Sendable func historyFigures(urls: Int = 100_000, minutes: Int = 60) async throws -> String {
+    var logger = Logger(label: "bench")
+    logger.logLevel = .critical
+    let folder = "/tmp/urlpoll-bench-data-\(UInt32.random(in: 0...UInt32.max))"
+    defer { try? FileManager.default.removeItem(atPath: folder) }
+    let store = try SQLiteHistoryStore(directory: folder)
+    let start = 1_793_577_600.0
+    func batch(minute: Int) -> HistoryBatch {
+        var batch = HistoryBatch()
+        for i in 0..<urls {
+            let state = State(
+                url: "http://127.0.0.1:18480/u/\(i)", name: "u\(i)", status: "200 OK", code: 200, health: .up,
+                latency: .microseconds(500 + i % 20_000), since: start, checkedAt: start + Double(minute * 60 + i % 60))
+            batch.count(state)
+            if minute == 0 {
+                batch.states[state.url] = state
+                batch.changes.append(HistoryChange(state, previous: nil))
+            }
+        }
+        return batch
+    }
+    var first = 0.0
+    var steady = Double.infinity
+    for minute in 0..<minutes {
+        let taken = batch(minute: minute)
+        let elapsed = try await seconds { try await store.write(taken) }
+        if minute == 0 { first = elapsed } else { steady = min(steady, elapsed) }
+    }
+    var size = 0
+    for name in ["urlpoll.sqlite", "urlpoll.sqlite-wal"] {
+        let attributes = try? FileManager.default.attributesOfItem(atPath: folder + "/" + name)
+        size += (attributes?[.size] as? Int) ?? 0
+    }
+    return
+        #""history_first_tick_ms": \#(first * 1000), "history_tick_ms": \#(steady * 1000), "history_db_mb_1h": \#(Double(size) / 1e6)"#
+}
+
 /// The HTTP prober alone: `tasks` tasks, each probing in a loop for 5 s, no channels, monitor or Sleep.
 @Sendable func clientProbesPerSecond(tasks: Int) async -> Double {
     final class Counter: Sendable { let value = Atomic<Int>(0) }
@@ -170,7 +213,11 @@ func scrapeMilliseconds(urls: Int) throws -> (plain: Double, full: Double, gzip:
     return Double(count.value.load(ordering: .relaxed)) / 5
 }
 
-if CommandLine.arguments.contains("--client-only") {
+if CommandLine.arguments.contains("--history-only") {
+    let urls = CommandLine.arguments.firstIndex(of: "--urls").flatMap { Int(CommandLine.arguments[$0 + 1]) }
+    let figures = try await Task.detached { try await historyFigures(urls: urls ?? 100_000) }.value
+    print("{" + figures + "}")
+} else if CommandLine.arguments.contains("--client-only") {
     let probes = await Task.detached { await clientProbesPerSecond(tasks: 16) }.value
     let probes2 = await Task.detached { await clientProbesPerSecond(tasks: 2) }.value
     print(#"{"client_probes_s": \#(probes), "client_probes_2_s": \#(probes2)}"#)

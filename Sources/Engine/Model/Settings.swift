@@ -20,6 +20,11 @@ public struct Settings: Sendable, Hashable {
     public var listen: ListenAddress?
     /// Which per-URL families `/metrics` writes (`metrics`, `"default"` or `"full"`; ``MetricSet``).
     public var metrics: MetricSet = .default
+    /// The history store's folder (`data`, e.g. `"/var/lib/urlpoll"`); `run --data` overrides it; nil, the
+    /// default, keeps no history.
+    public var data: String?
+    /// The status page's title (`title`, default `"urlpoll"`), also in `/status`.
+    public var title: String = "urlpoll"
 
     public init() {}
 

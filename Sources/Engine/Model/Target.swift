@@ -89,6 +89,12 @@ public struct Target: Sendable, Hashable {
         set { self.shared.fields.labels = newValue }
     }
 
+    /// The URL's group on the status page and in `/status` (its `group` field), or `nil`.
+    public var group: String? {
+        get { self.shared.fields.group }
+        set { self.shared.fields.group = newValue }
+    }
+
     /// Whether polls keep the response headers (a hook reads them).
     public var captureHeaders: Bool {
         get { self.shared.fields.captureHeaders }
@@ -135,6 +141,7 @@ public struct Target: Sendable, Hashable {
         var backoff: HookRef?
         var check: HookRef?
         var labels: [MetricLabel] = []
+        var group: String?
         var captureHeaders = false
         var captureBody = false
         var body: String?

@@ -15,6 +15,9 @@ public final class StateFileLock: Sendable {
     /// 4242)…`).
     public struct Refused: Error, CustomStringConvertible {
         public let description: String
+        /// The process id of the urlpoll holding the lock ("unknown" if it could not be read), when that is
+        /// why; nil when the lock file could not be opened or locked at all.
+        public var holder: String?
     }
 
     /// The lock file's path: the state file's, with `.lock` appended.
@@ -39,8 +42,8 @@ public final class StateFileLock: Sendable {
             }
             throw Refused(
                 description:
-                    "the state file \(statePath) is in use by another urlpoll (process \(owner ?? "unknown")); two instances on one state file would overwrite each other's states: give each its own --state file"
-            )
+                    "the state file \(statePath) is in use by another urlpoll (process \(owner ?? "unknown")); two instances on one state file would overwrite each other's states: give each its own --state file",
+                holder: owner ?? "unknown")
         }
         self.descriptor = fd
         var pid = "\(getpid())\n"

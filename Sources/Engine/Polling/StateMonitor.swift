@@ -86,7 +86,8 @@ public actor StateMonitor {
         self.states
     }
 
-    /// Reports the current state once, and hands it to the store if anything changed. The snapshot and the
+    /// Reports the current state once, tells the observers (``StateObserver/ticked()``: the history writes
+    /// its batch), and hands it to the store if anything changed. The snapshot and the
     /// dirty flag are taken together, before any await, so a state that arrives during the report is saved
     /// on the next tick; the store encodes and writes off this actor.
     public func tick() async {
@@ -96,6 +97,9 @@ public actor StateMonitor {
         if let store = self.store, self.dirty {
             self.dirty = false
             store.submit(snapshot, onError: self.onStoreError)
+        }
+        for observer in self.observers {
+            await observer.ticked()
         }
         await self.reporter.report(snapshot)
     }

@@ -4,8 +4,14 @@ public protocol StateObserver: Sendable {
     func polled(_ state: State, previous: State?) async
     /// When a URL's status or health changes (previous nil on its first result).
     func changed(_ state: State, previous: State?) async
+    /// On every monitor tick, after the States heard before it.
+    func ticked() async
 }
 
 extension StateObserver {
     public func polled(_ state: State, previous: State?) async {}
+}
+
+extension StateObserver {
+    public func ticked() async {}
 }

@@ -38,6 +38,8 @@ final class LuaRuntime {
     private(set) var path = ""
     /// Alerts recorded by `urlpoll.post` and `urlpoll.exec` since the owner last took them.
     var alerts: [Alert] = []
+    /// The `--data` store `urlpoll.history` reads; while it holds none, `urlpoll.history` raises, saying so.
+    let history = HistoryLink()
     /// Told of every hook call: the hook's name, how long the call took and the bytes the state holds after.
     var hookObserver: (@Sendable (_ hook: String, _ duration: Duration, _ luaMemory: Int) -> Void)?
 
@@ -60,6 +62,7 @@ final class LuaRuntime {
         }
         try self.installHostAPI(args: args)
         try self.installHTTP()
+        self.installHistory()
         try self.installModules()
         self.fieldKeys = self.internFieldKeys()
     }

@@ -31,6 +31,8 @@ public actor ScriptHost {
             self.config.targets.map { ($0.displayURL, settings.timeout(for: $0)) },
             uniquingKeysWith: { first, _ in first })
     }()
+    /// The store `urlpoll.history` reads: ``HistoryLink/connect(_:)`` it once the `data` setting's store is open.
+    public nonisolated let history: HistoryLink
 
     /// Loads the script at `path`.
     /// - Parameters:
@@ -42,13 +44,16 @@ public actor ScriptHost {
     ///   - alerts: Where `urlpoll.post` and `urlpoll.exec` alerts go; without one they are logged and dropped
     ///     (as `urlpoll check` does).
     ///   - metrics: Where each hook call's duration, failures and the Lua state's size are recorded.
+    ///   - history: The `--data` store `urlpoll.history` reads; without one, it raises saying so.
     ///   - clock: What the deadline of a hook waiting on `urlpoll.http` is measured on.
     public init<C: Clock>(
         path: String, text: String? = nil, args: [String] = [], limits: LuaLimits = LuaLimits(),
         alerts: (any AlertSink)? = nil, limiter: LogLimiter = LogLimiter(), metrics: EngineMetrics? = nil,
-        clock: C = ContinuousClock(), logger: Logger
+        history: (any HistoryStore)? = nil, clock: C = ContinuousClock(), logger: Logger
     ) throws(ScriptError) where C.Duration == Duration {
         let runtime = try LuaRuntime(limits: limits, logger: logger, args: args)
+        if let history { runtime.history.connect(history) }
+        self.history = runtime.history
         if let metrics {
             runtime.hookObserver = { hook, duration, memory in
                 metrics.hookCalled(hook, duration: duration, luaMemory: memory)

@@ -20,6 +20,8 @@ import Synchronization
 ///   scheme none of the script's URLs uses.
 /// - `GET /healthz`: 200 `ok` while the engine keeps up; 503 with the reason before the first pass is done
 ///   or while polls start more than ``EngineMetrics/latenessBound`` late.
+/// - `GET /status`: every URL's state and, with `--data`, its uptime, latency and changes, as JSON
+///   (``StatusDocument``); `GET /`: the status page that shows it (``StatusPage``).
 /// - anything else: 404.
 ///
 /// A scrape reads a copy-on-write snapshot of the monitor's map (one message) and renders it on NIO's
@@ -29,20 +31,23 @@ public struct MetricsServer: Service, Sendable {
     let source: MetricsSource
     let metrics: EngineMetrics
     let prober: any Prober
+    let history: (any HistoryStore)?
     let logger: Logger
     let onReady: @Sendable (Int) async -> Void
 
     /// - Parameters:
     ///   - prober: Polls `/probe`'s targets.
+    ///   - history: The `--data` store `/status` reads uptime, latency and changes from, or nil.
     ///   - onReady: Told the bound port once the listener accepts connections.
     public init(
-        address: ListenAddress, source: MetricsSource, metrics: EngineMetrics, prober: any Prober, logger: Logger,
-        onReady: @escaping @Sendable (Int) async -> Void = { _ in }
+        address: ListenAddress, source: MetricsSource, metrics: EngineMetrics, prober: any Prober,
+        history: (any HistoryStore)? = nil, logger: Logger, onReady: @escaping @Sendable (Int) async -> Void = { _ in }
     ) {
         self.address = address
         self.source = source
         self.metrics = metrics
         self.prober = prober
+        self.history = history
         self.logger = logger
         self.onReady = onReady
     }
@@ -67,7 +72,7 @@ public struct MetricsServer: Service, Sendable {
                     logger.info("listening on \(ListenAddress(host: address.host, port: port))")
                 } else {
                     logger.notice(
-                        "listening on \(ListenAddress(host: address.host, port: port)), which is not a loopback address: anyone who can reach it can read /metrics (every URL, without credentials) and /healthz\(self.source.current?.modules.isEmpty == false ? ", and make urlpoll poll URLs of their choosing through /probe" : "")"
+                        "listening on \(ListenAddress(host: address.host, port: port)), which is not a loopback address: anyone who can reach it can read /metrics, /status and the status page (every URL, without credentials; /status with its error text and history) and /healthz\(self.source.current?.modules.isEmpty == false ? ", and make urlpoll poll URLs of their choosing through /probe" : "")"
                     )
                 }
                 await onReady(port)
@@ -91,6 +96,8 @@ public struct MetricsServer: Service, Sendable {
         }
         router.get("/healthz") { _, _ in await self.healthResponse() }
         router.get("/probe") { request, _ in await self.probeResponse(request) }
+        router.get("/status") { _, _ in await self.statusResponse() }
+        router.get("/") { _, _ in StatusPage.response() }
         return router
     }
 
@@ -198,6 +205,28 @@ public struct MetricsServer: Service, Sendable {
         return Response(
             status: .ok, headers: [.contentType: Exposition.contentType],
             body: .init(byteBuffer: ByteBuffer(bytes: out.bytes)))
+    }
+
+    private func statusResponse() async -> Response {
+        guard let current = self.source.current else {
+            return Self.text(.serviceUnavailable, "the script is not loaded yet\n")
+        }
+        let states = await current.monitor.statesByURL()
+        let history = self.history
+        do {
+            // SQLite reads and the JSON are done on NIO's blocking-work threads, off the engine's tasks.
+            let bytes = try await NIOThreadPool.singleton.runIfActive {
+                try StatusDocument.make(
+                    targets: current.targets, states: states, settings: current.settings, history: history
+                ).json()
+            }
+            return Response(
+                status: .ok, headers: [.contentType: "application/json", .cacheControl: "no-store"],
+                body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
+        } catch {
+            self.logger.warning("/status: \(error)")
+            return Self.text(.internalServerError, "cannot read the history: \(error)\n")
+        }
     }
 
     private static func text(_ status: HTTPResponse.Status, _ body: String) -> Response {

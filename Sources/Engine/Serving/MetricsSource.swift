@@ -12,6 +12,8 @@ public final class MetricsSource: Sendable {
         public let modules: [String: ProbeModule]
         /// The URL schemes the script polls (`http`, `https`): `/probe` polls no other.
         public let schemes: Set<String>
+        /// The script's URLs, for `/status` (names and groups).
+        public let targets: [Target]
     }
 
     private let state = Mutex<Current?>(nil)
@@ -28,7 +30,7 @@ public final class MetricsSource: Sendable {
         }
         let current = Current(
             monitor: monitor, series: ProbeMetrics.series(for: targets), settings: settings, modules: modules,
-            schemes: schemes)
+            schemes: schemes, targets: targets)
         self.state.withLock { $0 = current }
     }
 

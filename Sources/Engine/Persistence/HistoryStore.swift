@@ -1,0 +1,192 @@
+/// HistoryStore is where urlpoll keeps what it has seen (`--data DIR`): each URL's current state, every
+/// change, and rollups of its polls per minute and per hour. ``SQLiteHistoryStore`` is the one kept in a
+/// file; a shared one (PostgreSQL) can implement the same protocol.
+///
+/// One writer (``HistoryWriter``) calls ``write(_:)`` and ``prune(before:)``; readers (`urlpoll.history`,
+/// `GET /status`) call the rest from any task, at the same time as the writer.
+public protocol HistoryStore: Sendable {
+    /// Each URL's last written state, for the monitor to resume from after a restart.
+    func savedStates() throws(HistoryError) -> [State]
+
+    /// Writes one tick's batch, all of it or none of it (one transaction).
+    func write(_ batch: HistoryBatch) async throws(HistoryError)
+
+    /// Deletes minute rollups older than `cutoff.minutes` and hour rollups and changes older than
+    /// `cutoff.hours` (seconds since the epoch).
+    func prune(before cutoff: (minutes: Double, hours: Double)) async throws(HistoryError)
+
+    /// What happened to `url` from `start` to `end` (seconds since the epoch): its polls counted in the
+    /// minute (`byMinute`) or hour rollups from the one holding `start` to `end`, and its latest changes
+    /// in the window (oldest first).
+    func summary(url: String, from start: Double, to end: Double, byMinute: Bool) throws(HistoryError)
+        -> HistorySummary
+
+    /// The hour rollups of every URL from `start` on, oldest first, keyed by URL.
+    func hourly(since start: Double) throws(HistoryError) -> [String: [Rollup]]
+
+    /// The hour rollups of every URL from `start` on summed per day (UTC; no latency), oldest first.
+    func daily(since start: Double) throws(HistoryError) -> [String: [Rollup]]
+
+    /// The last `limit` changes of every URL, newest first, keyed by URL.
+    func recentChanges(limit: Int) throws(HistoryError) -> [String: [HistoryChange]]
+}
+
+/// HistoryError says in words why the store could not be opened, written or read.
+public struct HistoryError: Error, CustomStringConvertible, Sendable {
+    public let description: String
+
+    public init(_ description: String) {
+        self.description = description
+    }
+}
+
+/// One change of a URL's state or status: the incident log's row.
+public struct HistoryChange: Sendable, Hashable {
+    /// The URL, as reports show it (credentials redacted).
+    public var url: String
+    /// When the new status was first seen (seconds since the epoch).
+    public var at: Double
+    /// The state before (`up`, `degraded`, `down`), nil for a URL's first result.
+    public var from: Health?
+    /// The status before (`"200 OK"`, `"refused"`), nil for a URL's first result.
+    public var fromStatus: String?
+    /// The new state.
+    public var to: Health
+    /// The new status.
+    public var toStatus: String
+    /// The new state's error text, when it failed or was degraded.
+    public var detail: String?
+
+    public init(
+        url: String, at: Double, from: Health?, fromStatus: String?, to: Health, toStatus: String, detail: String?
+    ) {
+        self.url = url
+        self.at = at
+        self.from = from
+        self.fromStatus = fromStatus
+        self.to = to
+        self.toStatus = toStatus
+        self.detail = detail
+    }
+
+    /// The change from `previous` to `state`.
+    public init(_ state: State, previous: State?) {
+        self.init(
+            url: state.url, at: state.checkedAt, from: previous?.health, fromStatus: previous?.status,
+            to: state.health, toStatus: state.status, detail: state.detail ?? state.error)
+    }
+}
+
+/// Rollup counts one URL's polls in one minute or one hour.
+public struct Rollup: Sendable, Hashable {
+    /// The bucket's first second (seconds since the epoch, a multiple of 60 or 3,600).
+    public var start: Int64
+    /// Polls in the bucket.
+    public var polls = 0
+    /// Polls whose state was down.
+    public var failures = 0
+    /// Polls whose state was degraded.
+    public var degraded = 0
+    /// The sum of the latencies of the polls that were not down, in seconds.
+    public var latencySum = 0.0
+    /// The longest latency of a poll that was not down, in seconds.
+    public var latencyMax = 0.0
+    /// The latencies of the polls that were not down.
+    public var sketch = LatencySketch()
+
+    public init(start: Int64) {
+        self.start = start
+    }
+
+    /// Counts one poll.
+    public mutating func add(_ state: State) {
+        self.polls += 1
+        switch state.health {
+        case .down:
+            self.failures += 1
+            return
+        case .degraded: self.degraded += 1
+        case .up: break
+        }
+        let seconds = state.latency.seconds
+        self.latencySum += seconds
+        self.latencyMax = max(self.latencyMax, seconds)
+        self.sketch.add(seconds: seconds)
+    }
+
+    /// Adds `other`'s polls (another rollup of the same URL).
+    public mutating func merge(_ other: Rollup) {
+        self.polls += other.polls
+        self.failures += other.failures
+        self.degraded += other.degraded
+        self.latencySum += other.latencySum
+        self.latencyMax = max(self.latencyMax, other.latencyMax)
+        self.sketch.merge(other.sketch)
+    }
+
+    /// The share of polls that were not down (0…1), nil without polls.
+    public var uptime: Double? {
+        self.polls > 0 ? Double(self.polls - self.failures) / Double(self.polls) : nil
+    }
+}
+
+/// HistoryBatch is what one tick writes: the states that changed since the last, the changes, and the
+/// polls counted into minute and hour rollups.
+public struct HistoryBatch: Sendable {
+    /// URL → its latest state, for URLs whose state changed since the last batch (see ``State/persists(differently:)``).
+    public var states: [String: State] = [:]
+    /// The changes, oldest first.
+    public var changes: [HistoryChange] = []
+    /// URL → minute start → the polls counted in that minute since the last batch.
+    public var minutes: [String: [Int64: Rollup]] = [:]
+    /// URL → hour start → the polls counted in that hour since the last batch.
+    public var hours: [String: [Int64: Rollup]] = [:]
+    /// Polls counted in this batch.
+    public var polls = 0
+
+    public init() {}
+
+    public var isEmpty: Bool { self.states.isEmpty && self.changes.isEmpty && self.polls == 0 }
+
+    /// Counts one poll into its minute and hour.
+    public mutating func count(_ state: State) {
+        let at = Int64(state.checkedAt.rounded(.down))
+        let minute = at - at.modulo(60)
+        let hour = at - at.modulo(3_600)
+        self.minutes[state.url, default: [:]][minute, default: Rollup(start: minute)].add(state)
+        self.hours[state.url, default: [:]][hour, default: Rollup(start: hour)].add(state)
+        self.polls += 1
+    }
+}
+
+extension Int64 {
+    /// The remainder of dividing by `n`, from 0 to n − 1 also for negative numbers.
+    fileprivate func modulo(_ n: Int64) -> Int64 {
+        let r = self % n
+        return r < 0 ? r + n : r
+    }
+}
+
+/// HistorySummary is what `urlpoll.history(url, seconds)` returns.
+public struct HistorySummary: Sendable, Hashable {
+    /// The polls counted, and their rollup.
+    public var rollup: Rollup
+    /// The changes in the window, oldest first.
+    public var changes: [HistoryChange]
+
+    public init(rollup: Rollup, changes: [HistoryChange]) {
+        self.rollup = rollup
+        self.changes = changes
+    }
+}
+
+extension State {
+    /// Whether the store must write `self` when it last wrote `written`: any field a restart resumes
+    /// differs, except the ones every poll moves (latency, polls, checked_at), which are written along.
+    public func persists(differently written: State?) -> Bool {
+        guard let written else { return true }
+        return self.status != written.status || self.health != written.health || self.errorCount != written.errorCount
+            || self.since != written.since || self.code != written.code || self.error != written.error
+            || self.detail != written.detail || self.name != written.name
+    }
+}

@@ -1,0 +1,227 @@
+import FoundationEssentials
+import Logging
+import Prometheus
+import ServiceLifecycle
+import Synchronization
+
+/// HistoryWriter is the one task that writes a ``HistoryStore`` (`--data DIR`). It hears every poll and
+/// change from the monitor as a ``StateObserver``, gathers them into one ``HistoryBatch``, and writes the
+/// batch in one transaction on each monitor tick: never one transaction per poll.
+///
+/// Hearing a poll only puts a message on a bounded queue (``capacity`` messages); nothing the monitor does
+/// waits for SQLite. When the queue is full (the disk is slower than the polls) or a write fails (a full
+/// disk), what could not be written is counted (``lost``, and `onLoss` for the metric
+/// `urlpoll_history_lost_total`), one log line says so, and polling goes on.
+///
+/// Retention: minute rollups are kept for ``Retention/minutes`` (7 days), hour rollups and changes for
+/// ``Retention/hours`` (400 days); what is older is pruned every 10 minutes, beside the writes.
+public final class HistoryWriter: StateObserver, Service {
+    /// How long rollups are kept.
+    public struct Retention: Sendable, Hashable {
+        /// Minute rollups (default 7 days).
+        public var minutes: Duration = .seconds(7 * 86_400)
+        /// Hour rollups and the change log (default 400 days).
+        public var hours: Duration = .seconds(400 * 86_400)
+
+        public init() {}
+    }
+
+    enum Message: Sendable {
+        case polled(State)
+        case changed(State, previous: State?)
+        /// Write the batch; then resume the continuation, if any.
+        case tick(CheckedContinuation<Void, Never>?)
+    }
+
+    /// The store written.
+    public let store: any HistoryStore
+    /// The most messages (polls, changes, ticks) waiting to be gathered.
+    public let capacity: Int
+    public let retention: Retention
+    private let messages: AsyncStream<Message>
+    private let continuation: AsyncStream<Message>.Continuation
+    private let dropped = Atomic<Int>(0)
+    private let failed = Atomic<Int>(0)
+    private let now: @Sendable () -> Double
+    private let onLoss: @Sendable (Int) -> Void
+    private let logger: Logger
+    private let resumed: [State]
+    /// Seconds between prunes.
+    static let pruneInterval = 600.0
+
+    /// - Parameters:
+    ///   - written: The states the store holds now (those the monitor resumes from), so an unchanged one is
+    ///     not written again.
+    ///   - now: The wall clock, seconds since the epoch, for the retention cutoffs.
+    ///   - onLoss: Told how many polls or changes could not be written, each time some are lost.
+    public init(
+        store: any HistoryStore, written: [State] = [], capacity: Int = 65_536, retention: Retention = Retention(),
+        now: @escaping @Sendable () -> Double = { Date().timeIntervalSince1970 },
+        onLoss: @escaping @Sendable (Int) -> Void = { _ in }, logger: Logger
+    ) {
+        self.store = store
+        self.capacity = capacity
+        self.retention = retention
+        (self.messages, self.continuation) = AsyncStream.makeStream(bufferingPolicy: .bufferingOldest(capacity))
+        self.now = now
+        self.onLoss = onLoss
+        self.logger = logger
+        self.resumed = written
+    }
+
+    /// Polls and changes that were not written: the queue was full, or their batch's write failed.
+    public var lost: Int {
+        self.dropped.load(ordering: .relaxed) + self.failed.load(ordering: .relaxed)
+    }
+
+    // MARK: StateObserver (called by the monitor; never waits)
+
+    public func polled(_ state: State, previous: State?) async {
+        self.send(.polled(state))
+    }
+
+    public func changed(_ state: State, previous: State?) async {
+        self.send(.changed(state, previous: previous))
+    }
+
+    public func ticked() async {
+        self.send(.tick(nil))
+    }
+
+    /// Writes what was heard so far, as a tick does, and returns once it is written (or has failed), or at
+    /// once if the queue is full or the writer has finished.
+    public func sync() async {
+        await withCheckedContinuation { continuation in
+            switch self.continuation.yield(.tick(continuation)) {
+            case .enqueued: break
+            case .dropped, .terminated: continuation.resume()
+            @unknown default: continuation.resume()
+            }
+        }
+    }
+
+    private func send(_ message: Message) {
+        if case .dropped = self.continuation.yield(message) {
+            if case .tick = message { return }  // the next tick writes the batch
+            self.dropped.add(1, ordering: .relaxed)
+            self.onLoss(1)
+        }
+    }
+
+    /// Ends the writer: what was heard is written, then ``run()`` returns.
+    public func finish() {
+        self.continuation.finish()
+    }
+
+    // MARK: The writer task
+
+    /// Gathers and writes until ``finish()`` (or graceful shutdown), then writes what is left.
+    public func run() async {
+        await withGracefulShutdownHandler {
+            await self.write()
+        } onGracefulShutdown: {
+            self.finish()
+        }
+    }
+
+    private func write() async {
+        var batch = HistoryBatch()
+        // URL → the state last put in a batch, to write a state only when it changed.
+        var latest: [String: State] = [:]
+        for state in self.resumed { latest[state.url] = state }
+        var lastPrune = -Double.infinity
+        var pruning: Task<Void, Never>?
+        var reportedDrops = 0
+        var lastDropLog = -Double.infinity
+        var failing = false
+        for await message in self.messages {
+            switch message {
+            case .polled(let state):
+                batch.count(state)
+                if state.persists(differently: latest[state.url]) {
+                    batch.states[state.url] = state
+                    latest[state.url] = state
+                } else if batch.states[state.url] != nil {
+                    batch.states[state.url] = state
+                }
+            case .changed(let state, let previous):
+                batch.changes.append(HistoryChange(state, previous: previous))
+            case .tick(let done):
+                defer { done?.resume() }
+                let now = self.now()
+                if now - lastDropLog >= 60, self.reportDrops(since: &reportedDrops) { lastDropLog = now }
+                await self.commit(&batch, latest: &latest, failing: &failing)
+                if now - lastPrune >= Self.pruneInterval {
+                    // The last prune has had 10 minutes; it has almost surely ended.
+                    await pruning?.value
+                    lastPrune = now
+                    let cutoff = (
+                        minutes: now - self.retention.minutes.seconds, hours: now - self.retention.hours.seconds
+                    )
+                    let store = self.store
+                    let logger = self.logger
+                    pruning = Task {
+                        do {
+                            try await store.prune(before: cutoff)
+                        } catch {
+                            logger.warning("\(error); older history is kept until the next prune")
+                        }
+                    }
+                }
+            }
+        }
+        await pruning?.value
+        _ = self.reportDrops(since: &reportedDrops)
+        await self.commit(&batch, latest: &latest, failing: &failing)
+    }
+
+    /// Says how many polls or changes the full queue dropped since `reported`, if any; returns whether it did.
+    private func reportDrops(since reported: inout Int) -> Bool {
+        let drops = self.dropped.load(ordering: .relaxed)
+        guard drops > reported else { return false }
+        self.logger.error(
+            "history falls behind: its queue of \(self.capacity) messages was full, so \(drops - reported) polls or changes were not recorded (\(self.lost) in all; urlpoll_history_lost_total); polling goes on"
+        )
+        reported = drops
+        return true
+    }
+
+    /// Writes `batch` in one transaction and empties it. On failure its polls and changes are counted as
+    /// lost, its URLs' states are written again with their next poll, and one log line says why (again only
+    /// after writes have worked once more).
+    private func commit(_ batch: inout HistoryBatch, latest: inout [String: State], failing: inout Bool) async {
+        guard !batch.isEmpty else { return }
+        let taken = batch
+        batch = HistoryBatch()
+        do {
+            try await self.store.write(taken)
+            if failing {
+                failing = false
+                self.logger.notice("history is written again (\(self.lost) polls or changes were not recorded in all)")
+            }
+        } catch {
+            let count = taken.polls + taken.changes.count
+            self.failed.add(count, ordering: .relaxed)
+            self.onLoss(count)
+            for url in taken.states.keys { latest[url] = nil }
+            if !failing {
+                failing = true
+                self.logger.error(
+                    "\(error.description): \(count) polls and changes of this tick are not recorded (counted in urlpoll_history_lost_total); polling goes on, and writing is tried again on every tick"
+                )
+            }
+        }
+    }
+}
+
+extension HistoryWriter {
+    /// Makes `urlpoll_history_lost_total` in `registry`: polls and changes the history could not write.
+    public static func lossCounter(in registry: PrometheusCollectorRegistry) -> Counter {
+        registry.makeCounter(
+            descriptor: MetricNameDescriptor(
+                namespace: "urlpoll", metricName: "history_lost", unitName: "total",
+                helpText:
+                    "Polls and changes not written to the --data store: its queue was full, or a write failed (a full disk)."
+            ))
+    }
+}

@@ -1,0 +1,365 @@
+import FoundationEssentials
+import GRDB
+import Synchronization
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
+/// SQLiteHistoryStore keeps urlpoll's history in one SQLite file, `DIR/urlpoll.sqlite` (`--data DIR`),
+/// through GRDB in WAL mode (<https://sqlite.org/wal.html>): one writer, and readers that never wait for it
+/// nor hold it up.
+///
+/// Tables (schema version 1; see docs/SCRIPTING.md, "History"):
+/// - `url_state`: one row per URL: its id, and the state a restart resumes (status, state, code, error,
+///   detail, error count, since; latency, polls and checked_at as of the last write);
+/// - `state_change`: every change (url, at, from, to, detail), the incident log;
+/// - `rollup_minute`, `rollup_hour`: per URL per minute and per hour: polls, failures (down), degraded, the
+///   latency sum and maximum (seconds) and a ``LatencySketch`` of the polls that were not down.
+///
+/// A file written by a newer urlpoll (a schema this one does not know) is refused, never changed.
+public final class SQLiteHistoryStore: HistoryStore {
+    /// The file name inside the data folder.
+    public static let fileName = "urlpoll.sqlite"
+
+    /// The database file's path.
+    public let path: String
+    private let pool: DatabasePool
+    /// URL → its row id in `url_state`; only the writer adds to it, after its transaction commits.
+    private let ids = Mutex<[String: Int64]>([:])
+
+    /// Opens (creating the folder and the file if needed) the store in `directory`, and brings the schema
+    /// to this version.
+    /// - Parameter maxPageCount: A cap on the file's pages (SQLite's `max_page_count`), past which writes
+    ///   fail as on a full disk; for tests.
+    /// - Throws: ``HistoryError`` in words: the folder cannot be made, the file is not a database, or it was
+    ///   written by a newer urlpoll.
+    public init(directory: String, maxPageCount: Int? = nil) throws(HistoryError) {
+        do {
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        } catch {
+            // FileManager's error is Foundation's dump; mkdir(2) says why in words.
+            let reason = mkdir(directory, 0o755) == 0 ? "\(error)" : String(cString: strerror(errno))
+            throw HistoryError("cannot create the data folder \(directory): \(reason)")
+        }
+        self.path = directory.hasSuffix("/") ? directory + Self.fileName : directory + "/" + Self.fileName
+        var configuration = Configuration()
+        configuration.busyMode = .timeout(5)
+        configuration.label = "urlpoll.history"
+        configuration.prepareDatabase { db in
+            // WAL with synchronous=NORMAL: a committed tick survives the process being killed; a power
+            // loss may take the last ticks back (https://sqlite.org/pragma.html#pragma_synchronous).
+            if !db.configuration.readonly {
+                try db.execute(sql: "PRAGMA synchronous = NORMAL")
+                if let maxPageCount { try db.execute(sql: "PRAGMA max_page_count = \(maxPageCount)") }
+            }
+            db.add(function: Self.sketchMerge)
+        }
+        do {
+            self.pool = try DatabasePool(path: self.path, configuration: configuration)
+        } catch {
+            throw HistoryError("cannot open \(self.path): \(Self.words(error))")
+        }
+        let migrator = Self.migrator
+        do {
+            let superseded = try self.pool.read { db in try migrator.hasBeenSuperseded(db) }
+            if superseded {
+                let applied = (try? self.pool.read { db in try migrator.appliedIdentifiers(db) }) ?? []
+                let known = Set(migrator.migrations)
+                let unknown = applied.subtracting(known).sorted().joined(separator: ", ")
+                throw HistoryError(
+                    "\(self.path) was written by a newer urlpoll (schema \(unknown); this urlpoll knows up to \(migrator.migrations.last ?? "none")): it is left as it is; run that newer urlpoll, or give another --data folder"
+                )
+            }
+            try migrator.migrate(self.pool)
+            let rows = try self.pool.read { db in try Row.fetchAll(db, sql: "SELECT id, url FROM url_state") }
+            var ids: [String: Int64] = [:]
+            for row in rows { ids[row["url"]] = row["id"] }
+            self.ids.withLock { $0 = ids }
+        } catch let error as HistoryError {
+            throw error
+        } catch {
+            throw HistoryError("cannot open \(self.path): \(Self.words(error))")
+        }
+    }
+
+    /// The schema, one migration per version; a migration is never edited once released.
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE url_state (
+                      id INTEGER PRIMARY KEY, url TEXT NOT NULL UNIQUE, name TEXT NOT NULL,
+                      status TEXT, state TEXT, code INTEGER, error TEXT, detail TEXT,
+                      error_count INTEGER NOT NULL DEFAULT 0, latency REAL NOT NULL DEFAULT 0,
+                      polls INTEGER NOT NULL DEFAULT 0, since REAL, checked_at REAL);
+                    CREATE TABLE state_change (
+                      id INTEGER PRIMARY KEY, url_id INTEGER NOT NULL REFERENCES url_state(id), at REAL NOT NULL,
+                      from_state TEXT, from_status TEXT, to_state TEXT NOT NULL, to_status TEXT NOT NULL, detail TEXT);
+                    CREATE INDEX state_change_by_url ON state_change(url_id, at);
+                    CREATE TABLE rollup_minute (
+                      url_id INTEGER NOT NULL, start INTEGER NOT NULL, polls INTEGER NOT NULL,
+                      failures INTEGER NOT NULL, degraded INTEGER NOT NULL, latency_sum REAL NOT NULL,
+                      latency_max REAL NOT NULL, sketch BLOB NOT NULL, PRIMARY KEY (url_id, start)) WITHOUT ROWID;
+                    CREATE TABLE rollup_hour (
+                      url_id INTEGER NOT NULL, start INTEGER NOT NULL, polls INTEGER NOT NULL,
+                      failures INTEGER NOT NULL, degraded INTEGER NOT NULL, latency_sum REAL NOT NULL,
+                      latency_max REAL NOT NULL, sketch BLOB NOT NULL, PRIMARY KEY (url_id, start)) WITHOUT ROWID;
+                    """)
+        }
+        return migrator
+    }
+
+    /// `sketch_merge(a, b)`: two encoded ``LatencySketch``es added together, for the rollups' upserts.
+    static let sketchMerge = DatabaseFunction("sketch_merge", argumentCount: 2, pure: true) { values in
+        var merged = LatencySketch()
+        for value in values {
+            if let data = Data.fromDatabaseValue(value), let sketch = LatencySketch(encoded: Array(data)) {
+                merged.merge(sketch)
+            }
+        }
+        return Data(merged.encoded)
+    }
+
+    // MARK: Writing
+
+    public func savedStates() throws(HistoryError) -> [State] {
+        do {
+            return try self.pool.read { db in
+                try Row.fetchAll(db, sql: "SELECT * FROM url_state WHERE status IS NOT NULL ORDER BY url").map {
+                    row in
+                    State(
+                        url: row["url"], name: row["name"], status: row["status"], code: row["code"],
+                        health: Health(rawValue: row["state"] ?? "") ?? .down, error: row["error"],
+                        detail: row["detail"], errorCount: max(0, row["error_count"] as Int),
+                        latency: .seconds(max(0, row["latency"] as Double)), polls: max(0, row["polls"] as Int),
+                        since: row["since"] ?? 0, checkedAt: row["checked_at"] ?? 0)
+                }
+            }
+        } catch {
+            throw HistoryError("cannot read \(self.path): \(Self.words(error))")
+        }
+    }
+
+    public func write(_ batch: HistoryBatch) async throws(HistoryError) {
+        let known = self.ids.withLock { $0 }
+        do {
+            let added = try await self.pool.write { db -> [String: Int64] in
+                var added: [String: Int64] = [:]
+                func id(_ url: String, name: String) throws -> Int64 {
+                    if let id = known[url] ?? added[url] { return id }
+                    try db.execute(
+                        sql: "INSERT INTO url_state (url, name) VALUES (?, ?) ON CONFLICT (url) DO NOTHING",
+                        arguments: [url, name])
+                    let id = try Int64.fetchOne(db, sql: "SELECT id FROM url_state WHERE url = ?", arguments: [url])!
+                    added[url] = id
+                    return id
+                }
+                let update = try db.cachedStatement(
+                    sql: """
+                        UPDATE url_state SET name = ?, status = ?, state = ?, code = ?, error = ?, detail = ?,
+                          error_count = ?, latency = ?, polls = ?, since = ?, checked_at = ? WHERE id = ?
+                        """)
+                for (url, s) in batch.states {
+                    try update.execute(arguments: [
+                        s.name, s.status, s.health.rawValue, s.code, s.error, s.detail, s.errorCount, s.latency.seconds,
+                        s.polls, s.since, s.checkedAt, try id(url, name: s.name),
+                    ])
+                }
+                let change = try db.cachedStatement(
+                    sql: """
+                        INSERT INTO state_change (url_id, at, from_state, from_status, to_state, to_status, detail)
+                        VALUES (?, ?, ?, ?, ?, ?, ?)
+                        """)
+                for c in batch.changes {
+                    try change.execute(arguments: [
+                        try id(c.url, name: batch.states[c.url]?.name ?? c.url), c.at, c.from?.rawValue, c.fromStatus,
+                        c.to.rawValue, c.toStatus, c.detail,
+                    ])
+                }
+                for (table, rollups) in [("rollup_minute", batch.minutes), ("rollup_hour", batch.hours)] {
+                    let upsert = try db.cachedStatement(
+                        sql: """
+                            INSERT INTO \(table) (url_id, start, polls, failures, degraded, latency_sum, latency_max, sketch)
+                            VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                            ON CONFLICT (url_id, start) DO UPDATE SET polls = polls + excluded.polls,
+                              failures = failures + excluded.failures, degraded = degraded + excluded.degraded,
+                              latency_sum = latency_sum + excluded.latency_sum,
+                              latency_max = max(latency_max, excluded.latency_max),
+                              sketch = sketch_merge(sketch, excluded.sketch)
+                            """)
+                    for (url, buckets) in rollups {
+                        let urlID = try id(url, name: batch.states[url]?.name ?? url)
+                        for (start, r) in buckets {
+                            try upsert.execute(arguments: [
+                                urlID, start, r.polls, r.failures, r.degraded, r.latencySum, r.latencyMax,
+                                Data(r.sketch.encoded),
+                            ])
+                        }
+                    }
+                }
+                return added
+            }
+            if !added.isEmpty { self.ids.withLock { $0.merge(added) { old, _ in old } } }
+        } catch {
+            throw HistoryError("cannot write to \(self.path): \(Self.words(error))")
+        }
+    }
+
+    public func prune(before cutoff: (minutes: Double, hours: Double)) async throws(HistoryError) {
+        let ids = self.ids.withLock { Array($0.values) }.sorted()
+        let minutes = Int64(cutoff.minutes.rounded(.down))
+        let hours = Int64(cutoff.hours.rounded(.down))
+        do {
+            // By URL (each a range of the primary key), a few hundred URLs per transaction, so a prune never
+            // holds the writer for long.
+            var start = 0
+            while start < ids.count {
+                let chunk = Array(ids[start..<min(start + 500, ids.count)])
+                start += chunk.count
+                try await self.pool.write { db in
+                    for id in chunk {
+                        try db.execute(
+                            sql: "DELETE FROM rollup_minute WHERE url_id = ? AND start < ?", arguments: [id, minutes])
+                        try db.execute(
+                            sql: "DELETE FROM rollup_hour WHERE url_id = ? AND start < ?", arguments: [id, hours])
+                        try db.execute(
+                            sql: "DELETE FROM state_change WHERE url_id = ? AND at < ?", arguments: [id, cutoff.hours])
+                    }
+                }
+            }
+        } catch {
+            throw HistoryError("cannot prune \(self.path): \(Self.words(error))")
+        }
+    }
+
+    // MARK: Reading
+
+    public func summary(url: String, from start: Double, to end: Double, byMinute: Bool) throws(HistoryError)
+        -> HistorySummary
+    {
+        let table = byMinute ? "rollup_minute" : "rollup_hour"
+        let width: Int64 = byMinute ? 60 : 3_600
+        let first = Int64(start.rounded(.down)) - ((Int64(start.rounded(.down)) % width) + width) % width
+        do {
+            return try self.pool.read { db in
+                var total = Rollup(start: first)
+                guard let id = try Int64.fetchOne(db, sql: "SELECT id FROM url_state WHERE url = ?", arguments: [url])
+                else { return HistorySummary(rollup: total, changes: []) }
+                let rows = try Row.fetchCursor(
+                    db, sql: "SELECT * FROM \(table) WHERE url_id = ? AND start >= ? AND start <= ?",
+                    arguments: [id, first, end])
+                while let row = try rows.next() { total.merge(Self.rollup(row)) }
+                let changes = try Row.fetchAll(
+                    db,
+                    sql: """
+                        SELECT * FROM (SELECT * FROM state_change WHERE url_id = ? AND at >= ? AND at <= ?
+                          ORDER BY at DESC LIMIT ?) ORDER BY at
+                        """, arguments: [id, start, end, Self.changesLimit]
+                ).map { Self.change($0, url: url) }
+                return HistorySummary(rollup: total, changes: changes)
+            }
+        } catch {
+            throw HistoryError("cannot read \(self.path): \(Self.words(error))")
+        }
+    }
+
+    /// The most changes ``summary(url:from:to:byMinute:)`` returns: the latest ones.
+    public static let changesLimit = 100
+
+    public func hourly(since start: Double) throws(HistoryError) -> [String: [Rollup]] {
+        do {
+            return try self.pool.read { db in
+                var out: [String: [Rollup]] = [:]
+                let rows = try Row.fetchCursor(
+                    db,
+                    sql: """
+                        SELECT u.url, r.* FROM rollup_hour r JOIN url_state u ON u.id = r.url_id
+                        WHERE r.start >= ? ORDER BY r.url_id, r.start
+                        """, arguments: [Int64(start.rounded(.down))])
+                while let row = try rows.next() { out[row["url"], default: []].append(Self.rollup(row)) }
+                return out
+            }
+        } catch {
+            throw HistoryError("cannot read \(self.path): \(Self.words(error))")
+        }
+    }
+
+    public func daily(since start: Double) throws(HistoryError) -> [String: [Rollup]] {
+        do {
+            return try self.pool.read { db in
+                var out: [String: [Rollup]] = [:]
+                let rows = try Row.fetchCursor(
+                    db,
+                    sql: """
+                        SELECT u.url, r.start - r.start % 86400 AS day, sum(r.polls) AS polls,
+                          sum(r.failures) AS failures, sum(r.degraded) AS degraded
+                        FROM rollup_hour r JOIN url_state u ON u.id = r.url_id
+                        WHERE r.start >= ? GROUP BY r.url_id, day ORDER BY r.url_id, day
+                        """, arguments: [Int64(start.rounded(.down))])
+                while let row = try rows.next() {
+                    var rollup = Rollup(start: row["day"])
+                    rollup.polls = row["polls"]
+                    rollup.failures = row["failures"]
+                    rollup.degraded = row["degraded"]
+                    out[row["url"], default: []].append(rollup)
+                }
+                return out
+            }
+        } catch {
+            throw HistoryError("cannot read \(self.path): \(Self.words(error))")
+        }
+    }
+
+    public func recentChanges(limit: Int) throws(HistoryError) -> [String: [HistoryChange]] {
+        do {
+            return try self.pool.read { db in
+                var out: [String: [HistoryChange]] = [:]
+                let rows = try Row.fetchCursor(
+                    db,
+                    sql: """
+                        SELECT * FROM (SELECT u.url, c.*, row_number() OVER (PARTITION BY c.url_id ORDER BY c.at DESC)
+                          AS n FROM state_change c JOIN url_state u ON u.id = c.url_id) WHERE n <= ? ORDER BY url, at DESC
+                        """, arguments: [limit])
+                while let row = try rows.next() {
+                    let url: String = row["url"]
+                    out[url, default: []].append(Self.change(row, url: url))
+                }
+                return out
+            }
+        } catch {
+            throw HistoryError("cannot read \(self.path): \(Self.words(error))")
+        }
+    }
+
+    private static func rollup(_ row: Row) -> Rollup {
+        var rollup = Rollup(start: row["start"])
+        rollup.polls = row["polls"]
+        rollup.failures = row["failures"]
+        rollup.degraded = row["degraded"]
+        rollup.latencySum = row["latency_sum"]
+        rollup.latencyMax = row["latency_max"]
+        if let data: Data = row["sketch"], let sketch = LatencySketch(encoded: Array(data)) { rollup.sketch = sketch }
+        return rollup
+    }
+
+    private static func change(_ row: Row, url: String) -> HistoryChange {
+        HistoryChange(
+            url: url, at: row["at"], from: (row["from_state"] as String?).flatMap(Health.init(rawValue:)),
+            fromStatus: row["from_status"], to: Health(rawValue: row["to_state"] ?? "") ?? .down,
+            toStatus: row["to_status"] ?? "", detail: row["detail"])
+    }
+
+    /// An error in words: SQLite's own message (`database or disk is full`), never GRDB's dump of the
+    /// statement and its arguments.
+    static func words(_ error: any Error) -> String {
+        if let error = error as? DatabaseError {
+            let message = error.message ?? "SQLite error \(error.resultCode.rawValue)"
+            return message + " (SQLite \(error.resultCode.rawValue))"
+        }
+        return "\(error)"
+    }
+}

@@ -1,0 +1,106 @@
+import CLua
+import FoundationEssentials
+import Synchronization
+
+/// HistoryLink holds the store `urlpoll.history` reads: given when the script is loaded, or connected just
+/// after, once the store its `data` setting names is open. Set once per session; read by the one owner of
+/// the Lua state.
+public final class HistoryLink: Sendable {
+    private let current = Mutex<(any HistoryStore)?>(nil)
+
+    public init() {}
+
+    /// The store, or nil before one is connected.
+    public var store: (any HistoryStore)? { self.current.withLock { $0 } }
+
+    /// From now on `urlpoll.history` reads `store`.
+    public func connect(_ store: any HistoryStore) {
+        self.current.withLock { $0 = store }
+    }
+}
+
+// `urlpoll.history(url, seconds)`: what the `--data` store counted for one URL over the last `seconds`.
+extension LuaRuntime {
+    /// The longest window `urlpoll.history` takes: the hour rollups' retention, 400 days.
+    static let longestHistoryWindow = 400.0 * 86_400
+
+    /// Windows up to this long are counted from the minute rollups, longer ones from the hour rollups.
+    static let minuteHistoryWindow = 86_400.0
+
+    /// Adds `history` to the `urlpoll` table (after the prelude made it).
+    func installHistory() {
+        _ = self.pushGlobal("urlpoll")
+        lua_pushstring(self.L, "history")
+        up_pushhostfn(self.L) { L in LuaRuntime.host(L) { runtime throws(HostError) in try runtime.hostHistory() } }
+        lua_rawset(self.L, -3)
+        lua_settop(self.L, -2)
+    }
+
+    /// `urlpoll.history(url, seconds)` → `{ polls, failures, degraded, uptime, latency_p95, latency_max,
+    /// changes = { { at, from, to, from_status, to_status, detail }, … } }`, read from the store's reader
+    /// connection (WAL: it never waits for the writer). Counts polls written up to the last tick.
+    private func hostHistory() throws(HostError) -> Int32 {
+        guard let url = self.string(at: 1) else {
+            throw HostError("bad argument #1 to 'history' (URL string expected, got \(self.describe(at: 1)))")
+        }
+        guard let seconds = self.number(at: 2), seconds.isFinite, seconds > 0, seconds <= Self.longestHistoryWindow
+        else {
+            throw HostError(
+                "bad argument #2 to 'history' (a number of seconds above 0 and at most \(Int(Self.longestHistoryWindow)) expected, got \(self.describe(at: 2)))"
+            )
+        }
+        guard let store = self.history.store else {
+            throw HostError(
+                "urlpoll.history needs the history store: run with --data DIR (urlpoll run SCRIPT --data /var/lib/urlpoll)"
+            )
+        }
+        let now = Date().timeIntervalSince1970
+        let summary: HistorySummary
+        do {
+            summary = try store.summary(
+                url: url, from: now - seconds, to: now, byMinute: seconds <= Self.minuteHistoryWindow)
+        } catch {
+            throw HostError("urlpoll.history: \(error.description)")
+        }
+        let rollup = summary.rollup
+        lua_createtable(self.L, 0, 7)
+        self.setField("polls", integer: rollup.polls)
+        self.setField("failures", integer: rollup.failures)
+        self.setField("degraded", integer: rollup.degraded)
+        if let uptime = rollup.uptime { self.setField("uptime", number: uptime) }
+        if let p95 = rollup.sketch.quantile(0.95) { self.setField("latency_p95", number: p95) }
+        if rollup.sketch.count > 0 { self.setField("latency_max", number: rollup.latencyMax) }
+        lua_pushstring(self.L, "changes")
+        lua_createtable(self.L, Int32(summary.changes.count), 0)
+        for (i, change) in summary.changes.enumerated() {
+            lua_createtable(self.L, 0, 6)
+            self.setField("at", number: change.at)
+            if let from = change.from { self.setField("from", string: from.rawValue) }
+            self.setField("to", string: change.to.rawValue)
+            if let status = change.fromStatus { self.setField("from_status", string: status) }
+            self.setField("to_status", string: change.toStatus)
+            if let detail = change.detail { self.setField("detail", string: detail) }
+            lua_rawseti(self.L, -2, lua_Integer(i + 1))
+        }
+        lua_rawset(self.L, -3)
+        return 1
+    }
+
+    private func setField(_ name: String, integer: Int) {
+        lua_pushstring(self.L, name)
+        lua_pushinteger(self.L, lua_Integer(integer))
+        lua_rawset(self.L, -3)
+    }
+
+    private func setField(_ name: String, number: Double) {
+        lua_pushstring(self.L, name)
+        lua_pushnumber(self.L, number)
+        lua_rawset(self.L, -3)
+    }
+
+    private func setField(_ name: String, string: String) {
+        lua_pushstring(self.L, name)
+        self.push(string)
+        lua_rawset(self.L, -3)
+    }
+}

@@ -1,0 +1,167 @@
+import FoundationEssentials
+
+/// StatusDocument is what `GET /status` answers: every URL's state now and, with `--data`, its uptime,
+/// latency and latest changes, as JSON (RFC 8259). Times are seconds since the epoch, latencies seconds,
+/// uptimes fractions (0…1) of the polls that were not down; a field is absent when it is not known (no
+/// `--data`, no polls in the window). The shape is documented in docs/SCRIPTING.md ("/status").
+public struct StatusDocument: Codable, Sendable {
+    /// The `title` setting.
+    public var title: String
+    /// When this document was made.
+    public var generatedAt: Double
+    /// Whether uptime, latency and changes come from a `--data` store.
+    public var history: Bool
+    /// URLs per state: `up`, `degraded`, `down`, `pending` (not polled yet).
+    public var counts: [String: Int]
+    /// Every URL, in the script's URL order.
+    public var urls: [Entry]
+
+    /// One URL.
+    public struct Entry: Codable, Sendable {
+        public var url: String
+        public var name: String
+        public var group: String?
+        /// `up`, `degraded`, `down`, or `pending` before its first poll.
+        public var state: String
+        /// `"200 OK"`, or the failure's short kind (`"refused"`).
+        public var status: String?
+        public var code: Int?
+        public var detail: String?
+        public var since: Double?
+        public var checkedAt: Double?
+        public var errorCount: Int
+        /// The last poll's latency.
+        public var latency: Double?
+        /// Shares of polls not down over the last 24 hours, 7 days and 30 days (whole hours).
+        public var uptime1d: Double?
+        public var uptime7d: Double?
+        public var uptime30d: Double?
+        /// Latency quantiles over the last 24 hours (polls not down).
+        public var latencyP50: Double?
+        public var latencyP95: Double?
+        /// The last 24 hours, hour by hour, oldest first.
+        public var hours: [Bucket]
+        /// The last 30 days, day by day (UTC), oldest first.
+        public var days: [Bucket]
+        /// The latest changes, newest first (at most ``StatusDocument/changesPerURL``).
+        public var changes: [Change]
+
+        enum CodingKeys: String, CodingKey {
+            case url, name, group, state, status, code, detail, since, latency, hours, days, changes
+            case checkedAt = "checked_at"
+            case errorCount = "error_count"
+            case uptime1d = "uptime_1d"
+            case uptime7d = "uptime_7d"
+            case uptime30d = "uptime_30d"
+            case latencyP50 = "latency_p50"
+            case latencyP95 = "latency_p95"
+        }
+    }
+
+    /// An hour's or a day's polls.
+    public struct Bucket: Codable, Sendable {
+        public var start: Int64
+        public var polls: Int
+        public var failures: Int
+        public var degraded: Int
+        public var uptime: Double?
+        public var latencyP95: Double?
+
+        enum CodingKeys: String, CodingKey {
+            case start, polls, failures, degraded, uptime
+            case latencyP95 = "latency_p95"
+        }
+
+        init(_ rollup: Rollup, latency: Bool) {
+            self.start = rollup.start
+            self.polls = rollup.polls
+            self.failures = rollup.failures
+            self.degraded = rollup.degraded
+            self.uptime = rollup.uptime
+            self.latencyP95 = latency ? rollup.sketch.quantile(0.95) : nil
+        }
+    }
+
+    /// One change of state or status.
+    public struct Change: Codable, Sendable {
+        public var at: Double
+        public var from: String?
+        public var to: String
+        public var fromStatus: String?
+        public var toStatus: String
+        public var detail: String?
+
+        enum CodingKeys: String, CodingKey {
+            case at, from, to, detail
+            case fromStatus = "from_status"
+            case toStatus = "to_status"
+        }
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case title, history, counts, urls
+        case generatedAt = "generated_at"
+    }
+
+    /// The most changes listed per URL.
+    public static let changesPerURL = 10
+
+    /// Builds the document from the monitor's states and, when there is one, the history store.
+    /// - Throws: ``HistoryError`` when the store cannot be read.
+    public static func make(
+        targets: [Target], states: [String: State], settings: Settings, history: (any HistoryStore)?,
+        now: Double = Date().timeIntervalSince1970
+    ) throws(HistoryError) -> StatusDocument {
+        var hourly: [String: [Rollup]] = [:]
+        var daily: [String: [Rollup]] = [:]
+        var week: [String: [Rollup]] = [:]
+        var changes: [String: [HistoryChange]] = [:]
+        if let history {
+            hourly = try history.hourly(since: now - 86_400)
+            daily = try history.daily(since: now - 30 * 86_400)
+            week = try history.daily(since: now - 7 * 86_400)
+            changes = try history.recentChanges(limit: Self.changesPerURL)
+        }
+        var counts = ["up": 0, "degraded": 0, "down": 0, "pending": 0]
+        var entries: [Entry] = []
+        entries.reserveCapacity(targets.count)
+        for target in targets {
+            let url = target.displayURL
+            let state = states[url]
+            let stateName = state?.health.rawValue ?? "pending"
+            counts[stateName, default: 0] += 1
+            let hours = hourly[url] ?? []
+            let day = Self.total(hours)
+            entries.append(
+                Entry(
+                    url: url, name: target.name, group: target.group, state: stateName, status: state?.status,
+                    code: state?.code, detail: state.flatMap { $0.detail ?? $0.error }, since: state?.since,
+                    checkedAt: state?.checkedAt, errorCount: state?.errorCount ?? 0,
+                    latency: state.map { $0.latency.seconds }, uptime1d: day.uptime,
+                    uptime7d: Self.total(week[url] ?? []).uptime, uptime30d: Self.total(daily[url] ?? []).uptime,
+                    latencyP50: day.sketch.quantile(0.5), latencyP95: day.sketch.quantile(0.95),
+                    hours: hours.map { Bucket($0, latency: true) },
+                    days: (daily[url] ?? []).map { Bucket($0, latency: false) },
+                    changes: (changes[url] ?? []).map {
+                        Change(
+                            at: $0.at, from: $0.from?.rawValue, to: $0.to.rawValue, fromStatus: $0.fromStatus,
+                            toStatus: $0.toStatus, detail: $0.detail)
+                    }))
+        }
+        return StatusDocument(
+            title: settings.title, generatedAt: now, history: history != nil, counts: counts, urls: entries)
+    }
+
+    private static func total(_ rollups: [Rollup]) -> Rollup {
+        var total = Rollup(start: rollups.first?.start ?? 0)
+        for rollup in rollups { total.merge(rollup) }
+        return total
+    }
+
+    /// The document as JSON bytes, keys sorted.
+    public func json() throws -> [UInt8] {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        return Array(try encoder.encode(self))
+    }
+}

@@ -1,0 +1,183 @@
+import Engine
+import Foundation
+import GRDB
+import Testing
+
+/// `urlpoll run --data DIR` as a child process: killed with SIGKILL and restarted, a newer store refused,
+/// a folder another urlpoll holds refused.
+@Suite(.timeLimit(.minutes(2))) struct HistoryCLITests {
+    final class Folder: Sendable {
+        let path = "/tmp/urlpoll-data-\(UUID().uuidString.prefix(8))"
+        deinit { try? FileManager.default.removeItem(atPath: self.path) }
+    }
+
+    static func count(_ folder: Folder, _ sql: String) -> Int {
+        guard let queue = try? DatabaseQueue(path: folder.path + "/urlpoll.sqlite") else { return -1 }
+        return (try? queue.read { db in try Int.fetchOne(db, sql: sql) }) ?? -1
+    }
+
+    @Test func killedAndRestarted_resumesFromTheStore_withoutRefiringOnChange_orDuplicatingChanges() async throws {
+        try await withDemoSite { (base) async throws in
+            let folder = Folder()
+            let script = try TemporaryScript(
+                """
+                status_interval = 0.1
+                poll_interval = 0.05
+                error_backoff = 0
+                urls = { "\(base)/healthy", "\(base)/failing" }
+                function on_change(s, prev) print("CHANGE " .. s.url .. " " .. s.status) end
+                function report(s) if s.index == s.count then print("REPORT") end end
+                """)
+            // Given: a first run whose two first results (up, down) reached the store, then SIGKILL.
+            let first = try CLIProcess(["run", script.path, "--data", folder.path])
+            try await first.waitForOutput("REPORT", count: 2)
+            let written = await eventually(within: .seconds(20)) {
+                Self.count(folder, "SELECT count(*) FROM state_change") == 2
+                    && Self.count(folder, "SELECT count(*) FROM url_state WHERE status IS NOT NULL") == 2
+            }
+            #expect(written, "the first results were not written: \(first.stderr)")
+            first.signal(SIGKILL)
+            _ = await first.wait()
+            #expect(first.stdout.components(separatedBy: "CHANGE").count - 1 == 2)
+            let polls = Self.count(folder, "SELECT sum(polls) FROM rollup_minute")
+
+            // When: it starts again on the same folder and ticks a few times.
+            let second = try CLIProcess(["run", script.path, "--data", folder.path])
+            try await second.waitForOutput("REPORT", count: 4)
+            second.signal(SIGTERM)
+            #expect(await second.wait() == 0)
+
+            // Then: it said where it resumed from, announced no change, logged no second change, and went on
+            // counting polls.
+            #expect(second.stderr.contains("resuming 2 URL states from \(folder.path)/urlpoll.sqlite"))
+            #expect(!second.stdout.contains("CHANGE"))
+            #expect(Self.count(folder, "SELECT count(*) FROM state_change") == 2)
+            #expect(Self.count(folder, "SELECT sum(polls) FROM rollup_minute") > polls)
+        }
+    }
+
+    @Test func newerStore_isRefusedWithExit2_andLeftAsItIs() async throws {
+        let folder = Folder()
+        _ = try SQLiteHistoryStore(directory: folder.path)
+        let queue = try DatabaseQueue(path: folder.path + "/urlpoll.sqlite")
+        try await queue.write { db in try db.execute(sql: "INSERT INTO grdb_migrations (identifier) VALUES ('v2')") }
+        try queue.close()
+        let script = try TemporaryScript("urls = { \"http://127.0.0.1:9/\" }")
+
+        let run = try await CLIProcess.run(["run", script.path, "--data", folder.path])
+
+        #expect(run.status == 2)
+        #expect(
+            run.stderr.hasPrefix(
+                "urlpoll: --data: \(folder.path)/urlpoll.sqlite was written by a newer urlpoll (schema v2; this urlpoll knows up to v1)"
+            ))
+        #expect(Self.count(folder, "SELECT count(*) FROM grdb_migrations") == 2)
+    }
+
+    @Test func folderInUse_isRefusedWithExit2() async throws {
+        let folder = Folder()
+        let script = try TemporaryScript(
+            """
+            status_interval = 0.1
+            urls = { "http://127.0.0.1:9/" }
+            function report(s) print("REPORT") end
+            """)
+        let first = try CLIProcess(["run", script.path, "--data", folder.path])
+        try await first.waitForOutput("REPORT")
+        let second = try await CLIProcess.run(["run", script.path, "--data", folder.path])
+        first.signal(SIGTERM)
+        #expect(await first.wait() == 0)
+        #expect(second.status == 2)
+        #expect(
+            second.stderr
+                == "urlpoll: --data: \(folder.path) is in use by another urlpoll (process \(first.pid)); two instances on one store would mix their histories: give each its own --data folder\n"
+        )
+    }
+
+    @Test func retentionOutOfRange_isAUsageError() async throws {
+        let script = try TemporaryScript("urls = { \"http://127.0.0.1:9/\" }")
+        let run = try await CLIProcess.run(["run", script.path, "--data", "/tmp/unused", "--minute-retention", "0"])
+        #expect(run.status == 64)
+        #expect(run.stderr.contains("--minute-retention must be a number of days from 0.0417 (1 hour) to 36500."))
+    }
+
+    @Test func stateFileAndAnEmptyStore_resumesFromTheFile_andMovesTheStatesIntoTheStore() async throws {
+        try await withDemoSite { (base) async throws in
+            let folder = Folder()
+            let state = try TemporaryScript("", name: "state.json")
+            try FileManager.default.removeItem(atPath: state.path)
+            let script = try TemporaryScript(
+                """
+                status_interval = 0.1
+                poll_interval = 0.05
+                error_backoff = 0
+                urls = { "\(base)/failing" }
+                function on_change(s, prev) print("CHANGE " .. s.status) end
+                function report(s) print("REPORT") end
+                """)
+            // Given: a state file written by a run without --data.
+            let first = try CLIProcess(["run", script.path, "--state", state.path])
+            try await first.waitForOutput("CHANGE")
+            try await first.waitForOutput("REPORT", count: 2)
+            first.signal(SIGTERM)
+            #expect(await first.wait() == 0)
+
+            // When: urlpoll runs with both the state file and a new store.
+            let second = try CLIProcess(["run", script.path, "--state", state.path, "--data", folder.path])
+            try await second.waitForOutput("REPORT", count: 3)
+            let moved = await eventually(within: .seconds(20)) {
+                Self.count(folder, "SELECT count(*) FROM url_state WHERE state = 'down'") == 1
+            }
+            second.signal(SIGTERM)
+            #expect(await second.wait() == 0)
+
+            // Then: it resumed from the file (no change announced), said so, and the state is in the store.
+            #expect(!second.stdout.contains("CHANGE"))
+            #expect(second.stderr.contains("as each URL is polled"))
+            #expect(moved)
+        }
+    }
+
+    @Test func dataSetting_keepsHistoryThere_andUrlpollHistoryReadsIt() async throws {
+        try await withDemoSite { (base) async throws in
+            let folder = Folder()
+            let script = try TemporaryScript(
+                """
+                data = "\(folder.path)"
+                status_interval = 0.1
+                poll_interval = 0.05
+                urls = { "\(base)/healthy" }
+                function report(s) print("POLLS " .. urlpoll.history(s.url, 60).polls) end
+                """)
+            let process = try CLIProcess(["run", script.path])
+            // Once a tick has been written, a later report reads it back.
+            try await process.waitForOutput("POLLS 1")
+            process.signal(SIGTERM)
+            #expect(await process.wait() == 0)
+            #expect(Self.count(folder, "SELECT count(*) FROM url_state") == 1)
+        }
+    }
+
+    @Test func dataSettingThatIsNotAFolderName_isALoadError() async throws {
+        let script = try TemporaryScript("urls = { \"http://127.0.0.1:9/\" }\ndata = 5\n")
+        let run = try await CLIProcess.run(["check", script.path])
+        #expect(run.status == 2)
+        #expect(
+            run.stderr.contains(
+                "\(script.path):2: setting 'data' must be the path of a folder for the history store, such as \"/var/lib/urlpoll\" (got number 5)"
+            ))
+    }
+
+    @Test func check_listsTheDataFolder_theTitle_andEachURLsGroup() async throws {
+        let script = try TemporaryScript(
+            """
+            data = "/var/lib/urlpoll"
+            title = "Shop status"
+            urls = { { url = "http://127.0.0.1:9/", group = "shop" } }
+            """)
+        let run = try await CLIProcess.run(["check", script.path])
+        #expect(run.status == 0)
+        #expect(run.stdout.contains(" data=/var/lib/urlpoll title=Shop status\n"))
+        #expect(run.stdout.contains(" http://127.0.0.1:9/ [group=shop]\n"))
+    }
+}

@@ -1,0 +1,299 @@
+import Engine
+import Foundation
+import GRDB
+import Logging
+import Synchronization
+import Testing
+
+/// The `--data` store on a real SQLite file in a temporary folder: what a tick writes, rollups, retention,
+/// resuming, a newer schema, a full disk and a writer that falls behind. Wall-clock time comes from the
+/// manual clock.
+@Suite(.timeLimit(.minutes(1))) struct HistoryStoreTests {
+    /// 2026-11-02 00:00:00 UTC: the manual clock's zero, in seconds since the epoch.
+    static let base = 1_793_577_600.0
+    static let (a, b) = ("http://127.0.0.1:9/a", "http://127.0.0.1:9/b")
+
+    static func state(
+        _ url: String, _ health: Health = .up, at: Double, latency: Double = 0.1, errors: Int = 0, since: Double? = nil
+    ) -> State {
+        State(
+            url: url, name: url, status: health == .down ? "refused" : "200 OK", code: health == .down ? nil : 200,
+            health: health, error: health == .down ? "refused" : nil,
+            detail: health == .down ? "connection refused (ECONNREFUSED)" : nil, errorCount: errors,
+            latency: .seconds(latency), since: since ?? at, checkedAt: at)
+    }
+
+    /// A store that counts its transactions, around a real SQLite store.
+    final class CountingStore: HistoryStore {
+        let inner: SQLiteHistoryStore
+        let writes = Mutex(0)
+        init(_ inner: SQLiteHistoryStore) { self.inner = inner }
+        func savedStates() throws(HistoryError) -> [State] { try self.inner.savedStates() }
+        func write(_ batch: HistoryBatch) async throws(HistoryError) {
+            self.writes.withLock { $0 += 1 }
+            try await self.inner.write(batch)
+        }
+        func prune(before cutoff: (minutes: Double, hours: Double)) async throws(HistoryError) {
+            try await self.inner.prune(before: cutoff)
+        }
+        func summary(url: String, from start: Double, to end: Double, byMinute: Bool) throws(HistoryError)
+            -> HistorySummary
+        { try self.inner.summary(url: url, from: start, to: end, byMinute: byMinute) }
+        func hourly(since start: Double) throws(HistoryError) -> [String: [Rollup]] {
+            try self.inner.hourly(since: start)
+        }
+        func daily(since start: Double) throws(HistoryError) -> [String: [Rollup]] {
+            try self.inner.daily(since: start)
+        }
+        func recentChanges(limit: Int) throws(HistoryError) -> [String: [HistoryChange]] {
+            try self.inner.recentChanges(limit: limit)
+        }
+    }
+
+    final class Folder: Sendable {
+        let path = "/tmp/urlpoll-data-\(UUID().uuidString.prefix(8))"
+        deinit { try? FileManager.default.removeItem(atPath: self.path) }
+    }
+
+    /// Runs `writer` for the length of `body`, then finishes it and waits for its last write.
+    static func running<T>(_ writer: HistoryWriter, _ body: () async throws -> T) async rethrows -> T {
+        async let done: Void = writer.run()
+        let result = try await body()
+        writer.finish()
+        await done
+        return result
+    }
+
+    static func rows(_ path: String, _ sql: String) throws -> Int {
+        let queue = try DatabaseQueue(path: path)
+        return try queue.read { db in try Int.fetchOne(db, sql: sql) ?? -1 }
+    }
+
+    @Test func tick_writesOneTransaction_changedStatesOnly_andTheChanges() async throws {
+        // Given: a monitor whose observer is the history writer, on a real SQLite file.
+        let folder = Folder()
+        let store = CountingStore(try SQLiteHistoryStore(directory: folder.path))
+        let clock = ManualClock()
+        let now: @Sendable () -> Double = { Self.base + clock.now.offset.seconds }
+        let writer = HistoryWriter(store: store, now: now, logger: Logger(label: "test"))
+        let monitor = StateMonitor(urls: [Self.a, Self.b], reporter: NoReporter(), observers: [writer])
+
+        try await Self.running(writer) {
+            // When: 50 polls of two URLs (a goes down once) arrive between two ticks.
+            for i in 0..<25 {
+                let t = now() + Double(i)
+                await monitor.update(Self.state(Self.a, i == 10 ? .down : .up, at: t, errors: i == 10 ? 1 : 0))
+                await monitor.update(Self.state(Self.b, at: t, since: Self.base))
+            }
+            await monitor.tick()
+            await writer.sync()
+
+            // Then: one transaction wrote them: both URLs' states, a's two changes and the first results.
+            #expect(store.writes.withLock { $0 } == 1)
+            let saved = try store.savedStates()
+            #expect(saved.map(\.url) == [Self.a, Self.b])
+            #expect(saved.first?.health == .up)
+            let path = store.inner.path
+            #expect(try Self.rows(path, "SELECT count(*) FROM state_change") == 4)  // a: first, down, up; b: first
+            #expect(try Self.rows(path, "SELECT sum(polls) FROM rollup_minute") == 50)
+            #expect(try Self.rows(path, "SELECT sum(failures) FROM rollup_hour") == 1)
+
+            // When: b is polled again unchanged, and a tick passes with nothing new.
+            clock.advance(by: .seconds(60))
+            await monitor.update(Self.state(Self.b, at: now(), since: Self.base))
+            await monitor.tick()
+            await monitor.tick()
+            await writer.sync()
+            // Then: the poll is counted in one more transaction, and b's unchanged row is not rewritten.
+            #expect(store.writes.withLock { $0 } == 2)
+            #expect(try Self.rows(path, "SELECT sum(polls) FROM rollup_minute") == 51)
+            #expect(try store.savedStates().first { $0.url == Self.b }?.checkedAt == Self.base + 24)
+        }
+    }
+
+    @Test func rollups_countPollsPerMinuteAndHour_withTheLatencyP95() async throws {
+        let folder = Folder()
+        let store = try SQLiteHistoryStore(directory: folder.path)
+        let writer = HistoryWriter(store: store, now: { Self.base }, logger: Logger(label: "test"))
+        try await Self.running(writer) {
+            // Given: 100 polls of a, one every 30 s (50 minutes), latencies 1…100 ms, every 10th one down.
+            for i in 1...100 {
+                let down = i % 10 == 0
+                await writer.polled(
+                    Self.state(
+                        Self.a, down ? .down : .up, at: Self.base + Double(i - 1) * 30, latency: Double(i) / 1000),
+                    previous: nil)
+            }
+            await writer.sync()
+
+            // Then: over the whole window, by minute and by hour, the counts agree.
+            for byMinute in [true, false] {
+                let summary = try store.summary(
+                    url: Self.a, from: Self.base, to: Self.base + 3_600, byMinute: byMinute)
+                #expect(summary.rollup.polls == 100)
+                #expect(summary.rollup.failures == 10)
+                #expect(summary.rollup.uptime == 0.9)
+                // The p95 of the 90 latencies that were up (1…99 ms without the tens): 94 ms, within 2 %.
+                let p95 = try #require(summary.rollup.sketch.quantile(0.95))
+                #expect(abs(p95 - 0.094) <= 0.094 * 0.021)
+                #expect(summary.rollup.latencyMax == 0.099)
+            }
+            // And: the last 10 minutes alone are the last 20 polls.
+            let recent = try store.summary(url: Self.a, from: Self.base + 2_400, to: Self.base + 3_000, byMinute: true)
+            #expect(recent.rollup.polls == 20)
+            #expect(try Self.rows(store.path, "SELECT count(*) FROM rollup_minute") == 50)
+            #expect(try Self.rows(store.path, "SELECT count(*) FROM rollup_hour") == 1)
+        }
+    }
+
+    @Test func retention_prunesMinutesAfterSevenDays_andHoursAfter400() async throws {
+        // Given: rollups from 8 days and 401 days before the manual clock's now.
+        let folder = Folder()
+        let store = try SQLiteHistoryStore(directory: folder.path)
+        let clock = ManualClock()
+        let now: @Sendable () -> Double = { Self.base + clock.now.offset.seconds }
+        var batch = HistoryBatch()
+        batch.count(Self.state(Self.a, at: Self.base - 8 * 86_400))
+        batch.count(Self.state(Self.a, at: Self.base - 401 * 86_400))
+        batch.count(Self.state(Self.a, at: Self.base - 60))
+        batch.changes.append(HistoryChange(Self.state(Self.a, at: Self.base - 401 * 86_400), previous: nil))
+        try await store.write(batch)
+        #expect(try Self.rows(store.path, "SELECT count(*) FROM rollup_minute") == 3)
+
+        // When: the writer ticks (it prunes on its first tick, then every 10 minutes).
+        let writer = HistoryWriter(store: store, now: now, logger: Logger(label: "test"))
+        await Self.running(writer) {
+            await writer.polled(Self.state(Self.b, at: now()), previous: nil)
+            await writer.sync()
+        }
+        // Then: minutes older than 7 days are gone, hours only older than 400 days, and the old change.
+        #expect(try Self.rows(store.path, "SELECT count(*) FROM rollup_minute WHERE url_id = 1") == 1)
+        #expect(try Self.rows(store.path, "SELECT count(*) FROM rollup_hour WHERE url_id = 1") == 2)
+        #expect(try Self.rows(store.path, "SELECT count(*) FROM state_change") == 0)
+    }
+
+    @Test func restart_resumesTheLastTicksStates_withoutWritingUnchangedOnesAgain() async throws {
+        let folder = Folder()
+        do {
+            let store = try SQLiteHistoryStore(directory: folder.path)
+            let writer = HistoryWriter(store: store, now: { Self.base }, logger: Logger(label: "test"))
+            await Self.running(writer) {
+                await writer.polled(Self.state(Self.a, .down, at: Self.base, errors: 3), previous: nil)
+                await writer.changed(Self.state(Self.a, .down, at: Self.base, errors: 3), previous: nil)
+                await writer.sync()
+            }
+        }
+        // When: the store is opened again, as after a restart.
+        let store = try SQLiteHistoryStore(directory: folder.path)
+        let saved = try store.savedStates()
+        // Then: a's state and error count are back, as the monitor is seeded with them.
+        #expect(saved.count == 1)
+        #expect(saved.first?.health == .down)
+        #expect(saved.first?.errorCount == 3)
+        #expect(saved.first?.detail == "connection refused (ECONNREFUSED)")
+        #expect(saved.first?.since == Self.base)
+        let changes = try store.recentChanges(limit: 10)
+        #expect(changes[Self.a]?.count == 1)
+    }
+
+    @Test func newerSchema_isRefusedInWords_andTheFileIsLeftAsItIs() async throws {
+        // Given: a store whose file a newer urlpoll has migrated further.
+        let folder = Folder()
+        let path = try SQLiteHistoryStore(directory: folder.path).path
+        let queue = try DatabaseQueue(path: path)
+        try await queue.write { db in try db.execute(sql: "INSERT INTO grdb_migrations (identifier) VALUES ('v9')") }
+        try queue.close()
+
+        // When / Then: opening it is refused with what to do, and the file is unchanged.
+        #expect {
+            try SQLiteHistoryStore(directory: folder.path)
+        } throws: { error in
+            let text = "\(error)"
+            return text.contains("written by a newer urlpoll") && text.contains("v9") && text.contains("--data")
+        }
+        let reader = try DatabaseQueue(path: path)
+        let migrations = try await reader.read { db in
+            try String.fetchAll(db, sql: "SELECT identifier FROM grdb_migrations ORDER BY identifier")
+        }
+        #expect(migrations == ["v1", "v9"])
+        #expect(try Self.rows(path, "SELECT count(*) FROM sqlite_master WHERE type = 'table'") == 5)
+    }
+
+    @Test func notADatabase_isRefusedInWords() async throws {
+        let folder = Folder()
+        try FileManager.default.createDirectory(atPath: folder.path, withIntermediateDirectories: true)
+        try "not sqlite at all, but long enough to be read as a header of one".write(
+            toFile: folder.path + "/urlpoll.sqlite", atomically: true, encoding: .utf8)
+        #expect {
+            try SQLiteHistoryStore(directory: folder.path)
+        } throws: { error in
+            "\(error)".contains("file is not a database") && !"\(error)".contains("DatabaseError")
+        }
+    }
+
+    @Test func fullDisk_isLoggedOnce_counted_andTheMonitorGoesOn() async throws {
+        // Given: a store whose file may not grow past a few pages, as on a full disk (SQLITE_FULL).
+        let folder = Folder()
+        let store = try SQLiteHistoryStore(directory: folder.path, maxPageCount: 12)
+        let (logger, log) = RecordingLogHandler.make()
+        let lost = Mutex(0)
+        let writer = HistoryWriter(store: store, onLoss: { n in lost.withLock { $0 += n } }, logger: logger)
+        let urls = (0..<400).map { "http://127.0.0.1:9/\($0)-" + String(repeating: "x", count: 100) }
+        let monitor = StateMonitor(urls: urls, reporter: NoReporter(), observers: [writer])
+        await Self.running(writer) {
+            // When: two ticks' polls of 400 URLs do not fit.
+            for round in 0..<2 {
+                for url in urls { await monitor.update(Self.state(url, at: Self.base + Double(round))) }
+                await monitor.tick()
+                await writer.sync()
+            }
+            // Then: one error line says why and what is lost, the loss is counted, and the monitor still
+            // takes polls.
+            let errors = log.all.filter { $0.hasPrefix("error:") }
+            #expect(errors.count == 1)
+            #expect(errors.first?.contains("database or disk is full") == true)
+            #expect(errors.first?.contains("polling goes on") == true)
+            #expect(lost.withLock { $0 } >= 800)
+            #expect(writer.lost == lost.withLock { $0 })
+            await monitor.update(Self.state(urls[0], .down, at: Self.base + 2))
+            #expect(await monitor.snapshot().first { $0.url == urls[0] }?.health == .down)
+        }
+    }
+
+    @Test func fullQueue_dropsAreCounted_andLoggedOnceAtTheTick() async throws {
+        // Given: a writer whose queue holds 10 messages, not yet running.
+        let folder = Folder()
+        let store = try SQLiteHistoryStore(directory: folder.path)
+        let (logger, log) = RecordingLogHandler.make()
+        let writer = HistoryWriter(store: store, capacity: 10, now: { Self.base }, logger: logger)
+        // When: 25 polls arrive before it gathers any (each returns at once).
+        for i in 0..<25 { await writer.polled(Self.state(Self.a, at: Self.base + Double(i)), previous: nil) }
+        #expect(writer.lost == 15)
+        await Self.running(writer) {
+            await writer.ticked()
+            await writer.sync()
+        }
+        // Then: the 10 it kept are written, and one line says 15 were not.
+        #expect(try store.summary(url: Self.a, from: Self.base, to: Self.base + 60, byMinute: true).rollup.polls == 10)
+        let lines = log.all.filter { $0.contains("history falls behind") }
+        #expect(lines.count == 1)
+        #expect(lines.first?.contains("15 polls or changes were not recorded") == true)
+    }
+
+    @Test func sketch_encodesAndMerges() {
+        var a = LatencySketch()
+        var b = LatencySketch()
+        for i in 1...50 { a.add(seconds: Double(i) / 1000) }
+        for i in 51...100 { b.add(seconds: Double(i) / 1000) }
+        a.merge(try! #require(LatencySketch(encoded: b.encoded)))
+        #expect(a.count == 100)
+        let p95 = a.quantile(0.95) ?? 0
+        #expect(abs(p95 - 0.095) <= 0.095 * 0.021)
+        #expect(LatencySketch(encoded: [0xFF]) == nil)
+    }
+}
+
+/// A reporter that prints nothing.
+struct NoReporter: Reporter {
+    func report(_ states: [State]) async {}
+}

@@ -1,0 +1,103 @@
+@testable import Engine
+import Foundation
+import Logging
+import Testing
+
+/// `urlpoll.history(url, seconds)`, read from a real `--data` store, and its errors at the script's line.
+@Suite(.timeLimit(.minutes(1))) struct HistoryFunctionTests {
+    static let url = "http://127.0.0.1:9/a"
+
+    final class Folder: Sendable {
+        let path = "/tmp/urlpoll-data-\(UUID().uuidString.prefix(8))"
+        deinit { try? FileManager.default.removeItem(atPath: self.path) }
+    }
+
+    /// Loads a script whose line 2 is `local ok, err = pcall(CALL)` and returns what it caught.
+    static func caught(_ call: String, history: (any HistoryStore)? = nil) throws -> (message: String, path: String) {
+        let script = try TemporaryScript(
+            """
+            urls = { "http://127.0.0.1:9/" }
+            local ok, err = pcall(\(call))
+            if ok then error("pcall did not catch an error", 0) end
+            error("caught: " .. tostring(err), 0)
+            """)
+        let error = try #require(throws: ScriptError.self) {
+            _ = try ScriptHost(path: script.path, history: history, logger: Logger(label: "test"))
+        }
+        return (error.message, script.path)
+    }
+
+    @Test func history_withoutData_raisesAtTheCallingLine_sayingWhatToDo() throws {
+        let (message, path) = try Self.caught("urlpoll.history, \"\(Self.url)\", 60")
+        #expect(
+            message
+                == "caught: \(path):2: urlpoll.history needs the history store: run with --data DIR (urlpoll run SCRIPT --data /var/lib/urlpoll)"
+        )
+    }
+
+    @Test(arguments: [
+        ("urlpoll.history, 5, 60", "bad argument #1 to 'history' (URL string expected, got number 5)"),
+        (
+            "urlpoll.history, \"http://x/\"",
+            "bad argument #2 to 'history' (a number of seconds above 0 and at most 34560000 expected, got no value)"
+        ),
+        (
+            "urlpoll.history, \"http://x/\", -1",
+            "bad argument #2 to 'history' (a number of seconds above 0 and at most 34560000 expected, got number -1)"
+        ),
+    ])
+    func history_withBadArguments_raisesAtTheCallingLine(call: String, message: String) throws {
+        let folder = Folder()
+        let store = try SQLiteHistoryStore(directory: folder.path)
+        let (caught, path) = try Self.caught(call, history: store)
+        #expect(caught == "caught: \(path):2: \(message)")
+    }
+
+    @Test func history_countsThePollsAndChangesInTheWindow() async throws {
+        // Given: a store holding 20 polls of a over the last 20 minutes (the last 4 down) and its changes,
+        // and one poll 2 hours ago.
+        let folder = Folder()
+        let store = try SQLiteHistoryStore(directory: folder.path)
+        let now = Date().timeIntervalSince1970
+        var batch = HistoryBatch()
+        var previous: State?
+        for i in 0..<20 {
+            let down = i >= 16
+            let at = now - 1_200 + Double(i) * 60
+            let state = State(
+                url: Self.url, name: "a", status: down ? "503 Service Unavailable" : "200 OK", code: down ? 503 : 200,
+                health: down ? .down : .up, error: down ? "status" : nil,
+                detail: down ? "status 503 is not in expect 200-399" : nil, latency: .milliseconds(10 * (i + 1)),
+                checkedAt: at)
+            batch.count(state)
+            if state.differs(from: previous) { batch.changes.append(HistoryChange(state, previous: previous)) }
+            previous = state
+        }
+        batch.count(State(url: Self.url, name: "a", status: "200 OK", health: .up, checkedAt: now - 7_200))
+        try await store.write(batch)
+
+        // When: a script asks for the last 30 minutes, and for the last 3 hours.
+        let script = try TemporaryScript(
+            """
+            urls = { "\(Self.url)" }
+            local h = urlpoll.history("\(Self.url)", 1800)
+            assert(h.polls == 20, "polls " .. h.polls)
+            assert(h.failures == 4 and h.degraded == 0, "failures " .. h.failures)
+            assert(h.uptime == 0.8, "uptime " .. tostring(h.uptime))
+            -- 16 polls up, 10…160 ms: the p95 is 150 ms, within 2 %
+            assert(math.abs(h.latency_p95 - 0.150) <= 0.150 * 0.021, "p95 " .. tostring(h.latency_p95))
+            assert(#h.changes == 2, "changes " .. #h.changes)
+            assert(h.changes[1].from == nil and h.changes[1].to == "up" and h.changes[1].to_status == "200 OK")
+            local down = h.changes[2]
+            assert(down.from == "up" and down.to == "down" and down.to_status == "503 Service Unavailable")
+            assert(down.detail == "status 503 is not in expect 200-399", down.detail)
+            assert(math.abs(down.at - (urlpoll.now() - 240)) < 30, "at " .. down.at)
+            local longer = urlpoll.history("\(Self.url)", 3 * 3600)
+            assert(longer.polls == 21, "3 h polls " .. longer.polls)
+            local none = urlpoll.history("http://127.0.0.1:9/unknown", 60)
+            assert(none.polls == 0 and none.uptime == nil and none.latency_p95 == nil and #none.changes == 0)
+            """)
+        // Then: the script's assertions hold (a failed one would throw here with its line).
+        _ = try ScriptHost(path: script.path, history: store, logger: Logger(label: "test"))
+    }
+}
