@@ -226,7 +226,10 @@ struct Session {
         } else if let store = self.store {
             do {
                 resume = StateStore.match(try store.load(), to: pool.targets)
-                if !resume.isEmpty { self.logger.info("resuming \(resume.count) URL states from \(store.path)\(self.history.map { "; they go into \($0.store.path) as each URL is polled" } ?? "")") }
+                if !resume.isEmpty {
+                    let into = self.history.map { "; they go into \($0.store.path) as each URL is polled" } ?? ""
+                    self.logger.info("resuming \(resume.count) URL states from \(store.path)\(into)")
+                }
             } catch {
                 self.logger.warning("ignoring the state file: \(error.description)")
             }
