@@ -68,6 +68,9 @@ final class HTTP1Client: Sendable {
         self.idleTimeout = idleTimeout
         self.resolver = resolver
         var configuration = TLSConfiguration.makeClientConfiguration()
+        // TLS 1.2 and 1.3 only: 1.0 and 1.1 are deprecated (RFC 8996), and Go's net/http (the seed's client)
+        // and curl refuse them too. swift-nio-ssl's default minimum is TLS 1.0.
+        configuration.minimumTLSVersion = .tlsv12
         // The verification callback replaces BoringSSL's checks (chain and name alike).
         configuration.certificateVerification = .noHostnameVerification
         configuration.applicationProtocols = ["http/1.1"]

@@ -22,6 +22,8 @@ public struct TLSProber: Prober {
         self.group = group
         self.resolver = resolver
         var configuration = TLSConfiguration.makeClientConfiguration()
+        // TLS 1.2 and 1.3 only, as on https:// (RFC 8996); swift-nio-ssl's default minimum is TLS 1.0.
+        configuration.minimumTLSVersion = .tlsv12
         configuration.certificateVerification = .noHostnameVerification
         self.context = try NIOSSLContext(configuration: configuration)
     }

@@ -1,5 +1,6 @@
 import Foundation
 import NIOPosix
+import NIOSSL
 import Testing
 
 @testable import Engine
@@ -67,6 +68,23 @@ import Testing
             failure.detail
                 == "unknown CA: no trusted root for CN=some private CA; hostname mismatch: the certificate is for "
                 + "other.test, not 127.0.0.1 (certificate CN=other.test)")
+    }
+
+    /// TLS 1.0 and 1.1 are refused (RFC 8996), as Go's net/http and curl refuse them, even with
+    /// `verify = false`; the request is never sent.
+    @Test func probe_whenTheServerSpeaksOnlyTLS11_saysProtocolVersion_andSendsNothing() async throws {
+        let leaf = try TestCertificates.leaf(["127.0.0.1"], notAfter: 30 * 86_400, issuer: nil)
+        let backend = try RecordingServer { request in [.ok(request)] }
+        let server = try await TLSServer(chain: [leaf], forwardingTo: backend.port, maximumVersion: .tlsv11)
+        let result = try await Self.probe([Self.target(server.https + "/health", TLSOptions(verify: false))])[0]
+        try await server.stop()
+        guard case .failure(let failure) = result.outcome else {
+            Issue.record("expected a failure, got \(result.outcome)")
+            return
+        }
+        Self.expectInWords(failure)
+        #expect(failure.detail.hasPrefix("protocol version: "), "\(failure.detail)")
+        #expect(backend.requests.isEmpty)
     }
 
     @Test func words_nameBoringSSLsReason_withoutItsPath() {

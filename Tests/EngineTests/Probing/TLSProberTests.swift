@@ -1,6 +1,7 @@
 import Engine
 import Foundation
 import NIOPosix
+import NIOSSL
 import Testing
 
 /// tls:// URLs against an in-process NIOSSL server presenting certificates the test issues: valid,
@@ -34,6 +35,17 @@ import Testing
         #expect(tls.chainNotAfter == tls.notAfter)
         #expect(abs(tls.notAfter - (Date().timeIntervalSince1970 + 90 * 86_400)) < 60)
         try await server.stop()
+    }
+
+    /// TLS 1.0 and 1.1 are refused (RFC 8996), even with `verify = false`: the failure says so in words.
+    @Test func probe_whenTheServerSpeaksOnlyTLS11_isATLSFailure_sayingProtocolVersion() async throws {
+        let leaf = try TestCertificates.leaf(["127.0.0.1"], notAfter: 30 * 86_400, issuer: nil)
+        let server = try await TLSServer(chain: [leaf], maximumVersion: .tlsv11)
+        let result = try await Self.probe(server, TLSOptions(verify: false))
+        try await server.stop()
+        let failure = try #require(Self.failure(result), "expected a failure, got \(result.outcome)")
+        #expect(failure.kind == .tls)
+        #expect(failure.detail.hasPrefix("protocol version: "), "\(failure.detail)")
     }
 
     @Test func probe_whenTheLeafExpiresWithinCertExpiry_isDegraded() async throws {

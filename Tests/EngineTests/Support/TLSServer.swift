@@ -6,16 +6,23 @@ import NIOTLS
 /// TLSServer is a SwiftNIO + NIOSSL server on a loopback port that presents `chain` (leaf first). Alone it
 /// then says nothing: what a TLS port looks like to a handshake-only probe. In front of a plain server
 /// (`forwardingTo`, such as a ``RecordingServer``'s port) it terminates TLS and relays the bytes both ways,
-/// so every odd server the plain tests play is also an `https://` one.
+/// so every odd server the plain tests play is also an `https://` one. `maximumVersion` caps the TLS
+/// versions it speaks (a TLS 1.1-only server, as old appliances are).
 final class TLSServer: Sendable {
     let port: Int
     private let channel: any Channel
 
-    init(chain: [TestCertificates.Issued], forwardingTo backend: Int? = nil) async throws {
-        let configuration = TLSConfiguration.makeServerConfiguration(
+    init(
+        chain: [TestCertificates.Issued], forwardingTo backend: Int? = nil, maximumVersion: TLSVersion? = nil
+    ) async throws {
+        var configuration = TLSConfiguration.makeServerConfiguration(
             certificateChain: try chain.map { .certificate(try TestCertificates.nio($0.certificate)) },
             privateKey: .privateKey(
                 try NIOSSLPrivateKey(bytes: Array(chain[0].key.pemRepresentation.utf8), format: .pem)))
+        if let maximumVersion {
+            configuration.minimumTLSVersion = .tlsv1
+            configuration.maximumTLSVersion = maximumVersion
+        }
         let context = try NIOSSLContext(configuration: configuration)
         self.channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
