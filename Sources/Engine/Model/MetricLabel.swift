@@ -18,8 +18,13 @@ public struct MetricLabel: Sendable, Hashable {
     /// Bytes a label value may hold.
     public static var maxValueBytes: Int { 128 }
     /// Names urlpoll sets itself, or that Prometheus gives a meaning (`le` on histograms, `quantile` on
-    /// summaries, `job` and `instance` on every scraped series).
-    public static let reservedNames: Set<String> = ["instance", "job", "name", "le", "quantile"]
+    /// summaries, `job` and `instance` on every scraped series). urlpoll's per-URL families add `state`
+    /// (`urlpoll_state`), `phase` (`probe_http_duration_seconds`) and `version` (`probe_tls_version_info`)
+    /// to the URL's labels: a URL label of the same name would give a series the same label twice, which
+    /// Prometheus refuses for the whole scrape.
+    public static let reservedNames: Set<String> = [
+        "instance", "job", "name", "le", "quantile", "state", "phase", "version",
+    ]
 
     /// Why `name` cannot be a URL's label name, or nil when it can.
     public static func problem(withName name: String) -> String? {

@@ -108,6 +108,19 @@ import Testing
                 "# HELP probe_http_duration_seconds Duration of http request by phase, summed over all redirects\n"))
     }
 
+    @Test func everyLabelAFamilyAddsToAURLsSeries_isOneAURLMayNotSet() async throws {
+        // Given: every per-URL family of the full set, each URL with all the facts its kind can have.
+        let samples = try await parsePrometheus(Self.render(Self.fleet(), set: .full))
+        // Then: a label urlpoll adds (urlpoll_state's state, the phases, the TLS version) is reserved, so a
+        // URL's own `labels` cannot repeat it on the same series (a scrape Prometheus would refuse).
+        let added = Set(samples.flatMap(\.labels.keys)).subtracting(["instance", "name"])
+        #expect(!added.isEmpty)
+        #expect(
+            added.isSubset(of: MetricLabel.reservedNames),
+            "not reserved: \(added.subtracting(MetricLabel.reservedNames))")
+        for name in added { #expect(MetricLabel.problem(withName: name) != nil, "\(name)") }
+    }
+
     @Test func aFamilyWithNoSamples_isNotWritten() {
         // Only a tcp:// URL: no HTTP, TLS or DNS facts, so none of their families, not even their HELP lines.
         let text = Self.render([Self.fleet()[5]], set: .full)
