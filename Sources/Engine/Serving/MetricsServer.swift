@@ -245,7 +245,9 @@ public struct ListenError: Error, CustomStringConvertible {
         self.address = address
         if let io = underlying as? IOError {
             self.reason = String(cString: strerror(io.errnoCode)).lowercased()
-        } else if underlying is SocketAddressError {
+        } else if underlying is SocketAddressError || underlying is SocketAddressError.UnknownHost {
+            // NIO throws UnknownHost (a type of its own, not a SocketAddressError case) when getaddrinfo
+            // does not resolve the host.
             self.reason = "\"\(address.host)\" is not an address of this machine, nor a name that resolves to one"
         } else if let underlying {
             self.reason = "\(underlying)"

@@ -35,6 +35,20 @@ import Testing
                 "\(setting.path):2: setting 'listen': \"127.0.0.1:99999\": the port must be a number from 0 to 65535"))
     }
 
+    @Test func listen_onAHostThatDoesNotResolve_exits2SayingSoInWords() async throws {
+        // A label of 64 bytes is longer than DNS allows (RFC 1035 §2.3.4), so getaddrinfo fails without
+        // sending a query: nothing leaves the machine.
+        let host = String(repeating: "a", count: 64) + ".test"
+        let script = try TemporaryScript("urls = { \"http://127.0.0.1:\(try closedPort())/\" }")
+        let result = try await CLIProcess.run(["run", script.path, "--listen", "\(host):9464"])
+        #expect(result.status == 2)
+        #expect(
+            result.stderr.contains(
+                "urlpoll: cannot listen on \(host):9464: \"\(host)\" is not an address of this machine, nor a name "
+                    + "that resolves to one\n"), "\(result.stderr)")
+        #expect(!result.stderr.contains("SocketAddressError"))
+    }
+
     @Test func prometheusScript_servesItsURLsLabels_inTextARealParserReads() async throws {
         try await withDemoSite { (base) async throws in
             let process = try CLIProcess([
