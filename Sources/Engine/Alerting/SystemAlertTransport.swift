@@ -25,7 +25,14 @@ public struct SystemAlertTransport: AlertTransport {
             request.headers.add(name: "User-Agent", value: "urlpoll/\(urlpollVersion)")
             for header in headers { request.headers.replaceOrAdd(name: header.name, value: header.value) }
             request.body = .bytes(ByteBuffer(bytes: body))
-            let response = try await self.client.execute(request, timeout: .nanoseconds(Int64(timeout.seconds * 1e9)))
+            let response: HTTPClientResponse
+            do {
+                response = try await self.client.execute(request, timeout: .nanoseconds(Int64(timeout.seconds * 1e9)))
+            } catch {
+                // In words, as a poll's detail says it: NIO's own description of a connection error is garbled
+                // ("connection reset (error set): Connection refused (errno: 111)" for a refused connection).
+                throw Failure(description: HTTPProber.classify(error, timeout: timeout).detail)
+            }
             _ = try? await response.body.collect(upTo: 64 << 10)
             guard (200...299).contains(response.status.code) else {
                 throw Failure(
