@@ -42,6 +42,8 @@ final class LuaRuntime {
     let history = HistoryLink()
     /// Told of every hook call: the hook's name, how long the call took and the bytes the state holds after.
     var hookObserver: (@Sendable (_ hook: String, _ duration: Duration, _ luaMemory: Int) -> Void)?
+    /// Bytes the Lua state holds now.
+    var memoryUsed: Int { self.ctx.pointee.used }
 
     init(limits: LuaLimits, logger: Logger, args: [String]) throws(ScriptError) {
         self.limits = limits

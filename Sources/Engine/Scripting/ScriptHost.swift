@@ -61,6 +61,8 @@ public actor ScriptHost {
         }
         self.config = try runtime.loadConfig(path: path, text: text)
         runtime.phase = "idle"
+        // The state's size after the load: a script without hooks is never measured again.
+        metrics?.scriptLoaded(luaMemory: runtime.memoryUsed)
         self.runtime = runtime
         self.deadlines = DeadlineClock(clock)
         self.logger = logger

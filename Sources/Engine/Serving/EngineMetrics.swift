@@ -102,6 +102,12 @@ public final class EngineMetrics: StateObserver {
         self.luaMemory.set(Double(luaMemory))
     }
 
+    /// Records the Lua state's size in bytes once a script (or a reload's new one) has loaded, before any
+    /// hook call measures it again.
+    public func scriptLoaded(luaMemory: Int) {
+        self.luaMemory.set(Double(luaMemory))
+    }
+
     /// Counts a hook call that raised, ran past its budget or memory, or returned a wrong value.
     public func hookFailed(_ hook: String) {
         self.hookSeries(hook).errors.increment()

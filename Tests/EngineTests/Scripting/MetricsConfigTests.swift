@@ -47,6 +47,18 @@ import Testing
         #expect(error.hasPrefix("\(script.path):2: urls[1] (http://127.0.0.1:1/): \(message)"))
     }
 
+    @Test func luaMemory_isTheLoadedStatesSize_beforeAnyHookIsCalled() async throws {
+        // Given: a script with no hooks at all, so nothing is ever called into Lua after the load.
+        let script = try TemporaryScript(
+            "urls = {} for i = 1, 1000 do urls[i] = \"http://127.0.0.1:1/\" .. i end")
+        let metrics = EngineMetrics()
+        _ = try ScriptHost(path: script.path, metrics: metrics, logger: .init(label: "test"))
+        // Then: the gauge holds the state's size after the load (its 1,000 URL strings), not 0.
+        let samples = try await parsePrometheus(metrics.registry.emitToString())
+        let memory = try #require(samples.first { $0.name == "urlpoll_lua_memory_bytes" })
+        #expect(memory.value > 20_000, "\(memory.value)")
+    }
+
     @Test func labels_thatAreNotATable_areAnError() throws {
         let (error, _) = try Self.loadError(#"urls = { { url = "http://127.0.0.1:1/", labels = "team=db" } }"#)
         #expect(error.contains("field 'labels' must be a table of label names to strings (got string \"team=db\")"))
