@@ -127,7 +127,8 @@ public struct StatusDocument: Codable, Sendable {
         entries.reserveCapacity(targets.count)
         for target in targets {
             let url = target.displayURL
-            let state = states[url]
+            // The monitor keys its states by the URL as written (``State/rawURL``), password included.
+            let state = states[target.url]
             let stateName = state?.health.rawValue ?? "pending"
             counts[stateName, default: 0] += 1
             let hours = hourly[url] ?? []
