@@ -253,10 +253,12 @@ def main():
     rows.append(("Lua report tick, 10,000 URLs", f"{l('report_tick_ms'):.2f} ms", ""))
     rows.append(("load a script building 100,000 URLs", f"{l('load_100k_s'):.3f} s", ""))
     rows.append(("load a script listing 100,000 table entries", f"{l('load_100k_tables_s'):.3f} s", "target: under 1 s"))
-    rows.append(("/metrics writer alone, 100,000 HTTPS URLs' states",
-                 f"{l('scrape_100k_ms'):.0f} ms default set, {l('scrape_100k_full_ms'):.0f} ms full set",
-                 f"gzipped (as Prometheus asks): {l('scrape_100k_gzip_ms'):.0f} ms, {l('scrape_100k_gzip_mb'):.1f} MB; "
-                 "target for a whole scrape: under 2 s"))
+    # A build from before a case was added has no figure for it: those rows are left out.
+    if all("scrape_100k_ms" in r.get("lua", {}) for r in runs):
+        rows.append(("/metrics writer alone, 100,000 HTTPS URLs' states",
+                     f"{l('scrape_100k_ms'):.0f} ms default set, {l('scrape_100k_full_ms'):.0f} ms full set",
+                     f"gzipped (as Prometheus asks): {l('scrape_100k_gzip_ms'):.0f} ms, {l('scrape_100k_gzip_mb'):.1f} MB; "
+                     "target for a whole scrape: under 2 s"))
     if all("history_tick_ms" in r.get("lua", {}) for r in runs):
         rows.append(("--data store, one tick of 100,000 URLs' polls: first / steady",
                      f"{l('history_first_tick_ms'):.0f} / {l('history_tick_ms'):.0f} ms",
