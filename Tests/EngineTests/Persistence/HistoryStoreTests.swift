@@ -36,16 +36,16 @@ import Testing
         func prune(before cutoff: (minutes: Double, hours: Double)) async throws(HistoryError) {
             try await self.inner.prune(before: cutoff)
         }
-        func summary(url: String, from start: Double, to end: Double, byMinute: Bool) throws(HistoryError)
+        func summary(key: HistoryKey, from start: Double, to end: Double, byMinute: Bool) throws(HistoryError)
             -> HistorySummary
-        { try self.inner.summary(url: url, from: start, to: end, byMinute: byMinute) }
-        func hourly(since start: Double) throws(HistoryError) -> [String: [Rollup]] {
+        { try self.inner.summary(key: key, from: start, to: end, byMinute: byMinute) }
+        func hourly(since start: Double) throws(HistoryError) -> [HistoryKey: [Rollup]] {
             try self.inner.hourly(since: start)
         }
-        func daily(since start: Double) throws(HistoryError) -> [String: [Rollup]] {
+        func daily(since start: Double) throws(HistoryError) -> [HistoryKey: [Rollup]] {
             try self.inner.daily(since: start)
         }
-        func recentChanges(limit: Int) throws(HistoryError) -> [String: [HistoryChange]] {
+        func recentChanges(limit: Int) throws(HistoryError) -> [HistoryKey: [HistoryChange]] {
             try self.inner.recentChanges(limit: limit)
         }
     }
@@ -129,7 +129,7 @@ import Testing
             // Then: over the whole window, by minute and by hour, the counts agree.
             for byMinute in [true, false] {
                 let summary = try store.summary(
-                    url: Self.a, from: Self.base, to: Self.base + 3_600, byMinute: byMinute)
+                    key: HistoryKey(url: Self.a), from: Self.base, to: Self.base + 3_600, byMinute: byMinute)
                 #expect(summary.rollup.polls == 100)
                 #expect(summary.rollup.failures == 10)
                 #expect(summary.rollup.uptime == 0.9)
@@ -139,7 +139,8 @@ import Testing
                 #expect(summary.rollup.latencyMax == 0.099)
             }
             // And: the last 10 minutes alone are the last 20 polls.
-            let recent = try store.summary(url: Self.a, from: Self.base + 2_400, to: Self.base + 3_000, byMinute: true)
+            let recent = try store.summary(
+                key: HistoryKey(url: Self.a), from: Self.base + 2_400, to: Self.base + 3_000, byMinute: true)
             #expect(recent.rollup.polls == 20)
             #expect(try Self.rows(store.path, "SELECT count(*) FROM rollup_minute") == 50)
             #expect(try Self.rows(store.path, "SELECT count(*) FROM rollup_hour") == 1)
@@ -193,7 +194,7 @@ import Testing
         #expect(saved.first?.detail == "connection refused (ECONNREFUSED)")
         #expect(saved.first?.since == Self.base)
         let changes = try store.recentChanges(limit: 10)
-        #expect(changes[Self.a]?.count == 1)
+        #expect(changes[HistoryKey(url: Self.a)]?.count == 1)
     }
 
     @Test func newerSchema_isRefusedInWords_andTheFileIsLeftAsItIs() async throws {
@@ -215,7 +216,7 @@ import Testing
         let migrations = try await reader.read { db in
             try String.fetchAll(db, sql: "SELECT identifier FROM grdb_migrations ORDER BY identifier")
         }
-        #expect(migrations == ["v1", "v9"])
+        #expect(migrations == ["v1", "v2", "v9"])
         #expect(try Self.rows(path, "SELECT count(*) FROM sqlite_master WHERE type = 'table'") == 5)
     }
 
@@ -274,7 +275,9 @@ import Testing
             await writer.sync()
         }
         // Then: the 10 it kept are written, and one line says 15 were not.
-        #expect(try store.summary(url: Self.a, from: Self.base, to: Self.base + 60, byMinute: true).rollup.polls == 10)
+        #expect(
+            try store.summary(key: HistoryKey(url: Self.a), from: Self.base, to: Self.base + 60, byMinute: true).rollup
+                .polls == 10)
         let lines = log.all.filter { $0.contains("history falls behind") }
         #expect(lines.count == 1)
         #expect(lines.first?.contains("15 polls or changes were not recorded") == true)
