@@ -221,7 +221,7 @@ struct Session {
         var resume: [State] = []
         if let history = self.history, !history.saved.isEmpty {
             // The store is where `run` resumes from; --state goes on being written beside it.
-            resume = StateStore.match(history.saved, to: pool.targets)
+            resume = HistoryKey.match(history.saved, to: pool.targets)
             self.logger.info("resuming \(resume.count) URL states from \(history.store.path)")
         } else if let store = self.store {
             do {

@@ -166,7 +166,7 @@ func scrapeMilliseconds(urls: Int) throws -> (plain: Double, full: Double, gzip:
                 latency: .microseconds(500 + i % 20_000), since: start, checkedAt: start + Double(minute * 60 + i % 60))
             batch.count(state)
             if minute == 0 {
-                batch.states[state.url] = state
+                batch.states[state.historyKey] = state
                 batch.changes.append(HistoryChange(state, previous: nil))
             }
         }

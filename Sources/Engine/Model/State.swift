@@ -22,6 +22,15 @@ public struct State: Sendable, Hashable {
         set { self.shared.fields.name = newValue }
     }
 
+    /// The URL's number among URLs that print alike (``Target/ordinal``; 1 for most URLs).
+    public var ordinal: Int {
+        get { self.shared.fields.ordinal }
+        set { self.shared.fields.ordinal = newValue }
+    }
+
+    /// The key of this URL's rows in the `--data` store: ``url`` and ``ordinal``, never the password.
+    public var historyKey: HistoryKey { HistoryKey(url: self.url, ordinal: self.ordinal) }
+
     /// `"200 OK"` for a response, or the failure's short kind (`"refused"`, `"timeout"`, ...).
     public var status: String {
         get { self.shared.fields.status }
@@ -121,6 +130,7 @@ public struct State: Sendable, Hashable {
         var url: String
         var rawURL: String
         var name: String
+        var ordinal: Int
         var status: String
         var code: Int?
         var health: Health
@@ -140,17 +150,20 @@ public struct State: Sendable, Hashable {
 
     private var shared: Shared<Fields>
 
-    /// - Parameter rawURL: The URL as the script wrote it, when it differs from `url` (a password);
-    ///   `url` when nil.
+    /// - Parameters:
+    ///   - rawURL: The URL as the script wrote it, when it differs from `url` (a password); `url` when nil.
+    ///   - ordinal: Its number among URLs that print alike (``Target/ordinal``).
     public init(
-        url: String, rawURL: String? = nil, name: String, status: String, code: Int? = nil, health: Health,
+        url: String, rawURL: String? = nil, name: String, ordinal: Int = 1, status: String, code: Int? = nil,
+        health: Health,
         error: String? = nil,
         detail: String? = nil, errorCount: Int = 0, latency: Duration = .zero, polls: Int = 1,
         since: Double = 0, checkedAt: Double = 0, lateness: Duration = .zero
     ) {
         self.shared = Shared(
             Fields(
-                url: url, rawURL: rawURL ?? url, name: name, status: status, code: code, health: health, error: error,
+                url: url, rawURL: rawURL ?? url, name: name, ordinal: ordinal, status: status, code: code,
+                health: health, error: error,
                 detail: detail,
                 errorCount: errorCount, latency: latency, polls: polls, since: since, checkedAt: checkedAt,
                 lateness: lateness))

@@ -36,6 +36,17 @@ public struct Target: Sendable, Hashable {
         set { self.shared.fields.name = newValue }
     }
 
+    /// The URL's number among the script's URLs that differ only by their credentials (1 for the first, and
+    /// for a URL no other prints like): with ``displayURL``, the key of its rows in the `--data` store
+    /// (``HistoryKey``), unique per URL and holding no password. The loader numbers them, in script order.
+    public var ordinal: Int {
+        get { self.shared.fields.ordinal }
+        set { self.shared.fields.ordinal = newValue }
+    }
+
+    /// The key of this URL's rows in the `--data` store.
+    public var historyKey: HistoryKey { HistoryKey(url: self.displayURL, ordinal: self.ordinal) }
+
     /// Request method for this URL, or `nil` for the script's `method`.
     public var method: String? {
         get { self.shared.fields.method }
@@ -133,6 +144,7 @@ public struct Target: Sendable, Hashable {
         var url: String
         var displayURL: String
         var name: String
+        var ordinal = 1
         var method: String?
         var timeout: Duration?
         var interval: Duration?

@@ -15,20 +15,21 @@ public protocol HistoryStore: Sendable {
     /// `cutoff.hours` (seconds since the epoch).
     func prune(before cutoff: (minutes: Double, hours: Double)) async throws(HistoryError)
 
-    /// What happened to `url` from `start` to `end` (seconds since the epoch): its polls counted in the
-    /// minute (`byMinute`) or hour rollups from the one holding `start` to `end`, and its latest changes
-    /// in the window (oldest first).
-    func summary(url: String, from start: Double, to end: Double, byMinute: Bool) throws(HistoryError)
+    /// What happened to the URL `key` names from `start` to `end` (seconds since the epoch): its polls
+    /// counted in the minute (`byMinute`) or hour rollups from the one holding `start` to `end`, and its
+    /// latest changes in the window (oldest first). Nothing counted for a key the store does not hold.
+    func summary(key: HistoryKey, from start: Double, to end: Double, byMinute: Bool) throws(HistoryError)
         -> HistorySummary
 
-    /// The hour rollups of every URL from `start` on, oldest first, keyed by URL.
-    func hourly(since start: Double) throws(HistoryError) -> [String: [Rollup]]
+    /// The hour rollups of every URL from `start` on, oldest first, keyed by ``HistoryKey``.
+    func hourly(since start: Double) throws(HistoryError) -> [HistoryKey: [Rollup]]
 
-    /// The hour rollups of every URL from `start` on summed per day (UTC; no latency), oldest first.
-    func daily(since start: Double) throws(HistoryError) -> [String: [Rollup]]
+    /// The hour rollups of every URL from `start` on summed per day (UTC; no latency), oldest first, keyed
+    /// by ``HistoryKey``.
+    func daily(since start: Double) throws(HistoryError) -> [HistoryKey: [Rollup]]
 
-    /// The last `limit` changes of every URL, newest first, keyed by URL.
-    func recentChanges(limit: Int) throws(HistoryError) -> [String: [HistoryChange]]
+    /// The last `limit` changes of every URL, newest first, keyed by ``HistoryKey``.
+    func recentChanges(limit: Int) throws(HistoryError) -> [HistoryKey: [HistoryChange]]
 }
 
 /// HistoryError says in words why the store could not be opened, written or read.
@@ -44,6 +45,8 @@ public struct HistoryError: Error, CustomStringConvertible, Sendable {
 public struct HistoryChange: Sendable, Hashable {
     /// The URL, as reports show it (credentials redacted).
     public var url: String
+    /// Its number among URLs that print alike (``Target/ordinal``).
+    public var ordinal: Int
     /// When the new status was first seen (seconds since the epoch).
     public var at: Double
     /// The state before (`up`, `degraded`, `down`), nil for a URL's first result.
@@ -57,10 +60,15 @@ public struct HistoryChange: Sendable, Hashable {
     /// The new state's error text, when it failed or was degraded.
     public var detail: String?
 
+    /// The key of the URL's rows in the store.
+    public var key: HistoryKey { HistoryKey(url: self.url, ordinal: self.ordinal) }
+
     public init(
-        url: String, at: Double, from: Health?, fromStatus: String?, to: Health, toStatus: String, detail: String?
+        url: String, ordinal: Int = 1, at: Double, from: Health?, fromStatus: String?, to: Health, toStatus: String,
+        detail: String?
     ) {
         self.url = url
+        self.ordinal = ordinal
         self.at = at
         self.from = from
         self.fromStatus = fromStatus
@@ -72,7 +80,8 @@ public struct HistoryChange: Sendable, Hashable {
     /// The change from `previous` to `state`.
     public init(_ state: State, previous: State?) {
         self.init(
-            url: state.url, at: state.checkedAt, from: previous?.health, fromStatus: previous?.status,
+            url: state.url, ordinal: state.ordinal, at: state.checkedAt, from: previous?.health,
+            fromStatus: previous?.status,
             to: state.health, toStatus: state.status, detail: state.detail ?? state.error)
     }
 }
@@ -133,14 +142,15 @@ public struct Rollup: Sendable, Hashable {
 /// HistoryBatch is what one tick writes: the states that changed since the last, the changes, and the
 /// polls counted into minute and hour rollups.
 public struct HistoryBatch: Sendable {
-    /// URL → its latest state, for URLs whose state changed since the last batch (see ``State/persists(differently:)``).
-    public var states: [String: State] = [:]
+    /// URL (``State/historyKey``) → its latest state, for URLs whose state changed since the last batch
+    /// (see ``State/persists(differently:)``).
+    public var states: [HistoryKey: State] = [:]
     /// The changes, oldest first.
     public var changes: [HistoryChange] = []
-    /// URL → minute start → the polls counted in that minute since the last batch.
-    public var minutes: [String: [Int64: Rollup]] = [:]
-    /// URL → hour start → the polls counted in that hour since the last batch.
-    public var hours: [String: [Int64: Rollup]] = [:]
+    /// URL (``State/historyKey``) → minute start → the polls counted in that minute since the last batch.
+    public var minutes: [HistoryKey: [Int64: Rollup]] = [:]
+    /// URL (``State/historyKey``) → hour start → the polls counted in that hour since the last batch.
+    public var hours: [HistoryKey: [Int64: Rollup]] = [:]
     /// Polls counted in this batch.
     public var polls = 0
 
@@ -153,8 +163,9 @@ public struct HistoryBatch: Sendable {
         let at = Int64(state.checkedAt.rounded(.down))
         let minute = at - at.modulo(60)
         let hour = at - at.modulo(3_600)
-        self.minutes[state.url, default: [:]][minute, default: Rollup(start: minute)].add(state)
-        self.hours[state.url, default: [:]][hour, default: Rollup(start: hour)].add(state)
+        let key = state.historyKey
+        self.minutes[key, default: [:]][minute, default: Rollup(start: minute)].add(state)
+        self.hours[key, default: [:]][hour, default: Rollup(start: hour)].add(state)
         self.polls += 1
     }
 }
@@ -187,6 +198,6 @@ extension State {
         guard let written else { return true }
         return self.status != written.status || self.health != written.health || self.errorCount != written.errorCount
             || self.since != written.since || self.code != written.code || self.error != written.error
-            || self.detail != written.detail || self.name != written.name
+            || self.detail != written.detail || self.name != written.name || self.ordinal != written.ordinal
     }
 }

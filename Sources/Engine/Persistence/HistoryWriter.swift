@@ -127,8 +127,8 @@ public final class HistoryWriter: StateObserver, Service {
     private func write() async {
         var batch = HistoryBatch()
         // URL → the state last put in a batch, to write a state only when it changed.
-        var latest: [String: State] = [:]
-        for state in self.resumed { latest[state.url] = state }
+        var latest: [HistoryKey: State] = [:]
+        for state in self.resumed { latest[state.historyKey] = state }
         var lastPrune = -Double.infinity
         var pruning: Task<Void, Never>?
         var reportedDrops = 0
@@ -138,11 +138,12 @@ public final class HistoryWriter: StateObserver, Service {
             switch message {
             case .polled(let state):
                 batch.count(state)
-                if state.persists(differently: latest[state.url]) {
-                    batch.states[state.url] = state
-                    latest[state.url] = state
-                } else if batch.states[state.url] != nil {
-                    batch.states[state.url] = state
+                let key = state.historyKey
+                if state.persists(differently: latest[key]) {
+                    batch.states[key] = state
+                    latest[key] = state
+                } else if batch.states[key] != nil {
+                    batch.states[key] = state
                 }
             case .changed(let state, let previous):
                 batch.changes.append(HistoryChange(state, previous: previous))
@@ -189,7 +190,7 @@ public final class HistoryWriter: StateObserver, Service {
     /// Writes `batch` in one transaction and empties it. On failure its polls and changes are counted as
     /// lost, its URLs' states are written again with their next poll, and one log line says why (again only
     /// after writes have worked once more).
-    private func commit(_ batch: inout HistoryBatch, latest: inout [String: State], failing: inout Bool) async {
+    private func commit(_ batch: inout HistoryBatch, latest: inout [HistoryKey: State], failing: inout Bool) async {
         guard !batch.isEmpty else { return }
         let taken = batch
         batch = HistoryBatch()

@@ -12,9 +12,11 @@ import Synchronization
 /// through GRDB in WAL mode (<https://sqlite.org/wal.html>): one writer, and readers that never wait for it
 /// nor hold it up.
 ///
-/// Tables (schema version 1; see docs/SCRIPTING.md, "History"):
-/// - `url_state`: one row per URL: its id, and the state a restart resumes (status, state, code, error,
-///   detail, error count, since; latency, polls and checked_at as of the last write);
+/// Tables (schema version 2; see docs/SCRIPTING.md, "History"):
+/// - `url_state`: one row per URL, keyed by its ``HistoryKey`` (`url` as printed, no password, and its
+///   `ordinal` among URLs that print alike; unique together): its id, and the state a restart resumes
+///   (status, state, code, error, detail, error count, since; latency, polls and checked_at as of the last
+///   write);
 /// - `state_change`: every change (url, at, from, to, detail), the incident log;
 /// - `rollup_minute`, `rollup_hour`: per URL per minute and per hour: polls, failures (down), degraded, the
 ///   latency sum and maximum (seconds) and a ``LatencySketch`` of the polls that were not down.
@@ -28,7 +30,7 @@ public final class SQLiteHistoryStore: HistoryStore {
     public let path: String
     private let pool: DatabasePool
     /// URL → its row id in `url_state`; only the writer adds to it, after its transaction commits.
-    private let ids = Mutex<[String: Int64]>([:])
+    private let ids = Mutex<[HistoryKey: Int64]>([:])
 
     /// Opens (creating the folder and the file if needed) the store in `directory`, and brings the schema
     /// to this version.
@@ -74,9 +76,11 @@ public final class SQLiteHistoryStore: HistoryStore {
                 )
             }
             try migrator.migrate(self.pool)
-            let rows = try self.pool.read { db in try Row.fetchAll(db, sql: "SELECT id, url FROM url_state") }
-            var ids: [String: Int64] = [:]
-            for row in rows { ids[row["url"]] = row["id"] }
+            let rows = try self.pool.read { db in
+                try Row.fetchAll(db, sql: "SELECT id, url, ordinal FROM url_state")
+            }
+            var ids: [HistoryKey: Int64] = [:]
+            for row in rows { ids[Self.key(row)] = row["id"] }
             self.ids.withLock { $0 = ids }
         } catch let error as HistoryError {
             throw error
@@ -110,6 +114,28 @@ public final class SQLiteHistoryStore: HistoryStore {
                       latency_max REAL NOT NULL, sketch BLOB NOT NULL, PRIMARY KEY (url_id, start)) WITHOUT ROWID;
                     """)
         }
+        // v1 keyed `url_state` by the printed URL alone, so two URLs that differ only by their password
+        // shared one row, their polls, changes and resumed state. v2 keys it by the printed URL and the
+        // URL's ordinal among those that print alike (``HistoryKey``). A file v1 wrote keeps its rows, each
+        // as ordinal 1 (what was mixed cannot be told apart). SQLite cannot drop a UNIQUE constraint, so the
+        // table is rebuilt (https://sqlite.org/lang_altertable.html#otheralter; GRDB runs a migration with
+        // foreign keys off, and checks them before it commits).
+        migrator.registerMigration("v2") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE url_state_v2 (
+                      id INTEGER PRIMARY KEY, url TEXT NOT NULL, ordinal INTEGER NOT NULL DEFAULT 1,
+                      name TEXT NOT NULL, status TEXT, state TEXT, code INTEGER, error TEXT, detail TEXT,
+                      error_count INTEGER NOT NULL DEFAULT 0, latency REAL NOT NULL DEFAULT 0,
+                      polls INTEGER NOT NULL DEFAULT 0, since REAL, checked_at REAL, UNIQUE (url, ordinal));
+                    INSERT INTO url_state_v2 (id, url, name, status, state, code, error, detail, error_count,
+                      latency, polls, since, checked_at)
+                    SELECT id, url, name, status, state, code, error, detail, error_count, latency, polls, since,
+                      checked_at FROM url_state;
+                    DROP TABLE url_state;
+                    ALTER TABLE url_state_v2 RENAME TO url_state;
+                    """)
+        }
         return migrator
     }
 
@@ -129,10 +155,12 @@ public final class SQLiteHistoryStore: HistoryStore {
     public func savedStates() throws(HistoryError) -> [State] {
         do {
             return try self.pool.read { db in
-                try Row.fetchAll(db, sql: "SELECT * FROM url_state WHERE status IS NOT NULL ORDER BY url").map {
+                try Row.fetchAll(db, sql: "SELECT * FROM url_state WHERE status IS NOT NULL ORDER BY url, ordinal").map
+                {
                     row in
                     State(
-                        url: row["url"], name: row["name"], status: row["status"], code: row["code"],
+                        url: row["url"], name: row["name"], ordinal: row["ordinal"], status: row["status"],
+                        code: row["code"],
                         health: Health(rawValue: row["state"] ?? "") ?? .down, error: row["error"],
                         detail: row["detail"], errorCount: max(0, row["error_count"] as Int),
                         latency: .seconds(max(0, row["latency"] as Double)), polls: max(0, row["polls"] as Int),
@@ -147,15 +175,20 @@ public final class SQLiteHistoryStore: HistoryStore {
     public func write(_ batch: HistoryBatch) async throws(HistoryError) {
         let known = self.ids.withLock { $0 }
         do {
-            let added = try await self.pool.write { db -> [String: Int64] in
-                var added: [String: Int64] = [:]
-                func id(_ url: String, name: String) throws -> Int64 {
-                    if let id = known[url] ?? added[url] { return id }
+            let added = try await self.pool.write { db -> [HistoryKey: Int64] in
+                var added: [HistoryKey: Int64] = [:]
+                func id(_ key: HistoryKey, name: String) throws -> Int64 {
+                    if let id = known[key] ?? added[key] { return id }
                     try db.execute(
-                        sql: "INSERT INTO url_state (url, name) VALUES (?, ?) ON CONFLICT (url) DO NOTHING",
-                        arguments: [url, name])
-                    let id = try Int64.fetchOne(db, sql: "SELECT id FROM url_state WHERE url = ?", arguments: [url])!
-                    added[url] = id
+                        sql: """
+                            INSERT INTO url_state (url, ordinal, name) VALUES (?, ?, ?)
+                            ON CONFLICT (url, ordinal) DO NOTHING
+                            """,
+                        arguments: [key.url, key.ordinal, name])
+                    let id = try Int64.fetchOne(
+                        db, sql: "SELECT id FROM url_state WHERE url = ? AND ordinal = ?",
+                        arguments: [key.url, key.ordinal])!
+                    added[key] = id
                     return id
                 }
                 let update = try db.cachedStatement(
@@ -163,10 +196,10 @@ public final class SQLiteHistoryStore: HistoryStore {
                         UPDATE url_state SET name = ?, status = ?, state = ?, code = ?, error = ?, detail = ?,
                           error_count = ?, latency = ?, polls = ?, since = ?, checked_at = ? WHERE id = ?
                         """)
-                for (url, s) in batch.states {
+                for (key, s) in batch.states {
                     try update.execute(arguments: [
                         s.name, s.status, s.health.rawValue, s.code, s.error, s.detail, s.errorCount, s.latency.seconds,
-                        s.polls, s.since, s.checkedAt, try id(url, name: s.name),
+                        s.polls, s.since, s.checkedAt, try id(key, name: s.name),
                     ])
                 }
                 let change = try db.cachedStatement(
@@ -176,7 +209,8 @@ public final class SQLiteHistoryStore: HistoryStore {
                         """)
                 for c in batch.changes {
                     try change.execute(arguments: [
-                        try id(c.url, name: batch.states[c.url]?.name ?? c.url), c.at, c.from?.rawValue, c.fromStatus,
+                        try id(c.key, name: batch.states[c.key]?.name ?? c.key.description), c.at, c.from?.rawValue,
+                        c.fromStatus,
                         c.to.rawValue, c.toStatus, c.detail,
                     ])
                 }
@@ -191,8 +225,8 @@ public final class SQLiteHistoryStore: HistoryStore {
                               latency_max = max(latency_max, excluded.latency_max),
                               sketch = sketch_merge(sketch, excluded.sketch)
                             """)
-                    for (url, buckets) in rollups {
-                        let urlID = try id(url, name: batch.states[url]?.name ?? url)
+                    for (key, buckets) in rollups {
+                        let urlID = try id(key, name: batch.states[key]?.name ?? key.description)
                         for (start, r) in buckets {
                             try upsert.execute(arguments: [
                                 urlID, start, r.polls, r.failures, r.degraded, r.latencySum, r.latencyMax,
@@ -238,7 +272,7 @@ public final class SQLiteHistoryStore: HistoryStore {
 
     // MARK: Reading
 
-    public func summary(url: String, from start: Double, to end: Double, byMinute: Bool) throws(HistoryError)
+    public func summary(key: HistoryKey, from start: Double, to end: Double, byMinute: Bool) throws(HistoryError)
         -> HistorySummary
     {
         let table = byMinute ? "rollup_minute" : "rollup_hour"
@@ -247,7 +281,10 @@ public final class SQLiteHistoryStore: HistoryStore {
         do {
             return try self.pool.read { db in
                 var total = Rollup(start: first)
-                guard let id = try Int64.fetchOne(db, sql: "SELECT id FROM url_state WHERE url = ?", arguments: [url])
+                guard
+                    let id = try Int64.fetchOne(
+                        db, sql: "SELECT id FROM url_state WHERE url = ? AND ordinal = ?",
+                        arguments: [key.url, key.ordinal])
                 else { return HistorySummary(rollup: total, changes: []) }
                 let rows = try Row.fetchCursor(
                     db, sql: "SELECT * FROM \(table) WHERE url_id = ? AND start >= ? AND start <= ?",
@@ -259,7 +296,7 @@ public final class SQLiteHistoryStore: HistoryStore {
                         SELECT * FROM (SELECT * FROM state_change WHERE url_id = ? AND at >= ? AND at <= ?
                           ORDER BY at DESC LIMIT ?) ORDER BY at
                         """, arguments: [id, start, end, Self.changesLimit]
-                ).map { Self.change($0, url: url) }
+                ).map { Self.change($0, key: key) }
                 return HistorySummary(rollup: total, changes: changes)
             }
         } catch {
@@ -267,20 +304,20 @@ public final class SQLiteHistoryStore: HistoryStore {
         }
     }
 
-    /// The most changes ``summary(url:from:to:byMinute:)`` returns: the latest ones.
+    /// The most changes ``summary(key:from:to:byMinute:)`` returns: the latest ones.
     public static let changesLimit = 100
 
-    public func hourly(since start: Double) throws(HistoryError) -> [String: [Rollup]] {
+    public func hourly(since start: Double) throws(HistoryError) -> [HistoryKey: [Rollup]] {
         do {
             return try self.pool.read { db in
-                var out: [String: [Rollup]] = [:]
+                var out: [HistoryKey: [Rollup]] = [:]
                 let rows = try Row.fetchCursor(
                     db,
                     sql: """
-                        SELECT u.url, r.* FROM rollup_hour r JOIN url_state u ON u.id = r.url_id
+                        SELECT u.url, u.ordinal, r.* FROM rollup_hour r JOIN url_state u ON u.id = r.url_id
                         WHERE r.start >= ? ORDER BY r.url_id, r.start
                         """, arguments: [Int64(start.rounded(.down))])
-                while let row = try rows.next() { out[row["url"], default: []].append(Self.rollup(row)) }
+                while let row = try rows.next() { out[Self.key(row), default: []].append(Self.rollup(row)) }
                 return out
             }
         } catch {
@@ -288,14 +325,14 @@ public final class SQLiteHistoryStore: HistoryStore {
         }
     }
 
-    public func daily(since start: Double) throws(HistoryError) -> [String: [Rollup]] {
+    public func daily(since start: Double) throws(HistoryError) -> [HistoryKey: [Rollup]] {
         do {
             return try self.pool.read { db in
-                var out: [String: [Rollup]] = [:]
+                var out: [HistoryKey: [Rollup]] = [:]
                 let rows = try Row.fetchCursor(
                     db,
                     sql: """
-                        SELECT u.url, r.start - r.start % 86400 AS day, sum(r.polls) AS polls,
+                        SELECT u.url, u.ordinal, r.start - r.start % 86400 AS day, sum(r.polls) AS polls,
                           sum(r.failures) AS failures, sum(r.degraded) AS degraded
                         FROM rollup_hour r JOIN url_state u ON u.id = r.url_id
                         WHERE r.start >= ? GROUP BY r.url_id, day ORDER BY r.url_id, day
@@ -305,7 +342,7 @@ public final class SQLiteHistoryStore: HistoryStore {
                     rollup.polls = row["polls"]
                     rollup.failures = row["failures"]
                     rollup.degraded = row["degraded"]
-                    out[row["url"], default: []].append(rollup)
+                    out[Self.key(row), default: []].append(rollup)
                 }
                 return out
             }
@@ -314,19 +351,19 @@ public final class SQLiteHistoryStore: HistoryStore {
         }
     }
 
-    public func recentChanges(limit: Int) throws(HistoryError) -> [String: [HistoryChange]] {
+    public func recentChanges(limit: Int) throws(HistoryError) -> [HistoryKey: [HistoryChange]] {
         do {
             return try self.pool.read { db in
-                var out: [String: [HistoryChange]] = [:]
+                var out: [HistoryKey: [HistoryChange]] = [:]
                 let rows = try Row.fetchCursor(
                     db,
                     sql: """
-                        SELECT * FROM (SELECT u.url, c.*, row_number() OVER (PARTITION BY c.url_id ORDER BY c.at DESC)
-                          AS n FROM state_change c JOIN url_state u ON u.id = c.url_id) WHERE n <= ? ORDER BY url, at DESC
+                        SELECT * FROM (SELECT u.url, u.ordinal, c.*, row_number() OVER (PARTITION BY c.url_id ORDER BY c.at DESC)
+                          AS n FROM state_change c JOIN url_state u ON u.id = c.url_id) WHERE n <= ? ORDER BY url, ordinal, at DESC
                         """, arguments: [limit])
                 while let row = try rows.next() {
-                    let url: String = row["url"]
-                    out[url, default: []].append(Self.change(row, url: url))
+                    let key = Self.key(row)
+                    out[key, default: []].append(Self.change(row, key: key))
                 }
                 return out
             }
@@ -346,9 +383,14 @@ public final class SQLiteHistoryStore: HistoryStore {
         return rollup
     }
 
-    private static func change(_ row: Row, url: String) -> HistoryChange {
+    private static func key(_ row: Row) -> HistoryKey {
+        HistoryKey(url: row["url"], ordinal: row["ordinal"])
+    }
+
+    private static func change(_ row: Row, key: HistoryKey) -> HistoryChange {
         HistoryChange(
-            url: url, at: row["at"], from: (row["from_state"] as String?).flatMap(Health.init(rawValue:)),
+            url: key.url, ordinal: key.ordinal, at: row["at"],
+            from: (row["from_state"] as String?).flatMap(Health.init(rawValue:)),
             fromStatus: row["from_status"], to: Health(rawValue: row["to_state"] ?? "") ?? .down,
             toStatus: row["to_status"] ?? "", detail: row["detail"])
     }

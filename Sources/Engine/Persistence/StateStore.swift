@@ -124,6 +124,7 @@ public final class StateStore: Sendable {
             }
             if var state {
                 state.rawURL = target.url
+                state.ordinal = target.ordinal
                 matched.append(state)
             }
         }

@@ -91,7 +91,8 @@ public struct Resource: Sendable {
         self.errorCount = health == .down ? self.errorCount + 1 : 0
         let previous = self.state
         var state = State(
-            url: self.target.displayURL, rawURL: self.target.url, name: self.target.name, status: status, code: code,
+            url: self.target.displayURL, rawURL: self.target.url, name: self.target.name, ordinal: self.target.ordinal,
+            status: status, code: code,
             health: health,
             error: error,
             detail: detail, errorCount: self.errorCount, latency: result.latency, polls: self.polls,

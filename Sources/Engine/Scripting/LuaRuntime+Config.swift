@@ -31,6 +31,8 @@ extension LuaRuntime {
             path: path, settings: settings, targets: targets, backoff: backoff, report: report, check: check,
             onChange: onChange, onResult: onResult)
         config.modules = try self.readModules(source)
+        self.historyTargets = targets
+        self.historyKeys = nil
         return config
     }
 
@@ -315,8 +317,9 @@ extension LuaRuntime {
 
     /// URLs that differ only by their credentials (`http://a:p1@h/x`, `http://a:p2@h/x`, `http://h/x`) are
     /// printed alike (the password is `xxxxx`) and exported alike (`/metrics` drops the user information),
-    /// so each one after the first whose `name` is the default gets its number among them:
-    /// `http://a:xxxxx@h/x (2)`. A script's own `name` is left as it is.
+    /// so each one after the first gets its number among them as its ``Target/ordinal`` (the key of its rows
+    /// in the `--data` store), and, when its `name` is the default, in its name: `http://a:xxxxx@h/x (2)`.
+    /// A script's own `name` is left as it is.
     static func numberNamesSharedByCredentials(_ targets: inout [Target]) {
         // Only a URL with user information can print like another: most lists have none.
         guard targets.contains(where: { RequestDescription.mayHaveUserInfo($0.url) }) else { return }
@@ -325,6 +328,7 @@ extension LuaRuntime {
             let bare = ProbeMetrics.redacted(targets[index].url)
             let number = (seen[bare] ?? 0) + 1
             seen[bare] = number
+            targets[index].ordinal = number
             if number > 1, targets[index].name == targets[index].displayURL {
                 targets[index].name = "\(targets[index].displayURL) (\(number))"
             }

@@ -38,7 +38,9 @@ extension LuaRuntime {
 
     /// `urlpoll.history(url, seconds)` → `{ polls, failures, degraded, uptime, latency_p95, latency_max,
     /// changes = { { at, from, to, from_status, to_status, detail }, … } }`, read from the store's reader
-    /// connection (WAL: it never waits for the writer). Counts polls written up to the last tick.
+    /// connection (WAL: it never waits for the writer). Counts polls written up to the last tick. `url` is
+    /// the URL as written (`s.raw_url`), its name, or as printed (`s.url`) when no other URL prints alike
+    /// (``HistoryKeyIndex``).
     private func hostHistory() throws(HostError) -> Int32 {
         guard let url = self.string(at: 1) else {
             throw HostError("bad argument #1 to 'history' (URL string expected, got \(self.describe(at: 1)))")
@@ -54,11 +56,21 @@ extension LuaRuntime {
                 "urlpoll.history needs the history store: run with --data DIR (urlpoll run SCRIPT --data /var/lib/urlpoll)"
             )
         }
+        let keys = self.historyKeys ?? HistoryKeyIndex(self.historyTargets)
+        self.historyKeys = keys
+        let key: HistoryKey
+        do {
+            key = try keys.key(for: url)
+        } catch {
+            throw HostError(
+                "bad argument #1 to 'history' (\(error.count) URLs print as \(url): they differ only by their password; pass s.raw_url or the URL's name)"
+            )
+        }
         let now = Date().timeIntervalSince1970
         let summary: HistorySummary
         do {
             summary = try store.summary(
-                url: url, from: now - seconds, to: now, byMinute: seconds <= Self.minuteHistoryWindow)
+                key: key, from: now - seconds, to: now, byMinute: seconds <= Self.minuteHistoryWindow)
         } catch {
             throw HostError("urlpoll.history: \(error.description)")
         }

@@ -40,6 +40,10 @@ final class LuaRuntime {
     var alerts: [Alert] = []
     /// The `--data` store `urlpoll.history` reads; while it holds none, `urlpoll.history` raises, saying so.
     let history = HistoryLink()
+    /// The loaded script's URLs, for `urlpoll.history` to find a URL's ``HistoryKey`` by.
+    var historyTargets: [Target] = []
+    /// Built from ``historyTargets`` on the first `urlpoll.history` call.
+    var historyKeys: HistoryKeyIndex?
     /// Told of every hook call: the hook's name, how long the call took and the bytes the state holds after.
     var hookObserver: (@Sendable (_ hook: String, _ duration: Duration, _ luaMemory: Int) -> Void)?
     /// Bytes the Lua state holds now.

@@ -112,10 +112,11 @@ public struct StatusDocument: Codable, Sendable {
         targets: [Target], states: [String: State], settings: Settings, history: (any HistoryStore)?,
         now: Double = Date().timeIntervalSince1970
     ) throws(HistoryError) -> StatusDocument {
-        var hourly: [String: [Rollup]] = [:]
-        var daily: [String: [Rollup]] = [:]
-        var week: [String: [Rollup]] = [:]
-        var changes: [String: [HistoryChange]] = [:]
+        // Keyed by the printed URL and its ordinal (``HistoryKey``): URLs that print alike have each their own.
+        var hourly: [HistoryKey: [Rollup]] = [:]
+        var daily: [HistoryKey: [Rollup]] = [:]
+        var week: [HistoryKey: [Rollup]] = [:]
+        var changes: [HistoryKey: [HistoryChange]] = [:]
         if let history {
             hourly = try history.hourly(since: now - 86_400)
             daily = try history.daily(since: now - 30 * 86_400)
@@ -127,11 +128,12 @@ public struct StatusDocument: Codable, Sendable {
         entries.reserveCapacity(targets.count)
         for target in targets {
             let url = target.displayURL
+            let key = target.historyKey
             // The monitor keys its states by the URL as written (``State/rawURL``), password included.
             let state = states[target.url]
             let stateName = state?.health.rawValue ?? "pending"
             counts[stateName, default: 0] += 1
-            let hours = hourly[url] ?? []
+            let hours = hourly[key] ?? []
             let day = Self.total(hours)
             entries.append(
                 Entry(
@@ -139,11 +141,11 @@ public struct StatusDocument: Codable, Sendable {
                     code: state?.code, detail: state.flatMap { $0.detail ?? $0.error }, since: state?.since,
                     checkedAt: state?.checkedAt, errorCount: state?.errorCount ?? 0,
                     latency: state.map { $0.latency.seconds }, uptime1d: day.uptime,
-                    uptime7d: Self.total(week[url] ?? []).uptime, uptime30d: Self.total(daily[url] ?? []).uptime,
+                    uptime7d: Self.total(week[key] ?? []).uptime, uptime30d: Self.total(daily[key] ?? []).uptime,
                     latencyP50: day.sketch.quantile(0.5), latencyP95: day.sketch.quantile(0.95),
                     hours: hours.map { Bucket($0, latency: true) },
-                    days: (daily[url] ?? []).map { Bucket($0, latency: false) },
-                    changes: (changes[url] ?? []).map {
+                    days: (daily[key] ?? []).map { Bucket($0, latency: false) },
+                    changes: (changes[key] ?? []).map {
                         Change(
                             at: $0.at, from: $0.from?.rawValue, to: $0.to.rawValue, fromStatus: $0.fromStatus,
                             toStatus: $0.toStatus, detail: $0.detail)

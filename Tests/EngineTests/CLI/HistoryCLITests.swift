@@ -56,11 +56,83 @@ import Testing
         }
     }
 
+    /// Two URLs that differ only by their password print alike (`probe:xxxxx@`): the store keeps each its
+    /// own row (its ordinal among URLs that print alike), changes and rollups, both resume after a SIGKILL
+    /// without a re-alert, `urlpoll.history` tells them apart, and no password reaches the file.
+    @Test func urlsThatPrintAlike_keepTheirOwnHistory_andBothResume() async throws {
+        // probe:A is let in, probe:B is refused (401: down).
+        let server = try RecordingServer { request in
+            request.header("Authorization") == ["Basic cHJvYmU6QQ=="]
+                ? [.ok(request)] : [.ok(request, body: "", status: "401 Unauthorized")]
+        }
+        let folder = Folder()
+        let script = try TemporaryScript(
+            """
+            status_interval = 0.1
+            poll_interval = 0.05
+            error_backoff = 0
+            urls = { "http://probe:A@127.0.0.1:\(server.port)/x", "http://probe:B@127.0.0.1:\(server.port)/x" }
+            function on_change(s, prev) print("CHANGE " .. s.name .. " " .. s.status) end
+            function report(s)
+              local h = urlpoll.history(s.raw_url, 600)
+              print("HISTORY " .. s.name .. " " .. h.polls .. " " .. h.failures .. " " .. #h.changes)
+              if s.index == s.count then print("REPORT") end
+            end
+            """)
+        let shown = "http://probe:xxxxx@127.0.0.1:\(server.port)/x"
+        // Given: a first run whose first results (one up, one down) reached the store, then SIGKILL.
+        let first = try CLIProcess(["run", script.path, "--data", folder.path])
+        try await first.waitForOutput("REPORT", count: 2)
+        let written = await eventually(within: .seconds(20)) {
+            Self.count(folder, "SELECT count(*) FROM state_change") == 2
+                && Self.count(folder, "SELECT count(*) FROM url_state WHERE status IS NOT NULL") == 2
+        }
+        #expect(written, "the first results were not written apart: \(first.stderr)")
+        first.signal(SIGKILL)
+        _ = await first.wait()
+        #expect(first.stdout.contains("CHANGE \(shown) 200 OK"))
+        #expect(first.stdout.contains("CHANGE \(shown) (2) 401 Unauthorized"))
+
+        // When: it starts again on the same folder and reports a few times.
+        let second = try CLIProcess(["run", script.path, "--data", folder.path])
+        try await second.waitForOutput("REPORT", count: 4)
+        second.signal(SIGTERM)
+        #expect(await second.wait() == 0)
+
+        // Then: both resumed (no change announced, none logged twice), each with its own row and rollups.
+        #expect(second.stderr.contains("resuming 2 URL states"), "\(second.stderr)")
+        #expect(!second.stdout.contains("CHANGE"), "\(second.stdout)")
+        #expect(Self.count(folder, "SELECT count(*) FROM state_change") == 2)
+        #expect(Self.count(folder, "SELECT count(*) FROM url_state") == 2)
+        #expect(Self.count(folder, "SELECT count(*) FROM url_state WHERE state = 'up' AND ordinal = 1") == 1)
+        #expect(Self.count(folder, "SELECT count(*) FROM url_state WHERE state = 'down' AND ordinal = 2") == 1)
+        let upFailures =
+            "SELECT sum(r.failures) FROM rollup_minute r JOIN url_state u ON u.id = r.url_id WHERE u.ordinal = 1"
+        #expect(Self.count(folder, upFailures) == 0)
+        let downPollsNotFailed =
+            "SELECT sum(r.polls - r.failures) FROM rollup_minute r JOIN url_state u ON u.id = r.url_id WHERE u.ordinal = 2"
+        #expect(Self.count(folder, downPollsNotFailed) == 0)
+        // urlpoll.history(s.raw_url, …) reads each URL's own rollups and changes: the down one's polls are
+        // all failures, the up one's none.
+        let lines = second.stdout.split(separator: "\n").filter { $0.hasPrefix("HISTORY ") }
+        let up = try #require(lines.last { $0.hasPrefix("HISTORY \(shown) ") && !$0.contains("(2)") })
+        let down = try #require(lines.last { $0.hasPrefix("HISTORY \(shown) (2) ") })
+        let upFields = up.split(separator: " ").suffix(3).compactMap { Int($0) }
+        let downFields = down.split(separator: " ").suffix(3).compactMap { Int($0) }
+        #expect(upFields.count == 3 && upFields[0] > 0 && upFields[1] == 0 && upFields[2] == 1, "\(up)")
+        #expect(downFields.count == 3 && downFields[0] == downFields[1] && downFields[2] == 1, "\(down)")
+        // And: no password is in the file (nor its WAL).
+        for file in ["urlpoll.sqlite", "urlpoll.sqlite-wal"] {
+            let bytes = (try? Data(contentsOf: URL(fileURLWithPath: folder.path + "/" + file))) ?? Data()
+            #expect(bytes.range(of: Data("probe:A@".utf8)) == nil && bytes.range(of: Data("probe:B@".utf8)) == nil)
+        }
+    }
+
     @Test func newerStore_isRefusedWithExit2_andLeftAsItIs() async throws {
         let folder = Folder()
         _ = try SQLiteHistoryStore(directory: folder.path)
         let queue = try DatabaseQueue(path: folder.path + "/urlpoll.sqlite")
-        try await queue.write { db in try db.execute(sql: "INSERT INTO grdb_migrations (identifier) VALUES ('v2')") }
+        try await queue.write { db in try db.execute(sql: "INSERT INTO grdb_migrations (identifier) VALUES ('v3')") }
         try queue.close()
         let script = try TemporaryScript("urls = { \"http://127.0.0.1:9/\" }")
 
@@ -69,9 +141,9 @@ import Testing
         #expect(run.status == 2)
         #expect(
             run.stderr.hasPrefix(
-                "urlpoll: --data: \(folder.path)/urlpoll.sqlite was written by a newer urlpoll (schema v2; this urlpoll knows up to v1)"
+                "urlpoll: --data: \(folder.path)/urlpoll.sqlite was written by a newer urlpoll (schema v3; this urlpoll knows up to v2)"
             ))
-        #expect(Self.count(folder, "SELECT count(*) FROM grdb_migrations") == 2)
+        #expect(Self.count(folder, "SELECT count(*) FROM grdb_migrations") == 3)
     }
 
     @Test func folderInUse_isRefusedWithExit2() async throws {

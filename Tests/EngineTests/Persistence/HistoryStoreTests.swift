@@ -36,16 +36,16 @@ import Testing
         func prune(before cutoff: (minutes: Double, hours: Double)) async throws(HistoryError) {
             try await self.inner.prune(before: cutoff)
         }
-        func summary(url: String, from start: Double, to end: Double, byMinute: Bool) throws(HistoryError)
+        func summary(key: HistoryKey, from start: Double, to end: Double, byMinute: Bool) throws(HistoryError)
             -> HistorySummary
-        { try self.inner.summary(url: url, from: start, to: end, byMinute: byMinute) }
-        func hourly(since start: Double) throws(HistoryError) -> [String: [Rollup]] {
+        { try self.inner.summary(key: key, from: start, to: end, byMinute: byMinute) }
+        func hourly(since start: Double) throws(HistoryError) -> [HistoryKey: [Rollup]] {
             try self.inner.hourly(since: start)
         }
-        func daily(since start: Double) throws(HistoryError) -> [String: [Rollup]] {
+        func daily(since start: Double) throws(HistoryError) -> [HistoryKey: [Rollup]] {
             try self.inner.daily(since: start)
         }
-        func recentChanges(limit: Int) throws(HistoryError) -> [String: [HistoryChange]] {
+        func recentChanges(limit: Int) throws(HistoryError) -> [HistoryKey: [HistoryChange]] {
             try self.inner.recentChanges(limit: limit)
         }
     }
@@ -129,7 +129,7 @@ import Testing
             // Then: over the whole window, by minute and by hour, the counts agree.
             for byMinute in [true, false] {
                 let summary = try store.summary(
-                    url: Self.a, from: Self.base, to: Self.base + 3_600, byMinute: byMinute)
+                    key: HistoryKey(url: Self.a), from: Self.base, to: Self.base + 3_600, byMinute: byMinute)
                 #expect(summary.rollup.polls == 100)
                 #expect(summary.rollup.failures == 10)
                 #expect(summary.rollup.uptime == 0.9)
@@ -139,7 +139,8 @@ import Testing
                 #expect(summary.rollup.latencyMax == 0.099)
             }
             // And: the last 10 minutes alone are the last 20 polls.
-            let recent = try store.summary(url: Self.a, from: Self.base + 2_400, to: Self.base + 3_000, byMinute: true)
+            let recent = try store.summary(
+                key: HistoryKey(url: Self.a), from: Self.base + 2_400, to: Self.base + 3_000, byMinute: true)
             #expect(recent.rollup.polls == 20)
             #expect(try Self.rows(store.path, "SELECT count(*) FROM rollup_minute") == 50)
             #expect(try Self.rows(store.path, "SELECT count(*) FROM rollup_hour") == 1)
@@ -193,7 +194,94 @@ import Testing
         #expect(saved.first?.detail == "connection refused (ECONNREFUSED)")
         #expect(saved.first?.since == Self.base)
         let changes = try store.recentChanges(limit: 10)
-        #expect(changes[Self.a]?.count == 1)
+        #expect(changes[HistoryKey(url: Self.a)]?.count == 1)
+    }
+
+    /// Two URLs that differ only by their password print alike; the writer keys their rows by the printed
+    /// URL and their ordinal (``HistoryKey``), so each has its own state, changes and rollups, and each
+    /// resumes its own state.
+    @Test func urlsThatPrintAlike_keepTheirOwnRows_changesAndRollups() async throws {
+        let folder = Folder()
+        let store = try SQLiteHistoryStore(directory: folder.path)
+        let shown = "http://probe:xxxxx@127.0.0.1:9/x"
+        func state(_ ordinal: Int, _ health: Health, at: Double) -> State {
+            var s = Self.state(shown, health, at: at, errors: health == .down ? 1 : 0, since: Self.base)
+            s.rawURL = "http://probe:\(ordinal == 1 ? "A" : "B")@127.0.0.1:9/x"
+            s.ordinal = ordinal
+            s.name = ordinal == 1 ? shown : "\(shown) (2)"
+            return s
+        }
+        let writer = HistoryWriter(store: store, now: { Self.base }, logger: Logger(label: "test"))
+        let monitor = StateMonitor(
+            urls: ["http://probe:A@127.0.0.1:9/x", "http://probe:B@127.0.0.1:9/x"], reporter: NoReporter(),
+            observers: [writer])
+        await Self.running(writer) {
+            for i in 0..<10 {
+                await monitor.update(state(1, .up, at: Self.base + Double(i)))
+                await monitor.update(state(2, .down, at: Self.base + Double(i)))
+            }
+            await monitor.tick()
+            await writer.sync()
+        }
+        let up = HistoryKey(url: shown, ordinal: 1)
+        let down = HistoryKey(url: shown, ordinal: 2)
+        let saved = try SQLiteHistoryStore(directory: folder.path).savedStates()
+        #expect(saved.map(\.historyKey) == [up, down])
+        #expect(saved.map(\.health) == [.up, .down])
+        for (key, failures) in [(up, 0), (down, 10)] {
+            let summary = try store.summary(key: key, from: Self.base, to: Self.base + 60, byMinute: true)
+            #expect(summary.rollup.polls == 10)
+            #expect(summary.rollup.failures == failures)
+            #expect(summary.changes.count == 1)
+        }
+        let changes = try store.recentChanges(limit: 10)
+        #expect(changes[up]?.map(\.to) == [.up])
+        #expect(changes[down]?.map(\.to) == [.down])
+        #expect(try store.hourly(since: Self.base).mapValues { $0.map(\.failures) } == [up: [0], down: [10]])
+    }
+
+    /// A file the first schema (v1, keyed by the printed URL alone) wrote is brought to v2: its rows are
+    /// kept, each as its URL's first (ordinal 1), with their changes and rollups.
+    @Test func v1File_isMigrated_keepingItsRowsAsOrdinalOne() async throws {
+        let folder = Folder()
+        try FileManager.default.createDirectory(atPath: folder.path, withIntermediateDirectories: true)
+        let path = folder.path + "/" + SQLiteHistoryStore.fileName
+        let queue = try DatabaseQueue(path: path)
+        try await queue.write { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE grdb_migrations (identifier TEXT NOT NULL PRIMARY KEY);
+                    INSERT INTO grdb_migrations VALUES ('v1');
+                    CREATE TABLE url_state (
+                      id INTEGER PRIMARY KEY, url TEXT NOT NULL UNIQUE, name TEXT NOT NULL,
+                      status TEXT, state TEXT, code INTEGER, error TEXT, detail TEXT,
+                      error_count INTEGER NOT NULL DEFAULT 0, latency REAL NOT NULL DEFAULT 0,
+                      polls INTEGER NOT NULL DEFAULT 0, since REAL, checked_at REAL);
+                    CREATE TABLE state_change (
+                      id INTEGER PRIMARY KEY, url_id INTEGER NOT NULL REFERENCES url_state(id), at REAL NOT NULL,
+                      from_state TEXT, from_status TEXT, to_state TEXT NOT NULL, to_status TEXT NOT NULL, detail TEXT);
+                    CREATE INDEX state_change_by_url ON state_change(url_id, at);
+                    CREATE TABLE rollup_minute (
+                      url_id INTEGER NOT NULL, start INTEGER NOT NULL, polls INTEGER NOT NULL,
+                      failures INTEGER NOT NULL, degraded INTEGER NOT NULL, latency_sum REAL NOT NULL,
+                      latency_max REAL NOT NULL, sketch BLOB NOT NULL, PRIMARY KEY (url_id, start)) WITHOUT ROWID;
+                    CREATE TABLE rollup_hour (
+                      url_id INTEGER NOT NULL, start INTEGER NOT NULL, polls INTEGER NOT NULL,
+                      failures INTEGER NOT NULL, degraded INTEGER NOT NULL, latency_sum REAL NOT NULL,
+                      latency_max REAL NOT NULL, sketch BLOB NOT NULL, PRIMARY KEY (url_id, start)) WITHOUT ROWID;
+                    INSERT INTO url_state (id, url, name, status, state, error_count, since, checked_at)
+                      VALUES (7, 'http://127.0.0.1:9/a', 'a', 'refused', 'down', 3, 1, 2);
+                    INSERT INTO state_change (url_id, at, to_state, to_status) VALUES (7, 1, 'down', 'refused');
+                    """)
+        }
+        try queue.close()
+
+        let store = try SQLiteHistoryStore(directory: folder.path)
+        let saved = try store.savedStates()
+        #expect(saved.map(\.historyKey) == [HistoryKey(url: Self.a)])
+        #expect(saved.first?.errorCount == 3)
+        #expect(try store.recentChanges(limit: 10)[HistoryKey(url: Self.a)]?.count == 1)
+        #expect(try Self.rows(path, "SELECT count(*) FROM grdb_migrations") == 2)
     }
 
     @Test func newerSchema_isRefusedInWords_andTheFileIsLeftAsItIs() async throws {
@@ -215,7 +303,7 @@ import Testing
         let migrations = try await reader.read { db in
             try String.fetchAll(db, sql: "SELECT identifier FROM grdb_migrations ORDER BY identifier")
         }
-        #expect(migrations == ["v1", "v9"])
+        #expect(migrations == ["v1", "v2", "v9"])
         #expect(try Self.rows(path, "SELECT count(*) FROM sqlite_master WHERE type = 'table'") == 5)
     }
 
@@ -274,7 +362,9 @@ import Testing
             await writer.sync()
         }
         // Then: the 10 it kept are written, and one line says 15 were not.
-        #expect(try store.summary(url: Self.a, from: Self.base, to: Self.base + 60, byMinute: true).rollup.polls == 10)
+        #expect(
+            try store.summary(key: HistoryKey(url: Self.a), from: Self.base, to: Self.base + 60, byMinute: true).rollup
+                .polls == 10)
         let lines = log.all.filter { $0.contains("history falls behind") }
         #expect(lines.count == 1)
         #expect(lines.first?.contains("15 polls or changes were not recorded") == true)

@@ -53,6 +53,26 @@ import Testing
         #expect(caught == "caught: \(path):2: \(message)")
     }
 
+    /// `urlpoll.history(url, …)` finds URLs that differ only by their password by the URL as written
+    /// (`s.raw_url`) or by name; the printed URL they share (`s.url`) names neither, and is refused in words.
+    @Test func historyKeys_tellURLsThatPrintAlikeApart() throws {
+        var targets = [
+            Target(url: "http://probe:A@127.0.0.1:9/x"), Target(url: "http://probe:B@127.0.0.1:9/x"),
+            Target(url: "http://127.0.0.1:9/y"),
+        ]
+        LuaRuntime.numberNamesSharedByCredentials(&targets)
+        let index = HistoryKeyIndex(targets)
+        let shown = "http://probe:xxxxx@127.0.0.1:9/x"
+        #expect(try index.key(for: "http://probe:A@127.0.0.1:9/x") == HistoryKey(url: shown, ordinal: 1))
+        #expect(try index.key(for: "http://probe:B@127.0.0.1:9/x") == HistoryKey(url: shown, ordinal: 2))
+        #expect(try index.key(for: "\(shown) (2)") == HistoryKey(url: shown, ordinal: 2))
+        #expect(try index.key(for: "http://127.0.0.1:9/y") == HistoryKey(url: "http://127.0.0.1:9/y"))
+        #expect(throws: HistoryKeyIndex.Ambiguous.self) { try index.key(for: shown) }
+        // A URL the script no longer lists is looked up as printed, never by its password.
+        #expect(
+            try index.key(for: "http://probe:C@127.0.0.1:9/z") == HistoryKey(url: "http://probe:xxxxx@127.0.0.1:9/z"))
+    }
+
     @Test func history_countsThePollsAndChangesInTheWindow() async throws {
         // Given: a store holding 20 polls of a over the last 20 minutes (the last 4 down) and its changes,
         // and one poll 2 hours ago.

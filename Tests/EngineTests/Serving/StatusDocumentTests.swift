@@ -1,4 +1,5 @@
-import Engine
+@testable import Engine
+import Foundation
 import Testing
 
 /// ``StatusDocument/make(targets:states:settings:history:now:)`` alone, from the monitor's map as it is
@@ -28,5 +29,37 @@ import Testing
         #expect(document.urls.map(\.url) == [plain.url, shown, shown])
         let json = String(decoding: try document.json(), as: UTF8.self)
         #expect(!json.contains("SECRET"))
+    }
+    /// URLs that print alike each show their own uptime and changes from the `--data` store (a real SQLite
+    /// file), keyed by their printed URL and ordinal, not the sum of both.
+    @Test func urlsThatPrintAlike_showTheirOwnHistory() async throws {
+        var first = Target(url: "http://probe:SECRET1@127.0.0.1:8080/b")
+        var second = Target(url: "http://probe:SECRET2@127.0.0.1:8080/b")
+        var targets = [first, second]
+        LuaRuntime.numberNamesSharedByCredentials(&targets)
+        (first, second) = (targets[0], targets[1])
+        let folder = "/tmp/urlpoll-data-\(UUID().uuidString.prefix(8))"
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let store = try SQLiteHistoryStore(directory: folder)
+        let now = 1_793_577_600.0
+        var batch = HistoryBatch()
+        var states: [String: State] = [:]
+        for (target, health) in [(first, Health.up), (second, .down)] {
+            for i in 0..<4 {
+                let state = State(
+                    url: target.displayURL, rawURL: target.url, name: target.name, ordinal: target.ordinal,
+                    status: health == .up ? "200 OK" : "401 Unauthorized", health: health, since: now - 600,
+                    checkedAt: now - 600 + Double(i))
+                batch.count(state)
+                if i == 0 { batch.changes.append(HistoryChange(state, previous: nil)) }
+                states[target.url] = state
+            }
+        }
+        try await store.write(batch)
+        let document = try StatusDocument.make(
+            targets: targets, states: states, settings: Settings(), history: store, now: now)
+        #expect(document.urls.map(\.uptime1d) == [1.0, 0.0])
+        #expect(document.urls.map { $0.changes.map(\.to) } == [["up"], ["down"]])
+        #expect(!String(decoding: try document.json(), as: UTF8.self).contains("SECRET"))
     }
 }
