@@ -312,6 +312,29 @@ import Testing
         #expect(!message.contains("s3cret"))
     }
 
+    /// TLS 1.0 and 1.1 are refused from hooks as from polls (RFC 8996), and the error says why.
+    @Test func error_whenTheServerSpeaksOnlyTLS11_saysProtocolVersion() async throws {
+        // Given: a server that speaks TLS 1.1 at most, and a check that calls it.
+        let leaf = try TestCertificates.leaf(["127.0.0.1"], notAfter: 30 * 86_400, issuer: nil)
+        let server = try await TLSServer(chain: [leaf], maximumVersion: .tlsv11)
+        let (sut, script) = try loadHost(
+            """
+            urls = { { url = "http://127.0.0.1:9/", check = function(res)
+              local r, err = urlpoll.http.get("https://127.0.0.1:\(server.port)/x")
+              return "down", err
+            end } }
+            """)
+        _ = script
+
+        // When: the check runs.
+        let verdict = try #require(await sut.check(sut.config.targets[0], Self.response()))
+        try await server.stop()
+
+        // Then: the request failed at the handshake (not at the certificate, which TLS 1.1 would reach), in words.
+        let message = try #require(verdict.message)
+        #expect(message.hasPrefix("GET https://127.0.0.1:\(server.port)/x: tls: protocol version: "), "\(message)")
+    }
+
     @Test func onResultOnChangeAndReport_canMakeRequests() async throws {
         let server = HookServer()
         try await server.run { base in
