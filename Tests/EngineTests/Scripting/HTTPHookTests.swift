@@ -1,6 +1,7 @@
 @testable import Engine
 import Foundation
 import Logging
+import ServiceLifecycle
 import Testing
 
 /// urlpoll.http inside hooks: requests that suspend the hook's coroutine, never the Lua state, against real
@@ -294,6 +295,60 @@ import Testing
             #expect(await sut.check(sut.config.targets[0], Self.response()) == Verdict(.up))
             prober.shutdown()
             try await client.shutdown()
+        }
+    }
+
+    /// The last report printed on a graceful stop (SIGTERM) runs `report` too; one that waits on a request
+    /// is abandoned at once, as a waiting `check` is, not after the request's timeout (60 s here).
+    @Test func engineStop_whileTheLastReportsHookWaits_abandonsItAtOnce() async throws {
+        let server = HookServer()
+        try await server.run { base in
+            // Given: a running engine (a ReloadingService in a ServiceGroup, as `urlpoll run`) whose `report`
+            // waits on the slow server, and whose one URL has been polled; no tick comes before the stop.
+            let (sut, script) = try loadHost(
+                """
+                timeout = 60
+                status_interval = 3600
+                urls = { "\(base)/json" }
+                function report(s) local r = urlpoll.http.get("\(base)/slow") end
+                """)
+            _ = script
+            let monitor = StateMonitor(
+                urls: sut.config.targets.map(\.displayURL), reporter: sut.reporter(fallback: RecordingReporter()))
+            let client = HTTPProber.makeClient(pollers: 2)
+            let prober = HTTPProber(client: client)
+            let pool = PollerPool(
+                settings: sut.config.settings, targets: sut.config.targets, prober: prober, policy: LinearBackoff(),
+                checker: sut.checker, monitor: monitor, clock: ContinuousClock())
+            let service = ReloadingService(pool: pool, reloads: AsyncStream { $0.finish() }) { nil }
+            let services = ServiceGroup(configuration: .init(services: [service], logger: Logger(label: "test")))
+            let stoppedFirst = await withTaskGroup(of: Bool.self) { group in
+                group.addTask {
+                    await #expect(throws: Never.self) { try await services.run() }
+                    return true
+                }
+                let deadline = ContinuousClock.now + .seconds(20)
+                while await monitor.snapshot().isEmpty, ContinuousClock.now < deadline {
+                    try? await Task.sleep(for: .milliseconds(10))
+                }
+                #expect(await !monitor.snapshot().isEmpty)
+
+                // When: the engine stops gracefully, and prints its last report, whose hook waits on a request.
+                await services.triggerGracefulShutdown()
+
+                // Then: the engine is done without the server answering (within 20 s, a third of the timeout).
+                group.addTask {
+                    try? await Task.sleep(for: .seconds(20))
+                    return false
+                }
+                let first = await group.next()
+                group.cancelAll()
+                server.release()
+                return first
+            }
+            prober.shutdown()
+            try await client.shutdown()
+            #expect(stoppedFirst == true, "the last report waited on its request")
         }
     }
 
