@@ -12,7 +12,8 @@ import ServiceLifecycle
 /// carries on. On success the old pool stops and the new one starts from the old states: each kept URL keeps
 /// its status, error count, poll count and `since`; removed URLs are dropped; every kept URL is polled once
 /// right away, then follows its schedule. On graceful shutdown (SIGINT, SIGTERM) or cancellation the pool
-/// stops, in-flight requests are cancelled, and the monitor prints a last report.
+/// stops, in-flight requests are cancelled, and the monitor prints a last report (a `report` hook that waits
+/// on a request there is abandoned at once).
 public struct ReloadingService<C: Clock>: Service where C.Duration == Duration {
     /// Builds the pool for a freshly loaded script, or returns nil when the script is invalid (having said
     /// why).
@@ -40,8 +41,14 @@ public struct ReloadingService<C: Clock>: Service where C.Duration == Duration {
 
     public func run() async {
         guard let last = await cancelWhenGracefulShutdown({ await self.pollAndReload() }) else { return }
-        // Print a last report, as a user stopping the program expects to see where things stood.
-        await last.monitor.tick()
+        // Print a last report, as a user stopping the program expects to see where things stood. It runs as
+        // a cancelled task, for urlpoll is stopping: a `report` hook that waits on `urlpoll.http` is abandoned
+        // at once, as every waiting hook is, rather than after its request's timeout. (The rest of the tick,
+        // the reporter's printing included, does not wait on anything cancellation ends.)
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { await last.monitor.tick() }
+            group.cancelAll()
+        }
     }
 
     private enum Outcome: Sendable {

@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import FoundationEssentials
 import NIOCore
 import NIOHTTP1
+import NIOSSL
 import Synchronization
 
 /// HookHTTPClient sends the requests hooks make with `urlpoll.http`, on AsyncHTTPClient, off the Lua
@@ -25,6 +26,10 @@ struct HookHTTPClient: Sendable {
         var configuration = HTTPClient.Configuration(
             redirectConfiguration: .disallow, timeout: .init(connect: .seconds(30), read: nil))
         configuration.connectionPool = .init(idleTimeout: .seconds(50), concurrentHTTP1ConnectionsPerHostSoftLimit: 8)
+        // TLS 1.2 and 1.3 only, as polls (RFC 8996); swift-nio-ssl's default minimum is TLS 1.0.
+        var tls = TLSConfiguration.makeClientConfiguration()
+        tls.minimumTLSVersion = .tlsv12
+        configuration.tlsConfiguration = tls
         // One connection attempt per request: a refused server is told to the hook at once, as what it is.
         configuration.connectionPool.retryConnectionEstablishment = false
         return HookHTTPClient(

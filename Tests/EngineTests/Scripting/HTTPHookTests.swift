@@ -1,6 +1,7 @@
 @testable import Engine
 import Foundation
 import Logging
+import ServiceLifecycle
 import Testing
 
 /// urlpoll.http inside hooks: requests that suspend the hook's coroutine, never the Lua state, against real
@@ -297,6 +298,60 @@ import Testing
         }
     }
 
+    /// The last report printed on a graceful stop (SIGTERM) runs `report` too; one that waits on a request
+    /// is abandoned at once, as a waiting `check` is, not after the request's timeout (60 s here).
+    @Test func engineStop_whileTheLastReportsHookWaits_abandonsItAtOnce() async throws {
+        let server = HookServer()
+        try await server.run { base in
+            // Given: a running engine (a ReloadingService in a ServiceGroup, as `urlpoll run`) whose `report`
+            // waits on the slow server, and whose one URL has been polled; no tick comes before the stop.
+            let (sut, script) = try loadHost(
+                """
+                timeout = 60
+                status_interval = 3600
+                urls = { "\(base)/json" }
+                function report(s) local r = urlpoll.http.get("\(base)/slow") end
+                """)
+            _ = script
+            let monitor = StateMonitor(
+                urls: sut.config.targets.map(\.displayURL), reporter: sut.reporter(fallback: RecordingReporter()))
+            let client = HTTPProber.makeClient(pollers: 2)
+            let prober = HTTPProber(client: client)
+            let pool = PollerPool(
+                settings: sut.config.settings, targets: sut.config.targets, prober: prober, policy: LinearBackoff(),
+                checker: sut.checker, monitor: monitor, clock: ContinuousClock())
+            let service = ReloadingService(pool: pool, reloads: AsyncStream { $0.finish() }) { nil }
+            let services = ServiceGroup(configuration: .init(services: [service], logger: Logger(label: "test")))
+            let stoppedFirst = await withTaskGroup(of: Bool.self) { group in
+                group.addTask {
+                    await #expect(throws: Never.self) { try await services.run() }
+                    return true
+                }
+                let deadline = ContinuousClock.now + .seconds(20)
+                while await monitor.snapshot().isEmpty, ContinuousClock.now < deadline {
+                    try? await Task.sleep(for: .milliseconds(10))
+                }
+                #expect(await !monitor.snapshot().isEmpty)
+
+                // When: the engine stops gracefully, and prints its last report, whose hook waits on a request.
+                await services.triggerGracefulShutdown()
+
+                // Then: the engine is done without the server answering (within 20 s, a third of the timeout).
+                group.addTask {
+                    try? await Task.sleep(for: .seconds(20))
+                    return false
+                }
+                let first = await group.next()
+                group.cancelAll()
+                server.release()
+                return first
+            }
+            prober.shutdown()
+            try await client.shutdown()
+            #expect(stoppedFirst == true, "the last report waited on its request")
+        }
+    }
+
     @Test func error_redactsTheURLsPassword() async throws {
         let (sut, script) = try loadHost(
             """
@@ -310,6 +365,29 @@ import Testing
         let message = try #require(verdict.message)
         #expect(message.hasPrefix("GET http://probe:xxxxx@127.0.0.1:9/x: refused: "))
         #expect(!message.contains("s3cret"))
+    }
+
+    /// TLS 1.0 and 1.1 are refused from hooks as from polls (RFC 8996), and the error says why.
+    @Test func error_whenTheServerSpeaksOnlyTLS11_saysProtocolVersion() async throws {
+        // Given: a server that speaks TLS 1.1 at most, and a check that calls it.
+        let leaf = try TestCertificates.leaf(["127.0.0.1"], notAfter: 30 * 86_400, issuer: nil)
+        let server = try await TLSServer(chain: [leaf], maximumVersion: .tlsv11)
+        let (sut, script) = try loadHost(
+            """
+            urls = { { url = "http://127.0.0.1:9/", check = function(res)
+              local r, err = urlpoll.http.get("https://127.0.0.1:\(server.port)/x")
+              return "down", err
+            end } }
+            """)
+        _ = script
+
+        // When: the check runs.
+        let verdict = try #require(await sut.check(sut.config.targets[0], Self.response()))
+        try await server.stop()
+
+        // Then: the request failed at the handshake (not at the certificate, which TLS 1.1 would reach), in words.
+        let message = try #require(verdict.message)
+        #expect(message.hasPrefix("GET https://127.0.0.1:\(server.port)/x: tls: protocol version: "), "\(message)")
     }
 
     @Test func onResultOnChangeAndReport_canMakeRequests() async throws {
