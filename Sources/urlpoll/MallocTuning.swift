@@ -13,9 +13,10 @@
 /// each time a mapped block is freed; freed, they left holes that the next reload's blocks did not fit and
 /// `malloc_trim` could only partly give back. With 50,000 URLs and 20 reloads (`bench/reload_rss.py`,
 /// release build, 2 cores) the resident size after the last reload was 10–18 % above the first with
-/// glibc's defaults (15.5 % with the arena cap alone); with the threshold fixed at 128 KiB, large blocks
-/// are mapped and unmapped on their own and it was within 1.5 %, against the 10 % issue 11 allows.
-/// Capping the arenas at 2 keeps freed memory from spreading over up to 8 arenas per core.
+/// glibc's defaults, and 15.5 % with the arena cap alone; with the threshold fixed at 128 KiB as well,
+/// large blocks are mapped and unmapped on their own and it was +6.5 % and +2.4 % in two runs (peaks
+/// 111 and 103 MB, against 120–123 MB before), within the 10 % issue 11 allows. Capping the arenas at 2
+/// keeps freed memory from spreading over up to 8 arenas per core.
 /// Source: mallopt(3) (`M_MMAP_THRESHOLD`: setting it turns the dynamic threshold off; `M_ARENA_MAX`,
 /// glibc 2.10 and later).
 enum MallocTuning {
