@@ -24,9 +24,11 @@ struct Urlpoll: AsyncParsableCommand {
         subcommands: [Run.self, Check.self, Once.self, Demo.self]
     )
 
-    /// As ArgumentParser's, but the open-file limit is raised first (``FileLimit``), and standard output's queue is written out before the process exits (for at most
-    /// 2 s after the reader last took anything, so a reader that stopped cannot keep urlpoll alive).
+    /// As ArgumentParser's, but the open-file limit is raised first (``FileLimit``) and glibc's malloc tuned
+    /// for reloads (``MallocTuning``), and standard output's queue is written out before the process exits (for
+    /// at most 2 s after the reader last took anything, so a reader that stopped cannot keep urlpoll alive).
     static func main() async {
+        MallocTuning.apply()
         FileLimit.raise()
         do {
             var command = try parseAsRoot()

@@ -3,14 +3,15 @@ import ServiceLifecycle
 import Synchronization
 
 /// AlertDispatcher delivers the alerts hooks record, with its own concurrency limit, a timeout per attempt
-/// and retries with exponential backoff. Polling never waits for it.
+/// and retries with exponential backoff. Polling never waits for it, and a failed alert waits for its retry
+/// without holding a delivery slot, so a dead receiver never holds up alerts to working ones.
 ///
 /// On shutdown it stops taking new alerts and keeps delivering what is queued for at most
 /// ``Configuration/shutdownGrace``; whatever is still undelivered then is logged as such, never dropped
 /// silently.
 public final class AlertDispatcher<C: Clock>: AlertSink, Service where C.Duration == Duration {
     public struct Configuration: Sendable {
-        /// Deliveries in flight at once (default 4).
+        /// Attempts under way at once (default 4). An alert waiting for its retry holds none.
         public var concurrency = 4
         /// Attempts per alert, the first included (default 4).
         public var attempts = 4
@@ -89,17 +90,7 @@ public final class AlertDispatcher<C: Clock>: AlertSink, Service where C.Duratio
     /// Delivers alerts until ``finish()`` (or graceful shutdown) and the queue is drained.
     public func run() async {
         await withGracefulShutdownHandler {
-            await withTaskGroup(of: Void.self) { group in
-                var running = 0
-                for await alert in self.queue {
-                    if running >= self.configuration.concurrency {
-                        await group.next()
-                        running -= 1
-                    }
-                    group.addTask { await self.deliver(alert) }
-                    running += 1
-                }
-            }
+            await self.deliverAll()
         } onGracefulShutdown: {
             self.finish()
         }
@@ -107,6 +98,135 @@ public final class AlertDispatcher<C: Clock>: AlertSink, Service where C.Duratio
         if left > 0 {
             self.logger.error("\(left) alert(s) not delivered: urlpoll stopped before they were sent")
         }
+    }
+
+    /// One alert on its way: its attempts so far, the last one's failure, and the wait before the next.
+    private struct Delivery: Sendable {
+        var alert: Alert
+        var attempts = 0
+        var lastError = "no attempt made"
+        var delay: Duration
+        /// Set when shutdown's grace ran out before the next attempt.
+        var outOfTime = false
+        var delivered = false
+    }
+
+    /// What the delivery loop hears from its child tasks.
+    private enum Event: Sendable {
+        /// The next alert from the queue, or nil once the queue is finished and drained.
+        case taken(Alert?)
+        /// An attempt ended (delivered, failed, or not made for want of time).
+        case attempted(Delivery)
+        /// A failed alert's wait before its next attempt is over.
+        case due(Delivery)
+    }
+
+    /// The delivery loop. A slot (``Configuration/concurrency``) is held only while an attempt runs: a failed
+    /// alert waits for its retry on the clock without one, so a dead receiver's retries never hold up alerts
+    /// to working ones. Due retries take free slots before new alerts, and a new alert is read from the
+    /// queue only when a slot is free, so a full queue still drops its oldest.
+    private func deliverAll() async {
+        await withTaskGroup(of: Event.self) { group in
+            var attempting = 0
+            var reading = false
+            var drained = false
+            // Due retries, and at most one alert read from the queue, waiting for a slot.
+            var ready: [Delivery] = []
+            while true {
+                while attempting < self.configuration.concurrency, !ready.isEmpty {
+                    let next = ready.removeFirst()
+                    attempting += 1
+                    group.addTask { .attempted(await self.attempt(next)) }
+                }
+                if attempting < self.configuration.concurrency, ready.isEmpty, !reading, !drained {
+                    reading = true
+                    group.addTask {
+                        // One reader at a time: the queue's single consumer.
+                        var queue = self.queue.makeAsyncIterator()
+                        return .taken(await queue.next())
+                    }
+                }
+                guard let event = await group.next() else { break }
+                switch event {
+                case .taken(let alert):
+                    reading = false
+                    if let alert {
+                        ready.append(Delivery(alert: alert, delay: self.configuration.retryDelay))
+                    } else {
+                        drained = true
+                    }
+                case .attempted(let delivery):
+                    attempting -= 1
+                    if let retry = self.afterAttempt(delivery) {
+                        group.addTask { .due(await self.waitForRetry(retry)) }
+                    }
+                case .due(let delivery):
+                    ready.append(delivery)
+                }
+            }
+        }
+    }
+
+    /// Makes one attempt, within the attempt's timeout and shutdown's grace.
+    private func attempt(_ delivery: Delivery) async -> Delivery {
+        var delivery = delivery
+        var timeout = self.configuration.timeout
+        if let remaining = self.remaining() {
+            guard remaining > .zero else {
+                delivery.outOfTime = true
+                return delivery
+            }
+            timeout = min(timeout, remaining)
+        }
+        delivery.attempts += 1
+        do {
+            try await self.transport.deliver(delivery.alert, timeout: timeout)
+            delivery.delivered = true
+        } catch {
+            delivery.lastError = "\(error)"
+        }
+        return delivery
+    }
+
+    /// Logs how an attempt went; returns the delivery when it is to be tried again, or finishes it.
+    private func afterAttempt(_ delivery: Delivery) -> Delivery? {
+        let metadata: Logger.Metadata = ["alert": "\(delivery.alert.summary)"]
+        if delivery.delivered {
+            self.logger.debug("alert delivered", metadata: metadata)
+            self.finished(delivery.alert, .delivered)
+            return nil
+        }
+        if delivery.outOfTime {
+            self.logger.error("alert not delivered before shutdown (\(delivery.lastError))", metadata: metadata)
+            self.finished(delivery.alert, .failed)
+            return nil
+        }
+        guard delivery.attempts < self.configuration.attempts else {
+            self.logger.error(
+                "alert not delivered after \(self.configuration.attempts) attempts: \(delivery.lastError)",
+                metadata: metadata)
+            self.finished(delivery.alert, .failed)
+            return nil
+        }
+        self.logger.warning(
+            "alert attempt \(delivery.attempts) failed: \(delivery.lastError); retrying in \(formatSeconds(delivery.delay.seconds)) s",
+            metadata: metadata)
+        return delivery
+    }
+
+    /// Waits, holding no slot, until the delivery's next attempt is due (sooner if shutdown's grace ends
+    /// first), and doubles its next wait.
+    private func waitForRetry(_ delivery: Delivery) async -> Delivery {
+        var delivery = delivery
+        let wait = self.remaining().map { min(delivery.delay, $0) } ?? delivery.delay
+        try? await self.clock.sleep(for: wait)
+        delivery.delay *= 2
+        return delivery
+    }
+
+    private func finished(_ alert: Alert, _ result: AlertResult) {
+        self.changeOutstanding(by: -1)
+        self.observer?.alertFinished(alert, result)
     }
 
     /// Stops taking alerts; what is queued is still delivered within the shutdown grace.
@@ -128,43 +248,5 @@ public final class AlertDispatcher<C: Clock>: AlertSink, Service where C.Duratio
             return n
         }
         self.observer?.alertQueueChanged(length: length)
-    }
-
-    private func deliver(_ alert: Alert) async {
-        var result = AlertResult.failed
-        defer {
-            self.changeOutstanding(by: -1)
-            self.observer?.alertFinished(alert, result)
-        }
-        let metadata: Logger.Metadata = ["alert": "\(alert.summary)"]
-        var delay = self.configuration.retryDelay
-        var lastError = "no attempt made"
-        for attempt in 1...self.configuration.attempts {
-            var timeout = self.configuration.timeout
-            if let remaining = self.remaining() {
-                guard remaining > .zero else {
-                    self.logger.error("alert not delivered before shutdown (\(lastError))", metadata: metadata)
-                    return
-                }
-                timeout = min(timeout, remaining)
-            }
-            do {
-                try await self.transport.deliver(alert, timeout: timeout)
-                self.logger.debug("alert delivered", metadata: metadata)
-                result = .delivered
-                return
-            } catch {
-                lastError = "\(error)"
-            }
-            guard attempt < self.configuration.attempts else { break }
-            self.logger.warning(
-                "alert attempt \(attempt) failed: \(lastError); retrying in \(formatSeconds(delay.seconds)) s",
-                metadata: metadata)
-            let wait = self.remaining().map { min(delay, $0) } ?? delay
-            try? await self.clock.sleep(for: wait)
-            delay *= 2
-        }
-        self.logger.error(
-            "alert not delivered after \(self.configuration.attempts) attempts: \(lastError)", metadata: metadata)
     }
 }

@@ -6,11 +6,18 @@ import NIOSSL
     import Glibc
 #endif
 
-/// A reused connection that could not carry the request: the server had closed it (the request never
-/// reached it), or it held stray bytes from an earlier response (`strayBytes`: a body sent after a HEAD
-/// response that announced one, as some frameworks do), read before this request's response.
+/// A reused connection that could not carry the request: the server had closed it, or it held stray bytes
+/// from an earlier response (`strayBytes`: a body sent after a HEAD response that announced one, as some
+/// frameworks do), read before this request's response.
+///
+/// `unsent` says the request's head never reached the socket whole: the connection was closed (by urlpoll on
+/// finding stray bytes, or by the server while it sat idle) between being handed out and the write, or the
+/// write itself failed. Such a request cannot have been acted on, so ``HTTP1Client`` sends it again on a new
+/// connection whatever its method, as Go's net/http does (`nothingWrittenError` in its transport); one whose
+/// head was written goes again only if its method is idempotent (RFC 9110 §9.2.2).
 struct StaleConnection: Error {
     var strayBytes = false
+    var unsent = false
 }
 
 /// Exchange is one request on its way to the handler, with the promise its outcome completes.
@@ -58,6 +65,9 @@ final class ExchangeHandler: ChannelDuplexHandler {
         /// When the request went out, and when the response's first head (a 1xx one included) came in.
         var sent: NIODeadline
         var firstHead: NIODeadline?
+        /// Whether the request's head reached the socket (its write's promise succeeded). Until then the
+        /// server cannot have seen the request.
+        var written = false
     }
 
     private var current: Current?
@@ -70,7 +80,9 @@ final class ExchangeHandler: ChannelDuplexHandler {
         let exchange = self.unwrapOutboundIn(data)
         promise?.succeed()
         guard self.current == nil, context.channel.isActive else {
-            exchange.promise.fail(StaleConnection())
+            // Closed (stray bytes, or the server's close) after the pool handed the connection out: nothing
+            // of this request was written.
+            exchange.promise.fail(StaleConnection(unsent: true))
             return
         }
         if let opened = exchange.opened { self.connection = opened }
@@ -81,7 +93,12 @@ final class ExchangeHandler: ChannelDuplexHandler {
             self.finish(context, .failure(ProbeFailure(.timeout, detail: "")), close: true)
         }
         self.current = current
-        context.write(self.wrapOutboundOut(.head(exchange.head)), promise: nil)
+        let headWritten = context.eventLoop.makePromise(of: Void.self)
+        headWritten.futureResult.assumeIsolated().whenSuccess {
+            // Still this exchange's: the next one is written only after this one is finished.
+            if self.current != nil { self.current!.written = true }
+        }
+        context.write(self.wrapOutboundOut(.head(exchange.head)), promise: headWritten)
         if let body = exchange.body, !body.isEmpty {
             context.write(
                 self.wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: body)))), promise: nil)
@@ -151,7 +168,7 @@ final class ExchangeHandler: ChannelDuplexHandler {
             if current.head != nil {
                 error = ProbeFailure(.reset, detail: "the server closed the connection before the end of the body")
             } else if self.used {
-                error = StaleConnection()
+                error = StaleConnection(unsent: !current.written)
             } else {
                 error = HTTP1Client.closedBeforeResponse
             }
@@ -167,11 +184,12 @@ final class ExchangeHandler: ChannelDuplexHandler {
         } else if let current = self.current, current.head == nil, self.used, let io = error as? IOError,
             io.errnoCode == ECONNRESET || io.errnoCode == EPIPE
         {
-            self.finish(context, .failure(StaleConnection()), close: true)
+            self.finish(context, .failure(StaleConnection(unsent: !current.written)), close: true)
         } else if let current = self.current, current.head == nil, self.used, error is HTTPParserError {
             // Not HTTP before this response's head, on a reused connection: bytes left over from the
             // previous response. This URL is not judged by them; the connection is dropped.
-            self.finish(context, .failure(StaleConnection(strayBytes: true)), close: true)
+            self.finish(
+                context, .failure(StaleConnection(strayBytes: true, unsent: !current.written)), close: true)
         } else if self.current != nil {
             self.finish(context, .failure(error), close: true)
         } else {

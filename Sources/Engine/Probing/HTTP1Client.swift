@@ -58,11 +58,15 @@ final class HTTP1Client: Sendable {
     /// An idle connection is closed after this long: servers drop idle connections (nginx after 75 s), and
     /// a poll should not be the one to find out.
     private let idleTimeout: TimeAmount
+    /// Run between taking a kept connection from the pool and writing the request on it. Tests only (`nil`
+    /// in urlpoll): a test makes the connection stale here, on a server's cue, to hit that window for sure.
+    private let handingOut: (@Sendable (any Channel) async -> Void)?
 
     init(
         group: any EventLoopGroup, maximumIdlePerHost: Int, maximumIdle: Int, idleTimeout: TimeAmount,
-        resolver: NameResolver = .shared
+        resolver: NameResolver = .shared, handingOut: (@Sendable (any Channel) async -> Void)? = nil
     ) {
+        self.handingOut = handingOut
         self.group = group
         self.idle = IdleConnectionPool(maximumPerHost: maximumIdlePerHost, maximum: maximumIdle)
         self.idleTimeout = idleTimeout
@@ -93,11 +97,16 @@ final class HTTP1Client: Sendable {
     /// (its `serverName` already worked out: `tls.server_name` or the URL's host).
     ///
     /// `fields` are sent as given, in order (``RequestDescription/fields(method:userAgent:)``: `Host` first,
-    /// the framing last), and the request's body after them. A kept-alive connection the server has closed
-    /// meanwhile fails before a byte of response arrives; an idempotent request is then sent once more on a
-    /// new connection, as browsers and HTTP clients do. A cancelled poll (the engine stopping) is never
-    /// sent again and never opens a connection: it throws `CancellationError`. A TLS handshake that fails
-    /// throws ``HandshakeFailure``; the request is not sent.
+    /// the framing last), and the request's body after them.
+    ///
+    /// A kept-alive connection can turn out stale: the server closed it while it sat idle, or it held stray
+    /// bytes (urlpoll then closes it), found when it is handed out, as the request is written, or before a
+    /// byte of response arrives. The request then goes once more, on a new connection, when none of it was
+    /// written (whatever its method: the server cannot have acted on it) or when its method is idempotent
+    /// (RFC 9110 §9.2.2), as Go's net/http does. A POST whose head was written is not sent twice: the poll
+    /// fails as `reset` (or `bad_response`, for stray bytes) with a detail that says so. A cancelled poll (the
+    /// engine stopping) is never sent again and never opens a connection: it throws `CancellationError`. A
+    /// TLS handshake that fails throws ``HandshakeFailure``; the request is not sent.
     func execute(
         _ request: RequestDescription, method: HTTPMethod, fields: [Header], tls: TLSOptions?, deadline: NIODeadline,
         captureBody: Bool, maximumBodySize: Int
@@ -109,6 +118,7 @@ final class HTTP1Client: Sendable {
         let body = request.body
         let key = ConnectionKey(scheme: request.scheme, host: request.host, port: request.port, tls: tls)
         if let channel = self.idle.take(key) {
+            if let handingOut = self.handingOut { await handingOut(channel) }
             do {
                 return try await self.send(
                     head, body: body, on: channel, opened: nil, key: key, deadline: deadline, captureBody: captureBody,
@@ -116,9 +126,9 @@ final class HTTP1Client: Sendable {
             } catch is StaleConnection where Task.isCancelled {
                 // Closed by the cancellation itself (shutdown): not a stale connection, so no new one.
                 throw CancellationError()
-            } catch is StaleConnection where Self.isIdempotent(method) {
-                // The server closed it while it was idle, or it held another response's stray bytes: go
-                // again on a new connection.
+            } catch let stale as StaleConnection where stale.unsent || Self.isIdempotent(method) {
+                // The server closed it while it was idle, or it held another response's stray bytes, and the
+                // request was never written or is safe to repeat: go again on a new connection.
             } catch let stale as StaleConnection {
                 if stale.strayBytes {
                     throw ProbeFailure(
@@ -126,7 +136,10 @@ final class HTTP1Client: Sendable {
                         detail: "the kept-alive connection held bytes left over from an earlier response; "
                             + "\(method.rawValue) is not sent twice")
                 }
-                throw Self.closedBeforeResponse
+                throw ProbeFailure(
+                    .reset,
+                    detail: "the kept-alive connection closed after the request was sent, before a response; "
+                        + "\(method.rawValue) is not sent twice")
             }
         }
         try Task.checkCancellation()
@@ -167,7 +180,7 @@ final class HTTP1Client: Sendable {
         // Cancelled (the engine is stopping): close the connection, which ends the exchange at once.
         // A write that never reaches the handler (the connection closed first) ends the exchange too.
         let written = channel.eventLoop.makePromise(of: Void.self)
-        written.futureResult.whenFailure { _ in promise.fail(StaleConnection()) }
+        written.futureResult.whenFailure { _ in promise.fail(StaleConnection(unsent: true)) }
         let outcome = try await withTaskCancellationHandler {
             channel.writeAndFlush(exchange, promise: written)
             return try await promise.futureResult.get()

@@ -3,6 +3,7 @@ import Foundation
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import NIOSSL
 
 #if canImport(Glibc)
     import Glibc
@@ -108,7 +109,8 @@ public struct HTTPProber: Prober {
     /// An HTTP client configured for polling: enough connections per host for `pollers` requests in flight,
     /// idle connections closed after `idleTimeout` (the prober's, 50 s by default), one connection attempt
     /// per request, and redirects not followed (the prober follows them itself, one request per hop) unless
-    /// `followsRedirects` (for webhooks: 5 at most, loops detected).
+    /// `followsRedirects` (for webhooks: 5 at most, loops detected). TLS 1.2 and 1.3 only (RFC 8996), as
+    /// polls and hooks: a webhook receiver that speaks TLS 1.1 at most fails as `tls: protocol version`.
     public static func makeClient(
         pollers: Int, idleTimeout: Duration = Configuration.defaultIdleTimeout, followsRedirects: Bool = false
     ) -> HTTPClient {
@@ -121,6 +123,10 @@ public struct HTTPProber: Prober {
         // One connection attempt per poll: a refused or unreachable server is reported at once as what it
         // is, instead of being retried until the timeout and reported late.
         configuration.connectionPool.retryConnectionEstablishment = false
+        // TLS 1.2 and 1.3 only (RFC 8996), as polls and hooks; swift-nio-ssl's default minimum is TLS 1.0.
+        var tls = TLSConfiguration.makeClientConfiguration()
+        tls.minimumTLSVersion = .tlsv12
+        configuration.tlsConfiguration = tls
         configuration.httpVersion = .automatic
         return HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
     }

@@ -1,6 +1,7 @@
 import AsyncHTTPClient
 import Engine
 import Logging
+import NIOSSL
 import Synchronization
 import Testing
 
@@ -219,6 +220,58 @@ import Testing
                     "error: alert not delivered after 4 attempts: the server refused the connection: Connection refused "
                         + "(errno 111)"), "\(errors)")
         }
+    }
+
+    /// A dead receiver's alerts wait for their retries without holding the delivery slots (4), so alerts to
+    /// a working receiver go out at once. Before, 4 failing alerts kept every slot through their 1, 2, 4 s
+    /// waits and the live receiver's alerts waited behind them.
+    @Test func dispatcher_whenOneReceiverIsDead_deliversToTheLiveOneWithoutWaitingOnItsRetries() async throws {
+        let receiver = Receiver()
+        try await receiver.run { base in
+            let clock = ManualClock()
+            let (logger, _) = RecordingLogHandler.make()
+            let (sut, client) = Self.dispatcher(clock: clock, logger: logger)
+            let dead = "http://127.0.0.1:\(try closedPort())/hook"
+            await withTaskGroup(of: Void.self) { group in
+                group.addTask { await sut.run() }
+                // Given: more alerts to a dead receiver than there are slots, the first 4 failed and waiting.
+                for _ in 1...8 { sut.enqueue(.post(url: dead, body: [], headers: [])) }
+                var sleeps = clock.sleeps.makeAsyncIterator()
+                for _ in 1...4 { _ = await sleeps.next() }
+
+                // When: two alerts for a live receiver come, and the clock stands still (no retry is due).
+                sut.enqueue(.post(url: base + "/hook", body: Array("a".utf8), headers: []))
+                sut.enqueue(.post(url: base + "/hook", body: Array("b".utf8), headers: []))
+
+                // Then: both are delivered, and the dead receiver's alerts all wait for their retries.
+                #expect(await eventually(within: .seconds(10)) { receiver.all.count == 2 })
+                #expect(Set(receiver.all.map(\.body)) == ["a", "b"])
+                #expect(await eventually { clock.pendingSleeps == 8 })
+                #expect(clock.now == ManualClock.Instant(offset: .zero))
+                group.cancelAll()
+            }
+            try await client.shutdown()
+        }
+    }
+
+    /// Webhooks refuse TLS 1.0 and 1.1 as polls and hooks do (RFC 8996), and the failure says why. Before,
+    /// the webhook client took TLS 1.1 and failed later, at the certificate.
+    @Test func transport_whenTheReceiverSpeaksOnlyTLS11_failsSayingProtocolVersion() async throws {
+        let leaf = try TestCertificates.leaf(["127.0.0.1"], notAfter: 30 * 86_400, issuer: nil)
+        let server = try await TLSServer(chain: [leaf], maximumVersion: .tlsv11)
+        let client = HTTPProber.makeClient(pollers: 4, followsRedirects: true)
+        let transport = SystemAlertTransport(client: client)
+
+        var message = ""
+        do {
+            try await transport.deliver(.post(url: server.https + "/hook", body: [], headers: []), timeout: .seconds(5))
+        } catch {
+            message = "\(error)"
+        }
+        try await client.shutdown()
+        try await server.stop()
+
+        #expect(message.hasPrefix("protocol version: "), "\(message)")
     }
 
     @Test func dispatcher_whenTheQueueOverflows_dropsTheOldest_andLogsOneLineWithACount() async throws {

@@ -171,6 +171,40 @@ import Testing
         }
     }
 
+    /// Each of `urlpoll.http`'s functions raises a bad argument at the script's calling line (issue 11, item
+    /// 8), caught by the script's own `pcall` or not.
+    @Test(arguments: [
+        ("urlpoll.http.get, 42", "bad argument #1 to 'get' (URL string expected, got number 42)"),
+        (
+            "urlpoll.http.post, \"http://127.0.0.1:9/\", true",
+            "bad argument #2 to 'post' (string or table (sent as JSON) expected, got boolean)"
+        ),
+        ("urlpoll.http.request", "bad argument #1 to 'request' (table of options expected, got no value)"),
+        (
+            "urlpoll.http.get, \"http://127.0.0.1:9/\", { tiemout = 1 }",
+            "bad argument #2 to 'get' (unknown option 'tiemout'; did you mean 'timeout'? (known options: method, url, headers, body, form, timeout))"
+        ),
+        (
+            "urlpoll.http.session().get, urlpoll.http.session(), 42",
+            "bad argument #1 to 'get' (URL string expected, got number 42)"
+        ),
+        (
+            "urlpoll.http.session().get, 42",
+            "bad self to 'get' (a session expected: write s:get(…), with a colon)"
+        ),
+    ])
+    func http_whenAnArgumentIsWrong_raisesAtTheCallingLine(call: String, message: String) async throws {
+        let (sut, script) = try loadHost(
+            """
+            urls = { { url = "http://127.0.0.1:9/", check = function(res)
+              local ok, err = pcall(\(call))
+              return "down", ok and "no error" or err
+            end } }
+            """)
+        let verdict = try #require(await sut.check(sut.config.targets[0], Self.response()))
+        #expect(verdict.message == "\(script.path):2: \(message)")
+    }
+
     @Test func http_atLoad_isALoadErrorWithFileLine() throws {
         let script = try TemporaryScript(
             """

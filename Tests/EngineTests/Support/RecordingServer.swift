@@ -39,6 +39,20 @@ final class RecordingServer: Sendable {
         case close
         /// Resets the connection (RST).
         case reset
+        /// Waits until the test gives the cue (at most 10 s, then goes on), so a test decides the moment.
+        case wait(Cue)
+    }
+
+    /// A moment the test chooses: a step ``Step/wait(_:)`` blocks its connection's thread until ``give()``.
+    final class Cue: Sendable {
+        private let semaphore = DispatchSemaphore(value: 0)
+
+        init() {}
+
+        /// Lets one waiting step (or the next one to wait) go on.
+        func give() { self.semaphore.signal() }
+
+        fileprivate func wait() { _ = self.semaphore.wait(timeout: .now() + .seconds(10)) }
     }
 
     let port: Int
@@ -117,6 +131,8 @@ final class RecordingServer: Sendable {
                     guard writeAll(fd, text) else { return }
                 case .pause(let duration):
                     usleep(UInt32(duration / .microseconds(1)))
+                case .wait(let cue):
+                    cue.wait()
                 case .close:
                     return
                 case .reset:
