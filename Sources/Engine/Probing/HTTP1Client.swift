@@ -101,10 +101,11 @@ final class HTTP1Client: Sendable {
     ///
     /// A kept-alive connection can turn out stale: the server closed it while it sat idle, or it held stray
     /// bytes (urlpoll then closes it), found when it is handed out, as the request is written, or before a
-    /// byte of response arrives. The request then goes once more, on a new connection, when none of it was
-    /// written (whatever its method: the server cannot have acted on it) or when its method is idempotent
-    /// (RFC 9110 §9.2.2), as Go's net/http does. A POST whose head was written is not sent twice: the poll
-    /// fails as `reset` (or `bad_response`, for stray bytes) with a detail that says so. A cancelled poll (the
+    /// byte of response arrives. An idempotent request (RFC 9110 §9.2.2) then goes once more, on a new
+    /// connection. A request that is not idempotent (POST, PATCH, …) is never given a kept connection: once
+    /// written it cannot be sent again, and whether a kept connection is still good is only known after the
+    /// write (a server's idle close, or a HEAD response's announced body arriving late, can cross it). It
+    /// always goes on a new connection, which is kept for the requests after it. A cancelled poll (the
     /// engine stopping) is never sent again and never opens a connection: it throws `CancellationError`. A
     /// TLS handshake that fails throws ``HandshakeFailure``; the request is not sent.
     func execute(
@@ -117,7 +118,7 @@ final class HTTP1Client: Sendable {
         let head = HTTPRequestHead(version: .http1_1, method: method, uri: request.target, headers: headers)
         let body = request.body
         let key = ConnectionKey(scheme: request.scheme, host: request.host, port: request.port, tls: tls)
-        if let channel = self.idle.take(key) {
+        if Self.isIdempotent(method), let channel = self.idle.take(key) {
             if let handingOut = self.handingOut { await handingOut(channel) }
             do {
                 return try await self.send(
@@ -126,20 +127,9 @@ final class HTTP1Client: Sendable {
             } catch is StaleConnection where Task.isCancelled {
                 // Closed by the cancellation itself (shutdown): not a stale connection, so no new one.
                 throw CancellationError()
-            } catch let stale as StaleConnection where stale.unsent || Self.isIdempotent(method) {
-                // The server closed it while it was idle, or it held another response's stray bytes, and the
-                // request was never written or is safe to repeat: go again on a new connection.
-            } catch let stale as StaleConnection {
-                if stale.strayBytes {
-                    throw ProbeFailure(
-                        .badResponse,
-                        detail: "the kept-alive connection held bytes left over from an earlier response; "
-                            + "\(method.rawValue) is not sent twice")
-                }
-                throw ProbeFailure(
-                    .reset,
-                    detail: "the kept-alive connection closed after the request was sent, before a response; "
-                        + "\(method.rawValue) is not sent twice")
+            } catch is StaleConnection {
+                // The server closed it while it was idle, or it held another response's stray bytes: the
+                // request is idempotent, so it goes again on a new connection.
             }
         }
         try Task.checkCancellation()
