@@ -28,6 +28,7 @@ import Testing
         let inner: SQLiteHistoryStore
         let writes = Mutex(0)
         init(_ inner: SQLiteHistoryStore) { self.inner = inner }
+        var generation: Int { self.inner.generation }
         func savedStates() throws(HistoryError) -> [State] { try self.inner.savedStates() }
         func write(_ batch: HistoryBatch) async throws(HistoryError) {
             self.writes.withLock { $0 += 1 }
@@ -47,6 +48,10 @@ import Testing
         }
         func recentChanges(limit: Int) throws(HistoryError) -> [HistoryKey: [HistoryChange]] {
             try self.inner.recentChanges(limit: limit)
+        }
+        func urlIDs() -> [HistoryKey: Int64] { self.inner.urlIDs() }
+        func hourly(id: Int64, since start: Double) throws(HistoryError) -> [Rollup] {
+            try self.inner.hourly(id: id, since: start)
         }
     }
 
