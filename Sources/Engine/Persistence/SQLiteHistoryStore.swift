@@ -43,6 +43,10 @@ public final class SQLiteHistoryStore: HistoryStore {
     /// - Throws: ``HistoryError`` in words: the folder cannot be made, the file is not a database, or it was
     ///   written by a newer urlpoll.
     public init(directory: String, maxPageCount: Int? = nil) throws(HistoryError) {
+        if let file = Self.file(onPath: directory) {
+            // mkdir(2) would say `File exists` or `Not a directory`, which leaves the reader to guess.
+            throw HistoryError("cannot use \(directory) as the data folder: \(file) is a file, not a folder")
+        }
         do {
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         } catch {
@@ -91,6 +95,19 @@ public final class SQLiteHistoryStore: HistoryStore {
         } catch {
             throw HistoryError("cannot open \(self.path): \(Self.words(error))")
         }
+    }
+
+    /// The first path on the way to `directory` (itself, or a folder above it) that exists and is not a
+    /// folder (a regular file, a device…; symbolic links followed), or nil.
+    static func file(onPath directory: String) -> String? {
+        var path = directory.hasPrefix("/") ? "" : "."
+        for component in directory.split(separator: "/") {
+            path += "/" + component
+            var info = stat()
+            guard stat(path, &info) == 0 else { return nil }  // missing (made below) or unreadable (said below)
+            if info.st_mode & S_IFMT != S_IFDIR { return directory.hasPrefix("/") ? path : String(path.dropFirst(2)) }
+        }
+        return nil
     }
 
     /// The schema, one migration per version; a migration is never edited once released.
