@@ -103,6 +103,28 @@ import Testing
         #expect(try await title(script: 2, generation: 2) == "made 5")
     }
 
+    /// A document that took long to make (many URLs) is kept 4 times as long as it took, whatever was
+    /// written since, so making documents takes at most a quarter of a core.
+    @Test func cache_keepsASlowDocument_fourTimesAsLongAsItTook() async throws {
+        let counter = Counter()
+        let cache = StatusCache(now: { counter.now })
+        let slow: @Sendable () async -> Result<StatusCache.Made, HistoryError> = {
+            counter.advance(20)  // making it takes 20 s on the manual clock
+            return await Self.made(counter)()
+        }
+        func title(generation: Int, make: @escaping @Sendable () async -> Result<StatusCache.Made, HistoryError>)
+            async throws -> String
+        {
+            try await cache.document(script: 1, generation: generation, maxAge: .seconds(10), make: make).document
+                .title
+        }
+        #expect(try await title(generation: 1, make: slow) == "made 1")
+        counter.advance(50)  // 70 s after it was asked for: under 4 × 20 s
+        #expect(try await title(generation: 2, make: Self.made(counter)) == "made 1")
+        counter.advance(11)  // 81 s
+        #expect(try await title(generation: 3, make: Self.made(counter)) == "made 2")
+    }
+
     /// Requests that find the cache stale together wait for one document.
     @Test func cache_concurrentRequests_shareOneMake() async throws {
         let counter = Counter()
