@@ -27,6 +27,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-asn1", from: "1.0.0"),
         .package(url: "https://github.com/adam-fowler/compress-nio", from: "1.5.0"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/hummingbird-project/swift-mustache", from: "2.1.1"),
     ],
     targets: [
         // Debian's liblua5.4-dev, plus a header of static inline helpers (macros, protected calls, the error
@@ -54,6 +55,7 @@ let package = Package(
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "CompressNIO", package: "compress-nio"),
                 .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Mustache", package: "swift-mustache"),
             ],
             // The Lua modules scripts `require` (urlpoll.alerting, urlpoll.alerts.*), compiled into the binary.
             resources: [
@@ -69,6 +71,8 @@ let package = Package(
                 .embedInCode("Scripting/Modules/alerts/gotify.lua"),
                 .embedInCode("Scripting/Modules/alerts/webhook.lua"),
                 .embedInCode("Scripting/Modules/alerts/email.lua"),
+                // The status page's template (swift-mustache).
+                .embedInCode("Serving/StatusPage.mustache"),
             ],
             swiftSettings: strict
         ),

@@ -32,28 +32,7 @@ extension Urlpoll {
                 valueName: "file"))
         var state: String?
 
-        @Option(
-            help: ArgumentHelp(
-                "Keep history in DIR/urlpoll.sqlite (each URL's state, its changes, per-minute and per-hour rollups) and resume from it on start; serves urlpoll.history and /status (one urlpoll per folder).",
-                valueName: "dir"))
-        var data: String?
-
-        @Option(
-            help: ArgumentHelp(
-                "With --data: days to keep per-minute rollups (then only per-hour ones remain).", valueName: "days"))
-        var minuteRetention: Double = 7
-
-        @Option(help: ArgumentHelp("With --data: days to keep per-hour rollups and changes.", valueName: "days"))
-        var hourRetention: Double = 400
-
-        func validate() throws {
-            for (name, value) in [
-                ("--minute-retention", self.minuteRetention), ("--hour-retention", self.hourRetention),
-            ]
-            where !(value.isFinite && (1.0 / 24...36_500).contains(value)) {
-                throw ValidationError("\(name) must be a number of days from 0.0417 (1 hour) to 36500.")
-            }
-        }
+        @OptionGroup var history: HistoryOptions
 
         @Flag(help: "Reload when the script file changes, as SIGHUP does.")
         var watch = false
@@ -66,13 +45,6 @@ extension Urlpoll {
 
         @Argument(parsing: .postTerminator, help: "Arguments after -- reach the script as urlpoll.args.")
         var scriptArguments: [String] = []
-
-        var retention: HistoryWriter.Retention {
-            var retention = HistoryWriter.Retention()
-            retention.minutes = .seconds(self.minuteRetention * 86_400)
-            retention.hours = .seconds(self.hourRetention * 86_400)
-            return retention
-        }
 
         func run() async throws {
             let logger = self.common.makeLogger()
@@ -87,7 +59,8 @@ extension Urlpoll {
             }
             let session = try Session(
                 path: self.script, args: self.scriptArguments, limits: self.common.limits, options: self.poll,
-                state: self.state, data: self.data, retention: self.retention, listen: listen, logger: logger)
+                state: self.state, data: self.history.data, retention: self.history.retention, listen: listen,
+                logger: logger)
             do {
                 try await session.run(watch: self.watch)
             } catch let error as ListenError {
@@ -123,7 +96,10 @@ extension Urlpoll {
             abstract: "Poll every URL once, report once, and exit.",
             discussion: """
                 Exits 0 when every URL is up, 1 when any is down, 3 when none is down but a check judged some \
-                degraded, and 2 when the script does not load. Alerts raised are delivered before exiting.
+                degraded, and 2 when the script does not load. Alerts raised are delivered before exiting. With \
+                --data (or the `data` setting) the polls and changes are kept in the store before exiting, and \
+                each URL resumes from it as in `run`: `on_change` fires only for a URL whose status changed since \
+                the last run, and `urlpoll.history` reads the runs before this one.
                 """)
 
         @Argument(help: "The Lua config script.")
@@ -131,6 +107,7 @@ extension Urlpoll {
 
         @OptionGroup var poll: PollOptions
         @OptionGroup var common: CommonOptions
+        @OptionGroup var history: HistoryOptions
 
         @Argument(parsing: .postTerminator, help: "Arguments after -- reach the script as urlpoll.args.")
         var scriptArguments: [String] = []
@@ -139,7 +116,7 @@ extension Urlpoll {
             let logger = self.common.makeLogger()
             let session = try Session(
                 path: self.script, args: self.scriptArguments, limits: self.common.limits, options: self.poll,
-                logger: logger)
+                data: self.history.data, retention: self.history.retention, logger: logger)
             let states = await session.runOnce()
             if states.contains(where: { $0.health == .down }) { throw ExitCode(1) }
             if states.contains(where: { $0.health == .degraded }) { throw ExitCode(3) }

@@ -8,6 +8,39 @@ enum Format: String, ExpressibleByArgument, CaseIterable {
     case json
 }
 
+/// The history store's options, for `run` and `once`.
+struct HistoryOptions: ParsableArguments {
+    @Option(
+        help: ArgumentHelp(
+            "Keep history in DIR/urlpoll.sqlite (each URL's state, its changes, per-minute and per-hour rollups) and resume from it on start; serves urlpoll.history and /status (one urlpoll per folder).",
+            valueName: "dir"))
+    var data: String?
+
+    @Option(
+        help: ArgumentHelp(
+            "With --data: days to keep per-minute rollups (then only per-hour ones remain).", valueName: "days"))
+    var minuteRetention: Double = 7
+
+    @Option(help: ArgumentHelp("With --data: days to keep per-hour rollups and changes.", valueName: "days"))
+    var hourRetention: Double = 400
+
+    func validate() throws {
+        for (name, value) in [
+            ("--minute-retention", self.minuteRetention), ("--hour-retention", self.hourRetention),
+        ]
+        where !(value.isFinite && (1.0 / 24...36_500).contains(value)) {
+            throw ValidationError("\(name) must be a number of days from 0.0417 (1 hour) to 36500.")
+        }
+    }
+
+    var retention: HistoryWriter.Retention {
+        var retention = HistoryWriter.Retention()
+        retention.minutes = .seconds(self.minuteRetention * 86_400)
+        retention.hours = .seconds(self.hourRetention * 86_400)
+        return retention
+    }
+}
+
 /// Options shared by the commands that poll: overrides of the script's settings and the output format.
 struct PollOptions: ParsableArguments {
     @Option(help: "Poller tasks that probe in parallel (overrides `pollers`).")

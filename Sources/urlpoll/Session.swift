@@ -285,11 +285,27 @@ struct Session {
     }
 
     /// Polls every URL once, reports once, delivers the alerts raised, and returns the states.
+    /// With a history store, resumes from it (as ``run(signals:reloadOnSIGHUP:watch:)`` does) and writes the
+    /// polls and changes there before returning.
     func runOnce() async -> [State] {
         async let delivering: Void = self.dispatcher.run()
         guard let pool = self.firstPool.take() else { return [] }
+        var writing: Task<Void, Never>?
+        if let history = self.history {
+            if !history.saved.isEmpty {
+                let resume = HistoryKey.match(history.saved, to: pool.targets)
+                self.logger.info("resuming \(resume.count) URL states from \(history.store.path)")
+                await pool.monitor.seed(resume)
+            }
+            let writer = history.writer
+            writing = Task { await writer.run() }
+        }
         let states = await pool.runOnce()
         await pool.monitor.tick()
+        if let history = self.history {
+            history.writer.finish()
+            await writing?.value
+        }
         self.dispatcher.finish()
         await delivering
         await self.shutdown()

@@ -9,7 +9,9 @@
 // `--client-only` measures just the prober. history_first_tick_ms / history_tick_ms: the --data
 // store writing one tick's batch of 100,000 URLs' polls (the first: new rows and changes; then a steady
 // minute: rollup upserts only), and history_db_mb_1h: the file after an hour of such minutes.
-// `--history-only` measures just the store.
+// `--history-only` measures just the store. `--status-only [--urls N] [--days D]`: status_make_ms, one
+// /status document made from a store of N URLs with D days of hour rollups (what each request cost before
+// /status was cached; now once per tick), and status_mb, its size.
 import Engine
 import FoundationEssentials
 import Logging
@@ -188,6 +190,64 @@ func scrapeMilliseconds(urls: Int) throws -> (plain: Double, full: Double, gzip:
         #""history_first_tick_ms": \#(first * 1000), "history_tick_ms": \#(steady * 1000), "history_db_mb_1h": \#(Double(size) / 1e6)"#
 }
 
+/// `/status` over `urls` URLs with `days` days of hour (and day) rollups written directly: how long one
+/// document takes to make from the store (what every request cost before the cache; now once per tick),
+/// and the 30-day sums as the previous schema read them (hour rows summed per day, twice: 30 and 7 days).
+@Sendable func statusFigures(urls: Int, days: Int) async throws -> String {
+    let folder = "/tmp/urlpoll-bench-status-\(UInt32.random(in: 0...UInt32.max))"
+    defer { try? FileManager.default.removeItem(atPath: folder) }
+    let store = try SQLiteHistoryStore(directory: folder)
+    let now = 1_793_577_600.0 + 12 * 3_600
+    let targets = (0..<urls).map { Target(url: "http://127.0.0.1:18480/u/\($0)") }
+    var fill = 0.0
+    for day in (0..<days).reversed() {
+        var batch = HistoryBatch()
+        let dayStart = Int64(now) - Int64(now) % 86_400 - Int64(day) * 86_400
+        for target in targets {
+            var dayRollup = Rollup(start: dayStart)
+            var hours: [Int64: Rollup] = [:]
+            for hour in 0..<24 {
+                let start = dayStart + Int64(hour) * 3_600
+                guard Double(start) <= now else { break }
+                var rollup = Rollup(start: start)
+                rollup.polls = 60
+                rollup.failures = hour == 3 ? 2 : 0
+                rollup.latencySum = 0.06
+                rollup.latencyMax = 0.002
+                for _ in 0..<4 { rollup.sketch.add(seconds: 0.001) }
+                hours[start] = rollup
+                dayRollup.merge(rollup)
+            }
+            batch.hours[target.historyKey] = hours
+            batch.days[target.historyKey] = [dayStart: dayRollup]
+            batch.polls += 1
+        }
+        fill += try await seconds { try await store.write(batch) }
+    }
+    let states = Dictionary(
+        uniqueKeysWithValues: targets.map {
+            (
+                $0.url,
+                State(
+                    url: $0.url, name: $0.name, status: "200 OK", code: 200, health: .up,
+                    latency: .microseconds(900), since: now - 3_600, checkedAt: now)
+            )
+        })
+    var best = Double.infinity
+    var bytes = 0
+    for _ in 0..<3 {
+        best = min(
+            best,
+            try await seconds {
+                bytes = try StatusDocument.make(
+                    targets: targets, states: states, settings: Settings(), history: store, now: now
+                ).json().count
+            })
+    }
+    return
+        #""status_urls": \#(urls), "status_days": \#(days), "status_fill_s": \#(fill), "status_make_ms": \#(best * 1000), "status_mb": \#(Double(bytes) / 1e6)"#
+}
+
 /// The HTTP prober alone: `tasks` tasks, each probing in a loop for 5 s, no channels, monitor or Sleep.
 @Sendable func clientProbesPerSecond(tasks: Int) async -> Double {
     final class Counter: Sendable { let value = Atomic<Int>(0) }
@@ -213,7 +273,12 @@ func scrapeMilliseconds(urls: Int) throws -> (plain: Double, full: Double, gzip:
     return Double(count.value.load(ordering: .relaxed)) / 5
 }
 
-if CommandLine.arguments.contains("--history-only") {
+if CommandLine.arguments.contains("--status-only") {
+    let urls = CommandLine.arguments.firstIndex(of: "--urls").flatMap { Int(CommandLine.arguments[$0 + 1]) }
+    let days = CommandLine.arguments.firstIndex(of: "--days").flatMap { Int(CommandLine.arguments[$0 + 1]) }
+    let figures = try await Task.detached { try await statusFigures(urls: urls ?? 10_000, days: days ?? 30) }.value
+    print("{" + figures + "}")
+} else if CommandLine.arguments.contains("--history-only") {
     let urls = CommandLine.arguments.firstIndex(of: "--urls").flatMap { Int(CommandLine.arguments[$0 + 1]) }
     let figures = try await Task.detached { try await historyFigures(urls: urls ?? 100_000) }.value
     print("{" + figures + "}")

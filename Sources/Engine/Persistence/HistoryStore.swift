@@ -5,13 +5,17 @@
 /// One writer (``HistoryWriter``) calls ``write(_:)`` and ``prune(before:)``; readers (`urlpoll.history`,
 /// `GET /status`) call the rest from any task, at the same time as the writer.
 public protocol HistoryStore: Sendable {
+    /// Counts the batches written so far: it grows once each ``write(_:)`` has committed, so a reader can
+    /// tell whether what it read before may have changed since.
+    var generation: Int { get }
+
     /// Each URL's last written state, for the monitor to resume from after a restart.
     func savedStates() throws(HistoryError) -> [State]
 
     /// Writes one tick's batch, all of it or none of it (one transaction).
     func write(_ batch: HistoryBatch) async throws(HistoryError)
 
-    /// Deletes minute rollups older than `cutoff.minutes` and hour rollups and changes older than
+    /// Deletes minute rollups older than `cutoff.minutes` and hour and day rollups and changes older than
     /// `cutoff.hours` (seconds since the epoch).
     func prune(before cutoff: (minutes: Double, hours: Double)) async throws(HistoryError)
 
@@ -24,9 +28,16 @@ public protocol HistoryStore: Sendable {
     /// The hour rollups of every URL from `start` on, oldest first, keyed by ``HistoryKey``.
     func hourly(since start: Double) throws(HistoryError) -> [HistoryKey: [Rollup]]
 
-    /// The hour rollups of every URL from `start` on summed per day (UTC; no latency), oldest first, keyed
-    /// by ``HistoryKey``.
+    /// The day rollups (UTC days; polls, failures and degraded, no latency sketch) of every URL from the
+    /// day holding `start` on, oldest first, keyed by ``HistoryKey``.
     func daily(since start: Double) throws(HistoryError) -> [HistoryKey: [Rollup]]
+
+    /// The id of each URL the store holds rows for: a number that names the URL's rows for as long as the
+    /// store keeps them (`/status`'s `id`, `GET /status/ID`).
+    func urlIDs() -> [HistoryKey: Int64]
+
+    /// The hour rollups of the URL whose id is `id` from `start` on, oldest first; empty for an unknown id.
+    func hourly(id: Int64, since start: Double) throws(HistoryError) -> [Rollup]
 
     /// The last `limit` changes of every URL, newest first, keyed by ``HistoryKey``.
     func recentChanges(limit: Int) throws(HistoryError) -> [HistoryKey: [HistoryChange]]
@@ -140,7 +151,7 @@ public struct Rollup: Sendable, Hashable {
 }
 
 /// HistoryBatch is what one tick writes: the states that changed since the last, the changes, and the
-/// polls counted into minute and hour rollups.
+/// polls counted into minute, hour and day rollups.
 public struct HistoryBatch: Sendable {
     /// URL (``State/historyKey``) → its latest state, for URLs whose state changed since the last batch
     /// (see ``State/persists(differently:)``).
@@ -151,6 +162,8 @@ public struct HistoryBatch: Sendable {
     public var minutes: [HistoryKey: [Int64: Rollup]] = [:]
     /// URL (``State/historyKey``) → hour start → the polls counted in that hour since the last batch.
     public var hours: [HistoryKey: [Int64: Rollup]] = [:]
+    /// URL (``State/historyKey``) → day start (UTC) → the polls counted in that day since the last batch.
+    public var days: [HistoryKey: [Int64: Rollup]] = [:]
     /// Polls counted in this batch.
     public var polls = 0
 
@@ -158,7 +171,7 @@ public struct HistoryBatch: Sendable {
 
     public var isEmpty: Bool { self.states.isEmpty && self.changes.isEmpty && self.polls == 0 }
 
-    /// Counts one poll into its minute and hour.
+    /// Counts one poll into its minute, hour and day (UTC).
     public mutating func count(_ state: State) {
         let at = Int64(state.checkedAt.rounded(.down))
         let minute = at - at.modulo(60)
@@ -166,6 +179,8 @@ public struct HistoryBatch: Sendable {
         let key = state.historyKey
         self.minutes[key, default: [:]][minute, default: Rollup(start: minute)].add(state)
         self.hours[key, default: [:]][hour, default: Rollup(start: hour)].add(state)
+        let day = at - at.modulo(86_400)
+        self.days[key, default: [:]][day, default: Rollup(start: day)].add(state)
         self.polls += 1
     }
 }

@@ -12,14 +12,15 @@ import Synchronization
 /// through GRDB in WAL mode (<https://sqlite.org/wal.html>): one writer, and readers that never wait for it
 /// nor hold it up.
 ///
-/// Tables (schema version 2; see docs/SCRIPTING.md, "History"):
+/// Tables (schema version 3; see docs/SCRIPTING.md, "History"):
 /// - `url_state`: one row per URL, keyed by its ``HistoryKey`` (`url` as printed, no password, and its
 ///   `ordinal` among URLs that print alike; unique together): its id, and the state a restart resumes
 ///   (status, state, code, error, detail, error count, since; latency, polls and checked_at as of the last
 ///   write);
 /// - `state_change`: every change (url, at, from, to, detail), the incident log;
 /// - `rollup_minute`, `rollup_hour`: per URL per minute and per hour: polls, failures (down), degraded, the
-///   latency sum and maximum (seconds) and a ``LatencySketch`` of the polls that were not down.
+///   latency sum and maximum (seconds) and a ``LatencySketch`` of the polls that were not down;
+/// - `rollup_day`: per URL per UTC day, the same without the sketch (the status page's daily bars).
 ///
 /// A file written by a newer urlpoll (a schema this one does not know) is refused, never changed.
 public final class SQLiteHistoryStore: HistoryStore {
@@ -31,6 +32,9 @@ public final class SQLiteHistoryStore: HistoryStore {
     private let pool: DatabasePool
     /// URL → its row id in `url_state`; only the writer adds to it, after its transaction commits.
     private let ids = Mutex<[HistoryKey: Int64]>([:])
+    private let written = Atomic<Int>(0)
+
+    public var generation: Int { self.written.load(ordering: .acquiring) }
 
     /// Opens (creating the folder and the file if needed) the store in `directory`, and brings the schema
     /// to this version.
@@ -39,6 +43,10 @@ public final class SQLiteHistoryStore: HistoryStore {
     /// - Throws: ``HistoryError`` in words: the folder cannot be made, the file is not a database, or it was
     ///   written by a newer urlpoll.
     public init(directory: String, maxPageCount: Int? = nil) throws(HistoryError) {
+        if let file = Self.file(onPath: directory) {
+            // mkdir(2) would say `File exists` or `Not a directory`, which leaves the reader to guess.
+            throw HistoryError("cannot use \(directory) as the data folder: \(file) is a file, not a folder")
+        }
         do {
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         } catch {
@@ -89,6 +97,19 @@ public final class SQLiteHistoryStore: HistoryStore {
         }
     }
 
+    /// The first path on the way to `directory` (itself, or a folder above it) that exists and is not a
+    /// folder (a regular file, a device…; symbolic links followed), or nil.
+    static func file(onPath directory: String) -> String? {
+        var path = directory.hasPrefix("/") ? "" : "."
+        for component in directory.split(separator: "/") {
+            path += "/" + component
+            var info = stat()
+            guard stat(path, &info) == 0 else { return nil }  // missing (made below) or unreadable (said below)
+            if info.st_mode & S_IFMT != S_IFDIR { return directory.hasPrefix("/") ? path : String(path.dropFirst(2)) }
+        }
+        return nil
+    }
+
     /// The schema, one migration per version; a migration is never edited once released.
     static var migrator: DatabaseMigrator {
         var migrator = DatabaseMigrator()
@@ -134,6 +155,21 @@ public final class SQLiteHistoryStore: HistoryStore {
                       checked_at FROM url_state;
                     DROP TABLE url_state;
                     ALTER TABLE url_state_v2 RENAME TO url_state;
+                    """)
+        }
+        // v3 adds day rollups (UTC days: polls, failures, degraded, latency sum and maximum; no sketch), so
+        // `/status`'s 90 days of daily uptime read 90 rows per URL, not 2,160 hour rows. A file v2 wrote
+        // gets its days summed from its hour rollups.
+        migrator.registerMigration("v3") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE rollup_day (
+                      url_id INTEGER NOT NULL, start INTEGER NOT NULL, polls INTEGER NOT NULL,
+                      failures INTEGER NOT NULL, degraded INTEGER NOT NULL, latency_sum REAL NOT NULL,
+                      latency_max REAL NOT NULL, PRIMARY KEY (url_id, start)) WITHOUT ROWID;
+                    INSERT INTO rollup_day (url_id, start, polls, failures, degraded, latency_sum, latency_max)
+                    SELECT url_id, start - start % 86400, sum(polls), sum(failures), sum(degraded), sum(latency_sum),
+                      max(latency_max) FROM rollup_hour GROUP BY url_id, start - start % 86400;
                     """)
         }
         return migrator
@@ -235,9 +271,27 @@ public final class SQLiteHistoryStore: HistoryStore {
                         }
                     }
                 }
+                let day = try db.cachedStatement(
+                    sql: """
+                        INSERT INTO rollup_day (url_id, start, polls, failures, degraded, latency_sum, latency_max)
+                        VALUES (?, ?, ?, ?, ?, ?, ?)
+                        ON CONFLICT (url_id, start) DO UPDATE SET polls = polls + excluded.polls,
+                          failures = failures + excluded.failures, degraded = degraded + excluded.degraded,
+                          latency_sum = latency_sum + excluded.latency_sum,
+                          latency_max = max(latency_max, excluded.latency_max)
+                        """)
+                for (key, buckets) in batch.days {
+                    let urlID = try id(key, name: batch.states[key]?.name ?? key.description)
+                    for (start, r) in buckets {
+                        try day.execute(arguments: [
+                            urlID, start, r.polls, r.failures, r.degraded, r.latencySum, r.latencyMax,
+                        ])
+                    }
+                }
                 return added
             }
             if !added.isEmpty { self.ids.withLock { $0.merge(added) { old, _ in old } } }
+            self.written.add(1, ordering: .releasing)
         } catch {
             throw HistoryError("cannot write to \(self.path): \(Self.words(error))")
         }
@@ -262,6 +316,9 @@ public final class SQLiteHistoryStore: HistoryStore {
                             sql: "DELETE FROM rollup_hour WHERE url_id = ? AND start < ?", arguments: [id, hours])
                         try db.execute(
                             sql: "DELETE FROM state_change WHERE url_id = ? AND at < ?", arguments: [id, cutoff.hours])
+                        try db.execute(
+                            sql: "DELETE FROM rollup_day WHERE url_id = ? AND start < ?",
+                            arguments: [id, hours - ((hours % 86_400) + 86_400) % 86_400])
                     }
                 }
             }
@@ -326,25 +383,43 @@ public final class SQLiteHistoryStore: HistoryStore {
     }
 
     public func daily(since start: Double) throws(HistoryError) -> [HistoryKey: [Rollup]] {
+        let whole = Int64(start.rounded(.down))
+        let first = whole - ((whole % 86_400) + 86_400) % 86_400
         do {
             return try self.pool.read { db in
                 var out: [HistoryKey: [Rollup]] = [:]
                 let rows = try Row.fetchCursor(
                     db,
                     sql: """
-                        SELECT u.url, u.ordinal, r.start - r.start % 86400 AS day, sum(r.polls) AS polls,
-                          sum(r.failures) AS failures, sum(r.degraded) AS degraded
-                        FROM rollup_hour r JOIN url_state u ON u.id = r.url_id
-                        WHERE r.start >= ? GROUP BY r.url_id, day ORDER BY r.url_id, day
-                        """, arguments: [Int64(start.rounded(.down))])
+                        SELECT u.url, u.ordinal, r.start, r.polls, r.failures, r.degraded
+                        FROM rollup_day r JOIN url_state u ON u.id = r.url_id
+                        WHERE r.start >= ? ORDER BY r.url_id, r.start
+                        """, arguments: [first])
                 while let row = try rows.next() {
-                    var rollup = Rollup(start: row["day"])
+                    var rollup = Rollup(start: row["start"])
                     rollup.polls = row["polls"]
                     rollup.failures = row["failures"]
                     rollup.degraded = row["degraded"]
                     out[Self.key(row), default: []].append(rollup)
                 }
                 return out
+            }
+        } catch {
+            throw HistoryError("cannot read \(self.path): \(Self.words(error))")
+        }
+    }
+
+    public func urlIDs() -> [HistoryKey: Int64] {
+        self.ids.withLock { $0 }
+    }
+
+    public func hourly(id: Int64, since start: Double) throws(HistoryError) -> [Rollup] {
+        do {
+            return try self.pool.read { db in
+                try Row.fetchAll(
+                    db, sql: "SELECT * FROM rollup_hour WHERE url_id = ? AND start >= ? ORDER BY start",
+                    arguments: [id, Int64(start.rounded(.down))]
+                ).map(Self.rollup)
             }
         } catch {
             throw HistoryError("cannot read \(self.path): \(Self.words(error))")

@@ -1,3 +1,4 @@
+import FoundationEssentials
 import Hummingbird
 import Logging
 import NIOCore
@@ -21,7 +22,10 @@ import Synchronization
 /// - `GET /healthz`: 200 `ok` while the engine keeps up; 503 with the reason before the first pass is done
 ///   or while polls start more than ``EngineMetrics/latenessBound`` late.
 /// - `GET /status`: every URL's state and, with `--data`, its uptime, latency and changes, as JSON
-///   (``StatusDocument``); `GET /`: the status page that shows it (``StatusPage``).
+///   (``StatusDocument``), made at most once per tick (``StatusCache``); `GET /`: the status page that shows
+///   it, rendered here as HTML (``StatusPage``).
+/// - `GET /status/ID`: one URL's hour series (``StatusSeries``), `ID` being its `id` in `/status`; 404 in
+///   words for an id no URL of the script has, or without `--data`.
 /// - anything else: 404.
 ///
 /// A scrape reads a copy-on-write snapshot of the monitor's map (one message) and renders it on NIO's
@@ -34,15 +38,21 @@ public struct MetricsServer: Service, Sendable {
     let history: (any HistoryStore)?
     let logger: Logger
     let onReady: @Sendable (Int) async -> Void
+    let now: @Sendable () -> Double
+    let statusCache: StatusCache
 
     /// - Parameters:
     ///   - prober: Polls `/probe`'s targets.
     ///   - history: The `--data` store `/status` reads uptime, latency and changes from, or nil.
     ///   - onReady: Told the bound port once the listener accepts connections.
+    ///   - now: The wall clock, seconds since the epoch: `/status`'s windows, and how old its cached copy is.
     public init(
         address: ListenAddress, source: MetricsSource, metrics: EngineMetrics, prober: any Prober,
-        history: (any HistoryStore)? = nil, logger: Logger, onReady: @escaping @Sendable (Int) async -> Void = { _ in }
+        history: (any HistoryStore)? = nil, logger: Logger, onReady: @escaping @Sendable (Int) async -> Void = { _ in },
+        now: @escaping @Sendable () -> Double = { Date().timeIntervalSince1970 }
     ) {
+        self.now = now
+        self.statusCache = StatusCache(now: now)
         self.address = address
         self.source = source
         self.metrics = metrics
@@ -96,8 +106,11 @@ public struct MetricsServer: Service, Sendable {
         }
         router.get("/healthz") { _, _ in await self.healthResponse() }
         router.get("/probe") { request, _ in await self.probeResponse(request) }
-        router.get("/status") { _, _ in await self.statusResponse() }
-        router.get("/") { _, _ in StatusPage.response() }
+        router.get("/status") { _, _ in await self.statusResponse(page: false) }
+        router.get("/status/{id}") { request, context in
+            await self.seriesResponse(id: context.parameters.get("id") ?? "", request: request)
+        }
+        router.get("/") { _, _ in await self.statusResponse(page: true) }
         return router
     }
 
@@ -207,24 +220,92 @@ public struct MetricsServer: Service, Sendable {
             body: .init(byteBuffer: ByteBuffer(bytes: out.bytes)))
     }
 
-    private func statusResponse() async -> Response {
+    /// `/status` (JSON) or, with `page`, the page at `/` (HTML), from the document ``StatusCache`` keeps.
+    private func statusResponse(page: Bool) async -> Response {
         guard let current = self.source.current else {
             return Self.text(.serviceUnavailable, "the script is not loaded yet\n")
         }
-        let states = await current.monitor.statesByURL()
         let history = self.history
+        let now = self.now
+        let monitor = current.monitor
         do {
-            // SQLite reads and the JSON are done on NIO's blocking-work threads, off the engine's tasks.
+            let made = try await self.statusCache.document(
+                script: current.version, generation: history?.generation ?? 0,
+                maxAge: current.settings.statusInterval
+            ) {
+                let states = await monitor.statesByURL()
+                // SQLite reads and the JSON are done on NIO's blocking-work threads, off the engine's tasks.
+                do {
+                    return .success(
+                        try await NIOThreadPool.singleton.runIfActive {
+                            let document = try StatusDocument.make(
+                                targets: current.targets, states: states, settings: current.settings,
+                                history: history, now: now())
+                            return StatusCache.Made(document: document, json: try document.json())
+                        })
+                } catch let error as HistoryError {
+                    return .failure(error)
+                } catch {
+                    return .failure(HistoryError("cannot make /status: \(error)"))
+                }
+            }
+            if page {
+                let html = try await NIOThreadPool.singleton.runIfActive { StatusPage.html(made.document) }
+                return Response(
+                    status: .ok, headers: StatusPage.headers, body: .init(byteBuffer: ByteBuffer(string: html)))
+            }
+            return Response(
+                status: .ok, headers: [.contentType: "application/json", .cacheControl: "no-store"],
+                body: .init(byteBuffer: ByteBuffer(bytes: made.json)))
+        } catch let error as HistoryError {
+            self.logger.warning("\(page ? "/" : "/status"): \(error)")
+            return Self.text(.internalServerError, "cannot read the history: \(error)\n")
+        } catch {
+            return Self.text(.internalServerError, "cannot render the status page: \(error)\n")
+        }
+    }
+
+    /// `/status/ID`: the hour series of the URL `/status` shows with `id` ID, over the last `?days=N` days
+    /// (default 30, 1 to 400).
+    private func seriesResponse(id text: String, request: Request) async -> Response {
+        guard let current = self.source.current else {
+            return Self.text(.serviceUnavailable, "the script is not loaded yet\n")
+        }
+        guard let history = self.history else {
+            return Self.text(
+                .notFound, "/status/ID answers only when urlpoll runs with --data DIR: the ids and series are its\n")
+        }
+        var days = 30
+        if let asked = request.uri.queryParameters.get("days") {
+            guard let n = Int(asked), (1...400).contains(n) else {
+                return Self.text(.badRequest, "days: a whole number of days from 1 to 400 expected, got \"\(asked)\"\n")
+            }
+            days = n
+        }
+        let ids = history.urlIDs()
+        guard let id = Int64(text),
+            let target = current.targets.first(where: { ids[$0.historyKey] == id })
+        else {
+            return Self.text(
+                .notFound,
+                "no URL of the script has id \"\(text)\" (the ids are the `id` fields of /status; a URL has one once its first poll is written)\n"
+            )
+        }
+        let states = await current.monitor.statesByURL()
+        let now = self.now()
+        let window = days
+        do {
             let bytes = try await NIOThreadPool.singleton.runIfActive {
-                try StatusDocument.make(
-                    targets: current.targets, states: states, settings: current.settings, history: history
+                let hours = try history.hourly(id: id, since: now - Double(window) * 86_400)
+                return try StatusSeries(
+                    id: id, target: target, state: states[target.url], hours: hours, days: window, now: now
                 ).json()
             }
             return Response(
                 status: .ok, headers: [.contentType: "application/json", .cacheControl: "no-store"],
                 body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
         } catch {
-            self.logger.warning("/status: \(error)")
+            self.logger.warning("/status/\(id): \(error)")
             return Self.text(.internalServerError, "cannot read the history: \(error)\n")
         }
     }

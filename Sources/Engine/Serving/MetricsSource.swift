@@ -14,6 +14,9 @@ public final class MetricsSource: Sendable {
         public let schemes: Set<String>
         /// The script's URLs, for `/status` (names and groups).
         public let targets: [Target]
+        /// Counts the scripts served: a new number on each ``MetricsSource/serve(monitor:targets:settings:modules:)``,
+        /// so what was made for another script (a cached `/status`) is not served for this one.
+        public let version: Int
     }
 
     private let state = Mutex<Current?>(nil)
@@ -28,10 +31,12 @@ public final class MetricsSource: Sendable {
         for target in targets {
             if let end = target.url.firstIndex(of: ":") { schemes.insert(target.url[..<end].lowercased()) }
         }
-        let current = Current(
-            monitor: monitor, series: ProbeMetrics.series(for: targets), settings: settings, modules: modules,
-            schemes: schemes, targets: targets)
-        self.state.withLock { $0 = current }
+        let series = ProbeMetrics.series(for: targets)
+        self.state.withLock {
+            $0 = Current(
+                monitor: monitor, series: series, settings: settings, modules: modules, schemes: schemes,
+                targets: targets, version: ($0?.version ?? 0) + 1)
+        }
     }
 
     /// The script served now, or nil before the first is loaded.

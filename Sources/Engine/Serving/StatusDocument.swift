@@ -18,6 +18,9 @@ public struct StatusDocument: Codable, Sendable {
 
     /// One URL.
     public struct Entry: Codable, Sendable {
+        /// The URL's id in the `--data` store (``HistoryStore/urlIDs()``): `GET /status/ID` answers its
+        /// hour series. Absent without `--data`, and until the URL's first poll is written.
+        public var id: Int64?
         public var url: String
         public var name: String
         public var group: String?
@@ -32,7 +35,8 @@ public struct StatusDocument: Codable, Sendable {
         public var errorCount: Int
         /// The last poll's latency.
         public var latency: Double?
-        /// Shares of polls not down over the last 24 hours, 7 days and 30 days (whole hours).
+        /// Shares of polls not down over the last 24 hours (whole hours), and the last 7 and 30 UTC days,
+        /// today included.
         public var uptime1d: Double?
         public var uptime7d: Double?
         public var uptime30d: Double?
@@ -41,13 +45,14 @@ public struct StatusDocument: Codable, Sendable {
         public var latencyP95: Double?
         /// The last 24 hours, hour by hour, oldest first.
         public var hours: [Bucket]
-        /// The last 30 days, day by day (UTC), oldest first.
+        /// The last ``StatusDocument/dayCount`` days (UTC, today included) with polls, day by day, oldest
+        /// first.
         public var days: [Bucket]
         /// The latest changes, newest first (at most ``StatusDocument/changesPerURL``).
         public var changes: [Change]
 
         enum CodingKeys: String, CodingKey {
-            case url, name, group, state, status, code, detail, since, latency, hours, days, changes
+            case id, url, name, group, state, status, code, detail, since, latency, hours, days, changes
             case checkedAt = "checked_at"
             case errorCount = "error_count"
             case uptime1d = "uptime_1d"
@@ -105,6 +110,8 @@ public struct StatusDocument: Codable, Sendable {
 
     /// The most changes listed per URL.
     public static let changesPerURL = 10
+    /// The days in ``Entry/days``, today included.
+    public static let dayCount = 90
 
     /// Builds the document from the monitor's states and, when there is one, the history store.
     /// - Throws: ``HistoryError`` when the store cannot be read.
@@ -115,12 +122,13 @@ public struct StatusDocument: Codable, Sendable {
         // Keyed by the printed URL and its ordinal (``HistoryKey``): URLs that print alike have each their own.
         var hourly: [HistoryKey: [Rollup]] = [:]
         var daily: [HistoryKey: [Rollup]] = [:]
-        var week: [HistoryKey: [Rollup]] = [:]
         var changes: [HistoryKey: [HistoryChange]] = [:]
+        var ids: [HistoryKey: Int64] = [:]
+        let today = Int64((now / 86_400).rounded(.down)) * 86_400
         if let history {
+            ids = history.urlIDs()
             hourly = try history.hourly(since: now - 86_400)
-            daily = try history.daily(since: now - 30 * 86_400)
-            week = try history.daily(since: now - 7 * 86_400)
+            daily = try history.daily(since: Double(today - Int64(Self.dayCount - 1) * 86_400))
             changes = try history.recentChanges(limit: Self.changesPerURL)
         }
         var counts = ["up": 0, "degraded": 0, "down": 0, "pending": 0]
@@ -135,16 +143,20 @@ public struct StatusDocument: Codable, Sendable {
             counts[stateName, default: 0] += 1
             let hours = hourly[key] ?? []
             let day = Self.total(hours)
+            let days = daily[key] ?? []
+            let week = Self.total(days.filter { $0.start >= today - 6 * 86_400 })
+            let month = Self.total(days.filter { $0.start >= today - 29 * 86_400 })
             entries.append(
                 Entry(
-                    url: url, name: target.name, group: target.group, state: stateName, status: state?.status,
+                    id: ids[key], url: url, name: target.name, group: target.group, state: stateName,
+                    status: state?.status,
                     code: state?.code, detail: state.flatMap { $0.detail ?? $0.error }, since: state?.since,
                     checkedAt: state?.checkedAt, errorCount: state?.errorCount ?? 0,
                     latency: state.map { $0.latency.seconds }, uptime1d: day.uptime,
-                    uptime7d: Self.total(week[key] ?? []).uptime, uptime30d: Self.total(daily[key] ?? []).uptime,
+                    uptime7d: week.uptime, uptime30d: month.uptime,
                     latencyP50: day.sketch.quantile(0.5), latencyP95: day.sketch.quantile(0.95),
                     hours: hours.map { Bucket($0, latency: true) },
-                    days: (daily[key] ?? []).map { Bucket($0, latency: false) },
+                    days: days.map { Bucket($0, latency: false) },
                     changes: (changes[key] ?? []).map {
                         Change(
                             at: $0.at, from: $0.from?.rawValue, to: $0.to.rawValue, fromStatus: $0.fromStatus,

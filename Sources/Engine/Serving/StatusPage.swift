@@ -1,209 +1,296 @@
+import FoundationEssentials
 import Hummingbird
+import Mustache
 import NIOCore
 
-/// StatusPage is the page `GET /` serves: one self-contained HTML document (its CSS and script inline; no
-/// CDN, no font or image from elsewhere, so it works offline) that reads `/status` (``StatusDocument``) and
-/// shows the banner (URLs per state), the URLs by group with their state, uptime over 24 h / 7 d / 30 d, a
-/// 30-day bar of daily uptime and a 24-hour latency line (inline SVG), and the latest changes. It reads
-/// `/status` again every 30 seconds. Nothing on it writes anything.
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
+/// StatusPage is the page `GET /` serves: one HTML document rendered on the server from the same
+/// ``StatusDocument`` as `/status`, with swift-mustache (the Mustache spec, <https://mustache.github.io>;
+/// the template is `StatusPage.mustache`, compiled into the binary). It shows the banner (URLs per state),
+/// the URLs by `group` with their state, uptime over 24 h / 7 d / 30 d, a bar of daily uptime over the last
+/// ``StatusDocument/dayCount`` days and a 24-hour latency line (both inline SVG), and the latest changes;
+/// it reloads itself (`<meta http-equiv="refresh">`, every ``refreshSeconds`` seconds).
 ///
-/// Every value from `/status` is put in the page as text (`textContent`), never as markup, so a URL or a
-/// name cannot inject HTML. Its Content-Security-Policy allows only itself (`default-src 'none'`; inline
-/// style and script; `connect-src 'self'`).
+/// No JavaScript, no CDN, no font or image from elsewhere: it works offline, and its
+/// Content-Security-Policy (`default-src 'none'; style-src 'unsafe-inline'`) allows nothing else. Every
+/// value is HTML-escaped by Mustache's `{{ }}` (`<`, `>`, `&`, `"`, `'`), so a URL or a name cannot inject
+/// markup. Above ``urlLimit`` URLs the page lists the ones not up first and says how many up URLs it leaves
+/// out (`/status` lists every one). Times are UTC.
 public enum StatusPage {
-    static func response() -> Response {
-        Response(
-            status: .ok,
-            headers: [
-                .contentType: "text/html; charset=utf-8", .cacheControl: "no-store",
-                .contentSecurityPolicy:
-                    "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; connect-src 'self'; img-src data:",
-            ],
-            body: .init(byteBuffer: ByteBuffer(string: Self.html)))
+    /// Seconds between the page's reloads.
+    public static let refreshSeconds = 30
+    /// The most URLs the page lists.
+    public static let urlLimit = 500
+    /// The most changes in the page's list of latest changes.
+    public static let incidentLimit = 50
+
+    /// The parsed template. It is part of the binary, so a template that does not parse is a bug that every
+    /// test of the page shows at once.
+    static let template: MustacheTemplate = {
+        let text = String(decoding: PackageResources.StatusPage_mustache, as: UTF8.self)
+        do {
+            return try MustacheTemplate(string: text)
+        } catch {
+            preconditionFailure("StatusPage.mustache does not parse: \(error)")
+        }
+    }()
+
+    static let headers: HTTPFields = [
+        .contentType: "text/html; charset=utf-8", .cacheControl: "no-store",
+        .contentSecurityPolicy: "default-src 'none'; style-src 'unsafe-inline'",
+    ]
+
+    /// The page for `document`, as HTML (UTF-8).
+    public static func html(_ document: StatusDocument) -> String {
+        Self.template.render(Page(document))
     }
 
-    /// The page.
-    public static let html = #"""
-        <!doctype html>
-        <html lang="en">
-        <head>
-        <meta charset="utf-8">
-        <meta name="viewport" content="width=device-width, initial-scale=1">
-        <title>urlpoll</title>
-        <style>
-          :root { --up: #1a7f37; --degraded: #b08800; --down: #cf222e; --pending: #8c959f; --line: #d0d7de; }
-          body { font: 15px/1.4 system-ui, sans-serif; margin: 0 auto; max-width: 960px; padding: 1rem; color: #1f2328; }
-          h1 { font-size: 1.5rem; margin: 0 0 .25rem; }
-          h2 { font-size: 1.1rem; margin: 1.5rem 0 .5rem; border-bottom: 1px solid var(--line); }
-          #banner { margin: .5rem 0 1rem; }
-          #banner span { margin-right: 1rem; }
-          .url { display: grid; grid-template-columns: 1fr auto; gap: .25rem 1rem; padding: .5rem 0;
-                 border-bottom: 1px solid var(--line); }
-          .name { font-weight: 600; overflow-wrap: anywhere; }
-          .target { color: #59636e; font-size: .85rem; overflow-wrap: anywhere; }
-          .state { font-weight: 600; text-align: right; }
-          .state.up { color: var(--up); } .state.degraded { color: var(--degraded); }
-          .state.down { color: var(--down); } .state.pending { color: var(--pending); }
-          .numbers { color: #59636e; font-size: .85rem; }
-          .graphs { grid-column: 1 / -1; display: flex; flex-wrap: wrap; gap: 1rem; align-items: end; }
-          svg { display: block; }
-          .bar-up { fill: var(--up); } .bar-degraded { fill: var(--degraded); } .bar-down { fill: var(--down); }
-          .bar-none { fill: #eaeef2; } .latency { fill: none; stroke: #0969da; stroke-width: 1.5; }
-          #incidents li { margin: .25rem 0; }
-          .when { color: #59636e; font-size: .85rem; }
-          @media (max-width: 600px) { .url { grid-template-columns: 1fr; } .state { text-align: left; } }
-        </style>
-        </head>
-        <body>
-        <h1 id="title">urlpoll</h1>
-        <div id="banner">Loading…</div>
-        <main id="groups"></main>
-        <h2>Latest changes</h2>
-        <ul id="incidents"></ul>
-        <p class="when" id="updated"></p>
-        <script>
-        "use strict";
-        function el(tag, cls, text) {
-          const e = document.createElement(tag);
-          if (cls) e.className = cls;
-          if (text !== undefined && text !== null) e.textContent = String(text);
-          return e;
-        }
-        const svgNS = "http://www.w3.org/2000/svg";
-        function svg(tag, attrs) {
-          const e = document.createElementNS(svgNS, tag);
-          for (const k in attrs) e.setAttribute(k, attrs[k]);
-          return e;
-        }
-        function percent(x) { return x === undefined || x === null ? "–" : (x * 100).toFixed(x >= 0.9995 || x === 0 ? 0 : 2) + " %"; }
-        function ms(x) { return x === undefined || x === null ? "–" : (x * 1000).toFixed(x < 0.1 ? 1 : 0) + " ms"; }
-        function time(t) { return t ? new Date(t * 1000).toLocaleString() : "–"; }
-        function span(seconds) {
-          const s = Math.max(0, Math.round(seconds));
-          if (s < 120) return s + " s";
-          if (s < 7200) return Math.round(s / 60) + " min";
-          if (s < 172800) return Math.round(s / 3600) + " h";
-          return Math.round(s / 86400) + " d";
-        }
-        // 30 daily bars: colour by the day's uptime; grey where there were no polls.
-        function uptimeBars(days, now) {
-          const width = 30 * 6, box = svg("svg", { width: width, height: 24, viewBox: "0 0 " + width + " 24",
-            role: "img", "aria-label": "uptime per day, last 30 days" });
-          const byDay = new Map(days.map(d => [d.start, d]));
-          const today = Math.floor(now / 86400) * 86400;
-          for (let i = 0; i < 30; i++) {
-            const start = today - (29 - i) * 86400, d = byDay.get(start);
-            let cls = "bar-none";
-            if (d && d.polls > 0) cls = d.uptime >= 0.999 ? "bar-up" : d.uptime >= 0.95 ? "bar-degraded" : "bar-down";
-            const r = svg("rect", { x: i * 6, y: 0, width: 5, height: 24, class: cls });
-            const title = svg("title", {});
-            title.textContent = new Date(start * 1000).toISOString().slice(0, 10) + ": " +
-              (d && d.polls > 0 ? percent(d.uptime) + " of " + d.polls + " polls" : "no polls");
-            r.appendChild(title);
-            box.appendChild(r);
-          }
-          return box;
-        }
-        // The 24 hours' p95 latency as a line.
-        function latencyLine(hours) {
-          const width = 24 * 8, height = 32;
-          const box = svg("svg", { width: width, height: height, viewBox: "0 0 " + width + " " + height,
-            role: "img", "aria-label": "latency p95 per hour, last 24 hours" });
-          const points = hours.filter(h => h.latency_p95 !== undefined && h.latency_p95 !== null);
-          if (points.length === 0) return box;
-          const max = Math.max(...points.map(h => h.latency_p95)) || 1;
-          const last = hours[hours.length - 1].start;
-          const xy = points.map(h => {
-            const x = width - 4 - ((last - h.start) / 3600) * 8, y = height - 2 - (h.latency_p95 / max) * (height - 4);
-            return x.toFixed(1) + "," + y.toFixed(1);
-          });
-          if (xy.length === 1) {
-            const [x, y] = xy[0].split(",");
-            box.appendChild(svg("circle", { cx: x, cy: y, r: 2, fill: "#0969da" }));
-          } else {
-            box.appendChild(svg("polyline", { points: xy.join(" "), class: "latency" }));
-          }
-          const title = svg("title", {});
-          title.textContent = "latency p95 per hour, up to " + ms(max);
-          box.appendChild(title);
-          return box;
-        }
-        function render(doc) {
-          document.title = doc.title;
-          document.getElementById("title").textContent = doc.title;
-          const banner = document.getElementById("banner");
-          banner.replaceChildren();
-          for (const state of ["up", "degraded", "down", "pending"]) {
-            if (doc.counts[state]) banner.appendChild(el("span", "state " + state, doc.counts[state] + " " + state));
-          }
-          const groups = new Map();
-          for (const u of doc.urls) {
-            const g = u.group || "";
-            if (!groups.has(g)) groups.set(g, []);
-            groups.get(g).push(u);
-          }
-          const main = document.getElementById("groups");
-          main.replaceChildren();
-          const incidents = [];
-          for (const [name, urls] of [...groups].sort((a, b) => a[0].localeCompare(b[0]))) {
-            const section = el("section", "group");
-            section.dataset.group = name;
-            if (name || groups.size > 1) section.appendChild(el("h2", null, name || "Other"));
-            for (const u of urls) {
-              const row = el("div", "url");
-              row.dataset.url = u.url;
-              row.dataset.state = u.state;
-              const left = el("div");
-              left.appendChild(el("div", "name", u.name));
-              if (u.name !== u.url) left.appendChild(el("div", "target", u.url));
-              left.appendChild(el("div", "numbers",
-                (u.status ? u.status + " · " : "") + "since " + time(u.since) + (u.since ? " (" + span(doc.generated_at - u.since) + ")" : "") +
-                " · uptime 24 h " + percent(u.uptime_1d) + ", 7 d " + percent(u.uptime_7d) +
-                ", 30 d " + percent(u.uptime_30d) + " · p95 " + ms(u.latency_p95)));
-              row.appendChild(left);
-              row.appendChild(el("div", "state " + u.state, u.state));
-              if (doc.history) {
-                const graphs = el("div", "graphs");
-                graphs.appendChild(uptimeBars(u.days, doc.generated_at));
-                graphs.appendChild(latencyLine(u.hours));
-                row.appendChild(graphs);
-              }
-              section.appendChild(row);
-              for (const c of u.changes) incidents.push({ url: u, change: c });
+    static func response(_ document: StatusDocument) -> Response {
+        Response(status: .ok, headers: Self.headers, body: .init(byteBuffer: ByteBuffer(string: Self.html(document))))
+    }
+
+    // MARK: What the template reads (Mustache reads these by their property names)
+
+    struct Page {
+        var title: String
+        var refresh = StatusPage.refreshSeconds
+        var counts: [Count] = []
+        var groups: [Group] = []
+        var hidden: String?
+        var incidents: [Incident] = []
+        var noIncidents: String
+        var updated: String
+
+        init(_ document: StatusDocument) {
+            self.title = document.title
+            self.updated = StatusPage.time(document.generatedAt)
+            self.noIncidents =
+                document.history ? "No changes yet." : "Changes are kept when urlpoll runs with --data."
+            for state in ["up", "degraded", "down", "pending"] {
+                if let n = document.counts[state], n > 0 { self.counts.append(Count(state: state, count: n)) }
             }
-            main.appendChild(section);
-          }
-          incidents.sort((a, b) => b.change.at - a.change.at);
-          const list = document.getElementById("incidents");
-          list.replaceChildren();
-          for (const { url, change } of incidents.slice(0, 50)) {
-            const li = el("li", "incident");
-            li.dataset.url = url.url;
-            li.dataset.to = change.to;
-            li.appendChild(el("span", "when", time(change.at) + " "));
-            li.appendChild(el("strong", null, url.name));
-            li.appendChild(document.createTextNode(": " + (change.from ? change.from + " → " : "") + change.to +
-              " (" + change.to_status + ")" + (change.detail ? ": " + change.detail : "")));
-            list.appendChild(li);
-          }
-          if (incidents.length === 0) list.appendChild(el("li", "when", doc.history ? "No changes yet." :
-            "Changes are kept when urlpoll runs with --data."));
-          document.getElementById("updated").textContent = "Updated " + time(doc.generated_at) +
-            ". This page reads /status every 30 s.";
+            // Above the limit, the URLs not up come first; the order within the page stays the script's.
+            var shown = document.urls.indices.filter { document.urls[$0].state != "up" }
+            shown = Array(shown.prefix(StatusPage.urlLimit))
+            let upRoom = StatusPage.urlLimit - shown.count
+            shown += document.urls.indices.filter { document.urls[$0].state == "up" }.prefix(upRoom)
+            shown.sort()
+            if shown.count < document.urls.count {
+                let left = document.urls.count - shown.count
+                self.hidden =
+                    "\(left) more URL\(left == 1 ? " is" : "s are") up and not listed here (the page lists at most \(StatusPage.urlLimit), those not up first); /status lists every one."
+            }
+            var byGroup: [String: [URLRow]] = [:]
+            for index in shown {
+                let entry = document.urls[index]
+                byGroup[entry.group ?? "", default: []].append(
+                    URLRow(entry, now: document.generatedAt, history: document.history))
+            }
+            let names = byGroup.keys.sorted { a, b in a.isEmpty != b.isEmpty ? !a.isEmpty : a < b }
+            for name in names {
+                let heading: String? = name.isEmpty ? (names.count > 1 ? "Other" : nil) : name
+                self.groups.append(Group(name: name, heading: heading, urls: byGroup[name] ?? []))
+            }
+            // Every URL's changes, newest first; a change lasted until the URL's next one.
+            var all: [Incident] = []
+            for entry in document.urls {
+                var next: Double?
+                for change in entry.changes {
+                    all.append(Incident(entry, change, until: next, now: document.generatedAt))
+                    next = change.at
+                }
+            }
+            all.sort { $0.at > $1.at }
+            self.incidents = Array(all.prefix(StatusPage.incidentLimit))
         }
-        async function refresh() {
-          try {
-            const response = await fetch("status", { cache: "no-store" });
-            if (!response.ok) throw new Error(response.status + " " + (await response.text()));
-            render(await response.json());
-          } catch (e) {
-            document.getElementById("banner").textContent = "Cannot read /status: " + e.message;
-          }
+    }
+
+    struct Count {
+        var state: String
+        var count: Int
+    }
+
+    struct Group {
+        var name: String
+        var heading: String?
+        var urls: [URLRow]
+    }
+
+    struct URLRow {
+        var url: String
+        var name: String
+        var target: String?
+        var state: String
+        var numbers: String
+        var history: Bool
+        var dayCount = StatusDocument.dayCount
+        var daysWidth = StatusDocument.dayCount * 5
+        var days: [Bar] = []
+        var line: String?
+        var dot: Point?
+        var latencyTitle = "latency p95 per hour, last 24 hours: no polls"
+
+        init(_ entry: StatusDocument.Entry, now: Double, history: Bool) {
+            self.url = entry.url
+            self.name = entry.name
+            self.target = entry.name == entry.url ? nil : entry.url
+            self.state = entry.state
+            self.history = history
+            var numbers: [String] = []
+            if let status = entry.status { numbers.append(status) }
+            if let since = entry.since {
+                numbers.append("since \(StatusPage.time(since)) (\(StatusPage.span(now - since)))")
+            }
+            if history {
+                numbers.append(
+                    "uptime 24 h \(StatusPage.percent(entry.uptime1d)), 7 d \(StatusPage.percent(entry.uptime7d)), 30 d \(StatusPage.percent(entry.uptime30d))"
+                )
+                numbers.append("p95 \(StatusPage.milliseconds(entry.latencyP95))")
+            } else if let latency = entry.latency {
+                numbers.append("latency \(StatusPage.milliseconds(latency))")
+            }
+            self.numbers = numbers.joined(separator: " · ")
+            guard history else { return }
+            self.days = Self.bars(entry.days, now: now)
+            self.plot(entry.hours)
         }
-        refresh();
-        setInterval(refresh, 30000);
-        </script>
-        </body>
-        </html>
-        """#
+
+        /// One bar per day, oldest first, coloured by the day's uptime; grey for a day without polls.
+        static func bars(_ days: [StatusDocument.Bucket], now: Double) -> [Bar] {
+            let byStart = Dictionary(days.map { ($0.start, $0) }, uniquingKeysWith: { a, _ in a })
+            let today = Int64((now / 86_400).rounded(.down)) * 86_400
+            let count = StatusDocument.dayCount
+            return (0..<count).map { i in
+                let start = today - Int64(count - 1 - i) * 86_400
+                let date = StatusPage.date(Double(start))
+                guard let day = byStart[start], day.polls > 0, let uptime = day.uptime else {
+                    return Bar(x: i * 5, cls: "bar-none", title: "\(date): no polls")
+                }
+                let cls = uptime >= 0.999 ? "bar-up" : uptime >= 0.95 ? "bar-degraded" : "bar-down"
+                return Bar(
+                    x: i * 5, cls: cls, title: "\(date): \(StatusPage.percent(uptime)) up, \(day.polls) polls")
+            }
+        }
+
+        /// The hours' p95 latency as a line 192 × 24 wide (8 per hour, newest on the right).
+        mutating func plot(_ hours: [StatusDocument.Bucket]) {
+            let points = hours.compactMap { h in h.latencyP95.map { (start: h.start, p95: $0) } }
+            guard let last = hours.last?.start, let max = points.map(\.p95).max() else { return }
+            let top = max > 0 ? max : 1
+            let xy = points.map { p in
+                (x: 188 - Double(last - p.start) / 3_600 * 8, y: 22 - p.p95 / top * 20)
+            }
+            self.latencyTitle = "latency p95 per hour, last 24 hours: up to \(StatusPage.milliseconds(max))"
+            if xy.count == 1 {
+                self.dot = Point(x: StatusPage.decimal(xy[0].x), y: StatusPage.decimal(xy[0].y))
+            } else {
+                self.line = xy.map { "\(StatusPage.decimal($0.x)),\(StatusPage.decimal($0.y))" }.joined(
+                    separator: " ")
+            }
+        }
+    }
+
+    struct Bar {
+        var x: Int
+        var cls: String
+        var title: String
+    }
+
+    struct Point {
+        var x: String
+        var y: String
+    }
+
+    struct Incident {
+        var url: String
+        var name: String
+        var to: String
+        var at: Double
+        var when: String
+        var text: String
+
+        init(_ entry: StatusDocument.Entry, _ change: StatusDocument.Change, until next: Double?, now: Double) {
+            self.url = entry.url
+            self.name = entry.name
+            self.to = change.to
+            self.at = change.at
+            self.when = StatusPage.time(change.at)
+            var text = (change.from.map { "\($0) → " } ?? "") + "\(change.to) (\(change.toStatus))"
+            if let detail = change.detail { text += ": \(detail)" }
+            if let next {
+                text += "; lasted \(StatusPage.span(next - change.at))"
+            } else {
+                text += "; for \(StatusPage.span(now - change.at)) so far"
+            }
+            self.text = text
+        }
+    }
+
+    // MARK: Numbers and times in words
+
+    /// `99.95 %`; whole percents at 100 % and 0 %; `–` when not known.
+    static func percent(_ share: Double?) -> String {
+        guard let share else { return "–" }
+        let whole = share >= 0.9995 || share == 0
+        return Self.fixed(share * 100, digits: whole ? 0 : 2) + " %"
+    }
+
+    /// `4.2 ms` below 100 ms, `250 ms` above; `–` when not known.
+    static func milliseconds(_ seconds: Double?) -> String {
+        guard let seconds else { return "–" }
+        return Self.fixed(seconds * 1000, digits: seconds < 0.1 ? 1 : 0) + " ms"
+    }
+
+    /// `45 s`, `12 min`, `5 h`, `3 d`.
+    static func span(_ seconds: Double) -> String {
+        let s = Int(Swift.max(0, seconds).rounded())
+        if s < 120 { return "\(s) s" }
+        if s < 7_200 { return "\((Double(s) / 60).rounded(.toNearestOrAwayFromZero).formatted0) min" }
+        if s < 172_800 { return "\((Double(s) / 3_600).rounded(.toNearestOrAwayFromZero).formatted0) h" }
+        return "\((Double(s) / 86_400).rounded(.toNearestOrAwayFromZero).formatted0) d"
+    }
+
+    /// `2026-11-29 22:50:03 UTC`.
+    static func time(_ seconds: Double) -> String {
+        let parts = Self.utc(seconds)
+        return "\(parts.date) \(Self.two(parts.hour)):\(Self.two(parts.minute)):\(Self.two(parts.second)) UTC"
+    }
+
+    /// `2026-11-29`.
+    static func date(_ seconds: Double) -> String { Self.utc(seconds).date }
+
+    private static func utc(_ seconds: Double) -> (date: String, hour: Int, minute: Int, second: Int) {
+        var t = time_t(seconds.isFinite ? seconds.rounded(.down) : 0)
+        var parts = tm()
+        gmtime_r(&t, &parts)
+        let date = "\(parts.tm_year + 1900)-\(Self.two(Int(parts.tm_mon) + 1))-\(Self.two(Int(parts.tm_mday)))"
+        return (date, Int(parts.tm_hour), Int(parts.tm_min), Int(parts.tm_sec))
+    }
+
+    private static func two(_ n: Int) -> String { n < 10 ? "0\(n)" : "\(n)" }
+
+    /// `x` with one decimal, for SVG coordinates.
+    static func decimal(_ x: Double) -> String { Self.fixed(x, digits: 1) }
+
+    /// `x` rounded to `digits` decimals (0…3), in plain digits.
+    static func fixed(_ x: Double, digits: Int) -> String {
+        let scale = [1.0, 10, 100, 1_000][Swift.min(Swift.max(digits, 0), 3)]
+        let scaled = Int64((x * scale).rounded(.toNearestOrAwayFromZero))
+        guard digits > 0 else { return "\(scaled)" }
+        let sign = scaled < 0 ? "-" : ""
+        let whole = abs(scaled) / Int64(scale)
+        var fraction = "\(abs(scaled) % Int64(scale))"
+        while fraction.count < digits { fraction = "0" + fraction }
+        return "\(sign)\(whole).\(fraction)"
+    }
+}
+
+extension Double {
+    /// A whole number's digits.
+    fileprivate var formatted0: String { "\(Int64(self))" }
 }

@@ -132,7 +132,7 @@ import Testing
         let folder = Folder()
         _ = try SQLiteHistoryStore(directory: folder.path)
         let queue = try DatabaseQueue(path: folder.path + "/urlpoll.sqlite")
-        try await queue.write { db in try db.execute(sql: "INSERT INTO grdb_migrations (identifier) VALUES ('v3')") }
+        try await queue.write { db in try db.execute(sql: "INSERT INTO grdb_migrations (identifier) VALUES ('v4')") }
         try queue.close()
         let script = try TemporaryScript("urls = { \"http://127.0.0.1:9/\" }")
 
@@ -141,9 +141,9 @@ import Testing
         #expect(run.status == 2)
         #expect(
             run.stderr.hasPrefix(
-                "urlpoll: --data: \(folder.path)/urlpoll.sqlite was written by a newer urlpoll (schema v3; this urlpoll knows up to v2)"
+                "urlpoll: --data: \(folder.path)/urlpoll.sqlite was written by a newer urlpoll (schema v4; this urlpoll knows up to v3)"
             ))
-        #expect(Self.count(folder, "SELECT count(*) FROM grdb_migrations") == 3)
+        #expect(Self.count(folder, "SELECT count(*) FROM grdb_migrations") == 4)
     }
 
     @Test func folderInUse_isRefusedWithExit2() async throws {
@@ -238,6 +238,51 @@ import Testing
             run.stderr.contains(
                 "\(script.path):2: setting 'data' must be the path of a folder for the history store, such as \"/var/lib/urlpoll\" (got number 5)"
             ))
+    }
+
+    /// `--data` naming a file (or a path through one) says that it is not a folder, not `File exists`.
+    @Test func dataThatIsAFile_saysItIsNotAFolder() async throws {
+        let script = try TemporaryScript("urls = { \"http://127.0.0.1:9/\" }\n")
+        let file = try TemporaryScript("-- a file, not a folder\n")
+        for (data, named) in [(file.path, file.path), (file.path + "/history", file.path)] {
+            for command in ["run", "once"] {
+                let run = try await CLIProcess.run([command, script.path, "--data", data])
+                #expect(run.status == 2)
+                #expect(
+                    run.stderr
+                        == "urlpoll: --data: cannot use \(data) as the data folder: \(named) is a file, not a folder\n")
+            }
+        }
+    }
+
+    /// `once --data DIR` keeps its polls and changes in the store, resumes from it as `run` does (a second
+    /// `once` announces and logs no change for an unchanged URL), and its `report` reads `urlpoll.history`.
+    @Test func onceWithData_recordsItsPolls_andResumesFromTheStore() async throws {
+        try await withDemoSite { (base) async throws in
+            let folder = Folder()
+            let script = try TemporaryScript(
+                """
+                urls = { "\(base)/healthy", "\(base)/failing" }
+                function on_change(s, prev) print("CHANGE " .. s.url .. " " .. s.status) end
+                function report(s) print("POLLS " .. s.name .. " " .. urlpoll.history(s.url, 3600).polls) end
+                """)
+            let first = try await CLIProcess.run(["once", script.path, "--data", folder.path])
+            #expect(first.status == 1)
+            #expect(first.stdout.components(separatedBy: "CHANGE").count - 1 == 2)
+            #expect(Self.count(folder, "SELECT sum(polls) FROM rollup_hour") == 2)
+            #expect(Self.count(folder, "SELECT count(*) FROM state_change") == 2)
+
+            let second = try await CLIProcess.run(["once", script.path, "--data", folder.path])
+            #expect(second.status == 1)
+            #expect(!second.stdout.contains("CHANGE"))
+            // The report reads the first run's poll (and this one's, if its tick was written by then).
+            #expect(
+                second.stdout.contains("POLLS \(base)/healthy 1\n")
+                    || second.stdout.contains("POLLS \(base)/healthy 2\n"),
+                "\(second.stdout)")
+            #expect(Self.count(folder, "SELECT sum(polls) FROM rollup_hour") == 4)
+            #expect(Self.count(folder, "SELECT count(*) FROM state_change") == 2)
+        }
     }
 
     @Test func check_listsTheDataFolder_theTitle_andEachURLsGroup() async throws {

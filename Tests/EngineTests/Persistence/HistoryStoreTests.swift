@@ -28,6 +28,7 @@ import Testing
         let inner: SQLiteHistoryStore
         let writes = Mutex(0)
         init(_ inner: SQLiteHistoryStore) { self.inner = inner }
+        var generation: Int { self.inner.generation }
         func savedStates() throws(HistoryError) -> [State] { try self.inner.savedStates() }
         func write(_ batch: HistoryBatch) async throws(HistoryError) {
             self.writes.withLock { $0 += 1 }
@@ -47,6 +48,10 @@ import Testing
         }
         func recentChanges(limit: Int) throws(HistoryError) -> [HistoryKey: [HistoryChange]] {
             try self.inner.recentChanges(limit: limit)
+        }
+        func urlIDs() -> [HistoryKey: Int64] { self.inner.urlIDs() }
+        func hourly(id: Int64, since start: Double) throws(HistoryError) -> [Rollup] {
+            try self.inner.hourly(id: id, since: start)
         }
     }
 
@@ -144,6 +149,10 @@ import Testing
             #expect(recent.rollup.polls == 20)
             #expect(try Self.rows(store.path, "SELECT count(*) FROM rollup_minute") == 50)
             #expect(try Self.rows(store.path, "SELECT count(*) FROM rollup_hour") == 1)
+            // And: the day holds them all.
+            let day = try #require(try store.daily(since: Self.base)[HistoryKey(url: Self.a)])
+            #expect(day.map(\.polls) == [100])
+            #expect(day.map(\.failures) == [10])
         }
     }
 
@@ -170,6 +179,7 @@ import Testing
         // Then: minutes older than 7 days are gone, hours only older than 400 days, and the old change.
         #expect(try Self.rows(store.path, "SELECT count(*) FROM rollup_minute WHERE url_id = 1") == 1)
         #expect(try Self.rows(store.path, "SELECT count(*) FROM rollup_hour WHERE url_id = 1") == 2)
+        #expect(try Self.rows(store.path, "SELECT count(*) FROM rollup_day WHERE url_id = 1") == 2)
         #expect(try Self.rows(store.path, "SELECT count(*) FROM state_change") == 0)
     }
 
@@ -240,8 +250,9 @@ import Testing
         #expect(try store.hourly(since: Self.base).mapValues { $0.map(\.failures) } == [up: [0], down: [10]])
     }
 
-    /// A file the first schema (v1, keyed by the printed URL alone) wrote is brought to v2: its rows are
-    /// kept, each as its URL's first (ordinal 1), with their changes and rollups.
+    /// A file the first schema (v1, keyed by the printed URL alone) wrote is brought to v3: its rows are
+    /// kept, each as its URL's first (ordinal 1), with their changes and rollups, and its hours summed into
+    /// days.
     @Test func v1File_isMigrated_keepingItsRowsAsOrdinalOne() async throws {
         let folder = Folder()
         try FileManager.default.createDirectory(atPath: folder.path, withIntermediateDirectories: true)
@@ -272,6 +283,9 @@ import Testing
                     INSERT INTO url_state (id, url, name, status, state, error_count, since, checked_at)
                       VALUES (7, 'http://127.0.0.1:9/a', 'a', 'refused', 'down', 3, 1, 2);
                     INSERT INTO state_change (url_id, at, to_state, to_status) VALUES (7, 1, 'down', 'refused');
+                    INSERT INTO rollup_hour VALUES (7, 1728000000, 60, 6, 1, 1.5, 0.2, x'');
+                    INSERT INTO rollup_hour VALUES (7, 1728003600, 60, 0, 0, 1.0, 0.1, x'');
+                    INSERT INTO rollup_hour VALUES (7, 1728086400, 30, 30, 0, 0, 0, x'');
                     """)
         }
         try queue.close()
@@ -281,7 +295,13 @@ import Testing
         #expect(saved.map(\.historyKey) == [HistoryKey(url: Self.a)])
         #expect(saved.first?.errorCount == 3)
         #expect(try store.recentChanges(limit: 10)[HistoryKey(url: Self.a)]?.count == 1)
-        #expect(try Self.rows(path, "SELECT count(*) FROM grdb_migrations") == 2)
+        #expect(try Self.rows(path, "SELECT count(*) FROM grdb_migrations") == 3)
+        // v3: the day rollups are the hour rollups summed per UTC day.
+        let days = try store.daily(since: 1_728_000_000)[HistoryKey(url: Self.a)] ?? []
+        #expect(days.map(\.start) == [1_728_000_000, 1_728_086_400])
+        #expect(days.map(\.polls) == [120, 30])
+        #expect(days.map(\.failures) == [6, 30])
+        #expect(days.map(\.degraded) == [1, 0])
     }
 
     @Test func newerSchema_isRefusedInWords_andTheFileIsLeftAsItIs() async throws {
@@ -303,8 +323,8 @@ import Testing
         let migrations = try await reader.read { db in
             try String.fetchAll(db, sql: "SELECT identifier FROM grdb_migrations ORDER BY identifier")
         }
-        #expect(migrations == ["v1", "v2", "v9"])
-        #expect(try Self.rows(path, "SELECT count(*) FROM sqlite_master WHERE type = 'table'") == 5)
+        #expect(migrations == ["v1", "v2", "v3", "v9"])
+        #expect(try Self.rows(path, "SELECT count(*) FROM sqlite_master WHERE type = 'table'") == 6)
     }
 
     @Test func notADatabase_isRefusedInWords() async throws {

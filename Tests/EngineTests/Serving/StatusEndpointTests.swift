@@ -24,7 +24,7 @@ import Testing
             healthy.group = "shop"
             var failing = Target(url: site + "/failing", name: "Checkout <api>")
             failing.group = "shop"
-            let pending = Target(url: "http://127.0.0.1:9/never", name: "never polled")
+            let pending = Target(url: "http://127.0.0.1:9/never", name: "<script>alert('never')</script> polled")
             let targets = [healthy, failing, pending]
             let folder = Folder()
             let store = try SQLiteHistoryStore(directory: folder.path)
@@ -102,16 +102,117 @@ import Testing
         }
     }
 
-    @Test func page_isOneSelfContainedDocument() async throws {
-        try await Self.withPolledSite { base, _ in
+    @Test func page_isOneSelfContainedDocument_withoutScript() async throws {
+        try await Self.withPolledSite { base, urls in
+            let page = try await fetchBytes(base + "/")
+            #expect(page.status == 200)
+            #expect(page.headers["content-type"] == "text/html; charset=utf-8")
+            #expect(page.headers["content-security-policy"] == "default-src 'none'; style-src 'unsafe-inline'")
+            let body = String(decoding: page.body, as: UTF8.self)
+            // Nothing is loaded from elsewhere and nothing runs: no src or href attribute, no script, and no
+            // URL but the polled ones.
+            #expect(!body.contains("src="))
+            #expect(!body.contains("href="))
+            #expect(!body.contains("<script"))
+            let polled = [urls.healthy, urls.failing, urls.pending]
+            let found = body.components(separatedBy: "http://").dropFirst().map { "http://" + $0 }
+            #expect(found.allSatisfy { link in polled.contains { link.hasPrefix($0) } })
+            #expect(body.contains("<meta http-equiv=\"refresh\" content=\"30\">"))
+            #expect(body.contains("<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"))
+        }
+    }
+
+    /// The page as served, before any browser runs it: each URL's row with its state, status and uptime,
+    /// the daily bars and the latency line as inline SVG, the change to down in the list, and every name
+    /// HTML-escaped.
+    @Test func page_asServed_showsEachURLsState_uptime_graphs_andChanges_escaped() async throws {
+        try await Self.withPolledSite { base, urls in
             let page = try await fetch(base + "/")
             #expect(page.status == 200)
-            #expect(page.contentType == "text/html; charset=utf-8")
-            // Nothing is loaded from elsewhere: no src or href attributes, and no URL but the SVG namespace.
-            #expect(!page.body.contains("src="))
-            #expect(!page.body.contains("href="))
-            let urls = page.body.components(separatedBy: "http").dropFirst().map { "http" + $0.prefix(30) }
-            #expect(urls.allSatisfy { $0.hasPrefix("http://www.w3.org/2000/svg") })
+            let html = page.body
+            #expect(!html.contains("Loading"))
+            #expect(html.contains("<title>Example &amp; Co status</title>"))
+            #expect(html.contains("<h1 id=\"title\">Example &amp; Co status</h1>"))
+            #expect(html.contains("<span class=\"state up\">1 up</span><span class=\"state down\">1 down</span>"))
+            let healthy = try #require(Self.row(html, url: urls.healthy))
+            #expect(healthy.contains("data-state=\"up\""))
+            #expect(healthy.contains("<div class=\"name\">Shop front</div>"))
+            #expect(healthy.contains("200 OK · since "))
+            #expect(healthy.contains("uptime 24 h 100 %, 7 d 100 %, 30 d 100 %"))
+            #expect(healthy.contains("aria-label=\"uptime per day, last 90 days\""))
+            #expect(healthy.components(separatedBy: "<rect ").count - 1 == 90)
+            #expect(healthy.components(separatedBy: "class=\"bar-up\"").count - 1 == 1)
+            #expect(healthy.components(separatedBy: "class=\"bar-none\"").count - 1 == 89)
+            // Both polls fall in this hour: one point.
+            #expect(healthy.contains("<circle class=\"dot\""))
+            let failing = try #require(Self.row(html, url: urls.failing))
+            #expect(failing.contains("data-state=\"down\""))
+            #expect(failing.contains("<div class=\"name\">Checkout &lt;api&gt;</div>"))
+            #expect(failing.contains("500 Internal Server Error"))
+            #expect(failing.contains("uptime 24 h 0 %, 7 d 0 %, 30 d 0 %"))
+            #expect(failing.components(separatedBy: "class=\"bar-down\"").count - 1 == 1)
+            let pending = try #require(Self.row(html, url: urls.pending))
+            #expect(pending.contains("data-state=\"pending\""))
+            #expect(pending.contains("&lt;script&gt;alert(&#39;never&#39;)&lt;/script&gt; polled"))
+            #expect(!html.contains("<script>alert"))
+            // Groups: "shop", then the URLs without one.
+            let shop = try #require(html.range(of: "<h2>shop</h2>"))
+            let other = try #require(html.range(of: "<h2>Other</h2>"))
+            #expect(shop.lowerBound < other.lowerBound)
+            #expect(
+                html.contains(
+                    "<li class=\"incident\" data-url=\"\(urls.failing)\" data-to=\"down\"><span class=\"when\">"))
+            #expect(html.contains("<strong>Checkout &lt;api&gt;</strong>: down (500 Internal Server Error)"))
+        }
+    }
+
+    /// The markup of the row of `url` on the page.
+    static func row(_ html: String, url: String) -> String? {
+        guard let start = html.range(of: "<div class=\"url\" data-url=\"\(url)\"") else { return nil }
+        let rest = html[start.lowerBound...]
+        let end = rest.range(of: "<div class=\"url\" ", range: rest.index(after: rest.startIndex)..<rest.endIndex)
+        return String(rest[..<(end?.lowerBound ?? rest.endIndex)])
+    }
+
+    /// `GET /status/ID` answers the hour series of the URL whose `id` `/status` shows; an id no URL has is a
+    /// 404 in words.
+    @Test func statusID_answersTheURLsHourSeries_andUnknownIDsAre404() async throws {
+        try await Self.withPolledSite { base, urls in
+            let status = try await fetch(base + "/status")
+            let document = try JSONDecoder().decode(StatusDocument.self, from: Data(status.body.utf8))
+            let byURL = Dictionary(uniqueKeysWithValues: document.urls.map { ($0.url, $0) })
+            let healthyID = try #require(byURL[urls.healthy]?.id)
+            let failingID = try #require(byURL[urls.failing]?.id)
+            #expect(healthyID != failingID)
+            #expect(byURL[urls.pending]?.id == nil)
+
+            let response = try await fetch(base + "/status/\(healthyID)")
+            #expect(response.status == 200)
+            #expect(response.contentType == "application/json")
+            let series = try JSONDecoder().decode(StatusSeries.self, from: Data(response.body.utf8))
+            #expect(series.id == healthyID)
+            #expect(series.url == urls.healthy)
+            #expect(series.name == "Shop front")
+            #expect(series.group == "shop")
+            #expect(series.state == "up")
+            #expect(series.days == 30)
+            #expect(series.hours.map(\.polls) == [2])
+            #expect(series.hours.first?.uptime == 1)
+            #expect((series.hours.first?.latencyP95 ?? 0) > 0)
+            let failing = try JSONDecoder().decode(
+                StatusSeries.self, from: Data(try await fetch(base + "/status/\(failingID)?days=2").body.utf8))
+            #expect(failing.days == 2)
+            #expect(failing.hours.map(\.failures) == [2])
+            #expect(failing.hours.first?.latencyP95 == nil)
+
+            for unknown in ["999999", "abc", "-1"] {
+                let missing = try await fetch(base + "/status/" + unknown)
+                #expect(missing.status == 404)
+                #expect(missing.body.hasPrefix("no URL of the script has id \"\(unknown)\""))
+            }
+            let bad = try await fetch(base + "/status/\(healthyID)?days=0")
+            #expect(bad.status == 400)
+            #expect(bad.body == "days: a whole number of days from 1 to 400 expected, got \"0\"\n")
         }
     }
 
@@ -151,9 +252,8 @@ import Testing
             #expect(dom.contains("data-url=\"\(urls.pending)\" data-state=\"pending\""))
             #expect(dom.contains("class=\"incident\" data-url=\"\(urls.failing)\" data-to=\"down\""))
             #expect(dom.contains("Checkout &lt;api&gt;"))
-            #expect(dom.contains("aria-label=\"uptime per day, last 30 days\""))
-            #expect(!dom.contains("<div id=\"banner\">Cannot read"))
-            #expect(!dom.contains("<div id=\"banner\">Loading"))
+            #expect(dom.contains("aria-label=\"uptime per day, last 90 days\""))
+            #expect(dom.contains("&lt;script&gt;alert('never')&lt;/script&gt; polled"))
 
             // A screenshot for a reviewer to look at, under .build/.
             let shot = packageRoot.appendingPathComponent(".build/status-page.png").path

@@ -1,0 +1,157 @@
+@testable import Engine
+import Foundation
+import Synchronization
+import Testing
+
+/// ``StatusPage`` and ``StatusCache`` alone: the page rendered from a document, and the cache driven by a
+/// manual clock and a counted `make`.
+@Suite(.timeLimit(.minutes(1))) struct StatusPageTests {
+    static func document(up: Int, down: Int) throws -> StatusDocument {
+        var targets: [Target] = []
+        var states: [String: State] = [:]
+        for i in 0..<(up + down) {
+            let target = Target(url: "http://127.0.0.1:8080/u/\(i)")
+            targets.append(target)
+            // The down URLs are spread through the list.
+            let step = (up + down) / max(down, 1)
+            let isDown = down > 0 && i % step == 0 && i / step < down
+            states[target.url] = State(
+                url: target.url, name: target.name, status: isDown ? "refused" : "200 OK",
+                health: isDown ? .down : .up, since: 1_793_577_600, checkedAt: 1_793_577_600)
+        }
+        return try StatusDocument.make(
+            targets: targets, states: states, settings: Settings(), history: nil, now: 1_793_577_660)
+    }
+
+    /// At 100,000 URLs the page does not list 100,000 rows: it lists at most ``StatusPage/urlLimit``, every
+    /// URL not up among them, and says how many up URLs it leaves out.
+    @Test func manyURLs_listsThoseNotUp_andSaysHowManyUpAreLeftOut() throws {
+        let document = try Self.document(up: 990, down: 10)
+        #expect(document.counts["down"] == 10)
+        let html = StatusPage.html(document)
+        #expect(html.components(separatedBy: "<div class=\"url\" ").count - 1 == StatusPage.urlLimit)
+        #expect(html.components(separatedBy: "data-state=\"down\"").count - 1 == 10)
+        #expect(html.contains("500 more URLs are up and not listed here"))
+        #expect(html.contains("<span class=\"state up\">990 up</span><span class=\"state down\">10 down</span>"))
+    }
+
+    /// Without `--data` the page shows the states, no graphs, and says where changes come from.
+    @Test func withoutHistory_showsStates_noGraphs() throws {
+        let html = StatusPage.html(try Self.document(up: 2, down: 1))
+        #expect(html.components(separatedBy: "<div class=\"url\" ").count - 1 == 3)
+        #expect(!html.contains("<svg"))
+        #expect(!html.contains("uptime 24 h"))
+        #expect(html.contains("Changes are kept when urlpoll runs with --data."))
+        #expect(!html.contains("not listed here"))
+    }
+
+    @Test func numbersInWords() {
+        #expect(StatusPage.percent(nil) == "–")
+        #expect(StatusPage.percent(1) == "100 %")
+        #expect(StatusPage.percent(0.99949) == "99.95 %")
+        #expect(StatusPage.percent(0.5) == "50.00 %")
+        #expect(StatusPage.percent(0) == "0 %")
+        #expect(StatusPage.milliseconds(0.0042) == "4.2 ms")
+        #expect(StatusPage.milliseconds(0.25) == "250 ms")
+        #expect(StatusPage.span(45) == "45 s")
+        #expect(StatusPage.span(720) == "12 min")
+        #expect(StatusPage.span(5 * 3600) == "5 h")
+        #expect(StatusPage.span(3 * 86_400) == "3 d")
+        #expect(StatusPage.time(1_793_577_603) == "2026-11-02 00:00:03 UTC")
+    }
+
+    final class Counter: Sendable {
+        let value = Mutex(0)
+        let clock = Mutex(1_000.0)
+        var now: Double { self.clock.withLock { $0 } }
+        func advance(_ seconds: Double) { self.clock.withLock { $0 += seconds } }
+    }
+
+    static func made(_ counter: Counter) -> @Sendable () async -> Result<StatusCache.Made, HistoryError> {
+        {
+            let n = counter.value.withLock { value in
+                value += 1
+                return value
+            }
+            var settings = Settings()
+            settings.title = "made \(n)"
+            let document = StatusDocument(title: settings.title, generatedAt: 0, history: false, counts: [:], urls: [])
+            return .success(StatusCache.Made(document: document, json: []))
+        }
+    }
+
+    /// One document per tick: the same while it is younger than the status interval and nothing was written,
+    /// a new one after a write commits, after the interval, or for another script.
+    @Test func cache_makesOneDocumentPerWriteOrInterval() async throws {
+        let counter = Counter()
+        let cache = StatusCache(now: { counter.now })
+        func title(script: Int = 1, generation: Int) async throws -> String {
+            try await cache.document(
+                script: script, generation: generation, maxAge: .seconds(10), make: Self.made(counter)
+            )
+            .document.title
+        }
+        #expect(try await title(generation: 1) == "made 1")
+        counter.advance(9)
+        #expect(try await title(generation: 1) == "made 1")
+        #expect(try await title(generation: 2) == "made 2")
+        counter.advance(10)
+        #expect(try await title(generation: 2) == "made 3")
+        #expect(try await title(script: 2, generation: 2) == "made 4")
+        // A clock set back does not keep a document forever.
+        counter.advance(-100)
+        #expect(try await title(script: 2, generation: 2) == "made 5")
+    }
+
+    /// A document that took long to make (many URLs) is kept 4 times as long as it took, whatever was
+    /// written since, so making documents takes at most a quarter of a core.
+    @Test func cache_keepsASlowDocument_fourTimesAsLongAsItTook() async throws {
+        let counter = Counter()
+        let cache = StatusCache(now: { counter.now })
+        let slow: @Sendable () async -> Result<StatusCache.Made, HistoryError> = {
+            counter.advance(20)  // making it takes 20 s on the manual clock
+            return await Self.made(counter)()
+        }
+        func title(generation: Int, make: @escaping @Sendable () async -> Result<StatusCache.Made, HistoryError>)
+            async throws -> String
+        {
+            try await cache.document(script: 1, generation: generation, maxAge: .seconds(10), make: make).document
+                .title
+        }
+        #expect(try await title(generation: 1, make: slow) == "made 1")
+        counter.advance(50)  // 70 s after it was asked for: under 4 × 20 s
+        #expect(try await title(generation: 2, make: Self.made(counter)) == "made 1")
+        counter.advance(11)  // 81 s
+        #expect(try await title(generation: 3, make: Self.made(counter)) == "made 2")
+    }
+
+    /// Requests that find the cache stale together wait for one document.
+    @Test func cache_concurrentRequests_shareOneMake() async throws {
+        let counter = Counter()
+        let cache = StatusCache(now: { counter.now })
+        try await withThrowingTaskGroup(of: String.self) { group in
+            for _ in 0..<20 {
+                group.addTask {
+                    try await cache.document(script: 1, generation: 1, maxAge: .seconds(10), make: Self.made(counter))
+                        .document.title
+                }
+            }
+            for try await title in group { #expect(title == "made 1") }
+        }
+        #expect(counter.value.withLock { $0 } == 1)
+    }
+
+    /// A read that fails is not kept: the next request reads again.
+    @Test func cache_failedRead_isNotKept() async throws {
+        let counter = Counter()
+        let cache = StatusCache(now: { counter.now })
+        await #expect(throws: HistoryError.self) {
+            try await cache.document(script: 1, generation: 1, maxAge: .seconds(10)) {
+                .failure(HistoryError("cannot read /tmp/x: disk I/O error"))
+            }
+        }
+        let title = try await cache.document(script: 1, generation: 1, maxAge: .seconds(10), make: Self.made(counter))
+            .document.title
+        #expect(title == "made 1")
+    }
+}
