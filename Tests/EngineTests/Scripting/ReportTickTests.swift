@@ -31,8 +31,9 @@ import Testing
                 """)
             let sut = try ScriptHost(path: script.path, clock: clock, logger: logger)
             let skipped = Mutex([Int]())
+            let recorder = StateRecorder()
             let monitor = StateMonitor(
-                urls: sut.config.targets.map(\.url), reporter: sut,
+                urls: sut.config.targets.map(\.url), reporter: sut, observers: [recorder],
                 onReportSkipped: { total in skipped.withLock { $0.append(total) } })
             for target in sut.config.targets {
                 await monitor.update(
@@ -51,6 +52,8 @@ import Testing
                 clock.advance(by: .seconds(1))
             }
             #expect(await eventually { skipped.withLock { $0 } == [1, 2, 3] })
+            // (the rest of each tick, the history's batch, came on time)
+            #expect(recorder.ticks == 4)
 
             // …and then the server answers, and one more tick comes.
             server.release()
