@@ -175,6 +175,14 @@ struct Session {
                 logger.warning(
                     "polls are starting up to \(String(format: "%.1f", worst.seconds)) s behind schedule: the engine cannot keep up with \(host.config.targets.count) URLs on \(settings.pollers) pollers; add --pollers or lengthen intervals (the failures it reports are still the targets' own)"
                 )
+            },
+            onReportSkipped: { total in
+                metrics?.reportTickSkipped()
+                // The first, then one line per 100: the metric counts every one.
+                guard total == 1 || total % 100 == 0 else { return }
+                logger.warning(
+                    "a tick's report was skipped (\(total) so far): the previous tick's report was still under way after status_interval (\(formatSeconds(settings.statusInterval.seconds)) s); a report hook that waits on urlpoll.http should finish within it"
+                )
             })
         if let metrics {
             metrics.loaded(urls: host.config.targets.count)

@@ -20,6 +20,11 @@ public actor StateMonitor {
     /// The latest start among polls since the last tick.
     private var worstLateness: Duration = .zero
     private let onLate: @Sendable (Duration) -> Void
+    /// Whether a tick's report is under way (``run(every:clock:)``): a tick that comes meanwhile skips its own.
+    private var reporting = false
+    /// The ticks whose report was skipped so far.
+    private var skippedReports = 0
+    private let onReportSkipped: @Sendable (_ total: Int) -> Void
     /// Lateness above this is reported by `onLate` on the next tick.
     public static var lateThreshold: Duration { .seconds(1) }
 
@@ -29,12 +34,16 @@ public actor StateMonitor {
     ///   - onStoreError: Told, in words, when the store cannot be written.
     ///   - onLate: Told on a tick when polls since the last one started more than ``lateThreshold`` behind
     ///     schedule, with the worst lateness: the engine cannot keep up.
+    ///   - onReportSkipped: Told when a tick skips its report because the previous tick's is still under way
+    ///     (a `report` hook waiting on `urlpoll.http` past `status_interval`), with the number skipped so far.
     public init(
         urls: [String], reporter: any Reporter, observers: [any StateObserver] = [], store: StateStore? = nil,
         onStoreError: @escaping @Sendable (String) -> Void = { _ in },
-        onLate: @escaping @Sendable (Duration) -> Void = { _ in }
+        onLate: @escaping @Sendable (Duration) -> Void = { _ in },
+        onReportSkipped: @escaping @Sendable (_ total: Int) -> Void = { _ in }
     ) {
         self.onLate = onLate
+        self.onReportSkipped = onReportSkipped
         if urls.contains(where: RequestDescription.mayHaveUserInfo) {
             self.order = urls.map { (shown: RequestDescription.redacting($0), raw: $0) }
                 .sorted { $0.shown != $1.shown ? $0.shown < $1.shown : $0.raw < $1.raw }.map(\.raw)
@@ -87,10 +96,17 @@ public actor StateMonitor {
     }
 
     /// Reports the current state once, tells the observers (``StateObserver/ticked()``: the history writes
-    /// its batch), and hands it to the store if anything changed. The snapshot and the
-    /// dirty flag are taken together, before any await, so a state that arrives during the report is saved
-    /// on the next tick; the store encodes and writes off this actor.
+    /// its batch), and hands it to the store if anything changed; returns once the report is done (`urlpoll
+    /// once`, the last report on a stop). The snapshot and the dirty flag are taken together, before any
+    /// await, so a state that arrives during the report is saved on the next tick; the store encodes and
+    /// writes off this actor.
     public func tick() async {
+        let snapshot = await self.record()
+        await self.reporter.report(snapshot)
+    }
+
+    /// A tick's work before its report: the lateness warning, the store, the observers' `ticked`.
+    private func record() async -> [State] {
         if self.worstLateness > Self.lateThreshold { self.onLate(self.worstLateness) }
         self.worstLateness = .zero
         let snapshot = self.snapshot()
@@ -101,13 +117,39 @@ public actor StateMonitor {
         for observer in self.observers {
             await observer.ticked()
         }
-        await self.reporter.report(snapshot)
+        return snapshot
     }
 
-    /// Reports the current state every `interval` of `clock` until cancelled.
+    /// Ticks every `interval` of `clock` until cancelled.
+    ///
+    /// A tick's report runs beside the ticks, never among another tick's: the reporter is called for one
+    /// tick at a time, so a `report` hook sees each tick's URLs in order, from `index` 1 to `count`, with no
+    /// other tick's calls in between (the README's reset at `index == 1` holds). A tick that comes while the
+    /// previous tick's report is still under way (a `report` hook waiting on `urlpoll.http` longer than
+    /// `interval`) skips its report, and `onReportSkipped` counts it; its store write and the observers'
+    /// `ticked` (the history's batch) still happen on time. Skipping rather than waiting keeps ticks on
+    /// their schedule: a late tick would report a stale snapshot, and the ticks held back meanwhile would
+    /// then all come at once.
     public func run<C: Clock>(every interval: Duration, clock: C) async where C.Duration == Duration {
-        for await _ in AsyncTimerSequence(interval: interval, clock: clock) {
-            await self.tick()
+        await withDiscardingTaskGroup { group in
+            for await _ in AsyncTimerSequence(interval: interval, clock: clock) {
+                let snapshot = await self.record()
+                guard !self.reporting else {
+                    self.skippedReports += 1
+                    self.onReportSkipped(self.skippedReports)
+                    continue
+                }
+                self.reporting = true
+                let reporter = self.reporter
+                group.addTask {
+                    await reporter.report(snapshot)
+                    await self.reportEnded()
+                }
+            }
         }
+    }
+
+    private func reportEnded() {
+        self.reporting = false
     }
 }

@@ -1,12 +1,19 @@
-import AsyncHTTPClient
 import FoundationEssentials
 import NIOCore
 import NIOHTTP1
-import NIOSSL
+import NIOPosix
 import Synchronization
 
-/// HookHTTPClient sends the requests hooks make with `urlpoll.http`, on AsyncHTTPClient, off the Lua
-/// state: the hook's coroutine waits while it runs, and ``ScriptHost`` resumes it with the outcome.
+/// HookHTTPClient sends the requests hooks make with `urlpoll.http`, off the Lua state: the hook's coroutine
+/// waits while it runs, and ``ScriptHost`` resumes it with the outcome.
+///
+/// It sends them on ``HTTP1Client``, urlpoll's own HTTP/1.1 client, as polls are sent (an instance of its
+/// own: never a poll's or an alert's connection), so a hook's request reads what a poll reads and says what
+/// a poll says: bare-LF lines and control bytes in header values are read as curl reads them (RFC 9112
+/// §2.2), a chain that does not verify fails with the reason and the subject in words (``PresentedChain``,
+/// RFC 5280 and RFC 6125, to the system's roots or `tls.ca_file`'s, against `tls.server_name` or the
+/// host, unless `tls.verify` is false; the request is then never sent), TLS is 1.2 or 1.3 (RFC 8996), and
+/// the response carries the phases (``PhaseTimings``) and the chain's facts (``TLSFacts``).
 ///
 /// Redirects (301, 302, 303, 307, 308) are followed here, one hop at a time, with the rules the prober
 /// uses (``HTTPProber/redirect(_:method:code:location:_:)``: net/http's and curl's method rewriting, no
@@ -16,45 +23,30 @@ struct HookHTTPClient: Sendable {
     /// The most content read from a response; the rest is not read (1 MiB, as a `check`'s poll).
     static let maximumBodySize = 1 << 20
 
-    let client: HTTPClient
+    let client: HTTP1Client
     let userAgent: String
 
-    /// The client every script host uses unless given another: its own connections (never a poll's or an
-    /// alert's), AsyncHTTPClient's redirect following off, on NIO's shared event loops. Like
-    /// AsyncHTTPClient's `HTTPClient.shared` it lives as long as the process and is never shut down.
-    static let shared: HookHTTPClient = {
-        var configuration = HTTPClient.Configuration(
-            redirectConfiguration: .disallow, timeout: .init(connect: .seconds(30), read: nil))
-        configuration.connectionPool = .init(idleTimeout: .seconds(50), concurrentHTTP1ConnectionsPerHostSoftLimit: 8)
-        // TLS 1.2 and 1.3 only, as polls (RFC 8996); swift-nio-ssl's default minimum is TLS 1.0.
-        var tls = TLSConfiguration.makeClientConfiguration()
-        tls.minimumTLSVersion = .tlsv12
-        configuration.tlsConfiguration = tls
-        // One connection attempt per request: a refused server is told to the hook at once, as what it is.
-        configuration.connectionPool.retryConnectionEstablishment = false
-        return HookHTTPClient(
-            client: HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration),
-            userAgent: "urlpoll/\(urlpollVersion)")
-    }()
+    /// The client every script host uses unless given another: its own connections (up to 8 idle per
+    /// host, 64 in all, closed after 50 s idle, as polls'), on NIO's shared event loops. It lives as long
+    /// as the process.
+    static let shared = HookHTTPClient(
+        client: HTTP1Client(
+            group: MultiThreadedEventLoopGroup.singleton, maximumIdlePerHost: 8, maximumIdle: 64,
+            idleTimeout: .seconds(50)),
+        userAgent: "urlpoll/\(urlpollVersion)")
 
     /// Sends `request` and follows its redirects, all within `timeout`.
     /// - Returns: The last response, or why there is none in words (`refused: the server refused the
-    ///   connection: …`), never with the URL's password; with the session's cookies as they are afterwards.
+    ///   connection: …`, `tls: self-signed certificate: CN=… is not a trusted root`), never with the URL's
+    ///   password; with the session's cookies as they are afterwards.
     func perform(_ request: HookRequest, timeout: Duration) async -> HookOutcome {
         let jar = Jar(request.cookies)
         do {
-            let response = try await withThrowingTaskGroup(of: HookResponse.self) { group in
-                group.addTask { try await self.exchange(request, jar: jar, timeout: timeout) }
-                group.addTask {
-                    try await Task.sleep(for: timeout)
-                    throw HTTPClientError.deadlineExceeded
-                }
-                defer { group.cancelAll() }
-                return try await group.next()!
-            }
+            let response = try await self.exchange(request, jar: jar, timeout: timeout)
             return .response(response, cookies: jar.cookies, session: request.session)
         } catch {
-            let failure = HTTPProber.classify(error, timeout: timeout)
+            let failure =
+                (error as? HTTP1Client.HandshakeFailure)?.failure ?? HTTPProber.classify(error, timeout: timeout)
             var words = "\(failure.kind.rawValue): \(failure.detail)"
             if let password = RequestDescription(url: request.url, headers: [])?.credentials?.password,
                 !password.isEmpty
@@ -86,8 +78,10 @@ struct HookHTTPClient: Sendable {
             throw ProbeFailure(.badURL, detail: "not an absolute http or https URL")
         }
         let script = Target(url: request.url, headers: request.headers)
+        let firstHost = hop.host
         var method = request.method
         var visited: Set<String> = []
+        var timings = PhaseTimings()
         for count in 0...HTTPProber.maximumRedirects {
             visited.insert(method + " " + hop.url)
             var fields = hop.fields(method: method, userAgent: self.userAgent)
@@ -98,29 +92,26 @@ struct HookHTTPClient: Sendable {
                     fields.insert(Header("Cookie", cookie), at: min(2, fields.count))
                 }
             }
-            var prepared = HTTPClientRequest(url: hop.url)
-            prepared.method = HTTPMethod(rawValue: method)
-            prepared.headers = HTTPHeaders(fields.map { ($0.name, $0.value) })
-            if let body = hop.body { prepared.body = .bytes(ByteBuffer(bytes: body)) }
-            let response = try await self.client.execute(prepared, deadline: deadline)
-            var body: [UInt8] = []
-            let bodyless = method == "HEAD" || response.status.code == 204 || response.status.code == 304
-            if !bodyless {
-                var left = Self.maximumBodySize
-                for try await chunk in response.body {
-                    body.append(contentsOf: chunk.readableBytesView.prefix(left))
-                    left -= chunk.readableBytes
-                    if left <= 0 { break }
-                }
+            var tls: TLSOptions?
+            if hop.scheme == "https" {
+                var options = request.tls ?? TLSOptions()
+                // `server_name` is for the request's own host; a redirect elsewhere is checked by its own name.
+                if options.serverName == nil || hop.host != firstHost { options.serverName = hop.host }
+                tls = options
             }
-            jar.store(response.headers["Set-Cookie"], from: hop)
-            let code = Int(response.status.code)
-            guard [301, 302, 303, 307, 308].contains(code), let location = response.headers.first(name: "Location")
-            else {
+            let response = try await self.client.execute(
+                hop, method: HTTPMethod(rawValue: method), fields: fields, tls: tls, deadline: deadline,
+                captureBody: true, maximumBodySize: Self.maximumBodySize)
+            timings.add(response.timings)
+            let headers = response.head.headers
+            jar.store(headers["Set-Cookie"], from: hop)
+            let code = Int(response.head.status.code)
+            guard [301, 302, 303, 307, 308].contains(code), let location = headers.first(name: "Location") else {
                 return HookResponse(
-                    code: code, reason: response.status.reasonPhrase,
-                    headers: response.headers.map { Header($0.name, $0.value) }, body: body,
-                    latency: ContinuousClock.now - start, url: RequestDescription.redacting(hop.url))
+                    code: code, reason: response.head.status.reasonPhrase,
+                    headers: headers.map { Header($0.name, $0.value) }, body: response.body ?? [],
+                    latency: ContinuousClock.now - start, url: RequestDescription.redacting(hop.url),
+                    timings: timings, tls: response.tls)
             }
             guard count < HTTPProber.maximumRedirects else { break }
             guard let next = HTTPProber.redirect(hop, method: &method, code: code, location: location, script) else {

@@ -11,6 +11,9 @@ struct HookRequest: Sendable {
     var body: [UInt8]?
     /// How long the whole exchange may take, redirects included; nil for the hook's URL's timeout.
     var timeout: Duration?
+    /// How an `https://` hop's certificate is checked (`tls = { verify, ca_file, server_name }`); nil to
+    /// verify against the system's roots and the URL's host. `server_name` applies to the URL's own host.
+    var tls: TLSOptions?
     /// The session's cookies (RFC 6265), when the request is a session's; nil for a lone request.
     var cookies: CookieJar?
     /// The registry reference of the session's `cookies` table, written back when the response arrives.
@@ -36,6 +39,10 @@ struct HookResponse: Sendable {
     var latency: Duration
     /// The URL that answered (after redirects), its password redacted.
     var url: String
+    /// The phases of the exchange, summed over the hops, as a poll's (``PhaseTimings``).
+    var timings = PhaseTimings()
+    /// The last `https://` hop's connection: the chain the server presented, its TLS version.
+    var tls: TLSFacts?
 }
 
 /// HookOutcome is what a waiting hook is resumed with.

@@ -47,7 +47,10 @@ extension LuaRuntime {
         """
 
     /// The options `urlpoll.http.request` takes.
-    static let httpOptions = ["method", "url", "headers", "body", "form", "timeout"]
+    static let httpOptions = ["method", "url", "headers", "body", "form", "timeout", "tls"]
+
+    /// The fields of a request's `tls` option: a URL's, less `cert_expiry` (a request is not judged).
+    static let httpTLSOptions = ["verify", "ca_file", "server_name"]
 
     func installHTTP() throws(ScriptError) {
         up_pushhostfn(self.L) { L in LuaRuntime.host(L) { runtime throws(HostError) in try runtime.hostHTTP() } }
@@ -118,6 +121,7 @@ extension LuaRuntime {
         var body: [UInt8]?
         var contentType: String?
         var timeout: Duration?
+        var tls: TLSOptions?
         if function != "request" {
             guard let given = self.string(at: 4) else {
                 throw bad(1, "URL string expected, got \(self.describe(at: 4))")
@@ -185,6 +189,8 @@ extension LuaRuntime {
                         )
                     }
                     timeout = .seconds(seconds)
+                case "tls":
+                    tls = try self.readRequestTLS { words throws(HostError) in throw bad(optionsArgument, words) }
                 default:
                     break
                 }
@@ -200,7 +206,59 @@ extension LuaRuntime {
         if let contentType, !headers.contains(where: { $0.name.lowercased() == "content-type" }) {
             headers.append(Header("Content-Type", contentType))
         }
-        return HookRequest(method: method, url: url, headers: headers, body: body, timeout: timeout)
+        return HookRequest(method: method, url: url, headers: headers, body: body, timeout: timeout, tls: tls)
+    }
+
+    /// Reads a request's `tls = { verify, ca_file, server_name }` on top of the stack (as a URL's, without
+    /// `cert_expiry`); `ca_file` is read from the script's folder when relative, once per file.
+    private func readRequestTLS(_ fail: (String) throws(HostError) -> Void) throws(HostError) -> TLSOptions {
+        guard lua_type(self.L, -1) == LUA_TTABLE else {
+            try fail("option 'tls' must be a table such as { verify = false }, got \(self.describe(at: -1))")
+            return TLSOptions()
+        }
+        let table = lua_gettop(self.L)
+        var options = TLSOptions()
+        lua_pushnil(self.L)
+        while lua_next(self.L, table) != 0 {
+            defer { lua_settop(self.L, -2) }
+            let key = self.string(at: -2) ?? self.describe(at: -2)
+            func wrong(_ expected: String) -> String { "tls.\(key) must be \(expected), got \(self.describe(at: -1))" }
+            switch key {
+            case "verify":
+                guard lua_type(self.L, -1) == LUA_TBOOLEAN else {
+                    try fail(wrong("true or false"))
+                    continue
+                }
+                options.verify = lua_toboolean(self.L, -1) != 0
+            case "server_name":
+                guard let name = self.string(at: -1), !name.isEmpty else {
+                    try fail(wrong("a host name"))
+                    continue
+                }
+                options.serverName = name
+            case "ca_file":
+                guard let path = self.string(at: -1), !path.isEmpty else {
+                    try fail(wrong("a file name"))
+                    continue
+                }
+                options.caFile = path
+                if let roots = self.hookRoots[path] {
+                    options.roots = roots
+                } else {
+                    do {
+                        options.roots = try Self.readRoots(path, scriptPath: self.path, here: "")
+                    } catch {
+                        try fail(error.message)
+                    }
+                    self.hookRoots[path] = options.roots
+                }
+            default:
+                let known = Self.httpTLSOptions
+                let guess = known.first { editDistance($0, key) <= 2 }.map { "; did you mean '\($0)'?" } ?? ""
+                try fail("unknown option 'tls.\(key)'\(guess) (known options: \(known.joined(separator: ", ")))")
+            }
+        }
+        return options
     }
 
     /// A body argument: a string as it is, or a table as JSON; nil for nil.
@@ -283,15 +341,17 @@ extension LuaRuntime {
 
     // MARK: Results
 
-    /// Pushes the response table `{ code, status, headers, body, latency, url }`.
+    /// Pushes the response table `{ code, status, headers, body, latency, url, timings [, tls] }`.
     func push(_ response: HookResponse) {
-        self.beginRecord(fields: 6)
+        self.beginRecord(fields: 8)
         self.set(.code, response.code)
         self.set(.status, response.reason.isEmpty ? "\(response.code)" : "\(response.code) \(response.reason)")
         self.set(.headers) { self.push(headers: response.headers) }
         self.set(.body) { self.push(bytes: response.body) }
         self.set(.latency, response.latency.seconds)
         self.set(.url, response.url)
+        self.set(.timings) { self.push(response.timings) }
+        if let tls = response.tls { self.set(.tls) { self.push(tls, now: Date().timeIntervalSince1970) } }
         self.endRecord()
     }
 

@@ -1,6 +1,7 @@
 import CLua
 import FoundationEssentials
 import Logging
+import X509
 
 /// LuaRuntime owns one Lua 5.4 state: it loads the script, reads its settings and URLs, and calls its
 /// hooks.
@@ -46,6 +47,9 @@ final class LuaRuntime {
     var historyKeys: HistoryKeyIndex?
     /// Told of every hook call: the hook's name, how long the call took and the bytes the state holds after.
     var hookObserver: (@Sendable (_ hook: String, _ duration: Duration, _ luaMemory: Int) -> Void)?
+    /// The roots of each `ca_file` a hook's request named (`urlpoll.http`'s `tls` option), by its full
+    /// path: read once, as a URL's `ca_file` is read once at load.
+    var hookRoots: [String: [Certificate]] = [:]
     /// Bytes the Lua state holds now.
     var memoryUsed: Int { self.ctx.pointee.used }
 

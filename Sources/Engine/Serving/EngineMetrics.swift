@@ -11,7 +11,8 @@ import Synchronization
 /// Families: `urlpoll_polls_total{result="success|failure"}` (counter), `urlpoll_poll_lateness_seconds`
 /// (histogram, seconds a poll started after its planned time), `urlpoll_urls` (gauge),
 /// `urlpoll_reloads_total{result="success|failure"}` (counter), `urlpoll_hook_errors_total{hook}` (counter),
-/// `urlpoll_hook_duration_seconds{hook}` (histogram), `urlpoll_lua_memory_bytes` (gauge), and, as the alert
+/// `urlpoll_hook_duration_seconds{hook}` (histogram), `urlpoll_lua_memory_bytes` (gauge),
+/// `urlpoll_report_ticks_skipped_total` (counter, ticks whose report was skipped), and, as the alert
 /// dispatcher's ``AlertObserver``, `urlpoll_alerts_total{sink="post|exec",result="delivered|failed|dropped"}`
 /// (counter) and `urlpoll_alert_queue_length` (gauge).
 public final class EngineMetrics: StateObserver {
@@ -23,6 +24,7 @@ public final class EngineMetrics: StateObserver {
     private let reloadSuccesses: Counter
     private let reloadFailures: Counter
     private let luaMemory: Gauge
+    private let reportTicksSkipped: Counter
     /// The lateness of the latest polls, newest last, for ``health(expected:polled:)``.
     private let recent = Mutex(LatenessWindow())
     private let hooks = Mutex<[String: HookSeries]>([:])
@@ -68,6 +70,10 @@ public final class EngineMetrics: StateObserver {
                 namespace: "urlpoll", metricName: "lua_memory", unitName: "bytes",
                 helpText: "Bytes the script's Lua state holds, after its last call."
             ))
+        self.reportTicksSkipped = self.registry.makeCounter(
+            descriptor: MetricNameDescriptor(
+                namespace: "urlpoll", metricName: "report_ticks_skipped", unitName: "total",
+                helpText: "Ticks whose report was skipped: the previous tick's report was still under way."))
         self.alertCounters = Self.makeAlertCounters(self.registry)
         self.alertQueueLength = Self.makeAlertQueueLength(self.registry)
     }
@@ -88,6 +94,11 @@ public final class EngineMetrics: StateObserver {
     /// Sets `urlpoll_urls` (on load and every reload).
     public func loaded(urls count: Int) {
         self.urls.set(Double(count))
+    }
+
+    /// Counts a tick whose report was skipped (``StateMonitor/run(every:clock:)``).
+    public func reportTickSkipped() {
+        self.reportTicksSkipped.increment()
     }
 
     /// Counts a reload.

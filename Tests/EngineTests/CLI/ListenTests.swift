@@ -49,6 +49,38 @@ import Testing
         #expect(!result.stderr.contains("SocketAddressError"))
     }
 
+    /// A `report` hook held on a request past `status_interval`, in the real binary: the ticks meanwhile
+    /// skip their report, the log says so once, and `/metrics` counts them.
+    @Test func reportWaitingPastTheStatusInterval_logsTheSkippedTick_andCountsItInMetrics() async throws {
+        let server = HookServer()
+        try await server.run { base in
+            let script = try TemporaryScript(
+                """
+                status_interval = 0.1
+                timeout = 60
+                urls = { "\(base)/json" }
+                function report(s) urlpoll.http.get("\(base)/slow") end
+                """)
+            let process = try CLIProcess(["run", script.path, "--listen", "127.0.0.1:0"])
+            let port = try await Self.listeningPort(process)
+            var arrivals = server.arrivals.makeAsyncIterator()
+            #expect(await arrivals.next() == "/slow")
+
+            // When: the report waits on the server for more than one status interval.
+            try await process.waitForStderr("a tick's report was skipped (1 so far): the previous tick's report ")
+
+            // Then: the log says why, once, and /metrics counts the skipped ticks.
+            #expect(process.stderr.contains("still under way after status_interval (0.1 s)"), "\(process.stderr)")
+            #expect(process.stderr.components(separatedBy: "report was skipped").count == 2, "\(process.stderr)")
+            let samples = try await parsePrometheus(try await fetch("http://127.0.0.1:\(port)/metrics").body)
+            let skipped = try #require(samples.first { $0.name == "urlpoll_report_ticks_skipped_total" })
+            #expect(skipped.value >= 1)
+            server.release()
+            process.signal(SIGTERM)
+            #expect(await process.wait() == 0)
+        }
+    }
+
     @Test func prometheusScript_servesItsURLsLabels_inTextARealParserReads() async throws {
         try await withDemoSite { (base) async throws in
             let process = try CLIProcess([

@@ -18,4 +18,12 @@ final class StateRecorder: StateObserver {
     }
 
     func changed(_ state: State, previous: State?) async {}
+
+    private let tickCount = Mutex(0)
+    /// The monitor's ticks heard (``StateObserver/ticked()``).
+    var ticks: Int { self.tickCount.withLock { $0 } }
+
+    func ticked() async {
+        self.tickCount.withLock { $0 += 1 }
+    }
 }
