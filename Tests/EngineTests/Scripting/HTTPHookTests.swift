@@ -182,7 +182,7 @@ import Testing
         ("urlpoll.http.request", "bad argument #1 to 'request' (table of options expected, got no value)"),
         (
             "urlpoll.http.get, \"http://127.0.0.1:9/\", { tiemout = 1 }",
-            "bad argument #2 to 'get' (unknown option 'tiemout'; did you mean 'timeout'? (known options: method, url, headers, body, form, timeout))"
+            "bad argument #2 to 'get' (unknown option 'tiemout'; did you mean 'timeout'? (known options: method, url, headers, body, form, timeout, tls))"
         ),
         (
             "urlpoll.http.session().get, urlpoll.http.session(), 42",
