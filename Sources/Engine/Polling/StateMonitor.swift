@@ -58,9 +58,18 @@ public actor StateMonitor {
         }
     }
 
+    /// Whether ``tick()`` runs the reporter; an instance sharing a schedule reports only while it leads.
+    private var reports = true
+
     /// Records the state a poller reports, and tells the observers.
     public func update(_ state: State) async {
-        let previous = self.states[state.rawURL]
+        await self.update(state, previous: self.states[state.rawURL])
+    }
+
+    /// Records a state whose previous one the caller holds (a shared schedule's row, which another instance
+    /// may have written since this monitor last heard of the URL), and tells the observers: a change when
+    /// `state` differs from `previous`.
+    public func update(_ state: State, previous: State?) async {
         self.states[state.rawURL] = state
         self.dirty = true
         self.worstLateness = max(self.worstLateness, state.lateness)
@@ -72,6 +81,11 @@ public actor StateMonitor {
                 await observer.changed(state, previous: previous)
             }
         }
+    }
+
+    /// Turns the reporter on or off for the ticks to come (``tick()`` tells the observers either way).
+    public func reporting(_ on: Bool) {
+        self.reports = on
     }
 
     /// Every URL's last state, in report order; URLs not yet polled are left out.
@@ -101,6 +115,7 @@ public actor StateMonitor {
         for observer in self.observers {
             await observer.ticked()
         }
+        guard self.reports else { return }
         await self.reporter.report(snapshot)
     }
 
