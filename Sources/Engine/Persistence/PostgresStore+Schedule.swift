@@ -31,6 +31,11 @@ extension PostgresStore {
     public struct Previous: Sendable, Hashable {
         public var scriptHash: String
         public var loadedBy: String
+
+        public init(scriptHash: String, loadedBy: String) {
+            self.scriptHash = scriptHash
+            self.loadedBy = loadedBy
+        }
     }
 
     /// A row this instance claimed: the URL, the claim, and the state the row held.

@@ -81,7 +81,7 @@ extension PostgresStore {
     /// Creates the tables, or brings them to ``schemaVersion``, under the migration lock.
     /// - Throws: ``HistoryError`` in words when the database was written by a newer urlpoll, or cannot be
     ///   reached or changed.
-    func migrate() async throws(HistoryError) {
+    public func migrate() async throws(HistoryError) {
         try await self.attempt("prepare the schema") {
             try await self.client.withTransaction(logger: self.logger) { connection in
                 try await connection.query("SELECT pg_advisory_xact_lock(\(Self.migrationLock))", logger: self.logger)
