@@ -112,9 +112,12 @@ import Testing
     }
 
     static func withCluster(
-        urls: [String], settings: Settings, test: String = #function, _ body: (Cluster) async throws -> Void
+        urls: [String], settings: Settings, database: String? = nil, test: String = #function,
+        _ body: (Cluster) async throws -> Void
     ) async throws {
-        guard let url = try await TestPostgres.database(test) else { return }
+        var url = database
+        if url == nil { url = try await TestPostgres.database(test) }
+        guard let url else { return }
         let cluster = Cluster(url: url, settings: settings, targets: urls.map { Target(url: $0) })
         do {
             try await body(cluster)
@@ -223,6 +226,62 @@ import Testing
             let changes = try await TestPostgres.column(
                 cluster.url, "SELECT count(*) FROM urlpoll_changes", as: Int64.self)
             #expect(changes == [6])
+        }
+    }
+}
+
+extension SharedScheduleTests {
+    @Test func postgresRestartedMidRun_pollingResumes_andNoTransitionIsLostOrAlertedTwice() async throws {
+        guard TestPostgres.Cluster.binaries != nil else {
+            try #require(
+                ProcessInfo.processInfo.environment["CI"] == nil,
+                "PostgreSQL is not installed (apt-get install -y postgresql); CI must run this test")
+            print("skipping postgresRestartedMidRun: PostgreSQL is not installed")
+            return
+        }
+        // Given: a server of this test's own, and a URL that answers 200 and 500 in turn, polled every 2 s
+        // by 2 instances.
+        let postgres = try await TestPostgres.Cluster.start()
+        defer { TestPostgres.Cluster.stop(directory: postgres.directory) }
+        let served = Mutex(0)
+        let server = try RecordingServer { request in
+            let n = served.withLock {
+                $0 += 1
+                return $0
+            }
+            return [.ok(request, status: n % 2 == 1 ? "200 OK" : "500 Internal Server Error")]
+        }
+        try await Self.withCluster(
+            urls: ["\(server.url)/flap"], settings: Self.settings(interval: 2), database: postgres.url
+        ) { cluster in
+            let instances = try ["a", "b"].map { try cluster.start($0) }
+            try await cluster.settle(sleepers: 4)
+            for _ in 1...4 {
+                cluster.clock.advance(by: .seconds(1))
+                try await cluster.settle(sleepers: 4)
+            }
+            // When: PostgreSQL stops for 10 s of the schedule's time, then starts again.
+            try await postgres.stopServer()
+            for _ in 1...10 {
+                cluster.clock.advance(by: .seconds(1))
+                try await Task.sleep(for: .milliseconds(50))
+            }
+            try await postgres.startServer()
+            // Then: polling resumes (the instances reconnect with backoff, at most 5 s apart).
+            let before = server.requests.count
+            for _ in 1...12 {
+                cluster.clock.advance(by: .seconds(1))
+                try await Task.sleep(for: .milliseconds(100))
+            }
+            try await cluster.settle(sleepers: 4)
+            #expect(server.requests.count > before)
+            // Every transition written is alerted once, and every poll's result was written: none lost.
+            let logged = try await TestPostgres.column(
+                cluster.url, "SELECT to_status FROM urlpoll_changes ORDER BY version", as: String.self)
+            let alerted = instances.flatMap { $0.changes.changes }
+            #expect(alerted.count == logged.count)
+            #expect(alerted.sorted { $0.checkedAt < $1.checkedAt }.map(\.status) == logged)
+            #expect(logged.count == server.requests.count)
         }
     }
 }
