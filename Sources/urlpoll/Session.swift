@@ -132,7 +132,9 @@ struct Session {
             Self.makePool(
                 host: host, options: options, store: self.store, history: self.history?.writer,
                 prober: self.schemes, metrics: self.metrics, served: self.served,
-                schedule: self.shared.map { SharedSchedule(store: $0.store, scriptHash: $0.scriptHash, syncsOnStart: false) },
+                schedule: self.shared.map {
+                    SharedSchedule(store: $0.store, scriptHash: $0.scriptHash, syncsOnStart: false)
+                },
                 logger: logger))
     }
 
@@ -177,7 +179,8 @@ struct Session {
     ) async throws {
         do {
             try await shared.store.migrate()
-            _ = try await shared.store.heartbeat(scriptHash: shared.scriptHash, alive: 3 * settings.statusInterval.seconds)
+            _ = try await shared.store.heartbeat(
+                scriptHash: shared.scriptHash, alive: 3 * settings.statusInterval.seconds)
             let previous = try await shared.store.sync(
                 SharedSchedule.listings(for: targets, settings: settings), scriptHash: shared.scriptHash)
             if let previous, previous.scriptHash != shared.scriptHash {

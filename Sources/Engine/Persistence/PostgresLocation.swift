@@ -89,8 +89,10 @@ public struct PostgresLocation: Sendable, Hashable, CustomStringConvertible {
                 throw HistoryError("the store URL's parameter '\(name)' is not known (known: sslmode)")
             }
         }
-        self.password = environment["PGPASSWORD"] ?? Self.passwordFromFile(
-            environment: environment, host: self.host, port: self.port, database: self.database, user: self.user)
+        self.password =
+            environment["PGPASSWORD"]
+            ?? Self.passwordFromFile(
+                environment: environment, host: self.host, port: self.port, database: self.database, user: self.user)
     }
 
     /// The URL without any password: `postgresql://user@host:port/database`.

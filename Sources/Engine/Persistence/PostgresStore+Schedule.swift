@@ -16,8 +16,9 @@ extension PostgresStore {
         /// When a new row first falls due, in seconds after the sync.
         public var offset: Double
 
-        public init(url: String, ordinal: Int, name: String, definitionHash: String, leaseSeconds: Double, offset: Double)
-        {
+        public init(
+            url: String, ordinal: Int, name: String, definitionHash: String, leaseSeconds: Double, offset: Double
+        ) {
             self.url = url
             self.ordinal = ordinal
             self.name = name

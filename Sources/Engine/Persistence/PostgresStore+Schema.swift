@@ -85,9 +85,10 @@ extension PostgresStore {
         try await self.attempt("prepare the schema") {
             try await self.client.withTransaction(logger: self.logger) { connection in
                 try await connection.query("SELECT pg_advisory_xact_lock(\(Self.migrationLock))", logger: self.logger)
-                let exists = try await connection.query(
-                    "SELECT to_regclass('urlpoll_schema') IS NOT NULL", logger: self.logger
-                ).decode(Bool.self).first { _ in true } ?? false
+                let exists =
+                    try await connection.query(
+                        "SELECT to_regclass('urlpoll_schema') IS NOT NULL", logger: self.logger
+                    ).decode(Bool.self).first { _ in true } ?? false
                 var version = 0
                 if exists {
                     for try await found in try await connection.query(

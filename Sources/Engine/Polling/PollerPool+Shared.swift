@@ -170,7 +170,8 @@ extension PollerPool {
                     outbox.finished()
                     guard won.contains(completion.claim.id) else {
                         store.logger.debug(
-                            "\(completion.claim.key): another instance holds this URL now; this poll's result is not used")
+                            "\(completion.claim.key): another instance holds this URL now; this poll's result is not used"
+                        )
                         continue
                     }
                     guard completion.polled, var state = completion.state else { continue }

@@ -85,12 +85,14 @@ extension LuaRuntime {
             throw ScriptError(
                 .configuration,
                 source.locate(assigning: "store")
-                    + "setting 'store' must be a postgresql://user@host:port/database URL (got \(self.describe(at: -1)))")
+                    + "setting 'store' must be a postgresql://user@host:port/database URL (got \(self.describe(at: -1)))"
+            )
         }
         do {
             _ = try PostgresLocation(store, environment: [:])
         } catch {
-            throw ScriptError(.configuration, source.locate(assigning: "store") + "setting 'store': \(error.description)")
+            throw ScriptError(
+                .configuration, source.locate(assigning: "store") + "setting 'store': \(error.description)")
         }
         return store
     }

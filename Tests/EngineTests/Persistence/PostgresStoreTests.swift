@@ -86,7 +86,11 @@ import Testing
             #expect(try await b.claim(limit: 1, scriptHash: "s", now: 1_015).isEmpty)
             let taken = try #require(try await b.claim(limit: 1, scriptHash: "s", now: 1_021).first)
             let bWon = try await b.complete(
-                [.init(claim: taken, state: Self.state(taken, status: "200 OK", health: .up, at: 1_022), polled: true, delay: 60)],
+                [
+                    .init(
+                        claim: taken, state: Self.state(taken, status: "200 OK", health: .up, at: 1_022), polled: true,
+                        delay: 60)
+                ],
                 now: 1_022)
             #expect(bWon == [taken.id])
             // A's late result does not count: no change, no alert for it.
@@ -148,6 +152,8 @@ import Testing
         let defaults = try PostgresLocation("postgresql://u@db", environment: [:])
         #expect(defaults.port == 5432 && defaults.database == "u" && defaults.tls == .prefer)
         #expect(throws: HistoryError.self) { try PostgresLocation("mysql://u@db/x", environment: [:]) }
-        #expect(throws: HistoryError.self) { try PostgresLocation("postgresql://u@db/x?sslmode=maybe", environment: [:]) }
+        #expect(throws: HistoryError.self) {
+            try PostgresLocation("postgresql://u@db/x?sslmode=maybe", environment: [:])
+        }
     }
 }

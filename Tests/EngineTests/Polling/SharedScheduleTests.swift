@@ -43,7 +43,8 @@ import Testing
         /// Starts instance `name` (`maximumInFlight` polls in flight at most).
         func start(_ name: String, maximumInFlight: Int = 100) throws -> Instance {
             let location = try PostgresLocation(self.url, environment: [:])
-            let store = PostgresStore(location: location, connections: 4, instance: name, logger: SharedScheduleTests.logger)
+            let store = PostgresStore(
+                location: location, connections: 4, instance: name, logger: SharedScheduleTests.logger)
             let polls = StateRecorder()
             let changes = ChangeRecorder()
             let reports = RecordingReporter()
@@ -51,7 +52,8 @@ import Testing
                 urls: self.targets.map(\.url), reporter: reports, observers: [polls, changes])
             let clock = self.clock
             let schedule = SharedSchedule(
-                store: store, scriptHash: "script", databaseTime: { SharedScheduleTests.base + clock.now.offset.seconds })
+                store: store, scriptHash: "script",
+                databaseTime: { SharedScheduleTests.base + clock.now.offset.seconds })
             let pool = PollerPool(
                 settings: self.settings, targets: self.targets, prober: self.prober, policy: LinearBackoff(),
                 monitor: monitor, clock: clock, now: { SharedScheduleTests.base + clock.now.offset.seconds },

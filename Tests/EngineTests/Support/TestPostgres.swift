@@ -39,7 +39,8 @@ enum TestPostgres {
         _ = try await Self.withConnection(location) { connection in
             try await connection.query(PostgresQuery(unsafeSQL: "CREATE DATABASE \(name)"), logger: Self.logger)
         }
-        return "postgresql://\(location.user)@\(location.host):\(location.port)/\(name)?sslmode=\(location.tls.rawValue)"
+        return
+            "postgresql://\(location.user)@\(location.host):\(location.port)/\(name)?sslmode=\(location.tls.rawValue)"
     }
 
     static let logger = Logger(label: "tests.postgres") { _ in SwiftLogNoOpLogHandler() }
@@ -148,7 +149,8 @@ enum TestPostgres {
         /// Not Foundation's Process: the server pg_ctl starts outlives pg_ctl, and Process then never sees
         /// the shell exit (the same trouble Dnsmasq avoids with posix_spawn).
         static func shell(_ command: String, _ arguments: [String], limit: Int) async -> Int32? {
-            let argv = ["/usr/bin/timeout", "-s", "KILL", "\(limit)", "/bin/bash", "-c", command + " </dev/null"] + arguments
+            let argv =
+                ["/usr/bin/timeout", "-s", "KILL", "\(limit)", "/bin/bash", "-c", command + " </dev/null"] + arguments
             return await withCheckedContinuation { continuation in
                 Thread.detachNewThread {
                     var pid: pid_t = 0
