@@ -1,0 +1,56 @@
+import Foundation
+import Testing
+
+/// `urlpoll run --store`: what the command line refuses, in words and with exit status 2, before polling.
+@Suite(.timeLimit(.minutes(2))) struct StoreCLITests {
+    @Test func passwordInTheStoreURL_isRefusedWithExit2_withoutPrintingIt() async throws {
+        let script = try TemporaryScript("urls = { \"http://127.0.0.1:9/\" }")
+
+        let run = try await CLIProcess.run(["run", script.path, "--store", "postgresql://u:s3cr3t@127.0.0.1:9/x"])
+
+        #expect(run.status == 2)
+        #expect(run.stderr.contains("put it in PGPASSWORD or ~/.pgpass instead"))
+        #expect(!run.stderr.contains("s3cr3t"))
+        #expect(!run.stdout.contains("s3cr3t"))
+    }
+
+    @Test func storeWithData_isRefusedWithExit2() async throws {
+        let script = try TemporaryScript("urls = { \"http://127.0.0.1:9/\" }")
+        let folder = Folder()
+
+        let run = try await CLIProcess.run([
+            "run", script.path, "--store", "postgresql://u@127.0.0.1:9/x", "--data", folder.path,
+        ])
+
+        #expect(run.status == 2)
+        #expect(run.stderr.contains("it does not go with --state or --data"))
+    }
+
+    @Test func unreachableStore_isRefusedWithExit2_inWords() async throws {
+        let script = try TemporaryScript("urls = { \"http://127.0.0.1:9/\" }")
+        let port = try closedPort()
+
+        let run = try await CLIProcess.run([
+            "run", script.path, "--store", "postgresql://u@127.0.0.1:\(port)/x?sslmode=disable",
+        ])
+
+        #expect(run.status == 2)
+        #expect(
+            run.stderr.hasPrefix("urlpoll: --store: postgresql://u@127.0.0.1:\(port)/x: cannot prepare the schema: "),
+            "\(run.stderr)")
+    }
+
+    @Test func storeFromANewerUrlpoll_isRefusedWithExit2_andLeftAsItIs() async throws {
+        guard let url = try await TestPostgres.database() else { return }
+        let script = try TemporaryScript("urls = { \"http://127.0.0.1:9/\" }")
+        // A newer urlpoll's schema.
+        _ = try await TestPostgres.column(url, "CREATE TABLE urlpoll_schema (version integer NOT NULL)", as: Int32.self)
+        _ = try await TestPostgres.column(url, "INSERT INTO urlpoll_schema VALUES (7) RETURNING 1", as: Int32.self)
+
+        let run = try await CLIProcess.run(["run", script.path, "--store", url])
+
+        #expect(run.status == 2)
+        #expect(run.stderr.contains("holds urlpoll's schema version 7, written by a newer urlpoll"), "\(run.stderr)")
+        #expect(try await TestPostgres.column(url, "SELECT version FROM urlpoll_schema", as: Int32.self) == [7])
+    }
+}
