@@ -26,6 +26,8 @@ struct Session {
     /// The schedule shared with other instances in PostgreSQL (`--store`, else the `store` setting), and the
     /// hash of the script as first loaded.
     let shared: (store: PostgresStore, scriptHash: String)?
+    /// What `/metrics` says of the shared schedule, when there is one and a listener.
+    private let clusterMetrics: ClusterMetrics?
     let dispatcher: AlertDispatcher<ContinuousClock>
     /// The pool for the script as first loaded, taken by `run` or `runOnce`: once a reload replaces it,
     /// nothing keeps it.
@@ -94,6 +96,11 @@ struct Session {
         self.dataSetting = data == nil ? host.config.settings.data : nil
         self.listen = listen ?? host.config.settings.listen
         self.metrics = self.listen != nil ? metrics : nil
+        var clusterMetrics: ClusterMetrics?
+        if let shared = self.shared, self.listen != nil {
+            clusterMetrics = ClusterMetrics(registry: metrics.registry, instance: shared.store.instance)
+        }
+        self.clusterMetrics = clusterMetrics
         self.path = path
         self.text = text
         self.args = args
@@ -133,7 +140,8 @@ struct Session {
                 host: host, options: options, store: self.store, history: self.history?.writer,
                 prober: self.schemes, metrics: self.metrics, served: self.served,
                 schedule: self.shared.map {
-                    SharedSchedule(store: $0.store, scriptHash: $0.scriptHash, syncsOnStart: false)
+                    SharedSchedule(
+                        store: $0.store, scriptHash: $0.scriptHash, syncsOnStart: false, metrics: clusterMetrics)
                 },
                 logger: logger))
     }
@@ -178,6 +186,9 @@ struct Session {
         _ shared: (store: PostgresStore, scriptHash: String), targets: [Target], settings: Settings
     ) async throws {
         do {
+            // One connection first: it fails at once, in words, where the pool would wait for the server.
+            let probe = try await shared.store.connectAlone()
+            try? await probe.close()
             try await shared.store.migrate()
             _ = try await shared.store.heartbeat(
                 scriptHash: shared.scriptHash, alive: 3 * settings.statusInterval.seconds)
@@ -278,7 +289,8 @@ struct Session {
             self.metrics?.reloaded(success: true)
             let schedule = self.shared.map {
                 SharedSchedule(
-                    store: $0.store, scriptHash: Self.scriptHash(host: host, text: self.text, args: self.args))
+                    store: $0.store, scriptHash: Self.scriptHash(host: host, text: self.text, args: self.args),
+                    metrics: self.clusterMetrics)
             }
             return Self.makePool(
                 host: host, options: self.options, store: self.store, history: self.history?.writer,
@@ -313,7 +325,12 @@ struct Session {
         _ shared: (store: PostgresStore, scriptHash: String), signals: [UnixSignal], reloadOnSIGHUP: Bool, watch: Bool
     ) async throws {
         guard let pool = self.firstPool.take() else { return }
-        try await self.prepareShared(shared, targets: pool.targets, settings: pool.settings)
+        do {
+            try await self.prepareShared(shared, targets: pool.targets, settings: pool.settings)
+        } catch {
+            await self.shutdown()
+            throw error
+        }
         try await self.run(consume pool, signals: signals, reloadOnSIGHUP: reloadOnSIGHUP, watch: watch)
     }
 

@@ -95,7 +95,7 @@ extension PostgresStore {
                         script_hash = EXCLUDED.script_hash)
                 SELECT 1 + count(*) FROM urlpoll_instances, t
                 WHERE id <> \(self.instance) AND heartbeat_at > t.now - \(alive)::float8
-                """, logger: self.logger)
+                """, logger: Self.quiet)
             var count = 1
             for try await n in rows.decode(Int64.self) { count = Int(n) }
             return count
@@ -112,11 +112,11 @@ extension PostgresStore {
     {
         let json = String(decoding: try Self.encode(listings), as: UTF8.self)
         return try await self.attempt("list the script's URLs") {
-            try await self.client.withTransaction(logger: self.logger) { connection in
-                try await connection.query("SELECT pg_advisory_xact_lock(\(Self.migrationLock))", logger: self.logger)
+            try await self.client.withTransaction(logger: Self.quiet) { connection in
+                try await connection.query("SELECT pg_advisory_xact_lock(\(Self.migrationLock))", logger: Self.quiet)
                 var previous: Previous?
                 for try await (hash, by) in try await connection.query(
-                    "SELECT script_hash, loaded_by FROM urlpoll_schedule WHERE id = 1", logger: self.logger
+                    "SELECT script_hash, loaded_by FROM urlpoll_schedule WHERE id = 1", logger: Self.quiet
                 ).decode((String, String).self) {
                     previous = Previous(scriptHash: hash, loadedBy: by)
                 }
@@ -138,7 +138,7 @@ extension PostgresStore {
                         RETURNING id)
                     UPDATE urlpoll_targets SET retired = true
                     WHERE NOT retired AND id NOT IN (SELECT id FROM up)
-                    """, logger: self.logger)
+                    """, logger: Self.quiet)
                 try await connection.query(
                     """
                     INSERT INTO urlpoll_schedule (id, script_hash, loaded_by, loaded_at)
@@ -146,7 +146,7 @@ extension PostgresStore {
                         coalesce(\(now)::float8, extract(epoch from statement_timestamp())::float8))
                     ON CONFLICT (id) DO UPDATE SET script_hash = EXCLUDED.script_hash,
                         loaded_by = EXCLUDED.loaded_by, loaded_at = EXCLUDED.loaded_at
-                    """, logger: self.logger)
+                    """, logger: Self.quiet)
                 return previous
             }
         }
@@ -174,7 +174,7 @@ extension PostgresStore {
                     FOR UPDATE SKIP LOCKED)
                 RETURNING id, url, ordinal, name, version, claims, due_at, (SELECT now FROM t), status, state, since,
                     code, error, detail, error_count, latency, polls, checked_at
-                """, logger: self.logger)
+                """, logger: Self.quiet)
             var claims: [Claim] = []
             for try await row in rows {
                 let (id, url, ordinal, name, version, count, due, at) = try row.decode(
@@ -201,7 +201,7 @@ extension PostgresStore {
                 SELECT (SELECT min(greatest(due_at, coalesce(lease_until, due_at))) FROM urlpoll_targets
                         WHERE NOT retired),
                     (SELECT now FROM t), (SELECT script_hash FROM urlpoll_schedule WHERE id = 1)
-                """, logger: self.logger)
+                """, logger: Self.quiet)
             for try await (next, at, hash) in rows.decode((Double?, Double, String?).self) {
                 return (next, at, hash)
             }
@@ -258,7 +258,7 @@ extension PostgresStore {
                         latency_sum = urlpoll_rollups.latency_sum + EXCLUDED.latency_sum,
                         latency_max = greatest(urlpoll_rollups.latency_max, EXCLUDED.latency_max))
                 SELECT id FROM w UNION SELECT id FROM prior
-                """, logger: self.logger)
+                """, logger: Self.quiet)
             var won = Set<Int64>()
             for try await id in result.decode(Int64.self) { won.insert(id) }
             return won
@@ -273,7 +273,7 @@ extension PostgresStore {
                 SELECT url, ordinal, name, status, state, since, code, error, detail, error_count, latency, polls,
                     checked_at
                 FROM urlpoll_targets WHERE NOT retired AND status IS NOT NULL
-                """, logger: self.logger)
+                """, logger: Self.quiet)
             var states: [State] = []
             for try await row in rows {
                 let (url, ordinal, name) = try row.decode((String, Int, String).self)
@@ -361,7 +361,7 @@ extension PostgresStore {
     public func lead(on connection: PostgresConnection) async throws(HistoryError) -> Bool {
         try await self.attempt("take the report lock") {
             for try await held in try await connection.query(
-                "SELECT pg_try_advisory_lock(\(Self.reportLock))", logger: self.logger
+                "SELECT pg_try_advisory_lock(\(Self.reportLock))", logger: Self.quiet
             ).decode(Bool.self) {
                 return held
             }

@@ -83,16 +83,16 @@ extension PostgresStore {
     ///   reached or changed.
     public func migrate() async throws(HistoryError) {
         try await self.attempt("prepare the schema") {
-            try await self.client.withTransaction(logger: self.logger) { connection in
-                try await connection.query("SELECT pg_advisory_xact_lock(\(Self.migrationLock))", logger: self.logger)
+            try await self.client.withTransaction(logger: Self.quiet) { connection in
+                try await connection.query("SELECT pg_advisory_xact_lock(\(Self.migrationLock))", logger: Self.quiet)
                 let exists =
                     try await connection.query(
-                        "SELECT to_regclass('urlpoll_schema') IS NOT NULL", logger: self.logger
+                        "SELECT to_regclass('urlpoll_schema') IS NOT NULL", logger: Self.quiet
                     ).decode(Bool.self).first { _ in true } ?? false
                 var version = 0
                 if exists {
                     for try await found in try await connection.query(
-                        "SELECT max(version) FROM urlpoll_schema", logger: self.logger
+                        "SELECT max(version) FROM urlpoll_schema", logger: Self.quiet
                     ).decode(Int?.self) {
                         version = found ?? 0
                     }
@@ -104,12 +104,12 @@ extension PostgresStore {
                 }
                 for step in version..<Self.schemaVersion {
                     for statement in Self.migrations[step] {
-                        try await connection.query(PostgresQuery(unsafeSQL: statement), logger: self.logger)
+                        try await connection.query(PostgresQuery(unsafeSQL: statement), logger: Self.quiet)
                     }
                 }
                 if version > 0, version < Self.schemaVersion {
                     try await connection.query(
-                        "UPDATE urlpoll_schema SET version = \(Self.schemaVersion)", logger: self.logger)
+                        "UPDATE urlpoll_schema SET version = \(Self.schemaVersion)", logger: Self.quiet)
                 }
             }
         }

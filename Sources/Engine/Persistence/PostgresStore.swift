@@ -1,4 +1,8 @@
 import FoundationEssentials
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 import Logging
 import NIOCore
 import PostgresNIO
@@ -50,7 +54,8 @@ public final class PostgresStore: Sendable {
             database: location.database, tls: tls)
         configuration.options.maximumConnections = max(2, connections)
         configuration.options.connectTimeout = .seconds(5)
-        self.client = PostgresClient(configuration: configuration, backgroundLogger: logger)
+        // The pool's own log lines are postgres-nio's error dumps; urlpoll says what failed itself, in words.
+        self.client = PostgresClient(configuration: configuration, backgroundLogger: Self.quiet)
         var single = PostgresConnection.Configuration(
             host: location.host, port: location.port, username: location.user, password: location.password,
             database: location.database, tls: connectionTLS)
@@ -70,11 +75,30 @@ public final class PostgresStore: Sendable {
         return "\(host):\(ProcessInfo.processInfo.processIdentifier):\(random)"
     }
 
-    /// Runs `body`, turning whatever it throws into a ``HistoryError`` that says, in words, what could not
-    /// be done (`what`) and why.
-    func attempt<T>(_ what: String, _ body: () async throws -> T) async throws(HistoryError) -> T {
+    /// How long one statement may wait for a connection and its answer before it is given up as failed: the
+    /// pool itself waits for as long as the server stays away, reconnecting in the background.
+    public static var statementTimeout: Duration { .seconds(10) }
+
+    /// Runs `body`, given up after ``statementTimeout``, turning whatever it throws into a ``HistoryError``
+    /// that says, in words, what could not be done (`what`) and why.
+    func attempt<T: Sendable>(_ what: String, _ body: @escaping @Sendable () async throws -> T) async throws(
+        HistoryError
+    ) -> T {
         do {
-            return try await body()
+            return try await withThrowingTaskGroup(of: T?.self) { group in
+                group.addTask { try await body() }
+                group.addTask {
+                    try await Task.sleep(for: Self.statementTimeout)
+                    return nil
+                }
+                defer { group.cancelAll() }
+                guard let first = try await group.next(), let result = first else {
+                    throw HistoryError(
+                        "\(self.location): cannot \(what): no answer within \(Int(Self.statementTimeout.seconds)) s (is the server up and reachable?)"
+                    )
+                }
+                return result
+            }
         } catch let error as HistoryError {
             throw error
         } catch {
@@ -92,22 +116,31 @@ public final class PostgresStore: Sendable {
             }
             let cause = error.underlying.map { ": \(Self.words($0))" } ?? ""
             switch error.code {
-            case .connectionError: return "cannot connect\(cause)"
+            case .connectionError: return error.underlying.map(Self.words) ?? "the connection failed"
             case .serverClosedConnection: return "the server closed the connection\(cause)"
             case .clientClosedConnection: return "urlpoll closed the connection"
             case .sslUnsupported: return "the server does not offer TLS, which sslmode=require demands"
             default: return "\(error.code)\(cause)"
             }
         }
-        if let error = error as? IOError { return "\(error.description)" }
-        return String(describing: error)
+        // NIO's connection errors carry the system's errno; its words are strerror's.
+        let text = String(describing: error)
+        if let range = text.range(of: "errno: "),
+            let number = Int32(text[range.upperBound...].prefix { $0.isNumber }), let words = strerror(number)
+        {
+            return String(cString: words)
+        }
+        return text
     }
 
     /// A connection of its own, outside the pool: for a session-level advisory lock, held as long as the
     /// connection lives.
-    func connectAlone() async throws(HistoryError) -> PostgresConnection {
+    public func connectAlone() async throws(HistoryError) -> PostgresConnection {
         try await self.attempt("connect") {
-            try await PostgresConnection.connect(configuration: self.configuration, id: 0, logger: self.logger)
+            try await PostgresConnection.connect(configuration: self.configuration, id: 0, logger: Self.quiet)
         }
     }
+
+    /// A logger for postgres-nio's own lines, which urlpoll replaces with its own in words.
+    static let quiet = Logger(label: "urlpoll.postgres") { _ in SwiftLogNoOpLogHandler() }
 }

@@ -204,7 +204,8 @@ extension PollerPool {
         var leading = false
         let alive = self.settings.statusInterval.seconds * 3
         for await _ in AsyncTimerSequence(interval: self.settings.statusInterval, clock: self.clock) {
-            _ = try? await store.heartbeat(scriptHash: schedule.scriptHash, alive: alive, now: schedule.databaseTime?())
+            let instances = try? await store.heartbeat(
+                scriptHash: schedule.scriptHash, alive: alive, now: schedule.databaseTime?())
             var leads = false
             do {
                 if connection == nil { connection = try await store.connectAlone() }
@@ -223,6 +224,7 @@ extension PollerPool {
             if leads, let fleet = try? await store.fleet() {
                 await self.monitor.seed(HistoryKey.match(fleet, to: self.targets))
             }
+            schedule.metrics?.beat(instances: instances, leading: leads)
             await self.monitor.reporting(leads)
             await self.monitor.tick()
         }

@@ -22,11 +22,14 @@ public struct SharedSchedule: Sendable {
     /// Whether the pool lists its URLs in the schedule when it starts (a reload's new pool does; at start
     /// the session has already, to stop with a clear error when it cannot).
     public let syncsOnStart: Bool
+    /// Where the heartbeat's count and the leadership are shown (`/metrics`), if anywhere.
+    public let metrics: ClusterMetrics?
 
     public init(
         store: PostgresStore, scriptHash: String, databaseTime: (@Sendable () -> Double)? = nil,
-        syncsOnStart: Bool = true
+        syncsOnStart: Bool = true, metrics: ClusterMetrics? = nil
     ) {
+        self.metrics = metrics
         self.store = store
         self.scriptHash = scriptHash
         self.databaseTime = databaseTime

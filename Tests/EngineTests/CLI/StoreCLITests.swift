@@ -16,7 +16,7 @@ import Testing
 
     @Test func storeWithData_isRefusedWithExit2() async throws {
         let script = try TemporaryScript("urls = { \"http://127.0.0.1:9/\" }")
-        let folder = Folder()
+        let folder = HistoryCLITests.Folder()
 
         let run = try await CLIProcess.run([
             "run", script.path, "--store", "postgresql://u@127.0.0.1:9/x", "--data", folder.path,

@@ -19,7 +19,7 @@ import Testing
         let pool: PollerPool<ManualClock>
         let polls: StateRecorder
         let changes: ChangeRecorder
-        let reports: RecordingReporter
+        let reports: CountingReporter
     }
 
     /// The instances of one test: one database, one clock.
@@ -47,7 +47,7 @@ import Testing
                 location: location, connections: 4, instance: name, logger: SharedScheduleTests.logger)
             let polls = StateRecorder()
             let changes = ChangeRecorder()
-            let reports = RecordingReporter()
+            let reports = CountingReporter()
             let monitor = StateMonitor(
                 urls: self.targets.map(\.url), reporter: reports, observers: [polls, changes])
             let clock = self.clock
@@ -285,6 +285,50 @@ extension SharedScheduleTests {
             #expect(alerted.sorted { $0.checkedAt < $1.checkedAt }.map(\.status) == logged)
             #expect(logged.count == server.requests.count)
         }
+    }
+}
+
+extension SharedScheduleTests {
+    @Test func report_runsOnOneInstance_overTheFleet_andMovesWithinOneStatusIntervalWhenItDies() async throws {
+        // Given: 4 URLs, reported every 5 s, on 3 instances that each poll at most 2 at a time.
+        let server = try RecordingServer.keepAlive()
+        let urls = (1...4).map { "\(server.url)/u\($0)" }
+        try await Self.withCluster(urls: urls, settings: Self.settings(interval: 60, statusInterval: 5)) { cluster in
+            let names = ["a", "b", "c"]
+            let instances = try names.map { try cluster.start($0, maximumInFlight: 2) }
+            try await cluster.settle(sleepers: 6)
+            for _ in 1...10 {
+                cluster.clock.advance(by: .seconds(1))
+                try await cluster.settle(sleepers: 6)
+            }
+            // Then: one instance reported (at 5 and 10 s), every URL, polled by whichever instance.
+            let reporting = instances.indices.filter { instances[$0].reports.count > 0 }
+            #expect(reporting.count == 1)
+            let leader = try #require(reporting.first)
+            #expect(instances[leader].reports.count == 2)
+            #expect(instances[leader].reports.last == 4)
+            #expect(instances[leader].polls.states.count < 4)
+            // When: the leader dies; then another takes report over at the next tick (within 5 s).
+            await cluster.kill(names[leader])
+            for _ in 1...5 {
+                cluster.clock.advance(by: .seconds(1))
+                try await cluster.settle(sleepers: 4)
+            }
+            let next = instances.indices.filter { $0 != leader && instances[$0].reports.count > 0 }
+            #expect(next.count == 1)
+            #expect(next.first.map { instances[$0].reports.last } == 4)
+        }
+    }
+}
+
+/// CountingReporter counts reports, and keeps how many states the last one had.
+final class CountingReporter: Reporter {
+    private let seen = Mutex((count: 0, last: 0))
+    var count: Int { self.seen.withLock { $0.count } }
+    var last: Int { self.seen.withLock { $0.last } }
+
+    func report(_ states: [State]) async {
+        self.seen.withLock { $0 = ($0.count + 1, states.count) }
     }
 }
 
