@@ -81,9 +81,9 @@ public final class PostgresStore: Sendable {
 
     /// Runs `body`, given up after ``statementTimeout``, turning whatever it throws into a ``HistoryError``
     /// that says, in words, what could not be done (`what`) and why.
-    func attempt<T: Sendable>(_ what: String, _ body: @escaping @Sendable () async throws -> T) async throws(
-        HistoryError
-    ) -> T {
+    func attempt<T: Sendable>(_ what: String, _ body: @escaping @Sendable () async throws -> T)
+        async throws(HistoryError) -> T
+    {
         do {
             return try await withThrowingTaskGroup(of: T?.self) { group in
                 group.addTask { try await body() }

@@ -22,7 +22,8 @@ public struct ClusterMetrics: Sendable {
         self.instances = registry.makeGauge(
             descriptor: MetricNameDescriptor(
                 namespace: "urlpoll", metricName: "cluster_instances", unitName: "",
-                helpText: "Instances sharing the schedule whose heartbeat is recent (3 status_intervals), this one included."
+                helpText:
+                    "Instances sharing the schedule whose heartbeat is recent (3 status_intervals), this one included."
             ))
         self.leader = registry.makeGauge(
             descriptor: MetricNameDescriptor(

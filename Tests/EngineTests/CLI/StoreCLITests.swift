@@ -36,7 +36,7 @@ import Testing
 
         #expect(run.status == 2)
         #expect(
-            run.stderr.hasPrefix("urlpoll: --store: postgresql://u@127.0.0.1:\(port)/x: cannot prepare the schema: "),
+            run.stderr == "urlpoll: --store: postgresql://u@127.0.0.1:\(port)/x: cannot connect: Connection refused\n",
             "\(run.stderr)")
     }
 
