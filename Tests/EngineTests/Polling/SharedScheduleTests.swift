@@ -320,25 +320,3 @@ extension SharedScheduleTests {
         }
     }
 }
-
-/// CountingReporter counts reports, and keeps how many states the last one had.
-final class CountingReporter: Reporter {
-    private let seen = Mutex((count: 0, last: 0))
-    var count: Int { self.seen.withLock { $0.count } }
-    var last: Int { self.seen.withLock { $0.last } }
-
-    func report(_ states: [State]) async {
-        self.seen.withLock { $0 = ($0.count + 1, states.count) }
-    }
-}
-
-/// ChangeRecorder keeps every change the monitor announces (what `on_change` would be called for).
-final class ChangeRecorder: StateObserver {
-    private let recorded = Mutex([State]())
-    var changes: [State] { self.recorded.withLock { $0 } }
-    var count: Int { self.recorded.withLock { $0.count } }
-
-    func changed(_ state: State, previous: State?) async {
-        self.recorded.withLock { $0.append(state) }
-    }
-}
