@@ -53,4 +53,25 @@ import Testing
         #expect(run.stderr.contains("holds urlpoll's schema version 7, written by a newer urlpoll"), "\(run.stderr)")
         #expect(try await TestPostgres.column(url, "SELECT version FROM urlpoll_schema", as: Int32.self) == [7])
     }
+
+    @Test func storeSetting_isCheckedAtLoad_withFileLine_andShownByCheck() async throws {
+        let bad = try TemporaryScript(
+            """
+            urls = { "http://127.0.0.1:9/" }
+            store = "postgresql://u:s3cr3t@db/x"
+            """)
+        let refused = try await CLIProcess.run(["check", bad.path])
+        #expect(refused.status == 2)
+        #expect(refused.stderr.contains("script.lua:2: setting 'store': "), "\(refused.stderr)")
+        #expect(!refused.stderr.contains("s3cr3t"))
+
+        let good = try TemporaryScript(
+            """
+            urls = { "http://127.0.0.1:9/" }
+            store = "postgresql://u@db:5433/x"
+            """)
+        let checked = try await CLIProcess.run(["check", good.path])
+        #expect(checked.status == 0)
+        #expect(checked.stdout.contains(" store=postgresql://u@db:5433/x"))
+    }
 }
