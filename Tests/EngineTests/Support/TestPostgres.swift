@@ -20,6 +20,11 @@ enum TestPostgres {
         atexit {
             if let directory = stopAtExit { Cluster.stop(directory: directory) }
         }
+        // Also when the test process ends without running atexit handlers (a crash, a kill, a runner that
+        // leaves with _exit): a watchdog of its own session stops the cluster once this process is gone.
+        _ = await Cluster.shell(
+            "setsid bash -c 'while kill -0 \"$1\" 2>/dev/null; do sleep 1; done; \(Cluster.stopCommand(cluster.directory))' _ \"$0\" >/dev/null 2>&1 &",
+            ["\(getpid())"], limit: 10)
         return cluster.url
     }
 
@@ -170,11 +175,15 @@ enum TestPostgres {
 
         /// Stops the server in `directory` and removes the folder (synchronously, for `atexit`).
         static func stop(directory: String) {
-            guard let binaries = Self.binaries else { return }
+            _ = system(Self.stopCommand(directory))
+        }
+
+        /// The shell command that stops the server in `directory` at once and removes the folder.
+        static func stopCommand(_ directory: String) -> String {
+            let binaries = Self.binaries ?? "/usr/lib/postgresql/15/bin"
             let asPostgres = getuid() == 0 ? "runuser -u postgres -- " : ""
-            _ = system(
-                "\(asPostgres)'\(binaries)/pg_ctl' -D '\(directory)/data' -m immediate -w -t 30 stop >/dev/null 2>&1; rm -rf '\(directory)'"
-            )
+            return
+                "\(asPostgres)\(binaries)/pg_ctl -D \(directory)/data -m immediate -w -t 30 stop >/dev/null 2>&1; rm -rf \(directory)"
         }
     }
 }
