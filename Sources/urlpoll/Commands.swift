@@ -16,7 +16,8 @@ extension Urlpoll {
                 is 0. SIGHUP reloads the script: it is validated first, and on error the old one keeps \
                 running; kept URLs keep their state. A script that does not load at start exits with status \
                 2 and its file:line error, as does a --state file or --data folder another urlpoll is using, or a \
-                --data database written by a newer urlpoll. When standard \
+                --data database written by a newer urlpoll, or a --store that cannot be reached or was written by a newer \
+                urlpoll. When standard \
                 output's reader goes away (`urlpoll run x.lua | head -1`), it stops as on SIGTERM and exits 0.
                 """)
 
@@ -36,6 +37,12 @@ extension Urlpoll {
 
         @Flag(help: "Reload when the script file changes, as SIGHUP does.")
         var watch = false
+
+        @Option(
+            help: ArgumentHelp(
+                "Share the schedule with other instances running the same script, in this PostgreSQL database (overrides `store`): each URL is polled by one instance per interval, each change alerted by one, report runs on one; an instance that dies hands its URLs on within one lease (timeout + 10 s). The password comes from PGPASSWORD or ~/.pgpass, never the URL. Not with --state or --data.",
+                valueName: "postgresql://user@host:port/db"))
+        var store: String?
 
         @Option(
             help: ArgumentHelp(
@@ -60,6 +67,7 @@ extension Urlpoll {
             let session = try Session(
                 path: self.script, args: self.scriptArguments, limits: self.common.limits, options: self.poll,
                 state: self.state, data: self.history.data, retention: self.history.retention, listen: listen,
+                store: self.store,
                 logger: logger)
             do {
                 try await session.run(watch: self.watch)

@@ -11,6 +11,7 @@ func describe(_ config: ScriptConfig) -> String {
     if let listen = s.listen { text += " listen=\(listen)" }
     if s.metrics != .default { text += " metrics=\(s.metrics.rawValue)" }
     if let data = s.data { text += " data=\(data)" }
+    if let store = s.store { text += " store=\(store)" }
     if s.title != Settings().title { text += " title=\(s.title)" }
     text += "\n"
     if !config.modules.isEmpty { text += "modules: \(config.modules.keys.sorted().joined(separator: ", "))\n" }

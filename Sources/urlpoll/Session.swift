@@ -23,6 +23,11 @@ struct Session {
     let history: (store: SQLiteHistoryStore, writer: HistoryWriter, saved: [State], lock: StateFileLock)?
     /// The `data` setting as first loaded (`--data` overrides it), to tell a reload that changes it.
     private let dataSetting: String?
+    /// The schedule shared with other instances in PostgreSQL (`--store`, else the `store` setting), and the
+    /// hash of the script as first loaded.
+    let shared: (store: PostgresStore, scriptHash: String)?
+    /// What `/metrics` says of the shared schedule, when there is one and a listener.
+    private let clusterMetrics: ClusterMetrics?
     let dispatcher: AlertDispatcher<ContinuousClock>
     /// The pool for the script as first loaded, taken by `run` or `runOnce`: once a reload replaces it,
     /// nothing keeps it.
@@ -44,7 +49,7 @@ struct Session {
     init(
         path: String, text: String? = nil, args: [String], limits: LuaLimits, options: PollOptions,
         state: String? = nil, data: String? = nil, retention: HistoryWriter.Retention = .init(),
-        listen: ListenAddress? = nil, logger: Logger
+        listen: ListenAddress? = nil, store: String? = nil, logger: Logger
     ) throws {
         do {
             self.stateLock = try state.map(StateFileLock.init(statePath:))
@@ -78,10 +83,24 @@ struct Session {
             try? alertClient.syncShutdown()
             throw error
         }
+        let pollers = options.apply(to: host.config.settings).pollers
+        do {
+            self.shared = try Self.openShared(
+                store: store ?? host.config.settings.store, host: host, text: text, args: args, state: state,
+                data: history != nil, pollers: pollers, logger: logger)
+        } catch {
+            try? alertClient.syncShutdown()
+            throw error
+        }
         self.history = history
         self.dataSetting = data == nil ? host.config.settings.data : nil
         self.listen = listen ?? host.config.settings.listen
         self.metrics = self.listen != nil ? metrics : nil
+        var clusterMetrics: ClusterMetrics?
+        if let shared = self.shared, self.listen != nil {
+            clusterMetrics = ClusterMetrics(registry: metrics.registry, instance: shared.store.instance)
+        }
+        self.clusterMetrics = clusterMetrics
         self.path = path
         self.text = text
         self.args = args
@@ -91,7 +110,6 @@ struct Session {
         self.store = state.map(StateStore.init(path:))
         self.dispatcher = dispatcher
         self.alertClient = alertClient
-        let pollers = options.apply(to: host.config.settings).pollers
         self.probeClient = HTTPProber.makeClient(pollers: pollers)
         var configuration = HTTPProber.Configuration()
         configuration.idleConnectionsPerHost = max(configuration.idleConnectionsPerHost, pollers)
@@ -120,7 +138,73 @@ struct Session {
         self.firstPool = Handoff(
             Self.makePool(
                 host: host, options: options, store: self.store, history: self.history?.writer,
-                prober: self.schemes, metrics: self.metrics, served: self.served, logger: logger))
+                prober: self.schemes, metrics: self.metrics, served: self.served,
+                schedule: self.shared.map {
+                    SharedSchedule(
+                        store: $0.store, scriptHash: $0.scriptHash, syncsOnStart: false, metrics: clusterMetrics)
+                },
+                logger: logger))
+    }
+
+    /// The shared schedule's store for `store` (a `postgresql://` URL), if any; exits with status 2 when the
+    /// URL is not one, or `--state` or `--data` were given too (the shared store keeps both).
+    private static func openShared(
+        store: String?, host: ScriptHost, text: String?, args: [String], state: String?, data: Bool, pollers: Int,
+        logger: Logger
+    ) throws -> (store: PostgresStore, scriptHash: String)? {
+        guard let store else { return nil }
+        let location: PostgresLocation
+        do {
+            location = try PostgresLocation(store, environment: ProcessInfo.processInfo.environment)
+        } catch {
+            Output.standardError("urlpoll: --store: \(error.description)\n")
+            throw ExitCode(2)
+        }
+        if state != nil || data {
+            Output.standardError(
+                "urlpoll: --store keeps each URL's state and history in \(location) for every instance; it does not go with --state or --data\n"
+            )
+            throw ExitCode(2)
+        }
+        return (
+            PostgresStore(location: location, connections: pollers + 2, logger: logger),
+            Self.scriptHash(host: host, text: text, args: args)
+        )
+    }
+
+    /// The hash two instances compare to tell whether they run the same script (``SharedSchedule/scriptHash(text:arguments:targets:)``).
+    private static func scriptHash(host: ScriptHost, text: String?, args: [String]) -> String {
+        let source =
+            text ?? FileManager.default.contents(atPath: host.config.path).map { String(decoding: $0, as: UTF8.self) }
+            ?? ""
+        return SharedSchedule.scriptHash(text: source, arguments: args, targets: host.config.targets)
+    }
+
+    /// Prepares the shared schedule before polling starts: the schema, this instance's heartbeat, and the
+    /// script's URLs. On error says why and exits with status 2.
+    private func prepareShared(
+        _ shared: (store: PostgresStore, scriptHash: String), targets: [Target], settings: Settings
+    ) async throws {
+        do {
+            // One connection first: it fails at once, in words, where the pool would wait for the server.
+            let probe = try await shared.store.connectAlone()
+            try? await probe.close()
+            try await shared.store.migrate()
+            _ = try await shared.store.heartbeat(
+                scriptHash: shared.scriptHash, alive: 3 * settings.statusInterval.seconds)
+            let previous = try await shared.store.sync(
+                SharedSchedule.listings(for: targets, settings: settings), scriptHash: shared.scriptHash)
+            if let previous, previous.scriptHash != shared.scriptHash {
+                self.logger.warning(
+                    "\(shared.store.location) followed another script (loaded by \(previous.loadedBy)); it follows this one from now on, and instances still running the other poll nothing until they load this one"
+                )
+            }
+            self.logger.info(
+                "sharing the schedule of \(targets.count) URLs in \(shared.store.location) as \(shared.store.instance)")
+        } catch {
+            Output.standardError("urlpoll: --store: \(error.description)\n")
+            throw ExitCode(2)
+        }
     }
 
     /// Opens the history store in `data` and makes its writer; on error says why and exits with status 2.
@@ -156,7 +240,7 @@ struct Session {
     /// The monitor and pool for a loaded script.
     private static func makePool(
         host: ScriptHost, options: PollOptions, store: StateStore?, history: HistoryWriter?, prober: SchemeProber,
-        metrics: EngineMetrics?, served: MetricsSource, logger: Logger
+        metrics: EngineMetrics?, served: MetricsSource, schedule: SharedSchedule? = nil, logger: Logger
     ) -> PollerPool<ContinuousClock> {
         let settings = options.apply(to: host.config.settings)
         host.runs(with: settings)
@@ -192,7 +276,7 @@ struct Session {
         return PollerPool(
             settings: settings, targets: host.config.targets, prober: prober,
             policy: host.sleepPolicy, checker: host.checker, monitor: monitor, clock: ContinuousClock(),
-            onLocalFailure: { logger.warning("\($0)") })
+            onLocalFailure: { logger.warning("\($0)") }, schedule: schedule)
     }
 
     /// Loads the script again for a reload; on error says why and returns nil, and the old one runs on.
@@ -211,9 +295,15 @@ struct Session {
                 self.logger.warning("the 'data' setting changed; restart urlpoll to keep history there")
             }
             self.metrics?.reloaded(success: true)
+            let schedule = self.shared.map {
+                SharedSchedule(
+                    store: $0.store, scriptHash: Self.scriptHash(host: host, text: self.text, args: self.args),
+                    metrics: self.clusterMetrics)
+            }
             return Self.makePool(
                 host: host, options: self.options, store: self.store, history: self.history?.writer,
-                prober: self.schemes, metrics: self.metrics, served: self.served, logger: self.logger)
+                prober: self.schemes, metrics: self.metrics, served: self.served, schedule: schedule,
+                logger: self.logger)
         } catch {
             self.metrics?.reloaded(success: false)
             self.logger.error("reload failed, still running the previous script: \(error.message)")
@@ -225,7 +315,36 @@ struct Session {
     /// then prints a last report and delivers queued alerts.
     func run(signals: [UnixSignal] = [.sigterm, .sigint], reloadOnSIGHUP: Bool = true, watch: Bool = false) async throws
     {
+        guard let shared = self.shared else {
+            guard let pool = self.firstPool.take() else { return }
+            try await self.run(consume pool, signals: signals, reloadOnSIGHUP: reloadOnSIGHUP, watch: watch)
+            return
+        }
+        // The store's connection pool runs for as long as the session.
+        try await withThrowingDiscardingTaskGroup { group in
+            group.addTask { await shared.store.run() }
+            try await self.runShared(shared, signals: signals, reloadOnSIGHUP: reloadOnSIGHUP, watch: watch)
+            group.cancelAll()
+        }
+    }
+
+    /// Prepares the shared schedule (exiting with status 2 when it cannot), then polls on it.
+    private func runShared(
+        _ shared: (store: PostgresStore, scriptHash: String), signals: [UnixSignal], reloadOnSIGHUP: Bool, watch: Bool
+    ) async throws {
         guard let pool = self.firstPool.take() else { return }
+        do {
+            try await self.prepareShared(shared, targets: pool.targets, settings: pool.settings)
+        } catch {
+            await self.shutdown()
+            throw error
+        }
+        try await self.run(consume pool, signals: signals, reloadOnSIGHUP: reloadOnSIGHUP, watch: watch)
+    }
+
+    private func run(
+        _ pool: consuming PollerPool<ContinuousClock>, signals: [UnixSignal], reloadOnSIGHUP: Bool, watch: Bool
+    ) async throws {
         var resume: [State] = []
         if let history = self.history, !history.saved.isEmpty {
             // The store is where `run` resumes from; --state goes on being written beside it.

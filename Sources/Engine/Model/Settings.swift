@@ -23,6 +23,10 @@ public struct Settings: Sendable, Hashable {
     /// The history store's folder (`data`, e.g. `"/var/lib/urlpoll"`); `run --data` overrides it; nil, the
     /// default, keeps no history.
     public var data: String?
+    /// The PostgreSQL database whose schedule this instance shares with others running the same script
+    /// (`store`, a `postgresql://user@host:port/database` URL, no password); `run --store` overrides it;
+    /// nil, the default, polls on this instance's own schedule.
+    public var store: String?
     /// The status page's title (`title`, default `"urlpoll"`), also in `/status`.
     public var title: String = "urlpoll"
 

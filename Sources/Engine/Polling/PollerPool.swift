@@ -17,12 +17,15 @@ public struct PollerPool<C: Clock>: Sendable where C.Duration == Duration {
     public let targets: [Target]
     /// The monitor every State goes to.
     public let monitor: StateMonitor
-    private let prober: any Prober
-    private let policy: any SleepPolicy
-    private let checker: (any Checker)?
-    private let clock: C
-    private let now: @Sendable () -> Double
-    private let maximumInFlight: Int?
+    let prober: any Prober
+    let policy: any SleepPolicy
+    let checker: (any Checker)?
+    let clock: C
+    let now: @Sendable () -> Double
+    let maximumInFlight: Int?
+    /// The schedule shared with other instances in PostgreSQL, when there is one (`run --store`): then
+    /// ``run(resuming:)`` claims due URLs from it instead of sleeping each Resource here.
+    public let schedule: SharedSchedule?
     private let onLocalFailure: @Sendable (String) -> Void
     private let localFailures: LogLimiter
 
@@ -39,12 +42,14 @@ public struct PollerPool<C: Clock>: Sendable where C.Duration == Duration {
     ///     allow (``DescriptorBudget/pollsInFlight(pollers:)``).
     ///   - onLocalFailure: Told, in words, at most once per `poll_interval` (by `clock`), when polls were not
     ///     made because urlpoll ran out of file descriptors (``ProbeFailure/Kind/local``), with how many.
+    ///   - schedule: The schedule shared with other instances (PostgreSQL), if any.
     public init(
         settings: Settings, targets: [Target], prober: any Prober, policy: any SleepPolicy,
         checker: (any Checker)? = nil, monitor: StateMonitor, clock: C,
         now: @escaping @Sendable () -> Double = { Date().timeIntervalSince1970 }, maximumInFlight: Int? = nil,
-        onLocalFailure: @escaping @Sendable (String) -> Void = { _ in }
+        onLocalFailure: @escaping @Sendable (String) -> Void = { _ in }, schedule: SharedSchedule? = nil
     ) {
+        self.schedule = schedule
         self.onLocalFailure = onLocalFailure
         let origin = clock.now
         self.localFailures = LogLimiter(
@@ -78,6 +83,11 @@ public struct PollerPool<C: Clock>: Sendable where C.Duration == Duration {
     /// - Parameter resources: Resources to start from (a reload passes the kept URLs' state); by default a
     ///   fresh Resource per target.
     public func run(resuming resumed: consuming [Resource]? = nil) async {
+        if let schedule = self.schedule {
+            _ = consume resumed
+            await self.runShared(schedule)
+            return
+        }
         // Create our input and output channels. `pending` hands each Resource to the first free poller;
         // `complete` never makes a poller wait: it holds at most one entry per URL, since a Resource is in
         // one place at a time.

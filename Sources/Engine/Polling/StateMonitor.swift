@@ -21,7 +21,7 @@ public actor StateMonitor {
     private var worstLateness: Duration = .zero
     private let onLate: @Sendable (Duration) -> Void
     /// Whether a tick's report is under way (``run(every:clock:)``): a tick that comes meanwhile skips its own.
-    private var reporting = false
+    private var reportUnderWay = false
     /// The ticks whose report was skipped so far.
     private var skippedReports = 0
     private let onReportSkipped: @Sendable (_ total: Int) -> Void
@@ -67,9 +67,18 @@ public actor StateMonitor {
         }
     }
 
+    /// Whether ``tick()`` runs the reporter; an instance sharing a schedule reports only while it leads.
+    private var reports = true
+
     /// Records the state a poller reports, and tells the observers.
     public func update(_ state: State) async {
-        let previous = self.states[state.rawURL]
+        await self.update(state, previous: self.states[state.rawURL])
+    }
+
+    /// Records a state whose previous one the caller holds (a shared schedule's row, which another instance
+    /// may have written since this monitor last heard of the URL), and tells the observers: a change when
+    /// `state` differs from `previous`.
+    public func update(_ state: State, previous: State?) async {
         self.states[state.rawURL] = state
         self.dirty = true
         self.worstLateness = max(self.worstLateness, state.lateness)
@@ -81,6 +90,11 @@ public actor StateMonitor {
                 await observer.changed(state, previous: previous)
             }
         }
+    }
+
+    /// Turns the reporter on or off for the ticks to come (``tick()`` tells the observers either way).
+    public func reporting(_ on: Bool) {
+        self.reports = on
     }
 
     /// Every URL's last state, in report order; URLs not yet polled are left out.
@@ -102,6 +116,7 @@ public actor StateMonitor {
     /// writes off this actor.
     public func tick() async {
         let snapshot = await self.record()
+        guard self.reports else { return }
         await self.reporter.report(snapshot)
     }
 
@@ -134,12 +149,13 @@ public actor StateMonitor {
         await withDiscardingTaskGroup { group in
             for await _ in AsyncTimerSequence(interval: interval, clock: clock) {
                 let snapshot = await self.record()
-                guard !self.reporting else {
+                guard self.reports else { continue }
+                guard !self.reportUnderWay else {
                     self.skippedReports += 1
                     self.onReportSkipped(self.skippedReports)
                     continue
                 }
-                self.reporting = true
+                self.reportUnderWay = true
                 let reporter = self.reporter
                 group.addTask {
                     await reporter.report(snapshot)
@@ -150,6 +166,6 @@ public actor StateMonitor {
     }
 
     private func reportEnded() {
-        self.reporting = false
+        self.reportUnderWay = false
     }
 }

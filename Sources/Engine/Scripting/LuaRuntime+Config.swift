@@ -71,7 +71,30 @@ extension LuaRuntime {
         settings.metrics = try self.readMetricSet(source)
         if let title = try self.readTitle(source) { settings.title = title }
         settings.data = try self.readData(source)
+        settings.store = try self.readStore(source)
         return settings
+    }
+
+    /// Reads `store`, the shared schedule's PostgreSQL database: a `postgresql://user@host:port/database` URL
+    /// without a password (``PostgresLocation``).
+    private func readStore(_ source: ScriptSource) throws(ScriptError) -> String? {
+        self.pushGlobal("store")
+        defer { lua_settop(self.L, -2) }
+        if lua_type(self.L, -1) == LUA_TNIL { return nil }
+        guard let store = self.string(at: -1) else {
+            throw ScriptError(
+                .configuration,
+                source.locate(assigning: "store")
+                    + "setting 'store' must be a postgresql://user@host:port/database URL (got \(self.describe(at: -1)))"
+            )
+        }
+        do {
+            _ = try PostgresLocation(store, environment: [:])
+        } catch {
+            throw ScriptError(
+                .configuration, source.locate(assigning: "store") + "setting 'store': \(error.description)")
+        }
+        return store
     }
 
     /// Reads `data`, the history store's folder: a non-empty string.

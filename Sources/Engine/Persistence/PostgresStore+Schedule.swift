@@ -1,0 +1,371 @@
+import FoundationEssentials
+import Logging
+import PostgresNIO
+
+extension PostgresStore {
+    /// One URL of the loaded script, as the schedule lists it.
+    public struct Listing: Sendable, Hashable, Codable {
+        public var url: String
+        public var ordinal: Int
+        public var name: String
+        /// What the URL's definition hashes to (``Target/definitionHash``): a new one replaces the row's
+        /// target, and it falls due at once.
+        public var definition_hash: String
+        /// The lease a claim takes (seconds): the URL's timeout and a margin.
+        public var lease_seconds: Double
+        /// When a new row first falls due, in seconds after the sync.
+        public var offset: Double
+
+        public init(
+            url: String, ordinal: Int, name: String, definitionHash: String, leaseSeconds: Double, offset: Double
+        ) {
+            self.url = url
+            self.ordinal = ordinal
+            self.name = name
+            self.definition_hash = definitionHash
+            self.lease_seconds = leaseSeconds
+            self.offset = offset
+        }
+    }
+
+    /// What a sync found before it wrote: the script the schedule had, and who loaded it.
+    public struct Previous: Sendable, Hashable {
+        public var scriptHash: String
+        public var loadedBy: String
+
+        public init(scriptHash: String, loadedBy: String) {
+            self.scriptHash = scriptHash
+            self.loadedBy = loadedBy
+        }
+    }
+
+    /// A row this instance claimed: the URL, the claim, and the state the row held.
+    public struct Claim: Sendable {
+        public var id: Int64
+        public var key: HistoryKey
+        public var version: Int64
+        /// The claim's number (`claims` after it): a write must name it to count.
+        public var claims: Int64
+        /// When the row was due, and when it was claimed (the database's time, or the `now` given).
+        public var due: Double
+        public var claimedAt: Double
+        /// The state the row held, nil if the URL was never polled.
+        public var state: State?
+    }
+
+    /// What a poll of a claimed row left: the new state (or the held one, when no poll was made), when it is
+    /// due next, and whether it is a change to run `on_change` for.
+    public struct Completion: Sendable {
+        public var claim: Claim
+        public var state: State?
+        /// Whether a poll was made (false: urlpoll could not make it; only the due time moves).
+        public var polled: Bool
+        /// Seconds from the write to the next due time.
+        public var delay: Double
+
+        public init(claim: Claim, state: State?, polled: Bool, delay: Double) {
+            self.claim = claim
+            self.state = state
+            self.polled = polled
+            self.delay = delay
+        }
+
+        /// Whether the state differs from the one the row held (``State/differs(from:)``).
+        public var changed: Bool { self.polled && (self.state?.differs(from: self.claim.state) ?? false) }
+    }
+
+    /// The database's time, or `now` when one is given (tests pass their manual clock's).
+    private static func time(_ now: Double?) -> String {
+        now == nil ? "extract(epoch from statement_timestamp())::float8" : "$1::float8"
+    }
+
+    /// Registers this instance (or refreshes its heartbeat) and says how many instances beat within
+    /// `alive` seconds.
+    public func heartbeat(scriptHash: String, alive: Double, now: Double? = nil) async throws(HistoryError) -> Int {
+        try await self.attempt("record this instance's heartbeat") {
+            let pid = Int32(ProcessInfo.processInfo.processIdentifier)
+            let host = ProcessInfo.processInfo.hostName
+            let rows = try await self.client.query(
+                """
+                WITH t AS (SELECT coalesce(\(now)::float8, extract(epoch from statement_timestamp())::float8) AS now),
+                beat AS (
+                    INSERT INTO urlpoll_instances (id, host, pid, script_hash, started_at, heartbeat_at)
+                    SELECT \(self.instance), \(host), \(pid), \(scriptHash), t.now, t.now FROM t
+                    ON CONFLICT (id) DO UPDATE SET heartbeat_at = EXCLUDED.heartbeat_at,
+                        script_hash = EXCLUDED.script_hash)
+                SELECT 1 + count(*) FROM urlpoll_instances, t
+                WHERE id <> \(self.instance) AND heartbeat_at > t.now - \(alive)::float8
+                """, logger: Self.quiet)
+            var count = 1
+            for try await n in rows.decode(Int64.self) { count = Int(n) }
+            return count
+        }
+    }
+
+    /// Makes the schedule list exactly `listings`: new URLs are added (due `offset` seconds from now), a
+    /// changed definition replaces the row's (due at once, its state kept), URLs not listed are retired, and
+    /// the schedule records `scriptHash` as the script it now follows. Instances running another script
+    /// claim nothing from then on (``claim(limit:now:)``) until they load this one.
+    /// - Returns: The script the schedule followed before, if any.
+    public func sync(_ listings: [Listing], scriptHash: String, now: Double? = nil) async throws(HistoryError)
+        -> Previous?
+    {
+        let json = String(decoding: try Self.encode(listings), as: UTF8.self)
+        return try await self.attempt("list the script's URLs") {
+            try await self.client.withTransaction(logger: Self.quiet) { connection in
+                try await connection.query("SELECT pg_advisory_xact_lock(\(Self.migrationLock))", logger: Self.quiet)
+                var previous: Previous?
+                for try await (hash, by) in try await connection.query(
+                    "SELECT script_hash, loaded_by FROM urlpoll_schedule WHERE id = 1", logger: Self.quiet
+                ).decode((String, String).self) {
+                    previous = Previous(scriptHash: hash, loadedBy: by)
+                }
+                try await connection.query(
+                    """
+                    WITH t AS (SELECT coalesce(\(now)::float8, extract(epoch from statement_timestamp())::float8) AS now),
+                    l AS (SELECT * FROM jsonb_to_recordset(\(json)::jsonb) AS l(url text, ordinal integer,
+                        name text, definition_hash text, lease_seconds float8, "offset" float8)),
+                    up AS (
+                        INSERT INTO urlpoll_targets (url, ordinal, name, definition_hash, due_at, lease_seconds)
+                        SELECT l.url, l.ordinal, l.name, l.definition_hash, t.now + l."offset", l.lease_seconds
+                        FROM l, t
+                        ON CONFLICT (url, ordinal) DO UPDATE SET name = EXCLUDED.name, retired = false,
+                            lease_seconds = EXCLUDED.lease_seconds,
+                            definition_hash = EXCLUDED.definition_hash,
+                            due_at = CASE WHEN urlpoll_targets.definition_hash <> EXCLUDED.definition_hash
+                                OR urlpoll_targets.retired
+                                THEN least(urlpoll_targets.due_at, EXCLUDED.due_at) ELSE urlpoll_targets.due_at END
+                        RETURNING id)
+                    UPDATE urlpoll_targets SET retired = true
+                    WHERE NOT retired AND id NOT IN (SELECT id FROM up)
+                    """, logger: Self.quiet)
+                try await connection.query(
+                    """
+                    INSERT INTO urlpoll_schedule (id, script_hash, loaded_by, loaded_at)
+                    VALUES (1, \(scriptHash), \(self.instance),
+                        coalesce(\(now)::float8, extract(epoch from statement_timestamp())::float8))
+                    ON CONFLICT (id) DO UPDATE SET script_hash = EXCLUDED.script_hash,
+                        loaded_by = EXCLUDED.loaded_by, loaded_at = EXCLUDED.loaded_at
+                    """, logger: Self.quiet)
+                return previous
+            }
+        }
+    }
+
+    /// Claims up to `limit` due rows whose lease is free or has expired, earliest due first, skipping rows
+    /// another instance is claiming at this moment (`FOR UPDATE SKIP LOCKED`), and leases them to this
+    /// instance for their `lease_seconds`. Claims nothing while the schedule follows another script than
+    /// `scriptHash`.
+    /// - Parameter now: The time to claim at (seconds since the epoch); nil, the database's.
+    public func claim(limit: Int, scriptHash: String, now: Double? = nil) async throws(HistoryError) -> [Claim] {
+        guard limit > 0 else { return [] }
+        return try await self.attempt("claim due URLs") {
+            let rows = try await self.client.query(
+                """
+                WITH t AS (SELECT coalesce(\(now)::float8, extract(epoch from statement_timestamp())::float8) AS now)
+                UPDATE urlpoll_targets SET lease_owner = \(self.instance),
+                    lease_until = (SELECT now FROM t) + lease_seconds, claims = claims + 1
+                WHERE id IN (
+                    SELECT id FROM urlpoll_targets
+                    WHERE NOT retired AND due_at <= (SELECT now FROM t)
+                        AND (lease_until IS NULL OR lease_until < (SELECT now FROM t))
+                        AND EXISTS (SELECT 1 FROM urlpoll_schedule WHERE script_hash = \(scriptHash))
+                    ORDER BY due_at LIMIT \(limit)
+                    FOR UPDATE SKIP LOCKED)
+                RETURNING id, url, ordinal, name, version, claims, due_at, (SELECT now FROM t), status, state, since,
+                    code, error, detail, error_count, latency, polls, checked_at
+                """, logger: Self.quiet)
+            var claims: [Claim] = []
+            for try await row in rows {
+                let (id, url, ordinal, name, version, count, due, at) = try row.decode(
+                    (Int64, String, Int, String, Int64, Int64, Double, Double).self)
+                let state = try Self.state(from: row, url: url, ordinal: ordinal, name: name, offset: 8)
+                claims.append(
+                    Claim(
+                        id: id, key: HistoryKey(url: url, ordinal: ordinal), version: version, claims: count, due: due,
+                        claimedAt: at, state: state))
+            }
+            return claims
+        }
+    }
+
+    /// When the earliest row falls due or its lease expires (whichever is later), and the time now, both by
+    /// the database's clock (or `now`); and the script the schedule follows. Nil `next` for no rows.
+    public func nextDue(now: Double? = nil) async throws(HistoryError) -> (
+        next: Double?, now: Double, scriptHash: String?
+    ) {
+        try await self.attempt("read the next due time") {
+            let rows = try await self.client.query(
+                """
+                WITH t AS (SELECT coalesce(\(now)::float8, extract(epoch from statement_timestamp())::float8) AS now)
+                SELECT (SELECT min(greatest(due_at, coalesce(lease_until, due_at))) FROM urlpoll_targets
+                        WHERE NOT retired),
+                    (SELECT now FROM t), (SELECT script_hash FROM urlpoll_schedule WHERE id = 1)
+                """, logger: Self.quiet)
+            for try await (next, at, hash) in rows.decode((Double?, Double, String?).self) {
+                return (next, at, hash)
+            }
+            return (nil, now ?? 0, nil)
+        }
+    }
+
+    /// Writes back a batch of polls in one statement: each row's new state, its next due time (the write's
+    /// time plus its `delay`) and the lease's release, where the row still has the version and claim this
+    /// instance holds; each change into the change log and each poll into its minute's rollup, for those
+    /// rows only.
+    /// - Returns: The ids of the rows whose write counted: written now, or by an earlier try of the same
+    ///   batch whose reply was lost. Only for these may `on_change` run.
+    public func complete(_ completions: [Completion], now: Double? = nil) async throws(HistoryError) -> Set<Int64> {
+        guard !completions.isEmpty else { return [] }
+        let rows = completions.map(Self.Written.init)
+        let json = String(decoding: try Self.encode(rows), as: UTF8.self)
+        return try await self.attempt("write back polls") {
+            let result = try await self.client.query(
+                """
+                WITH t AS (SELECT coalesce(\(now)::float8, extract(epoch from statement_timestamp())::float8) AS now),
+                u AS (SELECT * FROM jsonb_to_recordset(\(json)::jsonb) AS u(id bigint, version bigint, claims bigint,
+                    polled boolean, changed boolean, status text, state text, since float8, code integer,
+                    error text, detail text, error_count integer, latency float8, polls bigint, checked_at float8,
+                    delay float8, from_state text, from_status text)),
+                prior AS (SELECT p.id FROM urlpoll_targets p JOIN u ON p.id = u.id WHERE p.written_claim = u.claims),
+                w AS (
+                    UPDATE urlpoll_targets SET status = u.status, state = u.state, since = u.since, code = u.code,
+                        error = u.error, detail = u.detail, error_count = u.error_count, latency = u.latency,
+                        polls = u.polls, checked_at = u.checked_at, due_at = (SELECT now FROM t) + u.delay,
+                        lease_owner = NULL, lease_until = NULL, written_claim = u.claims,
+                        version = urlpoll_targets.version + 1
+                    FROM u
+                    WHERE urlpoll_targets.id = u.id AND urlpoll_targets.version = u.version
+                        AND urlpoll_targets.claims = u.claims AND urlpoll_targets.lease_owner = \(self.instance)
+                    RETURNING urlpoll_targets.id, urlpoll_targets.version),
+                c AS (
+                    INSERT INTO urlpoll_changes (target_id, version, at, from_state, from_status, to_state, to_status,
+                        detail, instance)
+                    SELECT u.id, w.version, u.checked_at, u.from_state, u.from_status, u.state, u.status,
+                        coalesce(u.detail, u.error), \(self.instance)
+                    FROM u JOIN w ON w.id = u.id WHERE u.changed
+                    ON CONFLICT DO NOTHING),
+                r AS (
+                    INSERT INTO urlpoll_rollups (target_id, start, polls, failures, degraded, latency_sum, latency_max)
+                    SELECT u.id, (floor(u.checked_at / 60) * 60)::bigint, 1,
+                        (u.state = 'down')::integer, (u.state = 'degraded')::integer,
+                        CASE WHEN u.state = 'down' THEN 0 ELSE u.latency END,
+                        CASE WHEN u.state = 'down' THEN 0 ELSE u.latency END
+                    FROM u JOIN w ON w.id = u.id WHERE u.polled
+                    ON CONFLICT (target_id, start) DO UPDATE SET polls = urlpoll_rollups.polls + EXCLUDED.polls,
+                        failures = urlpoll_rollups.failures + EXCLUDED.failures,
+                        degraded = urlpoll_rollups.degraded + EXCLUDED.degraded,
+                        latency_sum = urlpoll_rollups.latency_sum + EXCLUDED.latency_sum,
+                        latency_max = greatest(urlpoll_rollups.latency_max, EXCLUDED.latency_max))
+                SELECT id FROM w UNION SELECT id FROM prior
+                """, logger: Self.quiet)
+            var won = Set<Int64>()
+            for try await id in result.decode(Int64.self) { won.insert(id) }
+            return won
+        }
+    }
+
+    /// Every listed URL's last state, as the whole fleet polled them (the leader's `report`).
+    public func fleet() async throws(HistoryError) -> [State] {
+        try await self.attempt("read the fleet's states") {
+            let rows = try await self.client.query(
+                """
+                SELECT url, ordinal, name, status, state, since, code, error, detail, error_count, latency, polls,
+                    checked_at
+                FROM urlpoll_targets WHERE NOT retired AND status IS NOT NULL
+                """, logger: Self.quiet)
+            var states: [State] = []
+            for try await row in rows {
+                let (url, ordinal, name) = try row.decode((String, Int, String).self)
+                if let state = try Self.state(from: row, url: url, ordinal: ordinal, name: name, offset: 3) {
+                    states.append(state)
+                }
+            }
+            return states
+        }
+    }
+
+    /// The state in `row`'s columns from `offset` on (status, state, since, code, error, detail, error_count,
+    /// latency, polls, checked_at); nil when the URL was never polled.
+    private static func state(from row: PostgresRow, url: String, ordinal: Int, name: String, offset: Int) throws
+        -> State?
+    {
+        let columns = Array(row)
+        func column<T: PostgresDecodable>(_ i: Int, _ type: T.Type) throws -> T {
+            try columns[offset + i].decode(T.self, context: .default)
+        }
+        guard let status = try column(0, String?.self) else { return nil }
+        let health = Health(rawValue: try column(1, String?.self) ?? "") ?? .down
+        return State(
+            url: url, name: name, ordinal: ordinal, status: status, code: try column(3, Int?.self), health: health,
+            error: try column(4, String?.self), detail: try column(5, String?.self),
+            errorCount: try column(6, Int.self), latency: .seconds(max(0, try column(7, Double?.self) ?? 0)),
+            polls: Int(try column(8, Int64.self)), since: try column(2, Double?.self) ?? 0,
+            checkedAt: try column(9, Double?.self) ?? 0)
+    }
+
+    /// One row of a write-back, as `jsonb_to_recordset` reads it.
+    private struct Written: Encodable {
+        var id: Int64
+        var version: Int64
+        var claims: Int64
+        var polled: Bool
+        var changed: Bool
+        var status: String?
+        var state: String?
+        var since: Double?
+        var code: Int?
+        var error: String?
+        var detail: String?
+        var error_count: Int
+        var latency: Double?
+        var polls: Int
+        var checked_at: Double?
+        var delay: Double
+        var from_state: String?
+        var from_status: String?
+
+        init(_ completion: Completion) {
+            let state = completion.state ?? completion.claim.state
+            self.id = completion.claim.id
+            self.version = completion.claim.version
+            self.claims = completion.claim.claims
+            self.polled = completion.polled && completion.state != nil
+            self.changed = completion.changed
+            self.status = state?.status
+            self.state = state?.health.rawValue
+            self.since = state?.since
+            self.code = state?.code
+            self.error = state?.error
+            self.detail = state?.detail
+            self.error_count = state?.errorCount ?? 0
+            self.latency = state?.latency.seconds
+            self.polls = state?.polls ?? 0
+            self.checked_at = state?.checkedAt
+            self.delay = completion.delay
+            self.from_state = completion.claim.state?.health.rawValue
+            self.from_status = completion.claim.state?.status
+        }
+    }
+
+    private static func encode<T: Encodable>(_ value: T) throws(HistoryError) -> Data {
+        do {
+            return try JSONEncoder().encode(value)
+        } catch {
+            throw HistoryError("cannot encode the batch for PostgreSQL: \(error)")
+        }
+    }
+
+    /// Takes the report lock on `connection` (a connection of its own, ``connectAlone()``): true when this
+    /// instance holds it now (it keeps it while the connection lives), false when another instance does.
+    public func lead(on connection: PostgresConnection) async throws(HistoryError) -> Bool {
+        try await self.attempt("take the report lock") {
+            for try await held in try await connection.query(
+                "SELECT pg_try_advisory_lock(\(Self.reportLock))", logger: Self.quiet
+            ).decode(Bool.self) {
+                return held
+            }
+            return false
+        }
+    }
+}

@@ -1,0 +1,117 @@
+import Logging
+import PostgresNIO
+
+extension PostgresStore {
+    /// The schema version this urlpoll writes. A database at a higher version was written by a newer urlpoll
+    /// and is refused, never changed.
+    public static let schemaVersion = 1
+
+    /// The advisory lock key (`pg_advisory_xact_lock`) under which the schema is migrated and the URL list
+    /// synced, so instances starting together take turns.
+    static let migrationLock: Int64 = 0x7572_6c70_6f6c_6c01
+
+    /// The advisory lock key (`pg_try_advisory_lock`) the instance that runs `report` holds.
+    static let reportLock: Int64 = 0x7572_6c70_6f6c_6c02
+
+    /// Each version's statements, from version 1 on: `migrations[n - 1]` brings a database from n − 1 to n.
+    ///
+    /// Tables (all times are seconds since the epoch, as `double precision`):
+    /// - `urlpoll_schema`: one row, the version.
+    /// - `urlpoll_schedule`: one row: the hash of the script that last loaded its URL list (SHA-256 of the
+    ///   script's text), the instance that loaded it, and when.
+    /// - `urlpoll_targets`: one row per URL, keyed by its ``HistoryKey`` (`url` as printed, no password, and
+    ///   `ordinal`): its definition hash, whether it is `retired` (no longer listed), `due_at`, the lease
+    ///   (`lease_owner`, `lease_until`, `lease_seconds`, and `claims`, counted on every claim), the state a
+    ///   poll left (`status`, `state`, `since`, `code`, `error`, `detail`, `error_count`, `latency`, `polls`,
+    ///   `checked_at`), `version` (one more on every write) and `written_claim` (the claim the last write
+    ///   came from, so a write retried after a lost reply is recognised).
+    /// - `urlpoll_changes`: every change, keyed by the URL's row and the version it made.
+    /// - `urlpoll_rollups`: per URL per minute: polls, failures (down), degraded, latency sum and maximum.
+    /// - `urlpoll_instances`: one row per instance: host, process id, script hash, started, last heartbeat.
+    static let migrations: [[String]] = [
+        [
+            """
+            CREATE TABLE urlpoll_schema (version integer NOT NULL)
+            """,
+            """
+            INSERT INTO urlpoll_schema (version) VALUES (1)
+            """,
+            """
+            CREATE TABLE urlpoll_schedule (
+            id integer PRIMARY KEY CHECK (id = 1), script_hash text NOT NULL, loaded_by text NOT NULL,
+            loaded_at double precision NOT NULL)
+            """,
+            """
+            CREATE TABLE urlpoll_targets (
+            id bigserial PRIMARY KEY, url text NOT NULL, ordinal integer NOT NULL, name text NOT NULL,
+            definition_hash text NOT NULL, retired boolean NOT NULL DEFAULT false,
+            due_at double precision NOT NULL, lease_seconds double precision NOT NULL,
+            lease_owner text, lease_until double precision, claims bigint NOT NULL DEFAULT 0,
+            written_claim bigint, version bigint NOT NULL DEFAULT 0,
+            status text, state text, since double precision, code integer, error text, detail text,
+            error_count integer NOT NULL DEFAULT 0, latency double precision, polls bigint NOT NULL DEFAULT 0,
+            checked_at double precision,
+            UNIQUE (url, ordinal))
+            """,
+            """
+            CREATE INDEX urlpoll_targets_due ON urlpoll_targets (due_at) WHERE NOT retired
+            """,
+            """
+            CREATE TABLE urlpoll_changes (
+            target_id bigint NOT NULL REFERENCES urlpoll_targets (id) ON DELETE CASCADE,
+            version bigint NOT NULL, at double precision NOT NULL, from_state text, from_status text,
+            to_state text NOT NULL, to_status text NOT NULL, detail text, instance text NOT NULL,
+            PRIMARY KEY (target_id, version))
+            """,
+            """
+            CREATE TABLE urlpoll_rollups (
+            target_id bigint NOT NULL REFERENCES urlpoll_targets (id) ON DELETE CASCADE,
+            start bigint NOT NULL, polls integer NOT NULL, failures integer NOT NULL, degraded integer NOT NULL,
+            latency_sum double precision NOT NULL, latency_max double precision NOT NULL,
+            PRIMARY KEY (target_id, start))
+            """,
+            """
+            CREATE TABLE urlpoll_instances (
+            id text PRIMARY KEY, host text NOT NULL, pid integer NOT NULL, script_hash text NOT NULL,
+            started_at double precision NOT NULL, heartbeat_at double precision NOT NULL)
+            """,
+        ]
+    ]
+
+    /// Creates the tables, or brings them to ``schemaVersion``, under the migration lock.
+    /// - Throws: ``HistoryError`` in words when the database was written by a newer urlpoll, or cannot be
+    ///   reached or changed.
+    public func migrate() async throws(HistoryError) {
+        try await self.attempt("prepare the schema") {
+            try await self.client.withTransaction(logger: Self.quiet) { connection in
+                try await connection.query("SELECT pg_advisory_xact_lock(\(Self.migrationLock))", logger: Self.quiet)
+                let exists =
+                    try await connection.query(
+                        "SELECT to_regclass('urlpoll_schema') IS NOT NULL", logger: Self.quiet
+                    ).decode(Bool.self).first { _ in true } ?? false
+                var version = 0
+                if exists {
+                    for try await found in try await connection.query(
+                        "SELECT max(version) FROM urlpoll_schema", logger: Self.quiet
+                    ).decode(Int?.self) {
+                        version = found ?? 0
+                    }
+                }
+                guard version <= Self.schemaVersion else {
+                    throw HistoryError(
+                        "\(self.location) holds urlpoll's schema version \(version), written by a newer urlpoll (this one knows up to \(Self.schemaVersion)); upgrade urlpoll, or give it another database"
+                    )
+                }
+                for step in version..<Self.schemaVersion {
+                    for statement in Self.migrations[step] {
+                        try await connection.query(PostgresQuery(unsafeSQL: statement), logger: Self.quiet)
+                    }
+                }
+                if version > 0, version < Self.schemaVersion {
+                    try await connection.query(
+                        "UPDATE urlpoll_schema SET version = \(Self.schemaVersion)", logger: Self.quiet)
+                }
+            }
+        }
+    }
+}

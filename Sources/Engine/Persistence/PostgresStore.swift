@@ -1,0 +1,146 @@
+import FoundationEssentials
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+import Logging
+import NIOCore
+import PostgresNIO
+
+/// PostgresStore is the schedule several urlpoll instances share (`run --store postgresql://…`): one row
+/// per URL with its state, when it is next due and who holds its lease, the change log, per-minute rollups,
+/// and a row per instance with its heartbeat (tables: ``migrations``). It speaks PostgreSQL 12 or later through
+/// postgres-nio's `PostgresClient`, a pool of connections sized by the caller.
+///
+/// Instances never talk to each other: each claims due rows with `UPDATE … WHERE id IN (SELECT … FOR UPDATE
+/// SKIP LOCKED) RETURNING …` (``claim(limit:now:)``), polls them, and writes results, next due times and the
+/// lease's release back in one statement per batch (``complete(_:now:)``), conditioned on the row version and
+/// the claim it holds, so only one instance's result for a poll counts: the pattern of the job queues River,
+/// Oban, graphile-worker and Que (<https://www.postgresql.org/docs/15/sql-select.html#SQL-FOR-UPDATE-SHARE>).
+///
+/// Every error is a ``HistoryError`` in words, naming the database without any password.
+public final class PostgresStore: Sendable {
+    /// Where the database is (printed without a password).
+    public let location: PostgresLocation
+    /// This instance's name in the leases and the instances table: `host:pid:random`.
+    public let instance: String
+    let client: PostgresClient
+    let logger: Logger
+    private let configuration: PostgresConnection.Configuration
+
+    /// - Parameters:
+    ///   - connections: The most connections the pool opens (the pollers' claims and writes, the leader's
+    ///     report, the heartbeat).
+    ///   - instance: This instance's name; by default `host:pid:` and 6 random hex digits.
+    public init(location: PostgresLocation, connections: Int, instance: String? = nil, logger: Logger) {
+        self.location = location
+        self.instance = instance ?? Self.defaultInstanceName()
+        self.logger = logger
+        let tls: PostgresClient.Configuration.TLS
+        let connectionTLS: PostgresConnection.Configuration.TLS
+        switch location.tls {
+        case .disable:
+            tls = .disable
+            connectionTLS = .disable
+        case .prefer:
+            tls = .prefer(.makeClientConfiguration())
+            connectionTLS = (try? .prefer(.init(configuration: .makeClientConfiguration()))) ?? .disable
+        case .require:
+            tls = .require(.makeClientConfiguration())
+            connectionTLS = (try? .require(.init(configuration: .makeClientConfiguration()))) ?? .disable
+        }
+        var configuration = PostgresClient.Configuration(
+            host: location.host, port: location.port, username: location.user, password: location.password,
+            database: location.database, tls: tls)
+        configuration.options.maximumConnections = max(2, connections)
+        configuration.options.connectTimeout = .seconds(5)
+        // The pool's own log lines are postgres-nio's error dumps; urlpoll says what failed itself, in words.
+        self.client = PostgresClient(configuration: configuration, backgroundLogger: Self.quiet)
+        var single = PostgresConnection.Configuration(
+            host: location.host, port: location.port, username: location.user, password: location.password,
+            database: location.database, tls: connectionTLS)
+        single.options.connectTimeout = .seconds(5)
+        self.configuration = single
+    }
+
+    /// Runs the connection pool until the task is cancelled; every other method waits for a connection from
+    /// it, so call them while this runs.
+    public func run() async {
+        await self.client.run()
+    }
+
+    static func defaultInstanceName() -> String {
+        let host = ProcessInfo.processInfo.hostName
+        let random = String(UInt32.random(in: 0...0xFF_FFFF), radix: 16)
+        return "\(host):\(ProcessInfo.processInfo.processIdentifier):\(random)"
+    }
+
+    /// How long one statement may wait for a connection and its answer before it is given up as failed: the
+    /// pool itself waits for as long as the server stays away, reconnecting in the background.
+    public static var statementTimeout: Duration { .seconds(10) }
+
+    /// Runs `body`, given up after ``statementTimeout``, turning whatever it throws into a ``HistoryError``
+    /// that says, in words, what could not be done (`what`) and why.
+    func attempt<T: Sendable>(_ what: String, _ body: @escaping @Sendable () async throws -> T)
+        async throws(HistoryError) -> T
+    {
+        do {
+            return try await withThrowingTaskGroup(of: T?.self) { group in
+                group.addTask { try await body() }
+                group.addTask {
+                    try await Task.sleep(for: Self.statementTimeout)
+                    return nil
+                }
+                defer { group.cancelAll() }
+                guard let first = try await group.next(), let result = first else {
+                    throw HistoryError(
+                        "\(self.location): cannot \(what): no answer within \(Int(Self.statementTimeout.seconds)) s (is the server up and reachable?)"
+                    )
+                }
+                return result
+            }
+        } catch let error as HistoryError {
+            throw error
+        } catch {
+            throw HistoryError("\(self.location): cannot \(what): \(Self.words(error))")
+        }
+    }
+
+    /// An error from postgres-nio in words: the server's message and SQLSTATE, or what happened to the
+    /// connection. Never the query's text or bindings, nor the password.
+    static func words(_ error: any Error) -> String {
+        if let error = error as? PSQLError {
+            if let message = error.serverInfo?[.message] {
+                let state = error.serverInfo?[.sqlState].map { " (SQLSTATE \($0))" } ?? ""
+                return "PostgreSQL says: \(message)\(state)"
+            }
+            let cause = error.underlying.map { ": \(Self.words($0))" } ?? ""
+            switch error.code {
+            case .connectionError: return error.underlying.map(Self.words) ?? "the connection failed"
+            case .serverClosedConnection: return "the server closed the connection\(cause)"
+            case .clientClosedConnection: return "urlpoll closed the connection"
+            case .sslUnsupported: return "the server does not offer TLS, which sslmode=require demands"
+            default: return "\(error.code)\(cause)"
+            }
+        }
+        // NIO's connection errors carry the system's errno; its words are strerror's.
+        let text = String(describing: error)
+        if let range = text.range(of: "errno: "),
+            let number = Int32(text[range.upperBound...].prefix { $0.isNumber }), let words = strerror(number)
+        {
+            return String(cString: words)
+        }
+        return text
+    }
+
+    /// A connection of its own, outside the pool: for a session-level advisory lock, held as long as the
+    /// connection lives.
+    public func connectAlone() async throws(HistoryError) -> PostgresConnection {
+        try await self.attempt("connect") {
+            try await PostgresConnection.connect(configuration: self.configuration, id: 0, logger: Self.quiet)
+        }
+    }
+
+    /// A logger for postgres-nio's own lines, which urlpoll replaces with its own in words.
+    static let quiet = Logger(label: "urlpoll.postgres") { _ in SwiftLogNoOpLogHandler() }
+}

@@ -1,0 +1,233 @@
+import AsyncAlgorithms
+import FoundationEssentials
+import Logging
+import PostgresNIO
+
+/// The pool's run when it shares its schedule with other instances (``SharedSchedule``): three tasks and
+/// the polls.
+///
+/// - The claimer takes due rows from PostgreSQL while it has room for polls in flight, starts a poll for
+///   each, and sleeps until the next row falls due (``SharedSchedule/wakeInterval`` at most).
+/// - Each poll, on a task of its own, probes, judges (`check`), records the State and asks the backoff
+///   (the script's `backoff` hook) for the next sleep, then hands its completion to the writer.
+/// - The writer writes the completions gathered since its last write in one statement, and only for the
+///   rows whose write counted (this instance still held their version and claim) tells the monitor, whose
+///   observers run `on_result`, `on_change` and the alerts: a transition is alerted by one instance at most.
+///   A write that fails (PostgreSQL restarting) is tried again, with the completions that came since, with
+///   backoff, so no result this instance still holds the lease of is lost.
+/// - The leader loop beats the heartbeat every `status_interval`, tries the report lock on a connection of
+///   its own, and, while it holds it, reads the whole fleet's states into the monitor and reports them.
+extension PollerPool {
+    func runShared(_ schedule: SharedSchedule) async {
+        let store = schedule.store
+        let logger = store.logger
+        if schedule.syncsOnStart {
+            await self.syncRetrying(schedule)
+        }
+        await self.monitor.reporting(false)
+        let outbox = Outbox()
+        let capacity = self.maximumInFlight ?? DescriptorBudget.current.pollsInFlight(pollers: self.settings.pollers)
+        let byKey = Dictionary(self.targets.map { ($0.historyKey, $0) }, uniquingKeysWith: { first, _ in first })
+        await withDiscardingTaskGroup { group in
+            group.addTask { await self.lead(schedule) }
+            group.addTask { await self.write(outbox, schedule: schedule) }
+            var failures = 0
+            var followsOther = false
+            while !Task.isCancelled {
+                let room = min(capacity - outbox.inFlight, 1_000)
+                var claimed: [PostgresStore.Claim] = []
+                var wait = SharedSchedule.wakeInterval
+                do throws(HistoryError) {
+                    if room > 0 {
+                        claimed = try await store.claim(
+                            limit: room, scriptHash: schedule.scriptHash, now: schedule.databaseTime?())
+                    }
+                    for claim in claimed {
+                        guard let target = byKey[claim.key] else { continue }
+                        outbox.started()
+                        group.addTask {
+                            if let completion = await self.pollClaimed(claim, target: target) {
+                                outbox.put(completion)
+                            } else {
+                                outbox.abandoned()
+                            }
+                        }
+                    }
+                    if room > 0, claimed.count == room { continue }  // more may be due now
+                    let (next, now, hash) = try await store.nextDue(now: schedule.databaseTime?())
+                    if hash != schedule.scriptHash, !followsOther {
+                        logger.error(
+                            "the shared schedule in \(store.location) now follows another script (loaded since by another instance); this instance runs a different one and polls nothing until it loads the same script (SIGHUP)"
+                        )
+                    } else if hash == schedule.scriptHash, followsOther {
+                        logger.notice("the shared schedule follows this instance's script again; polling resumes")
+                    }
+                    followsOther = hash != schedule.scriptHash
+                    if failures > 0 {
+                        logger.notice("\(store.location) answers again; claiming resumes")
+                        failures = 0
+                    }
+                    if room <= 0 {
+                        wait = .milliseconds(50)
+                    } else if let next {
+                        wait = min(wait, max(TimerQueue.resolution, .seconds(checked: max(0, next - now))))
+                    }
+                } catch {
+                    failures += 1
+                    if failures == 1 {
+                        logger.error(
+                            "\(error.description); polls in flight go on, and claiming is tried again with backoff")
+                    }
+                    wait = Self.retryDelay(after: failures)
+                }
+                do { try await self.clock.sleep(for: wait, tolerance: nil) } catch { break }
+            }
+            group.cancelAll()
+        }
+    }
+
+    /// How long to wait after `failures` failed tries to reach PostgreSQL: 0.1 s doubling to 5 s.
+    static func retryDelay(after failures: Int) -> Duration {
+        .milliseconds(min(5_000, 100 << min(failures - 1, 6)))
+    }
+
+    /// Lists the script's URLs in the schedule (a reload's new pool), trying again with backoff until it
+    /// works or the pool is stopped.
+    private func syncRetrying(_ schedule: SharedSchedule) async {
+        var failures = 0
+        while !Task.isCancelled {
+            do {
+                _ = try await schedule.store.sync(
+                    SharedSchedule.listings(for: self.targets, settings: self.settings),
+                    scriptHash: schedule.scriptHash, now: schedule.databaseTime?())
+                return
+            } catch {
+                failures += 1
+                if failures == 1 { schedule.store.logger.error("\(error.description); trying again with backoff") }
+                do { try await self.clock.sleep(for: Self.retryDelay(after: failures), tolerance: nil) } catch {
+                    return
+                }
+            }
+        }
+    }
+
+    /// Polls one claimed row: probe, `check`, record, backoff. Nil when the poll was cut short by shutdown.
+    private func pollClaimed(_ claim: PostgresStore.Claim, target: Target) async -> PostgresStore.Completion? {
+        var held = claim.state
+        held?.rawURL = target.url
+        var resource = Resource(target, resuming: held)
+        resource.lateness = .seconds(checked: max(0, claim.claimedAt - claim.due))
+        let result = await self.prober.probe(target, settings: self.settings)
+        guard !Task.isCancelled else { return nil }
+        if case .failure(let failure) = result.outcome, failure.isLocal {
+            // Not the target's failure: no state, polled again soon.
+            return PostgresStore.Completion(
+                claim: claim, state: nil, polled: false, delay: Self.localRetryDelay.seconds)
+        }
+        var verdict: Verdict?
+        if let checker = self.checker, target.captureBody, result.isJudged {
+            verdict = await checker.check(target, result)
+            guard !Task.isCancelled else { return nil }
+        }
+        let state = resource.record(result, verdict: verdict, at: self.now())
+        let delay = await self.policy.delay(for: resource, settings: self.settings)
+        return PostgresStore.Completion(claim: claim, state: state, polled: true, delay: delay.seconds)
+    }
+
+    /// Writes completions back as they come, in one statement per batch; tells the monitor of each whose
+    /// write counted.
+    private func write(_ outbox: Outbox, schedule: SharedSchedule) async {
+        let store = schedule.store
+        var failures = 0
+        // Completions taken from the outbox and not yet written, by row (a newer claim of a row replaces an
+        // older one: only the newer can count).
+        var pending: [Int64: PostgresStore.Completion] = [:]
+        var signals = outbox.signals.makeAsyncIterator()
+        var finished = false
+        while !finished || !pending.isEmpty {
+            if pending.isEmpty {
+                finished = await signals.next() == nil
+            }
+            for completion in outbox.take() {
+                if let other = pending[completion.claim.id] {
+                    // Only the newer claim of a row can count; the older is done with.
+                    outbox.finished()
+                    if other.claim.claims > completion.claim.claims { continue }
+                }
+                pending[completion.claim.id] = completion
+            }
+            guard !pending.isEmpty else { continue }
+            let batch = Array(pending.values)
+            do {
+                let won = try await store.complete(batch, now: schedule.databaseTime?())
+                pending = [:]
+                if failures > 0 {
+                    store.logger.notice("\(store.location) answers again; polls are written back")
+                    failures = 0
+                }
+                for completion in batch {
+                    outbox.finished()
+                    guard won.contains(completion.claim.id) else {
+                        store.logger.debug(
+                            "\(completion.claim.key): another instance holds this URL now; this poll's result is not used"
+                        )
+                        continue
+                    }
+                    guard completion.polled, var state = completion.state else { continue }
+                    var previous = completion.claim.state
+                    let target = state.rawURL
+                    previous?.rawURL = target
+                    state.rawURL = target
+                    await self.monitor.update(state, previous: previous)
+                }
+            } catch {
+                failures += 1
+                if failures == 1 {
+                    store.logger.error(
+                        "\(error.description): \(batch.count) polls are kept and written when it answers again; none is alerted before then"
+                    )
+                }
+                if Task.isCancelled { return }
+                do { try await self.clock.sleep(for: Self.retryDelay(after: failures), tolerance: nil) } catch {
+                    return
+                }
+            }
+        }
+    }
+
+    /// Beats the heartbeat every `status_interval`, and reports the fleet's states while this instance
+    /// holds the report lock.
+    private func lead(_ schedule: SharedSchedule) async {
+        let store = schedule.store
+        var connection: PostgresConnection?
+        var leading = false
+        let alive = self.settings.statusInterval.seconds * 3
+        for await _ in AsyncTimerSequence(interval: self.settings.statusInterval, clock: self.clock) {
+            let instances = try? await store.heartbeat(
+                scriptHash: schedule.scriptHash, alive: alive, now: schedule.databaseTime?())
+            var leads = false
+            do {
+                if connection == nil { connection = try await store.connectAlone() }
+                if let connection { leads = try await store.lead(on: connection) }
+            } catch {
+                try? await connection?.close()
+                connection = nil
+            }
+            if leads != leading {
+                store.logger.info(
+                    leads
+                        ? "this instance (\(store.instance)) runs report for the fleet"
+                        : "this instance (\(store.instance)) no longer runs report")
+                leading = leads
+            }
+            if leads, let fleet = try? await store.fleet() {
+                await self.monitor.seed(HistoryKey.match(fleet, to: self.targets))
+            }
+            schedule.metrics?.beat(instances: instances, leading: leads)
+            await self.monitor.reporting(leads)
+            await self.monitor.tick()
+        }
+        await self.monitor.reporting(leading)
+        try? await connection?.close()
+    }
+}

@@ -1,0 +1,72 @@
+import Crypto
+import FoundationEssentials
+
+/// SharedSchedule is the Sleep of several urlpoll instances that run the same script against one
+/// PostgreSQL database (`run --store`): instead of each Resource sleeping in its own process, every URL has
+/// a row with its `due_at`, and each instance's pool claims the due rows (``PostgresStore/claim(limit:scriptHash:now:)``),
+/// polls them, and writes the results and next due times back (``PostgresStore/complete(_:now:)``).
+///
+/// Wake-ups are a short poll of the earliest due time (``wakeInterval`` at most between looks), not
+/// `LISTEN/NOTIFY`: nothing another instance does makes a row due sooner (a row falls due by time passing,
+/// which no notification announces), a lease that expires because its instance died announces nothing
+/// either, and one indexed `min(due_at)` a second per instance costs the server next to nothing.
+public struct SharedSchedule: Sendable {
+    /// The database.
+    public let store: PostgresStore
+    /// What identifies the script's URL list and hooks (``scriptHash(text:arguments:targets:)``): the
+    /// schedule follows the script last loaded; instances whose hash differs claim nothing.
+    public let scriptHash: String
+    /// The time the schedule is read at (seconds since the epoch); nil, the database server's clock, so
+    /// instances whose clocks differ still agree on what is due. Tests pass their manual clock's.
+    public let databaseTime: (@Sendable () -> Double)?
+    /// Whether the pool lists its URLs in the schedule when it starts (a reload's new pool does; at start
+    /// the session has already, to stop with a clear error when it cannot).
+    public let syncsOnStart: Bool
+    /// Where the heartbeat's count and the leadership are shown (`/metrics`), if anywhere.
+    public let metrics: ClusterMetrics?
+
+    public init(
+        store: PostgresStore, scriptHash: String, databaseTime: (@Sendable () -> Double)? = nil,
+        syncsOnStart: Bool = true, metrics: ClusterMetrics? = nil
+    ) {
+        self.metrics = metrics
+        self.store = store
+        self.scriptHash = scriptHash
+        self.databaseTime = databaseTime
+        self.syncsOnStart = syncsOnStart
+    }
+
+    /// The most time between two looks at the schedule: a row that falls due, or whose lease expires, is
+    /// claimed at most this late (and ``TimerQueue/resolution`` earlier wake-ups are not worth a query).
+    public static var wakeInterval: Duration { .seconds(1) }
+
+    /// What a lease adds to a URL's timeout: the time a `check` hook, the backoff and the write-back may
+    /// take. A URL whose instance dies is claimed again at most `timeout + leaseMargin` after its claim.
+    public static var leaseMargin: Duration { .seconds(10) }
+
+    /// The schedule's rows for `targets`: each URL's key, definition hash and lease, and, for a URL new to
+    /// the schedule, when it first falls due: up to ``PollerPool/startRate`` a second from the sync on, as
+    /// a single instance spreads its first polls, squeezed to fit in one `poll_interval`.
+    public static func listings(for targets: [Target], settings: Settings) -> [PostgresStore.Listing] {
+        let rate = PollerPool<ContinuousClock>.startRate
+        let batches = (targets.count + rate - 1) / rate
+        let step = batches > 1 ? min(1.0, settings.pollInterval.seconds / Double(batches - 1)) : 0
+        return targets.enumerated().map { i, target in
+            PostgresStore.Listing(
+                url: target.displayURL, ordinal: target.ordinal, name: target.name,
+                definitionHash: target.definitionHash,
+                leaseSeconds: (settings.timeout(for: target) + Self.leaseMargin).seconds,
+                offset: step * Double(i / rate))
+        }
+    }
+
+    /// SHA-256 (hex) of the script's text, its arguments and its URLs' definitions: two instances agree on
+    /// it exactly when they run the same script on the same arguments.
+    public static func scriptHash(text: String, arguments: [String], targets: [Target]) -> String {
+        var hash = SHA256()
+        hash.update(data: Array(text.utf8))
+        for argument in arguments { hash.update(data: [0] + Array(argument.utf8)) }
+        for target in targets { hash.update(data: [1] + Array(target.definitionHash.utf8)) }
+        return hash.finalize().hexadecimal
+    }
+}

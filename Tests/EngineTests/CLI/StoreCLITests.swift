@@ -1,0 +1,77 @@
+import Foundation
+import Testing
+
+/// `urlpoll run --store`: what the command line refuses, in words and with exit status 2, before polling.
+@Suite(.timeLimit(.minutes(2))) struct StoreCLITests {
+    @Test func passwordInTheStoreURL_isRefusedWithExit2_withoutPrintingIt() async throws {
+        let script = try TemporaryScript("urls = { \"http://127.0.0.1:9/\" }")
+
+        let run = try await CLIProcess.run(["run", script.path, "--store", "postgresql://u:s3cr3t@127.0.0.1:9/x"])
+
+        #expect(run.status == 2)
+        #expect(run.stderr.contains("put it in PGPASSWORD or ~/.pgpass instead"))
+        #expect(!run.stderr.contains("s3cr3t"))
+        #expect(!run.stdout.contains("s3cr3t"))
+    }
+
+    @Test func storeWithData_isRefusedWithExit2() async throws {
+        let script = try TemporaryScript("urls = { \"http://127.0.0.1:9/\" }")
+        let folder = HistoryCLITests.Folder()
+
+        let run = try await CLIProcess.run([
+            "run", script.path, "--store", "postgresql://u@127.0.0.1:9/x", "--data", folder.path,
+        ])
+
+        #expect(run.status == 2)
+        #expect(run.stderr.contains("it does not go with --state or --data"))
+    }
+
+    @Test func unreachableStore_isRefusedWithExit2_inWords() async throws {
+        let script = try TemporaryScript("urls = { \"http://127.0.0.1:9/\" }")
+        let port = try closedPort()
+
+        let run = try await CLIProcess.run([
+            "run", script.path, "--store", "postgresql://u@127.0.0.1:\(port)/x?sslmode=disable",
+        ])
+
+        #expect(run.status == 2)
+        #expect(
+            run.stderr == "urlpoll: --store: postgresql://u@127.0.0.1:\(port)/x: cannot connect: Connection refused\n",
+            "\(run.stderr)")
+    }
+
+    @Test func storeFromANewerUrlpoll_isRefusedWithExit2_andLeftAsItIs() async throws {
+        guard let url = try await TestPostgres.database() else { return }
+        let script = try TemporaryScript("urls = { \"http://127.0.0.1:9/\" }")
+        // A newer urlpoll's schema.
+        _ = try await TestPostgres.column(url, "CREATE TABLE urlpoll_schema (version integer NOT NULL)", as: Int32.self)
+        _ = try await TestPostgres.column(url, "INSERT INTO urlpoll_schema VALUES (7) RETURNING 1", as: Int32.self)
+
+        let run = try await CLIProcess.run(["run", script.path, "--store", url])
+
+        #expect(run.status == 2)
+        #expect(run.stderr.contains("holds urlpoll's schema version 7, written by a newer urlpoll"), "\(run.stderr)")
+        #expect(try await TestPostgres.column(url, "SELECT version FROM urlpoll_schema", as: Int32.self) == [7])
+    }
+
+    @Test func storeSetting_isCheckedAtLoad_withFileLine_andShownByCheck() async throws {
+        let bad = try TemporaryScript(
+            """
+            urls = { "http://127.0.0.1:9/" }
+            store = "postgresql://u:s3cr3t@db/x"
+            """)
+        let refused = try await CLIProcess.run(["check", bad.path])
+        #expect(refused.status == 2)
+        #expect(refused.stderr.contains("script.lua:2: setting 'store': "), "\(refused.stderr)")
+        #expect(!refused.stderr.contains("s3cr3t"))
+
+        let good = try TemporaryScript(
+            """
+            urls = { "http://127.0.0.1:9/" }
+            store = "postgresql://u@db:5433/x"
+            """)
+        let checked = try await CLIProcess.run(["check", good.path])
+        #expect(checked.status == 0)
+        #expect(checked.stdout.contains(" store=postgresql://u@db:5433/x"))
+    }
+}

@@ -1,0 +1,159 @@
+import Engine
+import Foundation
+import Logging
+import Testing
+
+/// The shared schedule's store against a real PostgreSQL (TestPostgres): the schema, the URL list,
+/// claiming with SKIP LOCKED, and the write-back that counts only for the instance holding the row.
+@Suite(.serialized) struct PostgresStoreTests {
+    static let logger = Logger(label: "tests") { _ in SwiftLogNoOpLogHandler() }
+
+    /// Runs `body` with `count` stores (instances) on one fresh database, their pools running.
+    static func withStores(
+        _ count: Int, test: String = #function, _ body: ([PostgresStore], String) async throws -> Void
+    ) async throws {
+        guard let url = try await TestPostgres.database(test) else { return }
+        let location = try PostgresLocation(url, environment: [:])
+        let stores = (1...count).map {
+            PostgresStore(location: location, connections: 4, instance: "i\($0)", logger: Self.logger)
+        }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for store in stores { group.addTask { await store.run() } }
+            defer { group.cancelAll() }
+            for store in stores { try await store.migrate() }
+            try await body(stores, url)
+        }
+    }
+
+    static func listings(_ n: Int, lease: Double = 20) -> [PostgresStore.Listing] {
+        (1...n).map {
+            PostgresStore.Listing(
+                url: "http://127.0.0.1:1/\($0)", ordinal: 1, name: "u\($0)", definitionHash: "h\($0)",
+                leaseSeconds: lease, offset: 0)
+        }
+    }
+
+    static func state(_ claim: PostgresStore.Claim, status: String, health: Health, at: Double) -> State {
+        State(
+            url: claim.key.url, name: claim.key.url, ordinal: claim.key.ordinal, status: status, health: health,
+            errorCount: health == .down ? 1 : 0, polls: (claim.state?.polls ?? 0) + 1, since: at, checkedAt: at)
+    }
+
+    @Test func migrate_createsTheSchema_twiceIsHarmless_andANewerOneIsRefusedInWords() async throws {
+        try await Self.withStores(2) { stores, url in
+            // Both migrated (one after the other under the lock); the version is 1.
+            #expect(try await TestPostgres.column(url, "SELECT version FROM urlpoll_schema", as: Int32.self) == [1])
+            _ = try await TestPostgres.column(url, "UPDATE urlpoll_schema SET version = 99 RETURNING 1", as: Int32.self)
+            let error = await #expect(throws: HistoryError.self) { try await stores[0].migrate() }
+            #expect(error?.description.contains("schema version 99, written by a newer urlpoll") == true)
+            #expect(error?.description.contains("postgresql://postgres@") == true)
+        }
+    }
+
+    @Test func claim_twoInstancesAtOnce_takeDisjointRows_andEachDueRowOnce() async throws {
+        try await Self.withStores(3) { stores, _ in
+            _ = try await stores[0].sync(Self.listings(30), scriptHash: "s", now: 1_000)
+            let claims = try await withThrowingTaskGroup(of: [PostgresStore.Claim].self) { group in
+                for store in stores {
+                    group.addTask { try await store.claim(limit: 12, scriptHash: "s", now: 1_000) }
+                }
+                var all: [[PostgresStore.Claim]] = []
+                for try await claimed in group { all.append(claimed) }
+                return all
+            }
+            let ids = claims.flatMap { $0.map(\.id) }
+            #expect(ids.count == 30)
+            #expect(Set(ids).count == 30)
+            // Nothing is due any more: every row is leased.
+            #expect(try await stores[0].claim(limit: 100, scriptHash: "s", now: 1_000).isEmpty)
+            // Not yet due rows are not claimed either.
+            _ = try await stores[0].sync(
+                Self.listings(31).map {
+                    var listing = $0
+                    listing.offset = 50
+                    return listing
+                }, scriptHash: "s", now: 1_000)
+            #expect(try await stores[0].claim(limit: 100, scriptHash: "s", now: 1_010).isEmpty)
+        }
+    }
+
+    @Test func complete_countsOnlyForTheInstanceStillHoldingTheRow_andOnceWhenRetried() async throws {
+        try await Self.withStores(2) { stores, url in
+            let (a, b) = (stores[0], stores[1])
+            _ = try await a.sync(Self.listings(1, lease: 20), scriptHash: "s", now: 1_000)
+            let held = try #require(try await a.claim(limit: 1, scriptHash: "s", now: 1_000).first)
+            // A's poll outlives its lease: B claims the row and writes a change first.
+            #expect(try await b.claim(limit: 1, scriptHash: "s", now: 1_015).isEmpty)
+            let taken = try #require(try await b.claim(limit: 1, scriptHash: "s", now: 1_021).first)
+            let bWon = try await b.complete(
+                [
+                    .init(
+                        claim: taken, state: Self.state(taken, status: "200 OK", health: .up, at: 1_022), polled: true,
+                        delay: 60)
+                ],
+                now: 1_022)
+            #expect(bWon == [taken.id])
+            // A's late result does not count: no change, no alert for it.
+            let late = PostgresStore.Completion(
+                claim: held, state: Self.state(held, status: "500 Internal Server Error", health: .down, at: 1_030),
+                polled: true, delay: 60)
+            #expect(try await a.complete([late], now: 1_030).isEmpty)
+            #expect(
+                try await TestPostgres.column(url, "SELECT status FROM urlpoll_targets", as: String.self) == ["200 OK"])
+            // A write tried again after its reply was lost counts once: the same ids, one change row.
+            let next = try #require(try await a.claim(limit: 1, scriptHash: "s", now: 1_100).first)
+            let down = PostgresStore.Completion(
+                claim: next, state: Self.state(next, status: "refused", health: .down, at: 1_101), polled: true,
+                delay: 70)
+            #expect(try await a.complete([down], now: 1_101) == [next.id])
+            #expect(try await a.complete([down], now: 1_102) == [next.id])
+            #expect(
+                try await TestPostgres.column(
+                    url, "SELECT to_status FROM urlpoll_changes ORDER BY version", as: String.self) == [
+                        "200 OK", "refused",
+                    ])
+            #expect(
+                try await TestPostgres.column(url, "SELECT due_at FROM urlpoll_targets", as: Double.self) == [1_171])
+        }
+    }
+
+    @Test func sync_anotherScript_retiresUnlistedURLs_andTheOlderScriptClaimsNothing() async throws {
+        try await Self.withStores(2) { stores, url in
+            let (a, b) = (stores[0], stores[1])
+            #expect(try await a.sync(Self.listings(3), scriptHash: "old", now: 1_000) == nil)
+            // B loads a newer script listing only the first two URLs.
+            let previous = try await b.sync(Array(Self.listings(3).prefix(2)), scriptHash: "new", now: 1_001)
+            #expect(previous == PostgresStore.Previous(scriptHash: "old", loadedBy: "i1"))
+            #expect(
+                try await TestPostgres.column(
+                    url, "SELECT url FROM urlpoll_targets WHERE retired", as: String.self) == ["http://127.0.0.1:1/3"])
+            // A, still on the old script, claims nothing, and is told which script the schedule follows.
+            #expect(try await a.claim(limit: 10, scriptHash: "old", now: 1_002).isEmpty)
+            #expect(try await a.nextDue(now: 1_002).scriptHash == "new")
+            #expect(try await b.claim(limit: 10, scriptHash: "new", now: 1_002).count == 2)
+        }
+    }
+
+    @Test func location_readsThePasswordFromTheEnvironmentOrPgpass_neverFromTheURL_andNeverPrintsIt() throws {
+        let refused = #expect(throws: HistoryError.self) {
+            try PostgresLocation("postgresql://u:secret@db:5433/x", environment: [:])
+        }
+        #expect(refused?.description.contains("secret") == false)
+        #expect(refused?.description.contains("PGPASSWORD or ~/.pgpass") == true)
+        let fromEnvironment = try PostgresLocation("postgresql://u@db:5433/x", environment: ["PGPASSWORD": "p1"])
+        #expect(fromEnvironment.password == "p1")
+        #expect(fromEnvironment.description == "postgresql://u@db:5433/x")
+        let file = NSTemporaryDirectory() + "pgpass-\(UUID().uuidString)"
+        try "# comment\nother:*:*:*:no\ndb:5433:x:u:p\\:2\n*:*:*:*:fallback\n".write(
+            toFile: file, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        #expect(try PostgresLocation("postgresql://u@db:5433/x", environment: ["PGPASSFILE": file]).password == "p:2")
+        #expect(try PostgresLocation("postgres://u@db/y", environment: ["PGPASSFILE": file]).password == "fallback")
+        let defaults = try PostgresLocation("postgresql://u@db", environment: [:])
+        #expect(defaults.port == 5432 && defaults.database == "u" && defaults.tls == .prefer)
+        #expect(throws: HistoryError.self) { try PostgresLocation("mysql://u@db/x", environment: [:]) }
+        #expect(throws: HistoryError.self) {
+            try PostgresLocation("postgresql://u@db/x?sslmode=maybe", environment: [:])
+        }
+    }
+}

@@ -1,0 +1,322 @@
+import AsyncHTTPClient
+import Engine
+import Foundation
+import Logging
+import Synchronization
+import Testing
+
+/// Several instances sharing one schedule in a real PostgreSQL (TestPostgres), polling a real loopback
+/// server with the real HTTP prober. Time is the tests' ManualClock, shared by the instances and passed to
+/// the database as "now", so what is due when is exact; the waits for polls and writes are bounded.
+@Suite(.serialized) struct SharedScheduleTests {
+    static let logger = Logger(label: "tests") { _ in SwiftLogNoOpLogHandler() }
+    /// The manual clock's zero, in seconds since the epoch.
+    static let base = 2_000_000_000.0
+
+    /// One instance: its store, pool, and what its monitor heard.
+    struct Instance: Sendable {
+        let store: PostgresStore
+        let pool: PollerPool<ManualClock>
+        let polls: StateRecorder
+        let changes: ChangeRecorder
+        let reports: CountingReporter
+    }
+
+    /// The instances of one test: one database, one clock.
+    final class Cluster: Sendable {
+        let url: String
+        let clock = ManualClock()
+        let settings: Settings
+        let targets: [Target]
+        let client: HTTPClient
+        let prober: HTTPProber
+        private let running = Mutex<[String: Task<Void, Never>]>([:])
+
+        init(url: String, settings: Settings, targets: [Target]) {
+            self.url = url
+            self.settings = settings
+            self.targets = targets
+            self.client = HTTPProber.makeClient(pollers: 8)
+            self.prober = HTTPProber(client: self.client)
+        }
+
+        /// Starts instance `name` (`maximumInFlight` polls in flight at most).
+        func start(_ name: String, maximumInFlight: Int = 100) throws -> Instance {
+            let location = try PostgresLocation(self.url, environment: [:])
+            let store = PostgresStore(
+                location: location, connections: 4, instance: name, logger: SharedScheduleTests.logger)
+            let polls = StateRecorder()
+            let changes = ChangeRecorder()
+            let reports = CountingReporter()
+            let monitor = StateMonitor(
+                urls: self.targets.map(\.url), reporter: reports, observers: [polls, changes])
+            let clock = self.clock
+            let schedule = SharedSchedule(
+                store: store, scriptHash: "script",
+                databaseTime: { SharedScheduleTests.base + clock.now.offset.seconds })
+            let pool = PollerPool(
+                settings: self.settings, targets: self.targets, prober: self.prober, policy: LinearBackoff(),
+                monitor: monitor, clock: clock, now: { SharedScheduleTests.base + clock.now.offset.seconds },
+                maximumInFlight: maximumInFlight, schedule: schedule)
+            let task = Task {
+                await withDiscardingTaskGroup { group in
+                    group.addTask { await store.run() }
+                    do {
+                        try await store.migrate()
+                    } catch {
+                        Issue.record("\(error)")
+                        group.cancelAll()
+                        return
+                    }
+                    await pool.run()
+                    group.cancelAll()
+                }
+            }
+            self.running.withLock { $0[name] = task }
+            return Instance(store: store, pool: pool, polls: polls, changes: changes, reports: reports)
+        }
+
+        /// Stops instance `name` as a kill would: its connections close, its polls in flight are dropped,
+        /// nothing is written back and no lease is released.
+        func kill(_ name: String) async {
+            let task = self.running.withLock { $0.removeValue(forKey: name) }
+            task?.cancel()
+            await task?.value
+        }
+
+        func stopAll() async throws {
+            for name in self.running.withLock({ Array($0.keys) }) { await self.kill(name) }
+            self.prober.shutdown()
+            try await self.client.shutdown()
+        }
+
+        /// Rows leased now.
+        func leased() async throws -> Int64 {
+            try await TestPostgres.column(
+                self.url, "SELECT count(*) FROM urlpoll_targets WHERE lease_owner IS NOT NULL", as: Int64.self
+            ).first ?? 0
+        }
+
+        /// Waits (at most 10 s) until every instance sleeps (`sleepers` sleeps on the clock) and no row is
+        /// leased: every poll due so far has been made and written back.
+        func settle(sleepers: Int) async throws {
+            let deadline = ContinuousClock.now + .seconds(10)
+            while ContinuousClock.now < deadline {
+                if self.clock.pendingSleeps == sleepers, try await self.leased() == 0 {
+                    // Still so a moment later: nothing was between a claim and its sleep.
+                    try await Task.sleep(for: .milliseconds(20))
+                    if self.clock.pendingSleeps == sleepers, try await self.leased() == 0 { return }
+                }
+                try await Task.sleep(for: .milliseconds(10))
+            }
+            Issue.record("the instances did not settle within 10 s (sleeping: \(self.clock.pendingSleeps))")
+        }
+    }
+
+    static func withCluster(
+        urls: [String], settings: Settings, database: String? = nil, test: String = #function,
+        _ body: (Cluster) async throws -> Void
+    ) async throws {
+        var url = database
+        if url == nil { url = try await TestPostgres.database(test) }
+        guard let url else { return }
+        let cluster = Cluster(url: url, settings: settings, targets: urls.map { Target(url: $0) })
+        do {
+            try await body(cluster)
+        } catch {
+            try await cluster.stopAll()
+            throw error
+        }
+        try await cluster.stopAll()
+    }
+
+    static func settings(interval: Double, statusInterval: Double = 1_000_000) -> Settings {
+        var settings = Settings()
+        settings.pollInterval = .seconds(interval)
+        settings.errorBackoff = .zero
+        settings.timeout = .seconds(5)
+        settings.statusInterval = .seconds(statusInterval)
+        return settings
+    }
+
+    @Test func threeInstances_pollEveryURLOncePerInterval_acrossTheCluster() async throws {
+        // Given: 12 URLs polled every 10 s by 3 instances, each with room for 4 polls in flight.
+        let server = try RecordingServer.keepAlive()
+        let urls = (1...12).map { "\(server.url)/u\($0)" }
+        try await Self.withCluster(urls: urls, settings: Self.settings(interval: 10)) { cluster in
+            let instances = try ["a", "b", "c"].map { try cluster.start($0, maximumInFlight: 4) }
+            // When: 39 s pass, a second at a time.
+            try await cluster.settle(sleepers: 6)
+            for _ in 1...39 {
+                cluster.clock.advance(by: .seconds(1))
+                try await cluster.settle(sleepers: 6)
+            }
+            // Then: each URL was polled at 0, 10, 20 and 30 s: 4 times, not 4 per instance.
+            let byPath = Dictionary(grouping: server.requests, by: \.path).mapValues(\.count)
+            #expect(byPath.count == 12)
+            #expect(byPath.values.allSatisfy { $0 == 4 }, "\(byPath)")
+            // Every instance took part, and together they made each poll once.
+            let counts = instances.map { $0.polls.states.count }
+            #expect(counts.allSatisfy { $0 > 0 }, "\(counts)")
+            #expect(counts.reduce(0, +) == 48)
+            // Each URL's first result is its one change, alerted by one instance.
+            #expect(instances.map { $0.changes.count }.reduce(0, +) == 12)
+        }
+    }
+
+    @Test func flappingURL_eachTransitionIsAlertedOnce_byOneInstance() async throws {
+        // Given: a URL that answers 200 and 500 in turn, polled every 2 s by 3 instances.
+        let served = Mutex(0)
+        let server = try RecordingServer { request in
+            let n = served.withLock {
+                $0 += 1
+                return $0
+            }
+            return [.ok(request, status: n % 2 == 1 ? "200 OK" : "500 Internal Server Error")]
+        }
+        try await Self.withCluster(urls: ["\(server.url)/flap"], settings: Self.settings(interval: 2)) { cluster in
+            let instances = try ["a", "b", "c"].map { try cluster.start($0) }
+            try await cluster.settle(sleepers: 6)
+            for _ in 1...20 {
+                cluster.clock.advance(by: .seconds(1))
+                try await cluster.settle(sleepers: 6)
+            }
+            // Then: every poll was a transition, each in the change log once and alerted (on_change's
+            // observers) by exactly one instance.
+            let polls = server.requests.count
+            #expect(polls == 11)
+            let alerted = instances.flatMap { $0.changes.changes }
+            #expect(alerted.count == polls)
+            let logged = try await TestPostgres.column(
+                cluster.url, "SELECT to_status FROM urlpoll_changes ORDER BY version", as: String.self)
+            #expect(logged.count == polls)
+            #expect(alerted.sorted { $0.checkedAt < $1.checkedAt }.map(\.status) == logged)
+        }
+    }
+
+    @Test func instanceKilledMidPoll_itsURLsMoveWithinOneLease_andNothingIsAlertedTwice() async throws {
+        // Given: 6 URLs (timeout 5 s: a lease of 15 s) on a server that holds the first 6 requests for 4 s.
+        let served = Mutex(0)
+        let server = try RecordingServer { request in
+            let n = served.withLock {
+                $0 += 1
+                return $0
+            }
+            return (n <= 6 ? [.pause(.seconds(4))] : []) + [.ok(request)]
+        }
+        let urls = (1...6).map { "\(server.url)/u\($0)" }
+        try await Self.withCluster(urls: urls, settings: Self.settings(interval: 60)) { cluster in
+            // Instance a claims all six; their polls are in flight when it is killed.
+            let a = try cluster.start("a")
+            #expect(await eventually(within: .seconds(5)) { server.requests.count == 6 })
+            await cluster.kill("a")
+            #expect(try await cluster.leased() == 6)
+            // b and c start; the rows stay a's until its leases expire at 15 s.
+            let others = try ["b", "c"].map { try cluster.start($0) }
+            for _ in 1...15 {
+                cluster.clock.advance(by: .seconds(1))
+                try await Task.sleep(for: .milliseconds(30))
+                #expect(server.requests.count == 6)
+            }
+            // Within the next wake-up (1 s), b and c take them over and poll each once.
+            cluster.clock.advance(by: .seconds(1))
+            try await cluster.settle(sleepers: 4)
+            #expect(server.requests.count == 12)
+            #expect(a.polls.states.isEmpty)
+            #expect(others.map { $0.polls.states.count }.reduce(0, +) == 6)
+            #expect(others.map { $0.changes.count }.reduce(0, +) == 6)
+            let changes = try await TestPostgres.column(
+                cluster.url, "SELECT count(*) FROM urlpoll_changes", as: Int64.self)
+            #expect(changes == [6])
+        }
+    }
+}
+
+extension SharedScheduleTests {
+    @Test func postgresRestartedMidRun_pollingResumes_andNoTransitionIsLostOrAlertedTwice() async throws {
+        guard TestPostgres.Cluster.binaries != nil else {
+            try #require(
+                ProcessInfo.processInfo.environment["CI"] == nil,
+                "PostgreSQL is not installed (apt-get install -y postgresql); CI must run this test")
+            print("skipping postgresRestartedMidRun: PostgreSQL is not installed")
+            return
+        }
+        // Given: a server of this test's own, and a URL that answers 200 and 500 in turn, polled every 2 s
+        // by 2 instances.
+        let postgres = try await TestPostgres.Cluster.start()
+        defer { TestPostgres.Cluster.stop(directory: postgres.directory) }
+        let served = Mutex(0)
+        let server = try RecordingServer { request in
+            let n = served.withLock {
+                $0 += 1
+                return $0
+            }
+            return [.ok(request, status: n % 2 == 1 ? "200 OK" : "500 Internal Server Error")]
+        }
+        try await Self.withCluster(
+            urls: ["\(server.url)/flap"], settings: Self.settings(interval: 2), database: postgres.url
+        ) { cluster in
+            let instances = try ["a", "b"].map { try cluster.start($0) }
+            try await cluster.settle(sleepers: 4)
+            for _ in 1...4 {
+                cluster.clock.advance(by: .seconds(1))
+                try await cluster.settle(sleepers: 4)
+            }
+            // When: PostgreSQL stops for 10 s of the schedule's time, then starts again.
+            try await postgres.stopServer()
+            for _ in 1...10 {
+                cluster.clock.advance(by: .seconds(1))
+                try await Task.sleep(for: .milliseconds(50))
+            }
+            try await postgres.startServer()
+            // Then: polling resumes (the instances reconnect with backoff, at most 5 s apart).
+            let before = server.requests.count
+            for _ in 1...12 {
+                cluster.clock.advance(by: .seconds(1))
+                try await Task.sleep(for: .milliseconds(100))
+            }
+            try await cluster.settle(sleepers: 4)
+            #expect(server.requests.count > before)
+            // Every transition written is alerted once, and every poll's result was written: none lost.
+            let logged = try await TestPostgres.column(
+                cluster.url, "SELECT to_status FROM urlpoll_changes ORDER BY version", as: String.self)
+            let alerted = instances.flatMap { $0.changes.changes }
+            #expect(alerted.count == logged.count)
+            #expect(alerted.sorted { $0.checkedAt < $1.checkedAt }.map(\.status) == logged)
+            #expect(logged.count == server.requests.count)
+        }
+    }
+}
+
+extension SharedScheduleTests {
+    @Test func report_runsOnOneInstance_overTheFleet_andMovesWithinOneStatusIntervalWhenItDies() async throws {
+        // Given: 4 URLs, reported every 5 s, on 3 instances that each poll at most 2 at a time.
+        let server = try RecordingServer.keepAlive()
+        let urls = (1...4).map { "\(server.url)/u\($0)" }
+        try await Self.withCluster(urls: urls, settings: Self.settings(interval: 60, statusInterval: 5)) { cluster in
+            let names = ["a", "b", "c"]
+            let instances = try names.map { try cluster.start($0, maximumInFlight: 2) }
+            try await cluster.settle(sleepers: 6)
+            for _ in 1...10 {
+                cluster.clock.advance(by: .seconds(1))
+                try await cluster.settle(sleepers: 6)
+            }
+            // Then: one instance reported (at 5 and 10 s), every URL, polled by whichever instance.
+            let reporting = instances.indices.filter { instances[$0].reports.count > 0 }
+            #expect(reporting.count == 1)
+            let leader = try #require(reporting.first)
+            #expect(instances[leader].reports.count == 2)
+            #expect(instances[leader].reports.last == 4)
+            #expect(instances[leader].polls.states.count < 4)
+            // When: the leader dies; then another takes report over at the next tick (within 5 s).
+            await cluster.kill(names[leader])
+            for _ in 1...5 {
+                cluster.clock.advance(by: .seconds(1))
+                try await cluster.settle(sleepers: 4)
+            }
+            let next = instances.indices.filter { $0 != leader && instances[$0].reports.count > 0 }
+            #expect(next.count == 1)
+            #expect(next.first.map { instances[$0].reports.last } == 4)
+        }
+    }
+}
