@@ -3,9 +3,9 @@
 /// leaving them to the collector) every `status_interval`.
 ///
 /// Kept tables stay in the Lua state (about 1 KiB each with an HTTP poll's `timings` and `http`), so only the
-/// first ``kept(memoryLimit:)`` URLs reported keep theirs: a quarter of `memory_limit` (16,384 URLs at the
-/// default 64 MiB). The rest get a new table on every tick, as all did before; 100,000 kept tables would
-/// exceed the default limit on their own.
+/// first ``kept(memoryLimit:)`` URLs reported keep theirs: as many as a quarter of the Lua memory limit
+/// (`--lua-memory`) holds, 16,384 at the default 64 MiB. The rest get a new table on every tick, as all did
+/// before; 100,000 kept tables would exceed the default limit on their own.
 ///
 /// The tables live in one Lua table in the registry, by slot (1, 2, …: the order URLs were first
 /// reported); ``ScriptHost`` alone reads and writes them, as it does all of Lua.

@@ -82,6 +82,8 @@ extension ScriptHost: Reporter {
     /// Rewrites the fields of the report table on top of `[s, keys]` whose values differ between `old`, what
     /// it holds, and `new`. `url` and `raw_url` are the slot's own and never change.
     private func update(from old: State, to new: State) {
+        // Not polled since the last tick: nothing to compare.
+        guard !new.isIdentical(to: old) else { return }
         let lua = self.runtime
         if new.name != old.name { lua.set(.name, new.name) }
         if new.status != old.status { lua.set(.status, new.status) }
