@@ -4,12 +4,21 @@ import Logging
 extension ScriptHost: Reporter {
     public func report(_ states: [State]) async {
         guard let hook = self.config.report else { return }
+        // Kept tables cost Lua memory (and the collector lets garbage grow in proportion): only a script with
+        // few enough URLs keeps them (``ReportTables``).
+        let keeps = self.config.targets.count <= ReportTables.kept(memoryLimit: self.runtime.limits.memory)
         for (i, state) in states.enumerated() {
             // Started in two steps, so a call that makes no request costs no suspension.
             let result: Result<Void, ScriptError>
             switch self.startHook(
                 hook, name: "report", nargs: 1,
-                pushArgs: { self.pushReportState(state, index: i + 1, count: states.count) },
+                pushArgs: {
+                    if keeps {
+                        self.pushReportState(state, index: i + 1, count: states.count)
+                    } else {
+                        self.pushState(state, index: i + 1, count: states.count)
+                    }
+                },
                 read: { _ in () })
             {
             case .done(let done):
@@ -59,13 +68,7 @@ extension ScriptHost: Reporter {
             }
             up_pop(L, 1)
         }
-        // The URL's first report: a new table, kept in the next free slot while the kept tables stay within
-        // their share of the memory limit; past it, a new table on every tick, left to the collector.
-        guard slot != nil || self.reportTables.shown.count < ReportTables.kept(memoryLimit: lua.limits.memory) else {
-            up_pop(L, 1)
-            self.pushState(state, index: index, count: count)
-            return
-        }
+        // The URL's first report: a new table, kept in the next free slot.
         let new = slot ?? Int32(self.reportTables.shown.count + 1)
         self.pushState(state, index: index, count: count)  // [tables, s]
         lua_pushvalue(L, -1)
