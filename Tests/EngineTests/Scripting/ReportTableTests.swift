@@ -30,7 +30,7 @@ import Testing
     /// The states of one URL over five polls: down with no response, up with timings and facts, up with
     /// other timings, a TLS and a DNS poll's facts, then down again with none of them.
     static func states(url: String) -> [State] {
-        var down = State(
+        let down = State(
             url: url, name: "n", status: "timeout", health: .down, error: "timeout", detail: "no response within 5 s",
             errorCount: 1, latency: .seconds(5), polls: 1, since: 10, checkedAt: 10)
         var up = State(
@@ -52,9 +52,10 @@ import Testing
             server: "127.0.0.1")
         facts.timings = nil
         facts.http = nil
-        down.polls = 5
-        down.checkedAt = 50
-        return [down, up, upAgain, facts, down]
+        var downAgain = down
+        downAgain.polls = 5
+        downAgain.checkedAt = 50
+        return [down, up, upAgain, facts, downAgain]
     }
 
     /// What `report` saw in one tick of `states`, read back through `check`.
