@@ -172,12 +172,84 @@ def mixed_probes(workdir, urls, seconds, pollers):
             "cpu_pct": cpu / wall * 100, "rss_mb": rss}
 
 
+def million(workdir, seconds, urls=1_000_000):
+    """The long case: `urls` URLs at a 600 s interval against nginx for `seconds` (15 minutes by default):
+    the script's load time (`urlpoll check`, which also lists the URLs), lateness, polls done, CPU and peak
+    RSS."""
+    path = os.path.join(workdir, "million.lua")
+    open(path, "w").write(
+        f"pollers = 64\npoll_interval = 600\nstatus_interval = 60\n"
+        f"urls = {{}}\nfor i = 1, {urls} do urls[i] = '{BASE}/m/' .. i end\n" + COUNT_REPORT)
+    # A million URL strings take more than the default 64 MiB of Lua memory.
+    memory = ("--lua-memory", "512")
+    start = time.monotonic()
+    subprocess.run([URLPOLL, "check", path, *memory], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                   timeout=600, check=True)
+    load = time.monotonic() - start
+    out, cpu, rss, wall = run_urlpoll(path, seconds, memory)
+    ticks = [l.split() for l in out.splitlines() if l.startswith("TICK")]
+    polls = int(ticks[-1][2])
+    return {"load_s": load, "polls": polls, "polls_s": polls / wall,
+            "late_p99_ms": max(float(t[4]) for t in ticks) * 1000,
+            "late_max_ms": max(float(t[5]) for t in ticks) * 1000, "cpu_pct": cpu / wall * 100, "rss_mb": rss,
+            "cpu_per_10k": cpu / max(polls, 1) * 10000}
+
+
+# Issue 17's figures for the Go seed (urlpoll.go), measured beside urlpoll on this machine when the issue was
+# filed; the bench does not run the seed, so its targets are judged against these.
+GO_SEED = {"rate_2": 27_500, "rate_16": 17_500, "cpu_per_10k_best": 0.28, "scale_cpu_per_10k": 1.4}
+
+
+def targets(med, runs, scale_urls):
+    """Issue 17's targets, each beside its reference and whether it holds: (target, reference, measured, holds)."""
+    rows = []
+    for p in (2, 16, 64):
+        if not all(f"wrk_{p}" in r for r in runs):
+            continue
+        rate, ceiling = med(lambda r: r[f"rate_{p}"]["polls_s"]), med(lambda r: r[f"wrk_{p}"])
+        share = 0.9 if p == 2 else 0.5
+        rows.append((f"{p} pollers: at least {share:.0%} of wrk -c {p}", f"wrk -c {p}: {ceiling:,.0f} req/s",
+                     f"{rate:,.0f} polls/s ({rate / ceiling:.0%})", rate >= share * ceiling))
+        if f"rate_{p}" in GO_SEED and p != 2:
+            seed = GO_SEED[f"rate_{p}"]
+            rows.append((f"{p} pollers: at least 1.5× the Go seed", f"Go seed (issue 17): {seed:,} polls/s",
+                         f"{rate:,.0f} polls/s ({rate / seed:.2f}×)", rate >= 1.5 * seed))
+        cpu = med(lambda r: r[f"rate_{p}"]["cpu_per_10k"])
+        best = GO_SEED["cpu_per_10k_best"]
+        rows.append((f"{p} pollers: CPU per 10,000 polls at most the Go seed's best",
+                     f"Go seed (issue 17): {best} s", f"{cpu:.3f} s", cpu <= best))
+    s = lambda k: med(lambda r: r["scale"][k])
+    if scale_urls == 100_000:
+        rows.append(("100,000 URLs @60 s: peak RSS under 100 MB", "133 MB when issue 17 was filed",
+                     f"{s('rss_mb'):.0f} MB", s("rss_mb") < 100))
+        rows.append(("100,000 URLs @60 s: lateness p99 under 100 ms", "", f"{s('late_p99_ms'):.0f} ms",
+                     s("late_p99_ms") < 100))
+        seed = GO_SEED["scale_cpu_per_10k"]
+        rows.append(("100,000 URLs @60 s: CPU per 10,000 polls at most a third of the Go seed's",
+                     f"Go seed (issue 17): about {seed} s", f"{s('cpu_per_10k'):.3f} s", s("cpu_per_10k") <= seed / 3))
+    if all("million" in r for r in runs):
+        m = lambda k: med(lambda r: r["million"][k])
+        rows.append(("1,000,000 URLs @600 s: lateness p99 under 100 ms", "", f"{m('late_p99_ms'):.0f} ms",
+                     m("late_p99_ms") < 100))
+        rows.append(("1,000,000 URLs @600 s: peak RSS under 1 GB", "Go seed design: about 4.5 GB",
+                     f"{m('rss_mb'):.0f} MB", m("rss_mb") < 1024))
+        rows.append(("1,000,000 URLs @600 s: script loads in under 10 s", "", f"{m('load_s'):.1f} s", m("load_s") < 10))
+    else:
+        rows.append(("1,000,000 URLs @600 s for 15 minutes", "", "not run (bench/run --long)", None))
+    tick = med(lambda r: r["lua"]["report_tick_ms"])
+    rows.append(("Lua: a 10,000-URL report tick under 5 ms", "about 10 ms when issue 17 was filed",
+                 f"{tick:.2f} ms", tick < 5))
+    return rows
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="short runs (a smoke test, not a result)")
     parser.add_argument("--repeat", type=int, default=1, help="runs per figure; the table shows medians")
     parser.add_argument("--only", choices=["scrape"], help="run one case alone: scrape = scale with --listen, scraped")
     parser.add_argument("--probes-only", action="store_true", help="only the mixed TCP/TLS/DNS case")
+    parser.add_argument("--long", action="store_true",
+                        help="also the long case: 1,000,000 URLs at 600 s for 15 minutes (--quick: 2 minutes)")
     args = parser.parse_args()
     if args.probes_only:
         workdir = tempfile.mkdtemp(prefix="urlpoll-bench-")
@@ -199,11 +271,15 @@ def main():
                 continue
             run = {"wrk": wrk(rate_seconds, 64)}
             for pollers in (2, 16, 64):
+                # wrk with as many connections as the pool has pollers: the ceiling at that concurrency.
+                run[f"wrk_{pollers}"] = run["wrk"] if pollers == 64 else wrk(rate_seconds, pollers)
                 run[f"rate_{pollers}"] = max_rate(workdir, pollers, rate_seconds, 1000)
             run["scale"] = scale(workdir, scale_urls, scale_seconds, 64)
             run["scale_scraped"] = scale_scraped(workdir, scale_urls, scale_seconds, 64)
             run["mixed"] = mixed_probes(workdir, 10000, 30 if args.quick else 70, 64)
             run["lua"] = json.loads(subprocess.run([LUABENCH], capture_output=True, text=True, check=True).stdout)
+            if args.long:
+                run["million"] = million(workdir, 120 if args.quick else 900)
             runs.append(run)
     finally:
         nginx.send_signal(signal.SIGQUIT)
@@ -233,6 +309,9 @@ def main():
                  "HTTPProber's plain-HTTP path in a loop, no channels, monitor or Sleep: the ceiling the engine works under"))
     for p in (2, 16, 64):
         rate = med(lambda r: r[f"rate_{p}"]["polls_s"])
+        if p != 64 and all(f"wrk_{p}" in r for r in runs):
+            rows.append((f"wrk HEAD, {p} connections", f"{med(lambda r: r[f'wrk_{p}']):,.0f} req/s",
+                         f"the ceiling at {p} pollers"))
         rows.append((f"max rate, pollers={p}", f"{rate:,.0f} polls/s ({rate / ceiling:.0%} of wrk)",
                      f"{med(lambda r: r[f'rate_{p}']['cpu_per_10k']):.3f} CPU s/10k polls, "
                      f"peak RSS {med(lambda r: r[f'rate_{p}']['rss_mb']):.0f} MB"))
@@ -251,6 +330,9 @@ def main():
     l = lambda k: med(lambda r: r["lua"][k])
     rows.append(("Lua backoff hook", f"{l('backoff_us'):.2f} µs/call", ""))
     rows.append(("Lua report tick, 10,000 URLs", f"{l('report_tick_ms'):.2f} ms", ""))
+    if all("report_tick_new_ms" in r.get("lua", {}) for r in runs):
+        rows.append(("Lua report tick, 10,000 URLs all polled since the last tick", f"{l('report_tick_new_ms'):.2f} ms",
+                     "every state new, HTTP polls with timings and facts"))
     rows.append(("load a script building 100,000 URLs", f"{l('load_100k_s'):.3f} s", ""))
     rows.append(("load a script listing 100,000 table entries", f"{l('load_100k_tables_s'):.3f} s", "target: under 1 s"))
     # A build from before a case was added has no figure for it: those rows are left out.
@@ -266,6 +348,9 @@ def main():
         rows.append(("--data store file after 1 hour of 100,000 URLs at 60 s", f"{l('history_db_mb_1h'):.0f} MB", ""))
 
     table = "| measure | result | detail |\n|---|---|---|\n" + "\n".join(f"| {a} | {b} | {c} |" for a, b, c in rows)
+    verdict = {True: "holds", False: "does not hold", None: "not measured"}
+    table += ("\n\nIssue 17's targets:\n\n| target | reference | measured | |\n|---|---|---|---|\n"
+              + "\n".join(f"| {t} | {ref} | {got} | {verdict[ok]} |" for t, ref, got, ok in targets(med, runs, scale_urls)))
     header = f"urlpoll bench, {results['date']}, {os.cpu_count()} cores, median of {args.repeat}" + (" (quick)" if args.quick else "")
     print(header + "\n\n" + table)
     os.makedirs(os.path.join(ROOT, "bench", "results"), exist_ok=True)

@@ -28,6 +28,12 @@ struct Shared<Fields: Sendable & Hashable>: Sendable, Hashable {
         }
     }
 
+    /// Whether both values are the one set of fields: a copy not written to since (so equal, and cheap to
+    /// tell).
+    func isIdentical(to other: Self) -> Bool {
+        self.box === other.box
+    }
+
     static func == (lhs: Self, rhs: Self) -> Bool {
         lhs.box === rhs.box || lhs.box.fields == rhs.box.fields
     }

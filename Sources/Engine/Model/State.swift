@@ -150,6 +150,12 @@ public struct State: Sendable, Hashable {
 
     private var shared: Shared<Fields>
 
+    /// Whether `other` is a copy of this State not changed since: the same fields behind the same reference,
+    /// told without comparing them (a URL not polled between two reports).
+    func isIdentical(to other: State) -> Bool {
+        self.shared.isIdentical(to: other.shared)
+    }
+
     /// - Parameters:
     ///   - rawURL: The URL as the script wrote it, when it differs from `url` (a password); `url` when nil.
     ///   - ordinal: Its number among URLs that print alike (``Target/ordinal``).

@@ -61,6 +61,11 @@ extension LuaRuntime {
         lua_rawgeti(self.L, UP_REGISTRYINDEX, lua_Integer(self.fieldKeys))
     }
 
+    /// Like ``beginRecord(fields:)``, for the table already on top of the stack.
+    func beginUpdate() {
+        lua_rawgeti(self.L, UP_REGISTRYINDEX, lua_Integer(self.fieldKeys))
+    }
+
     func endRecord() {
         lua_settop(self.L, -2)
     }
@@ -93,6 +98,36 @@ extension LuaRuntime {
     func set(_ key: FieldKey, _ value: Bool) {
         self.pushKey(key)
         lua_pushboolean(self.L, value ? 1 : 0)
+        lua_rawset(self.L, -4)
+    }
+
+    /// Rewrites the phases of `timings` that differ from `old` in the record's `timings` table, in place;
+    /// false when the record has no such table (the caller then sets a new one).
+    func update(timings: PhaseTimings, from old: PhaseTimings) -> Bool {
+        self.pushKey(.timings)
+        guard lua_rawget(self.L, -3) == LUA_TTABLE else {
+            up_pop(self.L, 1)
+            return false
+        }
+        func phase(_ name: String, _ new: Duration, _ old: Duration) {
+            guard new != old else { return }
+            self.push(name)
+            lua_pushnumber(self.L, new.seconds)
+            lua_rawset(self.L, -3)
+        }
+        phase("resolve", timings.resolve, old.resolve)
+        phase("connect", timings.connect, old.connect)
+        phase("tls", timings.tls, old.tls)
+        phase("processing", timings.processing, old.processing)
+        phase("transfer", timings.transfer, old.transfer)
+        up_pop(self.L, 1)
+        return true
+    }
+
+    /// Sets `key` to nil.
+    func clear(_ key: FieldKey) {
+        self.pushKey(key)
+        lua_pushnil(self.L)
         lua_rawset(self.L, -4)
     }
 

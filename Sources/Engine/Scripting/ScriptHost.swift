@@ -33,6 +33,8 @@ public actor ScriptHost {
     }()
     /// The store `urlpoll.history` reads: ``HistoryLink/connect(_:)`` it once the `data` setting's store is open.
     public nonisolated let history: HistoryLink
+    /// The table each URL's `report(s)` gets, kept from tick to tick.
+    var reportTables = ReportTables()
 
     /// Loads the script at `path`.
     /// - Parameters:
