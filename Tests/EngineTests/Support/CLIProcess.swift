@@ -6,6 +6,11 @@ struct CLIError: Error, CustomStringConvertible {
 }
 
 /// A running urlpoll process, with its output collected as it arrives.
+///
+/// Each pipe is read by a thread of its own with blocking reads until end of file, not with
+/// `FileHandle.readabilityHandler`: on Linux that handler is a dispatch source, and clearing it while the
+/// pipe is then read to its end and closed crashed the test process once in libdispatch's manager
+/// (`_dispatch_event_loop_drain`, a bad pointer: the source still registered for a closed descriptor).
 final class CLIProcess: @unchecked Sendable {
     // @unchecked: `output` and `errors` are only touched under `lock`.
     private let process = Process()
@@ -14,6 +19,9 @@ final class CLIProcess: @unchecked Sendable {
     private var errors = Data()
     private let outPipe = Pipe()
     private let errPipe = Pipe()
+    /// Signalled once by each reader thread at its pipe's end of file.
+    private let readersDone = DispatchSemaphore(value: 0)
+    private var readers = 0
 
     /// - Parameters:
     ///   - environment: Variables to set for the child, on top of this process's own.
@@ -31,17 +39,27 @@ final class CLIProcess: @unchecked Sendable {
         self.process.currentDirectoryURL = directory
         self.process.standardOutput = standardOutput ?? self.outPipe
         self.process.standardError = self.errPipe
-        if standardOutput == nil {
-            self.outPipe.fileHandleForReading.readabilityHandler = { [weak self] handle in
-                let data = handle.availableData
-                self?.lock.withLock { self?.output.append(data) }
-            }
-        }
-        self.errPipe.fileHandleForReading.readabilityHandler = { [weak self] handle in
-            let data = handle.availableData
-            self?.lock.withLock { self?.errors.append(data) }
-        }
         try self.process.run()
+        // The child holds its own copies of the write ends; ours are closed so the readers see end of file.
+        if standardOutput == nil {
+            try? self.outPipe.fileHandleForWriting.close()
+            self.read(self.outPipe.fileHandleForReading) { process, data in process.output.append(data) }
+        }
+        try? self.errPipe.fileHandleForWriting.close()
+        self.read(self.errPipe.fileHandleForReading) { process, data in process.errors.append(data) }
+    }
+
+    private func read(_ handle: FileHandle, into append: @escaping @Sendable (CLIProcess, Data) -> Void) {
+        self.readers += 1
+        let thread = Thread { [self] in
+            while true {
+                let data = handle.availableData
+                if data.isEmpty { break }
+                self.lock.withLock { append(self, data) }
+            }
+            self.readersDone.signal()
+        }
+        thread.start()
     }
 
     var stdout: String { self.lock.withLock { String(decoding: self.output, as: UTF8.self) } }
@@ -91,16 +109,12 @@ final class CLIProcess: @unchecked Sendable {
         while self.process.isRunning {
             try? await Task.sleep(for: .milliseconds(20))
         }
-        self.outPipe.fileHandleForReading.readabilityHandler = nil
-        self.errPipe.fileHandleForReading.readabilityHandler = nil
-        let restOut =
-            self.process.standardOutput as AnyObject === self.outPipe
-            ? self.outPipe.fileHandleForReading.readDataToEndOfFile() : Data()
-        let restErr = self.errPipe.fileHandleForReading.readDataToEndOfFile()
-        self.lock.withLock {
-            self.output.append(restOut)
-            self.errors.append(restErr)
+        // The readers reach end of file once every holder of the write ends has gone (a grandchild the
+        // process left running may hold them: then what was read within 10 s is what there is).
+        for _ in 0..<self.readers {
+            _ = self.readersDone.wait(timeout: .now() + 10)
         }
+        self.readers = 0
         return self.process.terminationStatus
     }
 
