@@ -10,15 +10,29 @@ final class Dnsmasq: Sendable {
     let port: Int
     private let pid: pid_t
 
+    /// Starts dnsmasq on a free port. A port free for UDP a moment ago can be taken for TCP (dnsmasq binds
+    /// both) by another process meanwhile, and dnsmasq then exits at once: it is tried on up to 5 ports.
     init(extra: [String] = []) throws {
+        var attempt = 0
+        while true {
+            attempt += 1
+            do {
+                (self.port, self.pid) = try Self.start(extra: extra)
+                return
+            } catch DnsmasqError.exited where attempt < 5 {
+                continue
+            }
+        }
+    }
+
+    private static func start(extra: [String]) throws -> (port: Int, pid: pid_t) {
         // A UDP port that was free a moment ago; dnsmasq binds the same number for TCP as well.
         let (probe, port) = try bindLoopback(type: Int32(SOCK_DGRAM.rawValue))
-        self.port = port
         close(probe)
         let arguments =
             [
                 "/usr/sbin/dnsmasq", "--keep-in-foreground", "--conf-file=/dev/null", "--no-resolv", "--no-hosts",
-                "--no-poll", "--bind-interfaces", "--listen-address=127.0.0.1", "--port=\(self.port)", "--user=root",
+                "--no-poll", "--bind-interfaces", "--listen-address=127.0.0.1", "--port=\(port)", "--user=root",
                 "--pid-file=", "--log-facility=/dev/null",
                 "--host-record=www.urlpoll.test,192.0.2.10,2001:db8::10",
                 "--mx-host=urlpoll.test,mail.urlpoll.test,10", "--txt-record=txt.urlpoll.test,v=spf1 -all",
@@ -31,13 +45,15 @@ final class Dnsmasq: Sendable {
         defer { argv.forEach { free($0) } }
         let status = posix_spawn(&pid, arguments[0], nil, nil, argv, environ)
         guard status == 0 else { throw DnsmasqError.exited }
-        self.pid = pid
         do {
-            try Self.waitUntilListening(port: self.port, pid: pid)
+            try Self.waitUntilListening(port: port, pid: pid)
         } catch {
-            self.stop()
+            kill(pid, SIGKILL)
+            var status: Int32 = 0
+            _ = waitpid(pid, &status, 0)
             throw error
         }
+        return (port, pid)
     }
 
     var server: String { "127.0.0.1:\(self.port)" }
