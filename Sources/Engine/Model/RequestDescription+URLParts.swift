@@ -26,10 +26,12 @@ extension RequestDescription {
         }
 
         /// Reads `url` with Foundation's `URLComponents`: nil when it is not an absolute http or https URL
-        /// with a host.
+        /// with a host, or its port is not one a connection can use (1 to 65535; `URLComponents` takes any
+        /// number, and a larger one would trap, or wrap to another port, where it meets a 16-bit socket port).
         init?(parsing url: String) {
             guard let components = URLComponents(string: url), let scheme = components.scheme?.lowercased(),
-                scheme == "http" || scheme == "https", var host = components.host, !host.isEmpty
+                scheme == "http" || scheme == "https", var host = components.host, !host.isEmpty,
+                components.port.map({ (1...65_535).contains($0) }) ?? true
             else { return nil }
             if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
             self.scheme = scheme

@@ -178,7 +178,10 @@ public struct HTTPProber: Prober {
                 guard
                     let next = Self.redirect(request, method: &method, code: response.code, location: location, target)
                 else {
-                    throw ProbeFailure(.redirect, detail: "a redirect to a URL that is not http or https: \(location)")
+                    throw ProbeFailure(
+                        .redirect,
+                        detail: "a redirect to a URL that cannot be followed (not http or https, or a port out of "
+                            + "1–65535): \(RequestDescription.redacting(location))")
                 }
                 guard !visited.contains(method + " " + next.url) else {
                     throw ProbeFailure(.redirect, detail: "redirect loop (back to \(next.url))")

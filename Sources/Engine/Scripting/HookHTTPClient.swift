@@ -115,7 +115,10 @@ struct HookHTTPClient: Sendable {
             }
             guard count < HTTPProber.maximumRedirects else { break }
             guard let next = HTTPProber.redirect(hop, method: &method, code: code, location: location, script) else {
-                throw ProbeFailure(.redirect, detail: "a redirect to a URL that is not http or https")
+                throw ProbeFailure(
+                    .redirect,
+                    detail: "a redirect to a URL that cannot be followed (not http or https, or a port out of "
+                        + "1–65535): \(RequestDescription.redacting(location))")
             }
             guard !visited.contains(method + " " + next.url) else {
                 throw ProbeFailure(

@@ -608,6 +608,18 @@ extension LuaRuntime {
         guard !host.isEmpty, host.first != UInt8(ascii: ":") else {
             return "no host in \"\(RequestDescription.redacting(url))\""
         }
+        // The port, after the host (after "]" for an IPv6 literal): empty (the scheme's default) or 1…65535.
+        let afterHost = host.first == UInt8(ascii: "[") ? host.lastIndex(of: UInt8(ascii: "]")) : host.startIndex
+        if let afterHost, let colon = host[afterHost...].lastIndex(of: UInt8(ascii: ":")) {
+            let digits = host[host.index(after: colon)...]
+            if !digits.isEmpty {
+                guard digits.count <= 5, digits.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }),
+                    let port = Int(String(decoding: digits, as: UTF8.self)), (1...65_535).contains(port)
+                else {
+                    return "the port must be a number from 1 to 65535 in \"\(RequestDescription.redacting(url))\""
+                }
+            }
+        }
         return nil
     }
 }

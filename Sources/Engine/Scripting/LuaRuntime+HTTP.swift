@@ -201,6 +201,9 @@ extension LuaRuntime {
         guard let url else { throw bad(optionsArgument, "option 'url' is missing") }
         guard RequestDescription(url: url, headers: []) != nil else {
             let argument = function == "request" ? optionsArgument : 1
+            if let problem = LuaRuntime.problem(withURL: url), problem.hasPrefix("the port") {
+                throw bad(argument, problem)
+            }
             throw bad(argument, "an http or https URL expected, got \"\(RequestDescription.redacting(url))\"")
         }
         if let contentType, !headers.contains(where: { $0.name.lowercased() == "content-type" }) {

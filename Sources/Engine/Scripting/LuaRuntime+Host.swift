@@ -91,10 +91,14 @@ extension LuaRuntime {
         guard let url = self.string(at: 1) else {
             throw HostError("bad argument #1 to 'post' (URL string expected, got \(self.describe(at: 1)))")
         }
-        guard let parsed = URL(string: url), let scheme = parsed.scheme?.lowercased(),
-            scheme == "http" || scheme == "https", parsed.host() != nil
-        else {
-            throw HostError("bad argument #1 to 'post' (an http or https URL expected, got \"\(url)\")")
+        guard RequestDescription(url: url, headers: []) != nil else {
+            // A port out of 1…65535 says so; anything else is not a URL this can post to.
+            if let problem = LuaRuntime.problem(withURL: url), problem.hasPrefix("the port") {
+                throw HostError("bad argument #1 to 'post' (\(problem))")
+            }
+            throw HostError(
+                "bad argument #1 to 'post' (an http or https URL expected, got \"\(RequestDescription.redacting(url))\")"
+            )
         }
         var headers: [Header] = []
         var body: [UInt8]

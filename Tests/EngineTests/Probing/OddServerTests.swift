@@ -119,6 +119,23 @@ import Testing
         #expect(server.requests.count == 1 + 6)
     }
 
+    /// A redirect to a port out of 1…65535 (`Location: http://127.0.0.1:99999/x`) fails the poll in words;
+    /// it used to trap the whole process where the port met a 16-bit socket port.
+    @Test(arguments: [true, false])
+    func probe_whenRedirectedToAPortOutOfRange_failsAsRedirectInWords(plain: Bool) async throws {
+        let server = try RecordingServer { request in
+            [.ok(request, body: "", status: "302 Found", extra: ["Location: http://127.0.0.1:99999/x"])]
+        }
+        let results = try await Self.probe([Target(url: server.url + "/a")], plain: plain)
+        #expect(
+            results[0].outcome
+                == .failure(
+                    ProbeFailure(
+                        .redirect,
+                        detail: "a redirect to a URL that cannot be followed (not http or https, or a port out of "
+                            + "1–65535): http://127.0.0.1:99999/x")))
+    }
+
     // MARK: 3. Credentials in the URL
 
     @Test(arguments: [true, false])

@@ -181,6 +181,10 @@ import Testing
         ),
         ("urlpoll.http.request", "bad argument #1 to 'request' (table of options expected, got no value)"),
         (
+            "urlpoll.http.get, \"http://127.0.0.1:65536/\"",
+            "bad argument #1 to 'get' (the port must be a number from 1 to 65535 in \"http://127.0.0.1:65536/\")"
+        ),
+        (
             "urlpoll.http.get, \"http://127.0.0.1:9/\", { tiemout = 1 }",
             "bad argument #2 to 'get' (unknown option 'tiemout'; did you mean 'timeout'? (known options: method, url, headers, body, form, timeout, tls))"
         ),

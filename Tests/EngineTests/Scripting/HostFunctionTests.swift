@@ -33,6 +33,10 @@ import Testing
         ("urlpoll.post, 42", "bad argument #1 to 'post' (URL string expected, got number 42)"),
         ("urlpoll.post, \"ftp://x/\"", "bad argument #1 to 'post' (an http or https URL expected, got \"ftp://x/\")"),
         (
+            "urlpoll.post, \"http://127.0.0.1:99999/x\"",
+            "bad argument #1 to 'post' (the port must be a number from 1 to 65535 in \"http://127.0.0.1:99999/x\")"
+        ),
+        (
             "urlpoll.post, \"http://127.0.0.1:9/\", true",
             "bad argument #2 to 'post' (string or table expected, got boolean)"
         ),

@@ -9,6 +9,22 @@ import Testing
     @Test(arguments: [
         ("\"tcp://127.0.0.1\"", "urls[2]: bad tcp:// URL \"tcp://127.0.0.1\": no port; write host:port"),
         ("\"tls://127.0.0.1:99999\"", "urls[2]: bad tls:// URL \"tls://127.0.0.1:99999\": the port must be a number"),
+        // An http(s) port out of 1…65535 trapped at connect (or wrapped to another port for a host name).
+        (
+            "\"http://127.0.0.1:99999/\"",
+            "urls[2]: the port must be a number from 1 to 65535 in \"http://127.0.0.1:99999/\""
+        ),
+        (
+            "\"https://localhost:70000/x\"",
+            "urls[2]: the port must be a number from 1 to 65535 in \"https://localhost:70000/x\""
+        ),
+        ("\"http://[::1]:65536/\"", "urls[2]: the port must be a number from 1 to 65535 in \"http://[::1]:65536/\""),
+        ("\"http://h:4294967297/\"", "urls[2]: the port must be a number from 1 to 65535 in \"http://h:4294967297/\""),
+        ("\"http://h:0/\"", "urls[2]: the port must be a number from 1 to 65535 in \"http://h:0/\""),
+        (
+            "\"http://u:pw@h:99999/\"",
+            "urls[2]: the port must be a number from 1 to 65535 in \"http://u:xxxxx@h:99999/\""
+        ),
         (
             "\"dns://127.0.0.1/example.com?type=AXFR\"",
             "urls[2]: bad dns:// URL \"dns://127.0.0.1/example.com?type=AXFR\": unknown DNS type \"AXFR\" (known types: A, AAAA,"
