@@ -31,6 +31,7 @@ extension LuaRuntime {
             path: path, settings: settings, targets: targets, backoff: backoff, report: report, check: check,
             onChange: onChange, onResult: onResult)
         config.modules = try self.readModules(source)
+        config.warnings = self.misspelledGlobals(source)
         self.historyTargets = targets
         self.historyKeys = nil
         return config

@@ -18,6 +18,9 @@ public struct ScriptConfig: Sendable {
     /// The `modules` table, by name: what `/probe?module=NAME` may poll with. Empty when the script
     /// defines none, and then `/probe` answers 404.
     public var modules: [String: ProbeModule] = [:]
+    /// Globals the script set whose names are near misses of a setting or hook urlpoll reads, in words with
+    /// their `file:line` (``LuaRuntime/misspelledGlobals(_:)``); logged at load, listed by `check`.
+    public var warnings: [String] = []
 
     /// Whether any backoff policy (global or per URL) is written in Lua.
     public var hasBackoffHook: Bool {

@@ -62,6 +62,7 @@ public actor ScriptHost {
             }
         }
         self.config = try runtime.loadConfig(path: path, text: text)
+        for warning in self.config.warnings { logger.warning("\(warning)") }
         runtime.phase = "idle"
         // The state's size after the load: a script without hooks is never measured again.
         metrics?.scriptLoaded(luaMemory: runtime.memoryUsed)

@@ -11,6 +11,28 @@ import Testing
         return (error, script)
     }
 
+    /// A setting or hook whose name is misspelt was silently ignored (`stor = "postgresql://…"` ran alone
+    /// instead of in a fleet): it is warned about at load, with its line; the script's own globals are not.
+    @Test func load_whenAGlobalIsANearMissOfASettingOrHook_warnsWithItsLine() throws {
+        let (host, script) = try loadHost(
+            """
+            pollerz = 8
+            stor = "postgresql://u@127.0.0.1:5432/db"
+            function reprot(s) end
+            function helper() end
+            counts = {}
+            urls = { "http://127.0.0.1:9/" }
+            """)
+        let warnings = host.config.warnings
+        #expect(
+            warnings
+                == [
+                    "\(script.path):1: global 'pollerz' is not a setting urlpoll reads; did you mean 'pollers'?",
+                    "\(script.path):2: global 'stor' is not a setting urlpoll reads; did you mean 'store'?",
+                    "\(script.path):3: global 'reprot' is not a hook urlpoll calls; did you mean 'report'?",
+                ].sorted())
+    }
+
     @Test func load_whenSyntaxError_reportsFileAndLine() throws {
         let (error, script) = try Self.loadError("urls = {}\nx = = 1\n")
         #expect(error.kind == .syntax)
