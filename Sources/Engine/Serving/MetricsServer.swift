@@ -26,6 +26,8 @@ import Synchronization
 ///   it, rendered here as HTML (``StatusPage``).
 /// - `GET /status/ID`: one URL's hour series (``StatusSeries``), `ID` being its `id` in `/status`; 404 in
 ///   words for an id no URL of the script has, or without `--data`.
+/// - HEAD on any of these: as GET, without the body (RFC 9110 §9.3.2); any other method: 405 with
+///   `Allow: GET, HEAD` (``ReadOnlyMethods``).
 /// - anything else: 404.
 ///
 /// A scrape reads a copy-on-write snapshot of the monitor's map (one message) and renders it on NIO's
@@ -100,18 +102,32 @@ public struct MetricsServer: Service, Sendable {
     }
 
     func router() -> Router<BasicRequestContext> {
-        let router = Router()
+        let router = Router(options: .autoGenerateHeadEndpoints)
+        router.add(middleware: ReadOnlyMethods(serves: Self.serves))
         router.get("/metrics") { request, _ in
             try await self.metricsResponse(gzip: Self.acceptsGzip(request.headers[values: .acceptEncoding]))
         }
         router.get("/healthz") { _, _ in await self.healthResponse() }
         router.get("/probe") { request, _ in await self.probeResponse(request) }
         router.get("/status") { _, _ in await self.statusResponse(page: false) }
-        router.get("/status/{id}") { request, context in
-            await self.seriesResponse(id: context.parameters.get("id") ?? "", request: request)
+        router.get("/status/{id}") { request, _ in
+            // The path as asked, not the router's parameter, which drops a trailing slash.
+            await self.seriesResponse(id: String(request.uri.path.dropFirst("/status/".count)), request: request)
         }
         router.get("/") { _, _ in await self.statusResponse(page: true) }
         return router
+    }
+
+    /// Whether `path` is one the router serves: `/`, `/metrics`, `/healthz`, `/probe`, `/status` and
+    /// `/status/ID`.
+    static func serves(_ path: String) -> Bool {
+        let parts = path.split(separator: "/")
+        switch parts.count {
+        case 0: return true
+        case 1: return ["metrics", "healthz", "probe", "status"].contains(parts[0])
+        case 2: return parts[0] == "status"
+        default: return false
+        }
     }
 
     private func metricsResponse(gzip: Bool) async throws -> Response {
@@ -283,7 +299,9 @@ public struct MetricsServer: Service, Sendable {
             days = n
         }
         let ids = history.urlIDs()
-        guard let id = Int64(text),
+        // Only the id as /status writes it: digits without a leading zero, and no trailing slash.
+        guard text.utf8.allSatisfy({ (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) }),
+            text.first != "0", let id = Int64(text),
             let target = current.targets.first(where: { ids[$0.historyKey] == id })
         else {
             return Self.text(

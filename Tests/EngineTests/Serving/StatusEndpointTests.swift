@@ -205,7 +205,8 @@ import Testing
             #expect(failing.hours.map(\.failures) == [2])
             #expect(failing.hours.first?.latencyP95 == nil)
 
-            for unknown in ["999999", "abc", "-1"] {
+            // Only the id as /status writes it: no leading zero or sign, no trailing slash.
+            for unknown in ["999999", "abc", "-1", "0\(healthyID)", "+\(healthyID)", "\(healthyID)/"] {
                 let missing = try await fetch(base + "/status/" + unknown)
                 #expect(missing.status == 404)
                 #expect(missing.body.hasPrefix("no URL of the script has id \"\(unknown)\""))
@@ -213,6 +214,31 @@ import Testing
             let bad = try await fetch(base + "/status/\(healthyID)?days=0")
             #expect(bad.status == 400)
             #expect(bad.body == "days: a whole number of days from 1 to 400 expected, got \"0\"\n")
+        }
+    }
+
+    /// HEAD answers as GET does, without the body (RFC 9110 §9.3.2), on every path, so one urlpoll (whose
+    /// default method is HEAD) can poll another; any other method is a 405 with `Allow` (§15.5.6).
+    @Test func head_answersLikeGet_withoutBody_andOtherMethodsAre405WithAllow() async throws {
+        try await Self.withPolledSite { base, urls in
+            let document = try JSONDecoder().decode(
+                StatusDocument.self, from: Data(try await fetch(base + "/status").body.utf8))
+            let id = try #require(document.urls.first { $0.url == urls.healthy }?.id)
+            for path in ["/", "/status", "/metrics", "/healthz", "/status/\(id)", "/probe?target=x"] {
+                let get = try await fetchBytes(base + path)
+                let head = try await fetchBytes(base + path, method: "HEAD")
+                #expect(head.status == get.status, "HEAD \(path)")
+                #expect(head.headers["content-type"] == get.headers["content-type"], "HEAD \(path)")
+                #expect(head.body.isEmpty, "HEAD \(path)")
+                for method in ["POST", "PUT", "DELETE", "PATCH", "OPTIONS"] {
+                    let other = try await fetchBytes(base + path, method: method)
+                    #expect(other.status == 405, "\(method) \(path)")
+                    #expect(other.headers["allow"] == "GET, HEAD", "\(method) \(path)")
+                }
+            }
+            #expect(try await fetchBytes(base + "/status", method: "HEAD").status == 200)
+            #expect(try await fetchBytes(base + "/nothing", method: "HEAD").status == 404)
+            #expect(try await fetchBytes(base + "/nothing", method: "POST").status == 404)
         }
     }
 
