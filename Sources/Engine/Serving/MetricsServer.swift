@@ -23,7 +23,8 @@ import Synchronization
 ///   or while polls start more than ``EngineMetrics/latenessBound`` late.
 /// - `GET /status`: every URL's state and, with `--data`, its uptime, latency and changes, as JSON
 ///   (``StatusDocument``), made at most once per tick (``StatusCache``); `GET /`: the status page that shows
-///   it, rendered here as HTML (``StatusPage``).
+///   it, rendered here as HTML (``StatusPage``) once per document. Both gzipped (RFC 1952) when the client
+///   accepts it (`Accept-Encoding`, RFC 9110 §12.5.3), with `Vary: Accept-Encoding`.
 /// - `GET /status/ID`: one URL's hour series (``StatusSeries``), `ID` being its `id` in `/status`; 404 in
 ///   words for an id no URL of the script has, or without `--data`.
 /// - HEAD on any of these: as GET, without the body (RFC 9110 §9.3.2); any other method: 405 with
@@ -109,12 +110,16 @@ public struct MetricsServer: Service, Sendable {
         }
         router.get("/healthz") { _, _ in await self.healthResponse() }
         router.get("/probe") { request, _ in await self.probeResponse(request) }
-        router.get("/status") { _, _ in await self.statusResponse(page: false) }
+        router.get("/status") { request, _ in
+            await self.statusResponse(page: false, gzip: Self.acceptsGzip(request.headers[values: .acceptEncoding]))
+        }
         router.get("/status/{id}") { request, _ in
             // The path as asked, not the router's parameter, which drops a trailing slash.
             await self.seriesResponse(id: String(request.uri.path.dropFirst("/status/".count)), request: request)
         }
-        router.get("/") { _, _ in await self.statusResponse(page: true) }
+        router.get("/") { request, _ in
+            await self.statusResponse(page: true, gzip: Self.acceptsGzip(request.headers[values: .acceptEncoding]))
+        }
         return router
     }
 
@@ -237,7 +242,7 @@ public struct MetricsServer: Service, Sendable {
     }
 
     /// `/status` (JSON) or, with `page`, the page at `/` (HTML), from the document ``StatusCache`` keeps.
-    private func statusResponse(page: Bool) async -> Response {
+    private func statusResponse(page: Bool, gzip: Bool) async -> Response {
         guard let current = self.source.current else {
             return Self.text(.serviceUnavailable, "the script is not loaded yet\n")
         }
@@ -260,24 +265,53 @@ public struct MetricsServer: Service, Sendable {
                             return StatusCache.Made(document: document, json: try document.json())
                         })
                 } catch let error as HistoryError {
-                    return .failure(error)
+                    return .failure(HistoryError("cannot read the history: \(error)"))
                 } catch {
                     return .failure(HistoryError("cannot make /status: \(error)"))
                 }
             }
-            if page {
-                let html = try await NIOThreadPool.singleton.runIfActive { StatusPage.html(made.document) }
-                return Response(
-                    status: .ok, headers: StatusPage.headers, body: .init(byteBuffer: ByteBuffer(string: html)))
+            // The page and the gzipped bodies are made once per document (StatusCache), on NIO's threads.
+            let cache = self.statusCache
+            let body: [UInt8]
+            switch (page, gzip) {
+            case (false, false): body = made.json
+            case (false, true): body = try await cache.bytes(of: made, .gzippedJSON) { await Self.gzip(made.json) }
+            case (true, false): body = try await cache.bytes(of: made, .page) { await Self.page(made.document) }
+            case (true, true):
+                let html = try await cache.bytes(of: made, .page) { await Self.page(made.document) }
+                body = try await cache.bytes(of: made, .gzippedPage) { await Self.gzip(html) }
             }
-            return Response(
-                status: .ok, headers: [.contentType: "application/json", .cacheControl: "no-store"],
-                body: .init(byteBuffer: ByteBuffer(bytes: made.json)))
-        } catch let error as HistoryError {
-            self.logger.warning("\(page ? "/" : "/status"): \(error)")
-            return Self.text(.internalServerError, "cannot read the history: \(error)\n")
+            var headers: HTTPFields =
+                page ? StatusPage.headers : [.contentType: "application/json", .cacheControl: "no-store"]
+            headers[.vary] = "Accept-Encoding"
+            if gzip { headers[.contentEncoding] = "gzip" }
+            return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: body)))
         } catch {
-            return Self.text(.internalServerError, "cannot render the status page: \(error)\n")
+            // The store's read, the page's rendering or gzip: each says which in its words.
+            self.logger.warning("\(page ? "/" : "/status"): \(error)")
+            return Self.text(.internalServerError, "\(error)\n")
+        }
+    }
+
+    /// The page for `document`, rendered on NIO's blocking-work threads.
+    private static func page(_ document: StatusDocument) async -> Result<[UInt8], HistoryError> {
+        do {
+            return .success(try await NIOThreadPool.singleton.runIfActive { Array(StatusPage.html(document).utf8) })
+        } catch {
+            return .failure(HistoryError("cannot render the status page: \(error)"))
+        }
+    }
+
+    /// `bytes` gzipped (compress-nio, as `/metrics`), on NIO's blocking-work threads.
+    private static func gzip(_ bytes: [UInt8]) async -> Result<[UInt8], HistoryError> {
+        do {
+            return .success(
+                try await NIOThreadPool.singleton.runIfActive {
+                    var buffer = try Exposition.gzipped(bytes)
+                    return buffer.readBytes(length: buffer.readableBytes) ?? []
+                })
+        } catch {
+            return .failure(HistoryError("cannot gzip the response: \(error)"))
         }
     }
 

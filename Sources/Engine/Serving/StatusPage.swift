@@ -160,17 +160,17 @@ public enum StatusPage {
             self.plot(entry.hours)
         }
 
-        /// One bar per day, oldest first, coloured by the day's uptime; grey for a day without polls.
+        /// One bar per day with polls, oldest first, coloured by the day's uptime. A day without polls has no
+        /// bar: the grey stripes of the bar's background (`.days` in the template) show through, so a new URL
+        /// costs one `<rect>`, not ``StatusDocument/dayCount``.
         static func bars(_ days: [StatusDocument.Bucket], now: Double) -> [Bar] {
             let byStart = Dictionary(days.map { ($0.start, $0) }, uniquingKeysWith: { a, _ in a })
             let today = Int64((now / 86_400).rounded(.down)) * 86_400
             let count = StatusDocument.dayCount
-            return (0..<count).map { i in
+            return (0..<count).compactMap { i in
                 let start = today - Int64(count - 1 - i) * 86_400
+                guard let day = byStart[start], day.polls > 0, let uptime = day.uptime else { return nil }
                 let date = StatusPage.date(Double(start))
-                guard let day = byStart[start], day.polls > 0, let uptime = day.uptime else {
-                    return Bar(x: i * 5, cls: "bar-none", title: "\(date): no polls")
-                }
                 let cls = uptime >= 0.999 ? "bar-up" : uptime >= 0.95 ? "bar-degraded" : "bar-down"
                 return Bar(
                     x: i * 5, cls: cls, title: "\(date): \(StatusPage.percent(uptime)) up, \(day.polls) polls")

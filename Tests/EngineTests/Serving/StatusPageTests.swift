@@ -154,4 +154,35 @@ import Testing
             .document.title
         #expect(title == "made 1")
     }
+
+    /// The page (and each gzipped body) is made once per document, however many ask for it at once, and the
+    /// time it takes counts in the document's cost: a slow page keeps its document 4 times as long too.
+    @Test func cache_makesThePageOncePerDocument_andCountsItsTime() async throws {
+        let counter = Counter()
+        let cache = StatusCache(now: { counter.now })
+        let renders = Mutex(0)
+        let made = try await cache.document(script: 1, generation: 1, maxAge: .seconds(10), make: Self.made(counter))
+        let render: @Sendable () async -> Result<[UInt8], HistoryError> = {
+            renders.withLock { $0 += 1 }
+            counter.advance(20)  // rendering takes 20 s on the manual clock
+            return .success(Array("<html>".utf8))
+        }
+        try await withThrowingTaskGroup(of: [UInt8].self) { group in
+            for _ in 0..<20 { group.addTask { try await cache.bytes(of: made, .page, make: render) } }
+            for try await page in group { #expect(page == Array("<html>".utf8)) }
+        }
+        #expect(try await cache.bytes(of: made, .page, make: render) == Array("<html>".utf8))
+        #expect(renders.withLock { $0 } == 1)
+        // 70 s after the document was made, the store written since: kept, as it cost 20 s.
+        counter.advance(50)
+        let again = try await cache.document(
+            script: 1, generation: 2, maxAge: .seconds(10), make: Self.made(counter))
+        #expect(again === made)
+        counter.advance(11)
+        let next = try await cache.document(script: 1, generation: 2, maxAge: .seconds(10), make: Self.made(counter))
+        #expect(next.document.title == "made 2")
+        // A new document renders its page anew.
+        _ = try await cache.bytes(of: next, .page, make: render)
+        #expect(renders.withLock { $0 } == 2)
+    }
 }
