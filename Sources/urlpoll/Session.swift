@@ -216,8 +216,10 @@ struct Session {
         let lock: StateFileLock
         let saved: [State]
         do {
+            // The folder's lock first: two urlpolls started at once on a new folder would otherwise both
+            // create and migrate its database, and one would fail with SQLite's words.
+            lock = try StateFileLock(statePath: try SQLiteHistoryStore.prepareFolder(data))
             store = try SQLiteHistoryStore(directory: data)
-            lock = try StateFileLock(statePath: store.path)
             saved = try store.savedStates()
         } catch let error as HistoryError {
             Output.standardError("urlpoll: \(option): \(error.description)\n")

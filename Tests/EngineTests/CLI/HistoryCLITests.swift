@@ -166,6 +166,32 @@ import Testing
         )
     }
 
+    /// The folder's lock is taken before the database is opened, so two urlpolls started at once on a new
+    /// folder never migrate it together (SQLite's `UNIQUE constraint failed`, `table … already exists`,
+    /// `database is locked`): the second always says the folder is in use, and has not touched the file.
+    @Test func folderInUse_isRefusedBeforeTheDatabaseIsOpened() async throws {
+        let folder = Folder()
+        try FileManager.default.createDirectory(atPath: folder.path, withIntermediateDirectories: true)
+        let lock = try StateFileLock(statePath: folder.path + "/urlpoll.sqlite")
+        let script = try TemporaryScript("urls = { \"http://127.0.0.1:9/\" }")
+        let run = try await CLIProcess.run(["once", script.path, "--data", folder.path])
+        #expect(run.status == 2)
+        #expect(
+            run.stderr
+                == "urlpoll: --data: \(folder.path) is in use by another urlpoll (process \(getpid())); two instances on one store would mix their histories: give each its own --data folder\n"
+        )
+        #expect(!FileManager.default.fileExists(atPath: folder.path + "/urlpoll.sqlite"))
+        withExtendedLifetime(lock) {}
+    }
+
+    /// `--data ""` says the path is empty, not `cannot create the data folder : No such file or directory`.
+    @Test func emptyData_saysItIsEmpty() async throws {
+        let script = try TemporaryScript("urls = { \"http://127.0.0.1:9/\" }")
+        let run = try await CLIProcess.run(["once", script.path, "--data", ""])
+        #expect(run.status == 2)
+        #expect(run.stderr == "urlpoll: --data: the data folder is empty: give a folder path (it is made if missing)\n")
+    }
+
     @Test func retentionOutOfRange_isAUsageError() async throws {
         let script = try TemporaryScript("urls = { \"http://127.0.0.1:9/\" }")
         let run = try await CLIProcess.run(["run", script.path, "--data", "/tmp/unused", "--minute-retention", "0"])
