@@ -290,7 +290,10 @@ import Testing
                 """
                 urls = { "\(base)/healthy", "\(base)/failing" }
                 function on_change(s, prev) print("CHANGE " .. s.url .. " " .. s.status) end
-                function report(s) print("POLLS " .. s.name .. " " .. urlpoll.history(s.url, 3600).polls) end
+                function report(s)
+                  print("POLLS " .. s.name .. " " .. urlpoll.history(s.url, 3600).polls)
+                  print("ERR " .. s.name .. " " .. s.error_count .. " SINCE " .. string.format("%.3f", s.since))
+                end
                 """)
             let first = try await CLIProcess.run(["once", script.path, "--data", folder.path])
             #expect(first.status == 1)
@@ -298,14 +301,23 @@ import Testing
             #expect(Self.count(folder, "SELECT sum(polls) FROM rollup_hour") == 2)
             #expect(Self.count(folder, "SELECT count(*) FROM state_change") == 2)
 
+            // This run's poll is written before the report, always.
+            #expect(first.stdout.contains("POLLS \(base)/healthy 1\n"), "\(first.stdout)")
+            #expect(first.stdout.contains("ERR \(base)/failing 1 "), "\(first.stdout)")
+            func since(_ out: String) -> String? {
+                out.split(separator: "\n").first { $0.hasPrefix("ERR \(base)/failing ") }?
+                    .components(separatedBy: " SINCE ").last
+            }
+
             let second = try await CLIProcess.run(["once", script.path, "--data", folder.path])
             #expect(second.status == 1)
             #expect(!second.stdout.contains("CHANGE"))
-            // The report reads the first run's poll (and this one's, if its tick was written by then).
-            #expect(
-                second.stdout.contains("POLLS \(base)/healthy 1\n")
-                    || second.stdout.contains("POLLS \(base)/healthy 2\n"),
-                "\(second.stdout)")
+            // The report reads the first run's poll and this one's; the down URL's error count goes on and its
+            // since is kept, as under `run`.
+            #expect(second.stdout.contains("POLLS \(base)/healthy 2\n"), "\(second.stdout)")
+            #expect(second.stdout.contains("ERR \(base)/failing 2 "), "\(second.stdout)")
+            #expect(since(second.stdout) != nil)
+            #expect(since(second.stdout) == since(first.stdout))
             #expect(Self.count(folder, "SELECT sum(polls) FROM rollup_hour") == 4)
             #expect(Self.count(folder, "SELECT count(*) FROM state_change") == 2)
         }
