@@ -216,8 +216,10 @@ struct Session {
         let lock: StateFileLock
         let saved: [State]
         do {
+            // The folder's lock first: two urlpolls started at once on a new folder would otherwise both
+            // create and migrate its database, and one would fail with SQLite's words.
+            lock = try StateFileLock(statePath: try SQLiteHistoryStore.prepareFolder(data))
             store = try SQLiteHistoryStore(directory: data)
-            lock = try StateFileLock(statePath: store.path)
             saved = try store.savedStates()
         } catch let error as HistoryError {
             Output.standardError("urlpoll: \(option): \(error.description)\n")
@@ -412,22 +414,27 @@ struct Session {
     }
 
     /// Polls every URL once, reports once, delivers the alerts raised, and returns the states.
-    /// With a history store, resumes from it (as ``run(signals:reloadOnSIGHUP:watch:)`` does) and writes the
-    /// polls and changes there before returning.
+    /// With a history store, resumes from it (as ``run(signals:reloadOnSIGHUP:watch:)`` does: error counts
+    /// and `since` go on) and writes the polls and changes there before the report (so `urlpoll.history`
+    /// there counts this run's polls) and before returning.
     func runOnce() async -> [State] {
         async let delivering: Void = self.dispatcher.run()
         guard let pool = self.firstPool.take() else { return [] }
         var writing: Task<Void, Never>?
+        var resume: [State] = []
         if let history = self.history {
             if !history.saved.isEmpty {
-                let resume = HistoryKey.match(history.saved, to: pool.targets)
+                resume = HistoryKey.match(history.saved, to: pool.targets)
                 self.logger.info("resuming \(resume.count) URL states from \(history.store.path)")
                 await pool.monitor.seed(resume)
             }
             let writer = history.writer
             writing = Task { await writer.run() }
         }
-        let states = await pool.runOnce()
+        // Each URL's error_count and since go on from the store, as under `run`.
+        let states = await pool.runOnce(resuming: resume)
+        // This run's polls are written before the report, so urlpoll.history in `report` always counts them.
+        await self.history?.writer.sync()
         await pool.monitor.tick()
         if let history = self.history {
             history.writer.finish()

@@ -43,18 +43,7 @@ public final class SQLiteHistoryStore: HistoryStore {
     /// - Throws: ``HistoryError`` in words: the folder cannot be made, the file is not a database, or it was
     ///   written by a newer urlpoll.
     public init(directory: String, maxPageCount: Int? = nil) throws(HistoryError) {
-        if let file = Self.file(onPath: directory) {
-            // mkdir(2) would say `File exists` or `Not a directory`, which leaves the reader to guess.
-            throw HistoryError("cannot use \(directory) as the data folder: \(file) is a file, not a folder")
-        }
-        do {
-            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        } catch {
-            // FileManager's error is Foundation's dump; mkdir(2) says why in words.
-            let reason = mkdir(directory, 0o755) == 0 ? "\(error)" : String(cString: strerror(errno))
-            throw HistoryError("cannot create the data folder \(directory): \(reason)")
-        }
-        self.path = directory.hasSuffix("/") ? directory + Self.fileName : directory + "/" + Self.fileName
+        self.path = try Self.prepareFolder(directory)
         var configuration = Configuration()
         configuration.busyMode = .timeout(5)
         configuration.label = "urlpoll.history"
@@ -95,6 +84,34 @@ public final class SQLiteHistoryStore: HistoryStore {
         } catch {
             throw HistoryError("cannot open \(self.path): \(Self.words(error))")
         }
+    }
+
+    /// Makes the data folder `directory` if it is missing and says where its database file is
+    /// (`DIR/urlpoll.sqlite`), without opening it: a caller takes the folder's lock on that path first
+    /// (``StateFileLock``), so that two urlpolls started at once never migrate one new file together.
+    /// - Throws: ``HistoryError`` in words: the path is empty, is (or runs through) a file, the folder cannot
+    ///   be made, or urlpoll may not write in it (`permission denied`, with the path).
+    public static func prepareFolder(_ directory: String) throws(HistoryError) -> String {
+        guard !directory.isEmpty else {
+            throw HistoryError("the data folder is empty: give a folder path (it is made if missing)")
+        }
+        if let file = Self.file(onPath: directory) {
+            // mkdir(2) would say `File exists` or `Not a directory`, which leaves the reader to guess.
+            throw HistoryError("cannot use \(directory) as the data folder: \(file) is a file, not a folder")
+        }
+        do {
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        } catch {
+            // FileManager's error is Foundation's dump; mkdir(2) says why in words.
+            let reason = mkdir(directory, 0o755) == 0 ? "\(error)" : String(cString: strerror(errno))
+            throw HistoryError("cannot create the data folder \(directory): \(reason)")
+        }
+        // SQLite would say `unable to open database file (SQLite 14)`; access(2) says why.
+        if access(directory, W_OK | X_OK) != 0 {
+            throw HistoryError(
+                "cannot write in the data folder \(directory): \(String(cString: strerror(errno)).lowercased())")
+        }
+        return directory.hasSuffix("/") ? directory + Self.fileName : directory + "/" + Self.fileName
     }
 
     /// The first path on the way to `directory` (itself, or a folder above it) that exists and is not a

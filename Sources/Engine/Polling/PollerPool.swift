@@ -152,7 +152,10 @@ public struct PollerPool<C: Clock>: Sendable where C.Duration == Duration {
 
     /// Polls every URL once, with up to `pollers` requests in flight, and returns the States in report
     /// order.
-    public func runOnce() async -> [State] {
+    /// - Parameter states: Saved states to resume from (matched by URL), as ``run(resuming:)`` does: a URL's
+    ///   `error_count` goes on from its saved one and its `since` is kept while its status is the same.
+    public func runOnce(resuming states: [State] = []) async -> [State] {
+        let byURL = Dictionary(states.map { ($0.rawURL, $0) }, uniquingKeysWith: { first, _ in first })
         let pending = AsyncChannel<Resource>()
         await withDiscardingTaskGroup { group in
             for _ in 0..<min(self.settings.pollers, self.targets.count) {
@@ -167,7 +170,7 @@ public struct PollerPool<C: Clock>: Sendable where C.Duration == Duration {
                     }
                 }
             }
-            for target in self.targets { await pending.send(Resource(target)) }
+            for target in self.targets { await pending.send(Resource(target, resuming: byURL[target.url])) }
             pending.finish()
         }
         return await self.monitor.snapshot()

@@ -23,9 +23,12 @@ import Synchronization
 ///   or while polls start more than ``EngineMetrics/latenessBound`` late.
 /// - `GET /status`: every URL's state and, with `--data`, its uptime, latency and changes, as JSON
 ///   (``StatusDocument``), made at most once per tick (``StatusCache``); `GET /`: the status page that shows
-///   it, rendered here as HTML (``StatusPage``).
+///   it, rendered here as HTML (``StatusPage``) once per document. Both gzipped (RFC 1952) when the client
+///   accepts it (`Accept-Encoding`, RFC 9110 §12.5.3), with `Vary: Accept-Encoding`.
 /// - `GET /status/ID`: one URL's hour series (``StatusSeries``), `ID` being its `id` in `/status`; 404 in
 ///   words for an id no URL of the script has, or without `--data`.
+/// - HEAD on any of these: as GET, without the body (RFC 9110 §9.3.2); any other method: 405 with
+///   `Allow: GET, HEAD` (``ReadOnlyMethods``).
 /// - anything else: 404.
 ///
 /// A scrape reads a copy-on-write snapshot of the monitor's map (one message) and renders it on NIO's
@@ -100,18 +103,36 @@ public struct MetricsServer: Service, Sendable {
     }
 
     func router() -> Router<BasicRequestContext> {
-        let router = Router()
+        let router = Router(options: .autoGenerateHeadEndpoints)
+        router.add(middleware: ReadOnlyMethods(serves: Self.serves))
         router.get("/metrics") { request, _ in
             try await self.metricsResponse(gzip: Self.acceptsGzip(request.headers[values: .acceptEncoding]))
         }
         router.get("/healthz") { _, _ in await self.healthResponse() }
         router.get("/probe") { request, _ in await self.probeResponse(request) }
-        router.get("/status") { _, _ in await self.statusResponse(page: false) }
-        router.get("/status/{id}") { request, context in
-            await self.seriesResponse(id: context.parameters.get("id") ?? "", request: request)
+        router.get("/status") { request, _ in
+            await self.statusResponse(page: false, gzip: Self.acceptsGzip(request.headers[values: .acceptEncoding]))
         }
-        router.get("/") { _, _ in await self.statusResponse(page: true) }
+        router.get("/status/{id}") { request, _ in
+            // The path as asked, not the router's parameter, which drops a trailing slash.
+            await self.seriesResponse(id: String(request.uri.path.dropFirst("/status/".count)), request: request)
+        }
+        router.get("/") { request, _ in
+            await self.statusResponse(page: true, gzip: Self.acceptsGzip(request.headers[values: .acceptEncoding]))
+        }
         return router
+    }
+
+    /// Whether `path` is one the router serves: `/`, `/metrics`, `/healthz`, `/probe`, `/status` and
+    /// `/status/ID`.
+    static func serves(_ path: String) -> Bool {
+        let parts = path.split(separator: "/")
+        switch parts.count {
+        case 0: return true
+        case 1: return ["metrics", "healthz", "probe", "status"].contains(parts[0])
+        case 2: return parts[0] == "status"
+        default: return false
+        }
     }
 
     private func metricsResponse(gzip: Bool) async throws -> Response {
@@ -221,7 +242,7 @@ public struct MetricsServer: Service, Sendable {
     }
 
     /// `/status` (JSON) or, with `page`, the page at `/` (HTML), from the document ``StatusCache`` keeps.
-    private func statusResponse(page: Bool) async -> Response {
+    private func statusResponse(page: Bool, gzip: Bool) async -> Response {
         guard let current = self.source.current else {
             return Self.text(.serviceUnavailable, "the script is not loaded yet\n")
         }
@@ -244,24 +265,53 @@ public struct MetricsServer: Service, Sendable {
                             return StatusCache.Made(document: document, json: try document.json())
                         })
                 } catch let error as HistoryError {
-                    return .failure(error)
+                    return .failure(HistoryError("cannot read the history: \(error)"))
                 } catch {
                     return .failure(HistoryError("cannot make /status: \(error)"))
                 }
             }
-            if page {
-                let html = try await NIOThreadPool.singleton.runIfActive { StatusPage.html(made.document) }
-                return Response(
-                    status: .ok, headers: StatusPage.headers, body: .init(byteBuffer: ByteBuffer(string: html)))
+            // The page and the gzipped bodies are made once per document (StatusCache), on NIO's threads.
+            let cache = self.statusCache
+            let body: [UInt8]
+            switch (page, gzip) {
+            case (false, false): body = made.json
+            case (false, true): body = try await cache.bytes(of: made, .gzippedJSON) { await Self.gzip(made.json) }
+            case (true, false): body = try await cache.bytes(of: made, .page) { await Self.page(made.document) }
+            case (true, true):
+                let html = try await cache.bytes(of: made, .page) { await Self.page(made.document) }
+                body = try await cache.bytes(of: made, .gzippedPage) { await Self.gzip(html) }
             }
-            return Response(
-                status: .ok, headers: [.contentType: "application/json", .cacheControl: "no-store"],
-                body: .init(byteBuffer: ByteBuffer(bytes: made.json)))
-        } catch let error as HistoryError {
-            self.logger.warning("\(page ? "/" : "/status"): \(error)")
-            return Self.text(.internalServerError, "cannot read the history: \(error)\n")
+            var headers: HTTPFields =
+                page ? StatusPage.headers : [.contentType: "application/json", .cacheControl: "no-store"]
+            headers[.vary] = "Accept-Encoding"
+            if gzip { headers[.contentEncoding] = "gzip" }
+            return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: body)))
         } catch {
-            return Self.text(.internalServerError, "cannot render the status page: \(error)\n")
+            // The store's read, the page's rendering or gzip: each says which in its words.
+            self.logger.warning("\(page ? "/" : "/status"): \(error)")
+            return Self.text(.internalServerError, "\(error)\n")
+        }
+    }
+
+    /// The page for `document`, rendered on NIO's blocking-work threads.
+    private static func page(_ document: StatusDocument) async -> Result<[UInt8], HistoryError> {
+        do {
+            return .success(try await NIOThreadPool.singleton.runIfActive { Array(StatusPage.html(document).utf8) })
+        } catch {
+            return .failure(HistoryError("cannot render the status page: \(error)"))
+        }
+    }
+
+    /// `bytes` gzipped (compress-nio, as `/metrics`), on NIO's blocking-work threads.
+    private static func gzip(_ bytes: [UInt8]) async -> Result<[UInt8], HistoryError> {
+        do {
+            return .success(
+                try await NIOThreadPool.singleton.runIfActive {
+                    var buffer = try Exposition.gzipped(bytes)
+                    return buffer.readBytes(length: buffer.readableBytes) ?? []
+                })
+        } catch {
+            return .failure(HistoryError("cannot gzip the response: \(error)"))
         }
     }
 
@@ -283,7 +333,9 @@ public struct MetricsServer: Service, Sendable {
             days = n
         }
         let ids = history.urlIDs()
-        guard let id = Int64(text),
+        // Only the id as /status writes it: digits without a leading zero, and no trailing slash.
+        guard text.utf8.allSatisfy({ (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) }),
+            text.first != "0", let id = Int64(text),
             let target = current.targets.first(where: { ids[$0.historyKey] == id })
         else {
             return Self.text(

@@ -10,12 +10,30 @@ import Synchronization
 ///   that at many URLs, where one document takes seconds, making them takes at most 1/``costFactor`` of a
 ///   core however often `/status` is asked for.
 ///
-/// One document is made at a time: requests that come while it is made wait for it.
+/// One document is made at a time: requests that come while it is made wait for it. What is served from
+/// it, the page at `/` and the gzipped bodies (``Variant``), is made from it once too (``bytes(of:_:make:)``),
+/// and the time that takes counts in the document's cost, so pages and gzip share the same bound.
 final class StatusCache: Sendable {
-    /// A document and its JSON bytes.
-    struct Made: Sendable {
+    /// A document, its JSON bytes, and what was made from it so far.
+    final class Made: Sendable {
         let document: StatusDocument
         let json: [UInt8]
+        fileprivate let variants = Mutex<[Variant: Task<Result<[UInt8], HistoryError>, Never>]>([:])
+
+        init(document: StatusDocument, json: [UInt8]) {
+            self.document = document
+            self.json = json
+        }
+    }
+
+    /// What is served from a document besides its JSON.
+    enum Variant: Hashable, Sendable {
+        /// The page at `/` (HTML, UTF-8).
+        case page
+        /// The page, gzipped.
+        case gzippedPage
+        /// The JSON, gzipped.
+        case gzippedJSON
     }
 
     private struct Key: Equatable {
@@ -27,8 +45,10 @@ final class StatusCache: Sendable {
         var key: Key
         var made: Double
         var task: Task<Result<Made, HistoryError>, Never>
-        /// Seconds it took to make; nil while it is made.
+        /// Seconds it took to make, and then to make its variants; nil while it is made.
         var cost: Double?
+        /// The document, once made.
+        var document: Made?
     }
 
     /// A document is kept at least this many times as long as it took to make.
@@ -65,7 +85,10 @@ final class StatusCache: Sendable {
                 let result = await make()
                 let cost = max(0, clock() - start)
                 self.entry.withLock { entry in
-                    if entry?.key == key, entry?.made == now { entry?.cost = cost }
+                    if entry?.key == key, entry?.made == now {
+                        entry?.cost = cost
+                        entry?.document = try? result.get()
+                    }
                 }
                 return result
             }
@@ -78,6 +101,34 @@ final class StatusCache: Sendable {
             self.entry.withLock { entry in
                 if entry?.key == key { entry = nil }
             }
+        }
+        return try result.get()
+    }
+
+    /// `variant` of `made`, made once per document by `make` (requests that come while it is made wait for
+    /// it); the seconds `make` takes are added to the document's cost (see ``StatusCache``).
+    /// - Throws: ``HistoryError`` from `make`; a failed variant is not kept.
+    func bytes(
+        of made: Made, _ variant: Variant, make: @escaping @Sendable () async -> Result<[UInt8], HistoryError>
+    ) async throws(HistoryError) -> [UInt8] {
+        let clock = self.now
+        let task = made.variants.withLock { variants in
+            if let task = variants[variant] { return task }
+            let task = Task { [self] in
+                let start = clock()
+                let result = await make()
+                let cost = max(0, clock() - start)
+                self.entry.withLock { entry in
+                    if entry?.document === made, let known = entry?.cost { entry?.cost = known + cost }
+                }
+                return result
+            }
+            variants[variant] = task
+            return task
+        }
+        let result = await task.value
+        if case .failure = result {
+            made.variants.withLock { _ = $0.removeValue(forKey: variant) }
         }
         return try result.get()
     }

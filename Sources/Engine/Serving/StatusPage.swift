@@ -14,7 +14,7 @@ import NIOCore
 /// the template is `StatusPage.mustache`, compiled into the binary). It shows the banner (URLs per state),
 /// the URLs by `group` with their state, uptime over 24 h / 7 d / 30 d, a bar of daily uptime over the last
 /// ``StatusDocument/dayCount`` days and a 24-hour latency line (both inline SVG), and the latest changes;
-/// it reloads itself (`<meta http-equiv="refresh">`, every ``refreshSeconds`` seconds).
+/// each URL's check message or error is in its row; it reloads itself (`<meta http-equiv="refresh">`, every ``refreshSeconds`` seconds).
 ///
 /// No JavaScript, no CDN, no font or image from elsewhere: it works offline, and its
 /// Content-Security-Policy (`default-src 'none'; style-src 'unsafe-inline'`) allows nothing else. Every
@@ -47,7 +47,20 @@ public enum StatusPage {
 
     /// The page for `document`, as HTML (UTF-8).
     public static func html(_ document: StatusDocument) -> String {
-        Self.template.render(Page(document))
+        Self.printable(Self.template.render(Page(document)))
+    }
+
+    /// `html` with every control character HTML does not allow in text (U+0000–U+001F but tab, line feed and
+    /// carriage return; U+007F–U+009F: WHATWG HTML §13.1.4, "control characters") replaced by U+FFFD, so a
+    /// NUL or an ESC in a title, name, group or check message never reaches the page raw.
+    static func printable(_ html: String) -> String {
+        func banned(_ c: Unicode.Scalar) -> Bool {
+            (c.value < 0x20 && c != "\t" && c != "\n" && c != "\r") || (0x7F...0x9F).contains(c.value)
+        }
+        guard html.unicodeScalars.contains(where: banned) else { return html }
+        var out = String.UnicodeScalarView()
+        for c in html.unicodeScalars { out.append(banned(c) ? "\u{FFFD}" : c) }
+        return String(out)
     }
 
     static func response(_ document: StatusDocument) -> Response {
@@ -127,6 +140,8 @@ public enum StatusPage {
         var target: String?
         var state: String
         var numbers: String
+        /// What the check said (`status 500 is not in expect 200-399`), or the error.
+        var detail: String?
         var history: Bool
         var dayCount = StatusDocument.dayCount
         var daysWidth = StatusDocument.dayCount * 5
@@ -140,6 +155,7 @@ public enum StatusPage {
             self.name = entry.name
             self.target = entry.name == entry.url ? nil : entry.url
             self.state = entry.state
+            self.detail = entry.detail
             self.history = history
             var numbers: [String] = []
             if let status = entry.status { numbers.append(status) }
@@ -160,17 +176,17 @@ public enum StatusPage {
             self.plot(entry.hours)
         }
 
-        /// One bar per day, oldest first, coloured by the day's uptime; grey for a day without polls.
+        /// One bar per day with polls, oldest first, coloured by the day's uptime. A day without polls has no
+        /// bar: the grey stripes of the bar's background (`.days` in the template) show through, so a new URL
+        /// costs one `<rect>`, not ``StatusDocument/dayCount``.
         static func bars(_ days: [StatusDocument.Bucket], now: Double) -> [Bar] {
             let byStart = Dictionary(days.map { ($0.start, $0) }, uniquingKeysWith: { a, _ in a })
             let today = Int64((now / 86_400).rounded(.down)) * 86_400
             let count = StatusDocument.dayCount
-            return (0..<count).map { i in
+            return (0..<count).compactMap { i in
                 let start = today - Int64(count - 1 - i) * 86_400
+                guard let day = byStart[start], day.polls > 0, let uptime = day.uptime else { return nil }
                 let date = StatusPage.date(Double(start))
-                guard let day = byStart[start], day.polls > 0, let uptime = day.uptime else {
-                    return Bar(x: i * 5, cls: "bar-none", title: "\(date): no polls")
-                }
                 let cls = uptime >= 0.999 ? "bar-up" : uptime >= 0.95 ? "bar-degraded" : "bar-down"
                 return Bar(
                     x: i * 5, cls: cls, title: "\(date): \(StatusPage.percent(uptime)) up, \(day.polls) polls")
@@ -236,8 +252,12 @@ public enum StatusPage {
     /// `99.95 %`; whole percents at 100 % and 0 %; `–` when not known.
     static func percent(_ share: Double?) -> String {
         guard let share else { return "–" }
-        let whole = share >= 0.9995 || share == 0
-        return Self.fixed(share * 100, digits: whole ? 0 : 2) + " %"
+        if share == 1 || share == 0 { return Self.fixed(share * 100, digits: 0) + " %" }
+        // Only an exact 1 is 100 %: one failure in 100,000 polls is not (nor is one success 0 %).
+        let text = Self.fixed(share * 100, digits: 2)
+        if text == "100.00" { return ">99.99 %" }
+        if text == "0.00" { return "<0.01 %" }
+        return text + " %"
     }
 
     /// `4.2 ms` below 100 ms, `250 ms` above; `–` when not known.

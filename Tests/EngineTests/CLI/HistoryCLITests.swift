@@ -166,6 +166,32 @@ import Testing
         )
     }
 
+    /// The folder's lock is taken before the database is opened, so two urlpolls started at once on a new
+    /// folder never migrate it together (SQLite's `UNIQUE constraint failed`, `table … already exists`,
+    /// `database is locked`): the second always says the folder is in use, and has not touched the file.
+    @Test func folderInUse_isRefusedBeforeTheDatabaseIsOpened() async throws {
+        let folder = Folder()
+        try FileManager.default.createDirectory(atPath: folder.path, withIntermediateDirectories: true)
+        let lock = try StateFileLock(statePath: folder.path + "/urlpoll.sqlite")
+        let script = try TemporaryScript("urls = { \"http://127.0.0.1:9/\" }")
+        let run = try await CLIProcess.run(["once", script.path, "--data", folder.path])
+        #expect(run.status == 2)
+        #expect(
+            run.stderr
+                == "urlpoll: --data: \(folder.path) is in use by another urlpoll (process \(getpid())); two instances on one store would mix their histories: give each its own --data folder\n"
+        )
+        #expect(!FileManager.default.fileExists(atPath: folder.path + "/urlpoll.sqlite"))
+        withExtendedLifetime(lock) {}
+    }
+
+    /// `--data ""` says the path is empty, not `cannot create the data folder : No such file or directory`.
+    @Test func emptyData_saysItIsEmpty() async throws {
+        let script = try TemporaryScript("urls = { \"http://127.0.0.1:9/\" }")
+        let run = try await CLIProcess.run(["once", script.path, "--data", ""])
+        #expect(run.status == 2)
+        #expect(run.stderr == "urlpoll: --data: the data folder is empty: give a folder path (it is made if missing)\n")
+    }
+
     @Test func retentionOutOfRange_isAUsageError() async throws {
         let script = try TemporaryScript("urls = { \"http://127.0.0.1:9/\" }")
         let run = try await CLIProcess.run(["run", script.path, "--data", "/tmp/unused", "--minute-retention", "0"])
@@ -264,7 +290,10 @@ import Testing
                 """
                 urls = { "\(base)/healthy", "\(base)/failing" }
                 function on_change(s, prev) print("CHANGE " .. s.url .. " " .. s.status) end
-                function report(s) print("POLLS " .. s.name .. " " .. urlpoll.history(s.url, 3600).polls) end
+                function report(s)
+                  print("POLLS " .. s.name .. " " .. urlpoll.history(s.url, 3600).polls)
+                  print("ERR " .. s.name .. " " .. s.error_count .. " SINCE " .. string.format("%.3f", s.since))
+                end
                 """)
             let first = try await CLIProcess.run(["once", script.path, "--data", folder.path])
             #expect(first.status == 1)
@@ -272,14 +301,23 @@ import Testing
             #expect(Self.count(folder, "SELECT sum(polls) FROM rollup_hour") == 2)
             #expect(Self.count(folder, "SELECT count(*) FROM state_change") == 2)
 
+            // This run's poll is written before the report, always.
+            #expect(first.stdout.contains("POLLS \(base)/healthy 1\n"), "\(first.stdout)")
+            #expect(first.stdout.contains("ERR \(base)/failing 1 "), "\(first.stdout)")
+            func since(_ out: String) -> String? {
+                out.split(separator: "\n").first { $0.hasPrefix("ERR \(base)/failing ") }?
+                    .components(separatedBy: " SINCE ").last
+            }
+
             let second = try await CLIProcess.run(["once", script.path, "--data", folder.path])
             #expect(second.status == 1)
             #expect(!second.stdout.contains("CHANGE"))
-            // The report reads the first run's poll (and this one's, if its tick was written by then).
-            #expect(
-                second.stdout.contains("POLLS \(base)/healthy 1\n")
-                    || second.stdout.contains("POLLS \(base)/healthy 2\n"),
-                "\(second.stdout)")
+            // The report reads the first run's poll and this one's; the down URL's error count goes on and its
+            // since is kept, as under `run`.
+            #expect(second.stdout.contains("POLLS \(base)/healthy 2\n"), "\(second.stdout)")
+            #expect(second.stdout.contains("ERR \(base)/failing 2 "), "\(second.stdout)")
+            #expect(since(second.stdout) != nil)
+            #expect(since(second.stdout) == since(first.stdout))
             #expect(Self.count(folder, "SELECT sum(polls) FROM rollup_hour") == 4)
             #expect(Self.count(folder, "SELECT count(*) FROM state_change") == 2)
         }

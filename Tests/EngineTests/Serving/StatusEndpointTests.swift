@@ -140,9 +140,9 @@ import Testing
             #expect(healthy.contains("200 OK · since "))
             #expect(healthy.contains("uptime 24 h 100 %, 7 d 100 %, 30 d 100 %"))
             #expect(healthy.contains("aria-label=\"uptime per day, last 90 days\""))
-            #expect(healthy.components(separatedBy: "<rect ").count - 1 == 90)
+            // A bar for the one day with polls; the 89 without are the bar's background, not 89 rects.
+            #expect(healthy.components(separatedBy: "<rect ").count - 1 == 1)
             #expect(healthy.components(separatedBy: "class=\"bar-up\"").count - 1 == 1)
-            #expect(healthy.components(separatedBy: "class=\"bar-none\"").count - 1 == 89)
             // Both polls fall in this hour: one point.
             #expect(healthy.contains("<circle class=\"dot\""))
             let failing = try #require(Self.row(html, url: urls.failing))
@@ -205,7 +205,8 @@ import Testing
             #expect(failing.hours.map(\.failures) == [2])
             #expect(failing.hours.first?.latencyP95 == nil)
 
-            for unknown in ["999999", "abc", "-1"] {
+            // Only the id as /status writes it: no leading zero or sign, no trailing slash.
+            for unknown in ["999999", "abc", "-1", "0\(healthyID)", "+\(healthyID)", "\(healthyID)/"] {
                 let missing = try await fetch(base + "/status/" + unknown)
                 #expect(missing.status == 404)
                 #expect(missing.body.hasPrefix("no URL of the script has id \"\(unknown)\""))
@@ -213,6 +214,56 @@ import Testing
             let bad = try await fetch(base + "/status/\(healthyID)?days=0")
             #expect(bad.status == 400)
             #expect(bad.body == "days: a whole number of days from 1 to 400 expected, got \"0\"\n")
+        }
+    }
+
+    /// HEAD answers as GET does, without the body (RFC 9110 §9.3.2), on every path, so one urlpoll (whose
+    /// default method is HEAD) can poll another; any other method is a 405 with `Allow` (§15.5.6).
+    @Test func head_answersLikeGet_withoutBody_andOtherMethodsAre405WithAllow() async throws {
+        try await Self.withPolledSite { base, urls in
+            let document = try JSONDecoder().decode(
+                StatusDocument.self, from: Data(try await fetch(base + "/status").body.utf8))
+            let id = try #require(document.urls.first { $0.url == urls.healthy }?.id)
+            for path in ["/", "/status", "/metrics", "/healthz", "/status/\(id)", "/probe?target=x"] {
+                let get = try await fetchBytes(base + path)
+                let head = try await fetchBytes(base + path, method: "HEAD")
+                #expect(head.status == get.status, "HEAD \(path)")
+                #expect(head.headers["content-type"] == get.headers["content-type"], "HEAD \(path)")
+                #expect(head.body.isEmpty, "HEAD \(path)")
+                for method in ["POST", "PUT", "DELETE", "PATCH", "OPTIONS"] {
+                    let other = try await fetchBytes(base + path, method: method)
+                    #expect(other.status == 405, "\(method) \(path)")
+                    #expect(other.headers["allow"] == "GET, HEAD", "\(method) \(path)")
+                }
+            }
+            #expect(try await fetchBytes(base + "/status", method: "HEAD").status == 200)
+            #expect(try await fetchBytes(base + "/nothing", method: "HEAD").status == 404)
+            #expect(try await fetchBytes(base + "/nothing", method: "POST").status == 404)
+        }
+    }
+
+    /// `/` and `/status` are gzipped when the client accepts it, and only then, with `Vary: Accept-Encoding`
+    /// either way; gunzipped, the body is the plain one.
+    @Test func pageAndStatus_whenTheClientAcceptsGzip_areGzipped_andOnlyThen() async throws {
+        try await Self.withPolledSite { base, _ in
+            for path in ["/", "/status"] {
+                let plain = try await fetchBytes(base + path)
+                #expect(plain.status == 200)
+                #expect(plain.headers["content-encoding"] == nil, "\(path)")
+                #expect(plain.headers["vary"] == "Accept-Encoding", "\(path)")
+                let zipped = try await fetchBytes(base + path, headers: [("Accept-Encoding", "gzip, deflate")])
+                #expect(zipped.headers["content-encoding"] == "gzip", "\(path)")
+                #expect(zipped.headers["vary"] == "Accept-Encoding", "\(path)")
+                #expect(zipped.headers["content-type"] == plain.headers["content-type"], "\(path)")
+                #expect(Array(zipped.body.prefix(2)) == [0x1F, 0x8B], "\(path): a gzip member's magic bytes")
+                #expect(
+                    zipped.body.count * 2 < plain.body.count, "\(path): \(zipped.body.count) of \(plain.body.count)")
+                // The shared client undoes the coding, as a browser does.
+                let undone = try await fetch(base + path, headers: [("Accept-Encoding", "gzip")])
+                #expect(Array(undone.body.utf8) == plain.body, "\(path): gunzipped, the plain body")
+                let refused = try await fetchBytes(base + path, headers: [("Accept-Encoding", "gzip;q=0")])
+                #expect(refused.headers["content-encoding"] == nil, "\(path)")
+            }
         }
     }
 

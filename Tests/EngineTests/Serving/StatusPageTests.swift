@@ -45,10 +45,40 @@ import Testing
         #expect(!html.contains("not listed here"))
     }
 
+    /// Each URL's row shows what its check said (escaped), not only the list of changes; a control character
+    /// (NUL, ESC) in the title, a name, a group or a message reaches the page as U+FFFD, never raw.
+    @Test func row_showsTheURLsDetail_andControlCharactersAreReplaced() throws {
+        var target = Target(url: "http://127.0.0.1:8080/api", name: "api\u{1B}[31m red")
+        target.group = "core\u{0}group"
+        let state = State(
+            url: target.url, name: target.name, status: "500 Internal Server Error", code: 500, health: .down,
+            detail: "status 500 is not in expect 200-399 <b>\u{7}", since: 1_793_577_600, checkedAt: 1_793_577_600)
+        var settings = Settings()
+        settings.title = "Status\u{0}\u{85}page"
+        let document = try StatusDocument.make(
+            targets: [target], states: [target.url: state], settings: settings, history: nil, now: 1_793_577_660)
+        let html = StatusPage.html(document)
+        #expect(html.contains("<div class=\"detail\">status 500 is not in expect 200-399 &lt;b&gt;\u{FFFD}</div>"))
+        #expect(html.contains("<h1 id=\"title\">Status\u{FFFD}\u{FFFD}page</h1>"))
+        #expect(html.contains("<div class=\"name\">api\u{FFFD}[31m red</div>"))
+        #expect(html.contains("<h2>core\u{FFFD}group</h2>"))
+        let controls = html.unicodeScalars.filter {
+            ($0.value < 0x20 && $0 != "\n" && $0 != "\t" && $0 != "\r") || (0x7F...0x9F).contains($0.value)
+        }
+        #expect(controls.isEmpty)
+        // A long unbroken group name wraps at 320 px instead of overflowing.
+        #expect(html.contains("h1, h2 { overflow-wrap: anywhere; }"))
+    }
+
     @Test func numbersInWords() {
         #expect(StatusPage.percent(nil) == "–")
         #expect(StatusPage.percent(1) == "100 %")
         #expect(StatusPage.percent(0.99949) == "99.95 %")
+        // Only an exact 1 is 100 %, only an exact 0 is 0 %: 1 failure in 100,000 polls, or in 3,000.
+        #expect(StatusPage.percent(0.99999) == ">99.99 %")
+        #expect(StatusPage.percent(1 - 1.0 / 3_000) == "99.97 %")
+        #expect(StatusPage.percent(0.99995) == ">99.99 %")
+        #expect(StatusPage.percent(0.00001) == "<0.01 %")
         #expect(StatusPage.percent(0.5) == "50.00 %")
         #expect(StatusPage.percent(0) == "0 %")
         #expect(StatusPage.milliseconds(0.0042) == "4.2 ms")
@@ -153,5 +183,36 @@ import Testing
         let title = try await cache.document(script: 1, generation: 1, maxAge: .seconds(10), make: Self.made(counter))
             .document.title
         #expect(title == "made 1")
+    }
+
+    /// The page (and each gzipped body) is made once per document, however many ask for it at once, and the
+    /// time it takes counts in the document's cost: a slow page keeps its document 4 times as long too.
+    @Test func cache_makesThePageOncePerDocument_andCountsItsTime() async throws {
+        let counter = Counter()
+        let cache = StatusCache(now: { counter.now })
+        let renders = Mutex(0)
+        let made = try await cache.document(script: 1, generation: 1, maxAge: .seconds(10), make: Self.made(counter))
+        let render: @Sendable () async -> Result<[UInt8], HistoryError> = {
+            renders.withLock { $0 += 1 }
+            counter.advance(20)  // rendering takes 20 s on the manual clock
+            return .success(Array("<html>".utf8))
+        }
+        try await withThrowingTaskGroup(of: [UInt8].self) { group in
+            for _ in 0..<20 { group.addTask { try await cache.bytes(of: made, .page, make: render) } }
+            for try await page in group { #expect(page == Array("<html>".utf8)) }
+        }
+        #expect(try await cache.bytes(of: made, .page, make: render) == Array("<html>".utf8))
+        #expect(renders.withLock { $0 } == 1)
+        // 70 s after the document was made, the store written since: kept, as it cost 20 s.
+        counter.advance(50)
+        let again = try await cache.document(
+            script: 1, generation: 2, maxAge: .seconds(10), make: Self.made(counter))
+        #expect(again === made)
+        counter.advance(11)
+        let next = try await cache.document(script: 1, generation: 2, maxAge: .seconds(10), make: Self.made(counter))
+        #expect(next.document.title == "made 2")
+        // A new document renders its page anew.
+        _ = try await cache.bytes(of: next, .page, make: render)
+        #expect(renders.withLock { $0 } == 2)
     }
 }

@@ -76,10 +76,11 @@ func parsePrometheus(bytes: [UInt8], gzipped: Bool) async throws -> [ParsedSampl
 
 /// GETs `url` on loopback (10 s limit) and returns the status code, the response's header fields (by
 /// lower-case name) and the body's bytes as they came (nothing is decompressed).
-func fetchBytes(_ url: String, headers: [(String, String)] = []) async throws -> (
+func fetchBytes(_ url: String, method: String = "GET", headers: [(String, String)] = []) async throws -> (
     status: Int, headers: [String: String], body: [UInt8]
 ) {
     var request = HTTPClientRequest(url: url)
+    request.method = .init(rawValue: method)
     for (name, value) in headers { request.headers.add(name: name, value: value) }
     // A client of its own: the shared one undoes a Content-Encoding, and the bytes as sent are the point here.
     let client = HTTPClient(eventLoopGroupProvider: .singleton)  // its default configuration decompresses nothing
