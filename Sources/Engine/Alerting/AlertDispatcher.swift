@@ -1,10 +1,13 @@
 import Logging
+import NIOCore
 import ServiceLifecycle
 import Synchronization
 
 /// AlertDispatcher delivers the alerts hooks record, with its own concurrency limit, a timeout per attempt
 /// and retries with exponential backoff. Polling never waits for it, and a failed alert waits for its retry
-/// without holding a delivery slot, so a dead receiver never holds up alerts to working ones.
+/// without holding a delivery slot, so a dead receiver never holds up alerts to working ones; and one
+/// receiver's attempts under way are limited (``Configuration/perReceiver``), so a receiver that takes
+/// connections but never answers holds at most its own share of the slots, never another receiver's.
 ///
 /// On shutdown it stops taking new alerts and keeps delivering what is queued for at most
 /// ``Configuration/shutdownGrace``; whatever is still undelivered then is logged as such, never dropped
@@ -13,6 +16,10 @@ public final class AlertDispatcher<C: Clock>: AlertSink, Service where C.Duratio
     public struct Configuration: Sendable {
         /// Attempts under way at once (default 4). An alert waiting for its retry holds none.
         public var concurrency = 4
+        /// Attempts under way at once to one receiver (default 2): a webhook's origin (scheme, host and port,
+        /// RFC 6454), or an exec alert's command. The receiver's other alerts wait, holding no slot, until
+        /// one of its attempts ends; alerts to other receivers go ahead of them.
+        public var perReceiver = 2
         /// Attempts per alert, the first included (default 4).
         public var attempts = 4
         /// The wait before the first retry, doubled before each next one (default 1 s: 1, 2, 4 s).
@@ -123,22 +130,52 @@ public final class AlertDispatcher<C: Clock>: AlertSink, Service where C.Duratio
 
     /// The delivery loop. A slot (``Configuration/concurrency``) is held only while an attempt runs: a failed
     /// alert waits for its retry on the clock without one, so a dead receiver's retries never hold up alerts
-    /// to working ones. Due retries take free slots before new alerts, and a new alert is read from the
-    /// queue only when a slot is free, so a full queue still drops its oldest.
+    /// to working ones. A receiver has at most ``Configuration/perReceiver`` alerts ready or under way; its
+    /// others wait in its own line, holding nothing, so a hung receiver never holds up alerts to working ones
+    /// either. Due retries take free slots before new alerts, and a new alert is read from the queue only
+    /// when a slot is free, so a full queue still drops its oldest.
     private func deliverAll() async {
         await withTaskGroup(of: Event.self) { group in
             var attempting = 0
             var reading = false
             var drained = false
-            // Due retries, and at most one alert read from the queue, waiting for a slot.
+            // Due retries, and alerts read from the queue, waiting for a slot; their receivers have room.
             var ready: [Delivery] = []
+            // Per receiver: its alerts ready or under way, and those waiting for one of them to end.
+            var held: [String: Int] = [:]
+            var waiting: [String: CircularBuffer<Delivery>] = [:]
+            var waitingCount = 0
+            let perReceiver = max(1, self.configuration.perReceiver)
+            func arrive(_ delivery: Delivery) {
+                let receiver = delivery.alert.receiver
+                if held[receiver, default: 0] < perReceiver {
+                    held[receiver, default: 0] += 1
+                    ready.append(delivery)
+                } else {
+                    waiting[receiver, default: []].append(delivery)
+                    waitingCount += 1
+                }
+            }
+            func leave(_ delivery: Delivery) {
+                let receiver = delivery.alert.receiver
+                if let next = waiting[receiver]?.popFirst() {
+                    if waiting[receiver]?.isEmpty == true { waiting[receiver] = nil }
+                    waitingCount -= 1
+                    ready.append(next)
+                } else {
+                    let count = held[receiver, default: 1] - 1
+                    held[receiver] = count > 0 ? count : nil
+                }
+            }
             while true {
                 while attempting < self.configuration.concurrency, !ready.isEmpty {
                     let next = ready.removeFirst()
                     attempting += 1
                     group.addTask { .attempted(await self.attempt(next)) }
                 }
-                if attempting < self.configuration.concurrency, ready.isEmpty, !reading, !drained {
+                if attempting < self.configuration.concurrency, ready.isEmpty, !reading, !drained,
+                    waitingCount < self.configuration.queueLimit
+                {
                     reading = true
                     group.addTask {
                         // One reader at a time: the queue's single consumer.
@@ -151,17 +188,18 @@ public final class AlertDispatcher<C: Clock>: AlertSink, Service where C.Duratio
                 case .taken(let alert):
                     reading = false
                     if let alert {
-                        ready.append(Delivery(alert: alert, delay: self.configuration.retryDelay))
+                        arrive(Delivery(alert: alert, delay: self.configuration.retryDelay))
                     } else {
                         drained = true
                     }
                 case .attempted(let delivery):
                     attempting -= 1
+                    leave(delivery)
                     if let retry = self.afterAttempt(delivery) {
                         group.addTask { .due(await self.waitForRetry(retry)) }
                     }
                 case .due(let delivery):
-                    ready.append(delivery)
+                    arrive(delivery)
                 }
             }
         }

@@ -92,8 +92,10 @@ public struct State: Sendable, Hashable {
         set { self.shared.fields.checkedAt = newValue }
     }
 
-    /// How long after its planned time this poll started: above zero when the engine cannot keep up
-    /// (too few pollers, a saturated machine), never a sign that the target failed.
+    /// How long after its planned time this poll got a poller and a slot for polls in flight: above zero
+    /// when the engine cannot keep up (too few pollers, a saturated machine), never a sign that the target
+    /// failed. A wait behind its own origin's earlier polls (the per-origin in-flight limit) is the server's,
+    /// and not counted.
     public var lateness: Duration {
         get { self.shared.fields.lateness }
         set { self.shared.fields.lateness = newValue }

@@ -19,18 +19,19 @@ final class InFlightLimit: Sendable {
 
     /// Polls in flight in all.
     let maximum: Int
-    /// Polls in flight per origin.
+    /// Polls in flight per origin: at most half of ``maximum`` (when that is 2 or more), so one origin never
+    /// takes every slot, however few the file descriptors allow.
     let perHost: Int
     private let slots: Mutex<Slots>
 
     init(maximum: Int, perHost: Int) {
         self.maximum = max(1, maximum)
-        self.perHost = max(1, min(perHost, self.maximum))
+        self.perHost = max(1, min(perHost, self.maximum / 2))
         self.slots = Mutex(Slots(free: self.maximum))
     }
 
     /// The defaults for `pollers`: as many polls in flight as the file descriptors allow (at most 1,024,
-    /// or `pollers` when larger), and `pollers` per origin (at least 8).
+    /// or `pollers` when larger), and `pollers` per origin (at least 8, at most half the polls in flight).
     static func forPollers(_ pollers: Int, descriptors: DescriptorBudget = .current) -> InFlightLimit {
         InFlightLimit(maximum: descriptors.pollsInFlight(pollers: pollers), perHost: max(pollers, 8))
     }

@@ -184,13 +184,15 @@ public struct PollerPool<C: Clock>: Sendable where C.Duration == Duration {
         limit: InFlightLimit
     ) async {
         await withDiscardingTaskGroup { flights in
-            for await resource in pending {
+            for await var resource in pending {
                 guard await limit.reserve() else { return }
+                // Lateness is the engine's: the wait for a poller and a slot. A wait parked on the origin's
+                // own limit (its server's earlier polls still in flight) is the server's, and not counted.
+                resource.lateness = max(.zero, start.duration(to: self.clock.now) - resource.due)
                 guard let admitted = limit.admit(resource) else { continue }
                 flights.addTask {
                     var next: Resource? = admitted
                     while var resource = next, !Task.isCancelled {
-                        resource.lateness = max(.zero, start.duration(to: self.clock.now) - resource.due)
                         await self.poll(&resource, start: start)
                         complete.yield(resource)
                         next = limit.finish(resource.target)

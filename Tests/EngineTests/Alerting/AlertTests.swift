@@ -254,6 +254,34 @@ import Testing
         }
     }
 
+    /// A receiver that takes connections but never answers holds at most its own share of the delivery slots
+    /// (``AlertDispatcher/Configuration/perReceiver``), so alerts to a working receiver still go out at once.
+    /// Before, its hung attempts held all 4 shared slots for their whole timeout and the live receiver's
+    /// alerts waited behind them (issue 11's new-user test: 3 delivered, then 7 s and 18 s late, then none).
+    @Test func dispatcher_whenOneReceiverHangs_deliversToTheLiveOneAtOnce() async throws {
+        let receiver = Receiver()
+        let hung = try HangingListener()
+        try await receiver.run { base in
+            let clock = ManualClock()
+            let (logger, _) = RecordingLogHandler.make()
+            // The hung attempts outlast the test: only the per-receiver limit can free the slots.
+            let (sut, client) = Self.dispatcher(clock: clock, logger: logger, timeout: .seconds(600))
+            await withTaskGroup(of: Void.self) { group in
+                group.addTask { await sut.run() }
+                // Given: more alerts to the hung receiver than there are slots, interleaved with a live one's.
+                for i in 1...8 {
+                    sut.enqueue(.post(url: hung.url + "/hook", body: [], headers: []))
+                    sut.enqueue(.post(url: base + "/hook", body: Array("\(i)".utf8), headers: []))
+                }
+                // Then: every alert to the live receiver arrives, without waiting on the hung attempts.
+                #expect(await eventually(within: .seconds(10)) { receiver.all.count == 8 })
+                #expect(Set(receiver.all.map(\.body)) == Set((1...8).map { "\($0)" }))
+                group.cancelAll()
+            }
+            try await client.shutdown()
+        }
+    }
+
     /// Webhooks refuse TLS 1.0 and 1.1 as polls and hooks do (RFC 8996), and the failure says why. Before,
     /// the webhook client took TLS 1.1 and failed later, at the certificate.
     @Test func transport_whenTheReceiverSpeaksOnlyTLS11_failsSayingProtocolVersion() async throws {

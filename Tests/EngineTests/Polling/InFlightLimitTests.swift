@@ -36,6 +36,27 @@ import Testing
         #expect(sut.parkedCount == 0)
     }
 
+    /// One origin never takes every slot, however few the descriptors allow. Before, at `ulimit -n 64` (6
+    /// polls in flight) the per-origin limit (32 for 32 pollers) was cut only to 6, so 100 URLs on a frozen
+    /// server held every slot and 200 healthy URLs made 568-627 of 1,400 polls due (issue 11).
+    @Test func forPollers_whenDescriptorsAreFew_leavesSlotsThatOneOriginCannotTake() async {
+        // Given: 32 pollers at `ulimit -n 64`.
+        let sut = InFlightLimit.forPollers(32, descriptors: DescriptorBudget(limit: 64))
+        #expect(sut.maximum == 6)
+        // When: a frozen origin has more URLs due than there are slots.
+        var admitted = 0
+        for i in 1...10 {
+            #expect(await sut.reserve())
+            if sut.admit(Resource(Target(url: "http://frozen/\(i)"))) != nil { admitted += 1 }
+        }
+        // Then: it holds at most half the slots; the rest are a healthy origin's.
+        #expect(admitted == 3)
+        for i in 1...3 {
+            #expect(await sut.reserve())
+            #expect(sut.admit(Resource(Target(url: "http://healthy/\(i)"))) != nil)
+        }
+    }
+
     @Test func reserve_whenEverySlotIsTaken_waits_andCancellationEndsTheWait() async {
         let sut = InFlightLimit(maximum: 1, perHost: 1)
         #expect(await sut.reserve())

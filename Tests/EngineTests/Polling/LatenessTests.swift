@@ -67,4 +67,83 @@ import Testing
         #expect(states.map(\.lateness) == [.zero, .seconds(5)])
         #expect(warnings.withLock { $0 } == [.seconds(5)])
     }
+
+    /// OriginGate holds every poll of one origin until `open()`, and says each time it holds one.
+    final class OriginGate: Prober {
+        let origin: String
+        let holding: AsyncStream<Void>
+        private let holdingContinuation: AsyncStream<Void>.Continuation
+        private let held = Mutex<[CheckedContinuation<Void, Never>]?>([])
+
+        init(holding origin: String) {
+            self.origin = origin
+            (self.holding, self.holdingContinuation) = AsyncStream.makeStream()
+        }
+
+        func probe(_ target: Target, settings: Settings) async -> ProbeResult {
+            if target.url.hasPrefix(self.origin + "/") {
+                await withCheckedContinuation { continuation in
+                    let wait = self.held.withLock { held in
+                        held?.append(continuation)
+                        return held != nil
+                    }
+                    if wait { self.holdingContinuation.yield() } else { continuation.resume() }
+                }
+            }
+            return .status(200)
+        }
+
+        /// Lets every held poll, and every later one, through.
+        func open() {
+            for continuation in self.held.withLock({ held in
+                defer { held = nil }; return held ?? []
+            }) {
+                continuation.resume()
+            }
+        }
+    }
+
+    /// A URL that waits because its own server still holds that origin's every slot (8 per origin here) is
+    /// late by its server, not by the engine: its lateness stays zero and the monitor does not say the engine
+    /// cannot keep up. Before, issue 11's new-user test (100 URLs on a frozen server, 200 healthy) warned every
+    /// tick that the engine could not keep up with 300 URLs on 32 pollers.
+    @Test func lateness_whenAURLWaitsOnlyForItsOwnOrigin_isNotTheEngines() async throws {
+        // Given: 9 URLs on a frozen server (8 in flight at most per origin) and a healthy one, slots to spare.
+        let clock = ManualClock()
+        let frozen = "http://127.0.0.1:9"
+        let prober = OriginGate(holding: frozen)
+        let urls = (1...9).map { "\(frozen)/\($0)" } + ["http://127.0.0.2:9/healthy"]
+        let warnings = Mutex([Duration]())
+        let reporter = RecordingReporter()
+        var reports = reporter.reports.makeAsyncIterator()
+        let recorder = StateRecorder()
+        let monitor = StateMonitor(
+            urls: urls, reporter: reporter, observers: [recorder],
+            onLate: { worst in warnings.withLock { $0.append(worst) } })
+        var settings = PollerPoolTests.settings(pollers: 1)
+        settings.statusInterval = .seconds(30)
+        let sut = PollerPool(
+            settings: settings, targets: urls.map { Target(url: $0) }, prober: prober, policy: LinearBackoff(),
+            monitor: monitor, clock: clock, maximumInFlight: 20)
+
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { await sut.run() }
+            // When: the frozen server holds 8 polls for 5 s, the 9th parked behind them, and the monitor ticks.
+            var polls = recorder.polls.makeAsyncIterator()
+            _ = await polls.next()  // the healthy URL's
+            var holding = prober.holding.makeAsyncIterator()
+            for _ in 1...8 { await holding.next() }
+            clock.advance(by: .seconds(5))
+            prober.open()
+            for _ in 1...9 { _ = await polls.next() }
+            clock.advance(by: .seconds(25))
+            _ = await reports.next()
+            group.cancelAll()
+        }
+        // Then: no poll was late for want of pollers or slots, and no tick blamed the engine.
+        let states = await monitor.snapshot()
+        #expect(states.count == 10)
+        #expect(states.allSatisfy { $0.lateness == .zero }, "\(states.map(\.lateness))")
+        #expect(warnings.withLock { $0 } == [])
+    }
 }
