@@ -6,6 +6,7 @@ import FoundationEssentials
 import Logging
 import NIOCore
 import PostgresNIO
+import Synchronization
 
 /// PostgresStore is the schedule several urlpoll instances share (`run --store postgresql://…`): one row
 /// per URL with its state, when it is next due and who holds its lease, the change log, per-minute rollups,
@@ -65,8 +66,27 @@ public final class PostgresStore: Sendable {
 
     /// Runs the connection pool until the task is cancelled; every other method waits for a connection from
     /// it, so call them while this runs.
+    ///
+    /// It returns as soon as the task is cancelled: the pool's own shutdown waits for every connection it
+    /// leased to come back, which one stuck on a server that went away without a word never does; that wait
+    /// goes on on a task of its own, and urlpoll is not held by it.
     public func run() async {
-        await self.client.run()
+        let client = self.client
+        let pool = Task { await client.run() }
+        let race = Race<Void>()
+        _ = await withTaskCancellationHandler {
+            await withCheckedContinuation { continuation in
+                race.begin(continuation)
+                race.hold(
+                    Task {
+                        await pool.value
+                        race.finish(.success(()))
+                    })
+            }
+        } onCancel: {
+            pool.cancel()
+            race.finish(.failure(CancellationError()))
+        }
     }
 
     static func defaultInstanceName() -> String {
@@ -79,30 +99,91 @@ public final class PostgresStore: Sendable {
     /// pool itself waits for as long as the server stays away, reconnecting in the background.
     public static var statementTimeout: Duration { .seconds(10) }
 
-    /// Runs `body`, given up after ``statementTimeout``, turning whatever it throws into a ``HistoryError``
-    /// that says, in words, what could not be done (`what`) and why.
+    /// Runs `body`, given up after ``statementTimeout`` or as soon as the calling task is cancelled, turning
+    /// whatever it throws into a ``HistoryError`` that says, in words, what could not be done (`what`) and
+    /// why.
+    ///
+    /// `body` runs on a task of its own that is cancelled, not awaited, when it is given up: a statement on a
+    /// connection the server dropped without a word may never answer nor heed cancellation, and nothing that
+    /// waits on PostgreSQL may keep urlpoll from stopping.
     func attempt<T: Sendable>(_ what: String, _ body: @escaping @Sendable () async throws -> T)
         async throws(HistoryError) -> T
     {
-        do {
-            return try await withThrowingTaskGroup(of: T?.self) { group in
-                group.addTask { try await body() }
-                group.addTask {
-                    try await Task.sleep(for: Self.statementTimeout)
-                    return nil
+        let race = Race<T>()
+        let outcome = await withTaskCancellationHandler {
+            await withCheckedContinuation { continuation in
+                race.begin(continuation)
+                let work = Task {
+                    do {
+                        race.finish(.success(try await body()))
+                    } catch {
+                        race.finish(.failure(error))
+                    }
                 }
-                defer { group.cancelAll() }
-                guard let first = try await group.next(), let result = first else {
-                    throw HistoryError(
-                        "\(self.location): cannot \(what): no answer within \(Int(Self.statementTimeout.seconds)) s (is the server up and reachable?)"
-                    )
+                let timer = Task {
+                    try? await Task.sleep(for: Self.statementTimeout)
+                    race.finish(.failure(Race<T>.TimedOut()))
                 }
-                return result
+                race.hold(work, timer)
             }
-        } catch let error as HistoryError {
+        } onCancel: {
+            race.finish(.failure(CancellationError()))
+        }
+        switch outcome {
+        case .success(let value):
+            return value
+        case .failure(let error as HistoryError):
             throw error
-        } catch {
+        case .failure(is Race<T>.TimedOut):
+            throw HistoryError(
+                "\(self.location): cannot \(what): no answer within \(Int(Self.statementTimeout.seconds)) s (is the server up and reachable?)"
+            )
+        case .failure(is CancellationError):
+            throw HistoryError("\(self.location): cannot \(what): urlpoll is stopping")
+        case .failure(let error):
             throw HistoryError("\(self.location): cannot \(what): \(Self.words(error))")
+        }
+    }
+
+    /// The first of a statement's answer, its time limit and the caller's cancellation: whichever comes
+    /// first resumes the caller and cancels the others.
+    final class Race<T: Sendable>: Sendable {
+        struct TimedOut: Error {}
+        private struct Inside {
+            var continuation: CheckedContinuation<Result<T, any Error>, Never>?
+            var outcome: Result<T, any Error>?
+            var tasks: [Task<Void, Never>] = []
+        }
+        private let inside = Mutex(Inside())
+
+        func begin(_ continuation: CheckedContinuation<Result<T, any Error>, Never>) {
+            let early = self.inside.withLock { inside -> Result<T, any Error>? in
+                if let outcome = inside.outcome { return outcome }
+                inside.continuation = continuation
+                return nil
+            }
+            if let early { continuation.resume(returning: early) }
+        }
+
+        func hold(_ tasks: Task<Void, Never>...) {
+            let finished = self.inside.withLock { inside -> Bool in
+                inside.tasks = tasks
+                return inside.outcome != nil
+            }
+            if finished { tasks.forEach { $0.cancel() } }
+        }
+
+        func finish(_ outcome: Result<T, any Error>) {
+            let (continuation, tasks) = self.inside.withLock { inside in
+                guard inside.outcome == nil else {
+                    return (CheckedContinuation<Result<T, any Error>, Never>?.none, [Task<Void, Never>]())
+                }
+                inside.outcome = outcome
+                defer { inside.continuation = nil }
+                return (inside.continuation, inside.tasks)
+            }
+            tasks.forEach { $0.cancel() }
+            continuation?.resume(returning: outcome)
         }
     }
 
@@ -139,6 +220,12 @@ public final class PostgresStore: Sendable {
         try await self.attempt("connect") {
             try await PostgresConnection.connect(configuration: self.configuration, id: 0, logger: Self.quiet)
         }
+    }
+
+    /// Closes a connection of its own (``connectAlone()``), giving up after ``statementTimeout`` or when the
+    /// task is cancelled: a connection whose server went away may never answer the goodbye.
+    public func close(_ connection: PostgresConnection) async {
+        _ = try? await self.attempt("close a connection") { try await connection.close() }
     }
 
     /// A logger for postgres-nio's own lines, which urlpoll replaces with its own in words.

@@ -210,7 +210,7 @@ extension PollerPool {
                 if connection == nil { connection = try await store.connectAlone() }
                 if let connection { leads = try await store.lead(on: connection) }
             } catch {
-                try? await connection?.close()
+                if let connection { await store.close(connection) }
                 connection = nil
             }
             if leads != leading {
@@ -228,6 +228,6 @@ extension PollerPool {
             await self.monitor.tick()
         }
         await self.monitor.reporting(leading)
-        try? await connection?.close()
+        if let connection { await store.close(connection) }
     }
 }

@@ -320,3 +320,76 @@ extension SharedScheduleTests {
         }
     }
 }
+
+extension SharedScheduleTests {
+    /// Waits for `task` at most `limit`; false when it had not ended by then.
+    static func ends(_ task: Task<Void, Never>, within limit: Duration) async -> Bool {
+        // Not a task group: a group waits for all its children, and the one awaiting `task` may never end.
+        final class Once: Sendable {
+            let continuation = Mutex<CheckedContinuation<Bool, Never>?>(nil)
+            func resume(_ value: Bool) { self.continuation.withLock { $0.take() }?.resume(returning: value) }
+        }
+        let once = Once()
+        return await withCheckedContinuation { continuation in
+            once.continuation.withLock { $0 = continuation }
+            Task {
+                await task.value
+                once.resume(true)
+            }
+            Task {
+                try? await Task.sleep(for: limit)
+                once.resume(false)
+            }
+        }
+    }
+
+    @Test(
+        .disabled(
+            "issue 15 items 1 and 2: fails (no report after the restart, instances never stop); the wait that hangs is not yet found"
+        ))
+    func postgresRestarted_reportMovesOrResumes_andEveryInstanceStillStops() async throws {
+        guard TestPostgres.Cluster.binaries != nil else {
+            try #require(
+                ProcessInfo.processInfo.environment["CI"] == nil,
+                "PostgreSQL is not installed (apt-get install -y postgresql); CI must run this test")
+            print("skipping postgresRestarted_report: PostgreSQL is not installed")
+            return
+        }
+        // Given: a server of this test's own, 2 URLs, 2 instances, report every 1 s.
+        let postgres = try await TestPostgres.Cluster.start()
+        defer { TestPostgres.Cluster.stop(directory: postgres.directory) }
+        let server = try RecordingServer.keepAlive()
+        let urls = (1...2).map { "\(server.url)/u\($0)" }
+        try await Self.withCluster(
+            urls: urls, settings: Self.settings(interval: 2, statusInterval: 1), database: postgres.url
+        ) { cluster in
+            let instances = try ["a", "b"].map { try cluster.start($0) }
+            try await cluster.settle(sleepers: 4)
+            for _ in 1...3 {
+                cluster.clock.advance(by: .seconds(1))
+                try await cluster.settle(sleepers: 4)
+            }
+            #expect(instances.map(\.reports.count).reduce(0, +) > 0)
+            // When: PostgreSQL restarts (its sessions, the leader's advisory lock among them, die).
+            try await postgres.stopServer()
+            for _ in 1...3 {
+                cluster.clock.advance(by: .seconds(1))
+                try await Task.sleep(for: .milliseconds(100))
+            }
+            try await postgres.startServer()
+            // Then: within a few status intervals one instance reports again.
+            let before = instances.map(\.reports.count).reduce(0, +)
+            let deadline = ContinuousClock.now + .seconds(30)
+            while instances.map(\.reports.count).reduce(0, +) <= before, ContinuousClock.now < deadline {
+                cluster.clock.advance(by: .seconds(1))
+                try await Task.sleep(for: .milliseconds(200))
+            }
+            #expect(instances.map(\.reports.count).reduce(0, +) > before, "no instance reported after the restart")
+            // And: every instance stops when told to (within 15 s), as SIGTERM asks.
+            for name in ["a", "b"] {
+                let task = Task { await cluster.kill(name) }
+                #expect(await Self.ends(task, within: .seconds(15)), "instance \(name) did not stop")
+            }
+        }
+    }
+}
