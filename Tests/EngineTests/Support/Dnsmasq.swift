@@ -58,22 +58,47 @@ final class Dnsmasq: Sendable {
 
     var server: String { "127.0.0.1:\(self.port)" }
 
-    /// Waits (up to 5 s) until dnsmasq's TCP socket on `port` accepts, so the first query is not lost.
+    /// Waits (up to 5 s) until dnsmasq answers a query over UDP on `port` and accepts on TCP, so the first
+    /// query is not lost. A TCP connect alone is not enough: when the TCP port was taken by another process,
+    /// the connect reached that one while dnsmasq exited, and every UDP query was then refused.
     private static func waitUntilListening(port: Int, pid: Int32) throws {
-        let deadline = Date() + 5
-        while Date() < deadline {
-            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-            var address = sockaddr_in()
-            address.sin_family = sa_family_t(AF_INET)
-            address.sin_addr.s_addr = inet_addr("127.0.0.1")
-            address.sin_port = in_port_t(UInt16(port).bigEndian)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        // www.urlpoll.test A, recursion desired (RFC 1035 §4.1).
+        let query: [UInt8] =
+            [0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0, 3] + Array("www".utf8) + [7] + Array("urlpoll".utf8)
+            + [4] + Array("test".utf8) + [0, 0, 1, 0, 1]
+        func connected(_ type: Int32) -> Int32? {
+            let fd = socket(AF_INET, type, 0)
+            var timeout = timeval(tv_sec: 0, tv_usec: 100_000)
+            setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
             let ok = withUnsafePointer(to: &address) {
                 $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
                     connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0
                 }
             }
+            if ok { return fd }
             close(fd)
-            if ok { return }
+            return nil
+        }
+        let deadline = Date() + 5
+        while Date() < deadline {
+            var answered = false
+            if let udp = connected(Int32(SOCK_DGRAM.rawValue)) {
+                var reply = [UInt8](repeating: 0, count: 512)
+                if send(udp, query, query.count, 0) == query.count, recv(udp, &reply, reply.count, 0) > 0,
+                    reply[0] == 0x12, reply[1] == 0x34
+                {
+                    answered = true
+                }
+                close(udp)
+            }
+            if answered, let tcp = connected(Int32(SOCK_STREAM.rawValue)) {
+                close(tcp)
+                return
+            }
             var status: Int32 = 0
             if waitpid(pid, &status, WNOHANG) == pid { throw DnsmasqError.exited }
             usleep(20_000)
