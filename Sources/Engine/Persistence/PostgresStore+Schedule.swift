@@ -81,11 +81,16 @@ extension PostgresStore {
 
     /// Registers this instance (or refreshes its heartbeat) and says how many instances beat within
     /// `alive` seconds.
-    public func heartbeat(scriptHash: String, alive: Double, now: Double? = nil) async throws(HistoryError) -> Int {
+    ///
+    /// On `connection` (a connection of its own, ``connectAlone()``) when one is given, else on the pool's.
+    public func heartbeat(
+        scriptHash: String, alive: Double, now: Double? = nil, on connection: PostgresConnection? = nil
+    ) async throws(HistoryError) -> Int {
         try await self.attempt("record this instance's heartbeat") {
             let pid = Int32(ProcessInfo.processInfo.processIdentifier)
             let host = ProcessInfo.processInfo.hostName
-            let rows = try await self.client.query(
+            let rows = try await self.query(
+                on: connection,
                 """
                 WITH t AS (SELECT coalesce(\(now)::float8, extract(epoch from statement_timestamp())::float8) AS now),
                 beat AS (
@@ -95,7 +100,7 @@ extension PostgresStore {
                         script_hash = EXCLUDED.script_hash)
                 SELECT 1 + count(*) FROM urlpoll_instances, t
                 WHERE id <> \(self.instance) AND heartbeat_at > t.now - \(alive)::float8
-                """, logger: Self.quiet)
+                """)
             var count = 1
             for try await n in rows.decode(Int64.self) { count = Int(n) }
             return count
@@ -265,15 +270,17 @@ extension PostgresStore {
         }
     }
 
-    /// Every listed URL's last state, as the whole fleet polled them (the leader's `report`).
-    public func fleet() async throws(HistoryError) -> [State] {
+    /// Every listed URL's last state, as the whole fleet polled them (the leader's `report`); on
+    /// `connection` when one is given, else on the pool's.
+    public func fleet(on connection: PostgresConnection? = nil) async throws(HistoryError) -> [State] {
         try await self.attempt("read the fleet's states") {
-            let rows = try await self.client.query(
+            let rows = try await self.query(
+                on: connection,
                 """
                 SELECT url, ordinal, name, status, state, since, code, error, detail, error_count, latency, polls,
                     checked_at
                 FROM urlpoll_targets WHERE NOT retired AND status IS NOT NULL
-                """, logger: Self.quiet)
+                """)
             var states: [State] = []
             for try await row in rows {
                 let (url, ordinal, name) = try row.decode((String, Int, String).self)
@@ -283,6 +290,14 @@ extension PostgresStore {
             }
             return states
         }
+    }
+
+    /// Runs `query` on `connection` when one is given, else on a connection of the pool.
+    private func query(on connection: PostgresConnection?, _ query: PostgresQuery) async throws
+        -> PostgresRowSequence
+    {
+        if let connection { return try await connection.query(query, logger: Self.quiet) }
+        return try await self.client.query(query, logger: Self.quiet)
     }
 
     /// The state in `row`'s columns from `offset` on (status, state, since, code, error, detail, error_count,

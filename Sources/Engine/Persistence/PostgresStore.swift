@@ -199,7 +199,8 @@ public final class PostgresStore: Sendable {
             switch error.code {
             case .connectionError: return error.underlying.map(Self.words) ?? "the connection failed"
             case .serverClosedConnection: return "the server closed the connection\(cause)"
-            case .clientClosedConnection: return "urlpoll closed the connection"
+            // Also what a statement on a connection the server already closed meets: not urlpoll's doing.
+            case .clientClosedConnection: return "the connection is closed (the server closed it, or it was lost)"
             case .sslUnsupported: return "the server does not offer TLS, which sslmode=require demands"
             default: return "\(error.code)\(cause)"
             }

@@ -26,11 +26,12 @@ extension PollerPool {
         }
         await self.monitor.reporting(false)
         let outbox = Outbox()
+        let outage = StoreOutage(location: store.location, logger: logger)
         let capacity = self.maximumInFlight ?? DescriptorBudget.current.pollsInFlight(pollers: self.settings.pollers)
         let byKey = Dictionary(self.targets.map { ($0.historyKey, $0) }, uniquingKeysWith: { first, _ in first })
         await withDiscardingTaskGroup { group in
-            group.addTask { await self.lead(schedule) }
-            group.addTask { await self.write(outbox, schedule: schedule) }
+            group.addTask { await self.lead(schedule, outage: outage) }
+            group.addTask { await self.write(outbox, schedule: schedule, outage: outage) }
             var failures = 0
             var followsOther = false
             while !Task.isCancelled {
@@ -63,10 +64,8 @@ extension PollerPool {
                         logger.notice("the shared schedule follows this instance's script again; polling resumes")
                     }
                     followsOther = hash != schedule.scriptHash
-                    if failures > 0 {
-                        logger.notice("\(store.location) answers again; claiming resumes")
-                        failures = 0
-                    }
+                    failures = 0
+                    outage.answered()
                     if room <= 0 {
                         wait = .milliseconds(50)
                     } else if let next {
@@ -74,10 +73,7 @@ extension PollerPool {
                     }
                 } catch {
                     failures += 1
-                    if failures == 1 {
-                        logger.error(
-                            "\(error.description); polls in flight go on, and claiming is tried again with backoff")
-                    }
+                    outage.failed(error.description)
                     wait = Self.retryDelay(after: failures)
                 }
                 do { try await self.clock.sleep(for: wait, tolerance: nil) } catch { break }
@@ -136,7 +132,7 @@ extension PollerPool {
 
     /// Writes completions back as they come, in one statement per batch; tells the monitor of each whose
     /// write counted.
-    private func write(_ outbox: Outbox, schedule: SharedSchedule) async {
+    private func write(_ outbox: Outbox, schedule: SharedSchedule, outage: StoreOutage) async {
         let store = schedule.store
         var failures = 0
         // Completions taken from the outbox and not yet written, by row (a newer claim of a row replaces an
@@ -161,10 +157,8 @@ extension PollerPool {
             do {
                 let won = try await store.complete(batch, now: schedule.databaseTime?())
                 pending = [:]
-                if failures > 0 {
-                    store.logger.notice("\(store.location) answers again; polls are written back")
-                    failures = 0
-                }
+                failures = 0
+                outage.answered()
                 for completion in batch {
                     outbox.finished()
                     guard won.contains(completion.claim.id) else {
@@ -182,11 +176,7 @@ extension PollerPool {
                 }
             } catch {
                 failures += 1
-                if failures == 1 {
-                    store.logger.error(
-                        "\(error.description): \(batch.count) polls are kept and written when it answers again; none is alerted before then"
-                    )
-                }
+                outage.failed("\(error.description) (\(batch.count) polls not yet written back)")
                 if Task.isCancelled { return }
                 do { try await self.clock.sleep(for: Self.retryDelay(after: failures), tolerance: nil) } catch {
                     return
@@ -195,23 +185,54 @@ extension PollerPool {
         }
     }
 
-    /// Beats the heartbeat every `status_interval`, and reports the fleet's states while this instance
-    /// holds the report lock.
-    private func lead(_ schedule: SharedSchedule) async {
+    /// Every `status_interval`: takes (or keeps) the report lock and beats the heartbeat on a connection of
+    /// its own, and, while this instance holds the lock, reads the whole fleet's states into the monitor and
+    /// reports them.
+    ///
+    /// The lock lives as long as its connection's session: a server that restarts takes it with it. The
+    /// connection found closed, or a statement on it failing, it is replaced at once and the lock tried
+    /// again on the new one in the same tick, so report runs again (here or on another instance) within one
+    /// `status_interval` of the server answering. Nothing here waits on the pool, whose reconnection backs
+    /// off for as long as the server was away.
+    private func lead(_ schedule: SharedSchedule, outage: StoreOutage) async {
         let store = schedule.store
-        var connection: PostgresConnection?
+        var session: PostgresConnection?
         var leading = false
         let alive = self.settings.statusInterval.seconds * 3
         for await _ in AsyncTimerSequence(interval: self.settings.statusInterval, clock: self.clock) {
-            let instances = try? await store.heartbeat(
-                scriptHash: schedule.scriptHash, alive: alive, now: schedule.databaseTime?())
             var leads = false
-            do {
-                if connection == nil { connection = try await store.connectAlone() }
-                if let connection { leads = try await store.lead(on: connection) }
-            } catch {
-                if let connection { await store.close(connection) }
-                connection = nil
+            var instances: Int?
+            var fleet: [State]?
+            var tries = 0
+            while tries < 2, !Task.isCancelled {
+                tries += 1
+                if let closed = session, closed.isClosed {
+                    outage.failed("\(store.location): the server closed the connection (it restarted or stopped)")
+                    session = nil
+                }
+                let fresh = session == nil
+                do throws(HistoryError) {
+                    let current: PostgresConnection
+                    if let session {
+                        current = session
+                    } else {
+                        current = try await store.connectAlone()
+                    }
+                    if fresh { Self.watch(current, outage: outage, location: store.location) }
+                    session = current
+                    leads = try await store.lead(on: current)
+                    instances = try await store.heartbeat(
+                        scriptHash: schedule.scriptHash, alive: alive, now: schedule.databaseTime?(), on: current)
+                    if leads { fleet = try await store.fleet(on: current) }
+                    break
+                } catch {
+                    leads = false
+                    outage.failed(error.description)
+                    if let failed = session { await store.close(failed) }
+                    session = nil
+                    // A new connection that failed is not tried again before the next tick.
+                    if fresh { break }
+                }
             }
             if leads != leading {
                 store.logger.info(
@@ -220,14 +241,21 @@ extension PollerPool {
                         : "this instance (\(store.instance)) no longer runs report")
                 leading = leads
             }
-            if leads, let fleet = try? await store.fleet() {
-                await self.monitor.seed(HistoryKey.match(fleet, to: self.targets))
-            }
             schedule.metrics?.beat(instances: instances, leading: leads)
+            if let fleet { await self.monitor.seed(HistoryKey.match(fleet, to: self.targets)) }
             await self.monitor.reporting(leads)
             await self.monitor.tick()
         }
+        outage.stop()
         await self.monitor.reporting(leading)
-        if let connection { await store.close(connection) }
+        if let session { await store.close(session) }
+    }
+
+    /// Tells `outage` when the server closes `connection` (a restart: its sessions end at once), so that an
+    /// outage is said within a second, not at the next statement's time limit.
+    private static func watch(_ connection: PostgresConnection, outage: StoreOutage, location: PostgresLocation) {
+        connection.closeFuture.whenComplete { _ in
+            outage.failed("\(location): the server closed the connection (it restarted or stopped)")
+        }
     }
 }

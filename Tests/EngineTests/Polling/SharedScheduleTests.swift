@@ -41,10 +41,11 @@ import Testing
         }
 
         /// Starts instance `name` (`maximumInFlight` polls in flight at most).
-        func start(_ name: String, maximumInFlight: Int = 100) throws -> Instance {
+        func start(_ name: String, maximumInFlight: Int = 100, logger: Logger = SharedScheduleTests.logger) throws
+            -> Instance
+        {
             let location = try PostgresLocation(self.url, environment: [:])
-            let store = PostgresStore(
-                location: location, connections: 4, instance: name, logger: SharedScheduleTests.logger)
+            let store = PostgresStore(location: location, connections: 4, instance: name, logger: logger)
             let polls = StateRecorder()
             let changes = ChangeRecorder()
             let reports = CountingReporter()
@@ -343,11 +344,7 @@ extension SharedScheduleTests {
         }
     }
 
-    @Test(
-        .disabled(
-            "issue 15 items 1 and 2: fails (no report after the restart, instances never stop); the wait that hangs is not yet found"
-        ))
-    func postgresRestarted_reportMovesOrResumes_andEveryInstanceStillStops() async throws {
+    @Test func postgresRestarted_reportMovesOrResumes_andEveryInstanceStillStops() async throws {
         guard TestPostgres.Cluster.binaries != nil else {
             try #require(
                 ProcessInfo.processInfo.environment["CI"] == nil,
@@ -363,7 +360,8 @@ extension SharedScheduleTests {
         try await Self.withCluster(
             urls: urls, settings: Self.settings(interval: 2, statusInterval: 1), database: postgres.url
         ) { cluster in
-            let instances = try ["a", "b"].map { try cluster.start($0) }
+            let logs = ["a", "b"].map { _ in RecordingLogHandler.make() }
+            let instances = try zip(["a", "b"], logs).map { try cluster.start($0, logger: $1.0) }
             try await cluster.settle(sleepers: 4)
             for _ in 1...3 {
                 cluster.clock.advance(by: .seconds(1))
@@ -372,19 +370,39 @@ extension SharedScheduleTests {
             #expect(instances.map(\.reports.count).reduce(0, +) > 0)
             // When: PostgreSQL restarts (its sessions, the leader's advisory lock among them, die).
             try await postgres.stopServer()
+            // Then: each instance says so once, in words, within a second (its report lock's connection
+            // closed), not at the next statement's time limit.
+            for (_, log) in logs {
+                #expect(
+                    await eventually(within: .seconds(5)) {
+                        log.all.contains { $0.hasPrefix("error: ") && $0.contains("the server closed the connection") }
+                    }, "\(log.all)")
+            }
             for _ in 1...3 {
                 cluster.clock.advance(by: .seconds(1))
                 try await Task.sleep(for: .milliseconds(100))
             }
             try await postgres.startServer()
-            // Then: within a few status intervals one instance reports again.
+            // Then: at the next tick (one status interval), one instance reports again, on a new session.
             let before = instances.map(\.reports.count).reduce(0, +)
+            cluster.clock.advance(by: .seconds(1))
+            #expect(
+                await eventually(within: .seconds(8)) { instances.map(\.reports.count).reduce(0, +) > before },
+                "no instance reported at the first tick after the restart")
+            // And once polls are written again, each says once that it answers again; no other error.
+            let answered = { (log: RecordingLogHandler.Box) in
+                log.all.contains { $0.hasPrefix("notice: ") && $0.contains("answers again") }
+            }
             let deadline = ContinuousClock.now + .seconds(30)
-            while instances.map(\.reports.count).reduce(0, +) <= before, ContinuousClock.now < deadline {
+            while !logs.allSatisfy({ answered($0.1) }), ContinuousClock.now < deadline {
                 cluster.clock.advance(by: .seconds(1))
                 try await Task.sleep(for: .milliseconds(200))
             }
-            #expect(instances.map(\.reports.count).reduce(0, +) > before, "no instance reported after the restart")
+            for (_, log) in logs {
+                #expect(answered(log), "\(log.all)")
+                #expect(log.all.filter { $0.hasPrefix("error: ") }.count == 1, "\(log.all)")
+                #expect(log.all.filter { $0.contains("answers again") }.count == 1, "\(log.all)")
+            }
             // And: every instance stops when told to (within 15 s), as SIGTERM asks.
             for name in ["a", "b"] {
                 let task = Task { await cluster.kill(name) }
