@@ -49,6 +49,9 @@ extension PostgresStore {
         /// When the row was due, and when it was claimed (the database's time, or the `now` given).
         public var due: Double
         public var claimedAt: Double
+        /// When the row could first be claimed: its due time, or, when another claim's lease held it past
+        /// that (an instance that died or stopped with the poll in flight), when that lease expired.
+        public var claimable: Double
         /// The state the row held, nil if the URL was never polled.
         public var state: State?
     }
@@ -167,28 +170,30 @@ extension PostgresStore {
         return try await self.attempt("claim due URLs") {
             let rows = try await self.client.query(
                 """
-                WITH t AS (SELECT coalesce(\(now)::float8, extract(epoch from statement_timestamp())::float8) AS now)
-                UPDATE urlpoll_targets SET lease_owner = \(self.instance),
-                    lease_until = (SELECT now FROM t) + lease_seconds, claims = claims + 1
-                WHERE id IN (
-                    SELECT id FROM urlpoll_targets
+                WITH t AS (SELECT coalesce(\(now)::float8, extract(epoch from statement_timestamp())::float8) AS now),
+                picked AS (
+                    SELECT id, lease_until AS prior_lease FROM urlpoll_targets
                     WHERE NOT retired AND due_at <= (SELECT now FROM t)
                         AND (lease_until IS NULL OR lease_until < (SELECT now FROM t))
                         AND EXISTS (SELECT 1 FROM urlpoll_schedule WHERE script_hash = \(scriptHash))
                     ORDER BY due_at LIMIT \(limit)
                     FOR UPDATE SKIP LOCKED)
-                RETURNING id, url, ordinal, name, version, claims, due_at, (SELECT now FROM t), status, state, since,
+                UPDATE urlpoll_targets SET lease_owner = \(self.instance),
+                    lease_until = (SELECT now FROM t) + lease_seconds, claims = claims + 1
+                FROM picked WHERE urlpoll_targets.id = picked.id
+                RETURNING urlpoll_targets.id, url, ordinal, name, version, claims, due_at, (SELECT now FROM t),
+                    greatest(due_at, coalesce(picked.prior_lease, due_at)), status, state, since,
                     code, error, detail, error_count, latency, polls, checked_at
                 """, logger: Self.quiet)
             var claims: [Claim] = []
             for try await row in rows {
-                let (id, url, ordinal, name, version, count, due, at) = try row.decode(
-                    (Int64, String, Int, String, Int64, Int64, Double, Double).self)
-                let state = try Self.state(from: row, url: url, ordinal: ordinal, name: name, offset: 8)
+                let (id, url, ordinal, name, version, count, due, at, claimable) = try row.decode(
+                    (Int64, String, Int, String, Int64, Int64, Double, Double, Double).self)
+                let state = try Self.state(from: row, url: url, ordinal: ordinal, name: name, offset: 9)
                 claims.append(
                     Claim(
                         id: id, key: HistoryKey(url: url, ordinal: ordinal), version: version, claims: count, due: due,
-                        claimedAt: at, state: state))
+                        claimedAt: at, claimable: claimable, state: state))
             }
             return claims
         }

@@ -34,6 +34,7 @@ extension PollerPool {
             group.addTask { await self.write(outbox, schedule: schedule, outage: outage) }
             var failures = 0
             var followsOther = false
+            var gap = Gap()
             while !Task.isCancelled {
                 let room = min(capacity - outbox.inFlight, 1_000)
                 var claimed: [PostgresStore.Claim] = []
@@ -43,19 +44,23 @@ extension PollerPool {
                         claimed = try await store.claim(
                             limit: room, scriptHash: schedule.scriptHash, now: schedule.databaseTime?())
                     }
+                    if let at = claimed.first?.claimedAt { gap.look(at: at) }
                     for claim in claimed {
                         guard let target = byKey[claim.key] else { continue }
+                        let lateness = gap.lateness(of: claim)
                         outbox.started()
                         group.addTask {
-                            if let completion = await self.pollClaimed(claim, target: target) {
+                            if let completion = await self.pollClaimed(claim, target: target, lateness: lateness) {
                                 outbox.put(completion)
                             } else {
                                 outbox.abandoned()
                             }
                         }
                     }
+                    if let words = gap.drained() { logger.notice("\(words)") }
                     if room > 0, claimed.count == room { continue }  // more may be due now
                     let (next, now, hash) = try await store.nextDue(now: schedule.databaseTime?())
+                    gap.look(at: now)
                     if hash != schedule.scriptHash, !followsOther {
                         logger.error(
                             "the shared schedule in \(store.location) now follows another script (loaded since by another instance); this instance runs a different one and polls nothing until it loads the same script (SIGHUP)"
@@ -108,11 +113,13 @@ extension PollerPool {
     }
 
     /// Polls one claimed row: probe, `check`, record, backoff. Nil when the poll was cut short by shutdown.
-    private func pollClaimed(_ claim: PostgresStore.Claim, target: Target) async -> PostgresStore.Completion? {
+    private func pollClaimed(_ claim: PostgresStore.Claim, target: Target, lateness: Double) async
+        -> PostgresStore.Completion?
+    {
         var held = claim.state
         held?.rawURL = target.url
         var resource = Resource(target, resuming: held)
-        resource.lateness = .seconds(checked: max(0, claim.claimedAt - claim.due))
+        resource.lateness = .seconds(checked: lateness)
         let result = await self.prober.probe(target, settings: self.settings)
         guard !Task.isCancelled else { return nil }
         if case .failure(let failure) = result.outcome, failure.isLocal {
@@ -256,6 +263,55 @@ extension PollerPool {
     private static func watch(_ connection: PostgresConnection, outage: StoreOutage, location: PostgresLocation) {
         connection.closeFuture.whenComplete { _ in
             outage.failed("\(location): the server closed the connection (it restarted or stopped)")
+        }
+    }
+}
+
+extension PollerPool {
+    /// The claimer's gaps: times when it did not look at the schedule for longer than
+    /// ``SharedSchedule/gapLimit`` (its start, PostgreSQL not answering). A row that could be claimed before
+    /// the latest gap ended was overdue because of the gap, not because the engine fell behind: it is
+    /// polled as soon as it is claimed with a lateness of 0, counted, and the count said in words once the
+    /// rows claimed no longer include any. Every other row's lateness counts from when it could first be
+    /// claimed (``PostgresStore/Claim/claimable``: its due time, or an expired lease's end after a failover).
+    struct Gap {
+        /// The database time of the last successful look, and of the end of the latest gap.
+        private var last: Double?
+        private var end: Double?
+        private var reason = ""
+        private var overdue = 0
+        private var overdueNow = 0
+
+        /// A successful look at the schedule at database time `at`.
+        mutating func look(at: Double) {
+            defer { self.last = at }
+            if let last = self.last, at - last <= SharedSchedule.gapLimit.seconds { return }
+            self.end = at
+            self.reason =
+                self.last.map {
+                    "\(formatSeconds((at - $0).rounded())) s in which this instance could not reach the schedule"
+                }
+                ?? "this instance started (they fell due while no instance polled them)"
+        }
+
+        /// The lateness of `claim`, in seconds.
+        mutating func lateness(of claim: PostgresStore.Claim) -> Double {
+            if let end = self.end, claim.claimable < end - SharedSchedule.wakeInterval.seconds {
+                self.overdue += 1
+                self.overdueNow += 1
+                return 0
+            }
+            return max(0, claim.claimedAt - claim.claimable)
+        }
+
+        /// After a round of claims: once a round claims no row overdue because of the gap, what to say
+        /// about the ones that were (nil when there is nothing to say).
+        mutating func drained() -> String? {
+            defer { self.overdueNow = 0 }
+            guard self.overdueNow == 0, self.overdue > 0 else { return nil }
+            defer { self.overdue = 0 }
+            return
+                "\(self.overdue) URLs were overdue after \(self.reason); each was polled as soon as it was claimed, and that wait is not counted as lateness"
         }
     }
 }

@@ -226,6 +226,10 @@ import Testing
             #expect(a.polls.states.isEmpty)
             #expect(others.map { $0.polls.states.count }.reduce(0, +) == 6)
             #expect(others.map { $0.changes.count }.reduce(0, +) == 6)
+            // Their lateness counts from when a's leases expired (15 s), not from when they were due (0 s):
+            // the wait for a lease is not the engine falling behind.
+            let lateness = others.flatMap { $0.polls.states.map(\.lateness) }
+            #expect(lateness.allSatisfy { $0 <= SharedSchedule.wakeInterval }, "\(lateness)")
             let changes = try await TestPostgres.column(
                 cluster.url, "SELECT count(*) FROM urlpoll_changes", as: Int64.self)
             #expect(changes == [6])
@@ -408,6 +412,41 @@ extension SharedScheduleTests {
                 let task = Task { await cluster.kill(name) }
                 #expect(await Self.ends(task, within: .seconds(15)), "instance \(name) did not stop")
             }
+        }
+    }
+}
+
+extension SharedScheduleTests {
+    @Test func rowsOverdueAfterAGap_areNotLateness_andAreSaidInWords() async throws {
+        // Given: 4 URLs polled every 10 s by instance a, which stops; no instance runs for 60 s.
+        let server = try RecordingServer.keepAlive()
+        let urls = (1...4).map { "\(server.url)/u\($0)" }
+        try await Self.withCluster(urls: urls, settings: Self.settings(interval: 10)) { cluster in
+            _ = try cluster.start("a")
+            try await cluster.settle(sleepers: 2)
+            #expect(server.requests.count == 4)
+            await cluster.kill("a")
+            cluster.clock.advance(by: .seconds(60))
+            // When: instance b starts and claims the 4 rows, each 50 s overdue.
+            let (logger, log) = RecordingLogHandler.make()
+            let b = try cluster.start("b", logger: logger)
+            try await cluster.settle(sleepers: 2)
+            cluster.clock.advance(by: .seconds(1))
+            try await cluster.settle(sleepers: 2)
+            // Then: their wait is not lateness (no "cannot keep up", /healthz stays 200), and b says what
+            // happened instead.
+            #expect(b.polls.states.count == 4)
+            #expect(b.polls.states.allSatisfy { $0.lateness == .zero }, "\(b.polls.states.map(\.lateness))")
+            #expect(
+                log.all.contains { $0.hasPrefix("notice: 4 URLs were overdue after this instance started") },
+                "\(log.all)")
+            // And: the next round, on time, counts lateness as usual (0 here: the manual clock stands still).
+            for _ in 1...10 {
+                cluster.clock.advance(by: .seconds(1))
+                try await cluster.settle(sleepers: 2)
+            }
+            #expect(b.polls.states.count == 8)
+            #expect(log.all.filter { $0.contains("were overdue") }.count == 1, "\(log.all)")
         }
     }
 }
