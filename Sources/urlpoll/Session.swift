@@ -156,6 +156,7 @@ struct Session {
         let location: PostgresLocation
         do {
             location = try PostgresLocation(store, environment: ProcessInfo.processInfo.environment)
+            if let warning = location.passwordFileWarning { logger.warning("\(warning)") }
         } catch {
             Output.standardError("urlpoll: --store: \(error.description)\n")
             throw ExitCode(2)

@@ -22,6 +22,9 @@ public struct PostgresLocation: Sendable, Hashable, CustomStringConvertible {
     public var tls: TLSMode
     /// The password, from `PGPASSWORD` or the password file; never printed (``description`` leaves it out).
     public var password: String?
+    /// What to warn about the password file, if anything: one readable by its group or others is ignored, as
+    /// libpq ignores it (<https://www.postgresql.org/docs/15/libpq-pgpass.html>).
+    public var passwordFileWarning: String?
 
     /// Reads `text`, a `postgresql://` (or `postgres://`) URL.
     /// - Parameters:
@@ -89,10 +92,12 @@ public struct PostgresLocation: Sendable, Hashable, CustomStringConvertible {
                 throw HistoryError("the store URL's parameter '\(name)' is not known (known: sslmode)")
             }
         }
-        self.password =
-            environment["PGPASSWORD"]
-            ?? Self.passwordFromFile(
+        if let password = environment["PGPASSWORD"] {
+            self.password = password
+        } else {
+            (self.password, self.passwordFileWarning) = Self.passwordFromFile(
                 environment: environment, host: self.host, port: self.port, database: self.database, user: self.user)
+        }
     }
 
     /// The URL without any password: `postgresql://user@host:port/database`.
@@ -121,20 +126,29 @@ public struct PostgresLocation: Sendable, Hashable, CustomStringConvertible {
 
     /// The password the password file gives for this connection: its first line
     /// `hostname:port:database:username:password` whose fields match (`*` matches anything; `\:` and `\\`
-    /// are a colon and a backslash), as libpq reads it. Nil without a file or a matching line.
+    /// are a colon and a backslash), as libpq reads it. Nil without a file or a matching line, and, with a
+    /// warning in words, when the file is readable by its group or others (its mode is not 0600 or less).
     static func passwordFromFile(
         environment: [String: String], host: String, port: Int, database: String, user: String
-    ) -> String? {
+    ) -> (password: String?, warning: String?) {
         let path = environment["PGPASSFILE"] ?? environment["HOME"].map { $0 + "/.pgpass" }
-        guard let path, let data = FileManager.default.contents(atPath: path) else { return nil }
+        guard let path, let data = FileManager.default.contents(atPath: path) else { return (nil, nil) }
+        if let mode = (try? FileManager.default.attributesOfItem(atPath: path))?[.posixPermissions] as? Int,
+            mode & 0o077 != 0
+        {
+            return (
+                nil,
+                "the password file \(path) is ignored: it can be read by its group or others (mode \(String(mode & 0o777, radix: 8))); make it readable by its owner only (chmod 0600), as libpq asks"
+            )
+        }
         let wanted = [host, String(port), database, user]
         for line in String(decoding: data, as: UTF8.self).split(whereSeparator: \.isNewline) {
             if line.hasPrefix("#") { continue }
             let fields = Self.fields(of: line)
             guard fields.count == 5 else { continue }
-            if zip(fields, wanted).allSatisfy({ $0 == "*" || $0 == $1 }) { return fields[4] }
+            if zip(fields, wanted).allSatisfy({ $0 == "*" || $0 == $1 }) { return (fields[4], nil) }
         }
-        return nil
+        return (nil, nil)
     }
 
     private static func fields(of line: Substring) -> [String] {

@@ -49,6 +49,9 @@ extension PostgresStore {
         /// When the row was due, and when it was claimed (the database's time, or the `now` given).
         public var due: Double
         public var claimedAt: Double
+        /// When the row could first be claimed: its due time, or, when another claim's lease held it past
+        /// that (an instance that died or stopped with the poll in flight), when that lease expired.
+        public var claimable: Double
         /// The state the row held, nil if the URL was never polled.
         public var state: State?
     }
@@ -81,11 +84,16 @@ extension PostgresStore {
 
     /// Registers this instance (or refreshes its heartbeat) and says how many instances beat within
     /// `alive` seconds.
-    public func heartbeat(scriptHash: String, alive: Double, now: Double? = nil) async throws(HistoryError) -> Int {
+    ///
+    /// On `connection` (a connection of its own, ``connectAlone()``) when one is given, else on the pool's.
+    public func heartbeat(
+        scriptHash: String, alive: Double, now: Double? = nil, on connection: PostgresConnection? = nil
+    ) async throws(HistoryError) -> Int {
         try await self.attempt("record this instance's heartbeat") {
             let pid = Int32(ProcessInfo.processInfo.processIdentifier)
             let host = ProcessInfo.processInfo.hostName
-            let rows = try await self.client.query(
+            let rows = try await self.query(
+                on: connection,
                 """
                 WITH t AS (SELECT coalesce(\(now)::float8, extract(epoch from statement_timestamp())::float8) AS now),
                 beat AS (
@@ -95,7 +103,7 @@ extension PostgresStore {
                         script_hash = EXCLUDED.script_hash)
                 SELECT 1 + count(*) FROM urlpoll_instances, t
                 WHERE id <> \(self.instance) AND heartbeat_at > t.now - \(alive)::float8
-                """, logger: Self.quiet)
+                """)
             var count = 1
             for try await n in rows.decode(Int64.self) { count = Int(n) }
             return count
@@ -162,28 +170,30 @@ extension PostgresStore {
         return try await self.attempt("claim due URLs") {
             let rows = try await self.client.query(
                 """
-                WITH t AS (SELECT coalesce(\(now)::float8, extract(epoch from statement_timestamp())::float8) AS now)
-                UPDATE urlpoll_targets SET lease_owner = \(self.instance),
-                    lease_until = (SELECT now FROM t) + lease_seconds, claims = claims + 1
-                WHERE id IN (
-                    SELECT id FROM urlpoll_targets
+                WITH t AS (SELECT coalesce(\(now)::float8, extract(epoch from statement_timestamp())::float8) AS now),
+                picked AS (
+                    SELECT id, lease_until AS prior_lease FROM urlpoll_targets
                     WHERE NOT retired AND due_at <= (SELECT now FROM t)
                         AND (lease_until IS NULL OR lease_until < (SELECT now FROM t))
                         AND EXISTS (SELECT 1 FROM urlpoll_schedule WHERE script_hash = \(scriptHash))
                     ORDER BY due_at LIMIT \(limit)
                     FOR UPDATE SKIP LOCKED)
-                RETURNING id, url, ordinal, name, version, claims, due_at, (SELECT now FROM t), status, state, since,
+                UPDATE urlpoll_targets SET lease_owner = \(self.instance),
+                    lease_until = (SELECT now FROM t) + lease_seconds, claims = claims + 1
+                FROM picked WHERE urlpoll_targets.id = picked.id
+                RETURNING urlpoll_targets.id, url, ordinal, name, version, claims, due_at, (SELECT now FROM t),
+                    greatest(due_at, coalesce(picked.prior_lease, due_at)), status, state, since,
                     code, error, detail, error_count, latency, polls, checked_at
                 """, logger: Self.quiet)
             var claims: [Claim] = []
             for try await row in rows {
-                let (id, url, ordinal, name, version, count, due, at) = try row.decode(
-                    (Int64, String, Int, String, Int64, Int64, Double, Double).self)
-                let state = try Self.state(from: row, url: url, ordinal: ordinal, name: name, offset: 8)
+                let (id, url, ordinal, name, version, count, due, at, claimable) = try row.decode(
+                    (Int64, String, Int, String, Int64, Int64, Double, Double, Double).self)
+                let state = try Self.state(from: row, url: url, ordinal: ordinal, name: name, offset: 9)
                 claims.append(
                     Claim(
                         id: id, key: HistoryKey(url: url, ordinal: ordinal), version: version, claims: count, due: due,
-                        claimedAt: at, state: state))
+                        claimedAt: at, claimable: claimable, state: state))
             }
             return claims
         }
@@ -265,15 +275,17 @@ extension PostgresStore {
         }
     }
 
-    /// Every listed URL's last state, as the whole fleet polled them (the leader's `report`).
-    public func fleet() async throws(HistoryError) -> [State] {
+    /// Every listed URL's last state, as the whole fleet polled them (the leader's `report`); on
+    /// `connection` when one is given, else on the pool's.
+    public func fleet(on connection: PostgresConnection? = nil) async throws(HistoryError) -> [State] {
         try await self.attempt("read the fleet's states") {
-            let rows = try await self.client.query(
+            let rows = try await self.query(
+                on: connection,
                 """
                 SELECT url, ordinal, name, status, state, since, code, error, detail, error_count, latency, polls,
                     checked_at
                 FROM urlpoll_targets WHERE NOT retired AND status IS NOT NULL
-                """, logger: Self.quiet)
+                """)
             var states: [State] = []
             for try await row in rows {
                 let (url, ordinal, name) = try row.decode((String, Int, String).self)
@@ -283,6 +295,14 @@ extension PostgresStore {
             }
             return states
         }
+    }
+
+    /// Runs `query` on `connection` when one is given, else on a connection of the pool.
+    private func query(on connection: PostgresConnection?, _ query: PostgresQuery) async throws
+        -> PostgresRowSequence
+    {
+        if let connection { return try await connection.query(query, logger: Self.quiet) }
+        return try await self.client.query(query, logger: Self.quiet)
     }
 
     /// The state in `row`'s columns from `offset` on (status, state, since, code, error, detail, error_count,

@@ -190,6 +190,12 @@ public final class PostgresStore: Sendable {
     /// An error from postgres-nio in words: the server's message and SQLSTATE, or what happened to the
     /// connection. Never the query's text or bindings, nor the password.
     static func words(_ error: any Error) -> String {
+        if let error = error as? ChannelError, case .connectTimeout(let limit) = error {
+            // The connection and PostgreSQL's start-up share the limit: a server of another kind on the port
+            // (which waits for a request of its own) and a host that never answers both end here.
+            return
+                "nothing that speaks PostgreSQL answered within \(limit.nanoseconds / 1_000_000_000) s (is a server of another kind listening on that port, or is the host unreachable?)"
+        }
         if let error = error as? PSQLError {
             if let message = error.serverInfo?[.message] {
                 let state = error.serverInfo?[.sqlState].map { " (SQLSTATE \($0))" } ?? ""
@@ -199,8 +205,12 @@ public final class PostgresStore: Sendable {
             switch error.code {
             case .connectionError: return error.underlying.map(Self.words) ?? "the connection failed"
             case .serverClosedConnection: return "the server closed the connection\(cause)"
-            case .clientClosedConnection: return "urlpoll closed the connection"
+            // Also what a statement on a connection the server already closed meets: not urlpoll's doing.
+            case .clientClosedConnection: return "the connection is closed (the server closed it, or it was lost)"
             case .sslUnsupported: return "the server does not offer TLS, which sslmode=require demands"
+            case .authMechanismRequiresPassword:
+                return
+                    "the server asks for a password and none was given: set PGPASSWORD or a ~/.pgpass entry (or PGPASSFILE)"
             default: return "\(error.code)\(cause)"
             }
         }

@@ -26,13 +26,15 @@ extension PollerPool {
         }
         await self.monitor.reporting(false)
         let outbox = Outbox()
+        let outage = StoreOutage(location: store.location, logger: logger)
         let capacity = self.maximumInFlight ?? DescriptorBudget.current.pollsInFlight(pollers: self.settings.pollers)
         let byKey = Dictionary(self.targets.map { ($0.historyKey, $0) }, uniquingKeysWith: { first, _ in first })
         await withDiscardingTaskGroup { group in
-            group.addTask { await self.lead(schedule) }
-            group.addTask { await self.write(outbox, schedule: schedule) }
+            group.addTask { await self.lead(schedule, outage: outage) }
+            group.addTask { await self.write(outbox, schedule: schedule, outage: outage) }
             var failures = 0
             var followsOther = false
+            var gap = Gap()
             while !Task.isCancelled {
                 let room = min(capacity - outbox.inFlight, 1_000)
                 var claimed: [PostgresStore.Claim] = []
@@ -42,19 +44,23 @@ extension PollerPool {
                         claimed = try await store.claim(
                             limit: room, scriptHash: schedule.scriptHash, now: schedule.databaseTime?())
                     }
+                    if let at = claimed.first?.claimedAt { gap.look(at: at) }
                     for claim in claimed {
                         guard let target = byKey[claim.key] else { continue }
+                        let lateness = gap.lateness(of: claim)
                         outbox.started()
                         group.addTask {
-                            if let completion = await self.pollClaimed(claim, target: target) {
+                            if let completion = await self.pollClaimed(claim, target: target, lateness: lateness) {
                                 outbox.put(completion)
                             } else {
                                 outbox.abandoned()
                             }
                         }
                     }
+                    if let words = gap.drained() { logger.notice("\(words)") }
                     if room > 0, claimed.count == room { continue }  // more may be due now
                     let (next, now, hash) = try await store.nextDue(now: schedule.databaseTime?())
+                    gap.look(at: now)
                     if hash != schedule.scriptHash, !followsOther {
                         logger.error(
                             "the shared schedule in \(store.location) now follows another script (loaded since by another instance); this instance runs a different one and polls nothing until it loads the same script (SIGHUP)"
@@ -63,10 +69,8 @@ extension PollerPool {
                         logger.notice("the shared schedule follows this instance's script again; polling resumes")
                     }
                     followsOther = hash != schedule.scriptHash
-                    if failures > 0 {
-                        logger.notice("\(store.location) answers again; claiming resumes")
-                        failures = 0
-                    }
+                    failures = 0
+                    outage.answered()
                     if room <= 0 {
                         wait = .milliseconds(50)
                     } else if let next {
@@ -74,10 +78,7 @@ extension PollerPool {
                     }
                 } catch {
                     failures += 1
-                    if failures == 1 {
-                        logger.error(
-                            "\(error.description); polls in flight go on, and claiming is tried again with backoff")
-                    }
+                    outage.failed(error.description)
                     wait = Self.retryDelay(after: failures)
                 }
                 do { try await self.clock.sleep(for: wait, tolerance: nil) } catch { break }
@@ -112,11 +113,13 @@ extension PollerPool {
     }
 
     /// Polls one claimed row: probe, `check`, record, backoff. Nil when the poll was cut short by shutdown.
-    private func pollClaimed(_ claim: PostgresStore.Claim, target: Target) async -> PostgresStore.Completion? {
+    private func pollClaimed(_ claim: PostgresStore.Claim, target: Target, lateness: Double) async
+        -> PostgresStore.Completion?
+    {
         var held = claim.state
         held?.rawURL = target.url
         var resource = Resource(target, resuming: held)
-        resource.lateness = .seconds(checked: max(0, claim.claimedAt - claim.due))
+        resource.lateness = .seconds(checked: lateness)
         let result = await self.prober.probe(target, settings: self.settings)
         guard !Task.isCancelled else { return nil }
         if case .failure(let failure) = result.outcome, failure.isLocal {
@@ -136,7 +139,7 @@ extension PollerPool {
 
     /// Writes completions back as they come, in one statement per batch; tells the monitor of each whose
     /// write counted.
-    private func write(_ outbox: Outbox, schedule: SharedSchedule) async {
+    private func write(_ outbox: Outbox, schedule: SharedSchedule, outage: StoreOutage) async {
         let store = schedule.store
         var failures = 0
         // Completions taken from the outbox and not yet written, by row (a newer claim of a row replaces an
@@ -161,10 +164,8 @@ extension PollerPool {
             do {
                 let won = try await store.complete(batch, now: schedule.databaseTime?())
                 pending = [:]
-                if failures > 0 {
-                    store.logger.notice("\(store.location) answers again; polls are written back")
-                    failures = 0
-                }
+                failures = 0
+                outage.answered()
                 for completion in batch {
                     outbox.finished()
                     guard won.contains(completion.claim.id) else {
@@ -182,11 +183,7 @@ extension PollerPool {
                 }
             } catch {
                 failures += 1
-                if failures == 1 {
-                    store.logger.error(
-                        "\(error.description): \(batch.count) polls are kept and written when it answers again; none is alerted before then"
-                    )
-                }
+                outage.failed("\(error.description) (\(batch.count) polls not yet written back)")
                 if Task.isCancelled { return }
                 do { try await self.clock.sleep(for: Self.retryDelay(after: failures), tolerance: nil) } catch {
                     return
@@ -195,23 +192,54 @@ extension PollerPool {
         }
     }
 
-    /// Beats the heartbeat every `status_interval`, and reports the fleet's states while this instance
-    /// holds the report lock.
-    private func lead(_ schedule: SharedSchedule) async {
+    /// Every `status_interval`: takes (or keeps) the report lock and beats the heartbeat on a connection of
+    /// its own, and, while this instance holds the lock, reads the whole fleet's states into the monitor and
+    /// reports them.
+    ///
+    /// The lock lives as long as its connection's session: a server that restarts takes it with it. The
+    /// connection found closed, or a statement on it failing, it is replaced at once and the lock tried
+    /// again on the new one in the same tick, so report runs again (here or on another instance) within one
+    /// `status_interval` of the server answering. Nothing here waits on the pool, whose reconnection backs
+    /// off for as long as the server was away.
+    private func lead(_ schedule: SharedSchedule, outage: StoreOutage) async {
         let store = schedule.store
-        var connection: PostgresConnection?
+        var session: PostgresConnection?
         var leading = false
         let alive = self.settings.statusInterval.seconds * 3
         for await _ in AsyncTimerSequence(interval: self.settings.statusInterval, clock: self.clock) {
-            let instances = try? await store.heartbeat(
-                scriptHash: schedule.scriptHash, alive: alive, now: schedule.databaseTime?())
             var leads = false
-            do {
-                if connection == nil { connection = try await store.connectAlone() }
-                if let connection { leads = try await store.lead(on: connection) }
-            } catch {
-                if let connection { await store.close(connection) }
-                connection = nil
+            var instances: Int?
+            var fleet: [State]?
+            var tries = 0
+            while tries < 2, !Task.isCancelled {
+                tries += 1
+                if let closed = session, closed.isClosed {
+                    outage.failed("\(store.location): the server closed the connection (it restarted or stopped)")
+                    session = nil
+                }
+                let fresh = session == nil
+                do throws(HistoryError) {
+                    let current: PostgresConnection
+                    if let session {
+                        current = session
+                    } else {
+                        current = try await store.connectAlone()
+                    }
+                    if fresh { Self.watch(current, outage: outage, location: store.location) }
+                    session = current
+                    leads = try await store.lead(on: current)
+                    instances = try await store.heartbeat(
+                        scriptHash: schedule.scriptHash, alive: alive, now: schedule.databaseTime?(), on: current)
+                    if leads { fleet = try await store.fleet(on: current) }
+                    break
+                } catch {
+                    leads = false
+                    outage.failed(error.description)
+                    if let failed = session { await store.close(failed) }
+                    session = nil
+                    // A new connection that failed is not tried again before the next tick.
+                    if fresh { break }
+                }
             }
             if leads != leading {
                 store.logger.info(
@@ -220,14 +248,70 @@ extension PollerPool {
                         : "this instance (\(store.instance)) no longer runs report")
                 leading = leads
             }
-            if leads, let fleet = try? await store.fleet() {
-                await self.monitor.seed(HistoryKey.match(fleet, to: self.targets))
-            }
             schedule.metrics?.beat(instances: instances, leading: leads)
+            if let fleet { await self.monitor.seed(HistoryKey.match(fleet, to: self.targets)) }
             await self.monitor.reporting(leads)
             await self.monitor.tick()
         }
+        outage.stop()
         await self.monitor.reporting(leading)
-        if let connection { await store.close(connection) }
+        if let session { await store.close(session) }
+    }
+
+    /// Tells `outage` when the server closes `connection` (a restart: its sessions end at once), so that an
+    /// outage is said within a second, not at the next statement's time limit.
+    private static func watch(_ connection: PostgresConnection, outage: StoreOutage, location: PostgresLocation) {
+        connection.closeFuture.whenComplete { _ in
+            outage.failed("\(location): the server closed the connection (it restarted or stopped)")
+        }
+    }
+}
+
+extension PollerPool {
+    /// The claimer's gaps: times when it did not look at the schedule for longer than
+    /// ``SharedSchedule/gapLimit`` (its start, PostgreSQL not answering). A row that could be claimed before
+    /// the latest gap ended was overdue because of the gap, not because the engine fell behind: it is
+    /// polled as soon as it is claimed with a lateness of 0, counted, and the count said in words once the
+    /// rows claimed no longer include any. Every other row's lateness counts from when it could first be
+    /// claimed (``PostgresStore/Claim/claimable``: its due time, or an expired lease's end after a failover).
+    struct Gap {
+        /// The database time of the last successful look, and of the end of the latest gap.
+        private var last: Double?
+        private var end: Double?
+        private var reason = ""
+        private var overdue = 0
+        private var overdueNow = 0
+
+        /// A successful look at the schedule at database time `at`.
+        mutating func look(at: Double) {
+            defer { self.last = at }
+            if let last = self.last, at - last <= SharedSchedule.gapLimit.seconds { return }
+            self.end = at
+            self.reason =
+                self.last.map {
+                    "\(formatSeconds((at - $0).rounded())) s in which this instance could not reach the schedule"
+                }
+                ?? "this instance started (they fell due while no instance polled them)"
+        }
+
+        /// The lateness of `claim`, in seconds.
+        mutating func lateness(of claim: PostgresStore.Claim) -> Double {
+            if let end = self.end, claim.claimable < end - SharedSchedule.wakeInterval.seconds {
+                self.overdue += 1
+                self.overdueNow += 1
+                return 0
+            }
+            return max(0, claim.claimedAt - claim.claimable)
+        }
+
+        /// After a round of claims: once a round claims no row overdue because of the gap, what to say
+        /// about the ones that were (nil when there is nothing to say).
+        mutating func drained() -> String? {
+            defer { self.overdueNow = 0 }
+            guard self.overdueNow == 0, self.overdue > 0 else { return nil }
+            defer { self.overdue = 0 }
+            return
+                "\(self.overdue) URLs were overdue after \(self.reason); each was polled as soon as it was claimed, and that wait is not counted as lateness"
+        }
     }
 }

@@ -40,6 +40,11 @@ public struct SharedSchedule: Sendable {
     /// claimed at most this late (and ``TimerQueue/resolution`` earlier wake-ups are not worth a query).
     public static var wakeInterval: Duration { .seconds(1) }
 
+    /// The longest time between two of an instance's looks at the schedule that is not a gap. After a gap (the
+    /// instance's start, PostgreSQL not answering), the rows that fell due during it are polled as claimed
+    /// and their wait is not counted as lateness: it is not the engine falling behind (``PollerPool``).
+    public static var gapLimit: Duration { .seconds(5) }
+
     /// What a lease adds to a URL's timeout: the time a `check` hook, the backoff and the write-back may
     /// take. A URL whose instance dies is claimed again at most `timeout + leaseMargin` after its claim.
     public static var leaseMargin: Duration { .seconds(10) }

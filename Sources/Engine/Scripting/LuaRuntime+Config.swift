@@ -73,6 +73,14 @@ extension LuaRuntime {
         if let title = try self.readTitle(source) { settings.title = title }
         settings.data = try self.readData(source)
         settings.store = try self.readStore(source)
+        if settings.store != nil, settings.data != nil {
+            // As `run --store` with `--data`: the shared store keeps each URL's state and history itself.
+            throw ScriptError(
+                .configuration,
+                source.locate(assigning: "store")
+                    + "settings 'store' and 'data' do not go together: the store keeps each URL's state, changes and rollups for every instance; remove 'data'"
+            )
+        }
         return settings
     }
 

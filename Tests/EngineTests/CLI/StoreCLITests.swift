@@ -40,6 +40,22 @@ import Testing
             "\(run.stderr)")
     }
 
+    @Test func storeOnAServerOfAnotherKind_isRefusedWithExit2_inWords() async throws {
+        // A server that accepts and waits for a request of its own, never answering PostgreSQL's start-up.
+        let script = try TemporaryScript("urls = { \"http://127.0.0.1:9/\" }")
+        let listener = try HangingListener()
+
+        let run = try await CLIProcess.run([
+            "run", script.path, "--store", "postgresql://u@127.0.0.1:\(listener.port)/x?sslmode=disable",
+        ])
+
+        #expect(run.status == 2)
+        #expect(
+            run.stderr
+                == "urlpoll: --store: postgresql://u@127.0.0.1:\(listener.port)/x: cannot connect: nothing that speaks PostgreSQL answered within 5 s (is a server of another kind listening on that port, or is the host unreachable?)\n",
+            "\(run.stderr)")
+    }
+
     @Test func storeFromANewerUrlpoll_isRefusedWithExit2_andLeftAsItIs() async throws {
         guard let url = try await TestPostgres.database() else { return }
         let script = try TemporaryScript("urls = { \"http://127.0.0.1:9/\" }")

@@ -147,8 +147,17 @@ import Testing
         try "# comment\nother:*:*:*:no\ndb:5433:x:u:p\\:2\n*:*:*:*:fallback\n".write(
             toFile: file, atomically: true, encoding: .utf8)
         defer { try? FileManager.default.removeItem(atPath: file) }
+        try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: file)
         #expect(try PostgresLocation("postgresql://u@db:5433/x", environment: ["PGPASSFILE": file]).password == "p:2")
         #expect(try PostgresLocation("postgres://u@db/y", environment: ["PGPASSFILE": file]).password == "fallback")
+        // A password file others can read is ignored, with a warning, as libpq does.
+        try FileManager.default.setAttributes([.posixPermissions: 0o644], ofItemAtPath: file)
+        let open = try PostgresLocation("postgresql://u@db:5433/x", environment: ["PGPASSFILE": file])
+        #expect(open.password == nil)
+        #expect(
+            open.passwordFileWarning
+                == "the password file \(file) is ignored: it can be read by its group or others (mode 644); make it readable by its owner only (chmod 0600), as libpq asks"
+        )
         let defaults = try PostgresLocation("postgresql://u@db", environment: [:])
         #expect(defaults.port == 5432 && defaults.database == "u" && defaults.tls == .prefer)
         #expect(throws: HistoryError.self) { try PostgresLocation("mysql://u@db/x", environment: [:]) }

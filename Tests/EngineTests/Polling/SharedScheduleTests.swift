@@ -41,10 +41,11 @@ import Testing
         }
 
         /// Starts instance `name` (`maximumInFlight` polls in flight at most).
-        func start(_ name: String, maximumInFlight: Int = 100) throws -> Instance {
+        func start(_ name: String, maximumInFlight: Int = 100, logger: Logger = SharedScheduleTests.logger) throws
+            -> Instance
+        {
             let location = try PostgresLocation(self.url, environment: [:])
-            let store = PostgresStore(
-                location: location, connections: 4, instance: name, logger: SharedScheduleTests.logger)
+            let store = PostgresStore(location: location, connections: 4, instance: name, logger: logger)
             let polls = StateRecorder()
             let changes = ChangeRecorder()
             let reports = CountingReporter()
@@ -225,6 +226,10 @@ import Testing
             #expect(a.polls.states.isEmpty)
             #expect(others.map { $0.polls.states.count }.reduce(0, +) == 6)
             #expect(others.map { $0.changes.count }.reduce(0, +) == 6)
+            // Their lateness counts from when a's leases expired (15 s), not from when they were due (0 s):
+            // the wait for a lease is not the engine falling behind.
+            let lateness = others.flatMap { $0.polls.states.map(\.lateness) }
+            #expect(lateness.allSatisfy { $0 <= SharedSchedule.wakeInterval }, "\(lateness)")
             let changes = try await TestPostgres.column(
                 cluster.url, "SELECT count(*) FROM urlpoll_changes", as: Int64.self)
             #expect(changes == [6])
@@ -343,11 +348,7 @@ extension SharedScheduleTests {
         }
     }
 
-    @Test(
-        .disabled(
-            "issue 15 items 1 and 2: fails (no report after the restart, instances never stop); the wait that hangs is not yet found"
-        ))
-    func postgresRestarted_reportMovesOrResumes_andEveryInstanceStillStops() async throws {
+    @Test func postgresRestarted_reportMovesOrResumes_andEveryInstanceStillStops() async throws {
         guard TestPostgres.Cluster.binaries != nil else {
             try #require(
                 ProcessInfo.processInfo.environment["CI"] == nil,
@@ -363,7 +364,8 @@ extension SharedScheduleTests {
         try await Self.withCluster(
             urls: urls, settings: Self.settings(interval: 2, statusInterval: 1), database: postgres.url
         ) { cluster in
-            let instances = try ["a", "b"].map { try cluster.start($0) }
+            let logs = ["a", "b"].map { _ in RecordingLogHandler.make() }
+            let instances = try zip(["a", "b"], logs).map { try cluster.start($0, logger: $1.0) }
             try await cluster.settle(sleepers: 4)
             for _ in 1...3 {
                 cluster.clock.advance(by: .seconds(1))
@@ -372,24 +374,79 @@ extension SharedScheduleTests {
             #expect(instances.map(\.reports.count).reduce(0, +) > 0)
             // When: PostgreSQL restarts (its sessions, the leader's advisory lock among them, die).
             try await postgres.stopServer()
+            // Then: each instance says so once, in words, within a second (its report lock's connection
+            // closed), not at the next statement's time limit.
+            for (_, log) in logs {
+                #expect(
+                    await eventually(within: .seconds(5)) {
+                        log.all.contains { $0.hasPrefix("error: ") && $0.contains("the server closed the connection") }
+                    }, "\(log.all)")
+            }
             for _ in 1...3 {
                 cluster.clock.advance(by: .seconds(1))
                 try await Task.sleep(for: .milliseconds(100))
             }
             try await postgres.startServer()
-            // Then: within a few status intervals one instance reports again.
+            // Then: at the next tick (one status interval), one instance reports again, on a new session.
             let before = instances.map(\.reports.count).reduce(0, +)
+            cluster.clock.advance(by: .seconds(1))
+            #expect(
+                await eventually(within: .seconds(8)) { instances.map(\.reports.count).reduce(0, +) > before },
+                "no instance reported at the first tick after the restart")
+            // And once polls are written again, each says once that it answers again; no other error.
+            let answered = { (log: RecordingLogHandler.Box) in
+                log.all.contains { $0.hasPrefix("notice: ") && $0.contains("answers again") }
+            }
             let deadline = ContinuousClock.now + .seconds(30)
-            while instances.map(\.reports.count).reduce(0, +) <= before, ContinuousClock.now < deadline {
+            while !logs.allSatisfy({ answered($0.1) }), ContinuousClock.now < deadline {
                 cluster.clock.advance(by: .seconds(1))
                 try await Task.sleep(for: .milliseconds(200))
             }
-            #expect(instances.map(\.reports.count).reduce(0, +) > before, "no instance reported after the restart")
+            for (_, log) in logs {
+                #expect(answered(log), "\(log.all)")
+                #expect(log.all.filter { $0.hasPrefix("error: ") }.count == 1, "\(log.all)")
+                #expect(log.all.filter { $0.contains("answers again") }.count == 1, "\(log.all)")
+            }
             // And: every instance stops when told to (within 15 s), as SIGTERM asks.
             for name in ["a", "b"] {
                 let task = Task { await cluster.kill(name) }
                 #expect(await Self.ends(task, within: .seconds(15)), "instance \(name) did not stop")
             }
+        }
+    }
+}
+
+extension SharedScheduleTests {
+    @Test func rowsOverdueAfterAGap_areNotLateness_andAreSaidInWords() async throws {
+        // Given: 4 URLs polled every 10 s by instance a, which stops; no instance runs for 60 s.
+        let server = try RecordingServer.keepAlive()
+        let urls = (1...4).map { "\(server.url)/u\($0)" }
+        try await Self.withCluster(urls: urls, settings: Self.settings(interval: 10)) { cluster in
+            _ = try cluster.start("a")
+            try await cluster.settle(sleepers: 2)
+            #expect(server.requests.count == 4)
+            await cluster.kill("a")
+            cluster.clock.advance(by: .seconds(60))
+            // When: instance b starts and claims the 4 rows, each 50 s overdue.
+            let (logger, log) = RecordingLogHandler.make()
+            let b = try cluster.start("b", logger: logger)
+            try await cluster.settle(sleepers: 2)
+            cluster.clock.advance(by: .seconds(1))
+            try await cluster.settle(sleepers: 2)
+            // Then: their wait is not lateness (no "cannot keep up", /healthz stays 200), and b says what
+            // happened instead.
+            #expect(b.polls.states.count == 4)
+            #expect(b.polls.states.allSatisfy { $0.lateness == .zero }, "\(b.polls.states.map(\.lateness))")
+            #expect(
+                log.all.contains { $0.hasPrefix("notice: 4 URLs were overdue after this instance started") },
+                "\(log.all)")
+            // And: the next round, on time, counts lateness as usual (0 here: the manual clock stands still).
+            for _ in 1...10 {
+                cluster.clock.advance(by: .seconds(1))
+                try await cluster.settle(sleepers: 2)
+            }
+            #expect(b.polls.states.count == 8)
+            #expect(log.all.filter { $0.contains("were overdue") }.count == 1, "\(log.all)")
         }
     }
 }

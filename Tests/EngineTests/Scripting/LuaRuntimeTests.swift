@@ -33,6 +33,15 @@ import Testing
                 ].sorted())
     }
 
+    @Test func load_whenStoreAndDataAreBothSet_isAnErrorAtTheStoreLine() throws {
+        let (error, script) = try Self.loadError(
+            "urls = {}\ndata = \"/tmp/h\"\nstore = \"postgresql://u@127.0.0.1:5432/x\"\n")
+        #expect(error.kind == .configuration)
+        #expect(
+            error.message.hasPrefix("\(script.path):3: settings 'store' and 'data' do not go together"),
+            "\(error.message)")
+    }
+
     @Test func load_whenSyntaxError_reportsFileAndLine() throws {
         let (error, script) = try Self.loadError("urls = {}\nx = = 1\n")
         #expect(error.kind == .syntax)
