@@ -187,7 +187,7 @@ public struct HistoryBatch: Sendable {
 
 extension Int64 {
     /// The remainder of dividing by `n`, from 0 to n − 1 also for negative numbers.
-    fileprivate func modulo(_ n: Int64) -> Int64 {
+    func modulo(_ n: Int64) -> Int64 {
         let r = self % n
         return r < 0 ? r + n : r
     }

@@ -132,7 +132,7 @@ import Testing
         let folder = Folder()
         _ = try SQLiteHistoryStore(directory: folder.path)
         let queue = try DatabaseQueue(path: folder.path + "/urlpoll.sqlite")
-        try await queue.write { db in try db.execute(sql: "INSERT INTO grdb_migrations (identifier) VALUES ('v4')") }
+        try await queue.write { db in try db.execute(sql: "INSERT INTO grdb_migrations (identifier) VALUES ('v9')") }
         try queue.close()
         let script = try TemporaryScript("urls = { \"http://127.0.0.1:9/\" }")
 
@@ -141,9 +141,9 @@ import Testing
         #expect(run.status == 2)
         #expect(
             run.stderr.hasPrefix(
-                "urlpoll: --data: \(folder.path)/urlpoll.sqlite was written by a newer urlpoll (schema v4; this urlpoll knows up to v3)"
+                "urlpoll: --data: \(folder.path)/urlpoll.sqlite was written by a newer urlpoll (schema v9; this urlpoll knows up to v4)"
             ))
-        #expect(Self.count(folder, "SELECT count(*) FROM grdb_migrations") == 4)
+        #expect(Self.count(folder, "SELECT count(*) FROM grdb_migrations") == 5)
     }
 
     @Test func folderInUse_isRefusedWithExit2() async throws {
