@@ -39,8 +39,8 @@ public protocol HistoryStore: Sendable {
     /// The hour rollups of the URL whose id is `id` from `start` on, oldest first; empty for an unknown id.
     func hourly(id: Int64, since start: Double) throws(HistoryError) -> [Rollup]
 
-    /// The last `limit` changes of every URL, newest first, keyed by ``HistoryKey``.
-    func recentChanges(limit: Int) throws(HistoryError) -> [HistoryKey: [HistoryChange]]
+    /// The latest `limit` changes of all URLs together, newest first (the status page's "Latest changes").
+    func latestChanges(limit: Int) throws(HistoryError) -> [HistoryChange]
 }
 
 /// HistoryError says in words why the store could not be opened, written or read.

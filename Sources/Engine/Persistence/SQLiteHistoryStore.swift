@@ -198,13 +198,15 @@ public final class SQLiteHistoryStore: HistoryStore {
         // latencies as whole microseconds (`latency_sum_us`, `latency_max_us`: 3 or 4 bytes) instead of
         // 8-byte REALs. `minute_slots` is keyed by (hour, url_id), so each hour's rows are appended after
         // the last hour's and a prune deletes whole pages from the front. A file v3 wrote keeps all of
-        // its minutes: those of one poll move into slots, the others stay rows.
+        // its minutes: those of one poll move into slots, the others stay rows. And `state_change_by_time`
+        // lets the status page read the latest changes of all URLs without sorting the whole log.
         migrator.registerMigration("v4") { db in
             try db.execute(
                 sql: """
                     CREATE TABLE minute_slots (
                       hour INTEGER NOT NULL, url_id INTEGER NOT NULL, slots BLOB NOT NULL,
                       PRIMARY KEY (hour, url_id)) WITHOUT ROWID;
+                    CREATE INDEX state_change_by_time ON state_change(at);
                     """)
             let rows = try Row.fetchCursor(
                 db,
@@ -576,21 +578,17 @@ public final class SQLiteHistoryStore: HistoryStore {
         }
     }
 
-    public func recentChanges(limit: Int) throws(HistoryError) -> [HistoryKey: [HistoryChange]] {
+    public func latestChanges(limit: Int) throws(HistoryError) -> [HistoryChange] {
         do {
             return try self.pool.read { db in
-                var out: [HistoryKey: [HistoryChange]] = [:]
-                let rows = try Row.fetchCursor(
+                // From the end of `state_change_by_time`: `limit` rows read, however long the log.
+                try Row.fetchAll(
                     db,
                     sql: """
-                        SELECT * FROM (SELECT u.url, u.ordinal, c.*, row_number() OVER (PARTITION BY c.url_id ORDER BY c.at DESC)
-                          AS n FROM state_change c JOIN url_state u ON u.id = c.url_id) WHERE n <= ? ORDER BY url, ordinal, at DESC
-                        """, arguments: [limit])
-                while let row = try rows.next() {
-                    let key = Self.key(row)
-                    out[key, default: []].append(Self.change(row, key: key))
-                }
-                return out
+                        SELECT u.url, u.ordinal, c.* FROM state_change c JOIN url_state u ON u.id = c.url_id
+                        ORDER BY c.at DESC, c.id DESC LIMIT ?
+                        """, arguments: [max(0, limit)]
+                ).map { Self.change($0, key: Self.key($0)) }
             }
         } catch {
             throw HistoryError("cannot read \(self.path): \(Self.words(error))")

@@ -46,8 +46,8 @@ import Testing
         func daily(since start: Double) throws(HistoryError) -> [HistoryKey: [Rollup]] {
             try self.inner.daily(since: start)
         }
-        func recentChanges(limit: Int) throws(HistoryError) -> [HistoryKey: [HistoryChange]] {
-            try self.inner.recentChanges(limit: limit)
+        func latestChanges(limit: Int) throws(HistoryError) -> [HistoryChange] {
+            try self.inner.latestChanges(limit: limit)
         }
         func urlIDs() -> [HistoryKey: Int64] { self.inner.urlIDs() }
         func hourly(id: Int64, since start: Double) throws(HistoryError) -> [Rollup] {
@@ -207,8 +207,8 @@ import Testing
         #expect(saved.first?.errorCount == 3)
         #expect(saved.first?.detail == "connection refused (ECONNREFUSED)")
         #expect(saved.first?.since == Self.base)
-        let changes = try store.recentChanges(limit: 10)
-        #expect(changes[HistoryKey(url: Self.a)]?.count == 1)
+        let changes = try store.latestChanges(limit: 10)
+        #expect(changes.map(\.key) == [HistoryKey(url: Self.a)])
     }
 
     /// Two URLs that differ only by their password print alike; the writer keys their rows by the printed
@@ -248,9 +248,8 @@ import Testing
             #expect(summary.rollup.failures == failures)
             #expect(summary.changes.count == 1)
         }
-        let changes = try store.recentChanges(limit: 10)
-        #expect(changes[up]?.map(\.to) == [.up])
-        #expect(changes[down]?.map(\.to) == [.down])
+        let changes = try store.latestChanges(limit: 10)
+        #expect(Set(changes.map { "\($0.key.ordinal) \($0.to)" }) == ["1 up", "2 down"])
         #expect(try store.hourly(since: Self.base).mapValues { $0.map(\.failures) } == [up: [0], down: [10]])
     }
 
@@ -298,7 +297,7 @@ import Testing
         let saved = try store.savedStates()
         #expect(saved.map(\.historyKey) == [HistoryKey(url: Self.a)])
         #expect(saved.first?.errorCount == 3)
-        #expect(try store.recentChanges(limit: 10)[HistoryKey(url: Self.a)]?.count == 1)
+        #expect(try store.latestChanges(limit: 10).map(\.key) == [HistoryKey(url: Self.a)])
         #expect(try Self.rows(path, "SELECT count(*) FROM grdb_migrations") == 4)
         // v3: the day rollups are the hour rollups summed per UTC day.
         let days = try store.daily(since: 1_728_000_000)[HistoryKey(url: Self.a)] ?? []
@@ -483,7 +482,7 @@ import Testing
     @Test func fullDisk_isLoggedOnce_counted_andTheMonitorGoesOn() async throws {
         // Given: a store whose file may not grow past a few pages, as on a full disk (SQLITE_FULL).
         let folder = Folder()
-        let store = try SQLiteHistoryStore(directory: folder.path, maxPageCount: 12)
+        let store = try SQLiteHistoryStore(directory: folder.path, maxPageCount: 16)
         let (logger, log) = RecordingLogHandler.make()
         let lost = Mutex(0)
         let writer = HistoryWriter(store: store, onLoss: { n in lost.withLock { $0 += n } }, logger: logger)
@@ -529,6 +528,38 @@ import Testing
         let lines = log.all.filter { $0.contains("history falls behind") }
         #expect(lines.count == 1)
         #expect(lines.first?.contains("15 polls or changes were not recorded") == true)
+    }
+
+    /// Issue 14: the page's "Latest changes" merged each URL's latest 10, so a URL that changed 30 times
+    /// in the last hour showed only 10 of them while older changes of quiet URLs filled the rest. The store
+    /// now answers the latest changes of all URLs together.
+    @Test func latestChanges_areTheNewestOfAllURLs_newestFirst() async throws {
+        // Given: b changes 30 times after a's 5 changes, and a third URL changed long before.
+        let folder = Folder()
+        let store = try SQLiteHistoryStore(directory: folder.path)
+        let c = "http://127.0.0.1:9/c"
+        var batch = HistoryBatch()
+        batch.changes.append(HistoryChange(Self.state(c, at: Self.base - 86_400), previous: nil))
+        for i in 0..<5 {
+            batch.changes.append(
+                HistoryChange(Self.state(Self.a, i % 2 == 0 ? .down : .up, at: Self.base + Double(i)), previous: nil))
+        }
+        for i in 0..<30 {
+            batch.changes.append(
+                HistoryChange(
+                    Self.state(Self.b, i % 2 == 0 ? .down : .up, at: Self.base + 100 + Double(i)), previous: nil))
+        }
+        try await store.write(batch)
+
+        // When / Then: the latest 32 are b's 30 and a's last 2, newest first.
+        let latest = try store.latestChanges(limit: 32)
+        #expect(latest.count == 32)
+        #expect(latest.map(\.at) == latest.map(\.at).sorted(by: >))
+        #expect(latest.prefix(30).allSatisfy { $0.url == Self.b })
+        #expect(latest.suffix(2).map(\.url) == [Self.a, Self.a])
+        #expect(latest.first?.at == Self.base + 129)
+        // And: a limit past the log's length gives all of it, the oldest last.
+        #expect(try store.latestChanges(limit: 50).last?.url == c)
     }
 
     @Test func sketch_encodesAndMerges() {
