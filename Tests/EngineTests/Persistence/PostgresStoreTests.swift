@@ -126,14 +126,16 @@ import Testing
             for round in 0..<3 {
                 for (i, store) in [a, b, a].enumerated() {
                     let claim = try #require(
-                        try await store.claim(limit: 1, scriptHash: "s", now: 1_000 + Double(round * 100 + i * 10)).first)
+                        try await store.claim(limit: 1, scriptHash: "s", now: 1_000 + Double(round * 100 + i * 10))
+                            .first)
                     let at = 1_001 + Double(round * 100 + i * 10)
                     let health: Health = round == 1 ? .down : .up
                     _ = try await store.complete(
                         [
                             .init(
                                 claim: claim,
-                                state: Self.state(claim, status: health == .up ? "200 OK" : "refused", health: health, at: at),
+                                state: Self.state(
+                                    claim, status: health == .up ? "200 OK" : "refused", health: health, at: at),
                                 polled: true, delay: 0)
                         ], now: at)
                 }
