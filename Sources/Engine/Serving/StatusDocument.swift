@@ -157,9 +157,10 @@ public struct StatusDocument: Codable, Sendable {
             let state = states[target.url]
             let stateName = state?.health.rawValue ?? "pending"
             counts[stateName, default: 0] += 1
-            let hours = hourly[key] ?? []
+            // Rollups dated after now (written before the clock was set back) count in no window.
+            let hours = (hourly[key] ?? []).filter { Double($0.start) <= now }
             let day = Self.total(hours)
-            let days = daily[key] ?? []
+            let days = (daily[key] ?? []).filter { $0.start <= today }
             let week = Self.total(days.filter { $0.start >= today - 6 * 86_400 })
             let month = Self.total(days.filter { $0.start >= today - 29 * 86_400 })
             entries.append(

@@ -110,6 +110,42 @@ import Testing
         #expect(document.urls.allSatisfy { $0.days.count >= 30 && $0.hours.count >= 24 })
     }
 
+    /// Issue 14: rows dated in the future (polls written before the clock was set back) counted in the
+    /// uptimes and showed as buckets. They now count in no window until their time comes.
+    @Test func rollupsDatedAfterNow_countInNoUptime() async throws {
+        // Given: a URL up for the last hour, and down 2 hours and 2 days from now.
+        let folder = "/tmp/urlpoll-data-\(UUID().uuidString.prefix(8))"
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let store = try SQLiteHistoryStore(directory: folder)
+        let now = 1_793_577_600.0 + 12 * 3_600
+        let target = Target(url: "http://127.0.0.1:8080/clock")
+        var batch = HistoryBatch()
+        for (offset, health) in [(-600.0, Health.up), (2 * 3_600, .down), (2 * 86_400, .down)] {
+            batch.count(
+                State(
+                    url: target.url, name: target.name, status: health == .up ? "200 OK" : "refused", health: health,
+                    since: now + offset, checkedAt: now + offset))
+        }
+        try await store.write(batch)
+
+        // When: the document is made now.
+        let document = try StatusDocument.make(
+            targets: [target], states: [:], settings: Settings(), history: store, now: now)
+
+        // Then: only the poll before now counts.
+        let entry = try #require(document.urls.first)
+        #expect(entry.uptime1d == 1)
+        #expect(entry.uptime7d == 1)
+        #expect(entry.uptime30d == 1)
+        #expect(entry.hours.map(\.polls) == [1])
+        #expect(entry.days.map(\.polls) == [1])
+        // And: /status/ID's series shows no hour after now either.
+        let id = try #require(store.urlIDs()[target.historyKey])
+        let series = StatusSeries(
+            id: id, target: target, state: nil, hours: try store.hourly(id: id, since: now - 86_400), days: 1, now: now)
+        #expect(series.hours.map(\.polls) == [1])
+    }
+
     /// `page(_:perPage:)` slices the URLs in the script's order; past the end it lists none.
     @Test func page_slicesTheURLs() async throws {
         let targets = (0..<5).map { Target(url: "http://127.0.0.1:8080/u/\($0)") }
