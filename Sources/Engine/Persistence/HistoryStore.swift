@@ -39,8 +39,18 @@ public protocol HistoryStore: Sendable {
     /// The hour rollups of the URL whose id is `id` from `start` on, oldest first; empty for an unknown id.
     func hourly(id: Int64, since start: Double) throws(HistoryError) -> [Rollup]
 
+    /// Why what the store writes no longer reaches the place it was opened at, or nil; the writer asks on
+    /// every tick.
+    func gone() -> String?
+
     /// The latest `limit` changes of all URLs together, newest first (the status page's "Latest changes").
     func latestChanges(limit: Int) throws(HistoryError) -> [HistoryChange]
+}
+
+extension HistoryStore {
+    /// Why what the store writes no longer reaches the place it was opened at, in words (its file was
+    /// deleted or replaced), or nil while it does. A store with no such place answers nil.
+    public func gone() -> String? { nil }
 }
 
 /// HistoryError says in words why the store could not be opened, written or read.

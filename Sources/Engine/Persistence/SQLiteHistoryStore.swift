@@ -33,6 +33,8 @@ public final class SQLiteHistoryStore: HistoryStore {
     /// The database file's path.
     public let path: String
     private let pool: DatabasePool
+    /// The file's device and inode when it was opened, to tell when it is deleted or replaced.
+    private let identity: (device: UInt64, inode: UInt64)?
     /// URL → its row id in `url_state`; only the writer adds to it, after its transaction commits.
     private let ids = Mutex<[HistoryKey: Int64]>([:])
     private let written = Atomic<Int>(0)
@@ -82,6 +84,8 @@ public final class SQLiteHistoryStore: HistoryStore {
             var ids: [HistoryKey: Int64] = [:]
             for row in rows { ids[Self.key(row)] = row["id"] }
             self.ids.withLock { $0 = ids }
+            var info = stat()
+            self.identity = stat(self.path, &info) == 0 ? (UInt64(info.st_dev), UInt64(info.st_ino)) : nil
         } catch let error as HistoryError {
             throw error
         } catch {
@@ -511,6 +515,20 @@ public final class SQLiteHistoryStore: HistoryStore {
         } catch {
             throw HistoryError("cannot read \(self.path): \(Self.words(error))")
         }
+    }
+
+    /// The file was deleted (with its folder, say) or replaced under the running urlpoll: SQLite goes on
+    /// writing the file it has open, which nobody can open again, and which is gone when urlpoll stops.
+    public func gone() -> String? {
+        guard let identity = self.identity else { return nil }
+        var info = stat()
+        if stat(self.path, &info) != 0 {
+            return "\(self.path) was deleted while urlpoll runs (\(String(cString: strerror(errno)).lowercased()))"
+        }
+        if UInt64(info.st_dev) != identity.device || UInt64(info.st_ino) != identity.inode {
+            return "\(self.path) was replaced by another file while urlpoll runs"
+        }
+        return nil
     }
 
     /// The most changes ``summary(key:from:to:byMinute:)`` returns: the latest ones.

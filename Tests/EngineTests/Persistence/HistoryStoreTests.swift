@@ -508,6 +508,38 @@ import Testing
         }
     }
 
+    /// Issue 14: deleting the data folder under a running urlpoll went unnoticed (SQLite writes on into the
+    /// deleted file). The writer now says so once, in words, and the monitor goes on.
+    @Test func dataFolderDeleted_isLoggedOnceInWords_andPollingGoesOn() async throws {
+        let folder = Folder()
+        let store = try SQLiteHistoryStore(directory: folder.path)
+        let (logger, log) = RecordingLogHandler.make()
+        let writer = HistoryWriter(store: store, now: { Self.base }, logger: logger)
+        let monitor = StateMonitor(urls: [Self.a], reporter: NoReporter(), observers: [writer])
+        await Self.running(writer) {
+            await monitor.update(Self.state(Self.a, at: Self.base))
+            await monitor.tick()
+            await writer.sync()
+            #expect(log.all.filter { $0.hasPrefix("error:") }.isEmpty)
+
+            // When: the folder is deleted, and two ticks pass.
+            try? FileManager.default.removeItem(atPath: folder.path)
+            for i in 1...2 {
+                await monitor.update(Self.state(Self.a, at: Self.base + Double(i)))
+                await monitor.tick()
+                await writer.sync()
+            }
+
+            // Then: one error line says what happened and what to do; the monitor still takes polls.
+            let errors = log.all.filter { $0.hasPrefix("error:") && $0.contains("was deleted") }
+            #expect(errors.count == 1)
+            #expect(errors.first?.contains("\(store.path) was deleted while urlpoll runs") == true)
+            #expect(errors.first?.contains("polling goes on") == true)
+            await monitor.update(Self.state(Self.a, .down, at: Self.base + 3))
+            #expect(await monitor.snapshot().first?.health == .down)
+        }
+    }
+
     @Test func fullQueue_dropsAreCounted_andLoggedOnceAtTheTick() async throws {
         // Given: a writer whose queue holds 10 messages, not yet running.
         let folder = Folder()
