@@ -157,10 +157,14 @@ public struct StatusDocument: Codable, Sendable {
             let state = states[target.url]
             let stateName = state?.health.rawValue ?? "pending"
             counts[stateName, default: 0] += 1
-            // Rollups dated after now (written before the clock was set back) count in no window.
+            // Rollups dated after now (written before the clock was set back) count in no window: the hours
+            // are cut at now, and today (whose day rollup may hold such polls) is the sum of its hours so far.
             let hours = (hourly[key] ?? []).filter { Double($0.start) <= now }
             let day = Self.total(hours)
-            let days = (daily[key] ?? []).filter { $0.start <= today }
+            var days = (daily[key] ?? []).filter { $0.start < today }
+            var sofar = Self.total(hours.filter { $0.start >= today })
+            sofar.start = today
+            if sofar.polls > 0 { days.append(sofar) }
             let week = Self.total(days.filter { $0.start >= today - 6 * 86_400 })
             let month = Self.total(days.filter { $0.start >= today - 29 * 86_400 })
             entries.append(
