@@ -425,17 +425,16 @@ public final class SQLiteHistoryStore: HistoryStore {
         let hours = Int64(cutoff.hours.rounded(.down))
         do {
             // The minute slots by hour (each hour a range at the front of the primary key), one hour per
-            // transaction; an hour goes once all of its minutes are older than the cutoff.
-            let oldest = try await self.pool.read { db in
+            // transaction; an hour goes once all of its minutes are older than the cutoff. Only hours that
+            // have rows are visited (after a long stop, the hours between are skipped).
+            var hour = try await self.pool.read { db in
                 try Int64.fetchOne(db, sql: "SELECT min(hour) FROM minute_slots")
             }
-            if var hour = oldest {
-                while hour + 3_600 <= minutes {
-                    let gone = hour
-                    try await self.pool.write { db in
-                        try db.execute(sql: "DELETE FROM minute_slots WHERE hour = ?", arguments: [gone])
-                    }
-                    hour += 3_600
+            while let gone = hour, gone + 3_600 <= minutes {
+                hour = try await self.pool.write { db in
+                    try db.execute(sql: "DELETE FROM minute_slots WHERE hour = ?", arguments: [gone])
+                    return try Int64.fetchOne(
+                        db, sql: "SELECT min(hour) FROM minute_slots WHERE hour > ?", arguments: [gone])
                 }
             }
             // The rest by URL (each a range of the primary key), a few hundred URLs per transaction, so a
