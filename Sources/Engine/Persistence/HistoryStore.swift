@@ -39,8 +39,18 @@ public protocol HistoryStore: Sendable {
     /// The hour rollups of the URL whose id is `id` from `start` on, oldest first; empty for an unknown id.
     func hourly(id: Int64, since start: Double) throws(HistoryError) -> [Rollup]
 
-    /// The last `limit` changes of every URL, newest first, keyed by ``HistoryKey``.
-    func recentChanges(limit: Int) throws(HistoryError) -> [HistoryKey: [HistoryChange]]
+    /// Why what the store writes no longer reaches the place it was opened at, or nil; the writer asks on
+    /// every tick.
+    func gone() -> String?
+
+    /// The latest `limit` changes of all URLs together, newest first (the status page's "Latest changes").
+    func latestChanges(limit: Int) throws(HistoryError) -> [HistoryChange]
+}
+
+extension HistoryStore {
+    /// Why what the store writes no longer reaches the place it was opened at, in words (its file was
+    /// deleted or replaced), or nil while it does. A store with no such place answers nil.
+    public func gone() -> String? { nil }
 }
 
 /// HistoryError says in words why the store could not be opened, written or read.
@@ -187,7 +197,7 @@ public struct HistoryBatch: Sendable {
 
 extension Int64 {
     /// The remainder of dividing by `n`, from 0 to n − 1 also for negative numbers.
-    fileprivate func modulo(_ n: Int64) -> Int64 {
+    func modulo(_ n: Int64) -> Int64 {
         let r = self % n
         return r < 0 ? r + n : r
     }

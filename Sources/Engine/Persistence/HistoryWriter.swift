@@ -134,6 +134,7 @@ public final class HistoryWriter: StateObserver, Service {
         var reportedDrops = 0
         var lastDropLog = -Double.infinity
         var failing = false
+        var goneSaid = false
         for await message in self.messages {
             switch message {
             case .polled(let state):
@@ -152,6 +153,16 @@ public final class HistoryWriter: StateObserver, Service {
                 let now = self.now()
                 if now - lastDropLog >= 60, self.reportDrops(since: &reportedDrops) { lastDropLog = now }
                 await self.commit(&batch, latest: &latest, failing: &failing)
+                if let gone = self.store.gone() {
+                    if !goneSaid {
+                        goneSaid = true
+                        self.logger.error(
+                            "\(gone): history goes into a file no one can open, and is lost when urlpoll stops; polling goes on (restart urlpoll to start a new store there)"
+                        )
+                    }
+                } else {
+                    goneSaid = false
+                }
                 if now - lastPrune >= Self.pruneInterval {
                     // The last prune has had 10 minutes; it has almost surely ended.
                     await pruning?.value

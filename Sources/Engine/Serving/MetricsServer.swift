@@ -111,7 +111,13 @@ public struct MetricsServer: Service, Sendable {
         router.get("/healthz") { _, _ in await self.healthResponse() }
         router.get("/probe") { request, _ in await self.probeResponse(request) }
         router.get("/status") { request, _ in
-            await self.statusResponse(page: false, gzip: Self.acceptsGzip(request.headers[values: .acceptEncoding]))
+            let page = request.uri.queryParameters.get("page")
+            let perPage = request.uri.queryParameters.get("per_page")
+            if page != nil || perPage != nil {
+                return await self.statusPageResponse(page: page, perPage: perPage)
+            }
+            return await self.statusResponse(
+                page: false, gzip: Self.acceptsGzip(request.headers[values: .acceptEncoding]))
         }
         router.get("/status/{id}") { request, _ in
             // The path as asked, not the router's parameter, which drops a trailing slash.
@@ -246,30 +252,8 @@ public struct MetricsServer: Service, Sendable {
         guard let current = self.source.current else {
             return Self.text(.serviceUnavailable, "the script is not loaded yet\n")
         }
-        let history = self.history
-        let now = self.now
-        let monitor = current.monitor
         do {
-            let made = try await self.statusCache.document(
-                script: current.version, generation: history?.generation ?? 0,
-                maxAge: current.settings.statusInterval
-            ) {
-                let states = await monitor.statesByURL()
-                // SQLite reads and the JSON are done on NIO's blocking-work threads, off the engine's tasks.
-                do {
-                    return .success(
-                        try await NIOThreadPool.singleton.runIfActive {
-                            let document = try StatusDocument.make(
-                                targets: current.targets, states: states, settings: current.settings,
-                                history: history, now: now())
-                            return StatusCache.Made(document: document, json: try document.json())
-                        })
-                } catch let error as HistoryError {
-                    return .failure(HistoryError("cannot read the history: \(error)"))
-                } catch {
-                    return .failure(HistoryError("cannot make /status: \(error)"))
-                }
-            }
+            let made = try await self.madeDocument(current)
             // The page and the gzipped bodies are made once per document (StatusCache), on NIO's threads.
             let cache = self.statusCache
             let body: [UInt8]
@@ -289,6 +273,76 @@ public struct MetricsServer: Service, Sendable {
         } catch {
             // The store's read, the page's rendering or gzip: each says which in its words.
             self.logger.warning("\(page ? "/" : "/status"): \(error)")
+            return Self.text(.internalServerError, "\(error)\n")
+        }
+    }
+
+    /// The document ``StatusCache`` keeps for `current`, made anew when it is stale.
+    /// - Throws: ``HistoryError`` when the store cannot be read or the JSON cannot be made.
+    private func madeDocument(_ current: MetricsSource.Current) async throws -> StatusCache.Made {
+        let history = self.history
+        let now = self.now
+        let monitor = current.monitor
+        return try await self.statusCache.document(
+            script: current.version, generation: history?.generation ?? 0,
+            maxAge: current.settings.statusInterval
+        ) {
+            let states = await monitor.statesByURL()
+            // SQLite reads and the JSON are done on NIO's blocking-work threads, off the engine's tasks.
+            do {
+                return .success(
+                    try await NIOThreadPool.singleton.runIfActive {
+                        let document = try StatusDocument.make(
+                            targets: current.targets, states: states, settings: current.settings,
+                            history: history, now: now())
+                        return StatusCache.Made(document: document, json: try document.json())
+                    })
+            } catch let error as HistoryError {
+                return .failure(HistoryError("cannot read the history: \(error)"))
+            } catch {
+                return .failure(HistoryError("cannot make /status: \(error)"))
+            }
+        }
+    }
+
+    /// The most URLs one page of `/status` lists (`per_page`).
+    public static let maxPerPage = 10_000
+    /// `per_page` when only `page` is given.
+    public static let defaultPerPage = 100
+
+    /// `/status?page=N&per_page=M`: page N (from 1) of M URLs (1 to ``maxPerPage``, default
+    /// ``defaultPerPage``) of the document ``StatusCache`` keeps, as JSON; 400 in words for anything else.
+    private func statusPageResponse(page pageText: String?, perPage perPageText: String?) async -> Response {
+        var page = 1
+        var perPage = Self.defaultPerPage
+        if let pageText {
+            guard let n = Int(pageText), n >= 1 else {
+                return Self.text(.badRequest, "page: a whole number from 1 expected, got \"\(pageText)\"\n")
+            }
+            page = n
+        }
+        if let perPageText {
+            guard let n = Int(perPageText), (1...Self.maxPerPage).contains(n) else {
+                return Self.text(
+                    .badRequest,
+                    "per_page: a whole number of URLs from 1 to \(Self.maxPerPage) expected, got \"\(perPageText)\"\n")
+            }
+            perPage = n
+        }
+        guard let current = self.source.current else {
+            return Self.text(.serviceUnavailable, "the script is not loaded yet\n")
+        }
+        do {
+            let made = try await self.madeDocument(current)
+            let (onePage, size) = (page, perPage)
+            let body = try await NIOThreadPool.singleton.runIfActive {
+                try made.document.page(onePage, perPage: size).json()
+            }
+            return Response(
+                status: .ok, headers: [.contentType: "application/json", .cacheControl: "no-store"],
+                body: .init(byteBuffer: ByteBuffer(bytes: body)))
+        } catch {
+            self.logger.warning("/status: \(error)")
             return Self.text(.internalServerError, "\(error)\n")
         }
     }

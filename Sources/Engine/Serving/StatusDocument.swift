@@ -1,9 +1,11 @@
 import FoundationEssentials
 
-/// StatusDocument is what `GET /status` answers: every URL's state now and, with `--data`, its uptime,
-/// latency and latest changes, as JSON (RFC 8259). Times are seconds since the epoch, latencies seconds,
-/// uptimes fractions (0…1) of the polls that were not down; a field is absent when it is not known (no
-/// `--data`, no polls in the window). The shape is documented in docs/SCRIPTING.md ("/status").
+/// StatusDocument is what `GET /status` answers: every URL's state now and, with `--data`, its uptime and
+/// latency summaries, and the latest changes of all URLs, as JSON (RFC 8259). Times are seconds since the
+/// epoch, latencies seconds, uptimes fractions (0…1) of the polls that were not down; a field is absent
+/// when it is not known (no `--data`, no polls in the window). A URL's series are not in it (they made it
+/// ~3 KB per URL, 330 MB at 100,000 URLs): they are at `GET /status/ID`. The shape is documented in
+/// docs/SCRIPTING.md ("/status").
 public struct StatusDocument: Codable, Sendable {
     /// The `title` setting.
     public var title: String
@@ -13,8 +15,16 @@ public struct StatusDocument: Codable, Sendable {
     public var history: Bool
     /// URLs per state: `up`, `degraded`, `down`, `pending` (not polled yet).
     public var counts: [String: Int]
-    /// Every URL, in the script's URL order.
+    /// Every URL, in the script's URL order (or one page of them, see ``page(_:perPage:)``).
     public var urls: [Entry]
+    /// The latest changes of all URLs together, newest first (at most ``changeCount``); empty without
+    /// `--data`.
+    public var changes: [Change] = []
+    /// How many URLs the script has (``urls`` may be one page of them).
+    public var total: Int?
+    /// The page ``urls`` is (from 1) and its size, when a page was asked for.
+    public var page: Int?
+    public var perPage: Int?
 
     /// One URL.
     public struct Entry: Codable, Sendable {
@@ -43,16 +53,15 @@ public struct StatusDocument: Codable, Sendable {
         /// Latency quantiles over the last 24 hours (polls not down).
         public var latencyP50: Double?
         public var latencyP95: Double?
-        /// The last 24 hours, hour by hour, oldest first.
-        public var hours: [Bucket]
+        /// The last 24 hours, hour by hour, oldest first: for the page, not in the JSON (`GET /status/ID`
+        /// has them).
+        public var hours: [Bucket] = []
         /// The last ``StatusDocument/dayCount`` days (UTC, today included) with polls, day by day, oldest
-        /// first.
-        public var days: [Bucket]
-        /// The latest changes, newest first (at most ``StatusDocument/changesPerURL``).
-        public var changes: [Change]
+        /// first: for the page, not in the JSON.
+        public var days: [Bucket] = []
 
         enum CodingKeys: String, CodingKey {
-            case id, url, name, group, state, status, code, detail, since, latency, hours, days, changes
+            case id, url, name, group, state, status, code, detail, since, latency
             case checkedAt = "checked_at"
             case errorCount = "error_count"
             case uptime1d = "uptime_1d"
@@ -87,8 +96,14 @@ public struct StatusDocument: Codable, Sendable {
         }
     }
 
-    /// One change of state or status.
+    /// One change of state or status of one URL.
     public struct Change: Codable, Sendable {
+        /// The URL's id in the store (as ``Entry/id``), absent when the script no longer lists it.
+        public var id: Int64?
+        /// The URL as reports show it (credentials redacted), and its name in the script (absent when the
+        /// script no longer lists it).
+        public var url: String
+        public var name: String?
         public var at: Double
         public var from: String?
         public var to: String
@@ -97,19 +112,20 @@ public struct StatusDocument: Codable, Sendable {
         public var detail: String?
 
         enum CodingKeys: String, CodingKey {
-            case at, from, to, detail
+            case id, url, name, at, from, to, detail
             case fromStatus = "from_status"
             case toStatus = "to_status"
         }
     }
 
     enum CodingKeys: String, CodingKey {
-        case title, history, counts, urls
+        case title, history, counts, urls, changes, total, page
         case generatedAt = "generated_at"
+        case perPage = "per_page"
     }
 
-    /// The most changes listed per URL.
-    public static let changesPerURL = 10
+    /// The most changes in ``changes``.
+    public static let changeCount = 50
     /// The days in ``Entry/days``, today included.
     public static let dayCount = 90
 
@@ -122,14 +138,14 @@ public struct StatusDocument: Codable, Sendable {
         // Keyed by the printed URL and its ordinal (``HistoryKey``): URLs that print alike have each their own.
         var hourly: [HistoryKey: [Rollup]] = [:]
         var daily: [HistoryKey: [Rollup]] = [:]
-        var changes: [HistoryKey: [HistoryChange]] = [:]
+        var changes: [HistoryChange] = []
         var ids: [HistoryKey: Int64] = [:]
         let today = Int64((now / 86_400).rounded(.down)) * 86_400
         if let history {
             ids = history.urlIDs()
             hourly = try history.hourly(since: now - 86_400)
             daily = try history.daily(since: Double(today - Int64(Self.dayCount - 1) * 86_400))
-            changes = try history.recentChanges(limit: Self.changesPerURL)
+            changes = try history.latestChanges(limit: Self.changeCount)
         }
         var counts = ["up": 0, "degraded": 0, "down": 0, "pending": 0]
         var entries: [Entry] = []
@@ -141,9 +157,14 @@ public struct StatusDocument: Codable, Sendable {
             let state = states[target.url]
             let stateName = state?.health.rawValue ?? "pending"
             counts[stateName, default: 0] += 1
-            let hours = hourly[key] ?? []
+            // Rollups dated after now (written before the clock was set back) count in no window: the hours
+            // are cut at now, and today (whose day rollup may hold such polls) is the sum of its hours so far.
+            let hours = (hourly[key] ?? []).filter { Double($0.start) <= now }
             let day = Self.total(hours)
-            let days = daily[key] ?? []
+            var days = (daily[key] ?? []).filter { $0.start < today }
+            var sofar = Self.total(hours.filter { $0.start >= today })
+            sofar.start = today
+            if sofar.polls > 0 { days.append(sofar) }
             let week = Self.total(days.filter { $0.start >= today - 6 * 86_400 })
             let month = Self.total(days.filter { $0.start >= today - 29 * 86_400 })
             entries.append(
@@ -156,15 +177,30 @@ public struct StatusDocument: Codable, Sendable {
                     uptime7d: week.uptime, uptime30d: month.uptime,
                     latencyP50: day.sketch.quantile(0.5), latencyP95: day.sketch.quantile(0.95),
                     hours: hours.map { Bucket($0, latency: true) },
-                    days: days.map { Bucket($0, latency: false) },
-                    changes: (changes[key] ?? []).map {
-                        Change(
-                            at: $0.at, from: $0.from?.rawValue, to: $0.to.rawValue, fromStatus: $0.fromStatus,
-                            toStatus: $0.toStatus, detail: $0.detail)
-                    }))
+                    days: days.map { Bucket($0, latency: false) }))
         }
+        var names: [HistoryKey: String] = [:]
+        for target in targets { names[target.historyKey] = target.name }
         return StatusDocument(
-            title: settings.title, generatedAt: now, history: history != nil, counts: counts, urls: entries)
+            title: settings.title, generatedAt: now, history: history != nil, counts: counts, urls: entries,
+            changes: changes.map {
+                Change(
+                    id: ids[$0.key], url: $0.url, name: names[$0.key], at: $0.at, from: $0.from?.rawValue,
+                    to: $0.to.rawValue, fromStatus: $0.fromStatus, toStatus: $0.toStatus, detail: $0.detail)
+            }, total: entries.count)
+    }
+
+    /// The URLs of page `page` (from 1) of `perPage` URLs, in the script's order (`GET /status?page=&per_page=`,
+    /// as Gatus pages its `/api/v1/endpoints/statuses`); the rest of the document as it is. A page past the
+    /// last has no URLs.
+    public func page(_ page: Int, perPage: Int) -> StatusDocument {
+        var paged = self
+        let (skipped, overflow) = max(page - 1, 0).multipliedReportingOverflow(by: max(perPage, 0))
+        let first = overflow ? self.urls.count : min(skipped, self.urls.count)
+        paged.urls = Array(self.urls[first..<(first + min(max(perPage, 0), self.urls.count - first))])
+        paged.page = page
+        paged.perPage = perPage
+        return paged
     }
 
     private static func total(_ rollups: [Rollup]) -> Rollup {

@@ -109,17 +109,14 @@ public enum StatusPage {
                 let heading: String? = name.isEmpty ? (names.count > 1 ? "Other" : nil) : name
                 self.groups.append(Group(name: name, heading: heading, urls: byGroup[name] ?? []))
             }
-            // Every URL's changes, newest first; a change lasted until the URL's next one.
-            var all: [Incident] = []
-            for entry in document.urls {
-                var next: Double?
-                for change in entry.changes {
-                    all.append(Incident(entry, change, until: next, now: document.generatedAt))
-                    next = change.at
-                }
+            // The latest changes of all URLs, newest first; a change lasted until the URL's next one, which
+            // is newer, so also in the list.
+            var next: [String: Double] = [:]
+            for change in document.changes.prefix(StatusPage.incidentLimit) {
+                let key = "\(change.id ?? -1) \(change.url)"
+                self.incidents.append(Incident(change, until: next[key], now: document.generatedAt))
+                next[key] = change.at
             }
-            all.sort { $0.at > $1.at }
-            self.incidents = Array(all.prefix(StatusPage.incidentLimit))
         }
     }
 
@@ -230,9 +227,9 @@ public enum StatusPage {
         var when: String
         var text: String
 
-        init(_ entry: StatusDocument.Entry, _ change: StatusDocument.Change, until next: Double?, now: Double) {
-            self.url = entry.url
-            self.name = entry.name
+        init(_ change: StatusDocument.Change, until next: Double?, now: Double) {
+            self.url = change.url
+            self.name = change.name ?? change.url
             self.to = change.to
             self.at = change.at
             self.when = StatusPage.time(change.at)

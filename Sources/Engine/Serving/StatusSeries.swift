@@ -75,7 +75,8 @@ public struct StatusSeries: Codable, Sendable {
         self.since = state?.since
         self.generatedAt = now
         self.days = days
-        self.hours = hours.map(Hour.init)
+        // Hours after now (written before the clock was set back) are not history yet.
+        self.hours = hours.filter { Double($0.start) <= now }.map(Hour.init)
     }
 
     /// The document as JSON bytes, keys sorted.

@@ -46,8 +46,8 @@ import Testing
         func daily(since start: Double) throws(HistoryError) -> [HistoryKey: [Rollup]] {
             try self.inner.daily(since: start)
         }
-        func recentChanges(limit: Int) throws(HistoryError) -> [HistoryKey: [HistoryChange]] {
-            try self.inner.recentChanges(limit: limit)
+        func latestChanges(limit: Int) throws(HistoryError) -> [HistoryChange] {
+            try self.inner.latestChanges(limit: limit)
         }
         func urlIDs() -> [HistoryKey: Int64] { self.inner.urlIDs() }
         func hourly(id: Int64, since start: Double) throws(HistoryError) -> [Rollup] {
@@ -111,7 +111,11 @@ import Testing
             await writer.sync()
             // Then: the poll is counted in one more transaction, and b's unchanged row is not rewritten.
             #expect(store.writes.withLock { $0 } == 2)
-            #expect(try Self.rows(path, "SELECT sum(polls) FROM rollup_minute") == 51)
+            #expect(try Self.rows(path, "SELECT sum(polls) FROM rollup_minute") == 50)
+            #expect(try Self.rows(path, "SELECT count(*) FROM minute_slots") == 1)  // b's one poll that minute
+            #expect(
+                try store.summary(key: HistoryKey(url: Self.b), from: Self.base, to: now(), byMinute: true).rollup.polls
+                    == 26)
             #expect(try store.savedStates().first { $0.url == Self.b }?.checkedAt == Self.base + 24)
         }
     }
@@ -168,7 +172,7 @@ import Testing
         batch.count(Self.state(Self.a, at: Self.base - 60))
         batch.changes.append(HistoryChange(Self.state(Self.a, at: Self.base - 401 * 86_400), previous: nil))
         try await store.write(batch)
-        #expect(try Self.rows(store.path, "SELECT count(*) FROM rollup_minute") == 3)
+        #expect(try Self.rows(store.path, "SELECT count(*) FROM minute_slots") == 3)
 
         // When: the writer ticks (it prunes on its first tick, then every 10 minutes).
         let writer = HistoryWriter(store: store, now: now, logger: Logger(label: "test"))
@@ -177,7 +181,7 @@ import Testing
             await writer.sync()
         }
         // Then: minutes older than 7 days are gone, hours only older than 400 days, and the old change.
-        #expect(try Self.rows(store.path, "SELECT count(*) FROM rollup_minute WHERE url_id = 1") == 1)
+        #expect(try Self.rows(store.path, "SELECT count(*) FROM minute_slots WHERE url_id = 1") == 1)
         #expect(try Self.rows(store.path, "SELECT count(*) FROM rollup_hour WHERE url_id = 1") == 2)
         #expect(try Self.rows(store.path, "SELECT count(*) FROM rollup_day WHERE url_id = 1") == 2)
         #expect(try Self.rows(store.path, "SELECT count(*) FROM state_change") == 0)
@@ -203,8 +207,8 @@ import Testing
         #expect(saved.first?.errorCount == 3)
         #expect(saved.first?.detail == "connection refused (ECONNREFUSED)")
         #expect(saved.first?.since == Self.base)
-        let changes = try store.recentChanges(limit: 10)
-        #expect(changes[HistoryKey(url: Self.a)]?.count == 1)
+        let changes = try store.latestChanges(limit: 10)
+        #expect(changes.map(\.key) == [HistoryKey(url: Self.a)])
     }
 
     /// Two URLs that differ only by their password print alike; the writer keys their rows by the printed
@@ -244,9 +248,8 @@ import Testing
             #expect(summary.rollup.failures == failures)
             #expect(summary.changes.count == 1)
         }
-        let changes = try store.recentChanges(limit: 10)
-        #expect(changes[up]?.map(\.to) == [.up])
-        #expect(changes[down]?.map(\.to) == [.down])
+        let changes = try store.latestChanges(limit: 10)
+        #expect(Set(changes.map { "\($0.key.ordinal) \($0.to)" }) == ["1 up", "2 down"])
         #expect(try store.hourly(since: Self.base).mapValues { $0.map(\.failures) } == [up: [0], down: [10]])
     }
 
@@ -294,14 +297,151 @@ import Testing
         let saved = try store.savedStates()
         #expect(saved.map(\.historyKey) == [HistoryKey(url: Self.a)])
         #expect(saved.first?.errorCount == 3)
-        #expect(try store.recentChanges(limit: 10)[HistoryKey(url: Self.a)]?.count == 1)
-        #expect(try Self.rows(path, "SELECT count(*) FROM grdb_migrations") == 3)
+        #expect(try store.latestChanges(limit: 10).map(\.key) == [HistoryKey(url: Self.a)])
+        #expect(try Self.rows(path, "SELECT count(*) FROM grdb_migrations") == 4)
         // v3: the day rollups are the hour rollups summed per UTC day.
         let days = try store.daily(since: 1_728_000_000)[HistoryKey(url: Self.a)] ?? []
         #expect(days.map(\.start) == [1_728_000_000, 1_728_086_400])
         #expect(days.map(\.polls) == [120, 30])
         #expect(days.map(\.failures) == [6, 30])
         #expect(days.map(\.degraded) == [1, 0])
+    }
+
+    /// Issue 14: at 10,000 URLs polled once a minute, v3 wrote 54.3 MB an hour (a `rollup_minute` row per
+    /// poll, ~90 bytes with its share of the B-tree). Now a URL's minutes of one poll are one row of
+    /// 60 fixed slots per hour, and this file of 200 URLs is under 1,000 bytes per URL-hour with every
+    /// table's first pages (v3: over 2,500; the bench has the figures at 10,000 URLs), while
+    /// every reader still sees each poll: by minute and by hour, the counts, the maximum and the p95.
+    @Test func onePollAMinute_isOneRowPerURLHour_ofFixedSlots() async throws {
+        // Given: 200 URLs, each polled once a minute for an hour, one batch per minute (as ticks write),
+        // latencies from 1 to 60 ms, and the 10th minute of each URL down.
+        let folder = Folder()
+        let store = try SQLiteHistoryStore(directory: folder.path)
+        let urls = (0..<200).map { "http://127.0.0.1:9/u/\($0)" }
+        for minute in 0..<60 {
+            var batch = HistoryBatch()
+            for (i, url) in urls.enumerated() {
+                let state = Self.state(
+                    url, minute == 10 ? .down : .up, at: Self.base + Double(minute * 60 + i % 60),
+                    latency: Double(minute + 1) / 1000)
+                batch.count(state)
+                if minute == 0 { batch.states[state.historyKey] = state }
+            }
+            try await store.write(batch)
+        }
+
+        // Then: no minute rows, one slots row per URL, and the file is small.
+        #expect(try Self.rows(store.path, "SELECT count(*) FROM rollup_minute") == 0)
+        #expect(try Self.rows(store.path, "SELECT count(*) FROM minute_slots") == 200)
+        let used = try Self.rows(
+            store.path,
+            "SELECT (page_count - freelist_count) * page_size FROM pragma_page_count, pragma_freelist_count, pragma_page_size"
+        )
+        #expect(used < 200 * 1_000, "\(used) bytes for 200 URL-hours")
+        // And: a reader sees the same by minute as by hour, for any URL.
+        for byMinute in [true, false] {
+            let summary = try store.summary(
+                key: HistoryKey(url: urls[7]), from: Self.base, to: Self.base + 3_599, byMinute: byMinute)
+            #expect(summary.rollup.polls == 60)
+            #expect(summary.rollup.failures == 1)
+            #expect(summary.rollup.latencyMax == 0.06)
+            let p95 = try #require(summary.rollup.sketch.quantile(0.95))
+            #expect(abs(p95 - 0.057) <= 0.057 * 0.021)
+        }
+        // And: a window of minutes counts only its minutes (20 to 29: 10 polls, none down).
+        let window = try store.summary(
+            key: HistoryKey(url: urls[7]), from: Self.base + 1_200, to: Self.base + 1_799, byMinute: true)
+        #expect(window.rollup.polls == 10)
+        #expect(window.rollup.failures == 0)
+        #expect(window.rollup.latencyMax == 0.03)
+
+        // When: a later batch brings a second poll of a minute already kept (a URL polled every 30 s, one
+        // poll in each of two ticks), and a minute of two polls.
+        var batch = HistoryBatch()
+        batch.count(Self.state(urls[7], .degraded, at: Self.base + 30, latency: 0.5))
+        batch.count(Self.state(urls[7], at: Self.base + 3_600, latency: 0.2))
+        batch.count(Self.state(urls[7], at: Self.base + 3_630, latency: 0.3))
+        try await store.write(batch)
+        // Then: they are minute rows beside the slots, and readers add the two.
+        #expect(try Self.rows(store.path, "SELECT count(*) FROM rollup_minute") == 2)
+        let both = try store.summary(
+            key: HistoryKey(url: urls[7]), from: Self.base, to: Self.base + 3_659, byMinute: true)
+        #expect(both.rollup.polls == 63)
+        #expect(both.rollup.degraded == 1)
+        #expect(both.rollup.latencyMax == 0.5)
+    }
+
+    /// A file v3 wrote (a `rollup_minute` row per minute, latencies as REAL seconds) is brought to v4: its
+    /// minutes of one poll move into slots, the others stay rows, and readers see the same counts.
+    @Test func v3File_isMigrated_keepingEveryMinuteAndHour() async throws {
+        let folder = Folder()
+        try FileManager.default.createDirectory(atPath: folder.path, withIntermediateDirectories: true)
+        let path = folder.path + "/" + SQLiteHistoryStore.fileName
+        let queue = try DatabaseQueue(path: path)
+        let hour = Int64(Self.base)
+        var sketches = (one: LatencySketch(), three: LatencySketch())
+        sketches.one.add(seconds: 0.25)
+        for seconds in [0.01, 0.02, 0.03] { sketches.three.add(seconds: seconds) }
+        let (one, three) = sketches
+        try await queue.write { db in
+            // The v3 schema as v3 left it (frozen: never edit).
+            try db.execute(
+                sql: """
+                    CREATE TABLE grdb_migrations (identifier TEXT NOT NULL PRIMARY KEY);
+                    INSERT INTO grdb_migrations VALUES ('v1'), ('v2'), ('v3');
+                    CREATE TABLE state_change (
+                      id INTEGER PRIMARY KEY, url_id INTEGER NOT NULL REFERENCES url_state(id), at REAL NOT NULL,
+                      from_state TEXT, from_status TEXT, to_state TEXT NOT NULL, to_status TEXT NOT NULL, detail TEXT);
+                    CREATE INDEX state_change_by_url ON state_change(url_id, at);
+                    CREATE TABLE rollup_minute (
+                      url_id INTEGER NOT NULL, start INTEGER NOT NULL, polls INTEGER NOT NULL,
+                      failures INTEGER NOT NULL, degraded INTEGER NOT NULL, latency_sum REAL NOT NULL,
+                      latency_max REAL NOT NULL, sketch BLOB NOT NULL, PRIMARY KEY (url_id, start)) WITHOUT ROWID;
+                    CREATE TABLE rollup_hour (
+                      url_id INTEGER NOT NULL, start INTEGER NOT NULL, polls INTEGER NOT NULL,
+                      failures INTEGER NOT NULL, degraded INTEGER NOT NULL, latency_sum REAL NOT NULL,
+                      latency_max REAL NOT NULL, sketch BLOB NOT NULL, PRIMARY KEY (url_id, start)) WITHOUT ROWID;
+                    CREATE TABLE url_state (
+                      id INTEGER PRIMARY KEY, url TEXT NOT NULL, ordinal INTEGER NOT NULL DEFAULT 1,
+                      name TEXT NOT NULL, status TEXT, state TEXT, code INTEGER, error TEXT, detail TEXT,
+                      error_count INTEGER NOT NULL DEFAULT 0, latency REAL NOT NULL DEFAULT 0,
+                      polls INTEGER NOT NULL DEFAULT 0, since REAL, checked_at REAL, UNIQUE (url, ordinal));
+                    CREATE TABLE rollup_day (
+                      url_id INTEGER NOT NULL, start INTEGER NOT NULL, polls INTEGER NOT NULL,
+                      failures INTEGER NOT NULL, degraded INTEGER NOT NULL, latency_sum REAL NOT NULL,
+                      latency_max REAL NOT NULL, PRIMARY KEY (url_id, start)) WITHOUT ROWID;
+                    INSERT INTO url_state (id, url, name, status, state, since, checked_at)
+                      VALUES (7, 'http://127.0.0.1:9/a', 'a', '200 OK', 'up', 1, 2);
+                    """)
+            let minute = "INSERT INTO rollup_minute VALUES (7, ?, ?, ?, ?, ?, ?, ?)"
+            try db.execute(sql: minute, arguments: [hour, 1, 0, 0, 0.25, 0.25, Data(one.encoded)])
+            try db.execute(sql: minute, arguments: [hour + 60, 1, 1, 0, 0, 0, Data()])
+            try db.execute(sql: minute, arguments: [hour + 120, 3, 0, 1, 0.06, 0.03, Data(three.encoded)])
+            var merged = one
+            merged.merge(three)
+            try db.execute(
+                sql: "INSERT INTO rollup_hour VALUES (7, ?, 5, 1, 1, 0.31, 0.25, ?)",
+                arguments: [hour, Data(merged.encoded)])
+        }
+        try queue.close()
+
+        // When: this urlpoll opens it.
+        let store = try SQLiteHistoryStore(directory: folder.path)
+
+        // Then: the minutes of one poll are slots, the other a row, and readers see all five polls.
+        #expect(try Self.rows(path, "SELECT count(*) FROM grdb_migrations") == 4)
+        #expect(try Self.rows(path, "SELECT count(*) FROM minute_slots") == 1)
+        #expect(try Self.rows(path, "SELECT count(*) FROM rollup_minute") == 1)
+        for byMinute in [true, false] {
+            let summary = try store.summary(
+                key: HistoryKey(url: Self.a), from: Self.base, to: Self.base + 3_599, byMinute: byMinute)
+            #expect(summary.rollup.polls == 5)
+            #expect(summary.rollup.failures == 1)
+            #expect(summary.rollup.degraded == 1)
+            #expect(abs(summary.rollup.latencySum - 0.31) < 1e-9)
+            #expect(summary.rollup.latencyMax == 0.25)
+            #expect(summary.rollup.sketch.count == 4)
+        }
     }
 
     @Test func newerSchema_isRefusedInWords_andTheFileIsLeftAsItIs() async throws {
@@ -323,8 +463,8 @@ import Testing
         let migrations = try await reader.read { db in
             try String.fetchAll(db, sql: "SELECT identifier FROM grdb_migrations ORDER BY identifier")
         }
-        #expect(migrations == ["v1", "v2", "v3", "v9"])
-        #expect(try Self.rows(path, "SELECT count(*) FROM sqlite_master WHERE type = 'table'") == 6)
+        #expect(migrations == ["v1", "v2", "v3", "v4", "v9"])
+        #expect(try Self.rows(path, "SELECT count(*) FROM sqlite_master WHERE type = 'table'") == 7)
     }
 
     @Test func notADatabase_isRefusedInWords() async throws {
@@ -342,7 +482,7 @@ import Testing
     @Test func fullDisk_isLoggedOnce_counted_andTheMonitorGoesOn() async throws {
         // Given: a store whose file may not grow past a few pages, as on a full disk (SQLITE_FULL).
         let folder = Folder()
-        let store = try SQLiteHistoryStore(directory: folder.path, maxPageCount: 12)
+        let store = try SQLiteHistoryStore(directory: folder.path, maxPageCount: 16)
         let (logger, log) = RecordingLogHandler.make()
         let lost = Mutex(0)
         let writer = HistoryWriter(store: store, onLoss: { n in lost.withLock { $0 += n } }, logger: logger)
@@ -368,6 +508,38 @@ import Testing
         }
     }
 
+    /// Issue 14: deleting the data folder under a running urlpoll went unnoticed (SQLite writes on into the
+    /// deleted file). The writer now says so once, in words, and the monitor goes on.
+    @Test func dataFolderDeleted_isLoggedOnceInWords_andPollingGoesOn() async throws {
+        let folder = Folder()
+        let store = try SQLiteHistoryStore(directory: folder.path)
+        let (logger, log) = RecordingLogHandler.make()
+        let writer = HistoryWriter(store: store, now: { Self.base }, logger: logger)
+        let monitor = StateMonitor(urls: [Self.a], reporter: NoReporter(), observers: [writer])
+        await Self.running(writer) {
+            await monitor.update(Self.state(Self.a, at: Self.base))
+            await monitor.tick()
+            await writer.sync()
+            #expect(log.all.filter { $0.hasPrefix("error:") }.isEmpty)
+
+            // When: the folder is deleted, and two ticks pass.
+            try? FileManager.default.removeItem(atPath: folder.path)
+            for i in 1...2 {
+                await monitor.update(Self.state(Self.a, at: Self.base + Double(i)))
+                await monitor.tick()
+                await writer.sync()
+            }
+
+            // Then: one error line says what happened and what to do; the monitor still takes polls.
+            let errors = log.all.filter { $0.hasPrefix("error:") && $0.contains("was deleted") }
+            #expect(errors.count == 1)
+            #expect(errors.first?.contains("\(store.path) was deleted while urlpoll runs") == true)
+            #expect(errors.first?.contains("polling goes on") == true)
+            await monitor.update(Self.state(Self.a, .down, at: Self.base + 3))
+            #expect(await monitor.snapshot().first?.health == .down)
+        }
+    }
+
     @Test func fullQueue_dropsAreCounted_andLoggedOnceAtTheTick() async throws {
         // Given: a writer whose queue holds 10 messages, not yet running.
         let folder = Folder()
@@ -388,6 +560,38 @@ import Testing
         let lines = log.all.filter { $0.contains("history falls behind") }
         #expect(lines.count == 1)
         #expect(lines.first?.contains("15 polls or changes were not recorded") == true)
+    }
+
+    /// Issue 14: the page's "Latest changes" merged each URL's latest 10, so a URL that changed 30 times
+    /// in the last hour showed only 10 of them while older changes of quiet URLs filled the rest. The store
+    /// now answers the latest changes of all URLs together.
+    @Test func latestChanges_areTheNewestOfAllURLs_newestFirst() async throws {
+        // Given: b changes 30 times after a's 5 changes, and a third URL changed long before.
+        let folder = Folder()
+        let store = try SQLiteHistoryStore(directory: folder.path)
+        let c = "http://127.0.0.1:9/c"
+        var batch = HistoryBatch()
+        batch.changes.append(HistoryChange(Self.state(c, at: Self.base - 86_400), previous: nil))
+        for i in 0..<5 {
+            batch.changes.append(
+                HistoryChange(Self.state(Self.a, i % 2 == 0 ? .down : .up, at: Self.base + Double(i)), previous: nil))
+        }
+        for i in 0..<30 {
+            batch.changes.append(
+                HistoryChange(
+                    Self.state(Self.b, i % 2 == 0 ? .down : .up, at: Self.base + 100 + Double(i)), previous: nil))
+        }
+        try await store.write(batch)
+
+        // When / Then: the latest 32 are b's 30 and a's last 2, newest first.
+        let latest = try store.latestChanges(limit: 32)
+        #expect(latest.count == 32)
+        #expect(latest.map(\.at) == latest.map(\.at).sorted(by: >))
+        #expect(latest.prefix(30).allSatisfy { $0.url == Self.b })
+        #expect(latest.suffix(2).map(\.url) == [Self.a, Self.a])
+        #expect(latest.first?.at == Self.base + 129)
+        // And: a limit past the log's length gives all of it, the oldest last.
+        #expect(try store.latestChanges(limit: 50).last?.url == c)
     }
 
     @Test func sketch_encodesAndMerges() {

@@ -117,6 +117,38 @@ import Testing
         }
     }
 
+    /// Issue 14: the latest changes of all URLs together, newest first, from every instance's writes.
+    @Test func latestChanges_areTheNewestOfAllURLs_newestFirst() async throws {
+        try await Self.withStores(2) { stores, _ in
+            let (a, b) = (stores[0], stores[1])
+            _ = try await a.sync(Self.listings(3), scriptHash: "s", now: 1_000)
+            // Given: each of the 3 URLs changes up, then down, then up again, instances taking turns.
+            for round in 0..<3 {
+                for (i, store) in [a, b, a].enumerated() {
+                    let claim = try #require(
+                        try await store.claim(limit: 1, scriptHash: "s", now: 1_000 + Double(round * 100 + i * 10))
+                            .first)
+                    let at = 1_001 + Double(round * 100 + i * 10)
+                    let health: Health = round == 1 ? .down : .up
+                    _ = try await store.complete(
+                        [
+                            .init(
+                                claim: claim,
+                                state: Self.state(
+                                    claim, status: health == .up ? "200 OK" : "refused", health: health, at: at),
+                                polled: true, delay: 0)
+                        ], now: at)
+                }
+            }
+            // When / Then: the latest 4 are the last round's 3 and the one before, newest first.
+            let latest = try await b.latestChanges(limit: 4)
+            #expect(latest.map(\.at) == [1_221, 1_211, 1_201, 1_121])
+            #expect(latest.prefix(3).allSatisfy { $0.to == .up && $0.from == .down && $0.fromStatus == "refused" })
+            #expect(latest.last?.to == .down)
+            #expect(try await a.latestChanges(limit: 50).count == 9)
+        }
+    }
+
     @Test func sync_anotherScript_retiresUnlistedURLs_andTheOlderScriptClaimsNothing() async throws {
         try await Self.withStores(2) { stores, url in
             let (a, b) = (stores[0], stores[1])

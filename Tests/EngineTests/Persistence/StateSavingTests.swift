@@ -42,6 +42,25 @@ import Testing
         State(url: url, name: url, status: "200 OK", code: 200, health: .up)
     }
 
+    /// Issue 14: of two urlpolls started together, the refused one sometimes said `(process unknown)`: the
+    /// holder writes its process id just after taking the lock. Here the lock is held and the file still
+    /// empty, as in that moment; the refusal names the holder all the same.
+    @Test func lock_heldButItsFileStillEmpty_namesTheHolder() throws {
+        let path = "/tmp/urlpoll-lock-\(UUID().uuidString.prefix(8))"
+        defer { unlink(path + ".lock") }
+        let fd = open(path + ".lock", O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        #expect(fd >= 0)
+        defer { close(fd) }
+        #expect(flock(fd, LOCK_EX | LOCK_NB) == 0)
+
+        #expect {
+            try StateFileLock(statePath: path)
+        } throws: { error in
+            guard let refused = error as? StateFileLock.Refused else { return false }
+            return refused.holder == "\(getpid())" && refused.description.contains("(process \(getpid()))")
+        }
+    }
+
     @Test func submit_whenTheFileCannotBeWritten_saysWhyInWords() async throws {
         // Given: a state file in a folder that does not exist.
         let directory = try TemporaryScript("")

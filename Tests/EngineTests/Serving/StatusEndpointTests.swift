@@ -85,20 +85,52 @@ import Testing
             #expect(healthy.uptime1d == 1)
             #expect(healthy.uptime30d == 1)
             #expect((healthy.latencyP95 ?? 0) > 0)
-            #expect(healthy.hours.map(\.polls).reduce(0, +) == 2)
-            #expect(healthy.days.count == 1)
+            // The series are at /status/ID, not here.
+            #expect(!response.body.contains("\"hours\"") && !response.body.contains("\"days\""))
+            #expect(document.total == 3)
             let failing = try #require(byURL[urls.failing])
             #expect(failing.state == "down")
             #expect(failing.errorCount == 1)
             #expect(failing.uptime1d == 0)
             #expect(failing.latencyP95 == nil)
-            #expect(failing.changes.map(\.to) == ["down"])
-            #expect(failing.changes.first?.toStatus == "500 Internal Server Error")
+            let change = try #require(document.changes.first { $0.url == urls.failing })
+            #expect(change.to == "down")
+            #expect(change.toStatus == "500 Internal Server Error")
+            #expect(change.id == failing.id)
+            #expect(document.changes.count == 2)  // each polled URL's first result
             let pending = try #require(byURL[urls.pending])
             #expect(pending.state == "pending")
             #expect(pending.status == nil)
             #expect(pending.uptime1d == nil)
             #expect(pending.group == nil)
+        }
+    }
+
+    /// `/status?page=&per_page=` lists one page of the URLs (issue 14: 100,000 URLs in one document);
+    /// a value that is not a page or a size is refused in words.
+    @Test func status_pagesWithPageAndPerPage_andRefusesBadValuesInWords() async throws {
+        try await Self.withPolledSite { base, urls in
+            let response = try await fetch(base + "/status?page=2&per_page=2")
+            #expect(response.status == 200)
+            let document = try JSONDecoder().decode(StatusDocument.self, from: Data(response.body.utf8))
+            #expect(document.urls.map(\.url) == [urls.pending])
+            #expect(document.total == 3)
+            #expect(document.page == 2)
+            #expect(document.perPage == 2)
+            #expect(document.changes.count == 2)
+            let first = try JSONDecoder().decode(
+                StatusDocument.self, from: Data(try await fetch(base + "/status?page=1").body.utf8))
+            #expect(first.urls.count == 3)
+            #expect(first.perPage == MetricsServer.defaultPerPage)
+            for (query, words) in [
+                ("page=0", "page: a whole number from 1 expected, got \"0\""),
+                ("per_page=x", "per_page: a whole number of URLs from 1 to 10000 expected, got \"x\""),
+                ("per_page=10001", "per_page: a whole number of URLs from 1 to 10000 expected, got \"10001\""),
+            ] {
+                let refused = try await fetch(base + "/status?" + query)
+                #expect(refused.status == 400)
+                #expect(refused.body == words + "\n")
+            }
         }
     }
 
