@@ -97,56 +97,69 @@ public struct PollerPool<C: Clock>: Sendable where C.Duration == Duration {
         let start = self.clock.now
         let batches = (resources.count + Self.startRate - 1) / Self.startRate
         let step = batches > 1 ? min(.seconds(1), self.settings.pollInterval / (batches - 1)) : Duration.zero
+        // The pool runs on the prober's event loops, when it has any: the loop below and the Sleep's tasks on
+        // the first, each poller and its polls on one in turn. A poll's I/O, its State and its Resource's
+        // way back to `pending` then wake no other thread, or one loop's; Lua runs on its own thread all
+        // the same (ScriptHost's executor).
+        let loops = EventLoopExecutor.each(of: self.prober.eventLoops)
+        await withTaskExecutorPreference(loops.first) {
+            await withDiscardingTaskGroup { group in
+                // Launch the StateMonitor, off the event loops: a tick's report formats every URL's line.
+                group.addTask(executorPreference: globalConcurrentExecutor) {
+                    await self.monitor.run(every: self.settings.statusInterval, clock: self.clock)
+                }
 
-        await withDiscardingTaskGroup { group in
-            // Launch the StateMonitor.
-            group.addTask { await self.monitor.run(every: self.settings.statusInterval, clock: self.clock) }
-
-            // Launch some Poller tasks. They share the limit on polls in flight.
-            var limit = InFlightLimit.forPollers(self.settings.pollers)
-            if let maximum = self.maximumInFlight { limit = InFlightLimit(maximum: maximum, perHost: limit.perHost) }
-            for _ in 0..<self.settings.pollers {
-                group.addTask { await self.poller(in: pending, out: completed, start: start, limit: limit) }
-            }
-
-            // Sleep queues each Resource in the bucket of its wake-up time (rounded up to 10 ms); one task per
-            // bucket sleeps, then sends the bucket's Resources to the pending queue in the order they came.
-            // Resources due together share a task, so 100,000 sleeping URLs cost a few thousand tasks.
-            let buckets = TimerQueue()
-            func sleep(_ resource: Resource) {
-                let slot = TimerQueue.slot(for: resource.due)
-                guard buckets.add(resource, to: slot) else { return }
-                group.addTask {
-                    let wake = start.advanced(by: slot)
-                    if wake > self.clock.now {
-                        do { try await self.clock.sleep(until: wake, tolerance: nil) } catch { return }
+                // Launch some Poller tasks, each on one of the prober's event loops in turn (its polls run there
+                // too). They share the limit on polls in flight.
+                var limit = InFlightLimit.forPollers(self.settings.pollers)
+                if let maximum = self.maximumInFlight {
+                    limit = InFlightLimit(maximum: maximum, perHost: limit.perHost)
+                }
+                for i in 0..<self.settings.pollers {
+                    group.addTask(executorPreference: loops.isEmpty ? nil : loops[i % loops.count]) {
+                        await self.poller(in: pending, out: completed, start: start, limit: limit)
                     }
-                    for resource in buckets.take(slot) { await pending.send(resource) }
                 }
-            }
 
-            // Send some Resources to the pending queue, a batch at a time.
-            for (i, resource) in resources.enumerated() {
-                var resource = resource
-                resource.due = step * (i / Self.startRate)
-                sleep(resource)
-            }
-            // The timer queue holds them now.
-            resources = []
-
-            // Sleep each completed Resource, then queue it again.
-            for await var resource in complete {
-                let delay: Duration
-                if resource.retrying {
-                    delay = Self.localRetryDelay
-                } else {
-                    delay = await self.policy.delay(for: resource, settings: self.settings)
-                    resource.lastSleep = delay
+                // Sleep queues each Resource in the bucket of its wake-up time (rounded up to 10 ms); one task per
+                // bucket sleeps, then sends the bucket's Resources to the pending queue in the order they came.
+                // Resources due together share a task, so 100,000 sleeping URLs cost a few thousand tasks.
+                let buckets = TimerQueue()
+                func sleep(_ resource: Resource) {
+                    let slot = TimerQueue.slot(for: resource.due)
+                    guard buckets.add(resource, to: slot) else { return }
+                    group.addTask {
+                        let wake = start.advanced(by: slot)
+                        if wake > self.clock.now {
+                            do { try await self.clock.sleep(until: wake, tolerance: nil) } catch { return }
+                        }
+                        for resource in buckets.take(slot) { await pending.send(resource) }
+                    }
                 }
-                resource.due = resource.finished + delay
-                sleep(resource)
+
+                // Send some Resources to the pending queue, a batch at a time.
+                for (i, resource) in resources.enumerated() {
+                    var resource = resource
+                    resource.due = step * (i / Self.startRate)
+                    sleep(resource)
+                }
+                // The timer queue holds them now.
+                resources = []
+
+                // Sleep each completed Resource, then queue it again.
+                for await var resource in complete {
+                    let delay: Duration
+                    if resource.retrying {
+                        delay = Self.localRetryDelay
+                    } else {
+                        delay = await self.policy.delay(for: resource, settings: self.settings)
+                        resource.lastSleep = delay
+                    }
+                    resource.due = resource.finished + delay
+                    sleep(resource)
+                }
+                group.cancelAll()
             }
-            group.cancelAll()
         }
     }
 
@@ -157,9 +170,10 @@ public struct PollerPool<C: Clock>: Sendable where C.Duration == Duration {
     public func runOnce(resuming states: [State] = []) async -> [State] {
         let byURL = Dictionary(states.map { ($0.rawURL, $0) }, uniquingKeysWith: { first, _ in first })
         let pending = AsyncChannel<Resource>()
+        let loops = EventLoopExecutor.each(of: self.prober.eventLoops)
         await withDiscardingTaskGroup { group in
-            for _ in 0..<min(self.settings.pollers, self.targets.count) {
-                group.addTask {
+            for i in 0..<min(self.settings.pollers, self.targets.count) {
+                group.addTask(executorPreference: loops.isEmpty ? nil : loops[i % loops.count]) {
                     for await resource in pending {
                         var resource = resource
                         for attempt in 1...Self.localAttempts {

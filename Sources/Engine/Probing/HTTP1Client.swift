@@ -187,7 +187,9 @@ final class HTTP1Client: Sendable {
         any Channel, ConnectionFacts, PhaseTimings
     ) {
         var phases = PhaseTimings()
-        let loop = self.group.next()
+        // The caller's loop when it runs on one of the group's (a poll on its poller's loop): the exchange
+        // then needs no hop to another thread.
+        let loop = self.group.any()
         var mark = NIODeadline.now()
         // Each phase: from the end of the one before it to now.
         func lap() -> Duration {

@@ -98,6 +98,9 @@ public struct HTTPProber: Prober {
             idleTimeout: .nanoseconds(Int64(configuration.idleTimeout.seconds * 1e9)))
     }
 
+    /// The event loops of `client`, which urlpoll's own client's connections also use.
+    public var eventLoops: (any EventLoopGroup)? { self.client.eventLoopGroup }
+
     /// Closes the idle connections of urlpoll's own client (AsyncHTTPClient's close when it shuts down).
     public func shutdown() {
         self.own.shutdown()

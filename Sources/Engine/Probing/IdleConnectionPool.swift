@@ -47,9 +47,17 @@ final class IdleConnectionPool: Sendable {
     }
 
     /// An open idle connection to `key`, taken out of the pool; closed ones found on the way are closed.
+    /// One on the caller's event loop comes first (a poll runs on its poller's loop: its exchange then
+    /// stays on that thread), else the one put back last.
     func take(_ key: ConnectionKey) -> (any Channel)? {
         var closed: [any Channel] = []
         let channel: (any Channel)? = self.idle.withLock { idle in
+            if let index = idle.byHost[key]?.lastIndex(where: { $0.eventLoop.inEventLoop && $0.isActive }) {
+                idle.count -= 1
+                let channel = idle.byHost[key]!.remove(at: index)
+                if idle.byHost[key]!.isEmpty { idle.byHost[key] = nil }
+                return channel
+            }
             while let last = idle.byHost[key]?.popLast() {
                 idle.count -= 1
                 if idle.byHost[key]!.isEmpty { idle.byHost[key] = nil }

@@ -8,6 +8,8 @@ public struct SchemeProber: Prober {
     private let tcp: TCPProber
     private let tls: TLSProber
     private let dns: DNSProber
+    /// The event loops every probe's I/O runs on.
+    public let eventLoops: (any EventLoopGroup)?
 
     /// - Parameters:
     ///   - http: Polls `http://` and `https://` URLs (``HTTPProber``).
@@ -15,6 +17,7 @@ public struct SchemeProber: Prober {
     ///   - resolver: Resolves the host names of `tcp://` and `tls://` URLs.
     public init(http: any Prober, group: any EventLoopGroup, resolver: NameResolver = .shared) throws {
         self.http = http
+        self.eventLoops = group
         self.tcp = TCPProber(group: group, resolver: resolver)
         self.tls = try TLSProber(group: group, resolver: resolver)
         self.dns = DNSProber(group: group)
