@@ -142,7 +142,10 @@ final class LuaRuntime {
         if status == LUA_ERRMEM {
             lua_settop(self.L, -2)
             let mib = self.limits.memory >> 20
-            return ScriptError(.memory, "\(what): not enough memory (the script's limit is \(mib) MiB)")
+            return ScriptError(
+                .memory,
+                "\(what): not enough memory (the script's limit is \(mib) MiB; raise it with --lua-memory, as in --lua-memory \(mib * 4), or make the script keep less: a list of a million URLs takes about 100 MiB)"
+            )
         }
         let full = self.popMessage()
         let (message, traceback) = Self.splitTraceback(full)

@@ -33,4 +33,21 @@ import Testing
         }
         #expect(error.kind == .memory)
     }
+
+    @Test func load_whenTheURLListOutgrowsTheMemoryLimit_saysToRaiseIt() throws {
+        // Given: a script listing 100,000 URLs (about 10 MiB of Lua strings and table) under a 4 MiB cap.
+        var limits = LuaLimits()
+        limits.memory = 4 << 20
+        let script = try TemporaryScript(
+            "urls = {}\nfor i = 1, 100000 do urls[i] = 'http://127.0.0.1:9/many/' .. i end\n")
+        // Then: loading fails in words that name the limit and the option that raises it.
+        let error = try #require(throws: ScriptError.self) {
+            _ = try ScriptHost(path: script.path, limits: limits, logger: Logger(label: "test"))
+        }
+        #expect(error.kind == .memory)
+        #expect(
+            error.description.contains(
+                "not enough memory (the script's limit is 4 MiB; raise it with --lua-memory, as in --lua-memory 16"),
+            "\(error)")
+    }
 }
