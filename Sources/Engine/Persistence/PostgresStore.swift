@@ -5,6 +5,7 @@ import FoundationEssentials
 #endif
 import Logging
 import NIOCore
+import NIOPosix
 import PostgresNIO
 import Synchronization
 
@@ -227,6 +228,21 @@ public final class PostgresStore: Sendable {
                     "the server asks for a password and none was given: set PGPASSWORD or a ~/.pgpass entry (or PGPASSFILE)"
             default: return "\(error.code)\(cause)"
             }
+        }
+        // NIO's happy-eyeballs connect: the name's look-up failed, or every address it gave refused.
+        if let error = error as? NIOConnectionError {
+            if let lookup = error.dnsAError ?? error.dnsAAAAError {
+                let reason = (lookup as? SocketAddressError.UnknownHost)?.errorDescription ?? Self.words(lookup)
+                return "cannot resolve host \(error.host) (\(reason))"
+            }
+            var seen: [String] = []
+            for failure in error.connectionErrors where !seen.contains(Self.words(failure.error)) {
+                seen.append(Self.words(failure.error))
+            }
+            return seen.isEmpty ? "the connection failed" : seen.joined(separator: "; ")
+        }
+        if let error = error as? SocketAddressError.UnknownHost {
+            return "cannot resolve host \(error.host) (\(error.errorDescription))"
         }
         // NIO's connection errors carry the system's errno; its words are strerror's.
         let text = String(describing: error)
