@@ -301,7 +301,7 @@ struct Session {
             let schedule = self.shared.map {
                 SharedSchedule(
                     store: $0.store, scriptHash: Self.scriptHash(host: host, text: self.text, args: self.args),
-                    metrics: self.clusterMetrics)
+                    replacesAPool: true, metrics: self.clusterMetrics)
             }
             return Self.makePool(
                 host: host, options: self.options, store: self.store, history: self.history?.writer,

@@ -34,7 +34,7 @@ extension PollerPool {
             group.addTask { await self.write(outbox, schedule: schedule, outage: outage) }
             var failures = 0
             var followsOther = false
-            var gap = Gap()
+            var gap = Gap(replacesAPool: schedule.replacesAPool)
             while !Task.isCancelled {
                 let room = min(capacity - outbox.inFlight, 1_000)
                 var claimed: [PostgresStore.Claim] = []
@@ -281,10 +281,21 @@ extension PollerPool {
         private var reason = ""
         private var overdue = 0
         private var overdueNow = 0
+        /// Whether the first look ends no gap: a reload's pool takes over from one that looked until now.
+        private var continues: Bool
+
+        /// - Parameter replacesAPool: The pool takes over from one that ran the schedule until now (a reload).
+        init(replacesAPool: Bool) {
+            self.continues = replacesAPool
+        }
 
         /// A successful look at the schedule at database time `at`.
         mutating func look(at: Double) {
             defer { self.last = at }
+            if self.continues {
+                self.continues = false
+                return
+            }
             if let last = self.last, at - last <= SharedSchedule.gapLimit.seconds { return }
             self.end = at
             self.reason =

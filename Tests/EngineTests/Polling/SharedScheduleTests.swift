@@ -40,10 +40,11 @@ import Testing
             self.prober = HTTPProber(client: self.client)
         }
 
-        /// Starts instance `name` (`maximumInFlight` polls in flight at most).
-        func start(_ name: String, maximumInFlight: Int = 100, logger: Logger = SharedScheduleTests.logger) throws
-            -> Instance
-        {
+        /// Starts instance `name` (`maximumInFlight` polls in flight at most); `reloaded`: as a reload's pool.
+        func start(
+            _ name: String, maximumInFlight: Int = 100, logger: Logger = SharedScheduleTests.logger,
+            reloaded: Bool = false
+        ) throws -> Instance {
             let location = try PostgresLocation(self.url, environment: [:])
             let store = PostgresStore(location: location, connections: 4, instance: name, logger: logger)
             let polls = StateRecorder()
@@ -54,7 +55,7 @@ import Testing
             let clock = self.clock
             let schedule = SharedSchedule(
                 store: store, scriptHash: "script",
-                databaseTime: { SharedScheduleTests.base + clock.now.offset.seconds })
+                databaseTime: { SharedScheduleTests.base + clock.now.offset.seconds }, replacesAPool: reloaded)
             let pool = PollerPool(
                 settings: self.settings, targets: self.targets, prober: self.prober, policy: LinearBackoff(),
                 monitor: monitor, clock: clock, now: { SharedScheduleTests.base + clock.now.offset.seconds },
@@ -417,6 +418,31 @@ extension SharedScheduleTests {
 }
 
 extension SharedScheduleTests {
+    @Test func aReloadsPool_isNoGap_itsOverdueRowsAreLateness_andNotSaidAsAStart() async throws {
+        // Given: 4 URLs polled every 10 s by instance a, which stops; its reload's pool takes over 60 s on
+        // (a reload that long: the rows fell due while the old pool was still meant to poll them).
+        let server = try RecordingServer.keepAlive()
+        let urls = (1...4).map { "\(server.url)/u\($0)" }
+        try await Self.withCluster(urls: urls, settings: Self.settings(interval: 10)) { cluster in
+            _ = try cluster.start("a")
+            try await cluster.settle(sleepers: 2)
+            #expect(server.requests.count == 4)
+            await cluster.kill("a")
+            cluster.clock.advance(by: .seconds(60))
+            // When: the reload's pool starts and claims the 4 rows, each 50 s overdue.
+            let (logger, log) = RecordingLogHandler.make()
+            let b = try cluster.start("a2", logger: logger, reloaded: true)
+            try await cluster.settle(sleepers: 2)
+            cluster.clock.advance(by: .seconds(1))
+            try await cluster.settle(sleepers: 2)
+            // Then: a reload is no gap: nothing is said about an instance start, and the wait counts as
+            // lateness.
+            #expect(b.polls.states.count == 4)
+            #expect(!log.all.contains { $0.contains("were overdue after") }, "\(log.all)")
+            #expect(b.polls.states.allSatisfy { $0.lateness > .zero }, "\(b.polls.states.map(\.lateness))")
+        }
+    }
+
     @Test func rowsOverdueAfterAGap_areNotLateness_andAreSaidInWords() async throws {
         // Given: 4 URLs polled every 10 s by instance a, which stops; no instance runs for 60 s.
         let server = try RecordingServer.keepAlive()
