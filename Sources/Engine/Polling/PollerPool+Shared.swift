@@ -206,7 +206,7 @@ extension PollerPool {
         var session: PostgresConnection?
         var leading = false
         let alive = self.settings.statusInterval.seconds * 3
-        for await _ in AsyncTimerSequence(interval: self.settings.statusInterval, clock: self.clock) {
+        ticks: for await _ in AsyncTimerSequence(interval: self.settings.statusInterval, clock: self.clock) {
             var leads = false
             var instances: Int?
             var fleet: [State]?
@@ -233,6 +233,9 @@ extension PollerPool {
                     if leads { fleet = try await store.fleet(on: current) }
                     break
                 } catch {
+                    // Stopping: the statement failed by urlpoll's own doing, and the session is closed below,
+                    // after the outage is told to say nothing more.
+                    if Task.isCancelled { break ticks }
                     leads = false
                     outage.failed(error.description)
                     if let failed = session { await store.close(failed) }
@@ -241,6 +244,7 @@ extension PollerPool {
                     if fresh { break }
                 }
             }
+            if Task.isCancelled { break ticks }
             if leads != leading {
                 store.logger.info(
                     leads

@@ -476,3 +476,50 @@ extension SharedScheduleTests {
         }
     }
 }
+
+extension SharedScheduleTests {
+    @Test func stoppingWithALeaderStatementInFlight_saysNoOutage_andNoChangeOfLeader() async throws {
+        // Given: one instance that leads, reporting every 5 s; a transaction of the test's own holds the
+        // instances' table, so the leader's next heartbeat waits.
+        let server = try RecordingServer.keepAlive()
+        let urls = (1...2).map { "\(server.url)/u\($0)" }
+        try await Self.withCluster(urls: urls, settings: Self.settings(interval: 60, statusInterval: 5)) { cluster in
+            let (logger, log) = RecordingLogHandler.make()
+            _ = try cluster.start("a", logger: logger)
+            try await cluster.settle(sleepers: 2)
+            for _ in 1...5 {
+                cluster.clock.advance(by: .seconds(1))
+                try await cluster.settle(sleepers: 2)
+            }
+            #expect(log.all.contains { $0.contains("runs report for the fleet") }, "\(log.all)")
+            let location = try PostgresLocation(cluster.url, environment: ProcessInfo.processInfo.environment)
+            try await TestPostgres.withConnection(location) { holder in
+                _ = try await holder.query("BEGIN", logger: TestPostgres.logger)
+                _ = try await holder.query(
+                    "LOCK TABLE urlpoll_instances IN ACCESS EXCLUSIVE MODE", logger: TestPostgres.logger)
+                cluster.clock.advance(by: .seconds(5))
+                // The heartbeat waits on the lock (at most 10 s to see it).
+                let deadline = ContinuousClock.now + .seconds(10)
+                var waiting: Int64 = 0
+                while waiting == 0, ContinuousClock.now < deadline {
+                    waiting =
+                        try await TestPostgres.column(
+                            cluster.url,
+                            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()",
+                            as: Int64.self
+                        ).first ?? 0
+                    try await Task.sleep(for: .milliseconds(10))
+                }
+                #expect(waiting > 0)
+                // When: the instance is stopped with its heartbeat in flight.
+                await cluster.kill("a")
+                _ = try await holder.query("ROLLBACK", logger: TestPostgres.logger)
+            }
+            // Then: its own closing of its leader connection is no outage, and it did not stop leading
+            // before stopping.
+            #expect(!log.all.contains { $0.contains("closed the connection") }, "\(log.all)")
+            #expect(!log.all.contains { $0.contains("no longer runs report") }, "\(log.all)")
+            #expect(!log.all.contains { $0.hasPrefix("error: ") }, "\(log.all)")
+        }
+    }
+}
