@@ -206,7 +206,8 @@ extension PollerPool {
         var session: PostgresConnection?
         var leading = false
         let alive = self.settings.statusInterval.seconds * 3
-        ticks: for await _ in AsyncTimerSequence(interval: self.settings.statusInterval, clock: self.clock) {
+        var timer = Ticks(every: self.settings.statusInterval, clock: self.clock)
+        ticks: while let missed = await timer.next() {
             var leads = false
             var instances: Int?
             var fleet: [State]?
@@ -255,6 +256,7 @@ extension PollerPool {
             schedule.metrics?.beat(instances: instances, leading: leads)
             if let fleet { await self.monitor.seed(HistoryKey.match(fleet, to: self.targets)) }
             await self.monitor.reporting(leads)
+            await self.monitor.skipped(missed)
             await self.monitor.tick()
         }
         outage.stop()

@@ -147,7 +147,9 @@ public actor StateMonitor {
     /// then all come at once.
     public func run<C: Clock>(every interval: Duration, clock: C) async where C.Duration == Duration {
         await withDiscardingTaskGroup { group in
-            for await _ in AsyncTimerSequence(interval: interval, clock: clock) {
+            var ticks = Ticks(every: interval, clock: clock)
+            while let missed = await ticks.next() {
+                self.skipped(missed)
                 let snapshot = await self.record()
                 guard self.reports else { continue }
                 guard !self.reportUnderWay else {
@@ -163,6 +165,14 @@ public actor StateMonitor {
                 }
             }
         }
+    }
+
+    /// `count` ticks were missed (``Ticks``: urlpoll or its store was frozen) and their reports are not made
+    /// up: counted as skipped, as a tick that comes during a report is.
+    public func skipped(_ count: Int) {
+        guard count > 0, self.reports else { return }
+        self.skippedReports += count
+        self.onReportSkipped(self.skippedReports)
     }
 
     private func reportEnded() {

@@ -20,6 +20,13 @@ import Testing
         let polls: StateRecorder
         let changes: ChangeRecorder
         let reports: CountingReporter
+        /// The reports skipped so far (`urlpoll_report_ticks_skipped_total`).
+        let skipped: SkipCount
+    }
+
+    /// The total an instance's `onReportSkipped` was last told.
+    final class SkipCount: Sendable {
+        let total = Mutex(0)
     }
 
     /// The instances of one test: one database, one clock.
@@ -50,8 +57,10 @@ import Testing
             let polls = StateRecorder()
             let changes = ChangeRecorder()
             let reports = CountingReporter()
+            let skipped = SkipCount()
             let monitor = StateMonitor(
-                urls: self.targets.map(\.url), reporter: reports, observers: [polls, changes])
+                urls: self.targets.map(\.url), reporter: reports, observers: [polls, changes],
+                onReportSkipped: { total in skipped.total.withLock { $0 = total } })
             let clock = self.clock
             let schedule = SharedSchedule(
                 store: store, scriptHash: "script",
@@ -75,7 +84,8 @@ import Testing
                 }
             }
             self.running.withLock { $0[name] = task }
-            return Instance(store: store, pool: pool, polls: polls, changes: changes, reports: reports)
+            return Instance(
+                store: store, pool: pool, polls: polls, changes: changes, reports: reports, skipped: skipped)
         }
 
         /// Stops instance `name` as a kill would: its connections close, its polls in flight are dropped,
@@ -520,6 +530,33 @@ extension SharedScheduleTests {
             #expect(!log.all.contains { $0.contains("closed the connection") }, "\(log.all)")
             #expect(!log.all.contains { $0.contains("no longer runs report") }, "\(log.all)")
             #expect(!log.all.contains { $0.hasPrefix("error: ") }, "\(log.all)")
+        }
+    }
+}
+
+extension SharedScheduleTests {
+    @Test func reportTicksMissedDuringAFreeze_areSkipped_notRunInABurst() async throws {
+        // Given: one instance that leads, reporting every second.
+        let server = try RecordingServer.keepAlive()
+        let urls = (1...2).map { "\(server.url)/u\($0)" }
+        try await Self.withCluster(urls: urls, settings: Self.settings(interval: 60, statusInterval: 1)) { cluster in
+            let a = try cluster.start("a")
+            try await cluster.settle(sleepers: 2)
+            for _ in 1...3 {
+                cluster.clock.advance(by: .seconds(1))
+                try await cluster.settle(sleepers: 2)
+            }
+            let before = a.reports.count
+            #expect(before >= 1)
+            // When: 13 s pass at once (the process, or its PostgreSQL, was stopped).
+            cluster.clock.advance(by: .seconds(13))
+            try await cluster.settle(sleepers: 2)
+            // Then: one report, the 12 missed ticks counted as skipped; the next tick is on time.
+            #expect(a.reports.count == before + 1)
+            #expect(a.skipped.total.withLock { $0 } == 12)
+            cluster.clock.advance(by: .seconds(1))
+            try await cluster.settle(sleepers: 2)
+            #expect(a.reports.count == before + 2)
         }
     }
 }
