@@ -20,11 +20,11 @@ import Testing
         let polls: StateRecorder
         let changes: ChangeRecorder
         let reports: CountingReporter
-        /// The reports skipped so far (`urlpoll_report_ticks_skipped_total`).
-        let skipped: SkipCount
+        /// The report ticks missed so far during freezes (`onTicksMissed`, added up).
+        let missed: SkipCount
     }
 
-    /// The total an instance's `onReportSkipped` was last told.
+    /// The ticks an instance's `onTicksMissed` was told of, added up.
     final class SkipCount: Sendable {
         let total = Mutex(0)
     }
@@ -57,10 +57,10 @@ import Testing
             let polls = StateRecorder()
             let changes = ChangeRecorder()
             let reports = CountingReporter()
-            let skipped = SkipCount()
+            let missed = SkipCount()
             let monitor = StateMonitor(
                 urls: self.targets.map(\.url), reporter: reports, observers: [polls, changes],
-                onReportSkipped: { total in skipped.total.withLock { $0 = total } })
+                onTicksMissed: { count in missed.total.withLock { $0 += count } })
             let clock = self.clock
             let schedule = SharedSchedule(
                 store: store, scriptHash: "script",
@@ -85,7 +85,7 @@ import Testing
             }
             self.running.withLock { $0[name] = task }
             return Instance(
-                store: store, pool: pool, polls: polls, changes: changes, reports: reports, skipped: skipped)
+                store: store, pool: pool, polls: polls, changes: changes, reports: reports, missed: missed)
         }
 
         /// Stops instance `name` as a kill would: its connections close, its polls in flight are dropped,
@@ -553,7 +553,7 @@ extension SharedScheduleTests {
             try await cluster.settle(sleepers: 2)
             // Then: one report, the 12 missed ticks counted as skipped; the next tick is on time.
             #expect(a.reports.count == before + 1)
-            #expect(a.skipped.total.withLock { $0 } == 12)
+            #expect(a.missed.total.withLock { $0 } == 12)
             cluster.clock.advance(by: .seconds(1))
             try await cluster.settle(sleepers: 2)
             #expect(a.reports.count == before + 2)
