@@ -270,6 +270,12 @@ struct Session {
                 logger.warning(
                     "a tick's report was skipped (\(total) so far): the previous tick's report was still under way after status_interval (\(formatSeconds(settings.statusInterval.seconds)) s); a report hook that waits on urlpoll.http should finish within it"
                 )
+            },
+            onTicksMissed: { count in
+                metrics?.reportTicksMissed(count)
+                logger.warning(
+                    "\(count) report ticks fell due while urlpoll or its store was stopped or frozen; their reports are skipped, not made up, and ticks go on every \(formatSeconds(settings.statusInterval.seconds)) s"
+                )
             })
         if let metrics {
             metrics.loaded(urls: host.config.targets.count)
@@ -301,7 +307,7 @@ struct Session {
             let schedule = self.shared.map {
                 SharedSchedule(
                     store: $0.store, scriptHash: Self.scriptHash(host: host, text: self.text, args: self.args),
-                    metrics: self.clusterMetrics)
+                    replacesAPool: true, metrics: self.clusterMetrics)
             }
             return Self.makePool(
                 host: host, options: self.options, store: self.store, history: self.history?.writer,

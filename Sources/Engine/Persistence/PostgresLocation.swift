@@ -63,15 +63,29 @@ public struct PostgresLocation: Sendable, Hashable, CustomStringConvertible {
         guard !self.user.isEmpty else { throw HistoryError("the store URL \(text) names no user") }
         var host = hostPort
         var port = 5432
-        if hostPort.hasPrefix("["), let close = hostPort.firstIndex(of: "]") {
+        // RFC 3986's authority: an IPv6 address in brackets, then nothing or `:port`; any other host holds
+        // no colon nor bracket.
+        let notAHost = HistoryError(
+            "the store URL \(Self.redacting(text)) has '\(hostPort)', which is not a host and port: write host:port, or [IPv6 address]:port"
+        )
+        if hostPort.hasPrefix("[") {
+            guard let close = hostPort.firstIndex(of: "]") else { throw notAHost }
             host = hostPort[hostPort.index(after: hostPort.startIndex)..<close]
             let after = hostPort[hostPort.index(after: close)...]
-            if after.hasPrefix(":") { port = try Self.port(after.dropFirst(), in: text) }
+            if after.hasPrefix(":") {
+                port = try Self.port(after.dropFirst(), in: text)
+            } else if !after.isEmpty {
+                throw notAHost
+            }
+            guard !host.isEmpty, host.allSatisfy({ $0.isHexDigit || $0 == ":" || $0 == "." || $0 == "%" }) else {
+                throw notAHost
+            }
         } else if let colon = hostPort.lastIndex(of: ":") {
             host = hostPort[..<colon]
             port = try Self.port(hostPort[hostPort.index(after: colon)...], in: text)
         }
         guard !host.isEmpty else { throw HistoryError("the store URL \(text) names no host") }
+        if !hostPort.hasPrefix("["), host.contains(where: { ":[]".contains($0) }) { throw notAHost }
         self.host = String(host)
         self.port = port
         let database = String(path).removingPercentEncoding ?? String(path)

@@ -5,6 +5,7 @@ import FoundationEssentials
 #endif
 import Logging
 import NIOCore
+import NIOPosix
 import PostgresNIO
 import Synchronization
 
@@ -129,7 +130,7 @@ public final class PostgresStore: Sendable {
         } onCancel: {
             race.finish(.failure(CancellationError()))
         }
-        switch outcome {
+        switch outcome.mapError({ Self.unwrapped($0) }) {
         case .success(let value):
             return value
         case .failure(let error as HistoryError):
@@ -187,9 +188,23 @@ public final class PostgresStore: Sendable {
         }
     }
 
+    /// The error inside postgres-nio's wrappers: a transaction's `PostgresTransactionError` (postgres-nio's
+    /// `withTransaction`) stands for the first of what its `BEGIN`, its body, its `COMMIT` and its
+    /// `ROLLBACK` met, so a ``HistoryError`` thrown in the body comes out as it was thrown.
+    static func unwrapped(_ error: any Error) -> any Error {
+        if let error = error as? PostgresTransactionError,
+            let inner = error.beginError ?? error.closureError ?? error.commitError ?? error.rollbackError
+        {
+            return Self.unwrapped(inner)
+        }
+        return error
+    }
+
     /// An error from postgres-nio in words: the server's message and SQLSTATE, or what happened to the
     /// connection. Never the query's text or bindings, nor the password.
     static func words(_ error: any Error) -> String {
+        let error = Self.unwrapped(error)
+        if let error = error as? HistoryError { return error.description }
         if let error = error as? ChannelError, case .connectTimeout(let limit) = error {
             // The connection and PostgreSQL's start-up share the limit: a server of another kind on the port
             // (which waits for a request of its own) and a host that never answers both end here.
@@ -213,6 +228,21 @@ public final class PostgresStore: Sendable {
                     "the server asks for a password and none was given: set PGPASSWORD or a ~/.pgpass entry (or PGPASSFILE)"
             default: return "\(error.code)\(cause)"
             }
+        }
+        // NIO's happy-eyeballs connect: the name's look-up failed, or every address it gave refused.
+        if let error = error as? NIOConnectionError {
+            if let lookup = error.dnsAError ?? error.dnsAAAAError {
+                let reason = (lookup as? SocketAddressError.UnknownHost)?.errorDescription ?? Self.words(lookup)
+                return "cannot resolve host \(error.host) (\(reason))"
+            }
+            var seen: [String] = []
+            for failure in error.connectionErrors where !seen.contains(Self.words(failure.error)) {
+                seen.append(Self.words(failure.error))
+            }
+            return seen.isEmpty ? "the connection failed" : seen.joined(separator: "; ")
+        }
+        if let error = error as? SocketAddressError.UnknownHost {
+            return "cannot resolve host \(error.host) (\(error.errorDescription))"
         }
         // NIO's connection errors carry the system's errno; its words are strerror's.
         let text = String(describing: error)

@@ -34,7 +34,7 @@ extension PollerPool {
             group.addTask { await self.write(outbox, schedule: schedule, outage: outage) }
             var failures = 0
             var followsOther = false
-            var gap = Gap()
+            var gap = Gap(replacesAPool: schedule.replacesAPool)
             while !Task.isCancelled {
                 let room = min(capacity - outbox.inFlight, 1_000)
                 var claimed: [PostgresStore.Claim] = []
@@ -206,7 +206,8 @@ extension PollerPool {
         var session: PostgresConnection?
         var leading = false
         let alive = self.settings.statusInterval.seconds * 3
-        for await _ in AsyncTimerSequence(interval: self.settings.statusInterval, clock: self.clock) {
+        var timer = Ticks(every: self.settings.statusInterval, clock: self.clock)
+        ticks: while let missed = await timer.next() {
             var leads = false
             var instances: Int?
             var fleet: [State]?
@@ -233,6 +234,9 @@ extension PollerPool {
                     if leads { fleet = try await store.fleet(on: current) }
                     break
                 } catch {
+                    // Stopping: the statement failed by urlpoll's own doing, and the session is closed below,
+                    // after the outage is told to say nothing more.
+                    if Task.isCancelled { break ticks }
                     leads = false
                     outage.failed(error.description)
                     if let failed = session { await store.close(failed) }
@@ -241,6 +245,7 @@ extension PollerPool {
                     if fresh { break }
                 }
             }
+            if Task.isCancelled { break ticks }
             if leads != leading {
                 store.logger.info(
                     leads
@@ -251,6 +256,7 @@ extension PollerPool {
             schedule.metrics?.beat(instances: instances, leading: leads)
             if let fleet { await self.monitor.seed(HistoryKey.match(fleet, to: self.targets)) }
             await self.monitor.reporting(leads)
+            await self.monitor.skipped(missed)
             await self.monitor.tick()
         }
         outage.stop()
@@ -281,10 +287,21 @@ extension PollerPool {
         private var reason = ""
         private var overdue = 0
         private var overdueNow = 0
+        /// Whether the first look ends no gap: a reload's pool takes over from one that looked until now.
+        private var continues: Bool
+
+        /// - Parameter replacesAPool: The pool takes over from one that ran the schedule until now (a reload).
+        init(replacesAPool: Bool) {
+            self.continues = replacesAPool
+        }
 
         /// A successful look at the schedule at database time `at`.
         mutating func look(at: Double) {
             defer { self.last = at }
+            if self.continues {
+                self.continues = false
+                return
+            }
             if let last = self.last, at - last <= SharedSchedule.gapLimit.seconds { return }
             self.end = at
             self.reason =

@@ -22,13 +22,18 @@ public struct SharedSchedule: Sendable {
     /// Whether the pool lists its URLs in the schedule when it starts (a reload's new pool does; at start
     /// the session has already, to stop with a clear error when it cannot).
     public let syncsOnStart: Bool
+    /// Whether the pool replaces one that ran the schedule until now (a reload, SIGHUP): its start is then no
+    /// gap in looking at the schedule, and a row overdue then counts as lateness, as it would have for the
+    /// pool before it.
+    public let replacesAPool: Bool
     /// Where the heartbeat's count and the leadership are shown (`/metrics`), if anywhere.
     public let metrics: ClusterMetrics?
 
     public init(
         store: PostgresStore, scriptHash: String, databaseTime: (@Sendable () -> Double)? = nil,
-        syncsOnStart: Bool = true, metrics: ClusterMetrics? = nil
+        syncsOnStart: Bool = true, replacesAPool: Bool = false, metrics: ClusterMetrics? = nil
     ) {
+        self.replacesAPool = replacesAPool
         self.metrics = metrics
         self.store = store
         self.scriptHash = scriptHash

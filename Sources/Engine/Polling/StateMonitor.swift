@@ -25,6 +25,7 @@ public actor StateMonitor {
     /// The ticks whose report was skipped so far.
     private var skippedReports = 0
     private let onReportSkipped: @Sendable (_ total: Int) -> Void
+    private let onTicksMissed: @Sendable (_ count: Int) -> Void
     /// Lateness above this is reported by `onLate` on the next tick.
     public static var lateThreshold: Duration { .seconds(1) }
 
@@ -36,12 +37,16 @@ public actor StateMonitor {
     ///     schedule, with the worst lateness: the engine cannot keep up.
     ///   - onReportSkipped: Told when a tick skips its report because the previous tick's is still under way
     ///     (a `report` hook waiting on `urlpoll.http` past `status_interval`), with the number skipped so far.
+    ///   - onTicksMissed: Told when ticks fell due while urlpoll or its store was frozen (``Ticks``), with how
+    ///     many: their reports are not made up (`urlpoll_report_ticks_skipped_total` counts them too).
     public init(
         urls: [String], reporter: any Reporter, observers: [any StateObserver] = [], store: StateStore? = nil,
         onStoreError: @escaping @Sendable (String) -> Void = { _ in },
         onLate: @escaping @Sendable (Duration) -> Void = { _ in },
-        onReportSkipped: @escaping @Sendable (_ total: Int) -> Void = { _ in }
+        onReportSkipped: @escaping @Sendable (_ total: Int) -> Void = { _ in },
+        onTicksMissed: @escaping @Sendable (_ count: Int) -> Void = { _ in }
     ) {
+        self.onTicksMissed = onTicksMissed
         self.onLate = onLate
         self.onReportSkipped = onReportSkipped
         if urls.contains(where: RequestDescription.mayHaveUserInfo) {
@@ -147,7 +152,9 @@ public actor StateMonitor {
     /// then all come at once.
     public func run<C: Clock>(every interval: Duration, clock: C) async where C.Duration == Duration {
         await withDiscardingTaskGroup { group in
-            for await _ in AsyncTimerSequence(interval: interval, clock: clock) {
+            var ticks = Ticks(every: interval, clock: clock)
+            while let missed = await ticks.next() {
+                self.skipped(missed)
                 let snapshot = await self.record()
                 guard self.reports else { continue }
                 guard !self.reportUnderWay else {
@@ -163,6 +170,14 @@ public actor StateMonitor {
                 }
             }
         }
+    }
+
+    /// `count` ticks were missed (``Ticks``: urlpoll or its store was frozen) and their reports are not made
+    /// up: counted as skipped, as a tick that comes during a report is.
+    public func skipped(_ count: Int) {
+        guard count > 0, self.reports else { return }
+        self.skippedReports += count
+        self.onTicksMissed(count)
     }
 
     private func reportEnded() {

@@ -101,6 +101,11 @@ public final class EngineMetrics: StateObserver {
         self.reportTicksSkipped.increment()
     }
 
+    /// Counts `count` ticks missed while urlpoll or its store was frozen, whose reports are not made up.
+    public func reportTicksMissed(_ count: Int) {
+        self.reportTicksSkipped.increment(by: Int64(count))
+    }
+
     /// Counts a reload.
     public func reloaded(success: Bool) {
         (success ? self.reloadSuccesses : self.reloadFailures).increment()

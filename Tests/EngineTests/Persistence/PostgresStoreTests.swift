@@ -166,6 +166,19 @@ import Testing
         }
     }
 
+    @Test func location_refusesAMalformedHost_asABadURL_withoutResolvingIt() throws {
+        for text in [
+            "postgresql://up@[::1:55432/db", "postgresql://up@::1:55432/db", "postgresql://up@[::1]x/db",
+            "postgresql://up@a]b:5432/db", "postgresql://up@[]:5432/db",
+        ] {
+            let refused = #expect(throws: HistoryError.self, "\(text)") { try PostgresLocation(text, environment: [:]) }
+            #expect(refused?.description.contains("is not a host") == true, "\(refused?.description ?? "")")
+            #expect(refused?.description.contains("[[") == false, "\(refused?.description ?? "")")
+        }
+        #expect(try PostgresLocation("postgresql://up@[::1]:55432/db", environment: [:]).host == "::1")
+        #expect(try PostgresLocation("postgresql://up@[::1]/db", environment: [:]).port == 5432)
+    }
+
     @Test func location_readsThePasswordFromTheEnvironmentOrPgpass_neverFromTheURL_andNeverPrintsIt() throws {
         let refused = #expect(throws: HistoryError.self) {
             try PostgresLocation("postgresql://u:secret@db:5433/x", environment: [:])

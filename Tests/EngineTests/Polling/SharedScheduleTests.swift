@@ -20,6 +20,13 @@ import Testing
         let polls: StateRecorder
         let changes: ChangeRecorder
         let reports: CountingReporter
+        /// The report ticks missed so far during freezes (`onTicksMissed`, added up).
+        let missed: SkipCount
+    }
+
+    /// The ticks an instance's `onTicksMissed` was told of, added up.
+    final class SkipCount: Sendable {
+        let total = Mutex(0)
     }
 
     /// The instances of one test: one database, one clock.
@@ -40,21 +47,24 @@ import Testing
             self.prober = HTTPProber(client: self.client)
         }
 
-        /// Starts instance `name` (`maximumInFlight` polls in flight at most).
-        func start(_ name: String, maximumInFlight: Int = 100, logger: Logger = SharedScheduleTests.logger) throws
-            -> Instance
-        {
+        /// Starts instance `name` (`maximumInFlight` polls in flight at most); `reloaded`: as a reload's pool.
+        func start(
+            _ name: String, maximumInFlight: Int = 100, logger: Logger = SharedScheduleTests.logger,
+            reloaded: Bool = false
+        ) throws -> Instance {
             let location = try PostgresLocation(self.url, environment: [:])
             let store = PostgresStore(location: location, connections: 4, instance: name, logger: logger)
             let polls = StateRecorder()
             let changes = ChangeRecorder()
             let reports = CountingReporter()
+            let missed = SkipCount()
             let monitor = StateMonitor(
-                urls: self.targets.map(\.url), reporter: reports, observers: [polls, changes])
+                urls: self.targets.map(\.url), reporter: reports, observers: [polls, changes],
+                onTicksMissed: { count in missed.total.withLock { $0 += count } })
             let clock = self.clock
             let schedule = SharedSchedule(
                 store: store, scriptHash: "script",
-                databaseTime: { SharedScheduleTests.base + clock.now.offset.seconds })
+                databaseTime: { SharedScheduleTests.base + clock.now.offset.seconds }, replacesAPool: reloaded)
             let pool = PollerPool(
                 settings: self.settings, targets: self.targets, prober: self.prober, policy: LinearBackoff(),
                 monitor: monitor, clock: clock, now: { SharedScheduleTests.base + clock.now.offset.seconds },
@@ -74,7 +84,8 @@ import Testing
                 }
             }
             self.running.withLock { $0[name] = task }
-            return Instance(store: store, pool: pool, polls: polls, changes: changes, reports: reports)
+            return Instance(
+                store: store, pool: pool, polls: polls, changes: changes, reports: reports, missed: missed)
         }
 
         /// Stops instance `name` as a kill would: its connections close, its polls in flight are dropped,
@@ -417,6 +428,31 @@ extension SharedScheduleTests {
 }
 
 extension SharedScheduleTests {
+    @Test func aReloadsPool_isNoGap_itsOverdueRowsAreLateness_andNotSaidAsAStart() async throws {
+        // Given: 4 URLs polled every 10 s by instance a, which stops; its reload's pool takes over 60 s on
+        // (a reload that long: the rows fell due while the old pool was still meant to poll them).
+        let server = try RecordingServer.keepAlive()
+        let urls = (1...4).map { "\(server.url)/u\($0)" }
+        try await Self.withCluster(urls: urls, settings: Self.settings(interval: 10)) { cluster in
+            _ = try cluster.start("a")
+            try await cluster.settle(sleepers: 2)
+            #expect(server.requests.count == 4)
+            await cluster.kill("a")
+            cluster.clock.advance(by: .seconds(60))
+            // When: the reload's pool starts and claims the 4 rows, each 50 s overdue.
+            let (logger, log) = RecordingLogHandler.make()
+            let b = try cluster.start("a2", logger: logger, reloaded: true)
+            try await cluster.settle(sleepers: 2)
+            cluster.clock.advance(by: .seconds(1))
+            try await cluster.settle(sleepers: 2)
+            // Then: a reload is no gap: nothing is said about an instance start, and the wait counts as
+            // lateness.
+            #expect(b.polls.states.count == 4)
+            #expect(!log.all.contains { $0.contains("were overdue after") }, "\(log.all)")
+            #expect(b.polls.states.allSatisfy { $0.lateness > .zero }, "\(b.polls.states.map(\.lateness))")
+        }
+    }
+
     @Test func rowsOverdueAfterAGap_areNotLateness_andAreSaidInWords() async throws {
         // Given: 4 URLs polled every 10 s by instance a, which stops; no instance runs for 60 s.
         let server = try RecordingServer.keepAlive()
@@ -447,6 +483,80 @@ extension SharedScheduleTests {
             }
             #expect(b.polls.states.count == 8)
             #expect(log.all.filter { $0.contains("were overdue") }.count == 1, "\(log.all)")
+        }
+    }
+}
+
+extension SharedScheduleTests {
+    @Test func stoppingWithALeaderStatementInFlight_saysNoOutage_andNoChangeOfLeader() async throws {
+        // Given: one instance that leads, reporting every 5 s; a transaction of the test's own holds the
+        // instances' table, so the leader's next heartbeat waits.
+        let server = try RecordingServer.keepAlive()
+        let urls = (1...2).map { "\(server.url)/u\($0)" }
+        try await Self.withCluster(urls: urls, settings: Self.settings(interval: 60, statusInterval: 5)) { cluster in
+            let (logger, log) = RecordingLogHandler.make()
+            _ = try cluster.start("a", logger: logger)
+            try await cluster.settle(sleepers: 2)
+            for _ in 1...5 {
+                cluster.clock.advance(by: .seconds(1))
+                try await cluster.settle(sleepers: 2)
+            }
+            #expect(log.all.contains { $0.contains("runs report for the fleet") }, "\(log.all)")
+            let location = try PostgresLocation(cluster.url, environment: ProcessInfo.processInfo.environment)
+            try await TestPostgres.withConnection(location) { holder in
+                _ = try await holder.query("BEGIN", logger: TestPostgres.logger)
+                _ = try await holder.query(
+                    "LOCK TABLE urlpoll_instances IN ACCESS EXCLUSIVE MODE", logger: TestPostgres.logger)
+                cluster.clock.advance(by: .seconds(5))
+                // The heartbeat waits on the lock (at most 10 s to see it).
+                let deadline = ContinuousClock.now + .seconds(10)
+                var waiting: Int64 = 0
+                while waiting == 0, ContinuousClock.now < deadline {
+                    waiting =
+                        try await TestPostgres.column(
+                            cluster.url,
+                            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()",
+                            as: Int64.self
+                        ).first ?? 0
+                    try await Task.sleep(for: .milliseconds(10))
+                }
+                #expect(waiting > 0)
+                // When: the instance is stopped with its heartbeat in flight.
+                await cluster.kill("a")
+                _ = try await holder.query("ROLLBACK", logger: TestPostgres.logger)
+            }
+            // Then: its own closing of its leader connection is no outage, and it did not stop leading
+            // before stopping.
+            #expect(!log.all.contains { $0.contains("closed the connection") }, "\(log.all)")
+            #expect(!log.all.contains { $0.contains("no longer runs report") }, "\(log.all)")
+            #expect(!log.all.contains { $0.hasPrefix("error: ") }, "\(log.all)")
+        }
+    }
+}
+
+extension SharedScheduleTests {
+    @Test func reportTicksMissedDuringAFreeze_areSkipped_notRunInABurst() async throws {
+        // Given: one instance that leads, reporting every second.
+        let server = try RecordingServer.keepAlive()
+        let urls = (1...2).map { "\(server.url)/u\($0)" }
+        try await Self.withCluster(urls: urls, settings: Self.settings(interval: 60, statusInterval: 1)) { cluster in
+            let a = try cluster.start("a")
+            try await cluster.settle(sleepers: 2)
+            for _ in 1...3 {
+                cluster.clock.advance(by: .seconds(1))
+                try await cluster.settle(sleepers: 2)
+            }
+            let before = a.reports.count
+            #expect(before >= 1)
+            // When: 13 s pass at once (the process, or its PostgreSQL, was stopped).
+            cluster.clock.advance(by: .seconds(13))
+            try await cluster.settle(sleepers: 2)
+            // Then: one report, the 12 missed ticks counted as skipped; the next tick is on time.
+            #expect(a.reports.count == before + 1)
+            #expect(a.missed.total.withLock { $0 } == 12)
+            cluster.clock.advance(by: .seconds(1))
+            try await cluster.settle(sleepers: 2)
+            #expect(a.reports.count == before + 2)
         }
     }
 }

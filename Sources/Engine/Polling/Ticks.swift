@@ -1,0 +1,27 @@
+/// Ticks is a status interval's ticks on a clock: one every `interval`, from when it is first asked. A tick
+/// that falls due while nothing could run (the process or its PostgreSQL stopped, a machine suspended) is
+/// not made up: the first tick after such a freeze comes at once and says how many it stands for, and the
+/// next ones keep the original schedule. (`AsyncTimerSequence` would instead run every missed tick at once,
+/// one `report` after another in the same second.)
+struct Ticks<C: Clock>: Sendable where C.Duration == Duration {
+    let interval: Duration
+    let clock: C
+    private var last: C.Instant?
+
+    init(every interval: Duration, clock: C) {
+        self.interval = interval
+        self.clock = clock
+    }
+
+    /// Waits for the next tick; returns how many ticks were missed before it (0 when on time), or nil when
+    /// the task is cancelled.
+    mutating func next() async -> Int? {
+        var due = (self.last ?? self.clock.now).advanced(by: self.interval)
+        do { try await self.clock.sleep(until: due, tolerance: nil) } catch { return nil }
+        let behind = due.duration(to: self.clock.now)
+        let missed = behind >= self.interval ? Int(behind / self.interval) : 0
+        due = due.advanced(by: self.interval * missed)
+        self.last = due
+        return missed
+    }
+}
