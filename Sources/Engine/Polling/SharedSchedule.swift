@@ -50,6 +50,30 @@ public struct SharedSchedule: Sendable {
     /// and their wait is not counted as lateness: it is not the engine falling behind (``PollerPool``).
     public static var gapLimit: Duration { .seconds(5) }
 
+    /// How often an instance's claimer beats its heartbeat and looks at which script the fleet follows (and
+    /// at once when that script changes).
+    public static var beatInterval: Duration { .seconds(2) }
+
+    /// An instance whose heartbeat is older than this is not live: the fleet no longer follows its script
+    /// (``PostgresStore/adopt(_:scriptHash:alive:now:)``). Four beats; with a beat and a look at most
+    /// ``beatInterval`` and ``wakeInterval`` later, a fleet left on the script of an instance that died
+    /// polls again within 11 s, less than any lease (``leaseMargin`` and a timeout).
+    public static var aliveLimit: Duration { .seconds(8) }
+
+    /// The rule of which script the fleet follows, in words (logs and `/healthz`).
+    static let rule =
+        "the fleet follows the script most recently loaded by a live instance (heartbeat within \(formatSeconds(aliveLimit.seconds)) s)"
+
+    /// What to say when this instance's sync replaced another script's URL list (its start, a reload), or
+    /// nil when the schedule followed this script already or none.
+    public static func takeover(
+        from previous: PostgresStore.Previous?, scriptHash: String, store: PostgresStore
+    ) -> String? {
+        guard let previous, previous.scriptHash != scriptHash else { return nil }
+        return
+            "\(store.location) followed another script, loaded by \(previous.loader); it follows this instance's (\(store.instance)) from now on: URLs it does not list are retired, and instances still running the other script poll nothing until this one stops or is silent for \(formatSeconds(aliveLimit.seconds)) s, or they load this script (\(rule))"
+    }
+
     /// What a lease adds to a URL's timeout: the time a `check` hook, the backoff and the write-back may
     /// take. A URL whose instance dies is claimed again at most `timeout + leaseMargin` after its claim.
     public static var leaseMargin: Duration { .seconds(10) }
