@@ -263,3 +263,21 @@ extension PostgresStoreTests {
         }
     }
 }
+
+extension PostgresStoreTests {
+    @Test func migrate_bringsAVersion1DatabaseToVersion2_addingWhenEachInstanceLoadedItsScript() async throws {
+        try await Self.withStores(1) { stores, url in
+            // A database as urlpoll's schema version 1 left it: no loaded_at.
+            _ = try await TestPostgres.column(
+                url, "ALTER TABLE urlpoll_instances DROP COLUMN loaded_at", as: Int32.self)
+            _ = try await TestPostgres.column(url, "UPDATE urlpoll_schema SET version = 1 RETURNING 1", as: Int32.self)
+            try await stores[0].migrate()
+            #expect(try await TestPostgres.column(url, "SELECT version FROM urlpoll_schema", as: Int32.self) == [2])
+            _ = try await stores[0].sync(Self.listings(1), scriptHash: "s", now: 1_000)
+            #expect(
+                try await TestPostgres.column(url, "SELECT loaded_at FROM urlpoll_instances", as: Double.self) == [
+                    1_000
+                ])
+        }
+    }
+}

@@ -404,7 +404,10 @@ extension SharedScheduleTests {
             urls: urls, settings: Self.settings(interval: 2, statusInterval: 1), database: postgres.url
         ) { cluster in
             let logs = ["a", "b"].map { _ in RecordingLogHandler.make() }
-            let instances = try zip(["a", "b"], logs).map { try cluster.start($0, logger: $1.0) }
+            let metrics = ["a", "b"].map { _ in EngineMetrics() }
+            let instances = try zip(["a", "b"], zip(logs, metrics)).map {
+                try cluster.start($0, logger: $1.0.0, metrics: ClusterMetrics(metrics: $1.1, instance: $0))
+            }
             try await cluster.settle(sleepers: 4)
             for _ in 1...3 {
                 cluster.clock.advance(by: .seconds(1))
@@ -420,6 +423,11 @@ extension SharedScheduleTests {
                     await eventually(within: .seconds(5)) {
                         log.all.contains { $0.hasPrefix("error: ") && $0.contains("the server closed the connection") }
                     }, "\(log.all)")
+            }
+            // And /healthz says it (503) while the server is away.
+            for metrics in metrics {
+                let health = metrics.health(expected: 0, polled: 0)
+                #expect(health?.contains("does not answer") == true, "\(health ?? "ok")")
             }
             for _ in 1...3 {
                 cluster.clock.advance(by: .seconds(1))
@@ -446,6 +454,7 @@ extension SharedScheduleTests {
                 #expect(log.all.filter { $0.hasPrefix("error: ") }.count == 1, "\(log.all)")
                 #expect(log.all.filter { $0.contains("answers again") }.count == 1, "\(log.all)")
             }
+            #expect(metrics.allSatisfy { $0.health(expected: 0, polled: 0) == nil })
             // And: every instance stops when told to (within 15 s), as SIGTERM asks.
             for name in ["a", "b"] {
                 let task = Task { await cluster.kill(name) }
