@@ -90,4 +90,12 @@ extension PostgresStore {
                 """, logger: Self.quiet)
         }
     }
+
+    /// Gives up the report lock on `connection` (``lead(on:)``), which this instance holds: while the
+    /// schedule follows another instance's script, `report` is for an instance that runs it.
+    public func yieldLead(on connection: PostgresConnection) async throws(HistoryError) {
+        _ = try await self.attempt("give up the report lock") {
+            try await connection.query("SELECT pg_advisory_unlock(\(Self.reportLock))", logger: Self.quiet)
+        }
+    }
 }

@@ -136,6 +136,7 @@ extension PollerPool {
         }
         watch.followsOther = !current
         watch.seen = followed
+        schedule.current.set(current)
         schedule.metrics?.script(current: current)
         schedule.metrics?.problem(
             .script,
@@ -291,7 +292,13 @@ extension PollerPool {
                     }
                     if fresh { Self.watch(current, outage: outage, location: store.location) }
                     session = current
-                    leads = try await store.lead(on: current)
+                    if schedule.current.isSet {
+                        leads = try await store.lead(on: current)
+                    } else {
+                        // `report` is for an instance that runs the script the fleet follows.
+                        if leading { try await store.yieldLead(on: current) }
+                        leads = false
+                    }
                     instances = try await store.heartbeat(
                         scriptHash: schedule.scriptHash, alive: alive, now: schedule.databaseTime?(), on: current)
                     // Every instance, leading or not: its /metrics, /status and /healthz show the fleet's.

@@ -1,5 +1,6 @@
 import Crypto
 import FoundationEssentials
+import Synchronization
 
 /// SharedSchedule is the Sleep of several urlpoll instances that run the same script against one
 /// PostgreSQL database (`run --store`): instead of each Resource sleeping in its own process, every URL has
@@ -28,6 +29,16 @@ public struct SharedSchedule: Sendable {
     public let replacesAPool: Bool
     /// Where the heartbeat's count and the leadership are shown (`/metrics`), if anywhere.
     public let metrics: ClusterMetrics?
+    /// Whether the schedule follows this pool's script, as its claimer last saw (true until it looks): the
+    /// leader loop takes the report lock only then.
+    let current = Current()
+
+    /// A flag the claimer sets and the leader loop reads.
+    final class Current: Sendable {
+        private let value = Atomic(true)
+        var isSet: Bool { self.value.load(ordering: .relaxed) }
+        func set(_ value: Bool) { self.value.store(value, ordering: .relaxed) }
+    }
 
     public init(
         store: PostgresStore, scriptHash: String, databaseTime: (@Sendable () -> Double)? = nil,

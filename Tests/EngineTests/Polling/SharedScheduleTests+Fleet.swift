@@ -158,4 +158,35 @@ extension SharedScheduleTests {
             #expect(b.polls.states.count == 6)
         }
     }
+
+    @Test func leaderOnAScriptNoLongerFollowed_givesUpReport_toAnInstanceRunningTheFleetsScript() async throws {
+        // Given: a leads report (every 2 s) on script s1.
+        let server = try RecordingServer.keepAlive()
+        let urls = (1...2).map { "\(server.url)/u\($0)" }
+        try await Self.withCluster(urls: urls, settings: Self.settings(interval: 10, statusInterval: 2)) { cluster in
+            let a = try cluster.start("a", script: "s1")
+            try await cluster.settle(sleepers: 2)
+            for _ in 1...2 {
+                cluster.clock.advance(by: .seconds(1))
+                try await cluster.settle(sleepers: 2)
+            }
+            #expect(a.reports.count == 1)
+            // When: x starts on another script, which the fleet follows from then on.
+            let x = try cluster.start("x", script: "one", targets: [Target(url: "\(server.url)/one")])
+            try await cluster.settle(sleepers: 4)
+            for _ in 1...6 {
+                cluster.clock.advance(by: .seconds(1))
+                try await cluster.settle(sleepers: 4)
+            }
+            // Then: a no longer reports its stale states; x, which runs the fleet's script, reports.
+            let reported = a.reports.count
+            #expect(x.reports.count >= 1)
+            for _ in 1...4 {
+                cluster.clock.advance(by: .seconds(1))
+                try await cluster.settle(sleepers: 4)
+            }
+            #expect(a.reports.count == reported)
+            #expect(x.reports.count >= 2)
+        }
+    }
 }
