@@ -30,6 +30,13 @@ extension PollerPool {
         let capacity = self.maximumInFlight ?? DescriptorBudget.current.pollsInFlight(pollers: self.settings.pollers)
         let byKey = Dictionary(self.targets.map { ($0.historyKey, $0) }, uniquingKeysWith: { first, _ in first })
         await withDiscardingTaskGroup { group in
+            group.addTask {
+                // A fleet already polling: this instance shows its states from its start (/metrics, /status,
+                // /healthz's first pass), not from its first tick.
+                if let fleet = try? await store.fleet() {
+                    await self.monitor.seed(HistoryKey.match(fleet, to: self.targets))
+                }
+            }
             group.addTask { await self.lead(schedule, outage: outage) }
             group.addTask { await self.write(outbox, schedule: schedule, outage: outage) }
             var failures = 0

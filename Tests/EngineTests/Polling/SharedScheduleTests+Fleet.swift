@@ -189,4 +189,30 @@ extension SharedScheduleTests {
             #expect(x.reports.count >= 2)
         }
     }
+
+    @Test func instanceJoiningARunningFleet_showsTheFleetsStatesFromItsStart() async throws {
+        // Given: a has polled the 4 URLs (every 60 s; report every 10 s).
+        let server = try RecordingServer.keepAlive()
+        let urls = (1...4).map { "\(server.url)/u\($0)" }
+        try await Self.withCluster(urls: urls, settings: Self.settings(interval: 60, statusInterval: 10)) { cluster in
+            _ = try cluster.start("a")
+            try await cluster.settle(sleepers: 2)
+            #expect(server.requests.count == 4)
+            // When: b joins, and polls nothing yet (nothing is due), before its first tick.
+            let metrics = EngineMetrics()
+            let b = try cluster.start("b", metrics: ClusterMetrics(metrics: metrics, instance: "b"))
+            try await cluster.settle(sleepers: 4)
+            // Then: its /healthz's first pass is the fleet's, done, and it shows the 4 URLs' states.
+            let deadline = ContinuousClock.now + .seconds(5)
+            var shown = 0
+            while ContinuousClock.now < deadline {
+                shown = await b.pool.monitor.statesByURL().count
+                if shown == 4 { break }
+                try await Task.sleep(for: .milliseconds(10))
+            }
+            #expect(shown == 4)
+            #expect(metrics.health(expected: 4, polled: shown) == nil)
+            #expect(b.polls.states.isEmpty)
+        }
+    }
 }
