@@ -15,7 +15,8 @@ public struct SharedSchedule: Sendable {
     /// The database.
     public let store: PostgresStore
     /// What identifies the script's URL list and hooks (``scriptHash(text:arguments:targets:)``): the
-    /// schedule follows the script last loaded; instances whose hash differs claim nothing.
+    /// schedule follows the script most recently loaded by a live instance (``aliveLimit``, ``rule``), and
+    /// instances whose hash differs claim nothing.
     public let scriptHash: String
     /// The time the schedule is read at (seconds since the epoch); nil, the database server's clock, so
     /// instances whose clocks differ still agree on what is due. Tests pass their manual clock's.
