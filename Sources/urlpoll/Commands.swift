@@ -107,7 +107,8 @@ extension Urlpoll {
                 degraded, and 2 when the script does not load. Alerts raised are delivered before exiting. With \
                 --data (or the `data` setting) the polls and changes are kept in the store before exiting, and \
                 each URL resumes from it as in `run`: `on_change` fires only for a URL whose status changed since \
-                the last run, and `urlpoll.history` reads the runs before this one.
+                the last run, and `urlpoll.history` reads the runs before this one. A `store` setting is ignored, \
+                with a warning: `once` polls every URL itself and does not touch the shared schedule.
                 """)
 
         @Argument(help: "The Lua config script.")
@@ -124,7 +125,7 @@ extension Urlpoll {
             let logger = self.common.makeLogger()
             let session = try Session(
                 path: self.script, args: self.scriptArguments, limits: self.common.limits, options: self.poll,
-                data: self.history.data, retention: self.history.retention, logger: logger)
+                data: self.history.data, retention: self.history.retention, sharing: false, logger: logger)
             let states = await session.runOnce()
             if states.contains(where: { $0.health == .down }) { throw ExitCode(1) }
             if states.contains(where: { $0.health == .degraded }) { throw ExitCode(3) }

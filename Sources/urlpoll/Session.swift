@@ -45,11 +45,14 @@ struct Session {
     private let alertClient: HTTPClient
 
     /// Loads the script (exiting with status 2 on error) and builds the engine around it.
-    /// - Parameter listen: `--listen`, which overrides the script's `listen` setting.
+    /// - Parameters:
+    ///   - listen: `--listen`, which overrides the script's `listen` setting.
+    ///   - sharing: Whether the command can share a schedule (`run`); `once` polls every URL itself, and
+    ///     says that it ignores a `store` setting.
     init(
         path: String, text: String? = nil, args: [String], limits: LuaLimits, options: PollOptions,
         state: String? = nil, data: String? = nil, retention: HistoryWriter.Retention = .init(),
-        listen: ListenAddress? = nil, store: String? = nil, logger: Logger
+        listen: ListenAddress? = nil, store: String? = nil, sharing: Bool = true, logger: Logger
     ) throws {
         do {
             self.stateLock = try state.map(StateFileLock.init(statePath:))
@@ -84,9 +87,15 @@ struct Session {
             throw error
         }
         let pollers = options.apply(to: host.config.settings).pollers
+        if !sharing, host.config.settings.store != nil {
+            logger.warning(
+                "the 'store' setting is ignored by `urlpoll once`: it polls every URL here, once, and neither reads nor writes the shared schedule (use `urlpoll run` to share it)"
+            )
+        }
         do {
             self.shared = try Self.openShared(
-                store: store ?? host.config.settings.store, host: host, text: text, args: args, state: state,
+                store: sharing ? store ?? host.config.settings.store : nil, host: host, text: text, args: args,
+                state: state,
                 data: history != nil, pollers: pollers, logger: logger)
         } catch {
             try? alertClient.syncShutdown()
@@ -98,7 +107,7 @@ struct Session {
         self.metrics = self.listen != nil ? metrics : nil
         var clusterMetrics: ClusterMetrics?
         if let shared = self.shared, self.listen != nil {
-            clusterMetrics = ClusterMetrics(registry: metrics.registry, instance: shared.store.instance)
+            clusterMetrics = ClusterMetrics(metrics: metrics, instance: shared.store.instance)
         }
         self.clusterMetrics = clusterMetrics
         self.path = path
@@ -195,10 +204,8 @@ struct Session {
                 scriptHash: shared.scriptHash, alive: 3 * settings.statusInterval.seconds)
             let previous = try await shared.store.sync(
                 SharedSchedule.listings(for: targets, settings: settings), scriptHash: shared.scriptHash)
-            if let previous, previous.scriptHash != shared.scriptHash {
-                self.logger.warning(
-                    "\(shared.store.location) followed another script (loaded by \(previous.loadedBy)); it follows this one from now on, and instances still running the other poll nothing until they load this one"
-                )
+            if let words = SharedSchedule.takeover(from: previous, scriptHash: shared.scriptHash, store: shared.store) {
+                self.logger.warning("\(words)")
             }
             self.logger.info(
                 "sharing the schedule of \(targets.count) URLs in \(shared.store.location) as \(shared.store.instance)")
@@ -349,6 +356,15 @@ struct Session {
             throw error
         }
         try await self.run(consume pool, signals: signals, reloadOnSIGHUP: reloadOnSIGHUP, watch: watch)
+        // Stopped cleanly (SIGTERM, SIGINT): this instance's row goes, and the URLs it was polling are
+        // released for the others to claim at once, not after their leases.
+        do {
+            try await shared.store.leave()
+        } catch {
+            self.logger.warning(
+                "\(error.description); the other instances take this one's URLs when their leases expire (timeout + \(formatSeconds(SharedSchedule.leaseMargin.seconds)) s)"
+            )
+        }
     }
 
     private func run(

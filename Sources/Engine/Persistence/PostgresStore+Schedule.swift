@@ -28,14 +28,36 @@ extension PostgresStore {
         }
     }
 
-    /// What a sync found before it wrote: the script the schedule had, and who loaded it.
+    /// The script a schedule follows and the instance that loaded it: what a sync found before it wrote
+    /// (``sync(_:scriptHash:now:)``), or what a beat found (``beat(scriptHash:alive:now:)``).
     public struct Previous: Sendable, Hashable {
         public var scriptHash: String
+        /// The instance that listed the script's URLs last (`host:pid:random` unless named otherwise).
         public var loadedBy: String
+        /// When it did, in seconds since the epoch (the database's clock); nil when unknown.
+        public var loadedAt: Double?
+        /// Its host and process id, from its row in `urlpoll_instances`; nil once that row is gone.
+        public var host: String?
+        public var pid: Int?
 
-        public init(scriptHash: String, loadedBy: String) {
+        public init(
+            scriptHash: String, loadedBy: String, loadedAt: Double? = nil, host: String? = nil, pid: Int? = nil
+        ) {
             self.scriptHash = scriptHash
             self.loadedBy = loadedBy
+            self.loadedAt = loadedAt
+            self.host = host
+            self.pid = pid
+        }
+
+        /// The loader in words: `instance ID (host H, process P), which loaded it at 2026-11-30T04:21:13Z`.
+        public var loader: String {
+            var words = "instance \(self.loadedBy)"
+            if let host = self.host, let pid = self.pid { words += " (host \(host), process \(pid))" }
+            if let at = self.loadedAt {
+                words += ", which loaded it at \(Date(timeIntervalSince1970: at.rounded()).formatted(.iso8601))"
+            }
+            return words
         }
     }
 
@@ -112,21 +134,48 @@ extension PostgresStore {
 
     /// Makes the schedule list exactly `listings`: new URLs are added (due `offset` seconds from now), a
     /// changed definition replaces the row's (due at once, its state kept), URLs not listed are retired, and
-    /// the schedule records `scriptHash` as the script it now follows. Instances running another script
-    /// claim nothing from then on (``claim(limit:now:)``) until they load this one.
-    /// - Returns: The script the schedule followed before, if any.
+    /// the schedule records `scriptHash` as the script it now follows, loaded by this instance now (its row
+    /// in `urlpoll_instances` says so: `loaded_at`). Instances running another script claim nothing from then
+    /// on (``claim(limit:scriptHash:now:)``) until they load this one, or until no live instance runs it
+    /// (``adopt(_:scriptHash:alive:now:)``).
+    /// - Returns: The script the schedule followed before, and who loaded it, if any.
     public func sync(_ listings: [Listing], scriptHash: String, now: Double? = nil) async throws(HistoryError)
         -> Previous?
     {
+        try await self.list(listings, scriptHash: scriptHash, now: now, unlessFollowedWithin: nil).previous
+    }
+
+    /// Lists `listings` as ``sync(_:scriptHash:now:)`` does, but only when the schedule is orphaned: no
+    /// instance whose heartbeat is younger than `alive` seconds runs the script it follows, and of the
+    /// instances that are, the one that loaded its script last runs `scriptHash` (ties: the lowest id). The
+    /// fleet then follows the newest script still running, and the rows retired by the orphaned one are
+    /// listed (and polled) again, with no SIGHUP. Checked and done in one transaction under the lock syncs
+    /// take, so of several instances running that script one lists it and the others find it done.
+    /// - Returns: The script the schedule followed, when this call listed `listings`; nil when it did not
+    ///   (the schedule is followed, by now perhaps thanks to another instance, or another script is newer).
+    public func adopt(_ listings: [Listing], scriptHash: String, alive: Double, now: Double? = nil)
+        async throws(HistoryError) -> Previous?
+    {
+        let listed = try await self.list(listings, scriptHash: scriptHash, now: now, unlessFollowedWithin: alive)
+        return listed.done ? listed.previous : nil
+    }
+
+    /// ``sync(_:scriptHash:now:)`` and ``adopt(_:scriptHash:alive:now:)``: with `unlessFollowedWithin`, lists
+    /// only when the schedule is orphaned and `scriptHash` is the newest live script.
+    private func list(_ listings: [Listing], scriptHash: String, now: Double?, unlessFollowedWithin alive: Double?)
+        async throws(HistoryError) -> (previous: Previous?, done: Bool)
+    {
         let json = String(decoding: try Self.encode(listings), as: UTF8.self)
+        let pid = Int32(ProcessInfo.processInfo.processIdentifier)
+        let host = ProcessInfo.processInfo.hostName
         return try await self.attempt("list the script's URLs") {
             try await self.client.withTransaction(logger: Self.quiet) { connection in
                 try await connection.query("SELECT pg_advisory_xact_lock(\(Self.migrationLock))", logger: Self.quiet)
-                var previous: Previous?
-                for try await (hash, by) in try await connection.query(
-                    "SELECT script_hash, loaded_by FROM urlpoll_schedule WHERE id = 1", logger: Self.quiet
-                ).decode((String, String).self) {
-                    previous = Previous(scriptHash: hash, loadedBy: by)
+                let found = try await Self.following(on: connection, alive: alive ?? 0, now: now)
+                if alive != nil,
+                    found.followed || found.newest != scriptHash || found.schedule?.scriptHash == scriptHash
+                {
+                    return (found.schedule, false)
                 }
                 try await connection.query(
                     """
@@ -149,13 +198,18 @@ extension PostgresStore {
                     """, logger: Self.quiet)
                 try await connection.query(
                     """
+                    WITH t AS (SELECT coalesce(\(now)::float8, extract(epoch from statement_timestamp())::float8) AS now),
+                    me AS (
+                        INSERT INTO urlpoll_instances (id, host, pid, script_hash, started_at, heartbeat_at, loaded_at)
+                        SELECT \(self.instance), \(host), \(pid), \(scriptHash), t.now, t.now, t.now FROM t
+                        ON CONFLICT (id) DO UPDATE SET heartbeat_at = EXCLUDED.heartbeat_at,
+                            script_hash = EXCLUDED.script_hash, loaded_at = EXCLUDED.loaded_at)
                     INSERT INTO urlpoll_schedule (id, script_hash, loaded_by, loaded_at)
-                    VALUES (1, \(scriptHash), \(self.instance),
-                        coalesce(\(now)::float8, extract(epoch from statement_timestamp())::float8))
+                    SELECT 1, \(scriptHash), \(self.instance), t.now FROM t
                     ON CONFLICT (id) DO UPDATE SET script_hash = EXCLUDED.script_hash,
                         loaded_by = EXCLUDED.loaded_by, loaded_at = EXCLUDED.loaded_at
                     """, logger: Self.quiet)
-                return previous
+                return (found.schedule, true)
             }
         }
     }

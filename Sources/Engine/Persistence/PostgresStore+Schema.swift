@@ -4,7 +4,7 @@ import PostgresNIO
 extension PostgresStore {
     /// The schema version this urlpoll writes. A database at a higher version was written by a newer urlpoll
     /// and is refused, never changed.
-    public static let schemaVersion = 1
+    public static let schemaVersion = 2
 
     /// The advisory lock key (`pg_advisory_xact_lock`) under which the schema is migrated and the URL list
     /// synced, so instances starting together take turns.
@@ -27,7 +27,9 @@ extension PostgresStore {
     ///   came from, so a write retried after a lost reply is recognised).
     /// - `urlpoll_changes`: every change, keyed by the URL's row and the version it made.
     /// - `urlpoll_rollups`: per URL per minute: polls, failures (down), degraded, latency sum and maximum.
-    /// - `urlpoll_instances`: one row per instance: host, process id, script hash, started, last heartbeat.
+    /// - `urlpoll_instances`: one row per instance: host, process id, script hash, started, last heartbeat,
+    ///   and (from version 2) `loaded_at`, when it last listed its script's URLs (its start, a reload, or a
+    ///   takeover of an orphaned schedule: ``SharedSchedule``'s rule of which script the fleet follows).
     static let migrations: [[String]] = [
         [
             """
@@ -75,7 +77,12 @@ extension PostgresStore {
             id text PRIMARY KEY, host text NOT NULL, pid integer NOT NULL, script_hash text NOT NULL,
             started_at double precision NOT NULL, heartbeat_at double precision NOT NULL)
             """,
-        ]
+        ],
+        [
+            """
+            ALTER TABLE urlpoll_instances ADD COLUMN loaded_at double precision
+            """
+        ],
     ]
 
     /// Creates the tables, or brings them to ``schemaVersion``, under the migration lock.
@@ -107,7 +114,7 @@ extension PostgresStore {
                         try await connection.query(PostgresQuery(unsafeSQL: statement), logger: Self.quiet)
                     }
                 }
-                if version > 0, version < Self.schemaVersion {
+                if version < Self.schemaVersion {
                     try await connection.query(
                         "UPDATE urlpoll_schema SET version = \(Self.schemaVersion)", logger: Self.quiet)
                 }

@@ -19,9 +19,13 @@ final class StoreOutage: Sendable {
     private let logger: Logger
     private let location: PostgresLocation
 
-    init(location: PostgresLocation, logger: Logger) {
+    /// Where `/healthz` is told while the store does not answer, if anywhere.
+    private let metrics: ClusterMetrics?
+
+    init(location: PostgresLocation, logger: Logger, metrics: ClusterMetrics? = nil) {
         self.location = location
         self.logger = logger
+        self.metrics = metrics
     }
 
     /// Whether the store is not answering now.
@@ -38,6 +42,8 @@ final class StoreOutage: Sendable {
             return true
         }
         guard started else { return }
+        self.metrics?.problem(
+            .store, "\(self.location) does not answer: this instance can neither claim URLs nor write polls back")
         self.logger.error(
             "\(words); polls in flight go on, and claims and write-backs are tried again with backoff (0.1 s doubling to 5 s) until it answers; their results are written and alerted then"
         )
@@ -55,6 +61,7 @@ final class StoreOutage: Sendable {
             return inside.since
         }
         guard let since else { return }
+        self.metrics?.problem(.store, nil)
         let seconds = (ContinuousClock.now - since).seconds
         self.logger.notice(
             "\(self.location) answers again (after \(formatSeconds((seconds * 10).rounded() / 10)) s without it); claiming and writing back resume"

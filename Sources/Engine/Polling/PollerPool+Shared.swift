@@ -26,14 +26,21 @@ extension PollerPool {
         }
         await self.monitor.reporting(false)
         let outbox = Outbox()
-        let outage = StoreOutage(location: store.location, logger: logger)
+        let outage = StoreOutage(location: store.location, logger: logger, metrics: schedule.metrics)
         let capacity = self.maximumInFlight ?? DescriptorBudget.current.pollsInFlight(pollers: self.settings.pollers)
         let byKey = Dictionary(self.targets.map { ($0.historyKey, $0) }, uniquingKeysWith: { first, _ in first })
         await withDiscardingTaskGroup { group in
+            group.addTask {
+                // A fleet already polling: this instance shows its states from its start (/metrics, /status,
+                // /healthz's first pass), not from its first tick.
+                if let fleet = try? await store.fleet() {
+                    await self.monitor.seed(HistoryKey.match(fleet, to: self.targets))
+                }
+            }
             group.addTask { await self.lead(schedule, outage: outage) }
             group.addTask { await self.write(outbox, schedule: schedule, outage: outage) }
             var failures = 0
-            var followsOther = false
+            var script = ScriptWatch()
             var gap = Gap(replacesAPool: schedule.replacesAPool)
             while !Task.isCancelled {
                 let room = min(capacity - outbox.inFlight, 1_000)
@@ -61,14 +68,9 @@ extension PollerPool {
                     if room > 0, claimed.count == room { continue }  // more may be due now
                     let (next, now, hash) = try await store.nextDue(now: schedule.databaseTime?())
                     gap.look(at: now)
-                    if hash != schedule.scriptHash, !followsOther {
-                        logger.error(
-                            "the shared schedule in \(store.location) now follows another script (loaded since by another instance); this instance runs a different one and polls nothing until it loads the same script (SIGHUP)"
-                        )
-                    } else if hash == schedule.scriptHash, followsOther {
-                        logger.notice("the shared schedule follows this instance's script again; polling resumes")
+                    if script.due(at: now, scheduleFollows: hash) {
+                        try await self.follow(schedule, watch: &script, at: now)
                     }
-                    followsOther = hash != schedule.scriptHash
                     failures = 0
                     outage.answered()
                     if room <= 0 {
@@ -87,6 +89,70 @@ extension PollerPool {
         }
     }
 
+    /// What the claimer knows of the script the schedule follows (``follow(_:watch:at:)``).
+    struct ScriptWatch {
+        /// When it last beat (database time), and the script the schedule followed then.
+        var beatAt: Double?
+        var seen: PostgresStore.Previous?
+        /// Whether this instance has said that the schedule follows another script (and not yet that it
+        /// follows this one again).
+        var followsOther = false
+
+        /// Whether to beat now: every ``SharedSchedule/beatInterval``, and at once when the schedule's
+        /// script (`scheduleFollows`, as the last look read it) is not the one seen at the last beat.
+        func due(at now: Double, scheduleFollows: String?) -> Bool {
+            guard let beatAt else { return true }
+            return now - beatAt >= SharedSchedule.beatInterval.seconds || scheduleFollows != self.seen?.scriptHash
+        }
+    }
+
+    /// Beats the heartbeat and looks at which script the schedule follows: when no live instance runs it and
+    /// this instance's is the newest live script, lists this script's URLs again (they poll again, with no
+    /// SIGHUP); says each change of the script followed in words naming the instance that loaded it, and
+    /// shows it in `urlpoll_cluster_script_current` and `/healthz`.
+    private func follow(_ schedule: SharedSchedule, watch: inout ScriptWatch, at now: Double)
+        async throws(HistoryError)
+    {
+        let store = schedule.store
+        let mine = schedule.scriptHash
+        let alive = SharedSchedule.aliveLimit.seconds
+        var found = try await store.beat(scriptHash: mine, alive: alive, now: schedule.databaseTime?())
+        watch.beatAt = now
+        if let followed = found.schedule, followed.scriptHash != mine, !found.followed, found.newest == mine,
+            let previous = try await store.adopt(
+                SharedSchedule.listings(for: self.targets, settings: self.settings), scriptHash: mine,
+                alive: alive, now: schedule.databaseTime?())
+        {
+            store.logger.warning(
+                "no live instance runs the script \(store.location) followed (loaded by \(previous.loader)): it stopped, or has been silent for \(formatSeconds(alive)) s; the fleet follows this instance's script (\(store.instance)) from now on, the newest one running, and its URLs are listed and polled again (\(SharedSchedule.rule))"
+            )
+            found = try await store.beat(scriptHash: mine, alive: alive, now: schedule.databaseTime?())
+            // Said: polling resumes here.
+            watch.followsOther = false
+        }
+        guard let followed = found.schedule else { return }
+        let current = followed.scriptHash == mine
+        if !current, !watch.followsOther || watch.seen?.scriptHash != followed.scriptHash {
+            store.logger.error(
+                "the shared schedule in \(store.location) follows another script than this instance's (\(store.instance)), loaded by \(followed.loader); this instance polls nothing while a live instance runs that one, takes over within \(formatSeconds(alive)) s once none does, or joins it when it loads the same script (SIGHUP) (\(SharedSchedule.rule))"
+            )
+        } else if current, watch.followsOther {
+            store.logger.notice(
+                "the shared schedule in \(store.location) follows this instance's script again (loaded by \(followed.loader)); polling resumes"
+            )
+        }
+        watch.followsOther = !current
+        watch.seen = followed
+        schedule.current.set(current)
+        schedule.metrics?.script(current: current)
+        schedule.metrics?.problem(
+            .script,
+            current
+                ? nil
+                : "the shared schedule follows another script than this instance's, loaded by \(followed.loader): this instance polls nothing"
+        )
+    }
+
     /// How long to wait after `failures` failed tries to reach PostgreSQL: 0.1 s doubling to 5 s.
     static func retryDelay(after failures: Int) -> Duration {
         .milliseconds(min(5_000, 100 << min(failures - 1, 6)))
@@ -98,9 +164,14 @@ extension PollerPool {
         var failures = 0
         while !Task.isCancelled {
             do {
-                _ = try await schedule.store.sync(
+                let previous = try await schedule.store.sync(
                     SharedSchedule.listings(for: self.targets, settings: self.settings),
                     scriptHash: schedule.scriptHash, now: schedule.databaseTime?())
+                if let words = SharedSchedule.takeover(
+                    from: previous, scriptHash: schedule.scriptHash, store: schedule.store)
+                {
+                    schedule.store.logger.warning("\(words)")
+                }
                 return
             } catch {
                 failures += 1
@@ -228,10 +299,17 @@ extension PollerPool {
                     }
                     if fresh { Self.watch(current, outage: outage, location: store.location) }
                     session = current
-                    leads = try await store.lead(on: current)
+                    if schedule.current.isSet {
+                        leads = try await store.lead(on: current)
+                    } else {
+                        // `report` is for an instance that runs the script the fleet follows.
+                        if leading { try await store.yieldLead(on: current) }
+                        leads = false
+                    }
                     instances = try await store.heartbeat(
                         scriptHash: schedule.scriptHash, alive: alive, now: schedule.databaseTime?(), on: current)
-                    if leads { fleet = try await store.fleet(on: current) }
+                    // Every instance, leading or not: its /metrics, /status and /healthz show the fleet's.
+                    fleet = try await store.fleet(on: current)
                     break
                 } catch {
                     // Stopping: the statement failed by urlpoll's own doing, and the session is closed below,

@@ -1,5 +1,6 @@
 import Crypto
 import FoundationEssentials
+import Synchronization
 
 /// SharedSchedule is the Sleep of several urlpoll instances that run the same script against one
 /// PostgreSQL database (`run --store`): instead of each Resource sleeping in its own process, every URL has
@@ -14,7 +15,8 @@ public struct SharedSchedule: Sendable {
     /// The database.
     public let store: PostgresStore
     /// What identifies the script's URL list and hooks (``scriptHash(text:arguments:targets:)``): the
-    /// schedule follows the script last loaded; instances whose hash differs claim nothing.
+    /// schedule follows the script most recently loaded by a live instance (``aliveLimit``, ``rule``), and
+    /// instances whose hash differs claim nothing.
     public let scriptHash: String
     /// The time the schedule is read at (seconds since the epoch); nil, the database server's clock, so
     /// instances whose clocks differ still agree on what is due. Tests pass their manual clock's.
@@ -28,6 +30,16 @@ public struct SharedSchedule: Sendable {
     public let replacesAPool: Bool
     /// Where the heartbeat's count and the leadership are shown (`/metrics`), if anywhere.
     public let metrics: ClusterMetrics?
+    /// Whether the schedule follows this pool's script, as its claimer last saw (true until it looks): the
+    /// leader loop takes the report lock only then.
+    let current = Current()
+
+    /// A flag the claimer sets and the leader loop reads.
+    final class Current: Sendable {
+        private let value = Atomic(true)
+        var isSet: Bool { self.value.load(ordering: .relaxed) }
+        func set(_ value: Bool) { self.value.store(value, ordering: .relaxed) }
+    }
 
     public init(
         store: PostgresStore, scriptHash: String, databaseTime: (@Sendable () -> Double)? = nil,
@@ -49,6 +61,30 @@ public struct SharedSchedule: Sendable {
     /// instance's start, PostgreSQL not answering), the rows that fell due during it are polled as claimed
     /// and their wait is not counted as lateness: it is not the engine falling behind (``PollerPool``).
     public static var gapLimit: Duration { .seconds(5) }
+
+    /// How often an instance's claimer beats its heartbeat and looks at which script the fleet follows (and
+    /// at once when that script changes).
+    public static var beatInterval: Duration { .seconds(2) }
+
+    /// An instance whose heartbeat is older than this is not live: the fleet no longer follows its script
+    /// (``PostgresStore/adopt(_:scriptHash:alive:now:)``). Four beats; with a beat and a look at most
+    /// ``beatInterval`` and ``wakeInterval`` later, a fleet left on the script of an instance that died
+    /// polls again within 11 s, less than any lease (``leaseMargin`` and a timeout).
+    public static var aliveLimit: Duration { .seconds(8) }
+
+    /// The rule of which script the fleet follows, in words (logs and `/healthz`).
+    static let rule =
+        "the fleet follows the script most recently loaded by a live instance (heartbeat within \(formatSeconds(aliveLimit.seconds)) s)"
+
+    /// What to say when this instance's sync replaced another script's URL list (its start, a reload), or
+    /// nil when the schedule followed this script already or none.
+    public static func takeover(
+        from previous: PostgresStore.Previous?, scriptHash: String, store: PostgresStore
+    ) -> String? {
+        guard let previous, previous.scriptHash != scriptHash else { return nil }
+        return
+            "\(store.location) followed another script, loaded by \(previous.loader); it follows this instance's (\(store.instance)) from now on: URLs it does not list are retired, and instances still running the other script poll nothing until this one stops or is silent for \(formatSeconds(aliveLimit.seconds)) s, or they load this script (\(rule))"
+    }
 
     /// What a lease adds to a URL's timeout: the time a `check` hook, the backoff and the write-back may
     /// take. A URL whose instance dies is claimed again at most `timeout + leaseMargin` after its claim.

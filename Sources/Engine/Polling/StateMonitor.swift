@@ -63,11 +63,14 @@ public actor StateMonitor {
         self.onStoreError = onStoreError
     }
 
-    /// Takes over states from before a reload or a restart, for the URLs this monitor has, without telling
-    /// the observers: a URL whose status then stays the same is not a change.
+    /// Takes over states from before a reload or a restart, or the shared schedule's fleet, for the URLs this
+    /// monitor has, without telling the observers: a URL whose status then stays the same is not a change. A
+    /// state older (by `checkedAt`) than the one held is not taken: a poll heard since the states were read
+    /// stays.
     public func seed(_ states: [State]) {
         let known = Set(self.order)
         for state in states where known.contains(state.rawURL) {
+            if let held = self.states[state.rawURL], held.checkedAt > state.checkedAt { continue }
             self.states[state.rawURL] = state
         }
     }

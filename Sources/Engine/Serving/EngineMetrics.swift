@@ -28,6 +28,8 @@ public final class EngineMetrics: StateObserver {
     /// The lateness of the latest polls, newest last, for ``health(expected:polled:)``.
     private let recent = Mutex(LatenessWindow())
     private let hooks = Mutex<[String: HookSeries]>([:])
+    /// What is wrong with the shared schedule (``ClusterMetrics/problem(_:_:)``), by concern.
+    private let clusterProblems = Mutex<[ClusterConcern: String]>([:])
     /// `urlpoll_alerts_total`, by sink and result (``EngineMetrics+Alerts``).
     let alertCounters: [String: [AlertResult: Counter]]
     /// `urlpoll_alert_queue_length`.
@@ -156,6 +158,10 @@ public final class EngineMetrics: StateObserver {
     ///   - expected: URLs the script polls.
     ///   - polled: URLs with a state so far.
     public func health(expected: Int, polled: Int) -> String? {
+        let cluster = self.clusterProblems.withLock { problems in
+            ClusterConcern.allCases.compactMap { problems[$0] }
+        }
+        if !cluster.isEmpty { return cluster.joined(separator: "; ") }
         if polled < expected {
             return "the first pass is not done: \(polled) of \(expected) URLs polled"
         }
@@ -165,6 +171,11 @@ public final class EngineMetrics: StateObserver {
                 + "(the bound is \(formatSeconds(Self.latenessBound.seconds)) s): the engine cannot keep up"
         }
         return nil
+    }
+
+    /// Records what is wrong with the shared schedule for `concern`, or that nothing is (nil).
+    func cluster(_ concern: ClusterConcern, problem words: String?) {
+        self.clusterProblems.withLock { $0[concern] = words }
     }
 
     /// The lateness of the last ``size`` polls.

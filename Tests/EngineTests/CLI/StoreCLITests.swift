@@ -94,4 +94,45 @@ import Testing
         #expect(checked.status == 0)
         #expect(checked.stdout.contains(" store=postgresql://u@db:5433/x"))
     }
+
+    @Test func once_ignoresTheStoreSetting_withAWarningInWords_andPollsItself() async throws {
+        let server = try RecordingServer.keepAlive()
+        let script = try TemporaryScript(
+            """
+            urls = { "\(server.url)/once" }
+            store = "postgresql://u@127.0.0.1:\(try closedPort())/x?sslmode=disable"
+            """)
+
+        let run = try await CLIProcess.run(["once", script.path])
+
+        #expect(run.status == 0, "\(run.stderr)")
+        #expect(run.stderr.contains("the 'store' setting is ignored by `urlpoll once`"), "\(run.stderr)")
+        #expect(server.requests.count == 1)
+    }
+
+    @Test func sigterm_removesTheInstancesRow_andReleasesTheLeaseOfItsPollInFlight() async throws {
+        guard let url = try await TestPostgres.database() else { return }
+        // A URL whose answer takes 60 s: its poll is in flight, its row leased, when SIGTERM comes.
+        let server = try RecordingServer { request in [.pause(.seconds(60)), .ok(request)] }
+        let script = try TemporaryScript("urls = { \"\(server.url)/slow\" }\ntimeout = 50")
+        let process = try CLIProcess(["run", script.path, "--store", url])
+        let leased = {
+            try await TestPostgres.column(
+                url, "SELECT count(*) FROM urlpoll_targets WHERE lease_owner IS NOT NULL", as: Int64.self
+            ).first ?? 0
+        }
+        let deadline = ContinuousClock.now + .seconds(30)
+        while ContinuousClock.now < deadline {
+            if !server.requests.isEmpty, (try? await leased()) == 1 { break }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        #expect(try await TestPostgres.column(url, "SELECT count(*) FROM urlpoll_instances", as: Int64.self) == [1])
+        #expect(try await leased() == 1)
+
+        process.signal(SIGTERM)
+
+        #expect(await process.wait(limit: .seconds(30)) == 0, "\(process.stderr)")
+        #expect(try await TestPostgres.column(url, "SELECT count(*) FROM urlpoll_instances", as: Int64.self) == [0])
+        #expect(try await leased() == 0)
+    }
 }

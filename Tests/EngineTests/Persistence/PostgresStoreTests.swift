@@ -41,8 +41,11 @@ import Testing
 
     @Test func migrate_createsTheSchema_twiceIsHarmless_andANewerOneIsRefusedInWords() async throws {
         try await Self.withStores(2) { stores, url in
-            // Both migrated (one after the other under the lock); the version is 1.
-            #expect(try await TestPostgres.column(url, "SELECT version FROM urlpoll_schema", as: Int32.self) == [1])
+            // Both migrated (one after the other under the lock); the version is this urlpoll's.
+            #expect(
+                try await TestPostgres.column(url, "SELECT version FROM urlpoll_schema", as: Int32.self) == [
+                    Int32(PostgresStore.schemaVersion)
+                ])
             _ = try await TestPostgres.column(url, "UPDATE urlpoll_schema SET version = 99 RETURNING 1", as: Int32.self)
             let error = await #expect(throws: HistoryError.self) { try await stores[0].migrate() }
             #expect(error?.description.contains("schema version 99, written by a newer urlpoll") == true)
@@ -155,7 +158,9 @@ import Testing
             #expect(try await a.sync(Self.listings(3), scriptHash: "old", now: 1_000) == nil)
             // B loads a newer script listing only the first two URLs.
             let previous = try await b.sync(Array(Self.listings(3).prefix(2)), scriptHash: "new", now: 1_001)
-            #expect(previous == PostgresStore.Previous(scriptHash: "old", loadedBy: "i1"))
+            #expect(previous?.scriptHash == "old")
+            #expect(previous?.loadedBy == "i1")
+            #expect(previous?.loadedAt == 1_000)
             #expect(
                 try await TestPostgres.column(
                     url, "SELECT url FROM urlpoll_targets WHERE retired", as: String.self) == ["http://127.0.0.1:1/3"])
@@ -208,6 +213,71 @@ import Testing
         #expect(throws: HistoryError.self) { try PostgresLocation("mysql://u@db/x", environment: [:]) }
         #expect(throws: HistoryError.self) {
             try PostgresLocation("postgresql://u@db/x?sslmode=maybe", environment: [:])
+        }
+    }
+}
+
+extension PostgresStoreTests {
+    @Test func beat_removesTheRowsOfInstancesSilentForAnHour_andLeaveRemovesItsOwn() async throws {
+        try await Self.withStores(2) { stores, url in
+            let (a, b) = (stores[0], stores[1])
+            _ = try await a.sync(Self.listings(2), scriptHash: "s", now: 1_000)
+            _ = try await a.beat(scriptHash: "s", alive: 8, now: 1_000)
+            // An hour and a second later, b beats: a's row, silent since, is removed.
+            let later = 1_000 + PostgresStore.instanceRowLifetime.seconds + 1
+            let following = try await b.beat(scriptHash: "s", alive: 8, now: later)
+            #expect(try await TestPostgres.column(url, "SELECT id FROM urlpoll_instances", as: String.self) == ["i2"])
+            #expect(following.schedule?.scriptHash == "s")
+            #expect(following.followed)
+            // b claims both URLs, then leaves: its row goes and its leases are released.
+            #expect(try await b.claim(limit: 10, scriptHash: "s", now: later).count == 2)
+            try await b.leave()
+            #expect(try await TestPostgres.column(url, "SELECT id FROM urlpoll_instances", as: String.self).isEmpty)
+            #expect(
+                try await TestPostgres.column(
+                    url, "SELECT count(*) FROM urlpoll_targets WHERE lease_owner IS NOT NULL", as: Int64.self) == [0])
+        }
+    }
+
+    @Test func adopt_listsTheNewestLiveScript_onlyOnceNoLiveInstanceRunsTheOneFollowed() async throws {
+        try await Self.withStores(2) { stores, url in
+            let (a, b) = (stores[0], stores[1])
+            // a runs "old" (2 URLs); b loads "new" (1 URL): the old script's second URL is retired.
+            _ = try await a.sync(Self.listings(2), scriptHash: "old", now: 1_000)
+            _ = try await b.sync(Array(Self.listings(2).prefix(1)), scriptHash: "new", now: 1_001)
+            // While b beats, a adopts nothing.
+            _ = try await b.beat(scriptHash: "new", alive: 8, now: 1_005)
+            _ = try await a.beat(scriptHash: "old", alive: 8, now: 1_005)
+            #expect(try await a.adopt(Self.listings(2), scriptHash: "old", alive: 8, now: 1_006) == nil)
+            // b falls silent for longer than 8 s: a adopts, and the retired URL is listed again.
+            _ = try await a.beat(scriptHash: "old", alive: 8, now: 1_014)
+            let previous = try await a.adopt(Self.listings(2), scriptHash: "old", alive: 8, now: 1_014)
+            #expect(previous?.scriptHash == "new")
+            #expect(previous?.loadedBy == "i2")
+            #expect(
+                try await TestPostgres.column(url, "SELECT count(*) FROM urlpoll_targets WHERE retired", as: Int64.self)
+                    == [0])
+            #expect(try await a.claim(limit: 10, scriptHash: "old", now: 1_014).count == 2)
+            // Adopting again changes nothing: the schedule follows a's script.
+            #expect(try await a.adopt(Self.listings(2), scriptHash: "old", alive: 8, now: 1_015) == nil)
+        }
+    }
+}
+
+extension PostgresStoreTests {
+    @Test func migrate_bringsAVersion1DatabaseToVersion2_addingWhenEachInstanceLoadedItsScript() async throws {
+        try await Self.withStores(1) { stores, url in
+            // A database as urlpoll's schema version 1 left it: no loaded_at.
+            _ = try await TestPostgres.column(
+                url, "ALTER TABLE urlpoll_instances DROP COLUMN loaded_at", as: Int32.self)
+            _ = try await TestPostgres.column(url, "UPDATE urlpoll_schema SET version = 1 RETURNING 1", as: Int32.self)
+            try await stores[0].migrate()
+            #expect(try await TestPostgres.column(url, "SELECT version FROM urlpoll_schema", as: Int32.self) == [2])
+            _ = try await stores[0].sync(Self.listings(1), scriptHash: "s", now: 1_000)
+            #expect(
+                try await TestPostgres.column(url, "SELECT loaded_at FROM urlpoll_instances", as: Double.self) == [
+                    1_000
+                ])
         }
     }
 }

@@ -38,6 +38,8 @@ import Testing
         let client: HTTPClient
         let prober: HTTPProber
         private let running = Mutex<[String: Task<Void, Never>]>([:])
+        /// Ends an instance's polling without cancelling it: a clean stop (``stop(_:)``).
+        private let stopping = Mutex<[String: AsyncStream<Void>.Continuation]>([:])
 
         init(url: String, settings: Settings, targets: [Target]) {
             self.url = url
@@ -48,10 +50,15 @@ import Testing
         }
 
         /// Starts instance `name` (`maximumInFlight` polls in flight at most); `reloaded`: as a reload's pool.
+        /// - Parameters:
+        ///   - script: The hash of the script it runs, and its URLs (by default the cluster's).
+        ///   - metrics: Where it says what `/metrics` and `/healthz` show of the schedule.
         func start(
             _ name: String, maximumInFlight: Int = 100, logger: Logger = SharedScheduleTests.logger,
-            reloaded: Bool = false
+            reloaded: Bool = false, script: String = "script", targets: [Target]? = nil,
+            metrics: ClusterMetrics? = nil
         ) throws -> Instance {
+            let targets = targets ?? self.targets
             let location = try PostgresLocation(self.url, environment: [:])
             let store = PostgresStore(location: location, connections: 4, instance: name, logger: logger)
             let polls = StateRecorder()
@@ -59,16 +66,18 @@ import Testing
             let reports = CountingReporter()
             let missed = SkipCount()
             let monitor = StateMonitor(
-                urls: self.targets.map(\.url), reporter: reports, observers: [polls, changes],
+                urls: targets.map(\.url), reporter: reports, observers: [polls, changes],
                 onTicksMissed: { count in missed.total.withLock { $0 += count } })
             let clock = self.clock
             let schedule = SharedSchedule(
-                store: store, scriptHash: "script",
-                databaseTime: { SharedScheduleTests.base + clock.now.offset.seconds }, replacesAPool: reloaded)
+                store: store, scriptHash: script,
+                databaseTime: { SharedScheduleTests.base + clock.now.offset.seconds }, replacesAPool: reloaded,
+                metrics: metrics)
             let pool = PollerPool(
-                settings: self.settings, targets: self.targets, prober: self.prober, policy: LinearBackoff(),
+                settings: self.settings, targets: targets, prober: self.prober, policy: LinearBackoff(),
                 monitor: monitor, clock: clock, now: { SharedScheduleTests.base + clock.now.offset.seconds },
                 maximumInFlight: maximumInFlight, schedule: schedule)
+            let (stops, stop) = AsyncStream<Void>.makeStream()
             let task = Task {
                 await withDiscardingTaskGroup { group in
                     group.addTask { await store.run() }
@@ -79,11 +88,22 @@ import Testing
                         group.cancelAll()
                         return
                     }
-                    await pool.run()
+                    // As the session runs it: polling until stopped, then, on a clean stop only, `leave`. A
+                    // kill cancels polling and the store's pool at once.
+                    await withTaskGroup(of: Void.self) { polling in
+                        polling.addTask { await pool.run() }
+                        polling.addTask { for await _ in stops {} }
+                        await polling.next()
+                        polling.cancelAll()
+                    }
+                    if !Task.isCancelled {
+                        do { try await store.leave() } catch { Issue.record("\(error)") }
+                    }
                     group.cancelAll()
                 }
             }
             self.running.withLock { $0[name] = task }
+            self.stopping.withLock { $0[name] = stop }
             return Instance(
                 store: store, pool: pool, polls: polls, changes: changes, reports: reports, missed: missed)
         }
@@ -93,6 +113,14 @@ import Testing
         func kill(_ name: String) async {
             let task = self.running.withLock { $0.removeValue(forKey: name) }
             task?.cancel()
+            await task?.value
+        }
+
+        /// Stops instance `name` cleanly, as SIGTERM does: its polling ends, then it leaves the schedule
+        /// (``PostgresStore/leave()``).
+        func stop(_ name: String) async {
+            let task = self.running.withLock { $0.removeValue(forKey: name) }
+            self.stopping.withLock { $0.removeValue(forKey: name) }?.finish()
             await task?.value
         }
 
@@ -376,7 +404,10 @@ extension SharedScheduleTests {
             urls: urls, settings: Self.settings(interval: 2, statusInterval: 1), database: postgres.url
         ) { cluster in
             let logs = ["a", "b"].map { _ in RecordingLogHandler.make() }
-            let instances = try zip(["a", "b"], logs).map { try cluster.start($0, logger: $1.0) }
+            let metrics = ["a", "b"].map { _ in EngineMetrics() }
+            let instances = try zip(["a", "b"], zip(logs, metrics)).map {
+                try cluster.start($0, logger: $1.0.0, metrics: ClusterMetrics(metrics: $1.1, instance: $0))
+            }
             try await cluster.settle(sleepers: 4)
             for _ in 1...3 {
                 cluster.clock.advance(by: .seconds(1))
@@ -392,6 +423,11 @@ extension SharedScheduleTests {
                     await eventually(within: .seconds(5)) {
                         log.all.contains { $0.hasPrefix("error: ") && $0.contains("the server closed the connection") }
                     }, "\(log.all)")
+            }
+            // And /healthz says it (503) while the server is away.
+            for metrics in metrics {
+                let health = metrics.health(expected: 0, polled: 0)
+                #expect(health?.contains("does not answer") == true, "\(health ?? "ok")")
             }
             for _ in 1...3 {
                 cluster.clock.advance(by: .seconds(1))
@@ -418,6 +454,7 @@ extension SharedScheduleTests {
                 #expect(log.all.filter { $0.hasPrefix("error: ") }.count == 1, "\(log.all)")
                 #expect(log.all.filter { $0.contains("answers again") }.count == 1, "\(log.all)")
             }
+            #expect(metrics.allSatisfy { $0.health(expected: 0, polled: 0) == nil })
             // And: every instance stops when told to (within 15 s), as SIGTERM asks.
             for name in ["a", "b"] {
                 let task = Task { await cluster.kill(name) }

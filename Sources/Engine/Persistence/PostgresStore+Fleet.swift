@@ -1,0 +1,101 @@
+import FoundationEssentials
+import PostgresNIO
+
+extension PostgresStore {
+    /// Which script the schedule follows, and whether it is still run: what a beat
+    /// (``beat(scriptHash:alive:now:)``) finds.
+    public struct Following: Sendable, Hashable {
+        /// The script the schedule follows and who loaded it; nil before any instance listed its URLs.
+        public var schedule: Previous?
+        /// Whether an instance whose heartbeat is recent runs that script (its loader or another).
+        public var followed: Bool
+        /// The script of the live instance that loaded its script last (ties: the lowest id); nil when no
+        /// instance is live.
+        public var newest: String?
+
+        public init(schedule: Previous?, followed: Bool, newest: String?) {
+            self.schedule = schedule
+            self.followed = followed
+            self.newest = newest
+        }
+    }
+
+    /// Beats this instance's heartbeat (registering it, running `scriptHash`, if it was not), removes the
+    /// rows of instances silent for longer than ``instanceRowLifetime``, and says which script the schedule
+    /// follows, whether an instance whose heartbeat is younger than `alive` seconds runs it, and which
+    /// script is the newest live one. One statement.
+    public func beat(scriptHash: String, alive: Double, now: Double? = nil) async throws(HistoryError) -> Following {
+        let pid = Int32(ProcessInfo.processInfo.processIdentifier)
+        let host = ProcessInfo.processInfo.hostName
+        return try await self.attempt("record this instance's heartbeat") {
+            try await self.client.withConnection { connection in
+                try await connection.query(
+                    """
+                    WITH t AS (SELECT coalesce(\(now)::float8, extract(epoch from statement_timestamp())::float8) AS now),
+                    beat AS (
+                        INSERT INTO urlpoll_instances (id, host, pid, script_hash, started_at, heartbeat_at, loaded_at)
+                        SELECT \(self.instance), \(host), \(pid), \(scriptHash), t.now, t.now, t.now FROM t
+                        ON CONFLICT (id) DO UPDATE SET heartbeat_at = EXCLUDED.heartbeat_at,
+                            script_hash = EXCLUDED.script_hash)
+                    DELETE FROM urlpoll_instances
+                    WHERE id <> \(self.instance) AND heartbeat_at < (SELECT now FROM t) - \(Self.instanceRowLifetime.seconds)::float8
+                    """, logger: Self.quiet)
+                return try await Self.following(on: connection, alive: alive, now: now)
+            }
+        }
+    }
+
+    /// How long the row of an instance that stopped without a word (killed, its machine gone) stays in
+    /// `urlpoll_instances` after its last heartbeat: an hour. An instance that stops cleanly removes its
+    /// own at once (``leave()``).
+    public static var instanceRowLifetime: Duration { .seconds(3_600) }
+
+    /// What the schedule follows, read on `connection` (``Following``).
+    static func following(on connection: PostgresConnection, alive: Double, now: Double?) async throws
+        -> Following
+    {
+        let rows = try await connection.query(
+            """
+            WITH t AS (SELECT coalesce(\(now)::float8, extract(epoch from statement_timestamp())::float8) AS now),
+            live AS (SELECT id, script_hash, coalesce(loaded_at, started_at) AS loaded_at FROM urlpoll_instances
+                WHERE heartbeat_at > (SELECT now FROM t) - \(alive)::float8)
+            SELECT s.script_hash, s.loaded_by, s.loaded_at, i.host, i.pid,
+                EXISTS (SELECT 1 FROM live WHERE live.script_hash = s.script_hash),
+                (SELECT script_hash FROM live ORDER BY loaded_at DESC, id LIMIT 1)
+            FROM (SELECT 1) AS one
+            LEFT JOIN urlpoll_schedule s ON s.id = 1
+            LEFT JOIN urlpoll_instances i ON i.id = s.loaded_by
+            """, logger: Self.quiet)
+        for try await (hash, by, at, host, pid, followed, newest) in rows.decode(
+            (String?, String?, Double?, String?, Int32?, Bool?, String?).self)
+        {
+            let schedule = hash.map {
+                Previous(scriptHash: $0, loadedBy: by ?? "", loadedAt: at, host: host, pid: pid.map(Int.init))
+            }
+            return Following(schedule: schedule, followed: followed ?? false, newest: newest)
+        }
+        return Following(schedule: nil, followed: false, newest: nil)
+    }
+
+    /// This instance stops cleanly: its row in `urlpoll_instances` is removed, and the rows it still holds
+    /// the lease of (polls it did not finish) are released (`lease_owner = NULL`), so other instances claim
+    /// them at once instead of after the lease. Call it once polling has stopped.
+    public func leave() async throws(HistoryError) {
+        _ = try await self.attempt("remove this instance from the schedule") {
+            try await self.client.query(
+                """
+                WITH gone AS (DELETE FROM urlpoll_instances WHERE id = \(self.instance))
+                UPDATE urlpoll_targets SET lease_owner = NULL, lease_until = NULL
+                WHERE lease_owner = \(self.instance)
+                """, logger: Self.quiet)
+        }
+    }
+
+    /// Gives up the report lock on `connection` (``lead(on:)``), which this instance holds: while the
+    /// schedule follows another instance's script, `report` is for an instance that runs it.
+    public func yieldLead(on connection: PostgresConnection) async throws(HistoryError) {
+        _ = try await self.attempt("give up the report lock") {
+            try await connection.query("SELECT pg_advisory_unlock(\(Self.reportLock))", logger: Self.quiet)
+        }
+    }
+}
