@@ -33,6 +33,9 @@ extension PollerPool {
             group.addTask { await self.lead(schedule, outage: outage) }
             group.addTask { await self.write(outbox, schedule: schedule, outage: outage) }
             var failures = 0
+            // Sweeps of leases this instance holds and does not use, owed after a failed round (a claim given
+            // up may have run on the server after all): the first two rounds that succeed make one each.
+            var sweeps = 0
             var followsOther = false
             var gap = Gap(replacesAPool: schedule.replacesAPool)
             while !Task.isCancelled {
@@ -48,13 +51,23 @@ extension PollerPool {
                     for claim in claimed {
                         guard let target = byKey[claim.key] else { continue }
                         let lateness = gap.lateness(of: claim)
-                        outbox.started()
+                        outbox.started(claim.id)
                         group.addTask {
                             if let completion = await self.pollClaimed(claim, target: target, lateness: lateness) {
                                 outbox.put(completion)
                             } else {
-                                outbox.abandoned()
+                                outbox.abandoned(claim.id)
                             }
+                        }
+                    }
+                    if sweeps > 0 {
+                        sweeps -= 1
+                        let released = try await store.releaseLeases(keeping: outbox.held)
+                        if released > 0 {
+                            logger.notice(
+                                "released \(released) leases that a claim given up while \(store.location) did not answer took when it ran after all; those URLs are claimed again now"
+                            )
+                            continue
                         }
                     }
                     if let words = gap.drained() { logger.notice("\(words)") }
@@ -78,6 +91,7 @@ extension PollerPool {
                     }
                 } catch {
                     failures += 1
+                    sweeps = 2
                     outage.failed(error.description)
                     wait = Self.retryDelay(after: failures)
                 }
@@ -154,7 +168,7 @@ extension PollerPool {
             for completion in outbox.take() {
                 if let other = pending[completion.claim.id] {
                     // Only the newer claim of a row can count; the older is done with.
-                    outbox.finished()
+                    outbox.finished(completion.claim.id)
                     if other.claim.claims > completion.claim.claims { continue }
                 }
                 pending[completion.claim.id] = completion
@@ -167,7 +181,7 @@ extension PollerPool {
                 failures = 0
                 outage.answered()
                 for completion in batch {
-                    outbox.finished()
+                    outbox.finished(completion.claim.id)
                     guard won.contains(completion.claim.id) else {
                         store.logger.debug(
                             "\(completion.claim.key): another instance holds this URL now; this poll's result is not used"

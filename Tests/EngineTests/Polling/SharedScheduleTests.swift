@@ -50,10 +50,11 @@ import Testing
         /// Starts instance `name` (`maximumInFlight` polls in flight at most); `reloaded`: as a reload's pool.
         func start(
             _ name: String, maximumInFlight: Int = 100, logger: Logger = SharedScheduleTests.logger,
-            reloaded: Bool = false
+            reloaded: Bool = false, statementTimeout: Duration = PostgresStore.defaultStatementTimeout
         ) throws -> Instance {
             let location = try PostgresLocation(self.url, environment: [:])
-            let store = PostgresStore(location: location, connections: 4, instance: name, logger: logger)
+            let store = PostgresStore(
+                location: location, connections: 4, instance: name, statementTimeout: statementTimeout, logger: logger)
             let polls = StateRecorder()
             let changes = ChangeRecorder()
             let reports = CountingReporter()
