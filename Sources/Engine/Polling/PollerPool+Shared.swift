@@ -215,10 +215,18 @@ extension PollerPool {
     /// again on the new one in the same tick, so report runs again (here or on another instance) within one
     /// `status_interval` of the server answering. Nothing here waits on the pool, whose reconnection backs
     /// off for as long as the server was away.
+    ///
+    /// A leader that stops beating its heartbeat but keeps its session (a frozen or hung process) keeps the
+    /// lock: another instance that sees its heartbeat unchanged for ``StaleLeader/looks`` ticks in a row ends
+    /// that session and takes the lock (``PostgresStore/takeOver(from:on:)``). The old leader, once it runs
+    /// again, finds its session ended at its next tick and stops reporting; a tick that took longer than a
+    /// `status_interval` between its look at the lock and its report (the process was frozen in between)
+    /// does not report.
     private func lead(_ schedule: SharedSchedule, outage: StoreOutage) async {
         let store = schedule.store
         var session: PostgresConnection?
         var leading = false
+        var stale = StaleLeader()
         let alive = self.settings.statusInterval.seconds * 3
         var timer = Ticks(every: self.settings.statusInterval, clock: self.clock)
         ticks: while let missed = await timer.next() {
@@ -226,10 +234,16 @@ extension PollerPool {
             var instances: Int?
             var fleet: [State]?
             var tries = 0
+            var looked = false
+            var ended = false
+            var lookedAt = self.clock.now
+            if missed > 0 { stale.forget() }
             while tries < 2, !Task.isCancelled {
                 tries += 1
                 if let closed = session, closed.isClosed {
-                    outage.failed("\(store.location): the server closed the connection (it restarted or stopped)")
+                    // Ended by the server: a restart (the watch says so), or another instance that took
+                    // report over. A new connection is tried at once; only if it fails is that an outage.
+                    ended = true
                     session = nil
                 }
                 let fresh = session == nil
@@ -240,9 +254,19 @@ extension PollerPool {
                     } else {
                         current = try await store.connectAlone()
                     }
-                    if fresh { Self.watch(current, outage: outage, location: store.location) }
+                    if fresh { Self.watch(current, store: store, outage: outage) }
                     session = current
                     leads = try await store.lead(on: current)
+                    lookedAt = self.clock.now
+                    if !leads, let leader = try await store.reportLeader(on: current) {
+                        looked = true
+                        if stale.look(at: leader), try await store.takeOver(from: leader, on: current) {
+                            leads = true
+                            store.logger.warning(
+                                "took report over from \(leader.instance): its heartbeat had not moved for \(StaleLeader.looks - 1) status intervals while its session held the report lock (a frozen or hung process); its session was ended"
+                            )
+                        }
+                    }
                     instances = try await store.heartbeat(
                         scriptHash: schedule.scriptHash, alive: alive, now: schedule.databaseTime?(), on: current)
                     if leads { fleet = try await store.fleet(on: current) }
@@ -252,37 +276,55 @@ extension PollerPool {
                     // after the outage is told to say nothing more.
                     if Task.isCancelled { break ticks }
                     leads = false
-                    outage.failed(error.description)
                     if let failed = session { await store.close(failed) }
                     session = nil
-                    // A new connection that failed is not tried again before the next tick.
-                    if fresh { break }
+                    // A statement on a session of earlier ticks that fails (its server restarted, or it was
+                    // ended) is tried once more on a new connection; a new connection that fails is an outage,
+                    // and is not tried again before the next tick.
+                    if fresh {
+                        outage.failed(error.description)
+                        break
+                    }
+                    ended = true
                 }
             }
             if Task.isCancelled { break ticks }
+            if !looked { stale.forget() }
             if leads != leading {
                 store.logger.info(
                     leads
                         ? "this instance (\(store.instance)) runs report for the fleet"
-                        : "this instance (\(store.instance)) no longer runs report")
+                        : ended && session != nil
+                            ? "this instance (\(store.instance)) no longer runs report: its session was ended (another instance took report over, having seen no heartbeat from it for \(StaleLeader.looks - 1) status intervals, or the server restarted)"
+                            : "this instance (\(store.instance)) no longer runs report")
                 leading = leads
             }
+            // Frozen between its look at the lock and now: another instance may lead by now; not reported.
+            let late = lookedAt.duration(to: self.clock.now) >= self.settings.statusInterval
             schedule.metrics?.beat(instances: instances, leading: leads)
             if let fleet { await self.monitor.seed(HistoryKey.match(fleet, to: self.targets)) }
-            await self.monitor.reporting(leads)
-            await self.monitor.skipped(missed)
-            await self.monitor.tick()
+            await self.monitor.reporting(leads && !late)
+            await self.monitor.skipped(missed + (late ? 1 : 0))
+            if !late { await self.monitor.tick() }
         }
         outage.stop()
         await self.monitor.reporting(leading)
         if let session { await store.close(session) }
     }
 
-    /// Tells `outage` when the server closes `connection` (a restart: its sessions end at once), so that an
-    /// outage is said within a second, not at the next statement's time limit.
-    private static func watch(_ connection: PostgresConnection, outage: StoreOutage, location: PostgresLocation) {
+    /// When the server closes `connection` (a restart ends its sessions at once), tries a new connection, and
+    /// tells `outage` when that fails too, so that an outage is said within a second, not at the next
+    /// statement's time limit. A session ended on its own (another instance took report over) is no outage.
+    private static func watch(_ connection: PostgresConnection, store: PostgresStore, outage: StoreOutage) {
         connection.closeFuture.whenComplete { _ in
-            outage.failed("\(location): the server closed the connection (it restarted or stopped)")
+            Task {
+                do {
+                    let probe = try await store.connectAlone()
+                    await store.close(probe)
+                } catch {
+                    outage.failed("\(store.location): the server closed the connection (it restarted or stopped)")
+                }
+            }
         }
     }
 }
