@@ -33,6 +33,9 @@ public final class PostgresStore: Sendable {
     let client: PostgresClient
     let logger: Logger
     private let configuration: PostgresConnection.Configuration
+    /// The report lock's session a pool left for the pool that replaces it (a reload), and whether it held
+    /// the lock; `stopped` once ``run()`` ends, when a session left is closed at once.
+    private let leftSession = Mutex<(session: PostgresConnection?, leading: Bool, stopped: Bool)>((nil, false, false))
 
     /// - Parameters:
     ///   - connections: The most connections the pool opens (the pollers' claims and writes, the leader's
@@ -100,6 +103,32 @@ public final class PostgresStore: Sendable {
         } onCancel: {
             pool.cancel()
             race.finish(.failure(CancellationError()))
+            let left = self.leftSession.withLock { left in
+                defer { left = (nil, false, true) }
+                return left.session
+            }
+            if let left { Task { await self.close(left) } }
+        }
+    }
+
+    /// Leaves the report lock's session (``connectAlone()``) of a pool that stops for the next pool of this
+    /// instance to take (``takeLeftSession()``), so that a reload keeps the lock; closed at once when the
+    /// store is stopping (its ``run()`` ended), or when an earlier one is still there.
+    public func leave(_ session: PostgresConnection, leading: Bool) async {
+        let closing = self.leftSession.withLock { left -> [PostgresConnection] in
+            if left.stopped { return [session] }
+            defer { left = (session, leading, false) }
+            return left.session.map { [$0] } ?? []
+        }
+        for connection in closing { await self.close(connection) }
+    }
+
+    /// The report lock's session the pool before left (``leave(_:leading:)``), if any, and whether it held
+    /// the lock.
+    public func takeLeftSession() -> (session: PostgresConnection, leading: Bool)? {
+        self.leftSession.withLock { left in
+            defer { left = (nil, false, left.stopped) }
+            return left.session.map { ($0, left.leading) }
         }
     }
 

@@ -222,13 +222,17 @@ extension PollerPool {
     /// again, finds its session ended at its next tick and stops reporting; a tick that took longer than a
     /// `status_interval` between its look at the lock and its report (the process was frozen in between)
     /// does not report.
+    ///
+    /// A reload's pool takes the session the pool before it left (``PostgresStore/leave(_:leading:)``), and
+    /// the lock with it, and ticks at once: a reload neither gives report up nor misses a tick.
     private func lead(_ schedule: SharedSchedule, outage: StoreOutage) async {
         let store = schedule.store
-        var session: PostgresConnection?
-        var leading = false
+        let left = store.takeLeftSession()
+        var session = left?.session
+        var leading = left?.leading ?? false
         var stale = StaleLeader()
         let alive = self.settings.statusInterval.seconds * 3
-        var timer = Ticks(every: self.settings.statusInterval, clock: self.clock)
+        var timer = Ticks(every: self.settings.statusInterval, clock: self.clock, atOnce: left != nil)
         ticks: while let missed = await timer.next() {
             var leads = false
             var instances: Int?
@@ -309,7 +313,8 @@ extension PollerPool {
         }
         outage.stop()
         await self.monitor.reporting(leading)
-        if let session { await store.close(session) }
+        // Kept for a reload's pool; closed when the store stops.
+        if let session, !session.isClosed { await store.leave(session, leading: leading) }
     }
 
     /// When the server closes `connection` (a restart ends its sessions at once), tries a new connection, and

@@ -53,4 +53,36 @@ import Testing
         #expect(await a.wait(limit: .seconds(20)) == 0)
         #expect(await b.wait(limit: .seconds(20)) == 0)
     }
+
+    @Test func sighupOnTheLeader_keepsReport_andNoOtherInstanceReports() async throws {
+        guard let url = try await TestPostgres.database() else { return }
+        let server = try RecordingServer.keepAlive()
+        let script = try Self.script(server.url)
+        // Given: instance a runs report; b runs the same script.
+        let a = try CLIProcess(["run", script.path, "--store", url])
+        defer { a.signal(SIGKILL) }
+        try await a.waitForStderr("runs report for the fleet", limit: .seconds(30))
+        let b = try CLIProcess(["run", script.path, "--store", url])
+        defer { b.signal(SIGKILL) }
+        try await b.waitForStderr("sharing the schedule", limit: .seconds(30))
+        try await a.waitForOutput("REPORT", count: Self.reports(a) + 2, limit: .seconds(10))
+        // When: a reloads its script (SIGHUP), three times.
+        for n in 1...3 {
+            a.signal(SIGHUP)
+            let reloaded = await eventually(within: .seconds(10)) {
+                a.stderr.components(separatedBy: "reloaded ").count - 1 == n
+            }
+            try #require(reloaded, "\(a.stderr)")
+            try await a.waitForOutput("REPORT", count: Self.reports(a) + 2, limit: .seconds(10))
+        }
+        // Then: a kept the report lock through each reload (its session handed to the new pool), so b never
+        // reported, and a said nothing of losing it.
+        #expect(Self.reports(b) == 0, "\(b.stderr)")
+        #expect(!a.stderr.contains("no longer runs report"), "\(a.stderr)")
+        #expect(a.stderr.components(separatedBy: "runs report for the fleet").count - 1 == 1, "\(a.stderr)")
+        a.signal(SIGTERM)
+        b.signal(SIGTERM)
+        #expect(await a.wait(limit: .seconds(20)) == 0)
+        #expect(await b.wait(limit: .seconds(20)) == 0)
+    }
 }
