@@ -8,11 +8,15 @@ final class Outbox: Sendable {
         var inFlight = 0
         /// Polls in flight by row id (a row's newer claim may start while its older poll awaits its write).
         var rows: [Int64: Int] = [:]
+        /// No poll starts any more (``close()``).
+        var closed = false
 
-        mutating func end(_ row: Int64) {
+        /// Whether the last poll in flight of a closed outbox ended now.
+        mutating func end(_ row: Int64) -> Bool {
             self.inFlight -= 1
             let left = (self.rows[row] ?? 1) - 1
             self.rows[row] = left > 0 ? left : nil
+            return self.closed && self.inFlight == 0
         }
     }
 
@@ -40,13 +44,25 @@ final class Outbox: Sendable {
 
     /// A poll of row `row` ended without a completion (cut short by shutdown).
     func abandoned(_ row: Int64) {
-        self.contents.withLock { $0.end(row) }
+        if self.contents.withLock({ $0.end(row) }) { self.signal.finish() }
     }
 
     /// A completion of row `row` was written back, or replaced by a newer one of the same row.
     func finished(_ row: Int64) {
-        self.contents.withLock { $0.end(row) }
+        if self.contents.withLock({ $0.end(row) }) { self.signal.finish() }
     }
+
+    /// No poll starts any more: `signals` ends once every poll in flight is written back or abandoned.
+    func close() {
+        let drained = self.contents.withLock { contents in
+            contents.closed = true
+            return contents.inFlight == 0
+        }
+        if drained { self.signal.finish() }
+    }
+
+    /// Whether ``close()`` was called.
+    var isClosed: Bool { self.contents.withLock { $0.closed } }
 
     func put(_ completion: PostgresStore.Completion) {
         self.contents.withLock { $0.completions.append(completion) }

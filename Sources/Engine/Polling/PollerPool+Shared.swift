@@ -18,6 +18,12 @@ import PostgresNIO
 /// - The leader loop beats the heartbeat every `status_interval`, tries the report lock on a connection of
 ///   its own, and, while it holds it, reads the whole fleet's states into the monitor and reports them.
 extension PollerPool {
+    /// The pool is about to be stopped for a reload (called just before its task is cancelled): with a shared
+    /// schedule, its polls in flight finish and are written back before it stops (``SharedSchedule``).
+    public func replacing() {
+        self.schedule?.replacing.set()
+    }
+
     func runShared(_ schedule: SharedSchedule) async {
         let store = schedule.store
         let logger = store.logger
@@ -31,7 +37,9 @@ extension PollerPool {
         let byKey = Dictionary(self.targets.map { ($0.historyKey, $0) }, uniquingKeysWith: { first, _ in first })
         await withDiscardingTaskGroup { group in
             group.addTask { await self.lead(schedule, outage: outage) }
-            group.addTask { await self.write(outbox, schedule: schedule, outage: outage) }
+            group.addTask {
+                await Self.shielded(schedule) { await self.write(outbox, schedule: schedule, outage: outage) }
+            }
             var failures = 0
             // Sweeps of leases this instance holds and does not use, owed after a failed round (a claim given
             // up may have run on the server after all): the first two rounds that succeed make one each.
@@ -53,10 +61,12 @@ extension PollerPool {
                         let lateness = gap.lateness(of: claim)
                         outbox.started(claim.id)
                         group.addTask {
-                            if let completion = await self.pollClaimed(claim, target: target, lateness: lateness) {
-                                outbox.put(completion)
-                            } else {
-                                outbox.abandoned(claim.id)
+                            await Self.shielded(schedule) {
+                                if let completion = await self.pollClaimed(claim, target: target, lateness: lateness) {
+                                    outbox.put(completion)
+                                } else {
+                                    outbox.abandoned(claim.id)
+                                }
                             }
                         }
                     }
@@ -97,7 +107,20 @@ extension PollerPool {
                 }
                 do { try await self.clock.sleep(for: wait, tolerance: nil) } catch { break }
             }
+            outbox.close()
             group.cancelAll()
+        }
+    }
+
+    /// Runs `body` on a task of its own that the caller's cancellation cancels too, unless the pool is
+    /// being replaced by a reload's (``replacing()``): then it runs to its end (a poll in flight, the writer
+    /// until every poll in flight is written back).
+    private static func shielded(_ schedule: SharedSchedule, _ body: @escaping @Sendable () async -> Void) async {
+        let task = Task { await body() }
+        await withTaskCancellationHandler {
+            await task.value
+        } onCancel: {
+            if !schedule.replacing.isSet { task.cancel() }
         }
     }
 
@@ -199,6 +222,13 @@ extension PollerPool {
                 failures += 1
                 outage.failed("\(error.description) (\(batch.count) polls not yet written back)")
                 if Task.isCancelled { return }
+                if outbox.isClosed, failures >= 2 {
+                    // Stopping for a reload, PostgreSQL not answering: the leases end by themselves.
+                    store.logger.warning(
+                        "\(batch.count) polls made before the reload are not written back: \(store.location) does not answer; their URLs are polled again when their leases end"
+                    )
+                    return
+                }
                 do { try await self.clock.sleep(for: Self.retryDelay(after: failures), tolerance: nil) } catch {
                     return
                 }

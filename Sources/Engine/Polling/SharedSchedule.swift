@@ -1,5 +1,6 @@
 import Crypto
 import FoundationEssentials
+import Synchronization
 
 /// SharedSchedule is the Sleep of several urlpoll instances that run the same script against one
 /// PostgreSQL database (`run --store`): instead of each Resource sleeping in its own process, every URL has
@@ -28,6 +29,18 @@ public struct SharedSchedule: Sendable {
     public let replacesAPool: Bool
     /// Where the heartbeat's count and the leadership are shown (`/metrics`), if anywhere.
     public let metrics: ClusterMetrics?
+    /// Set when the pool is stopped for a reload (``PollerPool/replacing()``): its polls in flight then
+    /// finish and are written back before it stops, so the new pool neither polls them again nor waits
+    /// for their leases; on any other stop they are dropped, their leases left to end.
+    let replacing = Flag()
+
+    /// A flag set once, shared by the copies of a schedule.
+    final class Flag: Sendable {
+        private let value = Atomic<Bool>(false)
+
+        func set() { self.value.store(true, ordering: .sequentiallyConsistent) }
+        var isSet: Bool { self.value.load(ordering: .sequentiallyConsistent) }
+    }
 
     public init(
         store: PostgresStore, scriptHash: String, databaseTime: (@Sendable () -> Double)? = nil,

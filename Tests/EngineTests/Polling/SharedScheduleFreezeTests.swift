@@ -58,4 +58,44 @@ extension SharedScheduleTests {
             #expect(log.all.contains { $0.contains("leases that a claim given up") }, "\(log.all)")
         }
     }
+
+    @Test func urlsInFlightAtAReload_areWrittenBack_notPolledAgain_andAChangedOneIsPolledAfterIt() async throws {
+        // Given: two URLs polled every 60 s (timeout 5 s: a lease of 15 s) on a server that holds each one's
+        // first request for 2 s.
+        let answered = Mutex<[String: Int]>([:])
+        let times = Mutex<[String: [ContinuousClock.Instant]]>([:])
+        let server = try RecordingServer { request in
+            let n = answered.withLock {
+                $0[request.path, default: 0] += 1
+                return $0[request.path]!
+            }
+            times.withLock { $0[request.path, default: []].append(.now) }
+            return (n == 1 ? [.pause(.seconds(2))] : []) + [.ok(request)]
+        }
+        let urls = ["\(server.url)/kept", "\(server.url)/changed"]
+        try await Self.withCluster(urls: urls, settings: Self.settings(interval: 60)) { cluster in
+            let a = try cluster.start("a")
+            #expect(await eventually(within: .seconds(5)) { server.requests.count == 2 })
+            // When: a reload changes the second URL's definition while both polls are in flight.
+            var changed = Target(url: urls[1])
+            changed.interval = .seconds(61)
+            let b = try await cluster.reload("a", from: a, targets: [Target(url: urls[0]), changed])
+            for _ in 1...30 {
+                cluster.clock.advance(by: .seconds(1))
+                try await Task.sleep(for: .milliseconds(50))
+            }
+            _ = await eventually(within: .seconds(5)) { server.requests.count >= 3 }
+            // Then: both polls in flight were written back by the old pool (their results count), the kept
+            // URL is not polled again before its interval, and the changed one is polled once more, for its
+            // new definition, after the first poll's answer, not while it was in flight.
+            let paths = times.withLock { $0 }
+            #expect(a.polls.states.count == 2)
+            #expect(paths["/kept"]?.count == 1, "\(paths)")
+            #expect(paths["/changed"]?.count == 2, "\(paths)")
+            if let changes = paths["/changed"], changes.count == 2 {
+                #expect(changes[0].duration(to: changes[1]) >= .seconds(2), "\(changes)")
+            }
+            #expect(b.polls.states.map(\.url) == [urls[1]])
+        }
+    }
 }

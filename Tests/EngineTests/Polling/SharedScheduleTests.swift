@@ -37,7 +37,8 @@ import Testing
         let targets: [Target]
         let client: HTTPClient
         let prober: HTTPProber
-        private let running = Mutex<[String: Task<Void, Never>]>([:])
+        /// Each instance's store (its connection pool) and schedule pool, running.
+        private let running = Mutex<[String: (store: Task<Void, Never>, pool: Task<Void, Never>)]>([:])
 
         init(url: String, settings: Settings, targets: [Target]) {
             self.url = url
@@ -55,36 +56,56 @@ import Testing
             let location = try PostgresLocation(self.url, environment: [:])
             let store = PostgresStore(
                 location: location, connections: 4, instance: name, statementTimeout: statementTimeout, logger: logger)
+            let instance = self.pool(
+                on: store, targets: self.targets, maximumInFlight: maximumInFlight, reloaded: reloaded)
+            let pool = instance.pool
+            let storeTask = Task { await store.run() }
+            let poolTask = Task {
+                do {
+                    try await store.migrate()
+                } catch {
+                    Issue.record("\(error)")
+                    return
+                }
+                await pool.run()
+            }
+            self.running.withLock { $0[name] = (storeTask, poolTask) }
+            return instance
+        }
+
+        /// Replaces instance `name`'s pool (`instance`) by one for `targets` on the same store, as a reload
+        /// does (SIGHUP): the old pool stops, then the new one lists its URLs and runs.
+        func reload(_ name: String, from instance: Instance, targets: [Target]) async throws -> Instance {
+            let store = instance.store
+            let old = try #require(self.running.withLock { $0[name] })
+            instance.pool.replacing()
+            old.pool.cancel()
+            await old.pool.value
+            let instance = self.pool(on: store, targets: targets, maximumInFlight: 100, reloaded: true)
+            let pool = instance.pool
+            let poolTask = Task { await pool.run() }
+            self.running.withLock { $0[name] = (old.store, poolTask) }
+            return instance
+        }
+
+        private func pool(on store: PostgresStore, targets: [Target], maximumInFlight: Int, reloaded: Bool)
+            -> Instance
+        {
             let polls = StateRecorder()
             let changes = ChangeRecorder()
             let reports = CountingReporter()
             let missed = SkipCount()
             let monitor = StateMonitor(
-                urls: self.targets.map(\.url), reporter: reports, observers: [polls, changes],
+                urls: targets.map(\.url), reporter: reports, observers: [polls, changes],
                 onTicksMissed: { count in missed.total.withLock { $0 += count } })
             let clock = self.clock
             let schedule = SharedSchedule(
                 store: store, scriptHash: "script",
                 databaseTime: { SharedScheduleTests.base + clock.now.offset.seconds }, replacesAPool: reloaded)
             let pool = PollerPool(
-                settings: self.settings, targets: self.targets, prober: self.prober, policy: LinearBackoff(),
+                settings: self.settings, targets: targets, prober: self.prober, policy: LinearBackoff(),
                 monitor: monitor, clock: clock, now: { SharedScheduleTests.base + clock.now.offset.seconds },
                 maximumInFlight: maximumInFlight, schedule: schedule)
-            let task = Task {
-                await withDiscardingTaskGroup { group in
-                    group.addTask { await store.run() }
-                    do {
-                        try await store.migrate()
-                    } catch {
-                        Issue.record("\(error)")
-                        group.cancelAll()
-                        return
-                    }
-                    await pool.run()
-                    group.cancelAll()
-                }
-            }
-            self.running.withLock { $0[name] = task }
             return Instance(
                 store: store, pool: pool, polls: polls, changes: changes, reports: reports, missed: missed)
         }
@@ -92,9 +113,11 @@ import Testing
         /// Stops instance `name` as a kill would: its connections close, its polls in flight are dropped,
         /// nothing is written back and no lease is released.
         func kill(_ name: String) async {
-            let task = self.running.withLock { $0.removeValue(forKey: name) }
-            task?.cancel()
-            await task?.value
+            guard let tasks = self.running.withLock({ $0.removeValue(forKey: name) }) else { return }
+            tasks.pool.cancel()
+            tasks.store.cancel()
+            await tasks.pool.value
+            await tasks.store.value
         }
 
         func stopAll() async throws {
