@@ -304,6 +304,7 @@ extension PollerPool {
                     instances = try await store.heartbeat(
                         scriptHash: schedule.scriptHash, alive: alive, now: schedule.databaseTime?(), on: current)
                     if leads { fleet = try await store.fleet(on: current) }
+                    outage.answered()
                     break
                 } catch {
                     // Stopping: the statement failed by urlpoll's own doing, and the session is closed below,

@@ -98,4 +98,101 @@ extension SharedScheduleTests {
             #expect(b.polls.states.map(\.url) == [urls[1]])
         }
     }
+
+    /// The seconds an "answers again (after N s …" line says, if any.
+    static func outageLengths(_ log: [String]) -> [Double] {
+        log.compactMap { line in
+            guard let range = line.range(of: "answers again (after ") else { return nil }
+            return Double(line[range.upperBound...].prefix { $0.isNumber || $0 == "." })
+        }
+    }
+
+    @Test func aFrozenPostgres_isSaidOnce_andItsLengthCountsFromTheLastStatementAnswered() async throws {
+        guard let postgres = try await Self.ownPostgres() else { return }
+        defer { TestPostgres.Cluster.stop(directory: postgres.directory) }
+        // Given: 8 URLs polled every second by one instance reporting every second, whose statements are
+        // given up after 1 s.
+        let server = try RecordingServer.keepAlive()
+        let urls = (1...8).map { "\(server.url)/u\($0)" }
+        try await Self.withCluster(
+            urls: urls, settings: Self.settings(interval: 1, statusInterval: 1), database: postgres.url
+        ) { cluster in
+            let (logger, log) = RecordingLogHandler.make()
+            _ = try cluster.start("a", logger: logger, statementTimeout: .seconds(1))
+            try await cluster.settle(sleepers: 2)
+            for _ in 1...3 {
+                cluster.clock.advance(by: .seconds(1))
+                try await cluster.settle(sleepers: 2)
+            }
+            // When: PostgreSQL freezes for 4 s (noticed only at a statement's limit), then thaws.
+            try await postgres.freeze()
+            let frozen = ContinuousClock.now
+            while frozen.duration(to: .now) < .seconds(4) {
+                cluster.clock.advance(by: .seconds(1))
+                try await Task.sleep(for: .milliseconds(250))
+            }
+            try await postgres.thaw()
+            // Then: once it has answered for a while, one line says it answers again, and the time without
+            // it counts from the last statement answered before the freeze: at least the 4 s it was frozen.
+            let deadline = ContinuousClock.now + .seconds(30)
+            while Self.outageLengths(log.all).isEmpty, ContinuousClock.now < deadline {
+                cluster.clock.advance(by: .seconds(1))
+                try await Task.sleep(for: .milliseconds(200))
+            }
+            for _ in 1...10 {
+                cluster.clock.advance(by: .seconds(1))
+                try await Task.sleep(for: .milliseconds(200))
+            }
+            let lengths = Self.outageLengths(log.all)
+            #expect(lengths.count == 1, "\(log.all)")
+            #expect(lengths.allSatisfy { $0 >= 4 }, "\(lengths)")
+            #expect(log.all.filter { $0.hasPrefix("error: ") }.count == 1, "\(log.all)")
+        }
+    }
+
+    @Test func aRestartedPostgres_isSaidOnce_oneErrorAndOneAnswersAgain() async throws {
+        guard let postgres = try await Self.ownPostgres() else { return }
+        defer { TestPostgres.Cluster.stop(directory: postgres.directory) }
+        // Given: 40 URLs polled every second by two instances reporting every second: statements in
+        // flight on several of each pool's connections when the server goes.
+        let server = try RecordingServer.keepAlive()
+        let urls = (1...40).map { "\(server.url)/u\($0)" }
+        try await Self.withCluster(
+            urls: urls, settings: Self.settings(interval: 1, statusInterval: 1), database: postgres.url
+        ) { cluster in
+            let logs = ["a", "b"].map { _ in RecordingLogHandler.make() }
+            for (name, log) in zip(["a", "b"], logs) { _ = try cluster.start(name, logger: log.0) }
+            try await cluster.settle(sleepers: 4)
+            for _ in 1...3 {
+                cluster.clock.advance(by: .seconds(1))
+                try await cluster.settle(sleepers: 4)
+            }
+            // When: PostgreSQL restarts, down for about 2 s.
+            try await postgres.stopServer()
+            let stopped = ContinuousClock.now
+            for _ in 1...4 {
+                cluster.clock.advance(by: .seconds(1))
+                try await Task.sleep(for: .milliseconds(500))
+            }
+            try await postgres.startServer()
+            let down = stopped.duration(to: .now)
+            // Then: each instance says it once: one error, one "answers again" with the time from its last
+            // statement answered to its first answered again (at least the time the server was down).
+            let deadline = ContinuousClock.now + .seconds(30)
+            while !logs.allSatisfy({ !Self.outageLengths($0.1.all).isEmpty }), ContinuousClock.now < deadline {
+                cluster.clock.advance(by: .seconds(1))
+                try await Task.sleep(for: .milliseconds(200))
+            }
+            for _ in 1...10 {
+                cluster.clock.advance(by: .seconds(1))
+                try await Task.sleep(for: .milliseconds(200))
+            }
+            for (_, log) in logs {
+                let lengths = Self.outageLengths(log.all)
+                #expect(lengths.count == 1, "\(log.all)")
+                #expect(lengths.allSatisfy { $0 >= down.seconds - 0.1 }, "\(lengths) \(down)")
+                #expect(log.all.filter { $0.hasPrefix("error: ") }.count == 1, "\(log.all)")
+            }
+        }
+    }
 }
