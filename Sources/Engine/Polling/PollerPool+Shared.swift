@@ -263,84 +263,88 @@ extension PollerPool {
         var stale = StaleLeader()
         let alive = self.settings.statusInterval.seconds * 3
         var timer = Ticks(every: self.settings.statusInterval, clock: self.clock, atOnce: left != nil)
-        ticks: while let missed = await timer.next() {
-            var leads = false
-            var instances: Int?
-            var fleet: [State]?
-            var tries = 0
-            var looked = false
-            var ended = false
-            var lookedAt = self.clock.now
-            if missed > 0 { stale.forget() }
-            while tries < 2, !Task.isCancelled {
-                tries += 1
-                if let closed = session, closed.isClosed {
-                    // Ended by the server: a restart (the watch says so), or another instance that took
-                    // report over. A new connection is tried at once; only if it fails is that an outage.
-                    ended = true
-                    session = nil
-                }
-                let fresh = session == nil
-                do throws(HistoryError) {
-                    let current: PostgresConnection
-                    if let session {
-                        current = session
-                    } else {
-                        current = try await store.connectAlone()
+        await withDiscardingTaskGroup { group in
+            ticks: while let missed = await timer.next() {
+                var leads = false
+                var instances: Int?
+                var fleet: [State]?
+                var tries = 0
+                var looked = false
+                var ended = false
+                var lookedAt = self.clock.now
+                if missed > 0 { stale.forget() }
+                while tries < 2, !Task.isCancelled {
+                    tries += 1
+                    if let closed = session, closed.isClosed {
+                        // Ended by the server: a restart (the watch says so), or another instance that took
+                        // report over. A new connection is tried at once; only if it fails is that an outage.
+                        ended = true
+                        session = nil
                     }
-                    if fresh { Self.watch(current, store: store, outage: outage) }
-                    session = current
-                    leads = try await store.lead(on: current)
-                    lookedAt = self.clock.now
-                    if !leads, let leader = try await store.reportLeader(on: current) {
-                        looked = true
-                        if stale.look(at: leader), try await store.takeOver(from: leader, on: current) {
-                            leads = true
-                            store.logger.warning(
-                                "took report over from \(leader.instance): its heartbeat had not moved for \(StaleLeader.looks - 1) status intervals while its session held the report lock (a frozen or hung process); its session was ended"
-                            )
+                    let fresh = session == nil
+                    do throws(HistoryError) {
+                        let current: PostgresConnection
+                        if let session {
+                            current = session
+                        } else {
+                            current = try await store.connectAlone()
                         }
-                    }
-                    instances = try await store.heartbeat(
-                        scriptHash: schedule.scriptHash, alive: alive, now: schedule.databaseTime?(), on: current)
-                    if leads { fleet = try await store.fleet(on: current) }
-                    outage.answered()
-                    break
-                } catch {
-                    // Stopping: the statement failed by urlpoll's own doing, and the session is closed below,
-                    // after the outage is told to say nothing more.
-                    if Task.isCancelled { break ticks }
-                    leads = false
-                    if let failed = session { await store.close(failed) }
-                    session = nil
-                    // A statement on a session of earlier ticks that fails (its server restarted, or it was
-                    // ended) is tried once more on a new connection; a new connection that fails is an outage,
-                    // and is not tried again before the next tick.
-                    if fresh {
-                        outage.failed(error.description)
+                        if fresh { Self.watch(current, store: store, outage: outage) }
+                        session = current
+                        leads = try await store.lead(on: current)
+                        lookedAt = self.clock.now
+                        if !leads, let leader = try await store.reportLeader(on: current) {
+                            looked = true
+                            if stale.look(at: leader), try await store.takeOver(from: leader, on: current) {
+                                leads = true
+                                store.logger.warning(
+                                    "took report over from \(leader.instance): its heartbeat had not moved for \(StaleLeader.looks - 1) status intervals while its session held the report lock (a frozen or hung process); its session was ended"
+                                )
+                            }
+                        }
+                        instances = try await store.heartbeat(
+                            scriptHash: schedule.scriptHash, alive: alive, now: schedule.databaseTime?(), on: current)
+                        if leads { fleet = try await store.fleet(on: current) }
+                        outage.answered()
                         break
+                    } catch {
+                        // Stopping: the statement failed by urlpoll's own doing, and the session is closed below,
+                        // after the outage is told to say nothing more.
+                        if Task.isCancelled { break ticks }
+                        leads = false
+                        if let failed = session { await store.close(failed) }
+                        session = nil
+                        // A statement on a session of earlier ticks that fails (its server restarted, or it was
+                        // ended) is tried once more on a new connection; a new connection that fails is an outage,
+                        // and is not tried again before the next tick.
+                        if fresh {
+                            outage.failed(error.description)
+                            break
+                        }
+                        ended = true
                     }
-                    ended = true
                 }
+                if Task.isCancelled { break ticks }
+                if !looked { stale.forget() }
+                if leads != leading {
+                    store.logger.info(
+                        leads
+                            ? "this instance (\(store.instance)) runs report for the fleet"
+                            : ended && session != nil
+                                ? "this instance (\(store.instance)) no longer runs report: its session was ended (another instance took report over, having seen no heartbeat from it for \(StaleLeader.looks - 1) status intervals, or the server restarted)"
+                                : "this instance (\(store.instance)) no longer runs report")
+                    leading = leads
+                }
+                // Frozen between its look at the lock and now: another instance may lead by now; not reported.
+                let late = lookedAt.duration(to: self.clock.now) >= self.settings.statusInterval
+                schedule.metrics?.beat(instances: instances, leading: leads)
+                if let fleet { await self.monitor.seed(HistoryKey.match(fleet, to: self.targets)) }
+                await self.monitor.reporting(leads && !late)
+                await self.monitor.skipped(missed + (late ? 1 : 0))
+                // The report runs beside the loop: a `report` hook that waits keeps no heartbeat back.
+                if !late, let report = await self.monitor.tickBeside() { group.addTask { await report() } }
             }
-            if Task.isCancelled { break ticks }
-            if !looked { stale.forget() }
-            if leads != leading {
-                store.logger.info(
-                    leads
-                        ? "this instance (\(store.instance)) runs report for the fleet"
-                        : ended && session != nil
-                            ? "this instance (\(store.instance)) no longer runs report: its session was ended (another instance took report over, having seen no heartbeat from it for \(StaleLeader.looks - 1) status intervals, or the server restarted)"
-                            : "this instance (\(store.instance)) no longer runs report")
-                leading = leads
-            }
-            // Frozen between its look at the lock and now: another instance may lead by now; not reported.
-            let late = lookedAt.duration(to: self.clock.now) >= self.settings.statusInterval
-            schedule.metrics?.beat(instances: instances, leading: leads)
-            if let fleet { await self.monitor.seed(HistoryKey.match(fleet, to: self.targets)) }
-            await self.monitor.reporting(leads && !late)
-            await self.monitor.skipped(missed + (late ? 1 : 0))
-            if !late { await self.monitor.tick() }
+            group.cancelAll()
         }
         outage.stop()
         await self.monitor.reporting(leading)

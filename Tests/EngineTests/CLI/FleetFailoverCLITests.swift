@@ -85,4 +85,39 @@ import Testing
         #expect(await a.wait(limit: .seconds(20)) == 0)
         #expect(await b.wait(limit: .seconds(20)) == 0)
     }
+
+    @Test func aLeaderWhoseReportHookWaits_keepsBeatingItsHeartbeat_andIsNotReplaced() async throws {
+        guard let url = try await TestPostgres.database() else { return }
+        // Given: a report hook that waits 2 s on a request (4 status intervals) at every tick.
+        let server = try RecordingServer { request in
+            (request.path == "/slow" ? [.pause(.seconds(2))] : []) + [.ok(request)]
+        }
+        let script = try TemporaryScript(
+            """
+            status_interval = 0.5
+            poll_interval = 5
+            urls = { "\(server.url)/a", "\(server.url)/b" }
+            function report(s)
+                if s.index == s.count then
+                    urlpoll.http.get("\(server.url)/slow")
+                    print("REPORT")
+                end
+            end
+            """)
+        let a = try CLIProcess(["run", script.path, "--store", url])
+        defer { a.signal(SIGKILL) }
+        try await a.waitForStderr("runs report for the fleet", limit: .seconds(30))
+        let b = try CLIProcess(["run", script.path, "--store", url])
+        defer { b.signal(SIGKILL) }
+        try await b.waitForStderr("sharing the schedule", limit: .seconds(30))
+        // When: a reports three times, each report waiting past 3 of b's looks at the lock.
+        try await a.waitForOutput("REPORT", count: Self.reports(a) + 3, limit: .seconds(20))
+        // Then: a's heartbeat went on beside its report, so b never took it for a frozen leader.
+        #expect(!b.stderr.contains("took report over"), "\(b.stderr)")
+        #expect(!a.stderr.contains("no longer runs report"), "\(a.stderr)")
+        a.signal(SIGTERM)
+        b.signal(SIGTERM)
+        #expect(await a.wait(limit: .seconds(20)) == 0)
+        #expect(await b.wait(limit: .seconds(20)) == 0)
+    }
 }
