@@ -253,6 +253,28 @@ extension PostgresStore {
         }
     }
 
+    /// Releases this instance's leases on every row but `keeping` (the rows it polls now or has yet to write
+    /// back), so that they can be claimed again at once: the leases a claim given up by this instance (its
+    /// answer later than ``statementTimeout``, a frozen server) took when the server ran it after all, which
+    /// no poll of this instance would ever write back before the lease ended.
+    /// - Returns: How many leases were released.
+    public func releaseLeases(keeping: Set<Int64>) async throws(HistoryError) -> Int {
+        let kept = Array(keeping)
+        return try await self.attempt("release leases this instance does not use") {
+            let rows = try await self.client.query(
+                """
+                WITH r AS (
+                    UPDATE urlpoll_targets SET lease_owner = NULL, lease_until = NULL
+                    WHERE lease_owner = \(self.instance) AND id <> ALL(\(kept)::bigint[])
+                    RETURNING id)
+                SELECT count(*) FROM r
+                """, logger: Self.quiet)
+            var released = 0
+            for try await n in rows.decode(Int64.self) { released = Int(n) }
+            return released
+        }
+    }
+
     /// When the earliest row falls due or its lease expires (whichever is later), and the time now, both by
     /// the database's clock (or `now`); and the script the schedule follows. Nil `next` for no rows.
     public func nextDue(now: Double? = nil) async throws(HistoryError) -> (

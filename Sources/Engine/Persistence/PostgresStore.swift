@@ -26,17 +26,31 @@ public final class PostgresStore: Sendable {
     public let location: PostgresLocation
     /// This instance's name in the leases and the instances table: `host:pid:random`.
     public let instance: String
+    /// How long one statement may wait for a connection and its answer before it is given up as failed
+    /// (``defaultStatementTimeout`` unless the caller says otherwise): the pool itself waits for as long as
+    /// the server stays away, reconnecting in the background.
+    public let statementTimeout: Duration
     let client: PostgresClient
     let logger: Logger
     private let configuration: PostgresConnection.Configuration
+    /// The report lock's session a pool left for the pool that replaces it (a reload), and whether it held
+    /// the lock; `stopped` once ``run()`` ends, when a session left is closed at once.
+    private let leftSession = Mutex<(session: PostgresConnection?, leading: Bool, stopped: Bool)>((nil, false, false))
 
     /// - Parameters:
     ///   - connections: The most connections the pool opens (the pollers' claims and writes, the leader's
     ///     report, the heartbeat).
-    ///   - instance: This instance's name; by default `host:pid:` and 6 random hex digits.
-    public init(location: PostgresLocation, connections: Int, instance: String? = nil, logger: Logger) {
+    ///   - instance: This instance's name; by default `host:pid:` and 6 random hex digits. Its connections
+    ///     carry it as their `application_name` (what `pg_stat_activity` shows), which is how another
+    ///     instance finds the backend of a leader whose heartbeat stopped (``leaderToReplace(stale:)``).
+    ///   - statementTimeout: How long a statement may take before it is given up (tests shorten it).
+    public init(
+        location: PostgresLocation, connections: Int, instance: String? = nil,
+        statementTimeout: Duration = PostgresStore.defaultStatementTimeout, logger: Logger
+    ) {
         self.location = location
         self.instance = instance ?? Self.defaultInstanceName()
+        self.statementTimeout = statementTimeout
         self.logger = logger
         let tls: PostgresClient.Configuration.TLS
         let connectionTLS: PostgresConnection.Configuration.TLS
@@ -56,12 +70,14 @@ public final class PostgresStore: Sendable {
             database: location.database, tls: tls)
         configuration.options.maximumConnections = max(2, connections)
         configuration.options.connectTimeout = .seconds(5)
+        configuration.options.additionalStartupParameters = [("application_name", self.instance)]
         // The pool's own log lines are postgres-nio's error dumps; urlpoll says what failed itself, in words.
         self.client = PostgresClient(configuration: configuration, backgroundLogger: Self.quiet)
         var single = PostgresConnection.Configuration(
             host: location.host, port: location.port, username: location.user, password: location.password,
             database: location.database, tls: connectionTLS)
         single.options.connectTimeout = .seconds(5)
+        single.options.additionalStartupParameters = [("application_name", self.instance)]
         self.configuration = single
     }
 
@@ -87,6 +103,32 @@ public final class PostgresStore: Sendable {
         } onCancel: {
             pool.cancel()
             race.finish(.failure(CancellationError()))
+            let left = self.leftSession.withLock { left in
+                defer { left = (nil, false, true) }
+                return left.session
+            }
+            if let left { Task { await self.close(left) } }
+        }
+    }
+
+    /// Leaves the report lock's session (``connectAlone()``) of a pool that stops for the next pool of this
+    /// instance to take (``takeLeftSession()``), so that a reload keeps the lock; closed at once when the
+    /// store is stopping (its ``run()`` ended), or when an earlier one is still there.
+    public func leave(_ session: PostgresConnection, leading: Bool) async {
+        let closing = self.leftSession.withLock { left -> [PostgresConnection] in
+            if left.stopped { return [session] }
+            defer { left = (session, leading, false) }
+            return left.session.map { [$0] } ?? []
+        }
+        for connection in closing { await self.close(connection) }
+    }
+
+    /// The report lock's session the pool before left (``leave(_:leading:)``), if any, and whether it held
+    /// the lock.
+    public func takeLeftSession() -> (session: PostgresConnection, leading: Bool)? {
+        self.leftSession.withLock { left in
+            defer { left = (nil, false, left.stopped) }
+            return left.session.map { ($0, left.leading) }
         }
     }
 
@@ -96,9 +138,9 @@ public final class PostgresStore: Sendable {
         return "\(host):\(ProcessInfo.processInfo.processIdentifier):\(random)"
     }
 
-    /// How long one statement may wait for a connection and its answer before it is given up as failed: the
-    /// pool itself waits for as long as the server stays away, reconnecting in the background.
-    public static var statementTimeout: Duration { .seconds(10) }
+    /// How long one statement may wait for a connection and its answer before it is given up as failed,
+    /// unless a store is made with another limit.
+    public static var defaultStatementTimeout: Duration { .seconds(10) }
 
     /// Runs `body`, given up after ``statementTimeout`` or as soon as the calling task is cancelled, turning
     /// whatever it throws into a ``HistoryError`` that says, in words, what could not be done (`what`) and
@@ -122,7 +164,7 @@ public final class PostgresStore: Sendable {
                     }
                 }
                 let timer = Task {
-                    try? await Task.sleep(for: Self.statementTimeout)
+                    try? await Task.sleep(for: self.statementTimeout)
                     race.finish(.failure(Race<T>.TimedOut()))
                 }
                 race.hold(work, timer)
@@ -137,7 +179,7 @@ public final class PostgresStore: Sendable {
             throw error
         case .failure(is Race<T>.TimedOut):
             throw HistoryError(
-                "\(self.location): cannot \(what): no answer within \(Int(Self.statementTimeout.seconds)) s (is the server up and reachable?)"
+                "\(self.location): cannot \(what): no answer within \(formatSeconds(self.statementTimeout.seconds)) s (is the server up and reachable?)"
             )
         case .failure(is CancellationError):
             throw HistoryError("\(self.location): cannot \(what): urlpoll is stopping")

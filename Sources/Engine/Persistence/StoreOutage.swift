@@ -7,29 +7,48 @@ import Synchronization
 ///
 /// An outage starts at the first failure: a statement given up after ``PostgresStore/statementTimeout``
 /// (a server that does not answer), an error (a server that refuses), or the leader's connection closed
-/// by the server (a restart, seen within a second). It ends at the first statement through the pool that
-/// is answered.
+/// by the server and no new one to be had (a restart, seen within a second). It ends once statements have
+/// been answered for ``settling`` with no failure in between: the pool's connections that died with the
+/// server fail one by one as they are next used, and those failures are the tail of the same outage, not
+/// another. Its length is said from the last statement answered before it to the first answered after it,
+/// not from when it was noticed (a frozen server is noticed only at a statement's time limit).
 final class StoreOutage: Sendable {
+    /// How long statements must be answered, with no failure, before an outage is said to be over.
+    static var settling: Duration { .seconds(3) }
+
     private struct Inside {
-        var since: ContinuousClock.Instant?
+        /// The last statement answered.
+        var lastAnswer: ContinuousClock.Instant?
+        /// When the outage was noticed; nil while the store answers.
+        var noticed: ContinuousClock.Instant?
+        /// The last statement answered before the outage.
+        var lastBefore: ContinuousClock.Instant?
+        /// The first statement answered since the outage's last failure.
+        var back: ContinuousClock.Instant?
         var stopped = false
     }
 
     private let inside = Mutex(Inside())
     private let logger: Logger
     private let location: PostgresLocation
+    private let now: @Sendable () -> ContinuousClock.Instant
 
     /// Where `/healthz` is told while the store does not answer, if anywhere.
     private let metrics: ClusterMetrics?
 
-    init(location: PostgresLocation, logger: Logger, metrics: ClusterMetrics? = nil) {
+    /// - Parameter now: The time now (tests pass their own).
+    init(
+        location: PostgresLocation, logger: Logger, metrics: ClusterMetrics? = nil,
+        now: @escaping @Sendable () -> ContinuousClock.Instant = { .now }
+    ) {
         self.location = location
         self.logger = logger
         self.metrics = metrics
+        self.now = now
     }
 
-    /// Whether the store is not answering now.
-    var isDown: Bool { self.inside.withLock { $0.since != nil } }
+    /// Whether the store is not answering now (or has not answered for ``settling`` since it did not).
+    var isDown: Bool { self.inside.withLock { $0.noticed != nil } }
 
     /// A statement failed; `words` say what could not be done and why (a ``HistoryError``'s description).
     /// Logged at error level when the store was answering until now. Not when urlpoll is stopping: the
@@ -37,8 +56,12 @@ final class StoreOutage: Sendable {
     func failed(_ words: String) {
         guard !Task.isCancelled else { return }
         let started = self.inside.withLock { inside -> Bool in
-            guard inside.since == nil, !inside.stopped else { return false }
-            inside.since = .now
+            guard !inside.stopped else { return false }
+            // Still down, or the tail of an outage whose end has not settled: the same outage.
+            inside.back = nil
+            guard inside.noticed == nil else { return false }
+            inside.noticed = self.now()
+            inside.lastBefore = inside.lastAnswer
             return true
         }
         guard started else { return }
@@ -54,17 +77,26 @@ final class StoreOutage: Sendable {
         self.inside.withLock { $0.stopped = true }
     }
 
-    /// A statement through the pool was answered. Logged at notice level when the store was not answering.
+    /// A statement was answered. Logged at notice level when it ends an outage: the store answered for
+    /// ``settling`` since the outage's last failure.
     func answered() {
-        let since = self.inside.withLock { inside -> ContinuousClock.Instant? in
-            defer { inside.since = nil }
-            return inside.since
+        let now = self.now()
+        let length = self.inside.withLock { inside -> Duration? in
+            inside.lastAnswer = now
+            guard let noticed = inside.noticed else { return nil }
+            let back = inside.back ?? now
+            inside.back = back
+            guard back.duration(to: now) >= Self.settling else { return nil }
+            defer {
+                inside.noticed = nil
+                inside.back = nil
+            }
+            return (inside.lastBefore ?? noticed).duration(to: back)
         }
-        guard let since else { return }
+        guard let length else { return }
         self.metrics?.problem(.store, nil)
-        let seconds = (ContinuousClock.now - since).seconds
         self.logger.notice(
-            "\(self.location) answers again (after \(formatSeconds((seconds * 10).rounded() / 10)) s without it); claiming and writing back resume"
+            "\(self.location) answers again (after \(formatSeconds((length.seconds * 10).rounded() / 10)) s without it, from the last statement answered to the first answered again); claiming and writing back resume"
         )
     }
 }

@@ -18,6 +18,12 @@ import PostgresNIO
 /// - The leader loop beats the heartbeat every `status_interval`, tries the report lock on a connection of
 ///   its own, and, while it holds it, reads the whole fleet's states into the monitor and reports them.
 extension PollerPool {
+    /// The pool is about to be stopped for a reload (called just before its task is cancelled): with a shared
+    /// schedule, its polls in flight finish and are written back before it stops (``SharedSchedule``).
+    public func replacing() {
+        self.schedule?.replacing.set()
+    }
+
     func runShared(_ schedule: SharedSchedule) async {
         let store = schedule.store
         let logger = store.logger
@@ -38,9 +44,14 @@ extension PollerPool {
                 }
             }
             group.addTask { await self.lead(schedule, outage: outage) }
-            group.addTask { await self.write(outbox, schedule: schedule, outage: outage) }
+            group.addTask {
+                await Self.shielded(schedule) { await self.write(outbox, schedule: schedule, outage: outage) }
+            }
             var failures = 0
             var script = ScriptWatch()
+            // Sweeps of leases this instance holds and does not use, owed after a failed round (a claim given
+            // up may have run on the server after all): the first two rounds that succeed make one each.
+            var sweeps = 0
             var gap = Gap(replacesAPool: schedule.replacesAPool)
             while !Task.isCancelled {
                 let room = min(capacity - outbox.inFlight, 1_000)
@@ -55,13 +66,25 @@ extension PollerPool {
                     for claim in claimed {
                         guard let target = byKey[claim.key] else { continue }
                         let lateness = gap.lateness(of: claim)
-                        outbox.started()
+                        outbox.started(claim.id)
                         group.addTask {
-                            if let completion = await self.pollClaimed(claim, target: target, lateness: lateness) {
-                                outbox.put(completion)
-                            } else {
-                                outbox.abandoned()
+                            await Self.shielded(schedule) {
+                                if let completion = await self.pollClaimed(claim, target: target, lateness: lateness) {
+                                    outbox.put(completion)
+                                } else {
+                                    outbox.abandoned(claim.id)
+                                }
                             }
+                        }
+                    }
+                    if sweeps > 0 {
+                        sweeps -= 1
+                        let released = try await store.releaseLeases(keeping: outbox.held)
+                        if released > 0 {
+                            logger.notice(
+                                "released \(released) leases that a claim given up while \(store.location) did not answer took when it ran after all; those URLs are claimed again now"
+                            )
+                            continue
                         }
                     }
                     if let words = gap.drained() { logger.notice("\(words)") }
@@ -80,11 +103,13 @@ extension PollerPool {
                     }
                 } catch {
                     failures += 1
+                    sweeps = 2
                     outage.failed(error.description)
                     wait = Self.retryDelay(after: failures)
                 }
                 do { try await self.clock.sleep(for: wait, tolerance: nil) } catch { break }
             }
+            outbox.close()
             group.cancelAll()
         }
     }
@@ -151,6 +176,18 @@ extension PollerPool {
                 ? nil
                 : "the shared schedule follows another script than this instance's, loaded by \(followed.loader): this instance polls nothing"
         )
+    }
+
+    /// Runs `body` on a task of its own that the caller's cancellation cancels too, unless the pool is
+    /// being replaced by a reload's (``replacing()``): then it runs to its end (a poll in flight, the writer
+    /// until every poll in flight is written back).
+    private static func shielded(_ schedule: SharedSchedule, _ body: @escaping @Sendable () async -> Void) async {
+        let task = Task { await body() }
+        await withTaskCancellationHandler {
+            await task.value
+        } onCancel: {
+            if !schedule.replacing.isSet { task.cancel() }
+        }
     }
 
     /// How long to wait after `failures` failed tries to reach PostgreSQL: 0.1 s doubling to 5 s.
@@ -225,7 +262,7 @@ extension PollerPool {
             for completion in outbox.take() {
                 if let other = pending[completion.claim.id] {
                     // Only the newer claim of a row can count; the older is done with.
-                    outbox.finished()
+                    outbox.finished(completion.claim.id)
                     if other.claim.claims > completion.claim.claims { continue }
                 }
                 pending[completion.claim.id] = completion
@@ -238,7 +275,7 @@ extension PollerPool {
                 failures = 0
                 outage.answered()
                 for completion in batch {
-                    outbox.finished()
+                    outbox.finished(completion.claim.id)
                     guard won.contains(completion.claim.id) else {
                         store.logger.debug(
                             "\(completion.claim.key): another instance holds this URL now; this poll's result is not used"
@@ -256,6 +293,13 @@ extension PollerPool {
                 failures += 1
                 outage.failed("\(error.description) (\(batch.count) polls not yet written back)")
                 if Task.isCancelled { return }
+                if outbox.isClosed, failures >= 2 {
+                    // Stopping for a reload, PostgreSQL not answering: the leases end by themselves.
+                    store.logger.warning(
+                        "\(batch.count) polls made before the reload are not written back: \(store.location) does not answer; their URLs are polled again when their leases end"
+                    )
+                    return
+                }
                 do { try await self.clock.sleep(for: Self.retryDelay(after: failures), tolerance: nil) } catch {
                     return
                 }
@@ -272,81 +316,133 @@ extension PollerPool {
     /// again on the new one in the same tick, so report runs again (here or on another instance) within one
     /// `status_interval` of the server answering. Nothing here waits on the pool, whose reconnection backs
     /// off for as long as the server was away.
+    ///
+    /// A leader that stops beating its heartbeat but keeps its session (a frozen or hung process) keeps the
+    /// lock: another instance that sees its heartbeat unchanged for ``StaleLeader/looks`` ticks in a row ends
+    /// that session and takes the lock (``PostgresStore/takeOver(from:on:)``). The old leader, once it runs
+    /// again, finds its session ended at its next tick and stops reporting; a tick that took longer than a
+    /// `status_interval` between its look at the lock and its report (the process was frozen in between)
+    /// does not report.
+    ///
+    /// A reload's pool takes the session the pool before it left (``PostgresStore/leave(_:leading:)``), and
+    /// the lock with it, and ticks at once: a reload neither gives report up nor misses a tick.
     private func lead(_ schedule: SharedSchedule, outage: StoreOutage) async {
         let store = schedule.store
-        var session: PostgresConnection?
-        var leading = false
+        let left = store.takeLeftSession()
+        var session = left?.session
+        var leading = left?.leading ?? false
+        var stale = StaleLeader()
         let alive = self.settings.statusInterval.seconds * 3
-        var timer = Ticks(every: self.settings.statusInterval, clock: self.clock)
-        ticks: while let missed = await timer.next() {
-            var leads = false
-            var instances: Int?
-            var fleet: [State]?
-            var tries = 0
-            while tries < 2, !Task.isCancelled {
-                tries += 1
-                if let closed = session, closed.isClosed {
-                    outage.failed("\(store.location): the server closed the connection (it restarted or stopped)")
-                    session = nil
-                }
-                let fresh = session == nil
-                do throws(HistoryError) {
-                    let current: PostgresConnection
-                    if let session {
-                        current = session
-                    } else {
-                        current = try await store.connectAlone()
+        var timer = Ticks(every: self.settings.statusInterval, clock: self.clock, atOnce: left != nil)
+        await withDiscardingTaskGroup { group in
+            ticks: while let missed = await timer.next() {
+                var leads = false
+                var instances: Int?
+                var fleet: [State]?
+                var tries = 0
+                var looked = false
+                var ended = false
+                var lookedAt = self.clock.now
+                if missed > 0 { stale.forget() }
+                while tries < 2, !Task.isCancelled {
+                    tries += 1
+                    if let closed = session, closed.isClosed {
+                        // Ended by the server: a restart (the watch says so), or another instance that took
+                        // report over. A new connection is tried at once; only if it fails is that an outage.
+                        ended = true
+                        session = nil
                     }
-                    if fresh { Self.watch(current, outage: outage, location: store.location) }
-                    session = current
-                    if schedule.current.isSet {
-                        leads = try await store.lead(on: current)
-                    } else {
-                        // `report` is for an instance that runs the script the fleet follows.
-                        if leading { try await store.yieldLead(on: current) }
+                    let fresh = session == nil
+                    do throws(HistoryError) {
+                        let current: PostgresConnection
+                        if let session {
+                            current = session
+                        } else {
+                            current = try await store.connectAlone()
+                        }
+                        if fresh { Self.watch(current, store: store, outage: outage) }
+                        session = current
+                        if schedule.current.isSet {
+                            leads = try await store.lead(on: current)
+                        } else {
+                            // `report` is for an instance that runs the script the fleet follows.
+                            if leading { try await store.yieldLead(on: current) }
+                            leads = false
+                        }
+                        lookedAt = self.clock.now
+                        if !leads, schedule.current.isSet, let leader = try await store.reportLeader(on: current) {
+                            looked = true
+                            if stale.look(at: leader), try await store.takeOver(from: leader, on: current) {
+                                leads = true
+                                store.logger.warning(
+                                    "took report over from \(leader.instance): its heartbeat had not moved for \(StaleLeader.looks - 1) status intervals while its session held the report lock (a frozen or hung process); its session was ended"
+                                )
+                            }
+                        }
+                        instances = try await store.heartbeat(
+                            scriptHash: schedule.scriptHash, alive: alive, now: schedule.databaseTime?(), on: current)
+                        // Every instance, leading or not: its /metrics, /status and /healthz show the fleet's.
+                        fleet = try await store.fleet(on: current)
+                        outage.answered()
+                        break
+                    } catch {
+                        // Stopping: the statement failed by urlpoll's own doing, and the session is closed below,
+                        // after the outage is told to say nothing more.
+                        if Task.isCancelled { break ticks }
                         leads = false
+                        if let failed = session { await store.close(failed) }
+                        session = nil
+                        // A statement on a session of earlier ticks that fails (its server restarted, or it was
+                        // ended) is tried once more on a new connection; a new connection that fails is an outage,
+                        // and is not tried again before the next tick.
+                        if fresh {
+                            outage.failed(error.description)
+                            break
+                        }
+                        ended = true
                     }
-                    instances = try await store.heartbeat(
-                        scriptHash: schedule.scriptHash, alive: alive, now: schedule.databaseTime?(), on: current)
-                    // Every instance, leading or not: its /metrics, /status and /healthz show the fleet's.
-                    fleet = try await store.fleet(on: current)
-                    break
-                } catch {
-                    // Stopping: the statement failed by urlpoll's own doing, and the session is closed below,
-                    // after the outage is told to say nothing more.
-                    if Task.isCancelled { break ticks }
-                    leads = false
-                    outage.failed(error.description)
-                    if let failed = session { await store.close(failed) }
-                    session = nil
-                    // A new connection that failed is not tried again before the next tick.
-                    if fresh { break }
                 }
+                if Task.isCancelled { break ticks }
+                if !looked { stale.forget() }
+                if leads != leading {
+                    store.logger.info(
+                        leads
+                            ? "this instance (\(store.instance)) runs report for the fleet"
+                            : ended && session != nil
+                                ? "this instance (\(store.instance)) no longer runs report: its session was ended (another instance took report over, having seen no heartbeat from it for \(StaleLeader.looks - 1) status intervals, or the server restarted)"
+                                : "this instance (\(store.instance)) no longer runs report")
+                    leading = leads
+                }
+                // Frozen between its look at the lock and now: another instance may lead by now; not reported.
+                let late = lookedAt.duration(to: self.clock.now) >= self.settings.statusInterval
+                schedule.metrics?.beat(instances: instances, leading: leads)
+                if let fleet { await self.monitor.seed(HistoryKey.match(fleet, to: self.targets)) }
+                await self.monitor.reporting(leads && !late)
+                await self.monitor.skipped(missed + (late ? 1 : 0))
+                // The report runs beside the loop: a `report` hook that waits keeps no heartbeat back.
+                if !late, let report = await self.monitor.tickBeside() { group.addTask { await report() } }
             }
-            if Task.isCancelled { break ticks }
-            if leads != leading {
-                store.logger.info(
-                    leads
-                        ? "this instance (\(store.instance)) runs report for the fleet"
-                        : "this instance (\(store.instance)) no longer runs report")
-                leading = leads
-            }
-            schedule.metrics?.beat(instances: instances, leading: leads)
-            if let fleet { await self.monitor.seed(HistoryKey.match(fleet, to: self.targets)) }
-            await self.monitor.reporting(leads)
-            await self.monitor.skipped(missed)
-            await self.monitor.tick()
+            group.cancelAll()
         }
         outage.stop()
         await self.monitor.reporting(leading)
-        if let session { await store.close(session) }
+        // Kept for a reload's pool; closed when the store stops.
+        if let session, !session.isClosed { await store.leave(session, leading: leading) }
     }
 
-    /// Tells `outage` when the server closes `connection` (a restart: its sessions end at once), so that an
-    /// outage is said within a second, not at the next statement's time limit.
-    private static func watch(_ connection: PostgresConnection, outage: StoreOutage, location: PostgresLocation) {
+    /// When the server closes `connection` (a restart ends its sessions at once), tries a new connection, and
+    /// tells `outage` when that fails too, so that an outage is said within a second, not at the next
+    /// statement's time limit. A session ended on its own (another instance took report over) is no outage.
+    private static func watch(_ connection: PostgresConnection, store: PostgresStore, outage: StoreOutage) {
         connection.closeFuture.whenComplete { _ in
-            outage.failed("\(location): the server closed the connection (it restarted or stopped)")
+            Task {
+                do {
+                    let probe = try await store.connectAlone()
+                    await store.close(probe)
+                } catch {
+                    outage.failed("\(store.location): the server closed the connection (it restarted or stopped)")
+                }
+            }
         }
     }
 }

@@ -91,7 +91,9 @@ public struct ReloadingService<C: Clock>: Service where C.Duration == Duration {
                 while let outcome = await group.next() {
                     switch outcome {
                     case .stopped: return nil
-                    case .reload(let next): return next
+                    case .reload(let next):
+                        current.replacing()
+                        return next
                     case .noMoreReloads: continue
                     }
                 }

@@ -41,6 +41,19 @@ public struct SharedSchedule: Sendable {
         func set(_ value: Bool) { self.value.store(value, ordering: .relaxed) }
     }
 
+    /// Set when the pool is stopped for a reload (``PollerPool/replacing()``): its polls in flight then
+    /// finish and are written back before it stops, so the new pool neither polls them again nor waits
+    /// for their leases; on any other stop they are dropped, their leases left to end.
+    let replacing = Flag()
+
+    /// A flag set once, shared by the copies of a schedule.
+    final class Flag: Sendable {
+        private let value = Atomic<Bool>(false)
+
+        func set() { self.value.store(true, ordering: .sequentiallyConsistent) }
+        var isSet: Bool { self.value.load(ordering: .sequentiallyConsistent) }
+    }
+
     public init(
         store: PostgresStore, scriptHash: String, databaseTime: (@Sendable () -> Double)? = nil,
         syncsOnStart: Bool = true, replacesAPool: Bool = false, metrics: ClusterMetrics? = nil

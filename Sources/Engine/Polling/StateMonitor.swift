@@ -175,6 +175,26 @@ public actor StateMonitor {
         }
     }
 
+    /// A tick whose report runs beside the caller, as in ``run(every:clock:)``: records the tick and returns
+    /// its report to run on a task of the caller's, or nil when this monitor does not report now or the
+    /// previous tick's report is still under way (then counted as skipped). The shared schedule's leader
+    /// loop ticks so, for its heartbeat must not wait on a `report` hook.
+    public func tickBeside() async -> (@Sendable () async -> Void)? {
+        let snapshot = await self.record()
+        guard self.reports else { return nil }
+        guard !self.reportUnderWay else {
+            self.skippedReports += 1
+            self.onReportSkipped(self.skippedReports)
+            return nil
+        }
+        self.reportUnderWay = true
+        let reporter = self.reporter
+        return {
+            await reporter.report(snapshot)
+            await self.reportEnded()
+        }
+    }
+
     /// `count` ticks were missed (``Ticks``: urlpoll or its store was frozen) and their reports are not made
     /// up: counted as skipped, as a tick that comes during a report is.
     public func skipped(_ count: Int) {

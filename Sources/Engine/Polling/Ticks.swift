@@ -7,16 +7,20 @@ struct Ticks<C: Clock>: Sendable where C.Duration == Duration {
     let interval: Duration
     let clock: C
     private var last: C.Instant?
+    private var atOnce: Bool
 
-    init(every interval: Duration, clock: C) {
+    /// - Parameter atOnce: Whether the first tick comes at once (else one `interval` after it is asked).
+    init(every interval: Duration, clock: C, atOnce: Bool = false) {
         self.interval = interval
         self.clock = clock
+        self.atOnce = atOnce
     }
 
     /// Waits for the next tick; returns how many ticks were missed before it (0 when on time), or nil when
     /// the task is cancelled.
     mutating func next() async -> Int? {
-        var due = (self.last ?? self.clock.now).advanced(by: self.interval)
+        var due =
+            self.last?.advanced(by: self.interval) ?? self.clock.now.advanced(by: self.atOnce ? .zero : self.interval)
         do { try await self.clock.sleep(until: due, tolerance: nil) } catch { return nil }
         let behind = due.duration(to: self.clock.now)
         let missed = behind >= self.interval ? Int(behind / self.interval) : 0

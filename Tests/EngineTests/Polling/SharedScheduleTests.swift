@@ -22,6 +22,9 @@ import Testing
         let reports: CountingReporter
         /// The report ticks missed so far during freezes (`onTicksMissed`, added up).
         let missed: SkipCount
+        /// The hash of the script it runs, and where it says what `/metrics` shows (a reload keeps both).
+        let script: String
+        let metrics: ClusterMetrics?
     }
 
     /// The ticks an instance's `onTicksMissed` was told of, added up.
@@ -37,7 +40,8 @@ import Testing
         let targets: [Target]
         let client: HTTPClient
         let prober: HTTPProber
-        private let running = Mutex<[String: Task<Void, Never>]>([:])
+        /// Each instance's store (its connection pool) and schedule pool, running.
+        private let running = Mutex<[String: (store: Task<Void, Never>, pool: Task<Void, Never>)]>([:])
         /// Ends an instance's polling without cancelling it: a clean stop (``stop(_:)``).
         private let stopping = Mutex<[String: AsyncStream<Void>.Continuation]>([:])
 
@@ -56,11 +60,69 @@ import Testing
         func start(
             _ name: String, maximumInFlight: Int = 100, logger: Logger = SharedScheduleTests.logger,
             reloaded: Bool = false, script: String = "script", targets: [Target]? = nil,
-            metrics: ClusterMetrics? = nil
+            metrics: ClusterMetrics? = nil, statementTimeout: Duration = PostgresStore.defaultStatementTimeout
         ) throws -> Instance {
             let targets = targets ?? self.targets
             let location = try PostgresLocation(self.url, environment: [:])
-            let store = PostgresStore(location: location, connections: 4, instance: name, logger: logger)
+            let store = PostgresStore(
+                location: location, connections: 4, instance: name, statementTimeout: statementTimeout, logger: logger)
+            let instance = self.pool(
+                on: store, targets: targets, maximumInFlight: maximumInFlight, reloaded: reloaded, script: script,
+                metrics: metrics)
+            let storeTask = Task { await store.run() }
+            let poolTask = self.run(instance.pool, on: store, migrating: true, name: name)
+            self.running.withLock { $0[name] = (storeTask, poolTask) }
+            return instance
+        }
+
+        /// Runs `pool` as the session does: polling until stopped (``stop(_:)``), then, on a clean stop only,
+        /// `leave`. A kill cancels polling and the store's pool at once.
+        private func run(_ pool: PollerPool<ManualClock>, on store: PostgresStore, migrating: Bool, name: String)
+            -> Task<Void, Never>
+        {
+            let (stops, stop) = AsyncStream<Void>.makeStream()
+            self.stopping.withLock { $0[name] = stop }
+            return Task {
+                if migrating {
+                    do {
+                        try await store.migrate()
+                    } catch {
+                        Issue.record("\(error)")
+                        return
+                    }
+                }
+                await withTaskGroup(of: Void.self) { polling in
+                    polling.addTask { await pool.run() }
+                    polling.addTask { for await _ in stops {} }
+                    await polling.next()
+                    polling.cancelAll()
+                }
+                if !Task.isCancelled {
+                    do { try await store.leave() } catch { Issue.record("\(error)") }
+                }
+            }
+        }
+
+        /// Replaces instance `name`'s pool (`instance`) by one for `targets` on the same store, as a reload
+        /// does (SIGHUP): the old pool stops, then the new one lists its URLs and runs.
+        func reload(_ name: String, from instance: Instance, targets: [Target]) async throws -> Instance {
+            let store = instance.store
+            let old = try #require(self.running.withLock { $0[name] })
+            instance.pool.replacing()
+            old.pool.cancel()
+            await old.pool.value
+            let instance = self.pool(
+                on: store, targets: targets, maximumInFlight: 100, reloaded: true, script: instance.script,
+                metrics: instance.metrics)
+            let poolTask = self.run(instance.pool, on: store, migrating: false, name: name)
+            self.running.withLock { $0[name] = (old.store, poolTask) }
+            return instance
+        }
+
+        private func pool(
+            on store: PostgresStore, targets: [Target], maximumInFlight: Int, reloaded: Bool, script: String,
+            metrics: ClusterMetrics?
+        ) -> Instance {
             let polls = StateRecorder()
             let changes = ChangeRecorder()
             let reports = CountingReporter()
@@ -77,51 +139,29 @@ import Testing
                 settings: self.settings, targets: targets, prober: self.prober, policy: LinearBackoff(),
                 monitor: monitor, clock: clock, now: { SharedScheduleTests.base + clock.now.offset.seconds },
                 maximumInFlight: maximumInFlight, schedule: schedule)
-            let (stops, stop) = AsyncStream<Void>.makeStream()
-            let task = Task {
-                await withDiscardingTaskGroup { group in
-                    group.addTask { await store.run() }
-                    do {
-                        try await store.migrate()
-                    } catch {
-                        Issue.record("\(error)")
-                        group.cancelAll()
-                        return
-                    }
-                    // As the session runs it: polling until stopped, then, on a clean stop only, `leave`. A
-                    // kill cancels polling and the store's pool at once.
-                    await withTaskGroup(of: Void.self) { polling in
-                        polling.addTask { await pool.run() }
-                        polling.addTask { for await _ in stops {} }
-                        await polling.next()
-                        polling.cancelAll()
-                    }
-                    if !Task.isCancelled {
-                        do { try await store.leave() } catch { Issue.record("\(error)") }
-                    }
-                    group.cancelAll()
-                }
-            }
-            self.running.withLock { $0[name] = task }
-            self.stopping.withLock { $0[name] = stop }
             return Instance(
-                store: store, pool: pool, polls: polls, changes: changes, reports: reports, missed: missed)
+                store: store, pool: pool, polls: polls, changes: changes, reports: reports, missed: missed,
+                script: script, metrics: metrics)
         }
 
         /// Stops instance `name` as a kill would: its connections close, its polls in flight are dropped,
         /// nothing is written back and no lease is released.
         func kill(_ name: String) async {
-            let task = self.running.withLock { $0.removeValue(forKey: name) }
-            task?.cancel()
-            await task?.value
+            guard let tasks = self.running.withLock({ $0.removeValue(forKey: name) }) else { return }
+            tasks.pool.cancel()
+            tasks.store.cancel()
+            await tasks.pool.value
+            await tasks.store.value
         }
 
         /// Stops instance `name` cleanly, as SIGTERM does: its polling ends, then it leaves the schedule
         /// (``PostgresStore/leave()``).
         func stop(_ name: String) async {
-            let task = self.running.withLock { $0.removeValue(forKey: name) }
+            let tasks = self.running.withLock { $0.removeValue(forKey: name) }
             self.stopping.withLock { $0.removeValue(forKey: name) }?.finish()
-            await task?.value
+            await tasks?.pool.value
+            tasks?.store.cancel()
+            await tasks?.store.value
         }
 
         func stopAll() async throws {

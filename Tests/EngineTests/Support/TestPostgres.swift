@@ -147,6 +147,27 @@ enum TestPostgres {
                 [self.directory, binaries], limit: 40)
         }
 
+        /// Freezes the server as a machine that stops answering would (SIGSTOP to the postmaster and its
+        /// children, the backends of every connection among them): connections stay open, nothing is
+        /// answered, statements sent meanwhile run when it thaws (``thaw()``).
+        func freeze() async throws {
+            try await self.signal("STOP")
+        }
+
+        /// Lets a frozen server run on (SIGCONT to the postmaster and its children).
+        func thaw() async throws {
+            try await self.signal("CONT")
+        }
+
+        private func signal(_ name: String) async throws {
+            let status = await Self.shell(
+                "p=$(head -n 1 \"$0/data/postmaster.pid\") && kill -\(name) \"$p\" $(grep -ls \"^PPid:[[:space:]]*$p\\$\" /proc/[0-9]*/status | cut -d/ -f3)",
+                [self.directory], limit: 10)
+            guard status == 0 else {
+                throw TestPostgresError("cannot send SIG\(name) to the server: \(String(describing: status))")
+            }
+        }
+
         /// Runs `command` in bash with `arguments` as $0, $1, … and standard input from /dev/null, killed after
         /// `limit` seconds (coreutils' timeout), on a thread of its own; returns its exit status (124 when it
         /// timed out), or nil when it could not be started.

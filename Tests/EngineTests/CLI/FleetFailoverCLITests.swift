@@ -1,0 +1,123 @@
+import Foundation
+import Testing
+
+/// `urlpoll run --store` processes sharing one schedule on the tests' PostgreSQL, one of them frozen
+/// (SIGSTOP) or reloaded (SIGHUP): who runs `report` for the fleet.
+@Suite(.serialized) struct FleetFailoverCLITests {
+    /// A script reporting every 0.5 s, printing REPORT at the end of each report.
+    static func script(_ base: String) throws -> TemporaryScript {
+        try TemporaryScript(
+            """
+            status_interval = 0.5
+            poll_interval = 5
+            urls = { "\(base)/a", "\(base)/b" }
+            function report(s) if s.index == s.count then print("REPORT") end end
+            """)
+    }
+
+    static func reports(_ process: CLIProcess) -> Int {
+        process.stdout.components(separatedBy: "REPORT").count - 1
+    }
+
+    @Test func frozenLeader_isReplacedWithinThreeStatusIntervals_andStopsReportingOnceItThaws() async throws {
+        guard let url = try await TestPostgres.database() else { return }
+        let server = try RecordingServer.keepAlive()
+        let script = try Self.script(server.url)
+        // Given: instance a runs report; b runs the same script.
+        let a = try CLIProcess(["run", script.path, "--store", url])
+        defer { a.signal(SIGKILL) }
+        try await a.waitForStderr("runs report for the fleet", limit: .seconds(30))
+        let b = try CLIProcess(["run", script.path, "--store", url])
+        defer { b.signal(SIGKILL) }
+        try await b.waitForStderr("sharing the schedule", limit: .seconds(30))
+        try await a.waitForOutput("REPORT", count: Self.reports(a) + 2, limit: .seconds(10))
+        // When: a freezes (its session, and the report lock with it, stays open).
+        a.signal(SIGSTOP)
+        let frozen = ContinuousClock.now
+        // Then: b sees a's heartbeat stand still, ends a's session and reports, within 3 status intervals
+        // and the wait for the lock (2 s at most).
+        try await b.waitForStderr("took report over from", limit: .seconds(15))
+        try await b.waitForOutput("REPORT", limit: .seconds(5))
+        #expect(frozen.duration(to: .now) < .seconds(6), "\(b.stderr)")
+        // When: a runs again; then it finds its session ended and stops reporting: only b reports.
+        let before = Self.reports(a)
+        a.signal(SIGCONT)
+        try await a.waitForStderr("no longer runs report", limit: .seconds(10))
+        try await b.waitForOutput("REPORT", count: Self.reports(b) + 4, limit: .seconds(10))
+        #expect(Self.reports(a) == before, "\(a.stdout)")
+        // And: a's session ended by another instance is no outage of PostgreSQL.
+        #expect(!a.stderr.contains(" error "), "\(a.stderr)")
+        #expect(!a.stderr.contains("answers again"), "\(a.stderr)")
+        a.signal(SIGTERM)
+        b.signal(SIGTERM)
+        #expect(await a.wait(limit: .seconds(20)) == 0)
+        #expect(await b.wait(limit: .seconds(20)) == 0)
+    }
+
+    @Test func sighupOnTheLeader_keepsReport_andNoOtherInstanceReports() async throws {
+        guard let url = try await TestPostgres.database() else { return }
+        let server = try RecordingServer.keepAlive()
+        let script = try Self.script(server.url)
+        // Given: instance a runs report; b runs the same script.
+        let a = try CLIProcess(["run", script.path, "--store", url])
+        defer { a.signal(SIGKILL) }
+        try await a.waitForStderr("runs report for the fleet", limit: .seconds(30))
+        let b = try CLIProcess(["run", script.path, "--store", url])
+        defer { b.signal(SIGKILL) }
+        try await b.waitForStderr("sharing the schedule", limit: .seconds(30))
+        try await a.waitForOutput("REPORT", count: Self.reports(a) + 2, limit: .seconds(10))
+        // When: a reloads its script (SIGHUP), three times.
+        for n in 1...3 {
+            a.signal(SIGHUP)
+            let reloaded = await eventually(within: .seconds(10)) {
+                a.stderr.components(separatedBy: "reloaded ").count - 1 == n
+            }
+            try #require(reloaded, "\(a.stderr)")
+            try await a.waitForOutput("REPORT", count: Self.reports(a) + 2, limit: .seconds(10))
+        }
+        // Then: a kept the report lock through each reload (its session handed to the new pool), so b never
+        // reported, and a said nothing of losing it.
+        #expect(Self.reports(b) == 0, "\(b.stderr)")
+        #expect(!a.stderr.contains("no longer runs report"), "\(a.stderr)")
+        #expect(a.stderr.components(separatedBy: "runs report for the fleet").count - 1 == 1, "\(a.stderr)")
+        a.signal(SIGTERM)
+        b.signal(SIGTERM)
+        #expect(await a.wait(limit: .seconds(20)) == 0)
+        #expect(await b.wait(limit: .seconds(20)) == 0)
+    }
+
+    @Test func aLeaderWhoseReportHookWaits_keepsBeatingItsHeartbeat_andIsNotReplaced() async throws {
+        guard let url = try await TestPostgres.database() else { return }
+        // Given: a report hook that waits 2 s on a request (4 status intervals) at every tick.
+        let server = try RecordingServer { request in
+            (request.path == "/slow" ? [.pause(.seconds(2))] : []) + [.ok(request)]
+        }
+        let script = try TemporaryScript(
+            """
+            status_interval = 0.5
+            poll_interval = 5
+            urls = { "\(server.url)/a", "\(server.url)/b" }
+            function report(s)
+                if s.index == s.count then
+                    urlpoll.http.get("\(server.url)/slow")
+                    print("REPORT")
+                end
+            end
+            """)
+        let a = try CLIProcess(["run", script.path, "--store", url])
+        defer { a.signal(SIGKILL) }
+        try await a.waitForStderr("runs report for the fleet", limit: .seconds(30))
+        let b = try CLIProcess(["run", script.path, "--store", url])
+        defer { b.signal(SIGKILL) }
+        try await b.waitForStderr("sharing the schedule", limit: .seconds(30))
+        // When: a reports three times, each report waiting past 3 of b's looks at the lock.
+        try await a.waitForOutput("REPORT", count: Self.reports(a) + 3, limit: .seconds(20))
+        // Then: a's heartbeat went on beside its report, so b never took it for a frozen leader.
+        #expect(!b.stderr.contains("took report over"), "\(b.stderr)")
+        #expect(!a.stderr.contains("no longer runs report"), "\(a.stderr)")
+        a.signal(SIGTERM)
+        b.signal(SIGTERM)
+        #expect(await a.wait(limit: .seconds(20)) == 0)
+        #expect(await b.wait(limit: .seconds(20)) == 0)
+    }
+}
