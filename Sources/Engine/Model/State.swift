@@ -6,26 +6,38 @@ public struct State: Sendable, Hashable {
     /// them apart.
     public var url: String {
         get { self.shared.fields.url }
-        set { self.shared.fields.url = newValue }
+        set {
+            // The URL as written and the name default to this one: keep them as they were.
+            let (rawURL, name) = (self.rawURL, self.name)
+            self.shared.fields.url = newValue
+            self.rawURL = rawURL
+            self.name = name
+        }
     }
 
     /// The URL exactly as the script wrote it, password included: the monitor's key, unique per URL (the
     /// loader refuses duplicates). Never printed or exported; hooks read it as `raw_url`.
     public var rawURL: String {
-        get { self.shared.fields.rawURL }
-        set { self.shared.fields.rawURL = newValue }
+        get { self.shared.fields.rare?.fields.rawURL ?? self.shared.fields.url }
+        set {
+            let differing = newValue == self.url ? nil : newValue
+            self.updateRare { $0.rawURL = differing }
+        }
     }
 
     /// The display label: the URL's `name`, or the URL.
     public var name: String {
-        get { self.shared.fields.name }
-        set { self.shared.fields.name = newValue }
+        get { self.shared.fields.rare?.fields.name ?? self.shared.fields.url }
+        set {
+            let differing = newValue == self.url ? nil : newValue
+            self.updateRare { $0.name = differing }
+        }
     }
 
     /// The URL's number among URLs that print alike (``Target/ordinal``; 1 for most URLs).
     public var ordinal: Int {
-        get { self.shared.fields.ordinal }
-        set { self.shared.fields.ordinal = newValue }
+        get { Int(self.shared.fields.ordinal) }
+        set { self.shared.fields.ordinal = UInt32(clamping: newValue) }
     }
 
     /// The key of this URL's rows in the `--data` store: ``url`` and ``ordinal``, never the password.
@@ -37,10 +49,14 @@ public struct State: Sendable, Hashable {
         set { self.shared.fields.status = newValue }
     }
 
-    /// The HTTP status code, when there was a response.
+    /// The HTTP status code, when there was a response (RFC 9110, section 15: three digits).
     public var code: Int? {
-        get { self.shared.fields.code }
-        set { self.shared.fields.code = newValue }
+        get { self.shared.fields.code == Fields.noCode ? nil : Int(self.shared.fields.code) }
+        set {
+            self.shared.fields.code =
+                newValue.map { Int32(clamping: $0) == Fields.noCode ? Fields.noCode + 1 : Int32(clamping: $0) }
+                ?? Fields.noCode
+        }
     }
 
     /// Up, degraded or down: from `expect`, or from the `check` hook when there is one.
@@ -52,26 +68,27 @@ public struct State: Sendable, Hashable {
     /// A short error kind when the poll failed or was degraded (`"status"` for a code outside `expect`,
     /// `"check"` when the `check` hook said so).
     public var error: String? {
-        get { self.shared.fields.error }
-        set { self.shared.fields.error = newValue }
+        get { self.shared.fields.rare?.fields.error }
+        set { self.updateRare { $0.error = newValue } }
     }
 
     /// The full error text when the poll failed.
     public var detail: String? {
-        get { self.shared.fields.detail }
-        set { self.shared.fields.detail = newValue }
+        get { self.shared.fields.rare?.fields.detail }
+        set { self.updateRare { $0.detail = newValue } }
     }
 
     /// Consecutive failed polls, 0 after a success.
     public var errorCount: Int {
-        get { self.shared.fields.errorCount }
-        set { self.shared.fields.errorCount = newValue }
+        get { Int(self.shared.fields.errorCount) }
+        set { self.shared.fields.errorCount = UInt32(clamping: newValue) }
     }
 
     /// How long the poll took: from sending the request to the end of the response, or to the failure.
+    /// Kept to the nanosecond.
     public var latency: Duration {
-        get { self.shared.fields.latency }
-        set { self.shared.fields.latency = newValue }
+        get { .nanoseconds(self.shared.fields.latency) }
+        set { self.shared.fields.latency = newValue.nanosecondsClamped }
     }
 
     /// Polls of this URL so far.
@@ -95,62 +112,93 @@ public struct State: Sendable, Hashable {
     /// How long after its planned time this poll got a poller and a slot for polls in flight: above zero
     /// when the engine cannot keep up (too few pollers, a saturated machine), never a sign that the target
     /// failed. A wait behind its own origin's earlier polls (the per-origin in-flight limit) is the server's,
-    /// and not counted.
+    /// and not counted. Kept to the nanosecond.
     public var lateness: Duration {
-        get { self.shared.fields.lateness }
-        set { self.shared.fields.lateness = newValue }
+        get { .nanoseconds(self.shared.fields.lateness) }
+        set { self.shared.fields.lateness = newValue.nanosecondsClamped }
     }
 
     /// The certificate the last poll saw (`tls://`), for reports and metrics
     /// (`probe_ssl_earliest_cert_expiry`), or `nil`.
     public var tls: TLSFacts? {
-        get { self.shared.fields.tls }
-        set { self.shared.fields.tls = newValue }
+        get { self.shared.fields.rare?.fields.tls }
+        set { self.updateRare { $0.tls = newValue } }
     }
 
     /// The last poll's DNS response (`dns://`), for reports and metrics (`probe_dns_answer_rrs`), or `nil`.
     public var dns: DNSFacts? {
-        get { self.shared.fields.dns }
-        set { self.shared.fields.dns = newValue }
+        get { self.shared.fields.rare?.fields.dns }
+        set { self.updateRare { $0.dns = newValue } }
     }
 
-    /// The last HTTP poll's per-phase times (``PhaseTimings``), or `nil`.
+    /// The last HTTP poll's per-phase times (``PhaseTimings``), or `nil`. Kept to the nanosecond.
     public var timings: PhaseTimings? {
-        get { self.shared.fields.timings }
-        set { self.shared.fields.timings = newValue }
+        get { self.shared.fields.timings.map(\.timings) }
+        set { self.shared.fields.timings = newValue.map(CompactTimings.init) }
     }
 
     /// The last HTTP poll's exchange facts (``HTTPFacts``), or `nil`.
     public var http: HTTPFacts? {
-        get { self.shared.fields.http }
-        set { self.shared.fields.http = newValue }
+        get { self.shared.fields.http.map(\.facts) }
+        set { self.shared.fields.http = newValue.map(CompactHTTPFacts.init) }
     }
 
     /// A State is copied into the monitor's map, its Resource and every report; its fields sit behind one
     /// reference so that 100,000 URLs' states take one copy each, and a copy costs one retain.
+    ///
+    /// What every poll sets is kept compact (durations as Int64 nanoseconds, counts as UInt32); what few
+    /// States have (an error, a name or a URL as written other than ``url``, TLS and DNS facts) is in one
+    /// optional box, ``Rare``: an HTTP poll's State is a 192-byte heap block, where every field inline took about
+    /// 510 bytes (StateTests).
     fileprivate struct Fields: Sendable, Hashable {
+        static let noCode = Int32.min
+        // In this order, the small fields fill the padding after `timings` (168 bytes in all).
         var url: String
-        var rawURL: String
-        var name: String
-        var ordinal: Int
         var status: String
-        var code: Int?
-        var health: Health
-        var error: String?
-        var detail: String?
-        var errorCount: Int
-        var latency: Duration
-        var polls: Int
         var since: Double
         var checkedAt: Double
-        var lateness: Duration
+        var latency: Int64
+        var lateness: Int64
+        var timings: CompactTimings?
+        var health: Health
+        var code: Int32
+        var ordinal: UInt32
+        var errorCount: UInt32
+        var polls: Int
+        var http: CompactHTTPFacts?
+        var rare: Shared<Rare>?
+    }
+
+    /// The fields few States have; `nil` each when absent, and the box itself `nil` when all are.
+    fileprivate struct Rare: Sendable, Hashable {
+        /// The URL as written, when it differs from ``State/url`` (a password).
+        var rawURL: String?
+        /// The name, when it differs from ``State/url``.
+        var name: String?
+        var error: String?
+        var detail: String?
         var tls: TLSFacts?
         var dns: DNSFacts?
-        var timings: PhaseTimings?
-        var http: HTTPFacts?
+
+        var isEmpty: Bool {
+            self.rawURL == nil && self.name == nil && self.error == nil && self.detail == nil && self.tls == nil
+                && self.dns == nil
+        }
     }
 
     private var shared: Shared<Fields>
+
+    /// Changes the rare fields, making their box when a field is set and dropping it when none is left.
+    private mutating func updateRare(_ change: (inout Rare) -> Void) {
+        if self.shared.fields.rare == nil {
+            var rare = Rare()
+            change(&rare)
+            if !rare.isEmpty { self.shared.fields.rare = Shared(rare) }
+            return
+        }
+        change(&self.shared.fields.rare!.fields)
+        if self.shared.fields.rare!.fields.isEmpty { self.shared.fields.rare = nil }
+    }
 
     /// Whether `other` is a copy of this State not changed since: the same fields behind the same reference,
     /// told without comparing them (a URL not polled between two reports).
@@ -170,11 +218,15 @@ public struct State: Sendable, Hashable {
     ) {
         self.shared = Shared(
             Fields(
-                url: url, rawURL: rawURL ?? url, name: name, ordinal: ordinal, status: status, code: code,
-                health: health, error: error,
-                detail: detail,
-                errorCount: errorCount, latency: latency, polls: polls, since: since, checkedAt: checkedAt,
-                lateness: lateness))
+                url: url, status: status, since: since, checkedAt: checkedAt, latency: latency.nanosecondsClamped,
+                lateness: lateness.nanosecondsClamped, timings: nil, health: health, code: Fields.noCode,
+                ordinal: UInt32(clamping: ordinal), errorCount: UInt32(clamping: errorCount), polls: polls, http: nil,
+                rare: nil))
+        self.code = code
+        self.rawURL = rawURL ?? url
+        self.name = name
+        self.error = error
+        self.detail = detail
     }
 
     /// Whether the URL is not down (up or degraded).
@@ -184,5 +236,65 @@ public struct State: Sendable, Hashable {
     public func differs(from other: State?) -> Bool {
         guard let other else { return true }
         return self.status != other.status || self.health != other.health
+    }
+}
+
+/// PhaseTimings as five Int64 nanoseconds (40 bytes where five `Duration`s take 80).
+private struct CompactTimings: Sendable, Hashable {
+    var resolve, connect, tls, processing, transfer: Int64
+
+    init(_ timings: PhaseTimings) {
+        self.resolve = timings.resolve.nanosecondsClamped
+        self.connect = timings.connect.nanosecondsClamped
+        self.tls = timings.tls.nanosecondsClamped
+        self.processing = timings.processing.nanosecondsClamped
+        self.transfer = timings.transfer.nanosecondsClamped
+    }
+
+    var timings: PhaseTimings {
+        PhaseTimings(
+            resolve: .nanoseconds(self.resolve), connect: .nanoseconds(self.connect), tls: .nanoseconds(self.tls),
+            processing: .nanoseconds(self.processing), transfer: .nanoseconds(self.transfer))
+    }
+}
+
+/// HTTPFacts in 32 bytes: absent lengths and protocols as sentinels instead of optionals' padding.
+private struct CompactHTTPFacts: Sendable, Hashable {
+    static let none = Int64.min
+    var version: Double
+    var contentLength: Int64
+    var bodyLength: Int64
+    var redirects: Int32
+    var ipProtocol: Int16
+    var ssl: Bool
+
+    init(_ facts: HTTPFacts) {
+        self.version = facts.version
+        self.contentLength =
+            facts.contentLength.map { Int64(clamping: $0) == Self.none ? Self.none + 1 : Int64($0) }
+            ?? Self.none
+        self.bodyLength = Int64(clamping: facts.bodyLength)
+        self.redirects = Int32(clamping: facts.redirects)
+        self.ipProtocol = facts.ipProtocol.map { Int16(clamping: $0) == -1 ? 0 : Int16(clamping: $0) } ?? -1
+        self.ssl = facts.ssl
+    }
+
+    var facts: HTTPFacts {
+        HTTPFacts(
+            version: self.version, contentLength: self.contentLength == Self.none ? nil : Int(self.contentLength),
+            bodyLength: Int(self.bodyLength), redirects: Int(self.redirects), ssl: self.ssl,
+            ipProtocol: self.ipProtocol == -1 ? nil : Int(self.ipProtocol))
+    }
+}
+
+extension Duration {
+    /// This duration in whole nanoseconds, rounded toward zero and clamped to Int64's range (about 292 years).
+    var nanosecondsClamped: Int64 {
+        let (seconds, attoseconds) = self.components
+        let (whole, overflow) = seconds.multipliedReportingOverflow(by: 1_000_000_000)
+        if overflow { return seconds < 0 ? .min : .max }
+        let (total, overflow2) = whole.addingReportingOverflow(attoseconds / 1_000_000_000)
+        if overflow2 { return seconds < 0 ? .min : .max }
+        return total
     }
 }

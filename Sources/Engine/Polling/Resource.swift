@@ -2,29 +2,61 @@
 ///
 /// As in the seed, a Resource is moved, never shared: it travels from the `pending` channel to a poller,
 /// from the poller to `complete`, and from there to its Sleep, which queues it again.
+///
+/// A Resource is 96 bytes (`MemoryLayout<Resource>.stride`): 100,000 sleep in the timer queue at a time, so its
+/// times are Int64 nanoseconds and its counts as small as they can be (ResourceTests).
 public struct Resource: Sendable {
     /// The URL and its options, as the script declared them.
     public let target: Target
-    /// Consecutive failed polls.
-    public private(set) var errorCount = 0
     /// Polls so far.
     public private(set) var polls = 0
-    /// The last sleep Sleep applied, if any.
-    public var lastSleep: Duration?
-    /// When this poll was planned to start, as an offset on the pool's clock from the pool's start.
-    var due: Duration = .zero
-    /// When the poll in progress finished, as an offset on the pool's clock from the pool's start: its Sleep
-    /// counts from here, not from whenever the backoff policy answers.
-    var finished: Duration = .zero
-    /// How late the poll in progress started.
-    var lateness: Duration = .zero
-    /// Whether the last poll was not made because urlpoll ran out of file descriptors (``ProbeFailure/Kind/local``):
-    /// it is polled again after ``PollerPool/localRetryDelay``, not after its Sleep.
-    var retrying = false
     /// The state after the last poll.
     public private(set) var state: State?
     /// The last response's headers, kept only when the target captures them.
     public private(set) var headers: [Header] = []
+    private var dueNanoseconds: Int64 = 0
+    private var finishedNanoseconds: Int64 = 0
+    private var latenessNanoseconds: Int64 = 0
+    private var lastSleepNanoseconds = Self.noSleep
+    private var storedErrorCount: UInt32 = 0
+    /// Whether the last poll was not made because urlpoll ran out of file descriptors (``ProbeFailure/Kind/local``):
+    /// it is polled again after ``PollerPool/localRetryDelay``, not after its Sleep.
+    var retrying = false
+
+    private static let noSleep = Int64.min
+
+    /// Consecutive failed polls.
+    public private(set) var errorCount: Int {
+        get { Int(self.storedErrorCount) }
+        set { self.storedErrorCount = UInt32(clamping: newValue) }
+    }
+
+    /// The last sleep Sleep applied, if any (to the nanosecond).
+    public var lastSleep: Duration? {
+        get { self.lastSleepNanoseconds == Self.noSleep ? nil : .nanoseconds(self.lastSleepNanoseconds) }
+        set {
+            self.lastSleepNanoseconds = newValue.map { max(Self.noSleep + 1, $0.nanosecondsClamped) } ?? Self.noSleep
+        }
+    }
+
+    /// When this poll was planned to start, as an offset on the pool's clock from the pool's start.
+    var due: Duration {
+        get { .nanoseconds(self.dueNanoseconds) }
+        set { self.dueNanoseconds = newValue.nanosecondsClamped }
+    }
+
+    /// When the poll in progress finished, as an offset on the pool's clock from the pool's start: its Sleep
+    /// counts from here, not from whenever the backoff policy answers.
+    var finished: Duration {
+        get { .nanoseconds(self.finishedNanoseconds) }
+        set { self.finishedNanoseconds = newValue.nanosecondsClamped }
+    }
+
+    /// How late the poll in progress started.
+    var lateness: Duration {
+        get { .nanoseconds(self.latenessNanoseconds) }
+        set { self.latenessNanoseconds = newValue.nanosecondsClamped }
+    }
 
     /// A Resource not yet polled: no errors, no state, due at once.
     public init(_ target: Target) {
