@@ -45,7 +45,9 @@ public final class HistoryWriter: StateObserver, Service {
     private let now: @Sendable () -> Double
     private let onLoss: @Sendable (Int) -> Void
     private let logger: Logger
-    private let resumed: [State]
+    /// The fields of the states the store holds now (``init``'s `written`), by URL; the written States
+    /// themselves are not kept. The writer task takes it (leaving it empty) when it starts.
+    private let resumed: Mutex<[HistoryKey: State.Persisted]>
     /// Seconds between prunes.
     static let pruneInterval = 600.0
 
@@ -66,7 +68,8 @@ public final class HistoryWriter: StateObserver, Service {
         self.now = now
         self.onLoss = onLoss
         self.logger = logger
-        self.resumed = written
+        self.resumed = Mutex(
+            Dictionary(written.map { ($0.historyKey, $0.persisted) }, uniquingKeysWith: { _, last in last }))
     }
 
     /// Polls and changes that were not written: the queue was full, or their batch's write failed.
@@ -126,9 +129,11 @@ public final class HistoryWriter: StateObserver, Service {
 
     private func write() async {
         var batch = HistoryBatch()
-        // URL → the state last put in a batch, to write a state only when it changed.
-        var latest: [HistoryKey: State] = [:]
-        for state in self.resumed { latest[state.historyKey] = state }
+        // URL → the fields of the state last put in a batch, to write a state only when they changed.
+        var latest = self.resumed.withLock { resumed in
+            defer { resumed = [:] }
+            return resumed
+        }
         var lastPrune = -Double.infinity
         var pruning: Task<Void, Never>?
         var reportedDrops = 0
@@ -140,9 +145,10 @@ public final class HistoryWriter: StateObserver, Service {
             case .polled(let state):
                 batch.count(state)
                 let key = state.historyKey
-                if state.persists(differently: latest[key]) {
+                let persisted = state.persisted
+                if latest[key] != persisted {
                     batch.states[key] = state
-                    latest[key] = state
+                    latest[key] = persisted
                 } else if batch.states[key] != nil {
                     batch.states[key] = state
                 }
@@ -201,7 +207,9 @@ public final class HistoryWriter: StateObserver, Service {
     /// Writes `batch` in one transaction and empties it. On failure its polls and changes are counted as
     /// lost, its URLs' states are written again with their next poll, and one log line says why (again only
     /// after writes have worked once more).
-    private func commit(_ batch: inout HistoryBatch, latest: inout [HistoryKey: State], failing: inout Bool) async {
+    private func commit(
+        _ batch: inout HistoryBatch, latest: inout [HistoryKey: State.Persisted], failing: inout Bool
+    ) async {
         guard !batch.isEmpty else { return }
         let taken = batch
         batch = HistoryBatch()

@@ -299,17 +299,19 @@ public final class SQLiteHistoryStore: HistoryStore {
         do {
             let added = try await self.pool.write { db -> [HistoryKey: Int64] in
                 var added: [HistoryKey: Int64] = [:]
+                // Every statement is prepared once per connection (GRDB's cache), not once per row.
+                let insertURL = try db.cachedStatement(
+                    sql: """
+                        INSERT INTO url_state (url, ordinal, name) VALUES (?, ?, ?)
+                        ON CONFLICT (url, ordinal) DO NOTHING
+                        """)
+                let selectURL = try db.cachedStatement(sql: "SELECT id FROM url_state WHERE url = ? AND ordinal = ?")
                 func id(_ key: HistoryKey, name: String) throws -> Int64 {
                     if let id = known[key] ?? added[key] { return id }
-                    try db.execute(
-                        sql: """
-                            INSERT INTO url_state (url, ordinal, name) VALUES (?, ?, ?)
-                            ON CONFLICT (url, ordinal) DO NOTHING
-                            """,
-                        arguments: [key.url, key.ordinal, name])
-                    let id = try Int64.fetchOne(
-                        db, sql: "SELECT id FROM url_state WHERE url = ? AND ordinal = ?",
-                        arguments: [key.url, key.ordinal])!
+                    try insertURL.execute(arguments: [key.url, key.ordinal, name])
+                    let id =
+                        db.changesCount > 0
+                        ? db.lastInsertedRowID : try Int64.fetchOne(selectURL, arguments: [key.url, key.ordinal])!
                     added[key] = id
                     return id
                 }
@@ -336,79 +338,18 @@ public final class SQLiteHistoryStore: HistoryStore {
                         c.to.rawValue, c.toStatus, c.detail,
                     ])
                 }
-                func upsert(_ table: String) throws -> Statement {
-                    try db.cachedStatement(
-                        sql: """
-                            INSERT INTO \(table) (url_id, start, polls, failures, degraded, latency_sum_us,
-                              latency_max_us, sketch)
-                            VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-                            ON CONFLICT (url_id, start) DO UPDATE SET polls = polls + excluded.polls,
-                              failures = failures + excluded.failures, degraded = degraded + excluded.degraded,
-                              latency_sum_us = latency_sum_us + excluded.latency_sum_us,
-                              latency_max_us = max(latency_max_us, excluded.latency_max_us),
-                              sketch = sketch_merge(sketch, excluded.sketch)
-                            """)
+                let rollups = try RollupStatements(db)
+                for key in Set(batch.minutes.keys).union(batch.hours.keys).union(batch.days.keys) {
+                    try rollups.write(
+                        urlID: try id(key, name: batch.states[key]?.name ?? key.description),
+                        minutes: Array((batch.minutes[key] ?? [:]).values),
+                        hours: Array((batch.hours[key] ?? [:]).values),
+                        days: Array((batch.days[key] ?? [:]).values))
                 }
-                func arguments(_ urlID: Int64, _ r: Rollup) -> StatementArguments {
-                    [
-                        urlID, r.start, r.polls, r.failures, r.degraded, Self.microseconds(r.latencySum),
-                        Self.microseconds(r.latencyMax), Data(r.sketch.encoded),
-                    ]
-                }
-                let hourUpsert = try upsert("rollup_hour")
-                for (key, buckets) in batch.hours {
-                    let urlID = try id(key, name: batch.states[key]?.name ?? key.description)
-                    for r in buckets.values { try hourUpsert.execute(arguments: arguments(urlID, r)) }
-                }
-                // A minute of one poll goes into its hour's slots while its slot is free; any other (more
-                // polls, or a second batch's polls of a minute already kept) is a minute row.
-                let minuteUpsert = try upsert("rollup_minute")
-                let readSlots = try db.cachedStatement(
-                    sql: "SELECT slots FROM minute_slots WHERE hour = ? AND url_id = ?")
-                let writeSlots = try db.cachedStatement(
-                    sql: """
-                        INSERT INTO minute_slots (hour, url_id, slots) VALUES (?, ?, ?)
-                        ON CONFLICT (hour, url_id) DO UPDATE SET slots = excluded.slots
-                        """)
-                for (key, buckets) in batch.minutes {
-                    let urlID = try id(key, name: batch.states[key]?.name ?? key.description)
-                    var byHour: [Int64: [Rollup]] = [:]
-                    for r in buckets.values { byHour[r.start - r.start.modulo(3_600), default: []].append(r) }
-                    for (hour, rollups) in byHour {
-                        var slots: MinuteSlots?
-                        var changed = false
-                        for r in rollups {
-                            if r.polls == 1 {
-                                if slots == nil {
-                                    let data = try Data.fetchOne(readSlots, arguments: [hour, urlID])
-                                    slots = data.flatMap { MinuteSlots(encoded: Array($0)) } ?? MinuteSlots()
-                                }
-                                if slots?.put(r, minute: Int(r.start - hour) / 60) == true {
-                                    changed = true
-                                    continue
-                                }
-                            }
-                            try minuteUpsert.execute(arguments: arguments(urlID, r))
-                        }
-                        if changed, let slots { try writeSlots.execute(arguments: [hour, urlID, Data(slots.bytes)]) }
-                    }
-                }
-                let day = try db.cachedStatement(
-                    sql: """
-                        INSERT INTO rollup_day (url_id, start, polls, failures, degraded, latency_sum, latency_max)
-                        VALUES (?, ?, ?, ?, ?, ?, ?)
-                        ON CONFLICT (url_id, start) DO UPDATE SET polls = polls + excluded.polls,
-                          failures = failures + excluded.failures, degraded = degraded + excluded.degraded,
-                          latency_sum = latency_sum + excluded.latency_sum,
-                          latency_max = max(latency_max, excluded.latency_max)
-                        """)
-                for (key, buckets) in batch.days {
-                    let urlID = try id(key, name: batch.states[key]?.name ?? key.description)
-                    for (start, r) in buckets {
-                        try day.execute(arguments: [
-                            urlID, start, r.polls, r.failures, r.degraded, r.latencySum, r.latencyMax,
-                        ])
-                    }
+                try batch.forEachCounted { key, minutes, hours, days in
+                    try rollups.write(
+                        urlID: try id(key, name: batch.states[key]?.name ?? key.description), minutes: minutes,
+                        hours: hours, days: days)
                 }
                 return added
             }
@@ -416,6 +357,89 @@ public final class SQLiteHistoryStore: HistoryStore {
             self.written.add(1, ordering: .releasing)
         } catch {
             throw HistoryError("cannot write to \(self.path): \(Self.words(error))")
+        }
+    }
+
+    /// The statements that add one URL's rollups to what the file holds, prepared once per write.
+    private struct RollupStatements {
+        let hour: Statement
+        let minute: Statement
+        let readSlots: Statement
+        let writeSlots: Statement
+        let day: Statement
+
+        init(_ db: Database) throws {
+            func upsert(_ table: String) throws -> Statement {
+                try db.cachedStatement(
+                    sql: """
+                        INSERT INTO \(table) (url_id, start, polls, failures, degraded, latency_sum_us,
+                          latency_max_us, sketch)
+                        VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                        ON CONFLICT (url_id, start) DO UPDATE SET polls = polls + excluded.polls,
+                          failures = failures + excluded.failures, degraded = degraded + excluded.degraded,
+                          latency_sum_us = latency_sum_us + excluded.latency_sum_us,
+                          latency_max_us = max(latency_max_us, excluded.latency_max_us),
+                          sketch = sketch_merge(sketch, excluded.sketch)
+                        """)
+            }
+            self.hour = try upsert("rollup_hour")
+            self.minute = try upsert("rollup_minute")
+            self.readSlots = try db.cachedStatement(sql: "SELECT slots FROM minute_slots WHERE hour = ? AND url_id = ?")
+            self.writeSlots = try db.cachedStatement(
+                sql: """
+                    INSERT INTO minute_slots (hour, url_id, slots) VALUES (?, ?, ?)
+                    ON CONFLICT (hour, url_id) DO UPDATE SET slots = excluded.slots
+                    """)
+            self.day = try db.cachedStatement(
+                sql: """
+                    INSERT INTO rollup_day (url_id, start, polls, failures, degraded, latency_sum, latency_max)
+                    VALUES (?, ?, ?, ?, ?, ?, ?)
+                    ON CONFLICT (url_id, start) DO UPDATE SET polls = polls + excluded.polls,
+                      failures = failures + excluded.failures, degraded = degraded + excluded.degraded,
+                      latency_sum = latency_sum + excluded.latency_sum,
+                      latency_max = max(latency_max, excluded.latency_max)
+                    """)
+        }
+
+        static func arguments(_ urlID: Int64, _ r: Rollup) -> StatementArguments {
+            [
+                urlID, r.start, r.polls, r.failures, r.degraded, SQLiteHistoryStore.microseconds(r.latencySum),
+                SQLiteHistoryStore.microseconds(r.latencyMax), Data(r.sketch.encoded),
+            ]
+        }
+
+        /// Adds one URL's rollups of a batch: `minutes`, `hours` and `days` each one rollup per bucket.
+        func write(urlID: Int64, minutes: [Rollup], hours: [Rollup], days: [Rollup]) throws {
+            for r in hours { try self.hour.execute(arguments: Self.arguments(urlID, r)) }
+            // A minute of one poll goes into its hour's slots while its slot is free; any other (more polls,
+            // or a second batch's polls of a minute already kept) is a minute row. Each hour's slots are
+            // read and written once.
+            let minutes = minutes.count > 1 ? minutes.sorted { $0.start < $1.start } : minutes
+            var slots: MinuteSlots?
+            var changed = false
+            for (i, r) in minutes.enumerated() {
+                let hour = r.start - r.start.modulo(3_600)
+                if r.polls == 1, slots == nil {
+                    let data = try Data.fetchOne(self.readSlots, arguments: [hour, urlID])
+                    slots = data.flatMap { MinuteSlots(encoded: Array($0)) } ?? MinuteSlots()
+                }
+                if r.polls == 1, slots?.put(r, minute: Int(r.start - hour) / 60) == true {
+                    changed = true
+                } else {
+                    try self.minute.execute(arguments: Self.arguments(urlID, r))
+                }
+                let last = i + 1 == minutes.count || minutes[i + 1].start - minutes[i + 1].start.modulo(3_600) != hour
+                if last {
+                    if changed, let slots { try self.writeSlots.execute(arguments: [hour, urlID, Data(slots.bytes)]) }
+                    slots = nil
+                    changed = false
+                }
+            }
+            for r in days {
+                try self.day.execute(arguments: [
+                    urlID, r.start, r.polls, r.failures, r.degraded, r.latencySum, r.latencyMax,
+                ])
+            }
         }
     }
 
