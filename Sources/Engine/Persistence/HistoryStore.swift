@@ -223,12 +223,19 @@ public struct HistoryBatch: Sendable {
         self.polls += 1
     }
 
-    /// Calls `body` once for each URL whose polls ``count(_:)`` counted, with those polls rolled up per
-    /// minute, per hour and per UTC day (each list in the order its buckets were first seen, one rollup
-    /// per bucket). The lists are reused from one URL to the next: `body` must not keep them.
-    public func forEachCounted(
-        _ body: (HistoryKey, _ minutes: [Rollup], _ hours: [Rollup], _ days: [Rollup]) throws -> Void
+    /// Calls `body` once for each URL whose polls ``count(_:)`` counted, in the order `order` gives them
+    /// (the store's row ids, so that its B-trees are written front to back), with the URL's `order` and
+    /// its polls rolled up per minute, per hour and per UTC day (each list in the order its buckets were
+    /// first seen, one rollup per bucket). The lists are reused from one URL to the next: `body` must not
+    /// keep them.
+    public func forEachCounted<Order: Comparable>(
+        by order: (HistoryKey) throws -> Order,
+        _ body: (Order, _ minutes: [Rollup], _ hours: [Rollup], _ days: [Rollup]) throws -> Void
     ) rethrows {
+        var ordered: [(order: Order, first: Int32)] = []
+        ordered.reserveCapacity(self.countedURLs.count)
+        for (key, chain) in self.countedURLs { ordered.append((try order(key), chain.first)) }
+        ordered.sort { $0.order < $1.order }
         var minutes: [Rollup] = []
         var hours: [Rollup] = []
         var days: [Rollup] = []
@@ -242,11 +249,11 @@ public struct HistoryBatch: Sendable {
                 rollups.append(rollup)
             }
         }
-        for (key, chain) in self.countedURLs {
+        for (order, first) in ordered {
             minutes.removeAll(keepingCapacity: true)
             hours.removeAll(keepingCapacity: true)
             days.removeAll(keepingCapacity: true)
-            var index = Int(chain.first)
+            var index = Int(first)
             while index >= 0 {
                 let poll = self.counted[index]
                 let at = Int64(poll.at.rounded(.down))
@@ -255,7 +262,7 @@ public struct HistoryBatch: Sendable {
                 add(poll, start: at - at.modulo(86_400), to: &days)
                 index = Int(poll.next)
             }
-            try body(key, minutes, hours, days)
+            try body(order, minutes, hours, days)
         }
     }
 }
@@ -289,9 +296,7 @@ extension State {
         return self.persisted != written.persisted
     }
 
-    /// The fields ``persists(differently:)`` compares. The writer keeps these per URL rather than the last
-    /// State it wrote: a State shares its fields with the monitor only until the next poll, after which a
-    /// kept one is a copy of all of them (phase timings, HTTP facts…), some 100,000 of them at 100,000 URLs.
+    /// The fields ``persists(differently:)`` compares.
     struct Persisted: Hashable, Sendable {
         var status: String
         var health: Health
@@ -309,4 +314,11 @@ extension State {
             status: self.status, health: self.health, errorCount: self.errorCount, since: self.since, code: self.code,
             error: self.error, detail: self.detail, name: self.name, ordinal: self.ordinal)
     }
+
+    /// A 64-bit hash of the fields ``persists(differently:)`` compares, which the writer keeps per URL
+    /// instead of the last State it wrote: a State shares its fields with the monitor only until the next
+    /// poll, after which a kept one is a copy of all of them (phase timings, HTTP facts…), and even those
+    /// fields alone take some 350 bytes of map per URL where the hash takes 80. Two different states have
+    /// the same hash with a chance of about 1 in 2^64, and then the second is written with the next change.
+    var persistedHash: Int { self.persisted.hashValue }
 }

@@ -45,9 +45,10 @@ public final class HistoryWriter: StateObserver, Service {
     private let now: @Sendable () -> Double
     private let onLoss: @Sendable (Int) -> Void
     private let logger: Logger
-    /// The fields of the states the store holds now (``init``'s `written`), by URL; the written States
+    /// The hashes (``State/persistedHash``) of the states the store holds now (``init``'s `written`), by
+    /// URL; the written States
     /// themselves are not kept. The writer task takes it (leaving it empty) when it starts.
-    private let resumed: Mutex<[HistoryKey: State.Persisted]>
+    private let resumed: Mutex<[HistoryKey: Int]>
     /// Seconds between prunes.
     static let pruneInterval = 600.0
 
@@ -69,7 +70,7 @@ public final class HistoryWriter: StateObserver, Service {
         self.onLoss = onLoss
         self.logger = logger
         self.resumed = Mutex(
-            Dictionary(written.map { ($0.historyKey, $0.persisted) }, uniquingKeysWith: { _, last in last }))
+            Dictionary(written.map { ($0.historyKey, $0.persistedHash) }, uniquingKeysWith: { _, last in last }))
     }
 
     /// Polls and changes that were not written: the queue was full, or their batch's write failed.
@@ -129,7 +130,8 @@ public final class HistoryWriter: StateObserver, Service {
 
     private func write() async {
         var batch = HistoryBatch()
-        // URL → the fields of the state last put in a batch, to write a state only when they changed.
+        // URL → the hash of the fields of the state last put in a batch (``State/persistedHash``), to
+        // write a state only when they changed.
         var latest = self.resumed.withLock { resumed in
             defer { resumed = [:] }
             return resumed
@@ -145,7 +147,7 @@ public final class HistoryWriter: StateObserver, Service {
             case .polled(let state):
                 batch.count(state)
                 let key = state.historyKey
-                let persisted = state.persisted
+                let persisted = state.persistedHash
                 if latest[key] != persisted {
                     batch.states[key] = state
                     latest[key] = persisted
@@ -208,7 +210,7 @@ public final class HistoryWriter: StateObserver, Service {
     /// lost, its URLs' states are written again with their next poll, and one log line says why (again only
     /// after writes have worked once more).
     private func commit(
-        _ batch: inout HistoryBatch, latest: inout [HistoryKey: State.Persisted], failing: inout Bool
+        _ batch: inout HistoryBatch, latest: inout [HistoryKey: Int], failing: inout Bool
     ) async {
         guard !batch.isEmpty else { return }
         let taken = batch

@@ -295,7 +295,6 @@ public final class SQLiteHistoryStore: HistoryStore {
     }
 
     public func write(_ batch: HistoryBatch) async throws(HistoryError) {
-        let known = self.ids.withLock { $0 }
         do {
             let added = try await self.pool.write { db -> [HistoryKey: Int64] in
                 var added: [HistoryKey: Int64] = [:]
@@ -307,7 +306,9 @@ public final class SQLiteHistoryStore: HistoryStore {
                         """)
                 let selectURL = try db.cachedStatement(sql: "SELECT id FROM url_state WHERE url = ? AND ordinal = ?")
                 func id(_ key: HistoryKey, name: String) throws -> Int64 {
-                    if let id = known[key] ?? added[key] { return id }
+                    // Looked up key by key: a copy of the whole map, kept while `added` is merged in, would
+                    // make the merge copy it again (100,000 URLs: 8 MB each).
+                    if let id = added[key] ?? self.ids.withLock({ $0[key] }) { return id }
                     try insertURL.execute(arguments: [key.url, key.ordinal, name])
                     let id =
                         db.changesCount > 0
@@ -320,10 +321,12 @@ public final class SQLiteHistoryStore: HistoryStore {
                         UPDATE url_state SET name = ?, status = ?, state = ?, code = ?, error = ?, detail = ?,
                           error_count = ?, latency = ?, polls = ?, since = ?, checked_at = ? WHERE id = ?
                         """)
-                for (key, s) in batch.states {
+                // In row order, as the rollups below: each page of the table is changed once, front to back.
+                let states = try batch.states.map { key, s in (id: try id(key, name: s.name), state: s) }
+                for (urlID, s) in states.sorted(by: { $0.id < $1.id }) {
                     try update.execute(arguments: [
                         s.name, s.status, s.health.rawValue, s.code, s.error, s.detail, s.errorCount, s.latency.seconds,
-                        s.polls, s.since, s.checkedAt, try id(key, name: s.name),
+                        s.polls, s.since, s.checkedAt, urlID,
                     ])
                 }
                 let change = try db.cachedStatement(
@@ -346,10 +349,9 @@ public final class SQLiteHistoryStore: HistoryStore {
                         hours: Array((batch.hours[key] ?? [:]).values),
                         days: Array((batch.days[key] ?? [:]).values))
                 }
-                try batch.forEachCounted { key, minutes, hours, days in
-                    try rollups.write(
-                        urlID: try id(key, name: batch.states[key]?.name ?? key.description), minutes: minutes,
-                        hours: hours, days: days)
+                try batch.forEachCounted(by: { key in try id(key, name: batch.states[key]?.name ?? key.description) }) {
+                    urlID, minutes, hours, days in
+                    try rollups.write(urlID: urlID, minutes: minutes, hours: hours, days: days)
                 }
                 return added
             }
