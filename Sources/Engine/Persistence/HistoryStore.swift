@@ -43,6 +43,11 @@ public protocol HistoryStore: Sendable {
     /// every tick.
     func gone() -> String?
 
+    /// The ``State/persistedHash`` of the URL's state as the store last committed it, or nil when it holds
+    /// none (or does not keep the hashes: then the writer writes the state of every poll). The writer asks
+    /// on every poll, to write a state only when it changed; it keeps no map of its own.
+    func persistedHash(of key: HistoryKey) -> Int?
+
     /// The latest `limit` changes of all URLs together, newest first (the status page's "Latest changes").
     func latestChanges(limit: Int) throws(HistoryError) -> [HistoryChange]
 }
@@ -51,6 +56,9 @@ extension HistoryStore {
     /// Why what the store writes no longer reaches the place it was opened at, in words (its file was
     /// deleted or replaced), or nil while it does. A store with no such place answers nil.
     public func gone() -> String? { nil }
+
+    /// Nil: a store that keeps no hashes has every poll's state written.
+    public func persistedHash(of key: HistoryKey) -> Int? { nil }
 }
 
 /// HistoryError says in words why the store could not be opened, written or read.
@@ -315,10 +323,11 @@ extension State {
             error: self.error, detail: self.detail, name: self.name, ordinal: self.ordinal)
     }
 
-    /// A 64-bit hash of the fields ``persists(differently:)`` compares, which the writer keeps per URL
-    /// instead of the last State it wrote: a State shares its fields with the monitor only until the next
-    /// poll, after which a kept one is a copy of all of them (phase timings, HTTP facts…), and even those
-    /// fields alone take some 350 bytes of map per URL where the hash takes 80. Two different states have
-    /// the same hash with a chance of about 1 in 2^64, and then the second is written with the next change.
-    var persistedHash: Int { self.persisted.hashValue }
+    /// A 64-bit hash of the fields ``persists(differently:)`` compares (for this process only: Swift seeds
+    /// its hashes per process). The store keeps it beside each URL's row id, so the writer tells a changed
+    /// state from one already written without a map of its own: keeping each URL's last State kept a copy of
+    /// all its fields (phase timings, HTTP facts…) once the monitor had a newer one, and even the compared
+    /// fields alone take some 350 bytes of map per URL. Two different states hash alike with a chance of
+    /// about 1 in 2^64; the second is then written with the URL's next change.
+    public var persistedHash: Int { self.persisted.hashValue }
 }

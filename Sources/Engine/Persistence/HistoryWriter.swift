@@ -45,20 +45,14 @@ public final class HistoryWriter: StateObserver, Service {
     private let now: @Sendable () -> Double
     private let onLoss: @Sendable (Int) -> Void
     private let logger: Logger
-    /// The hashes (``State/persistedHash``) of the states the store holds now (``init``'s `written`), by
-    /// URL; the written States
-    /// themselves are not kept. The writer task takes it (leaving it empty) when it starts.
-    private let resumed: Mutex<[HistoryKey: Int]>
     /// Seconds between prunes.
     static let pruneInterval = 600.0
 
     /// - Parameters:
-    ///   - written: The states the store holds now (those the monitor resumes from), so an unchanged one is
-    ///     not written again.
     ///   - now: The wall clock, seconds since the epoch, for the retention cutoffs.
     ///   - onLoss: Told how many polls or changes could not be written, each time some are lost.
     public init(
-        store: any HistoryStore, written: [State] = [], capacity: Int = 65_536, retention: Retention = Retention(),
+        store: any HistoryStore, capacity: Int = 65_536, retention: Retention = Retention(),
         now: @escaping @Sendable () -> Double = { Date().timeIntervalSince1970 },
         onLoss: @escaping @Sendable (Int) -> Void = { _ in }, logger: Logger
     ) {
@@ -69,8 +63,6 @@ public final class HistoryWriter: StateObserver, Service {
         self.now = now
         self.onLoss = onLoss
         self.logger = logger
-        self.resumed = Mutex(
-            Dictionary(written.map { ($0.historyKey, $0.persistedHash) }, uniquingKeysWith: { _, last in last }))
     }
 
     /// Polls and changes that were not written: the queue was full, or their batch's write failed.
@@ -130,12 +122,6 @@ public final class HistoryWriter: StateObserver, Service {
 
     private func write() async {
         var batch = HistoryBatch()
-        // URL → the hash of the fields of the state last put in a batch (``State/persistedHash``), to
-        // write a state only when they changed.
-        var latest = self.resumed.withLock { resumed in
-            defer { resumed = [:] }
-            return resumed
-        }
         var lastPrune = -Double.infinity
         var pruning: Task<Void, Never>?
         var reportedDrops = 0
@@ -146,12 +132,9 @@ public final class HistoryWriter: StateObserver, Service {
             switch message {
             case .polled(let state):
                 batch.count(state)
+                // Written when it differs from what the store committed (or from this batch's newer state).
                 let key = state.historyKey
-                let persisted = state.persistedHash
-                if latest[key] != persisted {
-                    batch.states[key] = state
-                    latest[key] = persisted
-                } else if batch.states[key] != nil {
+                if batch.states[key] != nil || self.store.persistedHash(of: key) != state.persistedHash {
                     batch.states[key] = state
                 }
             case .changed(let state, let previous):
@@ -160,7 +143,7 @@ public final class HistoryWriter: StateObserver, Service {
                 defer { done?.resume() }
                 let now = self.now()
                 if now - lastDropLog >= 60, self.reportDrops(since: &reportedDrops) { lastDropLog = now }
-                await self.commit(&batch, latest: &latest, failing: &failing)
+                await self.commit(&batch, failing: &failing)
                 if let gone = self.store.gone() {
                     if !goneSaid {
                         goneSaid = true
@@ -192,7 +175,7 @@ public final class HistoryWriter: StateObserver, Service {
         }
         await pruning?.value
         _ = self.reportDrops(since: &reportedDrops)
-        await self.commit(&batch, latest: &latest, failing: &failing)
+        await self.commit(&batch, failing: &failing)
     }
 
     /// Says how many polls or changes the full queue dropped since `reported`, if any; returns whether it did.
@@ -209,9 +192,7 @@ public final class HistoryWriter: StateObserver, Service {
     /// Writes `batch` in one transaction and empties it. On failure its polls and changes are counted as
     /// lost, its URLs' states are written again with their next poll, and one log line says why (again only
     /// after writes have worked once more).
-    private func commit(
-        _ batch: inout HistoryBatch, latest: inout [HistoryKey: Int], failing: inout Bool
-    ) async {
+    private func commit(_ batch: inout HistoryBatch, failing: inout Bool) async {
         guard !batch.isEmpty else { return }
         let taken = batch
         batch = HistoryBatch()
@@ -225,7 +206,6 @@ public final class HistoryWriter: StateObserver, Service {
             let count = taken.polls + taken.changes.count
             self.failed.add(count, ordering: .relaxed)
             self.onLoss(count)
-            for url in taken.states.keys { latest[url] = nil }
             if !failing {
                 failing = true
                 self.logger.error(

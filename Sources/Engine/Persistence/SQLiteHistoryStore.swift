@@ -35,8 +35,17 @@ public final class SQLiteHistoryStore: HistoryStore {
     private let pool: DatabasePool
     /// The file's device and inode when it was opened, to tell when it is deleted or replaced.
     private let identity: (device: UInt64, inode: UInt64)?
-    /// URL → its row id in `url_state`; only the writer adds to it, after its transaction commits.
-    private let ids = Mutex<[HistoryKey: Int64]>([:])
+    /// URL → its row in `url_state`: the row id, and the ``State/persistedHash`` of the state the row
+    /// holds (0 for none). Only the writer changes it, after its transaction commits.
+    private let rows = Mutex<[HistoryKey: URLRow]>([:])
+
+    /// What the store keeps in memory per URL (16 bytes beside the key).
+    private struct URLRow {
+        var id: Int64
+        /// The ``State/persistedHash`` of the row's state; 0 when it holds none (a hash of 0 counts as
+        /// none too: that URL's state is then written with every poll).
+        var persisted: Int
+    }
     private let written = Atomic<Int>(0)
 
     public var generation: Int { self.written.load(ordering: .acquiring) }
@@ -79,11 +88,14 @@ public final class SQLiteHistoryStore: HistoryStore {
             }
             try migrator.migrate(self.pool)
             let rows = try self.pool.read { db in
-                try Row.fetchAll(db, sql: "SELECT id, url, ordinal FROM url_state")
+                var rows: [HistoryKey: URLRow] = [:]
+                for row in try Row.fetchAll(db, sql: "SELECT * FROM url_state") {
+                    let state: State? = row["status"] == nil ? nil : Self.state(row)
+                    rows[Self.key(row)] = URLRow(id: row["id"], persisted: state?.persistedHash ?? 0)
+                }
+                return rows
             }
-            var ids: [HistoryKey: Int64] = [:]
-            for row in rows { ids[Self.key(row)] = row["id"] }
-            self.ids.withLock { $0 = ids }
+            self.rows.withLock { $0 = rows }
             var info = stat()
             self.identity = stat(self.path, &info) == 0 ? (UInt64(info.st_dev), UInt64(info.st_ino)) : nil
         } catch let error as HistoryError {
@@ -277,21 +289,26 @@ public final class SQLiteHistoryStore: HistoryStore {
     public func savedStates() throws(HistoryError) -> [State] {
         do {
             return try self.pool.read { db in
-                try Row.fetchAll(db, sql: "SELECT * FROM url_state WHERE status IS NOT NULL ORDER BY url, ordinal").map
-                {
-                    row in
-                    State(
-                        url: row["url"], name: row["name"], ordinal: row["ordinal"], status: row["status"],
-                        code: row["code"],
-                        health: Health(rawValue: row["state"] ?? "") ?? .down, error: row["error"],
-                        detail: row["detail"], errorCount: max(0, row["error_count"] as Int),
-                        latency: .seconds(max(0, row["latency"] as Double)), polls: max(0, row["polls"] as Int),
-                        since: row["since"] ?? 0, checkedAt: row["checked_at"] ?? 0)
-                }
+                try Row.fetchAll(db, sql: "SELECT * FROM url_state WHERE status IS NOT NULL ORDER BY url, ordinal").map(
+                    Self.state)
             }
         } catch {
             throw HistoryError("cannot read \(self.path): \(Self.words(error))")
         }
+    }
+
+    /// A `url_state` row's state (its status not null).
+    private static func state(_ row: Row) -> State {
+        State(
+            url: row["url"], name: row["name"], ordinal: row["ordinal"], status: row["status"], code: row["code"],
+            health: Health(rawValue: row["state"] ?? "") ?? .down, error: row["error"], detail: row["detail"],
+            errorCount: max(0, row["error_count"] as Int), latency: .seconds(max(0, row["latency"] as Double)),
+            polls: max(0, row["polls"] as Int), since: row["since"] ?? 0, checkedAt: row["checked_at"] ?? 0)
+    }
+
+    public func persistedHash(of key: HistoryKey) -> Int? {
+        guard let hash = self.rows.withLock({ $0[key]?.persisted }), hash != 0 else { return nil }
+        return hash
     }
 
     public func write(_ batch: HistoryBatch) async throws(HistoryError) {
@@ -308,7 +325,7 @@ public final class SQLiteHistoryStore: HistoryStore {
                 func id(_ key: HistoryKey, name: String) throws -> Int64 {
                     // Looked up key by key: a copy of the whole map, kept while `added` is merged in, would
                     // make the merge copy it again (100,000 URLs: 8 MB each).
-                    if let id = added[key] ?? self.ids.withLock({ $0[key] }) { return id }
+                    if let id = added[key] ?? self.rows.withLock({ $0[key]?.id }) { return id }
                     try insertURL.execute(arguments: [key.url, key.ordinal, name])
                     let id =
                         db.changesCount > 0
@@ -355,7 +372,11 @@ public final class SQLiteHistoryStore: HistoryStore {
                 }
                 return added
             }
-            if !added.isEmpty { self.ids.withLock { $0.merge(added) { old, _ in old } } }
+            let hashes = batch.states.map { key, state in (key, state.persistedHash) }
+            self.rows.withLock { rows in
+                for (key, id) in added where rows[key] == nil { rows[key] = URLRow(id: id, persisted: 0) }
+                for (key, hash) in hashes { rows[key]?.persisted = hash }
+            }
             self.written.add(1, ordering: .releasing)
         } catch {
             throw HistoryError("cannot write to \(self.path): \(Self.words(error))")
@@ -446,7 +467,7 @@ public final class SQLiteHistoryStore: HistoryStore {
     }
 
     public func prune(before cutoff: (minutes: Double, hours: Double)) async throws(HistoryError) {
-        let ids = self.ids.withLock { Array($0.values) }.sorted()
+        let ids = self.rows.withLock { $0.values.map(\.id) }.sorted()
         let minutes = Int64(cutoff.minutes.rounded(.down))
         let hours = Int64(cutoff.hours.rounded(.down))
         do {
@@ -605,7 +626,7 @@ public final class SQLiteHistoryStore: HistoryStore {
     }
 
     public func urlIDs() -> [HistoryKey: Int64] {
-        self.ids.withLock { $0 }
+        self.rows.withLock { $0.mapValues(\.id) }
     }
 
     public func hourly(id: Int64, since start: Double) throws(HistoryError) -> [Rollup] {
