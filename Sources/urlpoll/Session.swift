@@ -242,7 +242,7 @@ struct Session {
         }
         let lost = HistoryWriter.lossCounter(in: metrics.registry)
         let writer = HistoryWriter(
-            store: store, written: saved, retention: retention, onLoss: { lost.increment(by: Int64($0)) },
+            store: store, retention: retention, onLoss: { lost.increment(by: Int64($0)) },
             logger: logger)
         return (store, writer, saved, lock)
     }

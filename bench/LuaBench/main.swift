@@ -225,7 +225,7 @@ func scrapeMilliseconds(urls: Int) throws -> (plain: Double, full: Double, gzip:
 /// and the 30-day sums as the previous schema read them (hour rows summed per day, twice: 30 and 7 days).
 @Sendable func statusFigures(urls: Int, days: Int) async throws -> String {
     let folder = "/tmp/urlpoll-bench-status-\(UInt32.random(in: 0...UInt32.max))"
-    defer { try? FileManager.default.removeItem(atPath: folder) }
+    defer { if !CommandLine.arguments.contains("--keep-data") { try? FileManager.default.removeItem(atPath: folder) } }
     let store = try SQLiteHistoryStore(directory: folder)
     let now = 1_793_577_600.0 + 12 * 3_600
     let targets = (0..<urls).map { Target(url: "http://127.0.0.1:18480/u/\($0)") }
@@ -274,8 +274,15 @@ func scrapeMilliseconds(urls: Int) throws -> (plain: Double, full: Double, gzip:
                 ).json().count
             })
     }
+    // The file's size (with `--keep-data`, the folder is left for a look at what fills it).
+    var size = 0
+    for name in ["urlpoll.sqlite", "urlpoll.sqlite-wal"] {
+        let attributes = try? FileManager.default.attributesOfItem(atPath: folder + "/" + name)
+        size += (attributes?[.size] as? Int) ?? 0
+    }
+    if CommandLine.arguments.contains("--keep-data") { print("kept: \(folder)") }
     return
-        #""status_urls": \#(urls), "status_days": \#(days), "status_fill_s": \#(fill), "status_make_ms": \#(best * 1000), "status_mb": \#(Double(bytes) / 1e6)"#
+        #""status_urls": \#(urls), "status_days": \#(days), "status_fill_s": \#(fill), "status_make_ms": \#(best * 1000), "status_mb": \#(Double(bytes) / 1e6), "status_db_mb": \#(Double(size) / 1e6)"#
 }
 
 /// The HTTP prober alone: `tasks` tasks, each probing in a loop for 5 s, no channels, monitor or Sleep.

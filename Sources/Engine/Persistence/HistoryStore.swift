@@ -43,6 +43,11 @@ public protocol HistoryStore: Sendable {
     /// every tick.
     func gone() -> String?
 
+    /// The ``State/persistedHash`` of the URL's state as the store last committed it, or nil when it holds
+    /// none (or does not keep the hashes: then the writer writes the state of every poll). The writer asks
+    /// on every poll, to write a state only when it changed; it keeps no map of its own.
+    func persistedHash(of key: HistoryKey) -> Int?
+
     /// The latest `limit` changes of all URLs together, newest first (the status page's "Latest changes").
     func latestChanges(limit: Int) throws(HistoryError) -> [HistoryChange]
 }
@@ -51,6 +56,9 @@ extension HistoryStore {
     /// Why what the store writes no longer reaches the place it was opened at, in words (its file was
     /// deleted or replaced), or nil while it does. A store with no such place answers nil.
     public func gone() -> String? { nil }
+
+    /// Nil: a store that keeps no hashes has every poll's state written.
+    public func persistedHash(of key: HistoryKey) -> Int? { nil }
 }
 
 /// HistoryError says in words why the store could not be opened, written or read.
@@ -130,15 +138,19 @@ public struct Rollup: Sendable, Hashable {
 
     /// Counts one poll.
     public mutating func add(_ state: State) {
+        self.add(health: state.health, seconds: state.latency.seconds)
+    }
+
+    /// Counts one poll whose state was `health` and which took `seconds` (counted only when not down).
+    mutating func add(health: Health, seconds: Double) {
         self.polls += 1
-        switch state.health {
+        switch health {
         case .down:
             self.failures += 1
             return
         case .degraded: self.degraded += 1
         case .up: break
         }
-        let seconds = state.latency.seconds
         self.latencySum += seconds
         self.latencyMax = max(self.latencyMax, seconds)
         self.sketch.add(seconds: seconds)
@@ -161,37 +173,105 @@ public struct Rollup: Sendable, Hashable {
 }
 
 /// HistoryBatch is what one tick writes: the states that changed since the last, the changes, and the
-/// polls counted into minute, hour and day rollups.
+/// polls to count into minute, hour and day rollups.
+///
+/// Polls counted with ``count(_:)`` are kept as they came, 24 bytes each plus one map entry per URL, and
+/// rolled up by the store as it writes them (``forEachCounted(_:)``): at 100,000 URLs a tick's batch holds
+/// tens of thousands of polls, and a rollup per URL per minute, hour and day (each with its own maps) took
+/// some 900 bytes per poll where these take about 60.
 public struct HistoryBatch: Sendable {
     /// URL (``State/historyKey``) → its latest state, for URLs whose state changed since the last batch
     /// (see ``State/persists(differently:)``).
     public var states: [HistoryKey: State] = [:]
     /// The changes, oldest first.
     public var changes: [HistoryChange] = []
-    /// URL (``State/historyKey``) → minute start → the polls counted in that minute since the last batch.
+    /// URL (``State/historyKey``) → minute start → rollups written as they are (added to what the store
+    /// holds): for rollups made elsewhere (a migration, the bench's simulated days). Polls are counted with
+    /// ``count(_:)`` instead.
     public var minutes: [HistoryKey: [Int64: Rollup]] = [:]
-    /// URL (``State/historyKey``) → hour start → the polls counted in that hour since the last batch.
+    /// URL (``State/historyKey``) → hour start → rollups written as they are, as ``minutes``.
     public var hours: [HistoryKey: [Int64: Rollup]] = [:]
-    /// URL (``State/historyKey``) → day start (UTC) → the polls counted in that day since the last batch.
+    /// URL (``State/historyKey``) → day start (UTC) → rollups written as they are, as ``minutes``.
     public var days: [HistoryKey: [Int64: Rollup]] = [:]
-    /// Polls counted in this batch.
+    /// Polls counted in this batch (by ``count(_:)`` and in the rollups put in directly).
     public var polls = 0
+
+    /// One poll counted by ``count(_:)``, linked to the same URL's next one.
+    struct CountedPoll: Sendable {
+        /// When it finished, seconds since the epoch.
+        var at: Double
+        /// How long it took, in seconds.
+        var seconds: Double
+        /// The index in ``counted`` of the same URL's next poll, or -1.
+        var next: Int32
+        var health: Health
+    }
+
+    /// The polls ``count(_:)`` kept, in the order they came.
+    private var counted: [CountedPoll] = []
+    /// URL → the indexes in ``counted`` of its first and its last poll.
+    private var countedURLs: [HistoryKey: (first: Int32, last: Int32)] = [:]
 
     public init() {}
 
     public var isEmpty: Bool { self.states.isEmpty && self.changes.isEmpty && self.polls == 0 }
 
-    /// Counts one poll into its minute, hour and day (UTC).
+    /// Counts one poll, to be rolled up into its minute, hour and day (UTC) when the batch is written.
     public mutating func count(_ state: State) {
-        let at = Int64(state.checkedAt.rounded(.down))
-        let minute = at - at.modulo(60)
-        let hour = at - at.modulo(3_600)
+        let index = Int32(self.counted.count)
+        self.counted.append(
+            CountedPoll(at: state.checkedAt, seconds: state.latency.seconds, next: -1, health: state.health))
         let key = state.historyKey
-        self.minutes[key, default: [:]][minute, default: Rollup(start: minute)].add(state)
-        self.hours[key, default: [:]][hour, default: Rollup(start: hour)].add(state)
-        let day = at - at.modulo(86_400)
-        self.days[key, default: [:]][day, default: Rollup(start: day)].add(state)
+        if let chain = self.countedURLs[key] {
+            self.counted[Int(chain.last)].next = index
+            self.countedURLs[key] = (chain.first, index)
+        } else {
+            self.countedURLs[key] = (index, index)
+        }
         self.polls += 1
+    }
+
+    /// Calls `body` once for each URL whose polls ``count(_:)`` counted, in the order `order` gives them
+    /// (the store's row ids, so that its B-trees are written front to back), with the URL's `order` and
+    /// its polls rolled up per minute, per hour and per UTC day (each list in the order its buckets were
+    /// first seen, one rollup per bucket). The lists are reused from one URL to the next: `body` must not
+    /// keep them.
+    public func forEachCounted<Order: Comparable>(
+        by order: (HistoryKey) throws -> Order,
+        _ body: (Order, _ minutes: [Rollup], _ hours: [Rollup], _ days: [Rollup]) throws -> Void
+    ) rethrows {
+        var ordered: [(order: Order, first: Int32)] = []
+        ordered.reserveCapacity(self.countedURLs.count)
+        for (key, chain) in self.countedURLs { ordered.append((try order(key), chain.first)) }
+        ordered.sort { $0.order < $1.order }
+        var minutes: [Rollup] = []
+        var hours: [Rollup] = []
+        var days: [Rollup] = []
+        func add(_ poll: CountedPoll, start: Int64, to rollups: inout [Rollup]) {
+            // A URL's polls in one batch fall in one or two buckets, nearly always the last one.
+            if let i = rollups.lastIndex(where: { $0.start == start }) {
+                rollups[i].add(health: poll.health, seconds: poll.seconds)
+            } else {
+                var rollup = Rollup(start: start)
+                rollup.add(health: poll.health, seconds: poll.seconds)
+                rollups.append(rollup)
+            }
+        }
+        for (order, first) in ordered {
+            minutes.removeAll(keepingCapacity: true)
+            hours.removeAll(keepingCapacity: true)
+            days.removeAll(keepingCapacity: true)
+            var index = Int(first)
+            while index >= 0 {
+                let poll = self.counted[index]
+                let at = Int64(poll.at.rounded(.down))
+                add(poll, start: at - at.modulo(60), to: &minutes)
+                add(poll, start: at - at.modulo(3_600), to: &hours)
+                add(poll, start: at - at.modulo(86_400), to: &days)
+                index = Int(poll.next)
+            }
+            try body(order, minutes, hours, days)
+        }
     }
 }
 
@@ -221,8 +301,33 @@ extension State {
     /// differs, except the ones every poll moves (latency, polls, checked_at), which are written along.
     public func persists(differently written: State?) -> Bool {
         guard let written else { return true }
-        return self.status != written.status || self.health != written.health || self.errorCount != written.errorCount
-            || self.since != written.since || self.code != written.code || self.error != written.error
-            || self.detail != written.detail || self.name != written.name || self.ordinal != written.ordinal
+        return self.persisted != written.persisted
     }
+
+    /// The fields ``persists(differently:)`` compares.
+    struct Persisted: Hashable, Sendable {
+        var status: String
+        var health: Health
+        var errorCount: Int
+        var since: Double
+        var code: Int?
+        var error: String?
+        var detail: String?
+        var name: String
+        var ordinal: Int
+    }
+
+    var persisted: Persisted {
+        Persisted(
+            status: self.status, health: self.health, errorCount: self.errorCount, since: self.since, code: self.code,
+            error: self.error, detail: self.detail, name: self.name, ordinal: self.ordinal)
+    }
+
+    /// A 64-bit hash of the fields ``persists(differently:)`` compares (for this process only: Swift seeds
+    /// its hashes per process). The store keeps it beside each URL's row id, so the writer tells a changed
+    /// state from one already written without a map of its own: keeping each URL's last State kept a copy of
+    /// all its fields (phase timings, HTTP facts…) once the monitor had a newer one, and even the compared
+    /// fields alone take some 350 bytes of map per URL. Two different states hash alike with a chance of
+    /// about 1 in 2^64; the second is then written with the URL's next change.
+    public var persistedHash: Int { self.persisted.hashValue }
 }

@@ -45,17 +45,14 @@ public final class HistoryWriter: StateObserver, Service {
     private let now: @Sendable () -> Double
     private let onLoss: @Sendable (Int) -> Void
     private let logger: Logger
-    private let resumed: [State]
     /// Seconds between prunes.
     static let pruneInterval = 600.0
 
     /// - Parameters:
-    ///   - written: The states the store holds now (those the monitor resumes from), so an unchanged one is
-    ///     not written again.
     ///   - now: The wall clock, seconds since the epoch, for the retention cutoffs.
     ///   - onLoss: Told how many polls or changes could not be written, each time some are lost.
     public init(
-        store: any HistoryStore, written: [State] = [], capacity: Int = 65_536, retention: Retention = Retention(),
+        store: any HistoryStore, capacity: Int = 65_536, retention: Retention = Retention(),
         now: @escaping @Sendable () -> Double = { Date().timeIntervalSince1970 },
         onLoss: @escaping @Sendable (Int) -> Void = { _ in }, logger: Logger
     ) {
@@ -66,7 +63,6 @@ public final class HistoryWriter: StateObserver, Service {
         self.now = now
         self.onLoss = onLoss
         self.logger = logger
-        self.resumed = written
     }
 
     /// Polls and changes that were not written: the queue was full, or their batch's write failed.
@@ -126,9 +122,6 @@ public final class HistoryWriter: StateObserver, Service {
 
     private func write() async {
         var batch = HistoryBatch()
-        // URL → the state last put in a batch, to write a state only when it changed.
-        var latest: [HistoryKey: State] = [:]
-        for state in self.resumed { latest[state.historyKey] = state }
         var lastPrune = -Double.infinity
         var pruning: Task<Void, Never>?
         var reportedDrops = 0
@@ -139,11 +132,9 @@ public final class HistoryWriter: StateObserver, Service {
             switch message {
             case .polled(let state):
                 batch.count(state)
+                // Written when it differs from what the store committed (or from this batch's newer state).
                 let key = state.historyKey
-                if state.persists(differently: latest[key]) {
-                    batch.states[key] = state
-                    latest[key] = state
-                } else if batch.states[key] != nil {
+                if batch.states[key] != nil || self.store.persistedHash(of: key) != state.persistedHash {
                     batch.states[key] = state
                 }
             case .changed(let state, let previous):
@@ -152,7 +143,7 @@ public final class HistoryWriter: StateObserver, Service {
                 defer { done?.resume() }
                 let now = self.now()
                 if now - lastDropLog >= 60, self.reportDrops(since: &reportedDrops) { lastDropLog = now }
-                await self.commit(&batch, latest: &latest, failing: &failing)
+                await self.commit(&batch, failing: &failing)
                 if let gone = self.store.gone() {
                     if !goneSaid {
                         goneSaid = true
@@ -184,7 +175,7 @@ public final class HistoryWriter: StateObserver, Service {
         }
         await pruning?.value
         _ = self.reportDrops(since: &reportedDrops)
-        await self.commit(&batch, latest: &latest, failing: &failing)
+        await self.commit(&batch, failing: &failing)
     }
 
     /// Says how many polls or changes the full queue dropped since `reported`, if any; returns whether it did.
@@ -201,7 +192,7 @@ public final class HistoryWriter: StateObserver, Service {
     /// Writes `batch` in one transaction and empties it. On failure its polls and changes are counted as
     /// lost, its URLs' states are written again with their next poll, and one log line says why (again only
     /// after writes have worked once more).
-    private func commit(_ batch: inout HistoryBatch, latest: inout [HistoryKey: State], failing: inout Bool) async {
+    private func commit(_ batch: inout HistoryBatch, failing: inout Bool) async {
         guard !batch.isEmpty else { return }
         let taken = batch
         batch = HistoryBatch()
@@ -215,7 +206,6 @@ public final class HistoryWriter: StateObserver, Service {
             let count = taken.polls + taken.changes.count
             self.failed.add(count, ordering: .relaxed)
             self.onLoss(count)
-            for url in taken.states.keys { latest[url] = nil }
             if !failing {
                 failing = true
                 self.logger.error(

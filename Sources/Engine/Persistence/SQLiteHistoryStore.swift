@@ -35,8 +35,17 @@ public final class SQLiteHistoryStore: HistoryStore {
     private let pool: DatabasePool
     /// The file's device and inode when it was opened, to tell when it is deleted or replaced.
     private let identity: (device: UInt64, inode: UInt64)?
-    /// URL → its row id in `url_state`; only the writer adds to it, after its transaction commits.
-    private let ids = Mutex<[HistoryKey: Int64]>([:])
+    /// URL → its row in `url_state`: the row id, and the ``State/persistedHash`` of the state the row
+    /// holds (0 for none). Only the writer changes it, after its transaction commits.
+    private let rows = Mutex<[HistoryKey: URLRow]>([:])
+
+    /// What the store keeps in memory per URL (16 bytes beside the key).
+    private struct URLRow {
+        var id: Int64
+        /// The ``State/persistedHash`` of the row's state; 0 when it holds none (a hash of 0 counts as
+        /// none too: that URL's state is then written with every poll).
+        var persisted: Int
+    }
     private let written = Atomic<Int>(0)
 
     public var generation: Int { self.written.load(ordering: .acquiring) }
@@ -79,11 +88,14 @@ public final class SQLiteHistoryStore: HistoryStore {
             }
             try migrator.migrate(self.pool)
             let rows = try self.pool.read { db in
-                try Row.fetchAll(db, sql: "SELECT id, url, ordinal FROM url_state")
+                var rows: [HistoryKey: URLRow] = [:]
+                for row in try Row.fetchAll(db, sql: "SELECT * FROM url_state") {
+                    let state: State? = row["status"] == nil ? nil : Self.state(row)
+                    rows[Self.key(row)] = URLRow(id: row["id"], persisted: state?.persistedHash ?? 0)
+                }
+                return rows
             }
-            var ids: [HistoryKey: Int64] = [:]
-            for row in rows { ids[Self.key(row)] = row["id"] }
-            self.ids.withLock { $0 = ids }
+            self.rows.withLock { $0 = rows }
             var info = stat()
             self.identity = stat(self.path, &info) == 0 ? (UInt64(info.st_dev), UInt64(info.st_ino)) : nil
         } catch let error as HistoryError {
@@ -277,39 +289,47 @@ public final class SQLiteHistoryStore: HistoryStore {
     public func savedStates() throws(HistoryError) -> [State] {
         do {
             return try self.pool.read { db in
-                try Row.fetchAll(db, sql: "SELECT * FROM url_state WHERE status IS NOT NULL ORDER BY url, ordinal").map
-                {
-                    row in
-                    State(
-                        url: row["url"], name: row["name"], ordinal: row["ordinal"], status: row["status"],
-                        code: row["code"],
-                        health: Health(rawValue: row["state"] ?? "") ?? .down, error: row["error"],
-                        detail: row["detail"], errorCount: max(0, row["error_count"] as Int),
-                        latency: .seconds(max(0, row["latency"] as Double)), polls: max(0, row["polls"] as Int),
-                        since: row["since"] ?? 0, checkedAt: row["checked_at"] ?? 0)
-                }
+                try Row.fetchAll(db, sql: "SELECT * FROM url_state WHERE status IS NOT NULL ORDER BY url, ordinal").map(
+                    Self.state)
             }
         } catch {
             throw HistoryError("cannot read \(self.path): \(Self.words(error))")
         }
     }
 
+    /// A `url_state` row's state (its status not null).
+    private static func state(_ row: Row) -> State {
+        State(
+            url: row["url"], name: row["name"], ordinal: row["ordinal"], status: row["status"], code: row["code"],
+            health: Health(rawValue: row["state"] ?? "") ?? .down, error: row["error"], detail: row["detail"],
+            errorCount: max(0, row["error_count"] as Int), latency: .seconds(max(0, row["latency"] as Double)),
+            polls: max(0, row["polls"] as Int), since: row["since"] ?? 0, checkedAt: row["checked_at"] ?? 0)
+    }
+
+    public func persistedHash(of key: HistoryKey) -> Int? {
+        guard let hash = self.rows.withLock({ $0[key]?.persisted }), hash != 0 else { return nil }
+        return hash
+    }
+
     public func write(_ batch: HistoryBatch) async throws(HistoryError) {
-        let known = self.ids.withLock { $0 }
         do {
             let added = try await self.pool.write { db -> [HistoryKey: Int64] in
                 var added: [HistoryKey: Int64] = [:]
+                // Every statement is prepared once per connection (GRDB's cache), not once per row.
+                let insertURL = try db.cachedStatement(
+                    sql: """
+                        INSERT INTO url_state (url, ordinal, name) VALUES (?, ?, ?)
+                        ON CONFLICT (url, ordinal) DO NOTHING
+                        """)
+                let selectURL = try db.cachedStatement(sql: "SELECT id FROM url_state WHERE url = ? AND ordinal = ?")
                 func id(_ key: HistoryKey, name: String) throws -> Int64 {
-                    if let id = known[key] ?? added[key] { return id }
-                    try db.execute(
-                        sql: """
-                            INSERT INTO url_state (url, ordinal, name) VALUES (?, ?, ?)
-                            ON CONFLICT (url, ordinal) DO NOTHING
-                            """,
-                        arguments: [key.url, key.ordinal, name])
-                    let id = try Int64.fetchOne(
-                        db, sql: "SELECT id FROM url_state WHERE url = ? AND ordinal = ?",
-                        arguments: [key.url, key.ordinal])!
+                    // Looked up key by key: a copy of the whole map, kept while `added` is merged in, would
+                    // make the merge copy it again (100,000 URLs: 8 MB each).
+                    if let id = added[key] ?? self.rows.withLock({ $0[key]?.id }) { return id }
+                    try insertURL.execute(arguments: [key.url, key.ordinal, name])
+                    let id =
+                        db.changesCount > 0
+                        ? db.lastInsertedRowID : try Int64.fetchOne(selectURL, arguments: [key.url, key.ordinal])!
                     added[key] = id
                     return id
                 }
@@ -318,10 +338,12 @@ public final class SQLiteHistoryStore: HistoryStore {
                         UPDATE url_state SET name = ?, status = ?, state = ?, code = ?, error = ?, detail = ?,
                           error_count = ?, latency = ?, polls = ?, since = ?, checked_at = ? WHERE id = ?
                         """)
-                for (key, s) in batch.states {
+                // In row order, as the rollups below: each page of the table is changed once, front to back.
+                let states = try batch.states.map { key, s in (id: try id(key, name: s.name), state: s) }
+                for (urlID, s) in states.sorted(by: { $0.id < $1.id }) {
                     try update.execute(arguments: [
                         s.name, s.status, s.health.rawValue, s.code, s.error, s.detail, s.errorCount, s.latency.seconds,
-                        s.polls, s.since, s.checkedAt, try id(key, name: s.name),
+                        s.polls, s.since, s.checkedAt, urlID,
                     ])
                 }
                 let change = try db.cachedStatement(
@@ -336,91 +358,116 @@ public final class SQLiteHistoryStore: HistoryStore {
                         c.to.rawValue, c.toStatus, c.detail,
                     ])
                 }
-                func upsert(_ table: String) throws -> Statement {
-                    try db.cachedStatement(
-                        sql: """
-                            INSERT INTO \(table) (url_id, start, polls, failures, degraded, latency_sum_us,
-                              latency_max_us, sketch)
-                            VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-                            ON CONFLICT (url_id, start) DO UPDATE SET polls = polls + excluded.polls,
-                              failures = failures + excluded.failures, degraded = degraded + excluded.degraded,
-                              latency_sum_us = latency_sum_us + excluded.latency_sum_us,
-                              latency_max_us = max(latency_max_us, excluded.latency_max_us),
-                              sketch = sketch_merge(sketch, excluded.sketch)
-                            """)
+                let rollups = try RollupStatements(db)
+                for key in Set(batch.minutes.keys).union(batch.hours.keys).union(batch.days.keys) {
+                    try rollups.write(
+                        urlID: try id(key, name: batch.states[key]?.name ?? key.description),
+                        minutes: Array((batch.minutes[key] ?? [:]).values),
+                        hours: Array((batch.hours[key] ?? [:]).values),
+                        days: Array((batch.days[key] ?? [:]).values))
                 }
-                func arguments(_ urlID: Int64, _ r: Rollup) -> StatementArguments {
-                    [
-                        urlID, r.start, r.polls, r.failures, r.degraded, Self.microseconds(r.latencySum),
-                        Self.microseconds(r.latencyMax), Data(r.sketch.encoded),
-                    ]
-                }
-                let hourUpsert = try upsert("rollup_hour")
-                for (key, buckets) in batch.hours {
-                    let urlID = try id(key, name: batch.states[key]?.name ?? key.description)
-                    for r in buckets.values { try hourUpsert.execute(arguments: arguments(urlID, r)) }
-                }
-                // A minute of one poll goes into its hour's slots while its slot is free; any other (more
-                // polls, or a second batch's polls of a minute already kept) is a minute row.
-                let minuteUpsert = try upsert("rollup_minute")
-                let readSlots = try db.cachedStatement(
-                    sql: "SELECT slots FROM minute_slots WHERE hour = ? AND url_id = ?")
-                let writeSlots = try db.cachedStatement(
-                    sql: """
-                        INSERT INTO minute_slots (hour, url_id, slots) VALUES (?, ?, ?)
-                        ON CONFLICT (hour, url_id) DO UPDATE SET slots = excluded.slots
-                        """)
-                for (key, buckets) in batch.minutes {
-                    let urlID = try id(key, name: batch.states[key]?.name ?? key.description)
-                    var byHour: [Int64: [Rollup]] = [:]
-                    for r in buckets.values { byHour[r.start - r.start.modulo(3_600), default: []].append(r) }
-                    for (hour, rollups) in byHour {
-                        var slots: MinuteSlots?
-                        var changed = false
-                        for r in rollups {
-                            if r.polls == 1 {
-                                if slots == nil {
-                                    let data = try Data.fetchOne(readSlots, arguments: [hour, urlID])
-                                    slots = data.flatMap { MinuteSlots(encoded: Array($0)) } ?? MinuteSlots()
-                                }
-                                if slots?.put(r, minute: Int(r.start - hour) / 60) == true {
-                                    changed = true
-                                    continue
-                                }
-                            }
-                            try minuteUpsert.execute(arguments: arguments(urlID, r))
-                        }
-                        if changed, let slots { try writeSlots.execute(arguments: [hour, urlID, Data(slots.bytes)]) }
-                    }
-                }
-                let day = try db.cachedStatement(
-                    sql: """
-                        INSERT INTO rollup_day (url_id, start, polls, failures, degraded, latency_sum, latency_max)
-                        VALUES (?, ?, ?, ?, ?, ?, ?)
-                        ON CONFLICT (url_id, start) DO UPDATE SET polls = polls + excluded.polls,
-                          failures = failures + excluded.failures, degraded = degraded + excluded.degraded,
-                          latency_sum = latency_sum + excluded.latency_sum,
-                          latency_max = max(latency_max, excluded.latency_max)
-                        """)
-                for (key, buckets) in batch.days {
-                    let urlID = try id(key, name: batch.states[key]?.name ?? key.description)
-                    for (start, r) in buckets {
-                        try day.execute(arguments: [
-                            urlID, start, r.polls, r.failures, r.degraded, r.latencySum, r.latencyMax,
-                        ])
-                    }
+                try batch.forEachCounted(by: { key in try id(key, name: batch.states[key]?.name ?? key.description) }) {
+                    urlID, minutes, hours, days in
+                    try rollups.write(urlID: urlID, minutes: minutes, hours: hours, days: days)
                 }
                 return added
             }
-            if !added.isEmpty { self.ids.withLock { $0.merge(added) { old, _ in old } } }
+            let hashes = batch.states.map { key, state in (key, state.persistedHash) }
+            self.rows.withLock { rows in
+                for (key, id) in added where rows[key] == nil { rows[key] = URLRow(id: id, persisted: 0) }
+                for (key, hash) in hashes { rows[key]?.persisted = hash }
+            }
             self.written.add(1, ordering: .releasing)
         } catch {
             throw HistoryError("cannot write to \(self.path): \(Self.words(error))")
         }
     }
 
+    /// The statements that add one URL's rollups to what the file holds, prepared once per write.
+    private struct RollupStatements {
+        let hour: Statement
+        let minute: Statement
+        let readSlots: Statement
+        let writeSlots: Statement
+        let day: Statement
+
+        init(_ db: Database) throws {
+            func upsert(_ table: String) throws -> Statement {
+                try db.cachedStatement(
+                    sql: """
+                        INSERT INTO \(table) (url_id, start, polls, failures, degraded, latency_sum_us,
+                          latency_max_us, sketch)
+                        VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                        ON CONFLICT (url_id, start) DO UPDATE SET polls = polls + excluded.polls,
+                          failures = failures + excluded.failures, degraded = degraded + excluded.degraded,
+                          latency_sum_us = latency_sum_us + excluded.latency_sum_us,
+                          latency_max_us = max(latency_max_us, excluded.latency_max_us),
+                          sketch = sketch_merge(sketch, excluded.sketch)
+                        """)
+            }
+            self.hour = try upsert("rollup_hour")
+            self.minute = try upsert("rollup_minute")
+            self.readSlots = try db.cachedStatement(sql: "SELECT slots FROM minute_slots WHERE hour = ? AND url_id = ?")
+            self.writeSlots = try db.cachedStatement(
+                sql: """
+                    INSERT INTO minute_slots (hour, url_id, slots) VALUES (?, ?, ?)
+                    ON CONFLICT (hour, url_id) DO UPDATE SET slots = excluded.slots
+                    """)
+            self.day = try db.cachedStatement(
+                sql: """
+                    INSERT INTO rollup_day (url_id, start, polls, failures, degraded, latency_sum, latency_max)
+                    VALUES (?, ?, ?, ?, ?, ?, ?)
+                    ON CONFLICT (url_id, start) DO UPDATE SET polls = polls + excluded.polls,
+                      failures = failures + excluded.failures, degraded = degraded + excluded.degraded,
+                      latency_sum = latency_sum + excluded.latency_sum,
+                      latency_max = max(latency_max, excluded.latency_max)
+                    """)
+        }
+
+        static func arguments(_ urlID: Int64, _ r: Rollup) -> StatementArguments {
+            [
+                urlID, r.start, r.polls, r.failures, r.degraded, SQLiteHistoryStore.microseconds(r.latencySum),
+                SQLiteHistoryStore.microseconds(r.latencyMax), Data(r.sketch.encoded),
+            ]
+        }
+
+        /// Adds one URL's rollups of a batch: `minutes`, `hours` and `days` each one rollup per bucket.
+        func write(urlID: Int64, minutes: [Rollup], hours: [Rollup], days: [Rollup]) throws {
+            for r in hours { try self.hour.execute(arguments: Self.arguments(urlID, r)) }
+            // A minute of one poll goes into its hour's slots while its slot is free; any other (more polls,
+            // or a second batch's polls of a minute already kept) is a minute row. Each hour's slots are
+            // read and written once.
+            let minutes = minutes.count > 1 ? minutes.sorted { $0.start < $1.start } : minutes
+            var slots: MinuteSlots?
+            var changed = false
+            for (i, r) in minutes.enumerated() {
+                let hour = r.start - r.start.modulo(3_600)
+                if r.polls == 1, slots == nil {
+                    let data = try Data.fetchOne(self.readSlots, arguments: [hour, urlID])
+                    slots = data.flatMap { MinuteSlots(encoded: Array($0)) } ?? MinuteSlots()
+                }
+                if r.polls == 1, slots?.put(r, minute: Int(r.start - hour) / 60) == true {
+                    changed = true
+                } else {
+                    try self.minute.execute(arguments: Self.arguments(urlID, r))
+                }
+                let last = i + 1 == minutes.count || minutes[i + 1].start - minutes[i + 1].start.modulo(3_600) != hour
+                if last {
+                    if changed, let slots { try self.writeSlots.execute(arguments: [hour, urlID, Data(slots.bytes)]) }
+                    slots = nil
+                    changed = false
+                }
+            }
+            for r in days {
+                try self.day.execute(arguments: [
+                    urlID, r.start, r.polls, r.failures, r.degraded, r.latencySum, r.latencyMax,
+                ])
+            }
+        }
+    }
+
     public func prune(before cutoff: (minutes: Double, hours: Double)) async throws(HistoryError) {
-        let ids = self.ids.withLock { Array($0.values) }.sorted()
+        let ids = self.rows.withLock { $0.values.map(\.id) }.sorted()
         let minutes = Int64(cutoff.minutes.rounded(.down))
         let hours = Int64(cutoff.hours.rounded(.down))
         do {
@@ -579,7 +626,7 @@ public final class SQLiteHistoryStore: HistoryStore {
     }
 
     public func urlIDs() -> [HistoryKey: Int64] {
-        self.ids.withLock { $0 }
+        self.rows.withLock { $0.mapValues(\.id) }
     }
 
     public func hourly(id: Int64, since start: Double) throws(HistoryError) -> [Rollup] {

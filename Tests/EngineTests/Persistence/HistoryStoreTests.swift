@@ -50,6 +50,7 @@ import Testing
             try self.inner.latestChanges(limit: limit)
         }
         func urlIDs() -> [HistoryKey: Int64] { self.inner.urlIDs() }
+        func persistedHash(of key: HistoryKey) -> Int? { self.inner.persistedHash(of: key) }
         func hourly(id: Int64, since start: Double) throws(HistoryError) -> [Rollup] {
             try self.inner.hourly(id: id, since: start)
         }
@@ -209,6 +210,38 @@ import Testing
         #expect(saved.first?.since == Self.base)
         let changes = try store.latestChanges(limit: 10)
         #expect(changes.map(\.key) == [HistoryKey(url: Self.a)])
+    }
+
+    /// The store keeps a hash of each URL's written state beside its row id (the writer keeps no map of
+    /// its own), and reads them back when it is opened: after a restart an unchanged state is not written
+    /// again, a changed one is, and so is one whose write failed.
+    @Test func reopenedStore_tellsChangedStatesFromWrittenOnes() async throws {
+        let folder = Folder()
+        do {
+            let store = try SQLiteHistoryStore(directory: folder.path)
+            let writer = HistoryWriter(store: store, now: { Self.base }, logger: Logger(label: "test"))
+            await Self.running(writer) {
+                await writer.polled(Self.state(Self.a, .down, at: Self.base, errors: 1), previous: nil)
+                await writer.polled(Self.state(Self.b, at: Self.base, since: Self.base), previous: nil)
+                await writer.sync()
+            }
+        }
+        // When: the store is opened again, and both URLs are polled: a as it was, b with a new error count.
+        let store = try SQLiteHistoryStore(directory: folder.path)
+        let made = Self.state(Self.a, .down, at: Self.base, errors: 1)
+        #expect(store.persistedHash(of: HistoryKey(url: Self.a)) == made.persistedHash)
+        let writer = HistoryWriter(store: store, now: { Self.base }, logger: Logger(label: "test"))
+        await Self.running(writer) {
+            await writer.polled(
+                Self.state(Self.a, .down, at: Self.base + 60, errors: 1, since: Self.base), previous: nil)
+            await writer.polled(Self.state(Self.b, .down, at: Self.base + 60, errors: 1), previous: nil)
+            await writer.sync()
+        }
+        // Then: a's row is as the first run wrote it (checked_at not moved), b's is the new state.
+        let saved = Dictionary(uniqueKeysWithValues: try store.savedStates().map { ($0.url, $0) })
+        #expect(saved[Self.a]?.checkedAt == Self.base)
+        #expect(saved[Self.b]?.checkedAt == Self.base + 60)
+        #expect(saved[Self.b]?.errorCount == 1)
     }
 
     /// Two URLs that differ only by their password print alike; the writer keys their rows by the printed
