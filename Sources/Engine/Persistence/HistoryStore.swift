@@ -43,7 +43,9 @@ public protocol HistoryStore: Sendable {
     /// every tick.
     func gone() -> String?
 
-    /// The latest `limit` changes of all URLs together, newest first (the status page's "Latest changes").
+    /// The latest `limit` changes of all URLs together, newest first (the status page's "Latest changes"),
+    /// leaving out each URL's first result when it was up (`from` nil, `to` up): that is no incident, and at
+    /// a start or a reload that adds many URLs those would push every real change out of the list.
     func latestChanges(limit: Int) throws(HistoryError) -> [HistoryChange]
 }
 

@@ -598,11 +598,13 @@ public final class SQLiteHistoryStore: HistoryStore {
     public func latestChanges(limit: Int) throws(HistoryError) -> [HistoryChange] {
         do {
             return try self.pool.read { db in
-                // From the end of `state_change_by_time`: `limit` rows read, however long the log.
+                // From the end of `state_change_by_time`: `limit` rows read, and the first results that were
+                // up skipped, however long the log.
                 try Row.fetchAll(
                     db,
                     sql: """
                         SELECT u.url, u.ordinal, c.* FROM state_change c JOIN url_state u ON u.id = c.url_id
+                        WHERE NOT (c.from_state IS NULL AND c.to_state = 'up')
                         ORDER BY c.at DESC, c.id DESC LIMIT ?
                         """, arguments: [max(0, limit)]
                 ).map { Self.change($0, key: Self.key($0)) }
