@@ -452,20 +452,39 @@ import Testing
         let queue = try DatabaseQueue(path: path)
         try await queue.write { db in try db.execute(sql: "INSERT INTO grdb_migrations (identifier) VALUES ('v9')") }
         try queue.close()
+        let before = try Data(contentsOf: URL(fileURLWithPath: path))
 
-        // When / Then: opening it is refused with what to do, and the file is unchanged.
+        // When / Then: opening it is refused with what to do, and the file is unchanged, byte for byte
+        // (issue 14, #6: its schema_version went up by 2 before the refusal).
         #expect {
             try SQLiteHistoryStore(directory: folder.path)
         } throws: { error in
             let text = "\(error)"
             return text.contains("written by a newer urlpoll") && text.contains("v9") && text.contains("--data")
         }
+        #expect(try Data(contentsOf: URL(fileURLWithPath: path)) == before)
+        #expect(((try? Data(contentsOf: URL(fileURLWithPath: path + "-wal"))) ?? Data()).isEmpty)
         let reader = try DatabaseQueue(path: path)
         let migrations = try await reader.read { db in
             try String.fetchAll(db, sql: "SELECT identifier FROM grdb_migrations ORDER BY identifier")
         }
         #expect(migrations == ["v1", "v2", "v3", "v4", "v9"])
         #expect(try Self.rows(path, "SELECT count(*) FROM sqlite_master WHERE type = 'table'") == 7)
+    }
+
+    /// Issue 14 (#6): every start bumped SQLite's schema_version by 2 (GRDB creates and drops a table when
+    /// it opens a pool on a file without a `-wal`); opening an up-to-date file leaves its schema as it is.
+    @Test func upToDateFile_isOpenedWithoutTouchingItsSchema() async throws {
+        let folder = Folder()
+        let path = try SQLiteHistoryStore(directory: folder.path).path
+        let version = try Self.rows(path, "PRAGMA schema_version")
+        for _ in 0..<2 {
+            let store = try SQLiteHistoryStore(directory: folder.path)
+            var batch = HistoryBatch()
+            batch.count(Self.state(Self.a, at: Self.base))
+            try await store.write(batch)
+        }
+        #expect(try Self.rows(path, "PRAGMA schema_version") == version)
     }
 
     @Test func notADatabase_isRefusedInWords() async throws {
