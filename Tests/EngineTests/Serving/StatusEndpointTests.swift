@@ -251,6 +251,12 @@ import Testing
                 #expect(missing.status == 404)
                 #expect(missing.body.hasPrefix("no URL of the script has id \"\(unknown)\""))
             }
+            // Issue 14 (#14): a path below an id was a 404 with an empty body.
+            for path in ["/status/\(healthyID)/extra", "/elsewhere/x/y"] {
+                let nothing = try await fetch(base + path)
+                #expect(nothing.status == 404)
+                #expect(nothing.body.hasPrefix("nothing is at \(path): the listener answers /, /status, /status/ID"))
+            }
             let bad = try await fetch(base + "/status/\(healthyID)?days=0")
             #expect(bad.status == 400)
             #expect(bad.body == "days: a whole number of days from 1 to 400 expected, got \"0\"\n")
