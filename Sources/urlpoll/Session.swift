@@ -93,6 +93,15 @@ struct Session {
             throw error
         }
         self.history = history
+        if history == nil, retention != HistoryWriter.Retention() {
+            logger.warning(
+                "--minute-retention and --hour-retention have no effect without --data DIR (or the data setting): nothing is kept"
+            )
+        } else if history != nil, retention.minutes > retention.hours {
+            logger.warning(
+                "--minute-retention (\(retention.minutes.seconds / 86_400) days) is longer than --hour-retention (\(retention.hours.seconds / 86_400) days): windows longer than a day read the hour rollups, so the older minutes are kept but not read"
+            )
+        }
         self.dataSetting = data == nil ? host.config.settings.data : nil
         self.listen = listen ?? host.config.settings.listen
         self.metrics = self.listen != nil ? metrics : nil

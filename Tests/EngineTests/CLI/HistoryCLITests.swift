@@ -199,6 +199,20 @@ import Testing
         #expect(run.stderr.contains("--minute-retention must be a number of days from 0.0417 (1 hour) to 36500."))
     }
 
+    /// Issue 14 (#11): the retention options were silently ignored without `--data`, and minutes kept
+    /// longer than hours were accepted without a word.
+    @Test func retentionWithoutData_orMinutesLongerThanHours_isWarned() async throws {
+        let script = try TemporaryScript("urls = { \"http://127.0.0.1:9/\" }\nfunction report(s) end")
+        let alone = try await CLIProcess.run(["once", script.path, "--minute-retention", "3"])
+        #expect(alone.stderr.contains("--minute-retention and --hour-retention have no effect without --data DIR"))
+        let folder = Folder()
+        let longer = try await CLIProcess.run(
+            ["once", script.path, "--data", folder.path, "--minute-retention", "30", "--hour-retention", "10"])
+        #expect(longer.stderr.contains("--minute-retention (30.0 days) is longer than --hour-retention (10.0 days)"))
+        let plain = try await CLIProcess.run(["once", script.path, "--data", folder.path])
+        #expect(!plain.stderr.contains("retention"))
+    }
+
     @Test func stateFileAndAnEmptyStore_resumesFromTheFile_andMovesTheStatesIntoTheStore() async throws {
         try await withDemoSite { (base) async throws in
             let folder = Folder()
