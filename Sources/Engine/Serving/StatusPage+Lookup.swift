@@ -2,9 +2,8 @@ import Mustache
 
 // swift-mustache finds a `{{name}}` in a value through `Mirror` unless the value is a `MustacheParent`;
 // Mirror builds the list of all of a value's properties on every lookup, and a lookup that misses goes on
-// up the context stack, so at 500 URL rows (about 20 lookups each) the page took half a second of CPU to
-// render. Each value the template reads answers its names here instead (measured in
-// docs/SCRIPTING.md, "The status page at many URLs").
+// up the context stack, so at 500 URL rows (about 20 lookups each) rendering the page took 0.12-0.18 s of
+// CPU (release build, 2,000 URLs, 500 rows); with each value answering its names here, 0.03-0.05 s.
 
 extension StatusPage.Page: MustacheParent {
     func child(named name: String) -> Any? {
