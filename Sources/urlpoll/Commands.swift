@@ -92,9 +92,11 @@ extension Urlpoll {
         var scriptArguments: [String] = []
 
         func run() async throws {
+            // `urlpoll.history` reads an empty history here: `check` has no --data (`systemctl reload` runs
+            // it before a reload), and a script that calls it at its top level is valid for `run --data`.
             let host = try loadScript(
                 path: self.script, args: self.scriptArguments, limits: self.common.limits,
-                logger: self.common.makeLogger())
+                history: EmptyHistoryStore(), logger: self.common.makeLogger())
             Output.standardOutput(describe(host.config))
         }
     }

@@ -148,9 +148,9 @@ func loadScript(
             path: path, text: text, args: args, limits: limits, alerts: alerts, metrics: metrics, history: history,
             logger: logger)
     } catch {
-        var message = "urlpoll: \(error.message)\n"
-        if let traceback = error.traceback { message += traceback + "\n" }
-        Output.standardError(message)
+        // The message names the script's file:line; Lua's stack traceback is for --log-level debug.
+        Output.standardError("urlpoll: \(error.message)\n")
+        if let traceback = error.traceback { logger.debug("\(traceback)") }
         throw ExitCode(2)
     }
 }

@@ -102,6 +102,15 @@ struct Session {
             throw error
         }
         self.history = history
+        if history == nil, retention != HistoryWriter.Retention() {
+            logger.warning(
+                "--minute-retention and --hour-retention have no effect without --data DIR (or the data setting): nothing is kept"
+            )
+        } else if history != nil, retention.minutes > retention.hours {
+            logger.warning(
+                "--minute-retention (\(retention.minutes.seconds / 86_400) days) is longer than --hour-retention (\(retention.hours.seconds / 86_400) days): windows longer than a day read the hour rollups, so the older minutes are kept but not read"
+            )
+        }
         self.dataSetting = data == nil ? host.config.settings.data : nil
         self.listen = listen ?? host.config.settings.listen
         self.metrics = self.listen != nil ? metrics : nil
@@ -379,11 +388,25 @@ struct Session {
             do {
                 resume = StateStore.match(try store.load(), to: pool.targets)
                 if !resume.isEmpty {
-                    let into = self.history.map { "; they go into \($0.store.path) as each URL is polled" } ?? ""
+                    let into = self.history.map { "; written to \($0.store.path) now" } ?? ""
                     self.logger.info("resuming \(resume.count) URL states from \(store.path)\(into)")
                 }
             } catch {
                 self.logger.warning("ignoring the state file: \(error.description)")
+            }
+            if let history = self.history, !resume.isEmpty {
+                // The migration (--state into a new --data store): every state read from the file goes into
+                // the store before the first poll, so a URL with no result during this run (a server that
+                // hangs past its stop) keeps its state at the next start, which reads the store alone.
+                var batch = HistoryBatch()
+                for state in resume { batch.states[state.historyKey] = state }
+                do {
+                    try await history.store.write(batch)
+                } catch {
+                    self.logger.warning(
+                        "the states of \(store.path) could not be written to \(history.store.path): \(error); they go there as each URL is polled"
+                    )
+                }
             }
         }
         let (reloads, reloadRequests) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))

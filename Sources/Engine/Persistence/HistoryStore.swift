@@ -48,7 +48,9 @@ public protocol HistoryStore: Sendable {
     /// on every poll, to write a state only when it changed; it keeps no map of its own.
     func persistedHash(of key: HistoryKey) -> Int?
 
-    /// The latest `limit` changes of all URLs together, newest first (the status page's "Latest changes").
+    /// The latest `limit` changes of all URLs together, newest first (the status page's "Latest changes"),
+    /// leaving out each URL's first result when it was up (`from` nil, `to` up): that is no incident, and at
+    /// a start or a reload that adds many URLs those would push every real change out of the list.
     func latestChanges(limit: Int) throws(HistoryError) -> [HistoryChange]
 }
 

@@ -1,8 +1,8 @@
 import PostgresNIO
 
 extension PostgresStore {
-    /// The latest `limit` changes of all URLs together, newest first: what ``HistoryStore/latestChanges(limit:)``
-    /// answers for a SQLite store, read from `urlpoll_changes` (every instance's changes; a URL retired from the
+    /// The latest `limit` changes of all URLs together, newest first, without first results that were up:
+    /// what ``HistoryStore/latestChanges(limit:)`` answers for a SQLite store, read from `urlpoll_changes` (every instance's changes; a URL retired from the
     /// script keeps its changes until its row goes).
     /// - Throws: ``HistoryError`` in words when PostgreSQL cannot be reached or read.
     public func latestChanges(limit: Int) async throws(HistoryError) -> [HistoryChange] {
@@ -12,6 +12,7 @@ extension PostgresStore {
                 """
                 SELECT t.url, t.ordinal, c.at, c.from_state, c.from_status, c.to_state, c.to_status, c.detail
                 FROM urlpoll_changes c JOIN urlpoll_targets t ON t.id = c.target_id
+                WHERE NOT (c.from_state IS NULL AND c.to_state = 'up')
                 ORDER BY c.at DESC, c.target_id DESC, c.version DESC LIMIT \(limit)
                 """, logger: Self.quiet)
             var changes: [HistoryChange] = []

@@ -70,22 +70,27 @@ public final class SQLiteHistoryStore: HistoryStore {
             }
             db.add(function: Self.sketchMerge)
         }
+        let migrator = Self.migrator
+        // GRDB's DatabasePool, opened on a WAL file whose `-wal` is missing or empty (as every clean stop
+        // leaves it), creates and drops a table (GRDB issue 102), which bumps SQLite's schema_version. So
+        // the schema is read first on a read-only connection, and a file of a newer schema is refused
+        // untouched; then a no-op write to the file's header (its user_version, unchanged) fills the `-wal`
+        // while the pool opens, so opening an up-to-date file does not change its schema.
+        let keeper: DatabaseQueue?
         do {
-            self.pool = try DatabasePool(path: self.path, configuration: configuration)
+            keeper = try Self.checkSchema(self.path, migrator: migrator)
+        } catch let error as HistoryError {
+            throw error
         } catch {
             throw HistoryError("cannot open \(self.path): \(Self.words(error))")
         }
-        let migrator = Self.migrator
         do {
-            let superseded = try self.pool.read { db in try migrator.hasBeenSuperseded(db) }
-            if superseded {
-                let applied = (try? self.pool.read { db in try migrator.appliedIdentifiers(db) }) ?? []
-                let known = Set(migrator.migrations)
-                let unknown = applied.subtracting(known).sorted().joined(separator: ", ")
-                throw HistoryError(
-                    "\(self.path) was written by a newer urlpoll (schema \(unknown); this urlpoll knows up to \(migrator.migrations.last ?? "none")): it is left as it is; run that newer urlpoll, or give another --data folder"
-                )
-            }
+            self.pool = try DatabasePool(path: self.path, configuration: configuration)
+            try keeper?.close()
+        } catch {
+            throw HistoryError("cannot open \(self.path): \(Self.words(error))")
+        }
+        do {
             try migrator.migrate(self.pool)
             let rows = try self.pool.read { db in
                 var rows: [HistoryKey: URLRow] = [:]
@@ -103,6 +108,37 @@ public final class SQLiteHistoryStore: HistoryStore {
         } catch {
             throw HistoryError("cannot open \(self.path): \(Self.words(error))")
         }
+    }
+
+    /// Refuses (``HistoryError``) the file at `path` when a newer urlpoll wrote it, having only read it;
+    /// otherwise, for an existing file, returns a connection that holds a write in its `-wal` (see
+    /// ``init(directory:maxPageCount:)``), to be closed once the pool is open. Nil for a new file.
+    private static func checkSchema(_ path: String, migrator: DatabaseMigrator) throws -> DatabaseQueue? {
+        var info = stat()
+        guard stat(path, &info) == 0, info.st_size > 0 else { return nil }
+        var readOnly = Configuration()
+        readOnly.readonly = true
+        let reader = try DatabaseQueue(path: path, configuration: readOnly)
+        let (superseded, applied) = try reader.read { db in
+            (try migrator.hasBeenSuperseded(db), try migrator.appliedIdentifiers(db))
+        }
+        try reader.close()
+        if superseded {
+            let unknown = applied.subtracting(Set(migrator.migrations)).sorted().joined(separator: ", ")
+            throw HistoryError(
+                "\(path) was written by a newer urlpoll (schema \(unknown); this urlpoll knows up to \(migrator.migrations.last ?? "none")): it is left as it is; run that newer urlpoll, or give another --data folder"
+            )
+        }
+        var writable = Configuration()
+        writable.busyMode = .timeout(5)
+        let keeper = try DatabaseQueue(path: path, configuration: writable)
+        try keeper.writeWithoutTransaction { db in
+            let version = try Int.fetchOne(db, sql: "PRAGMA user_version") ?? 0
+            if try String.fetchOne(db, sql: "PRAGMA journal_mode") == "wal" {
+                try db.execute(sql: "PRAGMA user_version = \(version)")
+            }
+        }
+        return keeper
     }
 
     /// Makes the data folder `directory` if it is missing and says where its database file is
@@ -645,11 +681,13 @@ public final class SQLiteHistoryStore: HistoryStore {
     public func latestChanges(limit: Int) throws(HistoryError) -> [HistoryChange] {
         do {
             return try self.pool.read { db in
-                // From the end of `state_change_by_time`: `limit` rows read, however long the log.
+                // From the end of `state_change_by_time`: `limit` rows read, and the first results that were
+                // up skipped, however long the log.
                 try Row.fetchAll(
                     db,
                     sql: """
                         SELECT u.url, u.ordinal, c.* FROM state_change c JOIN url_state u ON u.id = c.url_id
+                        WHERE NOT (c.from_state IS NULL AND c.to_state = 'up')
                         ORDER BY c.at DESC, c.id DESC LIMIT ?
                         """, arguments: [max(0, limit)]
                 ).map { Self.change($0, key: Self.key($0)) }

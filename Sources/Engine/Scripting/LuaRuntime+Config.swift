@@ -411,8 +411,10 @@ extension LuaRuntime {
                 guard let name = self.string(at: -1) else { throw fail("a string") }
                 target.name = name
             case "group":
-                guard let group = self.string(at: -1), !group.isEmpty, group.utf8.count <= 200 else {
-                    throw fail("a string of 1 to 200 bytes, the URL's group on the status page")
+                // Only spaces would be a section without a title on the status page.
+                guard let group = self.string(at: -1), !group.allSatisfy(\.isWhitespace), group.utf8.count <= 200
+                else {
+                    throw fail("a string of 1 to 200 bytes, not only spaces, the URL's group on the status page")
                 }
                 target.group = group
             case "method":

@@ -185,7 +185,9 @@ public struct StatusDocument: Codable, Sendable {
             title: settings.title, generatedAt: now, history: history != nil, counts: counts, urls: entries,
             changes: changes.map {
                 Change(
-                    id: ids[$0.key], url: $0.url, name: names[$0.key], at: $0.at, from: $0.from?.rawValue,
+                    // A URL the script no longer lists has neither: `/status/ID` answers only listed URLs.
+                    id: names[$0.key] == nil ? nil : ids[$0.key], url: $0.url, name: names[$0.key], at: $0.at,
+                    from: $0.from?.rawValue,
                     to: $0.to.rawValue, fromStatus: $0.fromStatus, toStatus: $0.toStatus, detail: $0.detail)
             }, total: entries.count)
     }

@@ -28,6 +28,8 @@ public enum StatusPage {
     public static let urlLimit = 500
     /// The most changes in the page's list of latest changes.
     public static let incidentLimit = 50
+    /// The heading of the URLs without a `group`; a group of this name is listed in the same section.
+    public static let otherGroup = "Other"
 
     /// The parsed template. It is part of the binary, so a template that does not parse is a bug that every
     /// test of the page shows at once.
@@ -73,6 +75,7 @@ public enum StatusPage {
         var title: String
         var refresh = StatusPage.refreshSeconds
         var counts: [Count] = []
+        var attention: Attention?
         var groups: [Group] = []
         var hidden: String?
         var incidents: [Incident] = []
@@ -85,7 +88,10 @@ public enum StatusPage {
             self.noIncidents =
                 document.history ? "No changes yet." : "Changes are kept when urlpoll runs with --data."
             for state in ["up", "degraded", "down", "pending"] {
-                if let n = document.counts[state], n > 0 { self.counts.append(Count(state: state, count: n)) }
+                if let n = document.counts[state], n > 0 {
+                    let problem = state == "down" || state == "degraded"
+                    self.counts.append(Count(state: state, count: n, link: problem ? "#attention" : nil))
+                }
             }
             // Above the limit, the URLs not up come first; the order within the page stays the script's.
             var shown = document.urls.indices.filter { document.urls[$0].state != "up" }
@@ -98,31 +104,93 @@ public enum StatusPage {
                 self.hidden =
                     "\(left) more URL\(left == 1 ? " is" : "s are") up and not listed here (the page lists at most \(StatusPage.urlLimit), those not up first); /status lists every one."
             }
+            let anchors = Set(shown)
+            // Every URL down or degraded now, from the monitor's states (not from the changes, which newer
+            // changes of other URLs push out of the latest ones): "Needs attention", above everything else.
+            let problems = document.urls.indices.filter {
+                document.urls[$0].state == "down" || document.urls[$0].state == "degraded"
+            }
+            if !problems.isEmpty {
+                let listed = problems.prefix(StatusPage.urlLimit)
+                let left = problems.count - listed.count
+                self.attention = Attention(
+                    urls: listed.map { index in
+                        Problem(
+                            document.urls[index], anchor: anchors.contains(index) ? "u\(index)" : nil,
+                            now: document.generatedAt)
+                    },
+                    more: left > 0
+                        ? "\(left) more URL\(left == 1 ? " is" : "s are") down or degraded; /status lists every one."
+                        : nil)
+            }
+            // One section per group, in name order, then the URLs without a group ("Other", which a group of
+            // that name joins rather than being a second section of the same title).
             var byGroup: [String: [URLRow]] = [:]
             for index in shown {
                 let entry = document.urls[index]
                 byGroup[entry.group ?? "", default: []].append(
-                    URLRow(entry, now: document.generatedAt, history: document.history))
+                    URLRow(entry, index: index, now: document.generatedAt, history: document.history))
+            }
+            let named = byGroup.removeValue(forKey: StatusPage.otherGroup)
+            if let named {
+                byGroup["", default: []].append(contentsOf: named)
+                byGroup[""]?.sort { $0.index < $1.index }
             }
             let names = byGroup.keys.sorted { a, b in a.isEmpty != b.isEmpty ? !a.isEmpty : a < b }
             for name in names {
-                let heading: String? = name.isEmpty ? (names.count > 1 ? "Other" : nil) : name
+                let titled = names.count > 1 || named != nil
+                let heading: String? = name.isEmpty ? (titled ? StatusPage.otherGroup : nil) : name
                 self.groups.append(Group(name: name, heading: heading, urls: byGroup[name] ?? []))
             }
             // The latest changes of all URLs, newest first; a change lasted until the URL's next one, which
-            // is newer, so also in the list.
+            // is newer, so also in the list. A URL's first result when it is up is no incident (the store
+            // leaves it out; this leaves out one a store of another kind gave).
             var next: [String: Double] = [:]
+            var ids: [Int64: Int] = [:]
+            for index in shown { if let id = document.urls[index].id { ids[id] = index } }
             for change in document.changes.prefix(StatusPage.incidentLimit) {
                 let key = "\(change.id ?? -1) \(change.url)"
-                self.incidents.append(Incident(change, until: next[key], now: document.generatedAt))
-                next[key] = change.at
+                defer { next[key] = change.at }
+                if change.from == nil && change.to == "up" { continue }
+                self.incidents.append(
+                    Incident(
+                        change, until: next[key], now: document.generatedAt,
+                        anchor: change.id.flatMap { ids[$0] }.map { "u\($0)" }))
             }
+        }
+    }
+
+    /// The URLs that are down or degraded now, with a link to each one's row.
+    struct Attention {
+        var urls: [Problem]
+        var more: String?
+    }
+
+    /// A URL down or degraded now: how long for, and why.
+    struct Problem {
+        var anchor: String?
+        var name: String
+        var state: String
+        var status: String?
+        var since: String?
+        var detail: String?
+
+        init(_ entry: StatusDocument.Entry, anchor: String?, now: Double) {
+            self.anchor = anchor
+            self.name = entry.name
+            self.state = entry.state
+            self.status = entry.status
+            self.since = entry.since.map {
+                "since \(StatusPage.time($0)) (for \(StatusPage.span(now - $0)))"
+            }
+            self.detail = entry.detail
         }
     }
 
     struct Count {
         var state: String
         var count: Int
+        var link: String?
     }
 
     struct Group {
@@ -132,6 +200,9 @@ public enum StatusPage {
     }
 
     struct URLRow {
+        /// The URL's place in the script (from 0), and its row's `id` on the page (`u` and that number).
+        var index: Int
+        var anchor: String
         var url: String
         var name: String
         var target: String?
@@ -147,7 +218,9 @@ public enum StatusPage {
         var dot: Point?
         var latencyTitle = "latency p95 per hour, last 24 hours: no polls"
 
-        init(_ entry: StatusDocument.Entry, now: Double, history: Bool) {
+        init(_ entry: StatusDocument.Entry, index: Int, now: Double, history: Bool) {
+            self.index = index
+            self.anchor = "u\(index)"
             self.url = entry.url
             self.name = entry.name
             self.target = entry.name == entry.url ? nil : entry.url
@@ -184,9 +257,14 @@ public enum StatusPage {
                 let start = today - Int64(count - 1 - i) * 86_400
                 guard let day = byStart[start], day.polls > 0, let uptime = day.uptime else { return nil }
                 let date = StatusPage.date(Double(start))
-                let cls = uptime >= 0.999 ? "bar-up" : uptime >= 0.95 ? "bar-degraded" : "bar-down"
+                // A day of degraded polls is not green: they count as up (uptime is the share not down), but
+                // the bar is there to show what went wrong.
+                let cls =
+                    uptime < 0.95 ? "bar-down" : uptime < 0.999 || day.degraded > 0 ? "bar-degraded" : "bar-up"
+                let degraded = day.degraded > 0 ? ", \(day.degraded) of \(day.polls) degraded" : ""
                 return Bar(
-                    x: i * 5, cls: cls, title: "\(date): \(StatusPage.percent(uptime)) up, \(day.polls) polls")
+                    x: i * 5, cls: cls,
+                    title: "\(date): \(StatusPage.percent(uptime)) up, \(day.polls) polls\(degraded)")
             }
         }
 
@@ -219,28 +297,42 @@ public enum StatusPage {
         var y: String
     }
 
+    /// One line of "Latest changes". The name, the status and the detail come from the script or from the
+    /// server, so the template isolates each (`<bdi>`, HTML §4.5.24): a right-to-left override in a name
+    /// cannot turn the rest of the line around.
     struct Incident {
         var url: String
         var name: String
         var to: String
         var at: Double
         var when: String
-        var text: String
+        /// `up → down`, or `down` for a first result.
+        var change: String
+        var status: String
+        var detail: String?
+        /// `lasted 4 h 39 min`, `for 12 min so far`, or `until the URL was removed from the script`.
+        var span: String
+        /// The URL's row on the page (`u7`), when the page lists it.
+        var anchor: String?
 
-        init(_ change: StatusDocument.Change, until next: Double?, now: Double) {
+        init(_ change: StatusDocument.Change, until next: Double?, now: Double, anchor: String? = nil) {
             self.url = change.url
             self.name = change.name ?? change.url
             self.to = change.to
             self.at = change.at
             self.when = StatusPage.time(change.at)
-            var text = (change.from.map { "\($0) → " } ?? "") + "\(change.to) (\(change.toStatus))"
-            if let detail = change.detail { text += ": \(detail)" }
+            self.change = (change.from.map { "\($0) → " } ?? "") + change.to
+            self.status = change.toStatus
+            self.detail = change.detail
+            self.anchor = anchor
             if let next {
-                text += "; lasted \(StatusPage.span(next - change.at))"
+                self.span = "lasted \(StatusPage.span(next - change.at))"
+            } else if change.name == nil {
+                // The script no longer lists the URL: nothing polls it, so nothing is "so far".
+                self.span = "until the URL was removed from the script"
             } else {
-                text += "; for \(StatusPage.span(now - change.at)) so far"
+                self.span = "for \(StatusPage.span(now - change.at)) so far"
             }
-            self.text = text
         }
     }
 
@@ -263,13 +355,16 @@ public enum StatusPage {
         return Self.fixed(seconds * 1000, digits: seconds < 0.1 ? 1 : 0) + " ms"
     }
 
-    /// `45 s`, `12 min`, `5 h`, `3 d`.
+    /// `45 s`, `12 min`, `4 h 39 min`, `3 d 5 h`: whole minutes below 2 days, whole hours above, never
+    /// rounded to a coarser unit (4 h 39 min is not "5 h").
     static func span(_ seconds: Double) -> String {
         let s = Int(Swift.max(0, seconds).rounded())
         if s < 120 { return "\(s) s" }
-        if s < 7_200 { return "\((Double(s) / 60).rounded(.toNearestOrAwayFromZero).formatted0) min" }
-        if s < 172_800 { return "\((Double(s) / 3_600).rounded(.toNearestOrAwayFromZero).formatted0) h" }
-        return "\((Double(s) / 86_400).rounded(.toNearestOrAwayFromZero).formatted0) d"
+        let minutes = Int((Double(s) / 60).rounded(.toNearestOrAwayFromZero))
+        if minutes < 120 { return "\(minutes) min" }
+        if minutes < 2_880 { return minutes % 60 == 0 ? "\(minutes / 60) h" : "\(minutes / 60) h \(minutes % 60) min" }
+        let hours = Int((Double(s) / 3_600).rounded(.toNearestOrAwayFromZero))
+        return hours % 24 == 0 ? "\(hours / 24) d" : "\(hours / 24) d \(hours % 24) h"
     }
 
     /// `2026-11-29 22:50:03 UTC`.
@@ -305,9 +400,4 @@ public enum StatusPage {
         while fraction.count < digits { fraction = "0" + fraction }
         return "\(sign)\(whole).\(fraction)"
     }
-}
-
-extension Double {
-    /// A whole number's digits.
-    fileprivate var formatted0: String { "\(Int64(self))" }
 }

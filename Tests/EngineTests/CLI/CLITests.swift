@@ -84,6 +84,32 @@ import Testing
                 == "urlpoll: \(script.path):2: setting 'pollers' must be an integer from 1 to 10000 (got number 0)\n")
     }
 
+    /// Issue 14 (#13): `check` failed a script that `run --data` accepts, one calling `urlpoll.history` at
+    /// its top level, with Lua's stack traceback after the file:line message. `check` reads an empty
+    /// history, and a script's error there is its file:line message alone.
+    @Test func check_acceptsUrlpollHistoryAtTheTopLevel_andAnErrorHasNoTraceback() async throws {
+        let script = try TemporaryScript(
+            """
+            urls = { "http://127.0.0.1:9/a" }
+            local h = urlpoll.history("http://127.0.0.1:9/a", 60)
+            assert(h.polls == 0 and h.uptime == nil and #h.changes == 0)
+            """)
+        let result = try await CLIProcess.run(["check", script.path])
+        #expect(result.status == 0)
+        #expect(result.stdout.hasPrefix("\(script.path): OK\n"))
+        #expect(result.stderr.isEmpty)
+
+        let failing = try TemporaryScript(
+            """
+            urls = { "http://127.0.0.1:9/a" }
+            local function f() error("boom") end
+            f()
+            """)
+        let failed = try await CLIProcess.run(["check", failing.path])
+        #expect(failed.status == 2)
+        #expect(failed.stderr == "urlpoll: \(failing.path):2: boom\n")
+    }
+
     @Test func check_listsSettingsHooksAndURLs() async throws {
         let script = try TemporaryScript(
             """

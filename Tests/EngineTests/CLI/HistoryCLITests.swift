@@ -199,6 +199,20 @@ import Testing
         #expect(run.stderr.contains("--minute-retention must be a number of days from 0.0417 (1 hour) to 36500."))
     }
 
+    /// Issue 14 (#11): the retention options were silently ignored without `--data`, and minutes kept
+    /// longer than hours were accepted without a word.
+    @Test func retentionWithoutData_orMinutesLongerThanHours_isWarned() async throws {
+        let script = try TemporaryScript("urls = { \"http://127.0.0.1:9/\" }\nfunction report(s) end")
+        let alone = try await CLIProcess.run(["once", script.path, "--minute-retention", "3"])
+        #expect(alone.stderr.contains("--minute-retention and --hour-retention have no effect without --data DIR"))
+        let folder = Folder()
+        let longer = try await CLIProcess.run(
+            ["once", script.path, "--data", folder.path, "--minute-retention", "30", "--hour-retention", "10"])
+        #expect(longer.stderr.contains("--minute-retention (30.0 days) is longer than --hour-retention (10.0 days)"))
+        let plain = try await CLIProcess.run(["once", script.path, "--data", folder.path])
+        #expect(!plain.stderr.contains("retention"))
+    }
+
     @Test func stateFileAndAnEmptyStore_resumesFromTheFile_andMovesTheStatesIntoTheStore() async throws {
         try await withDemoSite { (base) async throws in
             let folder = Folder()
@@ -231,8 +245,53 @@ import Testing
 
             // Then: it resumed from the file (no change announced), said so, and the state is in the store.
             #expect(!second.stdout.contains("CHANGE"))
-            #expect(second.stderr.contains("as each URL is polled"))
+            #expect(second.stderr.contains("; written to \(folder.path)"))
             #expect(moved)
+        }
+    }
+
+    /// Issue 14 (#3): the migration run wrote a state from `--state` into the store only once its URL was
+    /// polled, so a URL with no result during that run (a server that hangs) lost its state: the next
+    /// start, from the store alone, announced its down state again as new. Every state read from the file
+    /// is now in the store at once.
+    @Test func stateFileMigration_writesEveryStateAtOnce_evenOfAURLWithoutAResult() async throws {
+        try await withDemoSite { (base) async throws in
+            let folder = Folder()
+            let hanging = try HangingListener()
+            let state = try TemporaryScript("", name: "state.json")
+            try FileManager.default.removeItem(atPath: state.path)
+            func script(timeout: Double) throws -> TemporaryScript {
+                try TemporaryScript(
+                    """
+                    status_interval = 0.1
+                    poll_interval = 0.05
+                    error_backoff = 0
+                    urls = { "\(base)/failing", { url = "\(hanging.url)/slow", timeout = \(timeout) } }
+                    function on_change(s, prev) print("CHANGE " .. s.url) end
+                    function report(s) print("REPORT") end
+                    """)
+            }
+            // Given: a state file in which both URLs are down (the hanging one timed out).
+            let quick = try script(timeout: 0.2)
+            let first = try CLIProcess(["run", quick.path, "--state", state.path])
+            try await first.waitForOutput("CHANGE", count: 2)
+            try await first.waitForOutput("REPORT", count: 2)
+            first.signal(SIGTERM)
+            #expect(await first.wait() == 0)
+
+            // When: the migration run stops before the hanging URL has a result (its timeout is 30 s).
+            let slow = try script(timeout: 30)
+            let second = try CLIProcess(["run", slow.path, "--state", state.path, "--data", folder.path])
+            try await second.waitForOutput("REPORT", count: 2)
+            second.signal(SIGTERM)
+            #expect(await second.wait() == 0)
+
+            // Then: both states are in the store, the hanging URL's with its error count.
+            #expect(second.stderr.contains("resuming 2 URL states from \(state.path); written to "))
+            #expect(Self.count(folder, "SELECT count(*) FROM url_state WHERE state = 'down'") == 2)
+            #expect(
+                Self.count(folder, "SELECT error_count FROM url_state WHERE url = '\(hanging.url)/slow'") == 1)
+            #expect(!second.stdout.contains("CHANGE"))
         }
     }
 

@@ -282,7 +282,8 @@ import Testing
             #expect(summary.changes.count == 1)
         }
         let changes = try store.latestChanges(limit: 10)
-        #expect(Set(changes.map { "\($0.key.ordinal) \($0.to)" }) == ["1 up", "2 down"])
+        // The first URL's first result, up, is no incident: only the second's is among the latest changes.
+        #expect(changes.map { "\($0.key.ordinal) \($0.to)" } == ["2 down"])
         #expect(try store.hourly(since: Self.base).mapValues { $0.map(\.failures) } == [up: [0], down: [10]])
     }
 
@@ -484,20 +485,39 @@ import Testing
         let queue = try DatabaseQueue(path: path)
         try await queue.write { db in try db.execute(sql: "INSERT INTO grdb_migrations (identifier) VALUES ('v9')") }
         try queue.close()
+        let before = try Data(contentsOf: URL(fileURLWithPath: path))
 
-        // When / Then: opening it is refused with what to do, and the file is unchanged.
+        // When / Then: opening it is refused with what to do, and the file is unchanged, byte for byte
+        // (issue 14, #6: its schema_version went up by 2 before the refusal).
         #expect {
             try SQLiteHistoryStore(directory: folder.path)
         } throws: { error in
             let text = "\(error)"
             return text.contains("written by a newer urlpoll") && text.contains("v9") && text.contains("--data")
         }
+        #expect(try Data(contentsOf: URL(fileURLWithPath: path)) == before)
+        #expect(((try? Data(contentsOf: URL(fileURLWithPath: path + "-wal"))) ?? Data()).isEmpty)
         let reader = try DatabaseQueue(path: path)
         let migrations = try await reader.read { db in
             try String.fetchAll(db, sql: "SELECT identifier FROM grdb_migrations ORDER BY identifier")
         }
         #expect(migrations == ["v1", "v2", "v3", "v4", "v9"])
         #expect(try Self.rows(path, "SELECT count(*) FROM sqlite_master WHERE type = 'table'") == 7)
+    }
+
+    /// Issue 14 (#6): every start bumped SQLite's schema_version by 2 (GRDB creates and drops a table when
+    /// it opens a pool on a file without a `-wal`); opening an up-to-date file leaves its schema as it is.
+    @Test func upToDateFile_isOpenedWithoutTouchingItsSchema() async throws {
+        let folder = Folder()
+        let path = try SQLiteHistoryStore(directory: folder.path).path
+        let version = try Self.rows(path, "PRAGMA schema_version")
+        for _ in 0..<2 {
+            let store = try SQLiteHistoryStore(directory: folder.path)
+            var batch = HistoryBatch()
+            batch.count(Self.state(Self.a, at: Self.base))
+            try await store.write(batch)
+        }
+        #expect(try Self.rows(path, "PRAGMA schema_version") == version)
     }
 
     @Test func notADatabase_isRefusedInWords() async throws {
@@ -604,15 +624,16 @@ import Testing
         let store = try SQLiteHistoryStore(directory: folder.path)
         let c = "http://127.0.0.1:9/c"
         var batch = HistoryBatch()
-        batch.changes.append(HistoryChange(Self.state(c, at: Self.base - 86_400), previous: nil))
-        for i in 0..<5 {
-            batch.changes.append(
-                HistoryChange(Self.state(Self.a, i % 2 == 0 ? .down : .up, at: Self.base + Double(i)), previous: nil))
-        }
-        for i in 0..<30 {
-            batch.changes.append(
-                HistoryChange(
-                    Self.state(Self.b, i % 2 == 0 ? .down : .up, at: Self.base + 100 + Double(i)), previous: nil))
+        batch.changes.append(HistoryChange(Self.state(c, .down, at: Self.base - 86_400), previous: nil))
+        for (url, count, from) in [(Self.a, 5, Self.base), (Self.b, 30, Self.base + 100)] {
+            // Each URL's first result, up, comes first and is no incident; then it goes down and up in turn.
+            var previous = Self.state(url, at: from - 1)
+            batch.changes.append(HistoryChange(previous, previous: nil))
+            for i in 0..<count {
+                let state = Self.state(url, i % 2 == 0 ? .down : .up, at: from + Double(i))
+                batch.changes.append(HistoryChange(state, previous: previous))
+                previous = state
+            }
         }
         try await store.write(batch)
 
@@ -623,8 +644,12 @@ import Testing
         #expect(latest.prefix(30).allSatisfy { $0.url == Self.b })
         #expect(latest.suffix(2).map(\.url) == [Self.a, Self.a])
         #expect(latest.first?.at == Self.base + 129)
-        // And: a limit past the log's length gives all of it, the oldest last.
-        #expect(try store.latestChanges(limit: 50).last?.url == c)
+        // And: a limit past the log's length gives all of it, the oldest last, without the first results
+        // that were up (a's and b's at base − 1 and base + 99): 1 + 5 + 30 changes.
+        let all = try store.latestChanges(limit: 50)
+        #expect(all.count == 36)
+        #expect(all.last?.url == c)
+        #expect(!all.contains { $0.from == nil && $0.to == .up })
     }
 
     @Test func sketch_encodesAndMerges() {

@@ -14,6 +14,13 @@ import Testing
         return ("", script)
     }
 
+    /// Issue 14 (#14): a group of spaces only was accepted and showed as a section without a title.
+    @Test func group_ofSpacesOnly_isALoadErrorWithFileLine() throws {
+        let (message, script) = try Self.loadError("urls = { { url = \"http://127.0.0.1:1/\", group = \"   \" } }")
+        #expect(message.hasPrefix("\(script.path):1:"))
+        #expect(message.contains("field 'group' must be a string of 1 to 200 bytes, not only spaces"))
+    }
+
     @Test func labels_areReadSortedByName_withNumbersAsText() throws {
         let (host, _) = try loadHost(
             """

@@ -97,7 +97,8 @@ import Testing
             #expect(change.to == "down")
             #expect(change.toStatus == "500 Internal Server Error")
             #expect(change.id == failing.id)
-            #expect(document.changes.count == 2)  // each polled URL's first result
+            // The failing URL's first result; the healthy one's, up, is no incident.
+            #expect(document.changes.map(\.url) == [urls.failing])
             let pending = try #require(byURL[urls.pending])
             #expect(pending.state == "pending")
             #expect(pending.status == nil)
@@ -117,7 +118,7 @@ import Testing
             #expect(document.total == 3)
             #expect(document.page == 2)
             #expect(document.perPage == 2)
-            #expect(document.changes.count == 2)
+            #expect(document.changes.count == 1)
             let first = try JSONDecoder().decode(
                 StatusDocument.self, from: Data(try await fetch(base + "/status?page=1").body.utf8))
             #expect(first.urls.count == 3)
@@ -144,7 +145,8 @@ import Testing
             // Nothing is loaded from elsewhere and nothing runs: no src or href attribute, no script, and no
             // URL but the polled ones.
             #expect(!body.contains("src="))
-            #expect(!body.contains("href="))
+            // Links only within the page: the banner to "Needs attention", a URL there to its row.
+            #expect(body.components(separatedBy: "href=\"").dropFirst().allSatisfy { $0.hasPrefix("#") })
             #expect(!body.contains("<script"))
             let polled = [urls.healthy, urls.failing, urls.pending]
             let found = body.components(separatedBy: "http://").dropFirst().map { "http://" + $0 }
@@ -164,11 +166,14 @@ import Testing
             let html = page.body
             #expect(!html.contains("Loading"))
             #expect(html.contains("<title>Example &amp; Co status</title>"))
-            #expect(html.contains("<h1 id=\"title\">Example &amp; Co status</h1>"))
-            #expect(html.contains("<span class=\"state up\">1 up</span><span class=\"state down\">1 down</span>"))
+            #expect(html.contains("<h1 id=\"title\"><bdi>Example &amp; Co status</bdi></h1>"))
+            #expect(
+                html.contains(
+                    "<span class=\"state up\">1 up</span><span class=\"state down\"><a href=\"#attention\">1 down</a></span>"
+                ))
             let healthy = try #require(Self.row(html, url: urls.healthy))
             #expect(healthy.contains("data-state=\"up\""))
-            #expect(healthy.contains("<div class=\"name\">Shop front</div>"))
+            #expect(healthy.contains("<div class=\"name\"><bdi>Shop front</bdi></div>"))
             #expect(healthy.contains("200 OK · since "))
             #expect(healthy.contains("uptime 24 h 100 %, 7 d 100 %, 30 d 100 %"))
             #expect(healthy.contains("aria-label=\"uptime per day, last 90 days\""))
@@ -179,7 +184,7 @@ import Testing
             #expect(healthy.contains("<circle class=\"dot\""))
             let failing = try #require(Self.row(html, url: urls.failing))
             #expect(failing.contains("data-state=\"down\""))
-            #expect(failing.contains("<div class=\"name\">Checkout &lt;api&gt;</div>"))
+            #expect(failing.contains("<div class=\"name\"><bdi>Checkout &lt;api&gt;</bdi></div>"))
             #expect(failing.contains("500 Internal Server Error"))
             #expect(failing.contains("uptime 24 h 0 %, 7 d 0 %, 30 d 0 %"))
             #expect(failing.components(separatedBy: "class=\"bar-down\"").count - 1 == 1)
@@ -188,19 +193,22 @@ import Testing
             #expect(pending.contains("&lt;script&gt;alert(&#39;never&#39;)&lt;/script&gt; polled"))
             #expect(!html.contains("<script>alert"))
             // Groups: "shop", then the URLs without one.
-            let shop = try #require(html.range(of: "<h2>shop</h2>"))
-            let other = try #require(html.range(of: "<h2>Other</h2>"))
+            let shop = try #require(html.range(of: "<h2><bdi>shop</bdi></h2>"))
+            let other = try #require(html.range(of: "<h2><bdi>Other</bdi></h2>"))
             #expect(shop.lowerBound < other.lowerBound)
             #expect(
                 html.contains(
                     "<li class=\"incident\" data-url=\"\(urls.failing)\" data-to=\"down\"><span class=\"when\">"))
-            #expect(html.contains("<strong>Checkout &lt;api&gt;</strong>: down (500 Internal Server Error)"))
+            #expect(
+                html.contains(
+                    "<strong><bdi>Checkout &lt;api&gt;</bdi></strong></a>: down (<bdi>500 Internal Server Error</bdi>)")
+            )
         }
     }
 
     /// The markup of the row of `url` on the page.
     static func row(_ html: String, url: String) -> String? {
-        guard let start = html.range(of: "<div class=\"url\" data-url=\"\(url)\"") else { return nil }
+        guard let start = html.range(of: "\" data-url=\"\(url)\" data-state=") else { return nil }
         let rest = html[start.lowerBound...]
         let end = rest.range(of: "<div class=\"url\" ", range: rest.index(after: rest.startIndex)..<rest.endIndex)
         return String(rest[..<(end?.lowerBound ?? rest.endIndex)])
@@ -242,6 +250,12 @@ import Testing
                 let missing = try await fetch(base + "/status/" + unknown)
                 #expect(missing.status == 404)
                 #expect(missing.body.hasPrefix("no URL of the script has id \"\(unknown)\""))
+            }
+            // Issue 14 (#14): a path below an id was a 404 with an empty body.
+            for path in ["/status/\(healthyID)/extra", "/elsewhere/x/y"] {
+                let nothing = try await fetch(base + path)
+                #expect(nothing.status == 404)
+                #expect(nothing.body.hasPrefix("nothing is at \(path): the listener answers /, /status, /status/ID"))
             }
             let bad = try await fetch(base + "/status/\(healthyID)?days=0")
             #expect(bad.status == 400)
@@ -329,7 +343,7 @@ import Testing
             #expect(dump.status == 0)
             let dom = dump.stdout
             // The rendered DOM: the title, each URL with its state, and the failing URL's change to down.
-            #expect(dom.contains("<h1 id=\"title\">Example &amp; Co status</h1>"))
+            #expect(dom.contains("<h1 id=\"title\"><bdi>Example &amp; Co status</bdi></h1>"))
             #expect(dom.contains("data-url=\"\(urls.healthy)\" data-state=\"up\""))
             #expect(dom.contains("data-url=\"\(urls.failing)\" data-state=\"down\""))
             #expect(dom.contains("data-url=\"\(urls.pending)\" data-state=\"pending\""))

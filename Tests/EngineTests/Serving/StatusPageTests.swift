@@ -30,9 +30,13 @@ import Testing
         #expect(document.counts["down"] == 10)
         let html = StatusPage.html(document)
         #expect(html.components(separatedBy: "<div class=\"url\" ").count - 1 == StatusPage.urlLimit)
-        #expect(html.components(separatedBy: "data-state=\"down\"").count - 1 == 10)
+        #expect(html.components(separatedBy: "\" data-state=\"down\">\n<div>").count - 1 == 10)
+        #expect(html.components(separatedBy: "<li class=\"problem\" data-state=\"down\">").count - 1 == 10)
         #expect(html.contains("500 more URLs are up and not listed here"))
-        #expect(html.contains("<span class=\"state up\">990 up</span><span class=\"state down\">10 down</span>"))
+        #expect(
+            html.contains(
+                "<span class=\"state up\">990 up</span><span class=\"state down\"><a href=\"#attention\">10 down</a></span>"
+            ))
     }
 
     /// Without `--data` the page shows the states, no graphs, and says where changes come from.
@@ -58,10 +62,12 @@ import Testing
         let document = try StatusDocument.make(
             targets: [target], states: [target.url: state], settings: settings, history: nil, now: 1_793_577_660)
         let html = StatusPage.html(document)
-        #expect(html.contains("<div class=\"detail\">status 500 is not in expect 200-399 &lt;b&gt;\u{FFFD}</div>"))
-        #expect(html.contains("<h1 id=\"title\">Status\u{FFFD}\u{FFFD}page</h1>"))
-        #expect(html.contains("<div class=\"name\">api\u{FFFD}[31m red</div>"))
-        #expect(html.contains("<h2>core\u{FFFD}group</h2>"))
+        #expect(
+            html.contains(
+                "<div class=\"detail\"><bdi>status 500 is not in expect 200-399 &lt;b&gt;\u{FFFD}</bdi></div>"))
+        #expect(html.contains("<h1 id=\"title\"><bdi>Status\u{FFFD}\u{FFFD}page</bdi></h1>"))
+        #expect(html.contains("<div class=\"name\"><bdi>api\u{FFFD}[31m red</bdi></div>"))
+        #expect(html.contains("<h2><bdi>core\u{FFFD}group</bdi></h2>"))
         let controls = html.unicodeScalars.filter {
             ($0.value < 0x20 && $0 != "\n" && $0 != "\t" && $0 != "\r") || (0x7F...0x9F).contains($0.value)
         }
@@ -87,7 +93,158 @@ import Testing
         #expect(StatusPage.span(720) == "12 min")
         #expect(StatusPage.span(5 * 3600) == "5 h")
         #expect(StatusPage.span(3 * 86_400) == "3 d")
+        // Issue 14 (#9): an outage of 4 h 39 min was "5 h"; the minutes (and a day's hours) stay.
+        #expect(StatusPage.span(16_740) == "4 h 39 min")
+        #expect(StatusPage.span(89 * 60) == "89 min")
+        #expect(StatusPage.span(3 * 86_400 + 5 * 3_600) == "3 d 5 h")
         #expect(StatusPage.time(1_793_577_603) == "2026-11-02 00:00:03 UTC")
+    }
+
+    /// A store in a fresh folder, and the targets and states of `names` (the first `down` of them down), each
+    /// with its first result written as a change at `at + i`.
+    static func site(
+        _ names: [String], down: Int, at: Double, store: SQLiteHistoryStore, group: (Int) -> String? = { _ in nil }
+    ) async throws -> (targets: [Target], states: [String: State]) {
+        var targets: [Target] = []
+        var states: [String: State] = [:]
+        var batch = HistoryBatch()
+        for (i, name) in names.enumerated() {
+            var target = Target(url: "http://127.0.0.1:8080/\(i)", name: name)
+            target.group = group(i)
+            targets.append(target)
+            let isDown = i < down
+            let state = State(
+                url: target.url, name: name, status: isDown ? "500 Internal Server Error" : "200 OK",
+                code: isDown ? 500 : 200, health: isDown ? .down : .up,
+                detail: isDown ? "status 500 is not in expect 200-399" : nil, since: at + Double(i),
+                checkedAt: at + Double(i))
+            states[target.url] = state
+            batch.count(state)
+            batch.states[state.historyKey] = state
+            batch.changes.append(HistoryChange(state, previous: nil))
+        }
+        try await store.write(batch)
+        return (targets, states)
+    }
+
+    /// Issue 14 (#1): every URL's first result counted as a change and the page showed the latest 50, so
+    /// 60 URLs added after `payments` went down pushed its open outage off the page. A first result that
+    /// is up is no incident, and every URL down now is under "Needs attention", linked to its row.
+    @Test func ongoingOutage_staysOnThePage_afterManyNewURLs() async throws {
+        let folder = "/tmp/urlpoll-data-\(UUID().uuidString.prefix(8))"
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let store = try SQLiteHistoryStore(directory: folder)
+        let names = ["payments"] + (1...60).map { "svc-\($0)" }
+        let site = try await Self.site(names, down: 1, at: 1_793_577_600, store: store)
+        let document = try StatusDocument.make(
+            targets: site.targets, states: site.states, settings: Settings(), history: store, now: 1_793_577_700)
+        #expect(document.changes.map { "\($0.name ?? "?") \($0.to)" } == ["payments down"])
+        let html = StatusPage.html(document)
+        let attention = try #require(html.range(of: "<section id=\"attention\">"))
+        let rows = try #require(html.range(of: "<main id=\"groups\">"))
+        #expect(attention.lowerBound < rows.lowerBound)
+        #expect(
+            html.contains(
+                "<li class=\"problem\" data-state=\"down\"><span class=\"state down\">down</span> <a href=\"#u0\"><strong><bdi>payments</bdi></strong></a> (<bdi>500 Internal Server Error</bdi>)"
+            ))
+        #expect(html.contains("<div class=\"url\" id=\"u0\" data-url=\"http://127.0.0.1:8080/0\""))
+        #expect(html.contains("<li class=\"incident\" data-url=\"http://127.0.0.1:8080/0\" data-to=\"down\">"))
+        #expect(!html.contains("data-to=\"up\""))
+        #expect(html.contains("<a href=\"#attention\">1 down</a>"))
+    }
+
+    /// Issue 14 (#2): at 2,000 URLs in 10 groups the two down URLs were deep in their groups (svc-7 after
+    /// about 350 up rows) and the banner linked to nothing. They are now listed first, under "Needs
+    /// attention", each linked to its row, and the banner's count links there.
+    @Test func manyURLs_downURLsAreListedFirst_linkedToTheirRows() async throws {
+        let folder = "/tmp/urlpoll-data-\(UUID().uuidString.prefix(8))"
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let store = try SQLiteHistoryStore(directory: folder)
+        var names = (0..<2_000).map { "svc-\($0)" }
+        names.swapAt(0, 7)
+        names.swapAt(1, 1_500)
+        let site = try await Self.site(names, down: 2, at: 1_793_577_600, store: store, group: { "g\($0 % 10)" })
+        let document = try StatusDocument.make(
+            targets: site.targets, states: site.states, settings: Settings(), history: store, now: 1_793_577_700)
+        let html = StatusPage.html(document)
+        let firstRow = try #require(html.range(of: "<div class=\"url\" "))
+        for (index, name) in [(0, "svc-7"), (1, "svc-1500")] {
+            let link = try #require(html.range(of: "<a href=\"#u\(index)\"><strong><bdi>\(name)</bdi></strong></a>"))
+            #expect(link.lowerBound < firstRow.lowerBound)
+            #expect(html.contains("<div class=\"url\" id=\"u\(index)\""))
+        }
+        #expect(html.contains("<span class=\"state down\"><a href=\"#attention\">2 down</a></span>"))
+    }
+
+    /// Issue 14 (#5): a name with a right-to-left override turned the rest of its line in "Latest changes"
+    /// around (the state and status read backwards). Every name, group, status and detail is in a `<bdi>`.
+    @Test func namesAndDetails_areBidiIsolated() async throws {
+        let folder = "/tmp/urlpoll-data-\(UUID().uuidString.prefix(8))"
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let store = try SQLiteHistoryStore(directory: folder)
+        let site = try await Self.site(
+            ["\u{202E}evil RTL"], down: 1, at: 1_793_577_600, store: store, group: { _ in "\u{202E}grp" })
+        let html = StatusPage.html(
+            try StatusDocument.make(
+                targets: site.targets, states: site.states, settings: Settings(), history: store,
+                now: 1_793_577_700))
+        #expect(
+            html.contains(
+                "<strong><bdi>\u{202E}evil RTL</bdi></strong></a>: down (<bdi>500 Internal Server Error</bdi>): <bdi>status 500 is not in expect 200-399</bdi>; for 100 s so far</li>"
+            ))
+        #expect(html.contains("<h2><bdi>\u{202E}grp</bdi></h2>") || !html.contains("<h2>"))
+        #expect(html.contains("<div class=\"name\"><bdi>\u{202E}evil RTL</bdi></div>"))
+        #expect(!html.contains("\u{202E}evil RTL</strong>"))
+    }
+
+    /// Issue 14 (#10): a group named "Other" and the URLs without a group were two sections both headed
+    /// "Other"; they are one.
+    @Test func groupNamedOther_andUngroupedURLs_areOneSection() throws {
+        var targets: [Target] = []
+        for (i, group) in ["Other", nil, "Zeta"].enumerated() {
+            var target = Target(url: "http://127.0.0.1:8080/\(i)")
+            target.group = group
+            targets.append(target)
+        }
+        let html = StatusPage.html(
+            try StatusDocument.make(targets: targets, states: [:], settings: Settings(), history: nil, now: 1))
+        #expect(html.components(separatedBy: "<h2><bdi>Other</bdi></h2>").count - 1 == 1)
+        let zeta = try #require(html.range(of: "<h2><bdi>Zeta</bdi></h2>"))
+        let other = try #require(html.range(of: "<h2><bdi>Other</bdi></h2>"))
+        #expect(zeta.lowerBound < other.lowerBound)
+        let first = try #require(html.range(of: "data-url=\"http://127.0.0.1:8080/0\""))
+        let second = try #require(html.range(of: "data-url=\"http://127.0.0.1:8080/1\""))
+        #expect(other.lowerBound < first.lowerBound && first.lowerBound < second.lowerBound)
+    }
+
+    /// Issue 14 (#7): a URL the script no longer lists kept its `id` in `/status`'s changes (which
+    /// `/status/ID` then refused), and its open outage read "for N min so far" for ever.
+    @Test func removedURL_changesHaveNoID_andItsOutageIsNotGoingOn() async throws {
+        let folder = "/tmp/urlpoll-data-\(UUID().uuidString.prefix(8))"
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let store = try SQLiteHistoryStore(directory: folder)
+        let site = try await Self.site(["gone", "kept"], down: 2, at: 1_793_577_600, store: store)
+        let document = try StatusDocument.make(
+            targets: [site.targets[1]], states: site.states, settings: Settings(), history: store,
+            now: 1_793_577_700)
+        let gone = try #require(document.changes.first { $0.url == site.targets[0].url })
+        #expect(gone.id == nil)
+        #expect(gone.name == nil)
+        #expect(document.changes.first { $0.url == site.targets[1].url }?.id != nil)
+        let html = StatusPage.html(document)
+        #expect(html.contains("200-399</bdi>; until the URL was removed from the script</li>"))
+        #expect(html.components(separatedBy: "so far</li>").count - 1 == 1)
+    }
+
+    /// Issue 14 (#4): a URL degraded all day had a green bar ("100 % up"): a day with degraded polls is
+    /// yellow, and its tooltip says how many were degraded.
+    @Test func degradedDay_isNotAGreenBar() {
+        var day = Rollup(start: 1_793_577_600 - 1_793_577_600 % 86_400)
+        day.polls = 11
+        day.degraded = 11
+        let bars = StatusPage.URLRow.bars([StatusDocument.Bucket(day, latency: false)], now: 1_793_577_700)
+        #expect(bars.map(\.cls) == ["bar-degraded"])
+        #expect(bars.first?.title == "2026-11-02: 100 % up, 11 polls, 11 of 11 degraded")
     }
 
     final class Counter: Sendable {
