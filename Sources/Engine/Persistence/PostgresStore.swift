@@ -28,7 +28,7 @@ public final class PostgresStore: Sendable {
     public let instance: String
     let client: PostgresClient
     let logger: Logger
-    private let configuration: PostgresConnection.Configuration
+    let configuration: PostgresConnection.Configuration
 
     /// - Parameters:
     ///   - connections: The most connections the pool opens (the pollers' claims and writes, the leader's

@@ -313,8 +313,9 @@ extension PostgresStoreTests {
             #expect(
                 try await TestPostgres.column(url, "SELECT version FROM urlpoll_schema", as: Int32.self) == [3])
             let key = HistoryKey(url: "http://127.0.0.1:1/1")
-            #expect(try await stores[0].hourly(since: 0)[key]?.map(\.polls) == [1])
-            #expect(try await stores[0].summary(key: key, from: 0, to: 2_000, byMinute: false).changes.count == 1)
+            let history = PostgresHistory(store: stores[0])
+            #expect(try history.hourly(since: 0)[key]?.map(\.polls) == [1])
+            #expect(try history.summary(key: key, from: 0, to: 2_000, byMinute: false).changes.count == 1)
         }
     }
 }
