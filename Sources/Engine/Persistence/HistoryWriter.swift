@@ -47,7 +47,7 @@ public final class HistoryWriter: StateObserver, Service {
     private let logger: Logger
     private let resumed: [State]
     /// Seconds between prunes.
-    static let pruneInterval = 600.0
+    public static let pruneInterval = 600.0
 
     /// - Parameters:
     ///   - written: The states the store holds now (those the monitor resumes from), so an unchanged one is

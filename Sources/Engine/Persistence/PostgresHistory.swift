@@ -1,5 +1,8 @@
+import Dispatch
+import FoundationEssentials
 import Logging
 import NIOCore
+import NIOPosix
 import PostgresNIO
 import Synchronization
 
@@ -43,6 +46,25 @@ public final class PostgresHistory: HistoryStore {
 
     struct TimedOut: Error {}
 
+    /// The event loop the reader connections run on: no other work runs there, so a caller on any other
+    /// loop can wait for its answer. It lives as long as the process (as NIO's own singleton group does).
+    static let loops = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+
+    /// What `future` gives, waited for on any thread: the caller may be on an event loop of its own (the
+    /// script's), where NIO's `wait()` refuses to run; `future` completes on ``loops``, which runs nothing
+    /// else, so the wait ends (within the connect or statement time limit).
+    static func connected<T: Sendable>(_ future: EventLoopFuture<T>) throws -> T {
+        let answer = Mutex<Result<T, any Error>?>(nil)
+        let answered = DispatchSemaphore(value: 0)
+        future.whenComplete { result in
+            answer.withLock { $0 = result }
+            answered.signal()
+        }
+        answered.wait()
+        guard let result = answer.withLock({ $0 }) else { throw TimedOut() }
+        return try result.get()
+    }
+
     /// The rows `query` answers, on the reader connection (opened if none is open), within the statement
     /// time limit.
     func rows(_ what: String, _ query: PostgresQuery) throws(HistoryError) -> [PostgresRow] {
@@ -50,10 +72,9 @@ public final class PostgresHistory: HistoryStore {
         do {
             let connection = try self.connection.withLock { current in
                 if let open = current, !open.isClosed { return open }
-                let made = try PostgresConnection.connect(
-                    on: PostgresConnection.defaultEventLoopGroup.any(), configuration: store.configuration, id: 1,
-                    logger: PostgresStore.quiet
-                ).wait()
+                let made = try Self.connected(
+                    PostgresConnection.connect(
+                        on: Self.loops.next(), configuration: store.configuration, id: 1, logger: PostgresStore.quiet))
                 current = made
                 return made
             }
@@ -66,7 +87,7 @@ public final class PostgresHistory: HistoryStore {
             }
             defer { timer.cancel() }
             do {
-                return Array(try promise.futureResult.wait())
+                return Array(try Self.connected(promise.futureResult))
             } catch let error as TimedOut {
                 // The connection may still answer later, out of turn: the next read opens another.
                 self.connection.withLock { current in
@@ -163,6 +184,31 @@ public final class PostgresHistory: HistoryStore {
     /// ``PostgresStore/prune(before:batch:)``: one instance at a time, in bounded batches.
     public func prune(before cutoff: (minutes: Double, hours: Double)) async throws(HistoryError) {
         try await self.store.prune(before: cutoff)
+    }
+
+    /// Prunes what `retention` no longer keeps (``PostgresStore/prune(before:batch:)``) every `interval`
+    /// (10 minutes, as ``HistoryWriter``), from one interval after it starts (after the schema is ready) until
+    /// the task is cancelled; every instance runs it and the advisory lock lets one prune at a time. A prune
+    /// that fails is logged and tried at the next.
+    public func prune(
+        keeping retention: HistoryWriter.Retention, every interval: Duration = .seconds(HistoryWriter.pruneInterval),
+        logger: Logger
+    ) async {
+        while true {
+            do {
+                try await Task.sleep(for: interval)
+            } catch {
+                return
+            }
+            let now = Date().timeIntervalSince1970
+            do {
+                try await self.store.prune(
+                    before: (minutes: now - retention.minutes.seconds, hours: now - retention.hours.seconds))
+            } catch {
+                if Task.isCancelled { return }
+                logger.warning("\(error); older history is kept until the next prune")
+            }
+        }
     }
 
     public func summary(key: HistoryKey, from start: Double, to end: Double, byMinute: Bool) throws(HistoryError)
