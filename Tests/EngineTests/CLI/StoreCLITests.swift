@@ -188,6 +188,14 @@ import Testing
         }
         #expect(ids[0] == ids[1])
         #expect(!ids[0].contains("none"))
+        // And /status/ID answers each URL's hour series on every instance.
+        for port in ports {
+            for id in ids[0] {
+                let (status, _, body) = try await fetch("http://127.0.0.1:\(port)/status/\(id)")
+                #expect(status == 200, "\(body)")
+                #expect(body.contains("\"polls\""), "\(body)")
+            }
+        }
         let counted = leader.stdout.split(separator: "\n").filter { $0.hasPrefix("POLLS") }.compactMap {
             $0.split(separator: " ").last.flatMap { Int64($0) }
         }
