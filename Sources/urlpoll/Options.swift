@@ -18,10 +18,11 @@ struct HistoryOptions: ParsableArguments {
 
     @Option(
         help: ArgumentHelp(
-            "With --data: days to keep per-minute rollups (then only per-hour ones remain).", valueName: "days"))
+            "With --data or --store: days to keep per-minute rollups (then only per-hour ones remain).",
+            valueName: "days"))
     var minuteRetention: Double = 7
 
-    @Option(help: ArgumentHelp("With --data: days to keep per-hour rollups and changes.", valueName: "days"))
+    @Option(help: ArgumentHelp("With --data or --store: days to keep per-hour rollups and changes.", valueName: "days"))
     var hourRetention: Double = 400
 
     func validate() throws {

@@ -26,6 +26,11 @@ struct Session {
     /// The schedule shared with other instances in PostgreSQL (`--store`, else the `store` setting), and the
     /// hash of the script as first loaded.
     let shared: (store: PostgresStore, scriptHash: String)?
+    /// What `urlpoll.history`, `/status` and the page read: the `--data` store, or the fleet's history in
+    /// the shared schedule (``PostgresHistory``).
+    private let readable: (any HistoryStore)?
+    /// How long the shared schedule's history is kept (`--keep-*`); a `--data` store's writer has its own.
+    private let retention: HistoryWriter.Retention
     /// What `/metrics` says of the shared schedule, when there is one and a listener.
     private let clusterMetrics: ClusterMetrics?
     let dispatcher: AlertDispatcher<ContinuousClock>
@@ -102,11 +107,19 @@ struct Session {
             throw error
         }
         self.history = history
-        if history == nil, retention != HistoryWriter.Retention() {
+        self.retention = retention
+        if let shared = self.shared {
+            let fleet = PostgresHistory(store: shared.store)
+            host.history.connect(fleet)
+            self.readable = fleet
+        } else {
+            self.readable = history?.store
+        }
+        if history == nil, self.shared == nil, retention != HistoryWriter.Retention() {
             logger.warning(
-                "--minute-retention and --hour-retention have no effect without --data DIR (or the data setting): nothing is kept"
+                "--minute-retention and --hour-retention have no effect without --data DIR or --store (or the data or store setting): nothing is kept"
             )
-        } else if history != nil, retention.minutes > retention.hours {
+        } else if retention.minutes > retention.hours {
             logger.warning(
                 "--minute-retention (\(retention.minutes.seconds / 86_400) days) is longer than --hour-retention (\(retention.hours.seconds / 86_400) days): windows longer than a day read the hour rollups, so the older minutes are kept but not read"
             )
@@ -311,7 +324,7 @@ struct Session {
         do {
             let host = try ScriptHost(
                 path: self.path, text: self.text, args: self.args, limits: self.limits, alerts: self.dispatcher,
-                metrics: self.metrics, history: self.history?.store, logger: self.logger)
+                metrics: self.metrics, history: self.readable, logger: self.logger)
             self.logger.info("reloaded \(self.path): \(host.config.targets.count) URLs")
             if host.config.settings.listen != nil, host.config.settings.listen != self.listen {
                 self.logger.warning("the 'listen' setting changed; restart urlpoll to listen elsewhere")
@@ -348,6 +361,10 @@ struct Session {
         // The store's connection pool runs for as long as the session.
         try await withThrowingDiscardingTaskGroup { group in
             group.addTask { await shared.store.run() }
+            if let fleet = self.readable as? PostgresHistory {
+                let (retention, logger) = (self.retention, self.logger)
+                group.addTask { await fleet.prune(keeping: retention, logger: logger) }
+            }
             try await self.runShared(shared, signals: signals, reloadOnSIGHUP: reloadOnSIGHUP, watch: watch)
             group.cancelAll()
         }
@@ -434,7 +451,7 @@ struct Session {
         if let listen = self.listen, let metrics = self.metrics {
             let server = MetricsServer(
                 address: listen, source: self.served, metrics: metrics, prober: self.schemes,
-                history: self.history?.store, logger: self.logger
+                history: self.readable, logger: self.logger
             ) { _ in
                 boundContinuation.yield()
                 boundContinuation.finish()

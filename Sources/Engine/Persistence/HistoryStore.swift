@@ -1,6 +1,7 @@
 /// HistoryStore is where urlpoll keeps what it has seen (`--data DIR`): each URL's current state, every
 /// change, and rollups of its polls per minute and per hour. ``SQLiteHistoryStore`` is the one kept in a
-/// file; a shared one (PostgreSQL) can implement the same protocol.
+/// file (`--data`); ``PostgresHistory`` reads the one a fleet shares (`--store`), which the schedule's
+/// write-back writes.
 ///
 /// One writer (``HistoryWriter``) calls ``write(_:)`` and ``prune(before:)``; readers (`urlpoll.history`,
 /// `GET /status`) call the rest from any task, at the same time as the writer.

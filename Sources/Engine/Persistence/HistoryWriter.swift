@@ -46,7 +46,7 @@ public final class HistoryWriter: StateObserver, Service {
     private let onLoss: @Sendable (Int) -> Void
     private let logger: Logger
     /// Seconds between prunes.
-    static let pruneInterval = 600.0
+    public static let pruneInterval = 600.0
 
     /// - Parameters:
     ///   - now: The wall clock, seconds since the epoch, for the retention cutoffs.

@@ -28,3 +28,85 @@ extension PostgresStore {
         }
     }
 }
+
+// Retention of the fleet's history: what a `--data` file's prune deletes, in bounded batches.
+extension PostgresStore {
+    /// The most rows one statement of ``prune(before:batch:)`` deletes.
+    public static let pruneBatch = 5_000
+
+    /// Deletes what the retention no longer keeps, as ``HistoryStore/prune(before:)`` does for a `--data`
+    /// file: minute rollups before the hour holding `cutoff.minutes` are summed into `urlpoll_rollups_hour`
+    /// (so hours keep counting them) and deleted; hour rollups and changes before `cutoff.hours` are deleted
+    /// (seconds since the epoch). In statements of at most `batch` rows, each its own transaction under the
+    /// advisory lock ``pruneLock`` (`pg_try_advisory_xact_lock`): one instance prunes at a time, and no
+    /// statement holds its row locks for long. An instance that finds the lock taken stops (the other is
+    /// pruning).
+    /// - Returns: The rows deleted.
+    /// - Throws: ``HistoryError`` in words when PostgreSQL cannot be reached or written.
+    @discardableResult
+    public func prune(before cutoff: (minutes: Double, hours: Double), batch: Int = PostgresStore.pruneBatch)
+        async throws(HistoryError) -> Int
+    {
+        let minutes = PostgresHistory.bucket(cutoff.minutes, width: 3_600)
+        let hours = Int64(cutoff.hours.rounded(.down))
+        let batch = max(1, batch)
+        let statements: [PostgresQuery] = [
+            """
+            WITH gone AS (
+                DELETE FROM urlpoll_rollups WHERE ctid = ANY (ARRAY(
+                    SELECT ctid FROM urlpoll_rollups WHERE start < \(minutes) ORDER BY start LIMIT \(batch)))
+                RETURNING *),
+            kept AS (
+                INSERT INTO urlpoll_rollups_hour (target_id, start, polls, failures, degraded, latency_sum, latency_max)
+                SELECT target_id, start - start % 3600, sum(polls), sum(failures), sum(degraded), sum(latency_sum),
+                    max(latency_max)
+                FROM gone WHERE start - start % 3600 >= \(hours) GROUP BY target_id, start - start % 3600
+                ON CONFLICT (target_id, start) DO UPDATE SET polls = urlpoll_rollups_hour.polls + EXCLUDED.polls,
+                    failures = urlpoll_rollups_hour.failures + EXCLUDED.failures,
+                    degraded = urlpoll_rollups_hour.degraded + EXCLUDED.degraded,
+                    latency_sum = urlpoll_rollups_hour.latency_sum + EXCLUDED.latency_sum,
+                    latency_max = greatest(urlpoll_rollups_hour.latency_max, EXCLUDED.latency_max))
+            SELECT count(*)::bigint FROM gone
+            """,
+            """
+            WITH gone AS (
+                DELETE FROM urlpoll_rollups_hour WHERE ctid = ANY (ARRAY(
+                    SELECT ctid FROM urlpoll_rollups_hour WHERE start < \(hours) ORDER BY start LIMIT \(batch)))
+                RETURNING 1)
+            SELECT count(*)::bigint FROM gone
+            """,
+            """
+            WITH gone AS (
+                DELETE FROM urlpoll_changes WHERE ctid = ANY (ARRAY(
+                    SELECT ctid FROM urlpoll_changes WHERE at < \(cutoff.hours) ORDER BY at LIMIT \(batch)))
+                RETURNING 1)
+            SELECT count(*)::bigint FROM gone
+            """,
+        ]
+        var deleted = 0
+        for statement in statements {
+            while true {
+                let count = try await self.attempt("prune the history") { () -> Int? in
+                    try await self.client.withTransaction(logger: Self.quiet) { connection in
+                        let locked =
+                            try await connection.query(
+                                "SELECT pg_try_advisory_xact_lock(\(Self.pruneLock))", logger: Self.quiet
+                            ).decode(Bool.self).first { _ in true } ?? false
+                        guard locked else { return nil }
+                        var count = 0
+                        for try await n in try await connection.query(statement, logger: Self.quiet).decode(
+                            Int64.self)
+                        {
+                            count = Int(n)
+                        }
+                        return count
+                    }
+                }
+                guard let count else { return deleted }
+                deleted += count
+                if count < batch { break }
+            }
+        }
+        return deleted
+    }
+}

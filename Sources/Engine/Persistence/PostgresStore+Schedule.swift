@@ -383,7 +383,7 @@ extension PostgresStore {
 
     /// The state in `row`'s columns from `offset` on (status, state, since, code, error, detail, error_count,
     /// latency, polls, checked_at); nil when the URL was never polled.
-    private static func state(from row: PostgresRow, url: String, ordinal: Int, name: String, offset: Int) throws
+    static func state(from row: PostgresRow, url: String, ordinal: Int, name: String, offset: Int) throws
         -> State?
     {
         let columns = Array(row)

@@ -4,7 +4,7 @@ import PostgresNIO
 extension PostgresStore {
     /// The schema version this urlpoll writes. A database at a higher version was written by a newer urlpoll
     /// and is refused, never changed.
-    public static let schemaVersion = 2
+    public static let schemaVersion = 3
 
     /// The advisory lock key (`pg_advisory_xact_lock`) under which the schema is migrated and the URL list
     /// synced, so instances starting together take turns.
@@ -12,6 +12,10 @@ extension PostgresStore {
 
     /// The advisory lock key (`pg_try_advisory_lock`) the instance that runs `report` holds.
     static let reportLock: Int64 = 0x7572_6c70_6f6c_6c02
+
+    /// The advisory lock key (`pg_try_advisory_xact_lock`) each batch of a prune takes, so one instance
+    /// prunes at a time.
+    static let pruneLock: Int64 = 0x7572_6c70_6f6c_6c03
 
     /// Each version's statements, from version 1 on: `migrations[n - 1]` brings a database from n − 1 to n.
     ///
@@ -30,6 +34,9 @@ extension PostgresStore {
     /// - `urlpoll_instances`: one row per instance: host, process id, script hash, started, last heartbeat,
     ///   and (from version 2) `loaded_at`, when it last listed its script's URLs (its start, a reload, or a
     ///   takeover of an orphaned schedule: ``SharedSchedule``'s rule of which script the fleet follows).
+    /// - `urlpoll_rollups_hour` (from version 3): per URL per hour, as `urlpoll_rollups`: the minutes a prune
+    ///   took out of `urlpoll_rollups` (older than the minute retention), summed by hour; and indexes by time
+    ///   on the rollups and changes, so a prune deletes its batches from the oldest end.
     static let migrations: [[String]] = [
         [
             """
@@ -82,6 +89,24 @@ extension PostgresStore {
             """
             ALTER TABLE urlpoll_instances ADD COLUMN loaded_at double precision
             """
+        ],
+        [
+            """
+            CREATE TABLE urlpoll_rollups_hour (
+            target_id bigint NOT NULL REFERENCES urlpoll_targets (id) ON DELETE CASCADE,
+            start bigint NOT NULL, polls integer NOT NULL, failures integer NOT NULL, degraded integer NOT NULL,
+            latency_sum double precision NOT NULL, latency_max double precision NOT NULL,
+            PRIMARY KEY (target_id, start))
+            """,
+            """
+            CREATE INDEX urlpoll_rollups_start ON urlpoll_rollups (start)
+            """,
+            """
+            CREATE INDEX urlpoll_rollups_hour_start ON urlpoll_rollups_hour (start)
+            """,
+            """
+            CREATE INDEX urlpoll_changes_at ON urlpoll_changes (at)
+            """,
         ],
     ]
 

@@ -32,7 +32,7 @@ public final class PostgresStore: Sendable {
     public let statementTimeout: Duration
     let client: PostgresClient
     let logger: Logger
-    private let configuration: PostgresConnection.Configuration
+    let configuration: PostgresConnection.Configuration
     /// The report lock's session a pool left for the pool that replaces it (a reload), and whether it held
     /// the lock; `stopped` once ``run()`` ends, when a session left is closed at once.
     private let leftSession = Mutex<(session: PostgresConnection?, leading: Bool, stopped: Bool)>((nil, false, false))

@@ -135,4 +135,71 @@ import Testing
         #expect(try await TestPostgres.column(url, "SELECT count(*) FROM urlpoll_instances", as: Int64.self) == [0])
         #expect(try await leased() == 0)
     }
+
+    /// Issue 15: with `--store`, `urlpoll.history` and `/status` read the fleet's history from PostgreSQL:
+    /// every instance shows every URL's polls, whichever instance polled it, with the same ids.
+    @Test func twoInstances_readTheFleetsHistory_inUrlpollHistoryAndStatus() async throws {
+        guard let url = try await TestPostgres.database() else { return }
+        let server = try RecordingServer.keepAlive()
+        let script = try TemporaryScript(
+            """
+            urls = { "\(server.url)/a", "\(server.url)/b" }
+            poll_interval = 0.2
+            status_interval = 0.2
+            function report(s) print("POLLS " .. s.url .. " " .. urlpoll.history(s.url, 60).polls) end
+            """)
+        let instances = try (0..<2).map { _ in
+            try CLIProcess(["run", script.path, "--store", url, "--listen", "127.0.0.1:0"])
+        }
+        defer { for process in instances { process.signal(SIGKILL) } }
+        var ports: [Int] = []
+        for process in instances {
+            try await process.waitForStderr("listening on 127.0.0.1:", limit: .seconds(30))
+            let line = try #require(
+                process.stderr.split(separator: "\n").first { $0.contains("listening on 127.0.0.1:") })
+            ports.append(try #require(Int(line.split(separator: ":").last?.prefix { $0.isNumber } ?? "")))
+        }
+        // Given: both instances have polled (each writes back what it polled), 20 polls in all.
+        let deadline = ContinuousClock.now + .seconds(30)
+        while ContinuousClock.now < deadline, server.requests.count < 20 {
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        try #require(server.requests.count >= 20)
+        let written = try #require(
+            try await TestPostgres.column(url, "SELECT sum(polls)::bigint FROM urlpoll_rollups", as: Int64.self).first)
+        // Then: the report (on the leader) counts the fleet's polls of each URL, not only its own.
+        let leader = try #require(instances.first { $0.stdout.contains("POLLS") } ?? instances.first)
+        do {
+            try await leader.waitForOutput("POLLS \(server.url)/a", limit: .seconds(10))
+        } catch {
+            Issue.record("\(error)\n\(instances.map(\.stderr).joined(separator: "\n---\n"))")
+        }
+        // And each instance's /status gives each URL the same id and an uptime from the fleet's polls.
+        var ids: [[String]] = []
+        for port in ports {
+            let (status, _, body) = try await fetch("http://127.0.0.1:\(port)/status")
+            #expect(status == 200, "\(body)")
+            let document = try #require(
+                try JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: Any])
+            let urls = try #require(document["urls"] as? [[String: Any]])
+            #expect(urls.count == 2)
+            #expect(urls.allSatisfy { ($0["uptime_1d"] as? Double) == 1 }, "\(body)")
+            ids.append(urls.map { "\($0["id"] ?? "none")" })
+        }
+        #expect(ids[0] == ids[1])
+        #expect(!ids[0].contains("none"))
+        // And /status/ID answers each URL's hour series on every instance.
+        for port in ports {
+            for id in ids[0] {
+                let (status, _, body) = try await fetch("http://127.0.0.1:\(port)/status/\(id)")
+                #expect(status == 200, "\(body)")
+                #expect(body.contains("\"polls\""), "\(body)")
+            }
+        }
+        let counted = leader.stdout.split(separator: "\n").filter { $0.hasPrefix("POLLS") }.compactMap {
+            $0.split(separator: " ").last.flatMap { Int64($0) }
+        }
+        #expect(counted.max() ?? 0 >= 5, "\(leader.stdout)")
+        #expect(written >= 20)
+    }
 }

@@ -268,17 +268,55 @@ extension PostgresStoreTests {
 extension PostgresStoreTests {
     @Test func migrate_bringsAVersion1DatabaseToVersion2_addingWhenEachInstanceLoadedItsScript() async throws {
         try await Self.withStores(1) { stores, url in
-            // A database as urlpoll's schema version 1 left it: no loaded_at.
+            // A database as urlpoll's schema version 1 left it: no loaded_at (nor version 3's hour rollups).
+            try await Self.undoVersion3(url)
             _ = try await TestPostgres.column(
                 url, "ALTER TABLE urlpoll_instances DROP COLUMN loaded_at", as: Int32.self)
             _ = try await TestPostgres.column(url, "UPDATE urlpoll_schema SET version = 1 RETURNING 1", as: Int32.self)
             try await stores[0].migrate()
-            #expect(try await TestPostgres.column(url, "SELECT version FROM urlpoll_schema", as: Int32.self) == [2])
+            #expect(
+                try await TestPostgres.column(url, "SELECT version FROM urlpoll_schema", as: Int32.self) == [
+                    Int32(PostgresStore.schemaVersion)
+                ])
             _ = try await stores[0].sync(Self.listings(1), scriptHash: "s", now: 1_000)
             #expect(
                 try await TestPostgres.column(url, "SELECT loaded_at FROM urlpoll_instances", as: Double.self) == [
                     1_000
                 ])
+        }
+    }
+
+    /// Takes a database back to schema version 2: no hour rollups, no indexes by time.
+    static func undoVersion3(_ url: String) async throws {
+        for statement in [
+            "DROP TABLE urlpoll_rollups_hour", "DROP INDEX urlpoll_rollups_start", "DROP INDEX urlpoll_changes_at",
+            "UPDATE urlpoll_schema SET version = 2",
+        ] {
+            _ = try await TestPostgres.column(url, statement, as: Int32.self)
+        }
+    }
+
+    /// Issue 15: version 3 adds the hour rollups a prune sums old minutes into; a version 2 database keeps
+    /// its minutes and changes, and they read as before.
+    @Test func migrate_bringsAVersion2DatabaseToVersion3_keepingItsRollupsAndChanges() async throws {
+        try await Self.withStores(1) { stores, url in
+            try await Self.undoVersion3(url)
+            _ = try await stores[0].sync(Self.listings(1), scriptHash: "s", now: 1_000)
+            let claim = try #require(try await stores[0].claim(limit: 1, scriptHash: "s", now: 1_000).first)
+            _ = try await stores[0].complete(
+                [
+                    .init(
+                        claim: claim, state: Self.state(claim, status: "200 OK", health: .up, at: 1_001), polled: true,
+                        delay: 60)
+                ],
+                now: 1_001)
+            try await stores[0].migrate()
+            #expect(
+                try await TestPostgres.column(url, "SELECT version FROM urlpoll_schema", as: Int32.self) == [3])
+            let key = HistoryKey(url: "http://127.0.0.1:1/1")
+            let history = PostgresHistory(store: stores[0])
+            #expect(try history.hourly(since: 0)[key]?.map(\.polls) == [1])
+            #expect(try history.summary(key: key, from: 0, to: 2_000, byMinute: false).changes.count == 1)
         }
     }
 }
