@@ -97,7 +97,7 @@ public struct PollerPool<C: Clock>: Sendable where C.Duration == Duration {
         let start = self.clock.now
         let batches = (resources.count + Self.startRate - 1) / Self.startRate
         let step = batches > 1 ? min(.seconds(1), self.settings.pollInterval / (batches - 1)) : Duration.zero
-        // The pool runs on the prober's event loops, when it has any: the loop below and the Sleep's tasks on
+        // The pool runs on the prober's event loops, when it has any: the loop below and the Sleep's task on
         // the first, each poller and its polls on one in turn. A poll's I/O, its State and its Resource's
         // way back to `pending` then wake no other thread, or one loop's; Lua runs on its own thread all
         // the same (ScriptHost's executor).
