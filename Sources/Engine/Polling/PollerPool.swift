@@ -97,7 +97,7 @@ public struct PollerPool<C: Clock>: Sendable where C.Duration == Duration {
         let start = self.clock.now
         let batches = (resources.count + Self.startRate - 1) / Self.startRate
         let step = batches > 1 ? min(.seconds(1), self.settings.pollInterval / (batches - 1)) : Duration.zero
-        // The pool runs on the prober's event loops, when it has any: the loop below and the Sleep's tasks on
+        // The pool runs on the prober's event loops, when it has any: the loop below and the Sleep's task on
         // the first, each poller and its polls on one in turn. A poll's I/O, its State and its Resource's
         // way back to `pending` then wake no other thread, or one loop's; Lua runs on its own thread all
         // the same (ScriptHost's executor).
@@ -121,21 +121,15 @@ public struct PollerPool<C: Clock>: Sendable where C.Duration == Duration {
                     }
                 }
 
-                // Sleep queues each Resource in the bucket of its wake-up time (rounded up to 10 ms); one task per
-                // bucket sleeps, then sends the bucket's Resources to the pending queue in the order they came.
-                // Resources due together share a task, so 100,000 sleeping URLs cost a few thousand tasks.
-                let buckets = TimerQueue()
+                // Sleep queues each Resource in the slot of its wake-up time (rounded up to 10 ms); one task sleeps
+                // until the earliest slot, then sends its Resources to the pending queue in the order they came.
+                // A slot added earlier than the one it sleeps for wakes it early. One task for any number of
+                // slots: 100,000 sleeping URLs at 60 s fill 6,000 of them.
+                let timers = TimerQueue()
                 func sleep(_ resource: Resource) {
-                    let slot = TimerQueue.slot(for: resource.due)
-                    guard buckets.add(resource, to: slot) else { return }
-                    group.addTask {
-                        let wake = start.advanced(by: slot)
-                        if wake > self.clock.now {
-                            do { try await self.clock.sleep(until: wake, tolerance: nil) } catch { return }
-                        }
-                        for resource in buckets.take(slot) { await pending.send(resource) }
-                    }
+                    timers.add(resource, to: TimerQueue.slot(for: resource.due))
                 }
+                group.addTask { await self.sleep(timers, into: pending, start: start) }
 
                 // Send some Resources to the pending queue, a batch at a time.
                 for (i, resource) in resources.enumerated() {
@@ -160,6 +154,30 @@ public struct PollerPool<C: Clock>: Sendable where C.Duration == Duration {
                 }
                 group.cancelAll()
             }
+        }
+    }
+
+    /// The Sleep: waits on the clock until the earliest slot of `timers` is due (never early), sends its
+    /// Resources to `pending` in the order they came, and so on until the task is cancelled. A slot added
+    /// earlier than the one it waits for ends the wait, and it waits again for that one.
+    private func sleep(_ timers: TimerQueue, into pending: AsyncChannel<Resource>, start: C.Instant) async {
+        while !Task.isCancelled {
+            guard let slot = timers.earliest else {
+                await timers.waitForEarlier(than: nil)
+                continue
+            }
+            let wake = start.advanced(by: slot)
+            if wake > self.clock.now {
+                // Sleep until the slot, or until an earlier one comes; then look again.
+                await withTaskGroup(of: Void.self) { race in
+                    race.addTask { try? await self.clock.sleep(until: wake, tolerance: nil) }
+                    race.addTask { await timers.waitForEarlier(than: slot) }
+                    await race.next()
+                    race.cancelAll()
+                }
+                continue
+            }
+            for resource in timers.takeEarliest() { await pending.send(resource) }
         }
     }
 

@@ -1,5 +1,6 @@
 import Engine
 import Logging
+import Synchronization
 import Testing
 
 /// The seed's loop with a manual clock and a scripted prober: no network, no real sleeps. Each test awaits
@@ -26,6 +27,17 @@ import Testing
             group.cancelAll()
         }
         #expect(clock.pendingSleeps == 0)
+    }
+
+    /// How many polls of `url` the monitor has heard of (each made, its finish time taken, so its Sleep is
+    /// known).
+    static func polls(of url: String, by monitor: StateMonitor) async -> Int {
+        await monitor.snapshot().first { $0.url == url }?.polls ?? 0
+    }
+
+    /// Whether the monitor hears of the `count`th poll of `url` within 5 s.
+    static func eventuallyPolled(_ url: String, _ count: Int, by monitor: StateMonitor) async -> Bool {
+        await eventually(checking: { await Self.polls(of: url, by: monitor) == count })
     }
 
     /// The next sleep that is not the monitor's tick.
@@ -72,26 +84,39 @@ import Testing
             function backoff(r) return r.interval / 2 + r.error_count * 3 end
             """)
         let clock = ManualClock()
-        let prober = ScriptedProber([
-            "http://127.0.0.1:9/a": [.failed(.timeout), .status(200)],
-            "http://127.0.0.1:9/b": [.failed(.timeout), .status(200)],
-        ])
+        let (a, b) = ("http://127.0.0.1:9/a", "http://127.0.0.1:9/b")
+        let tick = Duration.milliseconds(10)  // the Sleep's resolution
+        let prober = ScriptedProber([a: [.failed(.timeout), .status(200)], b: [.failed(.timeout), .status(200)]])
         let monitor = StateMonitor(urls: host.config.targets.map(\.url), reporter: RecordingReporter())
         let sut = PollerPool(
             settings: Self.settings(), targets: host.config.targets, prober: prober, policy: host.sleepPolicy,
             monitor: monitor, clock: clock)
 
-        try await Self.withRunning(sut, clock: clock) { sleeps in
-            // Then: a fails once → 30 + 3; b fails once → 101 (either order).
-            let first = [await Self.nextSleep(&sleeps), await Self.nextSleep(&sleeps)]
-            #expect(Set(first) == [.seconds(33), .seconds(101)])
-            clock.advance(by: .seconds(33))
-            #expect(await Self.nextSleep(&sleeps) == .seconds(30))
-            // At 101 s both fall due again (a at 63, b at 101), and their polls finish in either order:
-            // a succeeds → 30; b succeeds → its own hook, 100.
-            clock.advance(by: .seconds(68))
-            let next = [await Self.nextSleep(&sleeps), await Self.nextSleep(&sleeps)]
-            #expect(Set(next) == [.seconds(30), .seconds(100)])
+        try await Self.withRunning(sut, clock: clock) { _ in
+            #expect(await Self.eventuallyPolled(a, 1, by: monitor))
+            #expect(await Self.eventuallyPolled(b, 1, by: monitor))
+            // Then: a fails once → 30 + 3: polled at 33 s, not before.
+            clock.advance(by: .seconds(33) - tick)
+            #expect(await Self.polls(of: a, by: monitor) == 1)
+            clock.advance(by: tick)
+            #expect(await Self.eventuallyPolled(a, 2, by: monitor))
+            // a succeeds → 30: polled at 63 s and 93 s; b fails once → its own hook, 101: polled at 101 s.
+            clock.advance(by: .seconds(30))
+            #expect(await Self.eventuallyPolled(a, 3, by: monitor))
+            clock.advance(by: .seconds(30) - tick)
+            #expect(await Self.polls(of: a, by: monitor) == 3)
+            clock.advance(by: tick)
+            #expect(await Self.eventuallyPolled(a, 4, by: monitor))
+            clock.advance(by: .seconds(8) - tick)
+            #expect(await Self.polls(of: b, by: monitor) == 1)
+            clock.advance(by: tick)
+            #expect(await Self.eventuallyPolled(b, 2, by: monitor))
+            // b succeeds → its own hook, 100: polled at 201 s, not before.
+            clock.advance(by: .seconds(100) - tick)
+            #expect(await Self.eventuallyPolled(a, 5, by: monitor))
+            #expect(await Self.polls(of: b, by: monitor) == 2)
+            clock.advance(by: tick)
+            #expect(await Self.eventuallyPolled(b, 3, by: monitor))
         }
     }
 
@@ -211,6 +236,100 @@ import Testing
             #expect(await Self.nextSleep(&sleeps) == .seconds(60))
         }
         #expect(urls.allSatisfy { prober.polls(of: $0) == 2 })
+    }
+
+    @Test func sleep_whenEveryURLSleepsInASlotOfItsOwn_oneSleepWaits_andEachIsPolledOnTime() async throws {
+        // Given: 10,000 URLs, each with an interval 10 ms longer than the one before, so that after their
+        // first polls each sleeps in a 10 ms slot of its own (started 1,000 a second, over 10 s).
+        let clock = ManualClock()
+        let targets = (0..<10_000).map { i in
+            var target = Target(url: "http://127.0.0.1:9/\(i)")
+            target.interval = .seconds(60) + .milliseconds(10 * i)
+            return target
+        }
+        let prober = ScriptedProber(
+            Dictionary(uniqueKeysWithValues: targets.map { ($0.url, [ProbeResult.status(200)]) }))
+        let recorder = StateRecorder()
+        let sut = PollerPool(
+            settings: Self.settings(pollers: 8), targets: targets, prober: prober, policy: LinearBackoff(),
+            monitor: StateMonitor(urls: targets.map(\.url), reporter: RecordingReporter(), observers: [recorder]),
+            clock: clock)
+
+        try await Self.withRunning(sut, clock: clock) { _ in
+            var polls = recorder.polls.makeAsyncIterator()
+            for second in 0..<10 {
+                if second > 0 { clock.advance(by: .seconds(1)) }
+                for _ in 0..<1_000 { _ = await polls.next() }
+            }
+            // Then: one Sleep waits for all 10,000 slots (beside the monitor's tick), not one per slot.
+            // (10,000 Resources go through `complete` first: a loaded machine may take seconds.)
+            #expect(
+                await eventually(within: .seconds(30)) { clock.pendingSleeps == 2 }, "\(clock.pendingSleeps) sleepers")
+            // When: the first slot comes (URL 0, polled at 0 s, every 60 s).
+            clock.advance(by: .seconds(51) - .milliseconds(10))
+            #expect(prober.polls(of: targets[0].url) == 1)
+            clock.advance(by: .milliseconds(10))
+            // Then: URL 0 is polled on time, and the Sleep waits for the next slot.
+            let first = await polls.next()
+            #expect(first?.url == targets[0].url)
+            #expect(first?.lateness == .zero)
+            #expect(await eventually { clock.pendingSleeps == 2 })
+        }
+    }
+
+    /// Answers every URL at once but the gated one, whose first poll waits until the test opens the gate.
+    final class GatedProber: Prober {
+        let gated: String
+        let gate: AsyncStream<Void>
+        let open: AsyncStream<Void>.Continuation
+        /// Whether no poll of the gated URL has begun.
+        private let first = Mutex(true)
+
+        init(gated: String) {
+            self.gated = gated
+            (self.gate, self.open) = AsyncStream.makeStream()
+        }
+
+        func probe(_ target: Target, settings: Settings) async -> ProbeResult {
+            if target.url == self.gated,
+                self.first.withLock({ first in
+                    defer { first = false }; return first
+                })
+            {
+                for await _ in self.gate { break }
+            }
+            return .status(200)
+        }
+    }
+
+    @Test func sleep_whenAnEarlierSlotComesWhileItWaitsForALaterOne_wakesForTheEarlierOne() async throws {
+        // Given: a every 100 s and b every 10 s; b's first poll is held until a sleeps.
+        let clock = ManualClock()
+        let (a, b) = ("http://127.0.0.1:9/a", "http://127.0.0.1:9/b")
+        var targets = [Target(url: a), Target(url: b)]
+        targets[0].interval = .seconds(100)
+        targets[1].interval = .seconds(10)
+        let prober = GatedProber(gated: b)
+        let monitor = StateMonitor(urls: [a, b], reporter: RecordingReporter())
+        let sut = PollerPool(
+            settings: Self.settings(pollers: 2), targets: targets, prober: prober, policy: LinearBackoff(),
+            monitor: monitor, clock: clock)
+
+        try await Self.withRunning(sut, clock: clock) { sleeps in
+            // The Sleep waits for a's slot, 100 s away.
+            #expect(await Self.nextSleep(&sleeps) == .seconds(100))
+            // When: b's first poll ends, so b sleeps in a slot 10 s away.
+            prober.open.yield()
+            #expect(await Self.eventuallyPolled(b, 1, by: monitor))
+            // Then: b is polled at 10 s and 20 s, a at 100 s.
+            clock.advance(by: .seconds(10))
+            #expect(await Self.eventuallyPolled(b, 2, by: monitor))
+            clock.advance(by: .seconds(10))
+            #expect(await Self.eventuallyPolled(b, 3, by: monitor))
+            #expect(await Self.polls(of: a, by: monitor) == 1)
+            for _ in 0..<8 { clock.advance(by: .seconds(10)) }
+            #expect(await Self.eventuallyPolled(a, 2, by: monitor))
+        }
     }
 
     @Test func runOnce_pollsEveryURLOnce_andReturnsStatesInURLOrder() async throws {

@@ -9,10 +9,12 @@ import Testing
     static let b = "http://127.0.0.1:9/b"
     static let c = "http://127.0.0.1:9/c"
 
-    static func pool(_ host: ScriptHost, prober: ScriptedProber, clock: ManualClock) -> PollerPool<ManualClock> {
+    static func pool(
+        _ host: ScriptHost, prober: ScriptedProber, clock: ManualClock, recorder: StateRecorder? = nil
+    ) -> PollerPool<ManualClock> {
         let monitor = StateMonitor(
             urls: host.config.targets.map(\.url), reporter: RecordingReporter(),
-            observers: [host.observer].compactMap { $0 })
+            observers: [host.observer, recorder].compactMap { $0 })
         return PollerPool(
             settings: PollerPoolTests.settings(pollers: 2), targets: host.config.targets, prober: prober,
             policy: host.sleepPolicy, checker: host.checker, monitor: monitor, clock: clock)
@@ -24,34 +26,43 @@ import Testing
         let script = try TemporaryScript("urls = { \"\(Self.a)\", { url = \"\(Self.b)\", interval = 5000 } }\n")
         let prober = ScriptedProber([Self.a: [.status(500)], Self.b: [.status(200)], Self.c: [.status(200)]])
         let clock = ManualClock()
+        let recorder = StateRecorder()
         let first = try ScriptHost(path: script.path, logger: logger)
         let (reloads, requestReload) = AsyncStream<Void>.makeStream()
         let (rebuilds, rebuilt) = AsyncStream<Bool>.makeStream()
-        let sut = ReloadingService(pool: Self.pool(first, prober: prober, clock: clock), reloads: reloads) {
+        let sut = ReloadingService(
+            pool: Self.pool(first, prober: prober, clock: clock, recorder: recorder), reloads: reloads
+        ) {
             guard let host = try? ScriptHost(path: script.path, logger: logger) else {
                 rebuilt.yield(false)
                 return nil
             }
             rebuilt.yield(true)
-            return Self.pool(host, prober: prober, clock: clock)
+            return Self.pool(host, prober: prober, clock: clock, recorder: recorder)
         }
         var outcomes = rebuilds.makeAsyncIterator()
+        // Polls whose results the monitors heard (so each one's Sleep is known), in all pools.
+        func polls(of url: String) -> Int { recorder.states.filter { $0.url == url }.count }
+        let tick = Duration.milliseconds(10)  // the Sleep's resolution
 
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { await sut.run() }
-            var sleeps = clock.sleeps.makeAsyncIterator()
-            // a fails twice: 70 s, then 80 s.
-            let firstTwo = [await PollerPoolTests.nextSleep(&sleeps), await PollerPoolTests.nextSleep(&sleeps)]
-            #expect(Set(firstTwo) == [.seconds(70), .seconds(5000)])
-            clock.advance(by: .seconds(70))
-            #expect(await PollerPoolTests.nextSleep(&sleeps) == .seconds(80))
+            // a fails twice: polled again at 70 s, then 80 s later.
+            #expect(await eventually { polls(of: Self.a) == 1 })
+            clock.advance(by: .seconds(70) - tick)
+            #expect(prober.polls(of: Self.a) == 1)
+            clock.advance(by: tick)
+            #expect(await eventually { polls(of: Self.a) == 2 })
 
             // When: a broken script is saved and a reload asked for, the old one keeps polling.
             try "urls = { \"\(Self.a)\" \n".write(toFile: script.path, atomically: true, encoding: .utf8)
             requestReload.yield()
             #expect(await outcomes.next() == false)
-            clock.advance(by: .seconds(80))
-            #expect(await PollerPoolTests.nextSleep(&sleeps) == .seconds(90))
+            clock.advance(by: .seconds(80) - tick)
+            #expect(prober.polls(of: Self.a) == 2)
+            clock.advance(by: tick)
+            #expect(await eventually { polls(of: Self.a) == 3 })
+            #expect(prober.polls(of: Self.b) == 1)
 
             // When: a valid script drops b, adds c and brings its own backoff and on_change.
             try """
@@ -62,14 +73,21 @@ import Testing
             requestReload.yield()
             #expect(await outcomes.next() == true)
 
-            // Then: both are polled at once; a's fourth failure in a row gets the new policy: 5 × 4 + 1.
-            let after = [await PollerPoolTests.nextSleep(&sleeps), await PollerPoolTests.nextSleep(&sleeps)]
-            #expect(Set(after) == [.seconds(21), .seconds(1)])
+            // Then: both are polled at once; c succeeds → 1 s; a's fourth failure in a row gets the new policy:
+            // 5 × 4 + 1 = 21 s.
+            #expect(await eventually { polls(of: Self.c) == 1 })
+            #expect(await eventually { polls(of: Self.a) == 4 })
+            clock.advance(by: .seconds(1))
+            #expect(await eventually { polls(of: Self.c) == 2 })
+            clock.advance(by: .seconds(20) - tick)
+            #expect(prober.polls(of: Self.a) == 4)
+            clock.advance(by: tick)
+            #expect(await eventually { polls(of: Self.a) == 5 })
             group.cancelAll()
         }
         // Then: a's unchanged status is not a change; c's first result is.
         #expect(log.all.filter { $0.contains("change") } == ["info: change \(Self.c) nil"])
-        #expect(prober.polls(of: Self.a) == 4)
+        #expect(prober.polls(of: Self.a) == 5)
     }
 
     @Test func reload_releasesThePreviousPool_itsMonitorAndItsScript() async throws {
@@ -99,16 +117,16 @@ import Testing
 
         await withTaskGroup(of: Void.self) { group in
             group.addTask { await sut.run() }
-            var sleeps = clock.sleeps.makeAsyncIterator()
-            let before = [await PollerPoolTests.nextSleep(&sleeps), await PollerPoolTests.nextSleep(&sleeps)]
-            #expect(Set(before) == [.seconds(60), .seconds(70)])
+            // Both URLs are polled, and sleep (the monitor's tick and the Sleep wait).
+            #expect(await eventually { prober.polls(of: Self.a) == 1 && prober.polls(of: Self.b) == 1 })
+            #expect(await eventually { clock.pendingSleeps == 2 })
             #expect(firstHost != nil && firstMonitor != nil)
 
             // When: the script is reloaded, and the new pool has polled both URLs.
             requestReload.yield()
             await outcomes.next()
-            let after = [await PollerPoolTests.nextSleep(&sleeps), await PollerPoolTests.nextSleep(&sleeps)]
-            #expect(Set(after) == [.seconds(60), .seconds(70)])
+            #expect(await eventually { prober.polls(of: Self.a) == 2 && prober.polls(of: Self.b) == 2 })
+            #expect(await eventually { clock.pendingSleeps == 2 })
 
             // Then: nothing keeps the first pool's monitor (and its states) or its script (a Lua state).
             #expect(await eventually { firstMonitor == nil }, "the first pool's monitor outlived a reload")

@@ -49,15 +49,16 @@ import Testing
 
         await withTaskGroup(of: Void.self) { group in
             group.addTask { await sut.run() }
-            // Then: every healthy URL is polled at once, and sleeps its interval (the monitor's tick and 20
-            // timers), though every poll of the frozen origin still hangs.
-            #expect(await eventually { clock.pendingSleeps == 21 })
+            // Then: every healthy URL is polled at once, and sleeps its interval (the monitor's tick and the
+            // Sleep, for the first of 20 slots), though every poll of the frozen origin still hangs.
+            #expect(await eventually(checking: { await polls() == Array(repeating: 1, count: 20) }))
+            #expect(await eventually { clock.pendingSleeps == 2 })
             #expect(await polls() == Array(repeating: 1, count: 20))
             // When: the intervals pass.
             clock.advance(by: .seconds(11))
-            // Then: each is polled again, on time.
-            #expect(await eventually { clock.pendingSleeps == 21 })
-            #expect(await polls() == Array(repeating: 2, count: 20))
+            // Then: each is polled again, on time, and sleeps again.
+            #expect(await eventually(checking: { await polls() == Array(repeating: 2, count: 20) }))
+            #expect(await eventually { clock.pendingSleeps == 2 })
             let late = await monitor.snapshot().filter { $0.url.contains("/healthy/") }.map(\.lateness)
             #expect(late.allSatisfy { $0 <= .seconds(1) }, "\(late)")
             group.cancelAll()

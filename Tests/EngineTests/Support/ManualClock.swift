@@ -42,15 +42,20 @@ final class ManualClock: Clock, Sendable {
         }
         try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
-                let action: (Duration, Bool) = self.storage.withLock { storage in
+                let action: (Duration, Bool?) = self.storage.withLock { storage in
                     if Task.isCancelled { return (.zero, false) }
+                    // A deadline the clock has passed (moved on since the caller looked) ends the sleep at
+                    // once, as a real clock's does; it is still published.
+                    if deadline <= storage.now { return (storage.now.duration(to: deadline), nil) }
                     storage.sleepers.append(Sleeper(id: id, deadline: deadline, continuation: continuation))
                     return (storage.now.duration(to: deadline), true)
                 }
-                if action.1 {
+                switch action.1 {
+                case true?: self.sleepsContinuation.yield(action.0)
+                case false?: continuation.resume(throwing: CancellationError())
+                case nil:
                     self.sleepsContinuation.yield(action.0)
-                } else {
-                    continuation.resume(throwing: CancellationError())
+                    continuation.resume()
                 }
             }
         } onCancel: {
