@@ -350,24 +350,15 @@ public final class SQLiteHistoryStore: HistoryStore {
     public func write(_ batch: HistoryBatch) async throws(HistoryError) {
         do {
             let added = try await self.pool.write { db -> [HistoryKey: Int64] in
-                var added: [HistoryKey: Int64] = [:]
-                // Every statement is prepared once per connection (GRDB's cache), not once per row.
-                let insertURL = try db.cachedStatement(
-                    sql: """
-                        INSERT INTO url_state (url, ordinal, name) VALUES (?, ?, ?)
-                        ON CONFLICT (url, ordinal) DO NOTHING
-                        """)
-                let selectURL = try db.cachedStatement(sql: "SELECT id FROM url_state WHERE url = ? AND ordinal = ?")
-                func id(_ key: HistoryKey, name: String) throws -> Int64 {
+                // Every statement is prepared once per connection (GRDB's cache), not once per row, and rows
+                // go in multi-row statements (``MultiRowInsert``): at 100,000 URLs one statement per row cost
+                // most of the writer's time.
+                let added = try Self.insertURLs(batch, db: db, known: self.rows)
+                func id(_ key: HistoryKey) throws -> Int64 {
                     // Looked up key by key: a copy of the whole map, kept while `added` is merged in, would
                     // make the merge copy it again (100,000 URLs: 8 MB each).
-                    if let id = added[key] ?? self.rows.withLock({ $0[key]?.id }) { return id }
-                    try insertURL.execute(arguments: [key.url, key.ordinal, name])
-                    let id =
-                        db.changesCount > 0
-                        ? db.lastInsertedRowID : try Int64.fetchOne(selectURL, arguments: [key.url, key.ordinal])!
-                    added[key] = id
-                    return id
+                    if let id = added.ids[key] ?? self.rows.withLock({ $0[key]?.id }) { return id }
+                    throw HistoryError("no url_state row for \(key.url)")
                 }
                 let update = try db.cachedStatement(
                     sql: """
@@ -375,38 +366,39 @@ public final class SQLiteHistoryStore: HistoryStore {
                           error_count = ?, latency = ?, polls = ?, since = ?, checked_at = ? WHERE id = ?
                         """)
                 // In row order, as the rollups below: each page of the table is changed once, front to back.
-                let states = try batch.states.map { key, s in (id: try id(key, name: s.name), state: s) }
+                // The states of new rows went in with them.
+                let states = try batch.states.compactMap { key, s in
+                    added.written.contains(key) ? nil : (id: try id(key), state: s)
+                }
                 for (urlID, s) in states.sorted(by: { $0.id < $1.id }) {
                     try update.execute(arguments: [
                         s.name, s.status, s.health.rawValue, s.code, s.error, s.detail, s.errorCount, s.latency.seconds,
                         s.polls, s.since, s.checkedAt, urlID,
                     ])
                 }
-                let change = try db.cachedStatement(
-                    sql: """
-                        INSERT INTO state_change (url_id, at, from_state, from_status, to_state, to_status, detail)
-                        VALUES (?, ?, ?, ?, ?, ?, ?)
-                        """)
+                var change = MultiRowInsert(
+                    db, "INSERT INTO state_change (url_id, at, from_state, from_status, to_state, to_status, detail)",
+                    columns: 7)
                 for c in batch.changes {
-                    try change.execute(arguments: [
-                        try id(c.key, name: batch.states[c.key]?.name ?? c.key.description), c.at, c.from?.rawValue,
-                        c.fromStatus,
-                        c.to.rawValue, c.toStatus, c.detail,
-                    ])
+                    try change.append(
+                        try id(c.key), c.at, c.from?.rawValue, c.fromStatus, c.to.rawValue, c.toStatus, c.detail)
                 }
-                let rollups = try RollupStatements(db)
+                try change.flush()
+                var rollups = try RollupStatements(db)
                 for key in Set(batch.minutes.keys).union(batch.hours.keys).union(batch.days.keys) {
                     try rollups.write(
-                        urlID: try id(key, name: batch.states[key]?.name ?? key.description),
+                        urlID: try id(key),
                         minutes: Array((batch.minutes[key] ?? [:]).values),
                         hours: Array((batch.hours[key] ?? [:]).values),
                         days: Array((batch.days[key] ?? [:]).values))
                 }
-                try batch.forEachCounted(by: { key in try id(key, name: batch.states[key]?.name ?? key.description) }) {
-                    urlID, minutes, hours, days in
+                // The slots written so far must be in the table before a URL's hour is read again.
+                try rollups.flush()
+                try batch.forEachCounted(by: id) { urlID, minutes, hours, days in
                     try rollups.write(urlID: urlID, minutes: minutes, hours: hours, days: days)
                 }
-                return added
+                try rollups.flush()
+                return added.ids
             }
             let hashes = batch.states.map { key, state in (key, state.persistedHash) }
             self.rows.withLock { rows in
@@ -420,20 +412,95 @@ public final class SQLiteHistoryStore: HistoryStore {
     }
 
     /// The statements that add one URL's rollups to what the file holds, prepared once per write.
+    /// Gives each URL of `batch` that has no row in `known` its `url_state` row, with its state when the
+    /// batch has one, in multi-row inserts of up to ``MultiRowInsert/rowsPerStatement`` rows: at a start
+    /// with 100,000 URLs, a few hundred statements instead of 200,000 (an insert and an update per URL).
+    /// Returns the new rows' ids, and the keys whose state went in with the row (the rest are updated).
+    private static func insertURLs(
+        _ batch: HistoryBatch, db: Database, known: borrowing Mutex<[HistoryKey: URLRow]>
+    ) throws -> (ids: [HistoryKey: Int64], written: Set<HistoryKey>) {
+        var fresh: [HistoryKey] = []
+        known.withLock { rows in
+            var seen = Set<HistoryKey>()
+            func add(_ key: HistoryKey) {
+                if rows[key] == nil, seen.insert(key).inserted { fresh.append(key) }
+            }
+            for key in batch.states.keys { add(key) }
+            for change in batch.changes { add(change.key) }
+            for key in batch.countedKeys { add(key) }
+            for key in batch.minutes.keys { add(key) }
+            for key in batch.hours.keys { add(key) }
+            for key in batch.days.keys { add(key) }
+        }
+        var ids: [HistoryKey: Int64] = [:]
+        var written = Set<HistoryKey>()
+        guard !fresh.isEmpty else { return (ids, written) }
+        ids.reserveCapacity(fresh.count)
+        let columns = 13
+        let row = "(" + repeatElement("?", count: columns).joined(separator: ",") + ")"
+        var values: [DatabaseValue] = []
+        var start = 0
+        while start < fresh.count {
+            // 256 rows, then the rest as 128, 64, … rows: a few statement texts, each cached.
+            var size = MultiRowInsert.rowsPerStatement
+            while size > fresh.count - start { size /= 2 }
+            values.removeAll(keepingCapacity: true)
+            for key in fresh[start..<start + size] {
+                let row: [(any DatabaseValueConvertible)?] =
+                    if let s = batch.states[key] {
+                        [
+                            key.url, key.ordinal, s.name, s.status, s.health.rawValue, s.code, s.error, s.detail,
+                            s.errorCount, s.latency.seconds, s.polls, s.since, s.checkedAt,
+                        ]
+                    } else {
+                        [key.url, key.ordinal, key.description, nil, nil, nil, nil, nil, 0, 0.0, 0, nil, nil]
+                    }
+                for value in row { values.append(value?.databaseValue ?? .null) }
+            }
+            start += size
+            let statement = try db.cachedStatement(
+                sql: """
+                    INSERT INTO url_state (url, ordinal, name, status, state, code, error, detail, error_count,
+                      latency, polls, since, checked_at)
+                    VALUES \(repeatElement(row, count: size).joined(separator: ","))
+                    ON CONFLICT (url, ordinal) DO NOTHING RETURNING id, url, ordinal
+                    """)
+            let inserted = try Row.fetchCursor(statement, arguments: StatementArguments(values))
+            while let row = try inserted.next() {
+                let key = Self.key(row)
+                ids[key] = row["id"]
+                if batch.states[key] != nil { written.insert(key) }
+            }
+        }
+        // A row the file held already (not in `known`): its id; its state is written by the update.
+        let select = try db.cachedStatement(sql: "SELECT id FROM url_state WHERE url = ? AND ordinal = ?")
+        for key in fresh where ids[key] == nil {
+            guard let id = try Int64.fetchOne(select, arguments: [key.url, key.ordinal]) else {
+                throw HistoryError("no url_state row for \(key.url) after inserting it")
+            }
+            ids[key] = id
+        }
+        return (ids, written)
+    }
+
+    /// The statements that add one URL's rollups to what the file holds, prepared once per write; rows go
+    /// in multi-row statements (``MultiRowInsert``), written by ``flush()``.
     private struct RollupStatements {
-        let hour: Statement
-        let minute: Statement
+        var hour: MultiRowInsert
+        var minute: MultiRowInsert
         let readSlots: Statement
-        let writeSlots: Statement
-        let day: Statement
+        var writeSlots: MultiRowInsert
+        var day: MultiRowInsert
 
         init(_ db: Database) throws {
-            func upsert(_ table: String) throws -> Statement {
-                try db.cachedStatement(
-                    sql: """
-                        INSERT INTO \(table) (url_id, start, polls, failures, degraded, latency_sum_us,
-                          latency_max_us, sketch)
-                        VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+            func upsert(_ table: String) -> MultiRowInsert {
+                MultiRowInsert(
+                    db,
+                    """
+                    INSERT INTO \(table) (url_id, start, polls, failures, degraded, latency_sum_us, latency_max_us,
+                      sketch)
+                    """, columns: 8,
+                    tail: """
                         ON CONFLICT (url_id, start) DO UPDATE SET polls = polls + excluded.polls,
                           failures = failures + excluded.failures, degraded = degraded + excluded.degraded,
                           latency_sum_us = latency_sum_us + excluded.latency_sum_us,
@@ -441,18 +508,16 @@ public final class SQLiteHistoryStore: HistoryStore {
                           sketch = sketch_merge(sketch, excluded.sketch)
                         """)
             }
-            self.hour = try upsert("rollup_hour")
-            self.minute = try upsert("rollup_minute")
+            self.hour = upsert("rollup_hour")
+            self.minute = upsert("rollup_minute")
             self.readSlots = try db.cachedStatement(sql: "SELECT slots FROM minute_slots WHERE hour = ? AND url_id = ?")
-            self.writeSlots = try db.cachedStatement(
-                sql: """
-                    INSERT INTO minute_slots (hour, url_id, slots) VALUES (?, ?, ?)
-                    ON CONFLICT (hour, url_id) DO UPDATE SET slots = excluded.slots
-                    """)
-            self.day = try db.cachedStatement(
-                sql: """
-                    INSERT INTO rollup_day (url_id, start, polls, failures, degraded, latency_sum, latency_max)
-                    VALUES (?, ?, ?, ?, ?, ?, ?)
+            self.writeSlots = MultiRowInsert(
+                db, "INSERT INTO minute_slots (hour, url_id, slots)", columns: 3,
+                tail: "ON CONFLICT (hour, url_id) DO UPDATE SET slots = excluded.slots")
+            self.day = MultiRowInsert(
+                db, "INSERT INTO rollup_day (url_id, start, polls, failures, degraded, latency_sum, latency_max)",
+                columns: 7,
+                tail: """
                     ON CONFLICT (url_id, start) DO UPDATE SET polls = polls + excluded.polls,
                       failures = failures + excluded.failures, degraded = degraded + excluded.degraded,
                       latency_sum = latency_sum + excluded.latency_sum,
@@ -460,16 +525,16 @@ public final class SQLiteHistoryStore: HistoryStore {
                     """)
         }
 
-        static func arguments(_ urlID: Int64, _ r: Rollup) -> StatementArguments {
-            [
+        static func add(_ urlID: Int64, _ r: Rollup, to insert: inout MultiRowInsert) throws {
+            try insert.append(
                 urlID, r.start, r.polls, r.failures, r.degraded, SQLiteHistoryStore.microseconds(r.latencySum),
-                SQLiteHistoryStore.microseconds(r.latencyMax), Data(r.sketch.encoded),
-            ]
+                SQLiteHistoryStore.microseconds(r.latencyMax), Data(r.sketch.encoded))
         }
 
-        /// Adds one URL's rollups of a batch: `minutes`, `hours` and `days` each one rollup per bucket.
-        func write(urlID: Int64, minutes: [Rollup], hours: [Rollup], days: [Rollup]) throws {
-            for r in hours { try self.hour.execute(arguments: Self.arguments(urlID, r)) }
+        /// Adds one URL's rollups of a batch: `minutes`, `hours` and `days` each one rollup per bucket. A
+        /// URL's hour of slots is read from the file: ``flush()`` before the same URL's hour comes again.
+        mutating func write(urlID: Int64, minutes: [Rollup], hours: [Rollup], days: [Rollup]) throws {
+            for r in hours { try Self.add(urlID, r, to: &self.hour) }
             // A minute of one poll goes into its hour's slots while its slot is free; any other (more polls,
             // or a second batch's polls of a minute already kept) is a minute row. Each hour's slots are
             // read and written once.
@@ -485,20 +550,26 @@ public final class SQLiteHistoryStore: HistoryStore {
                 if r.polls == 1, slots?.put(r, minute: Int(r.start - hour) / 60) == true {
                     changed = true
                 } else {
-                    try self.minute.execute(arguments: Self.arguments(urlID, r))
+                    try Self.add(urlID, r, to: &self.minute)
                 }
                 let last = i + 1 == minutes.count || minutes[i + 1].start - minutes[i + 1].start.modulo(3_600) != hour
                 if last {
-                    if changed, let slots { try self.writeSlots.execute(arguments: [hour, urlID, Data(slots.bytes)]) }
+                    if changed, let slots { try self.writeSlots.append(hour, urlID, Data(slots.bytes)) }
                     slots = nil
                     changed = false
                 }
             }
             for r in days {
-                try self.day.execute(arguments: [
-                    urlID, r.start, r.polls, r.failures, r.degraded, r.latencySum, r.latencyMax,
-                ])
+                try self.day.append(urlID, r.start, r.polls, r.failures, r.degraded, r.latencySum, r.latencyMax)
             }
+        }
+
+        /// Writes the rows that wait.
+        mutating func flush() throws {
+            try self.hour.flush()
+            try self.minute.flush()
+            try self.writeSlots.flush()
+            try self.day.flush()
         }
     }
 
@@ -527,16 +598,19 @@ public final class SQLiteHistoryStore: HistoryStore {
                 let chunk = Array(ids[start..<min(start + 500, ids.count)])
                 start += chunk.count
                 try await self.pool.write { db in
+                    // Prepared once per connection: a prune visits every URL.
+                    let deletes = try [
+                        "DELETE FROM rollup_minute WHERE url_id = ? AND start < ?",
+                        "DELETE FROM rollup_hour WHERE url_id = ? AND start < ?",
+                        "DELETE FROM state_change WHERE url_id = ? AND at < ?",
+                        "DELETE FROM rollup_day WHERE url_id = ? AND start < ?",
+                    ].map { try db.cachedStatement(sql: $0) }
+                    let day = hours - ((hours % 86_400) + 86_400) % 86_400
                     for id in chunk {
-                        try db.execute(
-                            sql: "DELETE FROM rollup_minute WHERE url_id = ? AND start < ?", arguments: [id, minutes])
-                        try db.execute(
-                            sql: "DELETE FROM rollup_hour WHERE url_id = ? AND start < ?", arguments: [id, hours])
-                        try db.execute(
-                            sql: "DELETE FROM state_change WHERE url_id = ? AND at < ?", arguments: [id, cutoff.hours])
-                        try db.execute(
-                            sql: "DELETE FROM rollup_day WHERE url_id = ? AND start < ?",
-                            arguments: [id, hours - ((hours % 86_400) + 86_400) % 86_400])
+                        try deletes[0].execute(arguments: [id, minutes])
+                        try deletes[1].execute(arguments: [id, hours])
+                        try deletes[2].execute(arguments: [id, cutoff.hours])
+                        try deletes[3].execute(arguments: [id, day])
                     }
                 }
             }
