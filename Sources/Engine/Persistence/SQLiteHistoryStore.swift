@@ -353,7 +353,7 @@ public final class SQLiteHistoryStore: HistoryStore {
                 // Every statement is prepared once per connection (GRDB's cache), not once per row, and rows
                 // go in multi-row statements (``MultiRowInsert``): at 100,000 URLs one statement per row cost
                 // most of the writer's time.
-                let added = try Self.insertURLs(batch, db: db, known: self.rows)
+                let added = try self.insertURLs(batch, db: db)
                 func id(_ key: HistoryKey) throws -> Int64 {
                     // Looked up key by key: a copy of the whole map, kept while `added` is merged in, would
                     // make the merge copy it again (100,000 URLs: 8 MB each).
@@ -368,7 +368,7 @@ public final class SQLiteHistoryStore: HistoryStore {
                 // In row order, as the rollups below: each page of the table is changed once, front to back.
                 // The states of new rows went in with them.
                 let states = try batch.states.compactMap { key, s in
-                    added.written.contains(key) ? nil : (id: try id(key), state: s)
+                    added.ids[key] != nil && !added.existing.contains(key) ? nil : (id: try id(key), state: s)
                 }
                 for (urlID, s) in states.sorted(by: { $0.id < $1.id }) {
                     try update.execute(arguments: [
@@ -411,76 +411,87 @@ public final class SQLiteHistoryStore: HistoryStore {
         }
     }
 
-    /// The statements that add one URL's rollups to what the file holds, prepared once per write.
-    /// Gives each URL of `batch` that has no row in `known` its `url_state` row, with its state when the
-    /// batch has one, in multi-row inserts of up to ``MultiRowInsert/rowsPerStatement`` rows: at a start
-    /// with 100,000 URLs, a few hundred statements instead of 200,000 (an insert and an update per URL).
-    /// Returns the new rows' ids, and the keys whose state went in with the row (the rest are updated).
-    private static func insertURLs(
-        _ batch: HistoryBatch, db: Database, known: borrowing Mutex<[HistoryKey: URLRow]>
-    ) throws -> (ids: [HistoryKey: Int64], written: Set<HistoryKey>) {
-        var fresh: [HistoryKey] = []
-        known.withLock { rows in
-            var seen = Set<HistoryKey>()
-            func add(_ key: HistoryKey) {
-                if rows[key] == nil, seen.insert(key).inserted { fresh.append(key) }
-            }
-            for key in batch.states.keys { add(key) }
-            for change in batch.changes { add(change.key) }
-            for key in batch.countedKeys { add(key) }
-            for key in batch.minutes.keys { add(key) }
-            for key in batch.hours.keys { add(key) }
-            for key in batch.days.keys { add(key) }
-        }
+    /// Gives each URL of `batch` that has no row yet its `url_state` row, with its state when the batch has
+    /// one, in multi-row inserts of up to ``MultiRowInsert/rowsPerStatement`` rows: at a start with 100,000
+    /// URLs, a few hundred statements instead of 200,000 (an insert and an update per URL). The keys are
+    /// taken from the batch's maps as they come, 256 at a time, with no list or set of them all.
+    /// Returns the new rows' ids, and the keys among them whose row the file held already (a row not in
+    /// ``rows``): their state, if any, is written by the update.
+    private func insertURLs(_ batch: HistoryBatch, db: Database) throws -> (
+        ids: [HistoryKey: Int64], existing: Set<HistoryKey>
+    ) {
         var ids: [HistoryKey: Int64] = [:]
-        var written = Set<HistoryKey>()
-        guard !fresh.isEmpty else { return (ids, written) }
-        ids.reserveCapacity(fresh.count)
+        var existing = Set<HistoryKey>()
+        var pending: [HistoryKey] = []
+        var values: [DatabaseValue] = []
         let columns = 13
         let row = "(" + repeatElement("?", count: columns).joined(separator: ",") + ")"
-        var values: [DatabaseValue] = []
-        var start = 0
-        while start < fresh.count {
-            // 256 rows, then the rest as 128, 64, … rows: a few statement texts, each cached.
-            var size = MultiRowInsert.rowsPerStatement
-            while size > fresh.count - start { size /= 2 }
-            values.removeAll(keepingCapacity: true)
-            for key in fresh[start..<start + size] {
-                let row: [(any DatabaseValueConvertible)?] =
-                    if let s = batch.states[key] {
-                        [
-                            key.url, key.ordinal, s.name, s.status, s.health.rawValue, s.code, s.error, s.detail,
-                            s.errorCount, s.latency.seconds, s.polls, s.since, s.checkedAt,
-                        ]
-                    } else {
-                        [key.url, key.ordinal, key.description, nil, nil, nil, nil, nil, 0, 0.0, 0, nil, nil]
-                    }
-                for value in row { values.append(value?.databaseValue ?? .null) }
-            }
-            start += size
-            let statement = try db.cachedStatement(
-                sql: """
-                    INSERT INTO url_state (url, ordinal, name, status, state, code, error, detail, error_count,
-                      latency, polls, since, checked_at)
-                    VALUES \(repeatElement(row, count: size).joined(separator: ","))
-                    ON CONFLICT (url, ordinal) DO NOTHING RETURNING id, url, ordinal
-                    """)
-            let inserted = try Row.fetchCursor(statement, arguments: StatementArguments(values))
-            while let row = try inserted.next() {
-                let key = Self.key(row)
-                ids[key] = row["id"]
-                if batch.states[key] != nil { written.insert(key) }
-            }
-        }
-        // A row the file held already (not in `known`): its id; its state is written by the update.
         let select = try db.cachedStatement(sql: "SELECT id FROM url_state WHERE url = ? AND ordinal = ?")
-        for key in fresh where ids[key] == nil {
-            guard let id = try Int64.fetchOne(select, arguments: [key.url, key.ordinal]) else {
-                throw HistoryError("no url_state row for \(key.url) after inserting it")
+        func flush() throws {
+            var start = 0
+            while start < pending.count {
+                // 256 rows, then the rest as 128, 64, … rows: a few statement texts, each cached.
+                var size = MultiRowInsert.rowsPerStatement
+                while size > pending.count - start { size /= 2 }
+                values.removeAll(keepingCapacity: true)
+                for key in pending[start..<start + size] {
+                    let row: [(any DatabaseValueConvertible)?] =
+                        if let s = batch.states[key] {
+                            [
+                                key.url, key.ordinal, s.name, s.status, s.health.rawValue, s.code, s.error, s.detail,
+                                s.errorCount, s.latency.seconds, s.polls, s.since, s.checkedAt,
+                            ]
+                        } else {
+                            [key.url, key.ordinal, key.description, nil, nil, nil, nil, nil, 0, 0.0, 0, nil, nil]
+                        }
+                    for value in row { values.append(value?.databaseValue ?? .null) }
+                }
+                let statement = try db.cachedStatement(
+                    sql: """
+                        INSERT INTO url_state (url, ordinal, name, status, state, code, error, detail, error_count,
+                          latency, polls, since, checked_at)
+                        VALUES \(repeatElement(row, count: size).joined(separator: ","))
+                        ON CONFLICT (url, ordinal) DO NOTHING RETURNING id, url, ordinal
+                        """)
+                let inserted = try Row.fetchCursor(statement, arguments: StatementArguments(values))
+                while let row = try inserted.next() { ids[Self.key(row)] = row["id"] }
+                start += size
             }
-            ids[key] = id
+            // A row the file held already (not in `rows`): its id; its state is written by the update.
+            for key in pending where ids[key] == nil {
+                guard let id = try Int64.fetchOne(select, arguments: [key.url, key.ordinal]) else {
+                    throw HistoryError("no url_state row for \(key.url) after inserting it")
+                }
+                ids[key] = id
+                existing.insert(key)
+            }
+            pending.removeAll(keepingCapacity: true)
         }
-        return (ids, written)
+        func add(_ key: HistoryKey) throws {
+            guard ids[key] == nil, self.rows.withLock({ $0[key] == nil }) else { return }
+            pending.append(key)
+            if pending.count == MultiRowInsert.rowsPerStatement { try flush() }
+        }
+        // Each key once: a source's keys are skipped when an earlier source has them (a key twice in one
+        // insert would only cost a look-up: the second is not inserted, and is then found by `select`).
+        let counted = batch.countedKeys
+        for key in batch.states.keys { try add(key) }
+        for key in counted where batch.states[key] == nil { try add(key) }
+        func listed(_ key: HistoryKey) -> Bool { batch.states[key] != nil || counted.contains(key) }
+        for key in batch.minutes.keys where !listed(key) { try add(key) }
+        for key in batch.hours.keys where !listed(key) && batch.minutes[key] == nil { try add(key) }
+        for key in batch.days.keys where !listed(key) && batch.minutes[key] == nil && batch.hours[key] == nil {
+            try add(key)
+        }
+        var changed = Set<HistoryKey>()
+        for change in batch.changes
+        where !listed(change.key) && batch.minutes[change.key] == nil && batch.hours[change.key] == nil
+            && batch.days[change.key] == nil && changed.insert(change.key).inserted
+        {
+            try add(change.key)
+        }
+        try flush()
+        return (ids, existing)
     }
 
     /// The statements that add one URL's rollups to what the file holds, prepared once per write; rows go

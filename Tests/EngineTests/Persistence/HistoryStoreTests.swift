@@ -127,6 +127,7 @@ import Testing
         // polled twice, a minute apart.
         let folder = Folder()
         let store = try SQLiteHistoryStore(directory: folder.path)
+        let other = try SQLiteHistoryStore(directory: folder.path)
         let urls = (0..<610).map { "http://127.0.0.1:9/u\($0)" }
         func health(_ i: Int, round: Int) -> Health { (i + round) % 7 == 0 ? .down : .up }
         func batch(round: Int, states: Range<Int>, polled: Range<Int>) -> HistoryBatch {
@@ -186,8 +187,7 @@ import Testing
         #expect(try Self.rows(path, "SELECT sum(polls) FROM rollup_hour") == 1_220)
 
         // When: the next batch changes every URL's state (the known ones updated), and a second store opened
-        // on the same file before this write, which knows none of its rows, writes a state of u0.
-        let other = try SQLiteHistoryStore(directory: folder.path)
+        // on the same file before the first write, which knows none of its rows, writes a state of u0.
         try await store.write(batch(round: 1, states: 0..<610, polled: 0..<610))
         try checkStates(round: 1, 0..<610)
         var late = HistoryBatch()
