@@ -217,6 +217,9 @@ public struct HistoryBatch: Sendable {
 
     public init() {}
 
+    /// The URLs whose polls ``count(_:)`` counted.
+    public var countedKeys: Dictionary<HistoryKey, (first: Int32, last: Int32)>.Keys { self.countedURLs.keys }
+
     public var isEmpty: Bool { self.states.isEmpty && self.changes.isEmpty && self.polls == 0 }
 
     /// Counts one poll, to be rolled up into its minute, hour and day (UTC) when the batch is written.

@@ -121,6 +121,88 @@ import Testing
         }
     }
 
+    @Test func manyNewURLs_inOneBatch_getTheirOwnRows_states_changesAndRollups() async throws {
+        // Given: a batch of 610 URLs the file has not seen (more than two multi-row statements' worth, and a
+        // rest of 98): 600 with a state and a first change (every 7th down), 10 with polls only; each
+        // polled twice, a minute apart.
+        let folder = Folder()
+        let store = try SQLiteHistoryStore(directory: folder.path)
+        let other = try SQLiteHistoryStore(directory: folder.path)
+        let urls = (0..<610).map { "http://127.0.0.1:9/u\($0)" }
+        func health(_ i: Int, round: Int) -> Health { (i + round) % 7 == 0 ? .down : .up }
+        func batch(round: Int, states: Range<Int>, polled: Range<Int>) -> HistoryBatch {
+            var batch = HistoryBatch()
+            let at = Self.base + Double(round) * 120
+            for i in polled {
+                for minute in 0..<2 {
+                    let s = Self.state(
+                        urls[i], health(i, round: round), at: at + Double(minute) * 60 + Double(i % 60),
+                        latency: Double(i + 1) / 1000, errors: health(i, round: round) == .down ? 1 : 0)
+                    batch.count(s)
+                    if states.contains(i), minute == 1 {
+                        batch.states[s.historyKey] = s
+                        batch.changes.append(HistoryChange(s, previous: nil))
+                    }
+                }
+            }
+            return batch
+        }
+        try await store.write(batch(round: 0, states: 0..<600, polled: 0..<610))
+
+        // Then: one row per URL, each with its own state, change and rollups.
+        let path = store.path
+        #expect(try Self.rows(path, "SELECT count(*) FROM url_state") == 610)
+        #expect(store.urlIDs().count == 610)
+        #expect(Set(store.urlIDs().values).count == 610)
+        func checkStates(round: Int, _ range: Range<Int>) throws {
+            let saved = Dictionary(uniqueKeysWithValues: try store.savedStates().map { ($0.url, $0) })
+            for i in range {
+                let s = try #require(saved[urls[i]])
+                #expect(s.health == health(i, round: round))
+                #expect(s.errorCount == (health(i, round: round) == .down ? 1 : 0))
+                #expect(s.checkedAt == Self.base + Double(round) * 120 + 60 + Double(i % 60))
+                #expect(abs(s.latency.seconds - Double(i + 1) / 1000) < 1e-6)
+            }
+        }
+        try checkStates(round: 0, 0..<600)
+        #expect(try store.savedStates().count == 600)
+        #expect(
+            try Self.rows(
+                path,
+                "SELECT count(*) FROM state_change c JOIN url_state u ON u.id = c.url_id WHERE c.to_state = u.state")
+                == 600)
+        for i in [0, 1, 255, 256, 511, 512, 599, 600, 609] {
+            let summary = try store.summary(
+                key: HistoryKey(url: urls[i]), from: Self.base, to: Self.base + 3_600, byMinute: true)
+            #expect(summary.rollup.polls == 2)
+            #expect(summary.rollup.failures == (health(i, round: 0) == .down ? 2 : 0))
+            #expect(summary.rollup.latencyMax == (health(i, round: 0) == .down ? 0 : Double(i + 1) / 1000))
+            #expect(summary.changes.count == (i < 600 ? 1 : 0))
+            let hour = try store.summary(
+                key: HistoryKey(url: urls[i]), from: Self.base, to: Self.base + 3_600, byMinute: false)
+            #expect(hour.rollup.polls == 2)
+        }
+        #expect(try Self.rows(path, "SELECT count(*) FROM minute_slots") == 610)
+        #expect(try Self.rows(path, "SELECT sum(polls) FROM rollup_day") == 1_220)
+        #expect(try Self.rows(path, "SELECT sum(polls) FROM rollup_hour") == 1_220)
+
+        // When: the next batch changes every URL's state (the known ones updated), and a second store opened
+        // on the same file before the first write, which knows none of its rows, writes a state of u0.
+        try await store.write(batch(round: 1, states: 0..<610, polled: 0..<610))
+        try checkStates(round: 1, 0..<610)
+        var late = HistoryBatch()
+        let s = Self.state(urls[0], .degraded, at: Self.base + 600)
+        late.states[s.historyKey] = s
+        late.count(s)
+        try await other.write(late)
+
+        // Then: still one row per URL; u0's row holds the second store's state; the polls add up.
+        #expect(try Self.rows(path, "SELECT count(*) FROM url_state") == 610)
+        #expect(try store.savedStates().first { $0.url == urls[0] }?.health == .degraded)
+        #expect(try Self.rows(path, "SELECT sum(polls) FROM rollup_hour") == 2_441)
+        #expect(try Self.rows(path, "SELECT count(*) FROM state_change") == 1_210)
+    }
+
     @Test func rollups_countPollsPerMinuteAndHour_withTheLatencyP95() async throws {
         let folder = Folder()
         let store = try SQLiteHistoryStore(directory: folder.path)
