@@ -93,9 +93,13 @@ extension PostgresStore {
 
     /// Gives up the report lock on `connection` (``lead(on:)``), which this instance holds: while the
     /// schedule follows another instance's script, `report` is for an instance that runs it.
+    ///
+    /// `pg_advisory_unlock_all()`: the lock is re-entrant (one unlock per lock taken), and the report lock
+    /// is the only session-level lock this connection takes, so all of it goes at once
+    /// (<https://www.postgresql.org/docs/15/functions-admin.html#FUNCTIONS-ADVISORY-LOCKS>).
     public func yieldLead(on connection: PostgresConnection) async throws(HistoryError) {
         _ = try await self.attempt("give up the report lock") {
-            try await connection.query("SELECT pg_advisory_unlock(\(Self.reportLock))", logger: Self.quiet)
+            try await connection.query("SELECT pg_advisory_unlock_all()", logger: Self.quiet)
         }
     }
 }

@@ -454,10 +454,22 @@ extension PostgresStore {
 
     /// Takes the report lock on `connection` (a connection of its own, ``connectAlone()``): true when this
     /// instance holds it now (it keeps it while the connection lives), false when another instance does.
+    ///
+    /// A session-level advisory lock is re-entrant: each `pg_try_advisory_lock` that succeeds needs its own
+    /// `pg_advisory_unlock` (<https://www.postgresql.org/docs/15/functions-admin.html#FUNCTIONS-ADVISORY-LOCKS>).
+    /// A session that holds it already does not take it again, so it holds it once, whatever the ticks.
     public func lead(on connection: PostgresConnection) async throws(HistoryError) -> Bool {
-        try await self.attempt("take the report lock") {
+        let high = Int64(UInt64(bitPattern: Self.reportLock) >> 32)
+        let low = Self.reportLock & 0xFFFF_FFFF
+        return try await self.attempt("take the report lock") {
             for try await held in try await connection.query(
-                "SELECT pg_try_advisory_lock(\(Self.reportLock))", logger: Self.quiet
+                """
+                SELECT CASE WHEN EXISTS (SELECT 1 FROM pg_locks
+                    WHERE locktype = 'advisory' AND granted AND objsubid = 1 AND pid = pg_backend_pid()
+                        AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+                        AND classid::bigint = \(high) AND objid::bigint = \(low))
+                    THEN true ELSE pg_try_advisory_lock(\(Self.reportLock)) END
+                """, logger: Self.quiet
             ).decode(Bool.self) {
                 return held
             }

@@ -166,11 +166,12 @@ extension SharedScheduleTests {
         try await Self.withCluster(urls: urls, settings: Self.settings(interval: 10, statusInterval: 2)) { cluster in
             let a = try cluster.start("a", script: "s1")
             try await cluster.settle(sleepers: 2)
-            for _ in 1...2 {
+            // Several ticks: each one takes the (re-entrant) lock again on the same session.
+            for _ in 1...8 {
                 cluster.clock.advance(by: .seconds(1))
                 try await cluster.settle(sleepers: 2)
             }
-            #expect(a.reports.count == 1)
+            #expect(a.reports.count == 4)
             // When: x starts on another script, which the fleet follows from then on.
             let x = try cluster.start("x", script: "one", targets: [Target(url: "\(server.url)/one")])
             try await cluster.settle(sleepers: 4)
@@ -187,6 +188,15 @@ extension SharedScheduleTests {
             }
             #expect(a.reports.count == reported)
             #expect(x.reports.count >= 2)
+            // The report lock is held by x's session only.
+            let holders = try await TestPostgres.column(
+                cluster.url,
+                """
+                SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+                WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
+                    AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+                """, as: String.self)
+            #expect(holders == ["x"])
         }
     }
 
