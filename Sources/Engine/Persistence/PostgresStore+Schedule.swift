@@ -133,7 +133,9 @@ extension PostgresStore {
     }
 
     /// Makes the schedule list exactly `listings`: new URLs are added (due `offset` seconds from now), a
-    /// changed definition replaces the row's (due at once, its state kept), URLs not listed are retired, and
+    /// changed definition replaces the row's (due at once, its state kept), a retired row listed again is
+    /// due at once from now (the time it was retired is no lateness: nobody was meant to poll it), URLs not
+    /// listed are retired, and
     /// the schedule records `scriptHash` as the script it now follows, loaded by this instance now (its row
     /// in `urlpoll_instances` says so: `loaded_at`). Instances running another script claim nothing from then
     /// on (``claim(limit:scriptHash:now:)``) until they load this one, or until no live instance runs it
@@ -189,8 +191,9 @@ extension PostgresStore {
                         ON CONFLICT (url, ordinal) DO UPDATE SET name = EXCLUDED.name, retired = false,
                             lease_seconds = EXCLUDED.lease_seconds,
                             definition_hash = EXCLUDED.definition_hash,
-                            due_at = CASE WHEN urlpoll_targets.definition_hash <> EXCLUDED.definition_hash
-                                OR urlpoll_targets.retired
+                            due_at = CASE WHEN urlpoll_targets.retired
+                                THEN least(greatest(urlpoll_targets.due_at, (SELECT now FROM t)), EXCLUDED.due_at)
+                                WHEN urlpoll_targets.definition_hash <> EXCLUDED.definition_hash
                                 THEN least(urlpoll_targets.due_at, EXCLUDED.due_at) ELSE urlpoll_targets.due_at END
                         RETURNING id)
                     UPDATE urlpoll_targets SET retired = true

@@ -22,10 +22,12 @@ extension SharedScheduleTests {
             let names = ["a", "b"]
             let metrics = names.map { _ in EngineMetrics() }
             let logs = names.map { _ in RecordingLogHandler.make() }
+            var instances: [Instance] = []
             for i in names.indices {
-                _ = try cluster.start(
-                    names[i], logger: logs[i].0, script: "s1",
-                    metrics: ClusterMetrics(metrics: metrics[i], instance: names[i]))
+                instances.append(
+                    try cluster.start(
+                        names[i], logger: logs[i].0, script: "s1",
+                        metrics: ClusterMetrics(metrics: metrics[i], instance: names[i])))
             }
             try await cluster.settle(sleepers: 4)
             #expect(Self.fleetPolls(server) == 4)
@@ -66,6 +68,11 @@ extension SharedScheduleTests {
             let takeovers = logs.flatMap { $0.1.all.filter { $0.contains("no live instance runs the script") } }
             #expect(takeovers.count == 1, "\(takeovers)")
             #expect(takeovers.first?.contains("loaded by instance x") == true, "\(takeovers)")
+            // And: the rows listed again were due when they were listed again, not when x took the fleet:
+            // the wait for x to go is no lateness ("cannot keep up", /healthz 503).
+            let after = instances.flatMap(\.polls.states).filter { $0.polls > 1 }
+            #expect(after.count == 4)
+            #expect(after.allSatisfy { $0.lateness <= .seconds(1) }, "\(after.map(\.lateness))")
             for i in names.indices {
                 #expect(metrics[i].health(expected: 0, polled: 0) == nil)
                 #expect(
