@@ -232,4 +232,38 @@ extension SharedScheduleTests {
             }
         }
     }
+
+    @Test func leavingWhilePostgresIsDown_saysTheConnectionIsRefused_andWhileFrozen_givesUpAfter2s() async throws {
+        guard let postgres = try await Self.ownPostgres() else { return }
+        defer { TestPostgres.Cluster.stop(directory: postgres.directory) }
+        // Given: an instance whose pool has connected, with its row in the schedule.
+        let store = PostgresStore(
+            location: try PostgresLocation(postgres.url, environment: [:]), connections: 2, instance: "a",
+            logger: Self.logger)
+        let running = Task { await store.run() }
+        defer { running.cancel() }
+        try await store.migrate()
+        _ = try await store.beat(scriptHash: "s", alive: 8)
+        // When: PostgreSQL is stopped (its port refuses connections) and the instance stops cleanly.
+        try await postgres.stopServer()
+        do {
+            try await store.leave()
+            Issue.record("leave worked with the server stopped")
+        } catch {
+            // Then: it says the true reason, not a time limit.
+            #expect(error.description.contains("refused"), "\(error.description)")
+            #expect(!error.description.contains("no answer"), "\(error.description)")
+        }
+        // When: PostgreSQL runs but is frozen.
+        try await postgres.startServer()
+        try await postgres.freeze()
+        do {
+            try await store.leave()
+            Issue.record("leave worked with the server frozen")
+        } catch {
+            // Then: it gives up after its own short limit, not the statements' 10 s.
+            #expect(error.description.contains("no answer within 2 s"), "\(error.description)")
+        }
+        try await postgres.thaw()
+    }
 }
