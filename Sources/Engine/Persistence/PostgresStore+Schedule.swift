@@ -55,7 +55,8 @@ extension PostgresStore {
             var words = "instance \(self.loadedBy)"
             if let host = self.host, let pid = self.pid { words += " (host \(host), process \(pid))" }
             if let at = self.loadedAt {
-                words += ", which loaded it at \(Date(timeIntervalSince1970: at.rounded()).formatted(.iso8601))"
+                // The time it listed the URLs (a load, a reload or an adoption), never rounded into the future.
+                words += ", followed since \(Date(timeIntervalSince1970: at.rounded(.down)).formatted(.iso8601))"
             }
             return words
         }
