@@ -109,8 +109,8 @@ extension Urlpoll {
                 degraded, and 2 when the script does not load. Alerts raised are delivered before exiting. With \
                 --data (or the `data` setting) the polls and changes are kept in the store before exiting, and \
                 each URL resumes from it as in `run`: `on_change` fires only for a URL whose status changed since \
-                the last run, and `urlpoll.history` reads the runs before this one. A `store` setting is ignored, \
-                with a warning: `once` polls every URL itself and does not touch the shared schedule.
+                the last run, and `urlpoll.history` reads the runs before this one. --store and a `store` setting \
+                are ignored, with a warning: `once` polls every URL itself and does not touch the shared schedule.
                 """)
 
         @Argument(help: "The Lua config script.")
@@ -120,11 +120,22 @@ extension Urlpoll {
         @OptionGroup var common: CommonOptions
         @OptionGroup var history: HistoryOptions
 
+        @Option(
+            help: ArgumentHelp(
+                "Ignored, with a warning: `once` polls every URL itself and does not touch the shared schedule (accepted so that `run`'s command line works here).",
+                valueName: "postgresql://user@host:port/db"))
+        var store: String?
+
         @Argument(parsing: .postTerminator, help: "Arguments after -- reach the script as urlpoll.args.")
         var scriptArguments: [String] = []
 
         func run() async throws {
             let logger = self.common.makeLogger()
+            if self.store != nil {
+                logger.warning(
+                    "--store is ignored by `urlpoll once`: it polls every URL here, once, and neither reads nor writes the shared schedule (use `urlpoll run` to share it)"
+                )
+            }
             let session = try Session(
                 path: self.script, args: self.scriptArguments, limits: self.common.limits, options: self.poll,
                 data: self.history.data, retention: self.history.retention, sharing: false, logger: logger)

@@ -303,7 +303,7 @@ struct Session {
             onTicksMissed: { count in
                 metrics?.reportTicksMissed(count)
                 logger.warning(
-                    "\(count) report ticks fell due while urlpoll or its store was stopped or frozen; their reports are skipped, not made up, and ticks go on every \(formatSeconds(settings.statusInterval.seconds)) s"
+                    "\(count == 1 ? "1 report tick" : "\(count) report ticks") fell due while urlpoll or its store was stopped or frozen; their reports are skipped, not made up, and ticks go on every \(formatSeconds(settings.statusInterval.seconds)) s"
                 )
             })
         if let metrics {

@@ -80,22 +80,39 @@ extension PostgresStore {
     /// This instance stops cleanly: its row in `urlpoll_instances` is removed, and the rows it still holds
     /// the lease of (polls it did not finish) are released (`lease_owner = NULL`), so other instances claim
     /// them at once instead of after the lease. Call it once polling has stopped.
-    public func leave() async throws(HistoryError) {
-        _ = try await self.attempt("remove this instance from the schedule") {
-            try await self.client.query(
-                """
-                WITH gone AS (DELETE FROM urlpoll_instances WHERE id = \(self.instance))
-                UPDATE urlpoll_targets SET lease_owner = NULL, lease_until = NULL
-                WHERE lease_owner = \(self.instance)
-                """, logger: Self.quiet)
+    ///
+    /// On a connection of its own, not the pool's (whose requests wait for a connection while the server
+    /// is away): a server that refuses the connection fails it at once, in those words, and one that does
+    /// not answer (frozen, unreachable) after `limit` (2 s by default), so a stop is never held up long.
+    /// - Throws: ``HistoryError`` in words: the connection's failure, or "no answer within 2 s".
+    public func leave(within limit: Duration = .seconds(2)) async throws(HistoryError) {
+        _ = try await self.attempt("remove this instance from the schedule", within: limit) {
+            let connection = try await PostgresConnection.connect(
+                configuration: self.configuration, id: 0, logger: Self.quiet)
+            do {
+                try await connection.query(
+                    """
+                    WITH gone AS (DELETE FROM urlpoll_instances WHERE id = \(self.instance))
+                    UPDATE urlpoll_targets SET lease_owner = NULL, lease_until = NULL
+                    WHERE lease_owner = \(self.instance)
+                    """, logger: Self.quiet)
+            } catch {
+                try? await connection.close()
+                throw error
+            }
+            try? await connection.close()
         }
     }
 
     /// Gives up the report lock on `connection` (``lead(on:)``), which this instance holds: while the
     /// schedule follows another instance's script, `report` is for an instance that runs it.
+    ///
+    /// `pg_advisory_unlock_all()`: the lock is re-entrant (one unlock per lock taken), and the report lock
+    /// is the only session-level lock this connection takes, so all of it goes at once
+    /// (<https://www.postgresql.org/docs/15/functions-admin.html#FUNCTIONS-ADVISORY-LOCKS>).
     public func yieldLead(on connection: PostgresConnection) async throws(HistoryError) {
         _ = try await self.attempt("give up the report lock") {
-            try await connection.query("SELECT pg_advisory_unlock(\(Self.reportLock))", logger: Self.quiet)
+            try await connection.query("SELECT pg_advisory_unlock_all()", logger: Self.quiet)
         }
     }
 }

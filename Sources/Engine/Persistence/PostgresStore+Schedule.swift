@@ -55,7 +55,8 @@ extension PostgresStore {
             var words = "instance \(self.loadedBy)"
             if let host = self.host, let pid = self.pid { words += " (host \(host), process \(pid))" }
             if let at = self.loadedAt {
-                words += ", which loaded it at \(Date(timeIntervalSince1970: at.rounded()).formatted(.iso8601))"
+                // The time it listed the URLs (a load, a reload or an adoption), never rounded into the future.
+                words += ", followed since \(Date(timeIntervalSince1970: at.rounded(.down)).formatted(.iso8601))"
             }
             return words
         }
@@ -133,7 +134,9 @@ extension PostgresStore {
     }
 
     /// Makes the schedule list exactly `listings`: new URLs are added (due `offset` seconds from now), a
-    /// changed definition replaces the row's (due at once, its state kept), URLs not listed are retired, and
+    /// changed definition replaces the row's (due at once, its state kept), a retired row listed again is
+    /// due at once from now (the time it was retired is no lateness: nobody was meant to poll it), URLs not
+    /// listed are retired, and
     /// the schedule records `scriptHash` as the script it now follows, loaded by this instance now (its row
     /// in `urlpoll_instances` says so: `loaded_at`). Instances running another script claim nothing from then
     /// on (``claim(limit:scriptHash:now:)``) until they load this one, or until no live instance runs it
@@ -189,8 +192,9 @@ extension PostgresStore {
                         ON CONFLICT (url, ordinal) DO UPDATE SET name = EXCLUDED.name, retired = false,
                             lease_seconds = EXCLUDED.lease_seconds,
                             definition_hash = EXCLUDED.definition_hash,
-                            due_at = CASE WHEN urlpoll_targets.definition_hash <> EXCLUDED.definition_hash
-                                OR urlpoll_targets.retired
+                            due_at = CASE WHEN urlpoll_targets.retired
+                                THEN least(greatest(urlpoll_targets.due_at, (SELECT now FROM t)), EXCLUDED.due_at)
+                                WHEN urlpoll_targets.definition_hash <> EXCLUDED.definition_hash
                                 THEN least(urlpoll_targets.due_at, EXCLUDED.due_at) ELSE urlpoll_targets.due_at END
                         RETURNING id)
                     UPDATE urlpoll_targets SET retired = true
@@ -454,10 +458,22 @@ extension PostgresStore {
 
     /// Takes the report lock on `connection` (a connection of its own, ``connectAlone()``): true when this
     /// instance holds it now (it keeps it while the connection lives), false when another instance does.
+    ///
+    /// A session-level advisory lock is re-entrant: each `pg_try_advisory_lock` that succeeds needs its own
+    /// `pg_advisory_unlock` (<https://www.postgresql.org/docs/15/functions-admin.html#FUNCTIONS-ADVISORY-LOCKS>).
+    /// A session that holds it already does not take it again, so it holds it once, whatever the ticks.
     public func lead(on connection: PostgresConnection) async throws(HistoryError) -> Bool {
-        try await self.attempt("take the report lock") {
+        let high = Int64(UInt64(bitPattern: Self.reportLock) >> 32)
+        let low = Self.reportLock & 0xFFFF_FFFF
+        return try await self.attempt("take the report lock") {
             for try await held in try await connection.query(
-                "SELECT pg_try_advisory_lock(\(Self.reportLock))", logger: Self.quiet
+                """
+                SELECT CASE WHEN EXISTS (SELECT 1 FROM pg_locks
+                    WHERE locktype = 'advisory' AND granted AND objsubid = 1 AND pid = pg_backend_pid()
+                        AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+                        AND classid::bigint = \(high) AND objid::bigint = \(low))
+                    THEN true ELSE pg_try_advisory_lock(\(Self.reportLock)) END
+                """, logger: Self.quiet
             ).decode(Bool.self) {
                 return held
             }

@@ -149,9 +149,12 @@ public final class PostgresStore: Sendable {
     /// `body` runs on a task of its own that is cancelled, not awaited, when it is given up: a statement on a
     /// connection the server dropped without a word may never answer nor heed cancellation, and nothing that
     /// waits on PostgreSQL may keep urlpoll from stopping.
-    func attempt<T: Sendable>(_ what: String, _ body: @escaping @Sendable () async throws -> T)
-        async throws(HistoryError) -> T
-    {
+    ///
+    /// - Parameter limit: The time limit, when not ``statementTimeout``.
+    func attempt<T: Sendable>(
+        _ what: String, within limit: Duration? = nil, _ body: @escaping @Sendable () async throws -> T
+    ) async throws(HistoryError) -> T {
+        let limit = limit ?? self.statementTimeout
         let race = Race<T>()
         let outcome = await withTaskCancellationHandler {
             await withCheckedContinuation { continuation in
@@ -164,7 +167,7 @@ public final class PostgresStore: Sendable {
                     }
                 }
                 let timer = Task {
-                    try? await Task.sleep(for: self.statementTimeout)
+                    try? await Task.sleep(for: limit)
                     race.finish(.failure(Race<T>.TimedOut()))
                 }
                 race.hold(work, timer)
@@ -179,7 +182,7 @@ public final class PostgresStore: Sendable {
             throw error
         case .failure(is Race<T>.TimedOut):
             throw HistoryError(
-                "\(self.location): cannot \(what): no answer within \(formatSeconds(self.statementTimeout.seconds)) s (is the server up and reachable?)"
+                "\(self.location): cannot \(what): no answer within \(formatSeconds(limit.seconds)) s (is the server up and reachable?)"
             )
         case .failure(is CancellationError):
             throw HistoryError("\(self.location): cannot \(what): urlpoll is stopping")

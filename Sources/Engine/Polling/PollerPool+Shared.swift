@@ -331,6 +331,8 @@ extension PollerPool {
         let left = store.takeLeftSession()
         var session = left?.session
         var leading = left?.leading ?? false
+        // The session the pool before left is watched by this pool's outage: the one that watched it is stopped.
+        if let session { Self.watch(session, store: store, outage: outage) }
         var stale = StaleLeader()
         let alive = self.settings.statusInterval.seconds * 3
         var timer = Ticks(every: self.settings.statusInterval, clock: self.clock, atOnce: left != nil)

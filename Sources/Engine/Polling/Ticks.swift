@@ -1,8 +1,9 @@
 /// Ticks is a status interval's ticks on a clock: one every `interval`, from when it is first asked. A tick
 /// that falls due while nothing could run (the process or its PostgreSQL stopped, a machine suspended) is
 /// not made up: the first tick after such a freeze comes at once and says how many it stands for, and the
-/// next ones keep the original schedule. (`AsyncTimerSequence` would instead run every missed tick at once,
-/// one `report` after another in the same second.)
+/// next ones follow one `interval` apart from it. A tick late by less than half an interval keeps the
+/// schedule. (`AsyncTimerSequence` would instead run every missed tick at once, one `report` after another
+/// in the same second.)
 struct Ticks<C: Clock>: Sendable where C.Duration == Duration {
     let interval: Duration
     let clock: C
@@ -19,13 +20,15 @@ struct Ticks<C: Clock>: Sendable where C.Duration == Duration {
     /// Waits for the next tick; returns how many ticks were missed before it (0 when on time), or nil when
     /// the task is cancelled.
     mutating func next() async -> Int? {
-        var due =
+        let due =
             self.last?.advanced(by: self.interval) ?? self.clock.now.advanced(by: self.atOnce ? .zero : self.interval)
         do { try await self.clock.sleep(until: due, tolerance: nil) } catch { return nil }
-        let behind = due.duration(to: self.clock.now)
+        let now = self.clock.now
+        let behind = due.duration(to: now)
         let missed = behind >= self.interval ? Int(behind / self.interval) : 0
-        due = due.advanced(by: self.interval * missed)
-        self.last = due
+        // Late by half an interval or more (a freeze, a tick whose work took that long): the schedule starts
+        // again from this tick, so the next one is a full interval after it, not moments later.
+        self.last = behind * 2 >= self.interval ? now : due
         return missed
     }
 }

@@ -110,6 +110,18 @@ import Testing
         #expect(server.requests.count == 1)
     }
 
+    @Test func once_ignoresTheStoreOption_withAWarningInWords_andPollsItself() async throws {
+        let server = try RecordingServer.keepAlive()
+        let script = try TemporaryScript(#"urls = { "\#(server.url)/once" }"#)
+        let store = "postgresql://u@127.0.0.1:\(try closedPort())/x?sslmode=disable"
+
+        let run = try await CLIProcess.run(["once", script.path, "--store", store])
+
+        #expect(run.status == 0, "\(run.stderr)")
+        #expect(run.stderr.contains("--store is ignored by `urlpoll once`"), "\(run.stderr)")
+        #expect(server.requests.count == 1)
+    }
+
     @Test func sigterm_removesTheInstancesRow_andReleasesTheLeaseOfItsPollInFlight() async throws {
         guard let url = try await TestPostgres.database() else { return }
         // A URL whose answer takes 60 s: its poll is in flight, its row leased, when SIGTERM comes.

@@ -320,3 +320,15 @@ extension PostgresStoreTests {
         }
     }
 }
+
+extension PostgresStoreTests {
+    @Test func previousLoader_saysSinceWhenTheScriptIsFollowed_neverATimeStillToCome() {
+        // Given: a script listed at 00:00:39.6 (a load, or an adoption, by the database's clock).
+        let previous = PostgresStore.Previous(
+            scriptHash: "s", loadedBy: "vm:1:ab", loadedAt: 39.6, host: "vm", pid: 1)
+        // Then: the time is when the fleet began following it, cut to the second, not rounded up.
+        #expect(
+            previous.loader == "instance vm:1:ab (host vm, process 1), followed since 1970-01-01T00:00:39Z",
+            "\(previous.loader)")
+    }
+}

@@ -195,4 +195,75 @@ extension SharedScheduleTests {
             }
         }
     }
+
+    @Test func aRestartedPostgres_isSaidOnce_byAnInstanceReloadedBefore() async throws {
+        guard let postgres = try await Self.ownPostgres() else { return }
+        defer { TestPostgres.Cluster.stop(directory: postgres.directory) }
+        // Given: a and b (report every second); a was reloaded (SIGHUP): its new pool runs on the session
+        // the old one left.
+        let server = try RecordingServer.keepAlive()
+        let urls = (1...4).map { "\(server.url)/u\($0)" }
+        try await Self.withCluster(
+            urls: urls, settings: Self.settings(interval: 10, statusInterval: 1), database: postgres.url
+        ) { cluster in
+            let logs = ["a", "b"].map { _ in RecordingLogHandler.make() }
+            let a = try cluster.start("a", logger: logs[0].0)
+            _ = try cluster.start("b", logger: logs[1].0)
+            try await cluster.settle(sleepers: 4)
+            cluster.clock.advance(by: .seconds(1))
+            try await cluster.settle(sleepers: 4)
+            _ = try await cluster.reload("a", from: a, targets: cluster.targets)
+            try await cluster.settle(sleepers: 4)
+            cluster.clock.advance(by: .seconds(1))
+            try await cluster.settle(sleepers: 4)
+            // When: PostgreSQL restarts between two ticks (no statement of the instances' own fails).
+            try await postgres.stopServer()
+            try await Task.sleep(for: .milliseconds(500))
+            try await postgres.startServer()
+            // Then: each instance says it once: one error, one "answers again".
+            let deadline = ContinuousClock.now + .seconds(30)
+            while !logs.allSatisfy({ !Self.outageLengths($0.1.all).isEmpty }), ContinuousClock.now < deadline {
+                cluster.clock.advance(by: .seconds(1))
+                try await Task.sleep(for: .milliseconds(200))
+            }
+            for (_, log) in logs {
+                #expect(Self.outageLengths(log.all).count == 1, "\(log.all)")
+                #expect(log.all.filter { $0.hasPrefix("error: ") }.count == 1, "\(log.all)")
+            }
+        }
+    }
+
+    @Test func leavingWhilePostgresIsDown_saysTheConnectionIsRefused_andWhileFrozen_givesUpAfter2s() async throws {
+        guard let postgres = try await Self.ownPostgres() else { return }
+        defer { TestPostgres.Cluster.stop(directory: postgres.directory) }
+        // Given: an instance whose pool has connected, with its row in the schedule.
+        let store = PostgresStore(
+            location: try PostgresLocation(postgres.url, environment: [:]), connections: 2, instance: "a",
+            logger: Self.logger)
+        let running = Task { await store.run() }
+        defer { running.cancel() }
+        try await store.migrate()
+        _ = try await store.beat(scriptHash: "s", alive: 8)
+        // When: PostgreSQL is stopped (its port refuses connections) and the instance stops cleanly.
+        try await postgres.stopServer()
+        do {
+            try await store.leave()
+            Issue.record("leave worked with the server stopped")
+        } catch {
+            // Then: it says the true reason, not a time limit.
+            #expect(error.description.contains("refused"), "\(error.description)")
+            #expect(!error.description.contains("no answer"), "\(error.description)")
+        }
+        // When: PostgreSQL runs but is frozen.
+        try await postgres.startServer()
+        try await postgres.freeze()
+        do {
+            try await store.leave()
+            Issue.record("leave worked with the server frozen")
+        } catch {
+            // Then: it gives up after its own short limit, not the statements' 10 s.
+            #expect(error.description.contains("no answer within 2 s"), "\(error.description)")
+        }
+        try await postgres.thaw()
+    }
 }

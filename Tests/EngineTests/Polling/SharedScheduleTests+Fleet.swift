@@ -22,10 +22,12 @@ extension SharedScheduleTests {
             let names = ["a", "b"]
             let metrics = names.map { _ in EngineMetrics() }
             let logs = names.map { _ in RecordingLogHandler.make() }
+            var instances: [Instance] = []
             for i in names.indices {
-                _ = try cluster.start(
-                    names[i], logger: logs[i].0, script: "s1",
-                    metrics: ClusterMetrics(metrics: metrics[i], instance: names[i]))
+                instances.append(
+                    try cluster.start(
+                        names[i], logger: logs[i].0, script: "s1",
+                        metrics: ClusterMetrics(metrics: metrics[i], instance: names[i])))
             }
             try await cluster.settle(sleepers: 4)
             #expect(Self.fleetPolls(server) == 4)
@@ -66,6 +68,11 @@ extension SharedScheduleTests {
             let takeovers = logs.flatMap { $0.1.all.filter { $0.contains("no live instance runs the script") } }
             #expect(takeovers.count == 1, "\(takeovers)")
             #expect(takeovers.first?.contains("loaded by instance x") == true, "\(takeovers)")
+            // And: the rows listed again were due when they were listed again, not when x took the fleet:
+            // the wait for x to go is no lateness ("cannot keep up", /healthz 503).
+            let after = instances.flatMap(\.polls.states).filter { $0.polls > 1 }
+            #expect(after.count == 4)
+            #expect(after.allSatisfy { $0.lateness <= .seconds(1) }, "\(after.map(\.lateness))")
             for i in names.indices {
                 #expect(metrics[i].health(expected: 0, polled: 0) == nil)
                 #expect(
@@ -166,11 +173,12 @@ extension SharedScheduleTests {
         try await Self.withCluster(urls: urls, settings: Self.settings(interval: 10, statusInterval: 2)) { cluster in
             let a = try cluster.start("a", script: "s1")
             try await cluster.settle(sleepers: 2)
-            for _ in 1...2 {
+            // Several ticks: each one takes the (re-entrant) lock again on the same session.
+            for _ in 1...8 {
                 cluster.clock.advance(by: .seconds(1))
                 try await cluster.settle(sleepers: 2)
             }
-            #expect(a.reports.count == 1)
+            #expect(a.reports.count == 4)
             // When: x starts on another script, which the fleet follows from then on.
             let x = try cluster.start("x", script: "one", targets: [Target(url: "\(server.url)/one")])
             try await cluster.settle(sleepers: 4)
@@ -187,6 +195,15 @@ extension SharedScheduleTests {
             }
             #expect(a.reports.count == reported)
             #expect(x.reports.count >= 2)
+            // The report lock is held by x's session only.
+            let holders = try await TestPostgres.column(
+                cluster.url,
+                """
+                SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+                WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
+                    AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+                """, as: String.self)
+            #expect(holders == ["x"])
         }
     }
 
