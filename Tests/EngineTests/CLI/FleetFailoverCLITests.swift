@@ -15,6 +15,28 @@ import Testing
             """)
     }
 
+    /// Starts `script` twice on `store`: `a`, once it runs report for the fleet, then `b`, once it shares the
+    /// schedule. The caller kills both when done.
+    static func leaderAndFollower(_ script: TemporaryScript, store: String) async throws
+        -> (a: CLIProcess, b: CLIProcess)
+    {
+        let a = try CLIProcess(["run", script.path, "--store", store])
+        do {
+            try await a.waitForStderr("runs report for the fleet", limit: .seconds(30))
+            let b = try CLIProcess(["run", script.path, "--store", store])
+            do {
+                try await b.waitForStderr("sharing the schedule", limit: .seconds(30))
+            } catch {
+                b.signal(SIGKILL)
+                throw error
+            }
+            return (a, b)
+        } catch {
+            a.signal(SIGKILL)
+            throw error
+        }
+    }
+
     static func reports(_ process: CLIProcess) -> Int {
         process.stdout.components(separatedBy: "REPORT").count - 1
     }
@@ -24,12 +46,11 @@ import Testing
         let server = try RecordingServer.keepAlive()
         let script = try Self.script(server.url)
         // Given: instance a runs report; b runs the same script.
-        let a = try CLIProcess(["run", script.path, "--store", url])
-        defer { a.signal(SIGKILL) }
-        try await a.waitForStderr("runs report for the fleet", limit: .seconds(30))
-        let b = try CLIProcess(["run", script.path, "--store", url])
-        defer { b.signal(SIGKILL) }
-        try await b.waitForStderr("sharing the schedule", limit: .seconds(30))
+        let (a, b) = try await Self.leaderAndFollower(script, store: url)
+        defer {
+            a.signal(SIGKILL)
+            b.signal(SIGKILL)
+        }
         try await a.waitForOutput("REPORT", count: Self.reports(a) + 2, limit: .seconds(10))
         // When: a freezes (its session, and the report lock with it, stays open).
         a.signal(SIGSTOP)
@@ -59,12 +80,11 @@ import Testing
         let server = try RecordingServer.keepAlive()
         let script = try Self.script(server.url)
         // Given: instance a runs report; b runs the same script.
-        let a = try CLIProcess(["run", script.path, "--store", url])
-        defer { a.signal(SIGKILL) }
-        try await a.waitForStderr("runs report for the fleet", limit: .seconds(30))
-        let b = try CLIProcess(["run", script.path, "--store", url])
-        defer { b.signal(SIGKILL) }
-        try await b.waitForStderr("sharing the schedule", limit: .seconds(30))
+        let (a, b) = try await Self.leaderAndFollower(script, store: url)
+        defer {
+            a.signal(SIGKILL)
+            b.signal(SIGKILL)
+        }
         try await a.waitForOutput("REPORT", count: Self.reports(a) + 2, limit: .seconds(10))
         // When: a reloads its script (SIGHUP), three times.
         for n in 1...3 {
@@ -104,12 +124,11 @@ import Testing
                 end
             end
             """)
-        let a = try CLIProcess(["run", script.path, "--store", url])
-        defer { a.signal(SIGKILL) }
-        try await a.waitForStderr("runs report for the fleet", limit: .seconds(30))
-        let b = try CLIProcess(["run", script.path, "--store", url])
-        defer { b.signal(SIGKILL) }
-        try await b.waitForStderr("sharing the schedule", limit: .seconds(30))
+        let (a, b) = try await Self.leaderAndFollower(script, store: url)
+        defer {
+            a.signal(SIGKILL)
+            b.signal(SIGKILL)
+        }
         // When: a reports three times, each report waiting past 3 of b's looks at the lock.
         try await a.waitForOutput("REPORT", count: Self.reports(a) + 3, limit: .seconds(20))
         // Then: a's heartbeat went on beside its report, so b never took it for a frozen leader.
