@@ -27,10 +27,21 @@ public struct LatencySketch: Sendable, Hashable {
 
     /// Records one latency, in seconds.
     public mutating func add(seconds: Double) {
+        self.add(bucket: Self.bucket(seconds: seconds), count: 1)
+    }
+
+    /// The bucket a latency of `seconds` counts in: ⌈log_γ(microseconds)⌉, from 0 (1 µs or less) to 551
+    /// (1 hour or more).
+    public static func bucket(seconds: Double) -> Int {
         let micros = min(max(seconds.isFinite ? seconds * 1_000_000 : Self.maxMicroseconds, 1), Self.maxMicroseconds)
-        let index = Int((log(micros) / Self.logGamma).rounded(.up))
-        self.counts[index, default: 0] += 1
-        self.count += 1
+        return Int((log(micros) / Self.logGamma).rounded(.up))
+    }
+
+    /// Counts `count` more values in bucket `bucket` (see ``bucket(seconds:)``).
+    mutating func add(bucket: Int, count: Int) {
+        guard count > 0 else { return }
+        self.counts[bucket, default: 0] += count
+        self.count += count
     }
 
     /// Adds every value `other` recorded.

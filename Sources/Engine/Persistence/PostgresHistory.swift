@@ -12,8 +12,9 @@ import Synchronization
 ///
 /// - Minutes are `urlpoll_rollups`; hours are the minutes summed by hour, plus `urlpoll_rollups_hour` (the
 ///   minutes a prune took out, ``PostgresStore/prune(before:batch:)``); days are the same summed by UTC day.
-///   PostgreSQL keeps no latency sketch: each rollup's `sketch` is empty, so `latency_p95` and `/status`'s
-///   percentiles are absent (the mean and the maximum are there).
+///   Minutes and hours keep a ``LatencySketch`` (``LatencySketch/packed``, schema version 4), summed by bucket
+///   in SQL, so `latency_p95` and `/status`'s percentiles are there as with a `--data` file; the days'
+///   rollups carry none (as a `--data` file's).
 /// - The ids (``urlIDs()``) are the rows' `urlpoll_targets.id`: the same on every instance.
 /// - The polls are written by the schedule's write-back (``PostgresStore/complete(_:now:)``), not through
 ///   ``write(_:)``; ``generation`` stays 0, so `/status` is made anew every `status_interval`.
@@ -111,39 +112,60 @@ public final class PostgresHistory: HistoryStore {
         return whole - whole.modulo(width)
     }
 
+    /// SQL summing the packed sketches (``LatencySketch/packed``) of the rows of `rows` (a CTE with
+    /// `target_id`, `start` and `sketch`) by `target_id` and `start - start % width`, as `target_id, at,
+    /// sketch`: each bucket once, its counts added.
+    static func sketches(of rows: String, width: Int64, where condition: String = "true") -> String {
+        """
+        SELECT target_id, at, array_agg((b << 32) + n ORDER BY b) AS sketch FROM (
+            SELECT target_id, start - start % \(width) AS at, e >> 32 AS b, sum(e & 4294967295)::bigint AS n
+            FROM \(rows), unnest(\(rows).sketch) AS e WHERE \(condition) GROUP BY 1, 2, 3) AS counted
+        GROUP BY 1, 2
+        """
+    }
+
     /// The rollups of the rows `targets` selects (SQL over `urlpoll_targets t`) from `first` on, minutes and
     /// compacted hours together, summed by buckets of `width` seconds (3,600 or 86,400), by row and time:
-    /// `target_id, start, polls, failures, degraded, latency_sum, latency_max`.
-    static func buckets(width: Int64, from first: Int64, where targets: String, _ binds: PostgresBindings)
-        -> PostgresQuery
-    {
+    /// `target_id, start, polls, failures, degraded, latency_sum, latency_max, sketch` (the sketches summed
+    /// when `sketch` is true, else empty: days keep none).
+    static func buckets(
+        width: Int64, from first: Int64, where targets: String, _ binds: PostgresBindings, sketch: Bool = true
+    ) -> PostgresQuery {
         var binds = binds
         let at = "$\(binds.count + 1)"
         binds.append(first)
+        let sketches = sketch ? Self.sketches(of: "r", width: width) : "SELECT 0::bigint AS target_id, 0::bigint AS at, '{}'::bigint[] AS sketch WHERE false"
         return PostgresQuery(
             unsafeSQL: """
                 WITH ids AS (SELECT t.id FROM urlpoll_targets t WHERE \(targets)),
                 r AS (
-                    SELECT target_id, start, polls, failures, degraded, latency_sum, latency_max FROM urlpoll_rollups
-                    WHERE start >= \(at) AND target_id IN (SELECT id FROM ids)
+                    SELECT target_id, start, polls, failures, degraded, latency_sum, latency_max, sketch
+                    FROM urlpoll_rollups WHERE start >= \(at) AND target_id IN (SELECT id FROM ids)
                     UNION ALL
-                    SELECT target_id, start, polls, failures, degraded, latency_sum, latency_max
-                    FROM urlpoll_rollups_hour WHERE start >= \(at) AND target_id IN (SELECT id FROM ids))
-                SELECT target_id, start - start % \(width), sum(polls)::bigint, sum(failures)::bigint,
-                    sum(degraded)::bigint, sum(latency_sum)::float8, max(latency_max)::float8
-                FROM r GROUP BY target_id, start - start % \(width) ORDER BY target_id, start - start % \(width)
+                    SELECT target_id, start, polls, failures, degraded, latency_sum, latency_max, sketch
+                    FROM urlpoll_rollups_hour WHERE start >= \(at) AND target_id IN (SELECT id FROM ids)),
+                g AS (
+                    SELECT target_id, start - start % \(width) AS at, sum(polls)::bigint AS polls,
+                        sum(failures)::bigint AS failures, sum(degraded)::bigint AS degraded,
+                        sum(latency_sum)::float8 AS latency_sum, max(latency_max)::float8 AS latency_max
+                    FROM r GROUP BY 1, 2),
+                k AS (\(sketches))
+                SELECT g.target_id, g.at, g.polls, g.failures, g.degraded, g.latency_sum, g.latency_max,
+                    coalesce(k.sketch, '{}'::bigint[])
+                FROM g LEFT JOIN k USING (target_id, at) ORDER BY g.target_id, g.at
                 """, binds: binds)
     }
 
     static func rollup(_ row: PostgresRow) throws -> (id: Int64, rollup: Rollup) {
-        let (id, start, polls, failures, degraded, sum, max) = try row.decode(
-            (Int64, Int64, Int64, Int64, Int64, Double, Double).self)
+        let (id, start, polls, failures, degraded, sum, max, sketch) = try row.decode(
+            (Int64, Int64, Int64, Int64, Int64, Double, Double, [Int64]).self)
         var rollup = Rollup(start: start)
         rollup.polls = Int(polls)
         rollup.failures = Int(failures)
         rollup.degraded = Int(degraded)
         rollup.latencySum = sum
         rollup.latencyMax = max
+        rollup.sketch = LatencySketch(packed: sketch)
         return (id, rollup)
     }
 
@@ -231,15 +253,16 @@ public final class PostgresHistory: HistoryStore {
                 unsafeSQL: """
                     WITH id AS (SELECT id FROM urlpoll_targets WHERE url = $1 AND ordinal = $2),
                     h AS (
-                        SELECT polls, failures, degraded, latency_sum, latency_max FROM urlpoll_rollups_hour
-                        WHERE target_id = (SELECT id FROM id) AND start >= $3 AND start <= $4),
+                        SELECT target_id, start, polls, failures, degraded, latency_sum, latency_max, sketch
+                        FROM urlpoll_rollups_hour WHERE target_id = (SELECT id FROM id) AND start >= $3 AND start <= $4),
                     m AS (
-                        SELECT polls, failures, degraded, latency_sum, latency_max FROM urlpoll_rollups
-                        WHERE target_id = (SELECT id FROM id) AND start >= $3 AND start <= $4),
-                    r AS (SELECT * FROM m \(compacted))
+                        SELECT target_id, start, polls, failures, degraded, latency_sum, latency_max, sketch
+                        FROM urlpoll_rollups WHERE target_id = (SELECT id FROM id) AND start >= $3 AND start <= $4),
+                    r AS (SELECT * FROM m \(compacted)),
+                    k AS (\(Self.sketches(of: "r", width: Int64.max)))
                     SELECT 0::bigint, $3::bigint, coalesce(sum(polls), 0)::bigint, coalesce(sum(failures), 0)::bigint,
                         coalesce(sum(degraded), 0)::bigint, coalesce(sum(latency_sum), 0)::float8,
-                        coalesce(max(latency_max), 0)::float8
+                        coalesce(max(latency_max), 0)::float8, coalesce((SELECT sketch FROM k), '{}'::bigint[])
                     FROM r
                     """, binds: binds))
         let total = try self.decoded(what, counted) { try Self.rollup($0).rollup }.first ?? Rollup(start: first)
@@ -276,7 +299,10 @@ public final class PostgresHistory: HistoryStore {
     {
         let keys = try self.keys(what)
         let rows = try self.rows(
-            what, Self.buckets(width: width, from: Self.bucket(start, width: width), where: "NOT t.retired", .init()))
+            what,
+            Self.buckets(
+                width: width, from: Self.bucket(start, width: width), where: "NOT t.retired", .init(),
+                sketch: width < 86_400))
         var out: [HistoryKey: [Rollup]] = [:]
         for (id, rollup) in try self.decoded(what, rows, Self.rollup) {
             if let key = keys[id] { out[key, default: []].append(rollup) }

@@ -36,7 +36,7 @@ extension PostgresStore {
 
     /// Deletes what the retention no longer keeps, as ``HistoryStore/prune(before:)`` does for a `--data`
     /// file: minute rollups before the hour holding `cutoff.minutes` are summed into `urlpoll_rollups_hour`
-    /// (so hours keep counting them) and deleted; hour rollups and changes before `cutoff.hours` are deleted
+    /// (so hours keep counting them, their latency sketches summed by bucket) and deleted; hour rollups and changes before `cutoff.hours` are deleted
     /// (seconds since the epoch). In statements of at most `batch` rows, each its own transaction under the
     /// advisory lock ``pruneLock`` (`pg_try_advisory_xact_lock`): one instance prunes at a time, and no
     /// statement holds its row locks for long. An instance that finds the lock taken stops (the other is
@@ -56,16 +56,23 @@ extension PostgresStore {
                 DELETE FROM urlpoll_rollups WHERE ctid = ANY (ARRAY(
                     SELECT ctid FROM urlpoll_rollups WHERE start < \(minutes) ORDER BY start LIMIT \(batch)))
                 RETURNING *),
+            k AS (\(unescaped: PostgresHistory.sketches(of: "gone", width: 3_600, where: "start - start % 3600 >= \(hours)"))),
             kept AS (
-                INSERT INTO urlpoll_rollups_hour (target_id, start, polls, failures, degraded, latency_sum, latency_max)
-                SELECT target_id, start - start % 3600, sum(polls), sum(failures), sum(degraded), sum(latency_sum),
-                    max(latency_max)
-                FROM gone WHERE start - start % 3600 >= \(hours) GROUP BY target_id, start - start % 3600
+                INSERT INTO urlpoll_rollups_hour (target_id, start, polls, failures, degraded, latency_sum, latency_max,
+                    sketch)
+                SELECT g.target_id, g.at, g.polls, g.failures, g.degraded, g.latency_sum, g.latency_max,
+                    coalesce(k.sketch, '{}'::bigint[])
+                FROM (
+                    SELECT target_id, start - start % 3600 AS at, sum(polls) AS polls, sum(failures) AS failures,
+                        sum(degraded) AS degraded, sum(latency_sum) AS latency_sum, max(latency_max) AS latency_max
+                    FROM gone WHERE start - start % 3600 >= \(hours) GROUP BY 1, 2) AS g
+                LEFT JOIN k USING (target_id, at)
                 ON CONFLICT (target_id, start) DO UPDATE SET polls = urlpoll_rollups_hour.polls + EXCLUDED.polls,
                     failures = urlpoll_rollups_hour.failures + EXCLUDED.failures,
                     degraded = urlpoll_rollups_hour.degraded + EXCLUDED.degraded,
                     latency_sum = urlpoll_rollups_hour.latency_sum + EXCLUDED.latency_sum,
-                    latency_max = greatest(urlpoll_rollups_hour.latency_max, EXCLUDED.latency_max))
+                    latency_max = greatest(urlpoll_rollups_hour.latency_max, EXCLUDED.latency_max),
+                    sketch = urlpoll_rollups_hour.sketch || EXCLUDED.sketch)
             SELECT count(*)::bigint FROM gone
             """,
             """

@@ -4,7 +4,7 @@ import PostgresNIO
 extension PostgresStore {
     /// The schema version this urlpoll writes. A database at a higher version was written by a newer urlpoll
     /// and is refused, never changed.
-    public static let schemaVersion = 3
+    public static let schemaVersion = 4
 
     /// The advisory lock key (`pg_advisory_xact_lock`) under which the schema is migrated and the URL list
     /// synced, so instances starting together take turns.
@@ -37,6 +37,11 @@ extension PostgresStore {
     /// - `urlpoll_rollups_hour` (from version 3): per URL per hour, as `urlpoll_rollups`: the minutes a prune
     ///   took out of `urlpoll_rollups` (older than the minute retention), summed by hour; and indexes by time
     ///   on the rollups and changes, so a prune deletes its batches from the oldest end.
+    /// - From version 4, `urlpoll_rollups` and `urlpoll_rollups_hour` keep a ``LatencySketch`` of the
+    ///   latencies of the polls that were not down, as the `--data` file's rollups do: `sketch bigint[]`,
+    ///   ``LatencySketch/packed`` (each element a bucket and its count, `bucket × 2^32 + count`), merged by
+    ///   concatenation in the write-back's upsert and summed by bucket where it is read or compacted. Rows
+    ///   written before version 4 have an empty sketch (their mean and maximum are kept).
     static let migrations: [[String]] = [
         [
             """
@@ -106,6 +111,15 @@ extension PostgresStore {
             """,
             """
             CREATE INDEX urlpoll_changes_at ON urlpoll_changes (at)
+            """,
+        ],
+        [
+            // A constant default: PostgreSQL 11 and later add the column without rewriting the table.
+            """
+            ALTER TABLE urlpoll_rollups ADD COLUMN sketch bigint[] NOT NULL DEFAULT '{}'
+            """,
+            """
+            ALTER TABLE urlpoll_rollups_hour ADD COLUMN sketch bigint[] NOT NULL DEFAULT '{}'
             """,
         ],
     ]

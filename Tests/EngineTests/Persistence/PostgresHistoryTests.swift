@@ -79,4 +79,44 @@ import Testing
             #expect(try await a.prune(before: (minutes: 5 * 3_600 + 1_800, hours: 3 * 3_600)) == 0)
         }
     }
+
+    /// Issue 15: PostgreSQL's rollups keep the latency sketch a `--data` file keeps, so `urlpoll.history`'s
+    /// `latency_p95` and `/status`'s p50/p95 are there with `--store`: by minute and by hour, for one URL
+    /// and for every URL, whichever instance polled, and after a prune moved the minutes into hours.
+    @Test func reads_carryTheLatencySketch_p50AndP95AsTheDataStore_alsoAfterAPrune() async throws {
+        try await Stores.withStores(2) { stores, _ in
+            let (a, b) = (stores[0], stores[1])
+            let read = PostgresHistory(store: b)
+            _ = try await a.sync(Stores.listings(1), scriptHash: "s", now: 3_600)
+            // Given: 20 polls in one hour, 10 a minute apart then 10 in one minute (merged in one rollup),
+            // latencies 0.01 … 0.20 s; one down poll, whose latency never counts.
+            var expected = Rollup(start: 3_600)
+            for n in 1...20 {
+                let at = 3_600 + (n <= 10 ? Double(n) * 60 : 660 + Double(n))
+                _ = try await Self.poll(n.isMultiple(of: 2) ? a : b, at: at, health: .up, latency: Double(n) / 100)
+                var state = State(url: "u", name: "u", ordinal: 1, status: "200 OK", health: .up)
+                state.latency = .seconds(Double(n) / 100)
+                expected.add(state)
+            }
+            _ = try await Self.poll(a, at: 3_600 + 900, health: .down, latency: 9)
+            let key = HistoryKey(url: "http://127.0.0.1:1/1")
+            let p50 = try #require(expected.sketch.quantile(0.5))
+            let p95 = try #require(expected.sketch.quantile(0.95))
+            for rollup in [
+                try read.summary(key: key, from: 3_600, to: 7_199, byMinute: true).rollup,
+                try read.summary(key: key, from: 3_600, to: 7_199, byMinute: false).rollup,
+                try #require(try read.hourly(since: 3_600)[key]?.first),
+                try #require(try read.hourly(id: read.urlIDs()[key] ?? 0, since: 3_600).first),
+            ] {
+                #expect(rollup.sketch == expected.sketch)
+                #expect(rollup.sketch.quantile(0.5) == p50)
+                #expect(rollup.sketch.quantile(0.95) == p95)
+            }
+            // When the minutes are pruned into an hour, the hour keeps the sketch.
+            _ = try await a.prune(before: (minutes: 3 * 3_600, hours: 0), batch: 7)
+            #expect(try read.summary(key: key, from: 3_600, to: 7_199, byMinute: false).rollup.sketch == expected.sketch)
+            #expect(try read.hourly(since: 3_600)[key]?.first?.sketch == expected.sketch)
+            #expect(try read.daily(since: 0)[key]?.first?.polls == 21)
+        }
+    }
 }

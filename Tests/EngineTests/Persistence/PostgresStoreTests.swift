@@ -286,8 +286,19 @@ extension PostgresStoreTests {
         }
     }
 
+    /// Takes a database back to schema version 3: no latency sketches in the rollups.
+    static func undoVersion4(_ url: String) async throws {
+        for statement in [
+            "ALTER TABLE urlpoll_rollups DROP COLUMN sketch", "ALTER TABLE urlpoll_rollups_hour DROP COLUMN sketch",
+            "UPDATE urlpoll_schema SET version = 3",
+        ] {
+            _ = try await TestPostgres.column(url, statement, as: Int32.self)
+        }
+    }
+
     /// Takes a database back to schema version 2: no hour rollups, no indexes by time.
     static func undoVersion3(_ url: String) async throws {
+        try await Self.undoVersion4(url)
         for statement in [
             "DROP TABLE urlpoll_rollups_hour", "DROP INDEX urlpoll_rollups_start", "DROP INDEX urlpoll_changes_at",
             "UPDATE urlpoll_schema SET version = 2",
@@ -302,17 +313,19 @@ extension PostgresStoreTests {
         try await Self.withStores(1) { stores, url in
             try await Self.undoVersion3(url)
             _ = try await stores[0].sync(Self.listings(1), scriptHash: "s", now: 1_000)
-            let claim = try #require(try await stores[0].claim(limit: 1, scriptHash: "s", now: 1_000).first)
-            _ = try await stores[0].complete(
-                [
-                    .init(
-                        claim: claim, state: Self.state(claim, status: "200 OK", health: .up, at: 1_001), polled: true,
-                        delay: 60)
-                ],
-                now: 1_001)
+            // A poll as urlpoll 2's write-back left it: a minute rollup and a change.
+            let id = try #require(try await TestPostgres.column(url, "SELECT id FROM urlpoll_targets", as: Int64.self).first)
+            for statement in [
+                "INSERT INTO urlpoll_rollups (target_id, start, polls, failures, degraded, latency_sum, latency_max) VALUES (\(id), 960, 1, 0, 0, 0.1, 0.1) RETURNING 1",
+                "INSERT INTO urlpoll_changes (target_id, version, at, to_state, to_status, instance) VALUES (\(id), 1, 1001, 'up', '200 OK', 'i1') RETURNING 1",
+            ] {
+                _ = try await TestPostgres.column(url, statement, as: Int32.self)
+            }
             try await stores[0].migrate()
             #expect(
-                try await TestPostgres.column(url, "SELECT version FROM urlpoll_schema", as: Int32.self) == [3])
+                try await TestPostgres.column(url, "SELECT version FROM urlpoll_schema", as: Int32.self) == [
+                    Int32(PostgresStore.schemaVersion)
+                ])
             let key = HistoryKey(url: "http://127.0.0.1:1/1")
             let history = PostgresHistory(store: stores[0])
             #expect(try history.hourly(since: 0)[key]?.map(\.polls) == [1])
@@ -330,5 +343,40 @@ extension PostgresStoreTests {
         #expect(
             previous.loader == "instance vm:1:ab (host vm, process 1), followed since 1970-01-01T00:00:39Z",
             "\(previous.loader)")
+    }
+}
+
+extension PostgresStoreTests {
+    /// Issue 15: version 4 adds the latency sketch to the rollups. A version 3 database is upgraded in place:
+    /// its rollups are kept (their sketch empty: no percentile, the mean and maximum as before), and polls
+    /// written after carry their latencies.
+    @Test func migrate_bringsAVersion3DatabaseToVersion4_keepingItsRollups_andNewPollsCarryTheirLatency()
+        async throws
+    {
+        try await Self.withStores(1) { stores, url in
+            let store = stores[0]
+            try await Self.undoVersion4(url)
+            _ = try await store.sync(Self.listings(1), scriptHash: "s", now: 1_000)
+            // Written by urlpoll 3's write-back: a rollup with no sketch column.
+            let id = try #require(try await TestPostgres.column(url, "SELECT id FROM urlpoll_targets", as: Int64.self).first)
+            _ = try await TestPostgres.column(
+                url,
+                "INSERT INTO urlpoll_rollups (target_id, start, polls, failures, degraded, latency_sum, latency_max) VALUES (\(id), 960, 1, 0, 0, 0.3, 0.3) RETURNING 1",
+                as: Int32.self)
+            try await store.migrate()
+            #expect(
+                try await TestPostgres.column(url, "SELECT version FROM urlpoll_schema", as: Int32.self) == [4])
+            let key = HistoryKey(url: "http://127.0.0.1:1/1")
+            let history = PostgresHistory(store: store)
+            let old = try history.summary(key: key, from: 900, to: 1_000, byMinute: true).rollup
+            #expect(old.polls == 1)
+            #expect(old.latencyMax == 0.3)
+            #expect(old.sketch.count == 0)
+            _ = try await PostgresHistoryTests.poll(store, at: 1_001, health: .up, latency: 0.5)
+            let both = try history.summary(key: key, from: 900, to: 1_100, byMinute: true).rollup
+            #expect(both.polls == 2)
+            #expect(both.sketch.count == 1)
+            #expect(abs((both.sketch.quantile(0.95) ?? 0) - 0.5) < 0.5 * 0.02)
+        }
     }
 }
