@@ -301,8 +301,8 @@ extension PostgresStore {
 
     /// Writes back a batch of polls in one statement: each row's new state, its next due time (the write's
     /// time plus its `delay`) and the lease's release, where the row still has the version and claim this
-    /// instance holds; each change into the change log and each poll into its minute's rollup, for those
-    /// rows only.
+    /// instance holds; each change into the change log and each poll into its minute's rollup (its latency
+    /// into the rollup's sketch, ``LatencySketch/packed``, when it was not down), for those rows only.
     /// - Returns: The ids of the rows whose write counted: written now, or by an earlier try of the same
     ///   batch whose reply was lost. Only for these may `on_change` run.
     public func complete(_ completions: [Completion], now: Double? = nil) async throws(HistoryError) -> Set<Int64> {
@@ -316,7 +316,7 @@ extension PostgresStore {
                 u AS (SELECT * FROM jsonb_to_recordset(\(json)::jsonb) AS u(id bigint, version bigint, claims bigint,
                     polled boolean, changed boolean, status text, state text, since float8, code integer,
                     error text, detail text, error_count integer, latency float8, polls bigint, checked_at float8,
-                    delay float8, from_state text, from_status text)),
+                    delay float8, from_state text, from_status text, sketch bigint)),
                 prior AS (SELECT p.id FROM urlpoll_targets p JOIN u ON p.id = u.id WHERE p.written_claim = u.claims),
                 w AS (
                     UPDATE urlpoll_targets SET status = u.status, state = u.state, since = u.since, code = u.code,
@@ -336,17 +336,20 @@ extension PostgresStore {
                     FROM u JOIN w ON w.id = u.id WHERE u.changed
                     ON CONFLICT DO NOTHING),
                 r AS (
-                    INSERT INTO urlpoll_rollups (target_id, start, polls, failures, degraded, latency_sum, latency_max)
+                    INSERT INTO urlpoll_rollups (target_id, start, polls, failures, degraded, latency_sum, latency_max,
+                        sketch)
                     SELECT u.id, (floor(u.checked_at / 60) * 60)::bigint, 1,
                         (u.state = 'down')::integer, (u.state = 'degraded')::integer,
                         CASE WHEN u.state = 'down' THEN 0 ELSE u.latency END,
-                        CASE WHEN u.state = 'down' THEN 0 ELSE u.latency END
+                        CASE WHEN u.state = 'down' THEN 0 ELSE u.latency END,
+                        CASE WHEN u.state = 'down' OR u.sketch IS NULL THEN '{}'::bigint[] ELSE ARRAY[u.sketch] END
                     FROM u JOIN w ON w.id = u.id WHERE u.polled
                     ON CONFLICT (target_id, start) DO UPDATE SET polls = urlpoll_rollups.polls + EXCLUDED.polls,
                         failures = urlpoll_rollups.failures + EXCLUDED.failures,
                         degraded = urlpoll_rollups.degraded + EXCLUDED.degraded,
                         latency_sum = urlpoll_rollups.latency_sum + EXCLUDED.latency_sum,
-                        latency_max = greatest(urlpoll_rollups.latency_max, EXCLUDED.latency_max))
+                        latency_max = greatest(urlpoll_rollups.latency_max, EXCLUDED.latency_max),
+                        sketch = urlpoll_rollups.sketch || EXCLUDED.sketch)
                 SELECT id FROM w UNION SELECT id FROM prior
                 """, logger: Self.quiet)
             var won = Set<Int64>()
@@ -424,6 +427,8 @@ extension PostgresStore {
         var delay: Double
         var from_state: String?
         var from_status: String?
+        /// The poll's latency as a one-poll ``LatencySketch/packed`` sketch (`bucket × 2^32 + 1`).
+        var sketch: Int64?
 
         init(_ completion: Completion) {
             let state = completion.state ?? completion.claim.state
@@ -445,6 +450,7 @@ extension PostgresStore {
             self.delay = completion.delay
             self.from_state = completion.claim.state?.health.rawValue
             self.from_status = completion.claim.state?.status
+            self.sketch = state.map { LatencySketch.packed(seconds: $0.latency.seconds) }
         }
     }
 
