@@ -19,11 +19,14 @@ import Synchronization
 /// - The polls are written by the schedule's write-back (``PostgresStore/complete(_:now:)``), not through
 ///   ``write(_:)``; ``generation`` stays 0, so `/status` is made anew every `status_interval`.
 ///
-/// The readers call from synchronous code (a Lua hook, the status page's blocking thread), so each read is
-/// one statement on a connection of its own, on a NIO event loop (no Swift task waits on it), given up after
-/// ``PostgresStore/statementTimeout``; a connection that failed or timed out is replaced on the next read.
+/// The synchronous reads (the status page's thread-pool work, `urlpoll.history` where Lua cannot suspend)
+/// are each one statement on a connection of its own, on a NIO event loop (no Swift task waits on it), given
+/// up after ``PostgresStore/statementTimeout`` (or the shorter limit the caller gives); a connection that
+/// failed or timed out is replaced on the next read. `urlpoll.history` in a hook that may suspend reads with
+/// the async ``readSummary(key:from:to:byMinute:)`` on the store's pool instead, so a server that hangs holds
+/// only that hook (``RemoteHistoryStore``).
 /// Errors are ``HistoryError``s in words, naming the database without its password.
-public final class PostgresHistory: HistoryStore {
+public final class PostgresHistory: RemoteHistoryStore {
     /// The shared schedule's store, which writes what this reads.
     public let store: PostgresStore
     private let connection = Mutex<PostgresConnection?>(nil)
@@ -66,24 +69,35 @@ public final class PostgresHistory: HistoryStore {
         return try result.get()
     }
 
-    /// The rows `query` answers, on the reader connection (opened if none is open), within the statement
-    /// time limit.
-    func rows(_ what: String, _ query: PostgresQuery) throws(HistoryError) -> [PostgresRow] {
+    /// The rows `query` answers, on the reader connection (opened if none is open), within `limit` (the
+    /// statement time limit when nil).
+    func rows(_ what: String, _ query: PostgresQuery, within limit: Duration? = nil) throws(HistoryError)
+        -> [PostgresRow]
+    {
         let store = self.store
+        let limit = limit ?? store.statementTimeout
         do {
             let connection = try self.connection.withLock { current in
                 if let open = current, !open.isClosed { return open }
-                let made = try Self.connected(
-                    PostgresConnection.connect(
-                        on: Self.loops.next(), configuration: store.configuration, id: 1, logger: PostgresStore.quiet))
+                // The connect counts against the same limit: a server that accepts and never answers (frozen)
+                // holds the caller no longer than a statement would.
+                let loop = Self.loops.next()
+                let connecting = PostgresConnection.connect(
+                    on: loop, configuration: store.configuration, id: 1, logger: PostgresStore.quiet)
+                let promise = loop.makePromise(of: PostgresConnection.self)
+                connecting.cascade(to: promise)
+                let timer = loop.scheduleTask(in: .milliseconds(Int64(limit.seconds * 1_000))) {
+                    promise.fail(TimedOut())
+                    connecting.whenSuccess { Self.close($0) }
+                }
+                defer { timer.cancel() }
+                let made = try Self.connected(promise.futureResult)
                 current = made
                 return made
             }
             let promise = connection.eventLoop.makePromise(of: PostgresQueryResult.self)
             connection.query(query, logger: PostgresStore.quiet).cascade(to: promise)
-            let timer = connection.eventLoop.scheduleTask(
-                in: .milliseconds(Int64(store.statementTimeout.seconds * 1_000))
-            ) {
+            let timer = connection.eventLoop.scheduleTask(in: .milliseconds(Int64(limit.seconds * 1_000))) {
                 promise.fail(TimedOut())
             }
             defer { timer.cancel() }
@@ -99,7 +113,7 @@ public final class PostgresHistory: HistoryStore {
             }
         } catch is TimedOut {
             throw HistoryError(
-                "\(store.location): cannot \(what): no answer within \(Int(store.statementTimeout.seconds)) s (is the server up and reachable?)"
+                "\(store.location): cannot \(what): no answer within \(formatSeconds(limit.seconds)) s (is the server up and reachable?)"
             )
         } catch {
             throw HistoryError("\(store.location): cannot \(what): \(PostgresStore.words(error))")
@@ -236,7 +250,44 @@ public final class PostgresHistory: HistoryStore {
     public func summary(key: HistoryKey, from start: Double, to end: Double, byMinute: Bool) throws(HistoryError)
         -> HistorySummary
     {
+        try self.summary(key: key, from: start, to: end, byMinute: byMinute, within: self.store.statementTimeout)
+    }
+
+    /// ``summary(key:from:to:byMinute:)``, each of its two statements given up after `limit`.
+    public func summary(key: HistoryKey, from start: Double, to end: Double, byMinute: Bool, within limit: Duration)
+        throws(HistoryError) -> HistorySummary
+    {
         let what = "read the history of \(key.url)"
+        let (counted, changes) = Self.summaryQueries(key: key, from: start, to: end, byMinute: byMinute)
+        return try self.summary(
+            key: key, from: start, byMinute: byMinute, counted: try self.rows(what, counted, within: limit),
+            changes: try self.rows(what, changes, within: limit))
+    }
+
+    /// ``summary(key:from:to:byMinute:)`` on the store's pool, the calling task suspended (never a thread
+    /// blocked) until the answer, ``PostgresStore/statementTimeout`` or the task's cancellation.
+    public func readSummary(key: HistoryKey, from start: Double, to end: Double, byMinute: Bool)
+        async throws(HistoryError)
+        -> HistorySummary
+    {
+        let what = "read the history of \(key.url)"
+        let (counted, changes) = Self.summaryQueries(key: key, from: start, to: end, byMinute: byMinute)
+        let store = self.store
+        let rows = try await store.attempt(what) {
+            var counts: [PostgresRow] = []
+            for try await row in try await store.client.query(counted, logger: PostgresStore.quiet) { counts.append(row) }
+            var found: [PostgresRow] = []
+            for try await row in try await store.client.query(changes, logger: PostgresStore.quiet) { found.append(row) }
+            return (counts, found)
+        }
+        return try self.summary(key: key, from: start, byMinute: byMinute, counted: rows.0, changes: rows.1)
+    }
+
+    /// The two statements of a summary: the rollups summed (one row, ``rollup(_:)``'s columns), and the
+    /// latest changes in the window.
+    static func summaryQueries(key: HistoryKey, from start: Double, to end: Double, byMinute: Bool)
+        -> (counted: PostgresQuery, changes: PostgresQuery)
+    {
         let width: Int64 = byMinute ? 60 : 3_600
         let first = Self.bucket(start, width: width)
         let last = Int64(end.rounded(.down))
@@ -247,35 +298,40 @@ public final class PostgresHistory: HistoryStore {
         binds.append(last)
         // By minute: the minute rows alone (as a `--data` file's minutes); by hour: compacted hours too.
         let compacted = byMinute ? "" : "UNION ALL SELECT * FROM h"
-        let counted = try self.rows(
-            what,
-            PostgresQuery(
-                unsafeSQL: """
-                    WITH id AS (SELECT id FROM urlpoll_targets WHERE url = $1 AND ordinal = $2),
-                    h AS (
-                        SELECT target_id, start, polls, failures, degraded, latency_sum, latency_max, sketch
-                        FROM urlpoll_rollups_hour WHERE target_id = (SELECT id FROM id) AND start >= $3 AND start <= $4),
-                    m AS (
-                        SELECT target_id, start, polls, failures, degraded, latency_sum, latency_max, sketch
-                        FROM urlpoll_rollups WHERE target_id = (SELECT id FROM id) AND start >= $3 AND start <= $4),
-                    r AS (SELECT * FROM m \(compacted)),
-                    k AS (\(Self.sketches(of: "r", width: Int64.max)))
-                    SELECT 0::bigint, $3::bigint, coalesce(sum(polls), 0)::bigint, coalesce(sum(failures), 0)::bigint,
-                        coalesce(sum(degraded), 0)::bigint, coalesce(sum(latency_sum), 0)::float8,
-                        coalesce(max(latency_max), 0)::float8, coalesce((SELECT sketch FROM k), '{}'::bigint[])
-                    FROM r
-                    """, binds: binds))
-        let total = try self.decoded(what, counted) { try Self.rollup($0).rollup }.first ?? Rollup(start: first)
-        let changes = try self.rows(
-            what,
-            """
+        let counted = PostgresQuery(
+            unsafeSQL: """
+                WITH id AS (SELECT id FROM urlpoll_targets WHERE url = $1 AND ordinal = $2),
+                h AS (
+                    SELECT target_id, start, polls, failures, degraded, latency_sum, latency_max, sketch
+                    FROM urlpoll_rollups_hour WHERE target_id = (SELECT id FROM id) AND start >= $3 AND start <= $4),
+                m AS (
+                    SELECT target_id, start, polls, failures, degraded, latency_sum, latency_max, sketch
+                    FROM urlpoll_rollups WHERE target_id = (SELECT id FROM id) AND start >= $3 AND start <= $4),
+                r AS (SELECT * FROM m \(compacted)),
+                k AS (\(Self.sketches(of: "r", width: Int64.max)))
+                SELECT 0::bigint, $3::bigint, coalesce(sum(polls), 0)::bigint, coalesce(sum(failures), 0)::bigint,
+                    coalesce(sum(degraded), 0)::bigint, coalesce(sum(latency_sum), 0)::float8,
+                    coalesce(max(latency_max), 0)::float8, coalesce((SELECT sketch FROM k), '{}'::bigint[])
+                FROM r
+                """, binds: binds)
+        let changes: PostgresQuery = """
             SELECT at, from_state, from_status, to_state, to_status, detail FROM (
                 SELECT c.at, c.version, c.from_state, c.from_status, c.to_state, c.to_status, c.detail
                 FROM urlpoll_changes c JOIN urlpoll_targets t ON t.id = c.target_id
                 WHERE t.url = \(key.url) AND t.ordinal = \(key.ordinal) AND c.at >= \(start) AND c.at <= \(end)
                 ORDER BY c.at DESC, c.version DESC LIMIT \(SQLiteHistoryStore.changesLimit)) AS latest
             ORDER BY at, version
-            """)
+            """
+        return (counted, changes)
+    }
+
+    /// The summary the rows of ``summaryQueries(key:from:to:byMinute:)`` answered.
+    private func summary(key: HistoryKey, from start: Double, byMinute: Bool, counted: [PostgresRow], changes: [PostgresRow])
+        throws(HistoryError) -> HistorySummary
+    {
+        let what = "read the history of \(key.url)"
+        let first = Self.bucket(start, width: byMinute ? 60 : 3_600)
+        let total = try self.decoded(what, counted) { try Self.rollup($0).rollup }.first ?? Rollup(start: first)
         let found = try self.decoded(what, changes) { row in
             let (at, from, fromStatus, to, toStatus, detail) = try row.decode(
                 (Double, String?, String?, String, String, String?).self)

@@ -20,9 +20,27 @@ struct HookRequest: Sendable {
     var session: Int32?
     /// The script line that made the request (`config.lua:12`), for messages.
     var location = ""
+    /// Not an HTTP request but a `urlpoll.history` read of a ``RemoteHistoryStore``, which the hook waits on
+    /// the same way; the other fields are then unused.
+    var history: HistoryRead?
 
     /// The URL with its password replaced by `xxxxx`, for messages.
     var displayURL: String { RequestDescription.redacting(self.url) }
+
+    /// What the hook waits on, for messages: `GET http://…`, or `the history of http://…`.
+    var awaited: String {
+        if let history { return "urlpoll.history of \(RequestDescription.redacting(history.url))" }
+        return "\(self.method) \(self.displayURL)"
+    }
+}
+
+extension HookRequest {
+    /// A hook's wait on `urlpoll.history` (`read`), made at `location`.
+    init(_ read: HistoryRead, location: String) {
+        self.init(method: "", url: "", headers: [], body: nil, timeout: nil, tls: nil)
+        self.location = location
+        self.history = read
+    }
 }
 
 /// HookResponse is what a hook's request got back: the last response after any redirects.
@@ -49,6 +67,9 @@ struct HookResponse: Sendable {
 enum HookOutcome: Sendable {
     /// A response arrived; the session's cookies as they are afterwards.
     case response(HookResponse, cookies: CookieJar?, session: Int32?)
-    /// No response: why, in words (`refused: …`, `timeout: …`), with the credentials redacted.
+    /// No response: why, in words (`refused: …`, `timeout: …`), with the credentials redacted; or why a
+    /// `urlpoll.history` read failed.
     case failure(String, cookies: CookieJar?, session: Int32?)
+    /// What a `urlpoll.history` read of a ``RemoteHistoryStore`` answered.
+    case history(HistorySummary)
 }

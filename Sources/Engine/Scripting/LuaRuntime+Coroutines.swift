@@ -28,7 +28,7 @@ enum HookStep {
     case returned(count: Int32)
     /// It failed (raised, ran out of budget or memory, or yielded on its own): the coroutine is dead.
     case failed(ScriptError)
-    /// It called `urlpoll.http` and waits for the response.
+    /// It called `urlpoll.http` (or `urlpoll.history` of a ``RemoteHistoryStore``) and waits for the answer.
     case waiting(HookRequest)
 }
 
@@ -80,6 +80,9 @@ extension LuaRuntime {
             lua_pushnil(call.thread)
             self.push(message)
             return self.resume(&call, nargs: 2)
+        case .history(let summary):
+            self.push(summary)
+            return self.resume(&call, nargs: 1)
         }
     }
 

@@ -27,13 +27,38 @@ extension LuaRuntime {
     /// Windows up to this long are counted from the minute rollups, longer ones from the hour rollups.
     static let minuteHistoryWindow = 86_400.0
 
+    /// The longest `urlpoll.history` waits on a ``RemoteHistoryStore`` (`--store`) where Lua cannot suspend
+    /// the caller (`backoff`, the load, a C function of Lua's library): the whole Lua state waits meanwhile.
+    static let historyWaitLimit = Duration.seconds(1)
+
+    /// `urlpoll.history`: the host function behind a Lua wrapper that raises what a suspended read answered
+    /// (nil and the error) at the script's line, as the host function raises its own errors.
+    static let historyPrelude = """
+        local read = ...
+        local getinfo = debug.getinfo
+        -- "file:line: " of the innermost script line on the stack (as urlpoll.http's prelude).
+        local function where()
+          local level = 2
+          while true do
+            local info = getinfo(level, "Sl")
+            if not info then return "" end
+            if info.source ~= "=urlpoll" and info.currentline > 0 then
+              return info.short_src .. ":" .. info.currentline .. ": "
+            end
+            level = level + 1
+          end
+        end
+        function urlpoll.history(...)
+          local summary, err = read(...)
+          if summary == nil then error(where() .. err, 0) end
+          return summary
+        end
+        """
+
     /// Adds `history` to the `urlpoll` table (after the prelude made it).
-    func installHistory() {
-        _ = self.pushGlobal("urlpoll")
-        lua_pushstring(self.L, "history")
+    func installHistory() throws(ScriptError) {
         up_pushhostfn(self.L) { L in LuaRuntime.host(L) { runtime throws(HostError) in try runtime.hostHistory() } }
-        lua_rawset(self.L, -3)
-        lua_settop(self.L, -2)
+        try self.run(source: Self.historyPrelude, name: "=urlpoll", nargs: 1)
     }
 
     /// `urlpoll.history(url, seconds)` → `{ polls, failures, degraded, uptime, latency_p95, latency_max,
@@ -41,6 +66,11 @@ extension LuaRuntime {
     /// connection (WAL: it never waits for the writer). Counts polls written up to the last tick. `url` is
     /// the URL as written (`s.raw_url`), its name, or as printed (`s.url`) when no other URL prints alike
     /// (``HistoryKeyIndex``).
+    ///
+    /// With a ``RemoteHistoryStore`` (`--store`), a hook that may suspend (`check`, `on_result`,
+    /// `on_change`, `report`, from its own code) yields while PostgreSQL answers, as `urlpoll.http` does,
+    /// and is resumed with the table, or nil and the error the wrapper raises; elsewhere the read waits at
+    /// most ``historyWaitLimit``.
     private func hostHistory() throws(HostError) -> Int32 {
         guard let url = self.string(at: 1) else {
             throw HostError("bad argument #1 to 'history' (URL string expected, got \(self.describe(at: 1)))")
@@ -67,13 +97,48 @@ extension LuaRuntime {
             )
         }
         let now = Date().timeIntervalSince1970
+        let byMinute = seconds <= Self.minuteHistoryWindow
         let summary: HistorySummary
-        do {
-            summary = try store.summary(
-                key: key, from: now - seconds, to: now, byMinute: seconds <= Self.minuteHistoryWindow)
-        } catch {
-            throw HostError("urlpoll.history: \(error.description)")
+        if let remote = store as? any RemoteHistoryStore {
+            if let call = self.active, call.thread == self.L, lua_isyieldable(self.L) != 0 {
+                var buffer = [CChar](repeating: 0, count: 256)
+                up_wherebuf(self.L, &buffer, buffer.count)
+                let location = buffer.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
+                self.pendingRequest = HookRequest(
+                    HistoryRead(store: remote, key: key, url: url, from: now - seconds, to: now, byMinute: byMinute),
+                    location: location)
+                return UP_YIELD_CODE
+            }
+            do {
+                summary = try remote.summary(
+                    key: key, from: now - seconds, to: now, byMinute: byMinute, within: Self.historyWaitLimit)
+            } catch {
+                throw HostError(
+                    "urlpoll.history: \(error.description); where Lua cannot suspend the caller (\(self.whereNoWaiting)) it waits at most \(formatSeconds(Self.historyWaitLimit.seconds)) s: call it from check, on_result, on_change or report to wait for the store"
+                )
+            }
+        } else {
+            do {
+                summary = try store.summary(key: key, from: now - seconds, to: now, byMinute: byMinute)
+            } catch {
+                throw HostError("urlpoll.history: \(error.description)")
+            }
         }
+        self.push(summary)
+        return 1
+    }
+
+    /// Why the code calling `urlpoll.history` cannot be suspended, in a few words.
+    private var whereNoWaiting: String {
+        if let call = self.active {
+            return call.thread == self.L
+                ? "called by a C function of Lua's library" : "called from a coroutine the script started"
+        }
+        return "called from \(self.phase)"
+    }
+
+    /// Pushes `summary` as `urlpoll.history`'s table.
+    func push(_ summary: HistorySummary) {
         let rollup = summary.rollup
         lua_createtable(self.L, 0, 7)
         self.setField("polls", integer: rollup.polls)
@@ -95,7 +160,6 @@ extension LuaRuntime {
             lua_rawseti(self.L, -2, lua_Integer(i + 1))
         }
         lua_rawset(self.L, -3)
-        return 1
     }
 
     private func setField(_ name: String, integer: Int) {

@@ -72,7 +72,7 @@ final class LuaRuntime {
         }
         try self.installHostAPI(args: args)
         try self.installHTTP()
-        self.installHistory()
+        try self.installHistory()
         try self.installModules()
         self.fieldKeys = self.internFieldKeys()
     }

@@ -102,7 +102,7 @@ extension ScriptHost {
                         .deadline,
                         "\(request.location): \(call.name) abandoned at its deadline of \(formatSeconds(length.seconds)) s "
                             + "(\(formatSeconds(lua.limits.hookDeadlineTimeouts)) × the URL's timeout) while waiting "
-                            + "for \(request.method) \(request.displayURL)"))
+                            + "for \(request.awaited)"))
             case .stopped:
                 lua.abandon(call)
                 if let session = request.session { lua.storeCookies(nil, inSessionRef: session) }
@@ -132,7 +132,10 @@ extension ScriptHost {
         let http = self.http
         let deadlines = self.deadlines
         return await withTaskGroup(of: Wait.self) { group in
-            group.addTask { .outcome(await http.perform(request, timeout: timeout)) }
+            group.addTask {
+                if let read = request.history { return .outcome(await read.perform()) }
+                return .outcome(await http.perform(request, timeout: timeout))
+            }
             group.addTask {
                 do {
                     try await deadlines.sleep(deadline)

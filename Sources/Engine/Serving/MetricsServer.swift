@@ -386,11 +386,12 @@ public struct MetricsServer: Service, Sendable {
             }
             days = n
         }
-        let ids = history.urlIDs()
-        // Only the id as /status writes it: digits without a leading zero, and no trailing slash.
-        guard text.utf8.allSatisfy({ (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) }),
-            text.first != "0", let id = Int64(text),
-            let target = current.targets.first(where: { ids[$0.historyKey] == id })
+        // Only the id as /status writes it: digits without a leading zero, and no trailing slash. The ids
+        // are read off the event loop: with --store they are a PostgreSQL statement, which may hang.
+        let digits =
+            text.utf8.allSatisfy({ (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) }) && text.first != "0"
+        let ids = digits ? ((try? await NIOThreadPool.singleton.runIfActive { history.urlIDs() }) ?? [:]) : [:]
+        guard digits, let id = Int64(text), let target = current.targets.first(where: { ids[$0.historyKey] == id })
         else {
             return Self.text(
                 .notFound,

@@ -1,0 +1,23 @@
+/// HistoryRead is a `urlpoll.history` call that waits on a ``RemoteHistoryStore`` (`--store`): read off the
+/// Lua state while the hook's coroutine is suspended, as a ``HookRequest`` is sent.
+struct HistoryRead: Sendable {
+    /// The store to read.
+    var store: any RemoteHistoryStore
+    /// The URL's key in the store, and the URL as the script named it (for messages).
+    var key: HistoryKey
+    var url: String
+    /// The window, in seconds since the epoch, and whether it is counted from the minute rollups.
+    var from: Double
+    var to: Double
+    var byMinute: Bool
+
+    /// Reads the summary: the hook's outcome, the summary or why not in words (`urlpoll.history: …`).
+    func perform() async -> HookOutcome {
+        do {
+            return .history(
+                try await self.store.readSummary(key: self.key, from: self.from, to: self.to, byMinute: self.byMinute))
+        } catch {
+            return .failure("urlpoll.history: \(error.description)", cookies: nil, session: nil)
+        }
+    }
+}
