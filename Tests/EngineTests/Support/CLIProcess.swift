@@ -63,6 +63,8 @@ final class CLIProcess: @unchecked Sendable {
     }
 
     var stdout: String { self.lock.withLock { String(decoding: self.output, as: UTF8.self) } }
+    /// Whether the process has not exited yet.
+    var isRunning: Bool { self.process.isRunning }
     var stderr: String { self.lock.withLock { String(decoding: self.errors, as: UTF8.self) } }
 
     /// Waits until standard output contains `text` `count` times; fails if the process ends first or

@@ -89,6 +89,8 @@ enum TestPostgres {
     struct Cluster: Sendable {
         let directory: String
         let port: Int
+        /// The superuser's password when the cluster asks for one (``start(password:)``), else nil (trust).
+        var password: String? = nil
 
         /// The folder of Debian's PostgreSQL programs (the highest version installed), if any.
         static let binaries: String? = {
@@ -101,8 +103,10 @@ enum TestPostgres {
 
         var url: String { "postgresql://postgres@127.0.0.1:\(self.port)/postgres?sslmode=disable" }
 
-        /// Makes and starts a cluster, waiting (at most 60 s) until it accepts connections.
-        static func start() async throws -> Cluster {
+        /// Makes and starts a cluster, waiting (at most 60 s) until it accepts connections. With `password`,
+        /// every connection must authenticate with SCRAM-SHA-256 (`initdb --auth=scram-sha-256`, RFC 7677) as
+        /// the superuser `postgres` with that password; without, loopback connections are trusted.
+        static func start(password: String? = nil) async throws -> Cluster {
             guard let binaries = Self.binaries else { throw TestPostgresError("PostgreSQL is not installed") }
             let directory = "/tmp/urlpoll-postgres-\(UUID().uuidString.prefix(8))"
             let (fd, port) = try bindLoopback()
@@ -112,14 +116,17 @@ enum TestPostgres {
                 set -e
                 mkdir -p "$0"
                 \(getuid() == 0 ? "chown postgres: \"$0\"" : "true")
-                \(asPostgres)"$1/initdb" -D "$0/data" -U postgres -A trust --no-sync -E UTF8 >"$0/initdb.log" 2>&1
+                printf '%s\\n' "$2" >"$0/pwfile"
+                \(getuid() == 0 ? "chown postgres: \"$0/pwfile\"" : "true")
+                \(asPostgres)"$1/initdb" -D "$0/data" -U postgres \(password == nil ? "-A trust" : "-A scram-sha-256 --pwfile=\"$0/pwfile\"") --no-sync -E UTF8 >"$0/initdb.log" 2>&1
+                rm -f "$0/pwfile"
                 """
-            let made = await Self.shell(script, [directory, binaries], limit: 120)
+            let made = await Self.shell(script, [directory, binaries, password ?? ""], limit: 120)
             guard made == 0 else {
                 let log = (try? String(contentsOfFile: directory + "/initdb.log", encoding: .utf8)) ?? ""
                 throw TestPostgresError("initdb failed\(made == nil ? " (timed out)" : ""): \(log)")
             }
-            let cluster = Cluster(directory: directory, port: port)
+            let cluster = Cluster(directory: directory, port: port, password: password)
             try await cluster.startServer()
             return cluster
         }
