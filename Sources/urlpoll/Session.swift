@@ -300,8 +300,10 @@ struct Session {
                     "a tick's report was skipped (\(total) so far): the previous tick's report was still under way after status_interval (\(formatSeconds(settings.statusInterval.seconds)) s); a report hook that waits on urlpoll.http should finish within it"
                 )
             },
-            onTicksMissed: { count in
+            onTicksMissed: { count, first in
                 metrics?.reportTicksMissed(count)
+                // Once an episode (ticks late in a row): the metric counts every one.
+                guard first else { return }
                 logger.warning(
                     "\(count == 1 ? "1 report tick" : "\(count) report ticks") fell due while urlpoll or its store was stopped or frozen; their reports are skipped, not made up, and ticks go on every \(formatSeconds(settings.statusInterval.seconds)) s"
                 )

@@ -59,7 +59,8 @@ extension PostgresStore {
             WITH t AS (SELECT coalesce(\(now)::float8, extract(epoch from statement_timestamp())::float8) AS now),
             live AS (SELECT id, script_hash, coalesce(loaded_at, started_at) AS loaded_at FROM urlpoll_instances
                 WHERE heartbeat_at > (SELECT now FROM t) - \(alive)::float8)
-            SELECT s.script_hash, s.loaded_by, s.loaded_at, i.host, i.pid,
+            SELECT s.script_hash, s.loaded_by, s.loaded_at, coalesce(i.host, s.loaded_by_host),
+                coalesce(i.pid, s.loaded_by_pid),
                 EXISTS (SELECT 1 FROM live WHERE live.script_hash = s.script_hash),
                 (SELECT script_hash FROM live ORDER BY loaded_at DESC, id LIMIT 1)
             FROM (SELECT 1) AS one
@@ -77,7 +78,9 @@ extension PostgresStore {
         return Following(schedule: nil, followed: false, newest: nil)
     }
 
-    /// This instance stops cleanly: its row in `urlpoll_instances` is removed, and the rows it still holds
+    /// This instance stops cleanly: its row in `urlpoll_instances` is removed (its host and process id kept
+    /// in `urlpoll_schedule` when it loaded the script the fleet follows, so ``Previous/loader`` still names
+    /// them), and the rows it still holds
     /// the lease of (polls it did not finish) are released (`lease_owner = NULL`), so other instances claim
     /// them at once instead of after the lease. Call it once polling has stopped.
     ///
@@ -92,7 +95,10 @@ extension PostgresStore {
             do {
                 try await connection.query(
                     """
-                    WITH gone AS (DELETE FROM urlpoll_instances WHERE id = \(self.instance))
+                    WITH gone AS (DELETE FROM urlpoll_instances WHERE id = \(self.instance) RETURNING host, pid),
+                    loader AS (
+                        UPDATE urlpoll_schedule SET loaded_by_host = gone.host, loaded_by_pid = gone.pid FROM gone
+                        WHERE urlpoll_schedule.loaded_by = \(self.instance))
                     UPDATE urlpoll_targets SET lease_owner = NULL, lease_until = NULL
                     WHERE lease_owner = \(self.instance)
                     """, logger: Self.quiet)

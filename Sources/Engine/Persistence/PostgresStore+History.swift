@@ -37,10 +37,11 @@ extension PostgresStore {
     /// Deletes what the retention no longer keeps, as ``HistoryStore/prune(before:)`` does for a `--data`
     /// file: minute rollups before the hour holding `cutoff.minutes` are summed into `urlpoll_rollups_hour`
     /// (so hours keep counting them, their latency sketches summed by bucket) and deleted; hour rollups and changes before `cutoff.hours` are deleted
-    /// (seconds since the epoch). In statements of at most `batch` rows, each its own transaction under the
-    /// advisory lock ``pruneLock`` (`pg_try_advisory_xact_lock`): one instance prunes at a time, and no
-    /// statement holds its row locks for long. An instance that finds the lock taken stops (the other is
-    /// pruning).
+    /// (seconds since the epoch). In statements of at most `batch` rows, each its own transaction (no
+    /// statement holds its row locks for long), all under the session-level advisory lock ``pruneLock``
+    /// (`pg_try_advisory_lock`), taken once for the run on a connection of its own: one instance prunes at a
+    /// time, and no other instance's batches come between a run's. An instance that finds the lock taken
+    /// deletes nothing (the other is pruning).
     /// - Returns: The rows deleted.
     /// - Throws: ``HistoryError`` in words when PostgreSQL cannot be reached or written.
     @discardableResult
@@ -90,30 +91,37 @@ extension PostgresStore {
             SELECT count(*)::bigint FROM gone
             """,
         ]
-        var deleted = 0
-        for statement in statements {
-            while true {
-                let count = try await self.attempt("prune the history") { () -> Int? in
-                    try await self.client.withTransaction(logger: Self.quiet) { connection in
-                        let locked =
-                            try await connection.query(
-                                "SELECT pg_try_advisory_xact_lock(\(Self.pruneLock))", logger: Self.quiet
-                            ).decode(Bool.self).first { _ in true } ?? false
-                        guard locked else { return nil }
-                        var count = 0
-                        for try await n in try await connection.query(statement, logger: Self.quiet).decode(
-                            Int64.self)
-                        {
-                            count = Int(n)
+        // One session-level lock for the whole run, on a connection of its own (closing it lets the lock go
+        // whatever happens): no other instance's batches come between this run's.
+        let connection = try await self.connectAlone()
+        do {
+            let locked = try await self.attempt("prune the history") {
+                try await connection.query("SELECT pg_try_advisory_lock(\(Self.pruneLock))", logger: Self.quiet)
+                    .decode(Bool.self).first { _ in true } ?? false
+            }
+            var deleted = 0
+            if locked {
+                for statement in statements {
+                    while true {
+                        let count = try await self.attempt("prune the history") { () -> Int in
+                            var count = 0
+                            for try await n in try await connection.query(statement, logger: Self.quiet).decode(
+                                Int64.self)
+                            {
+                                count = Int(n)
+                            }
+                            return count
                         }
-                        return count
+                        deleted += count
+                        if count < batch { break }
                     }
                 }
-                guard let count else { return deleted }
-                deleted += count
-                if count < batch { break }
             }
+            await self.close(connection)
+            return deleted
+        } catch {
+            await self.close(connection)
+            throw error
         }
-        return deleted
     }
 }

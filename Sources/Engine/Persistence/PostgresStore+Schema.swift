@@ -13,8 +13,8 @@ extension PostgresStore {
     /// The advisory lock key (`pg_try_advisory_lock`) the instance that runs `report` holds.
     static let reportLock: Int64 = 0x7572_6c70_6f6c_6c02
 
-    /// The advisory lock key (`pg_try_advisory_xact_lock`) each batch of a prune takes, so one instance
-    /// prunes at a time.
+    /// The advisory lock key (`pg_try_advisory_lock`) a prune holds for its whole run, so one instance
+    /// prunes at a time and two runs' batches never interleave.
     static let pruneLock: Int64 = 0x7572_6c70_6f6c_6c03
 
     /// Each version's statements, from version 1 on: `migrations[n - 1]` brings a database from n − 1 to n.
@@ -41,7 +41,10 @@ extension PostgresStore {
     ///   latencies of the polls that were not down, as the `--data` file's rollups do: `sketch bigint[]`,
     ///   ``LatencySketch/packed`` (each element a bucket and its count, `bucket × 2^32 + count`), merged by
     ///   concatenation in the write-back's upsert and summed by bucket where it is read or compacted. Rows
-    ///   written before version 4 have an empty sketch (their mean and maximum are kept).
+    ///   written before version 4 have an empty sketch (their mean and maximum are kept). And
+    ///   `urlpoll_schedule` keeps the host and process id of the instance that loaded the script
+    ///   (`loaded_by_host`, `loaded_by_pid`) once that instance stopped cleanly and its row went, so messages
+    ///   still name them.
     static let migrations: [[String]] = [
         [
             """
@@ -120,6 +123,9 @@ extension PostgresStore {
             """,
             """
             ALTER TABLE urlpoll_rollups_hour ADD COLUMN sketch bigint[] NOT NULL DEFAULT '{}'
+            """,
+            """
+            ALTER TABLE urlpoll_schedule ADD COLUMN loaded_by_host text, ADD COLUMN loaded_by_pid integer
             """,
         ],
     ]

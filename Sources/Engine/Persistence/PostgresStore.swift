@@ -301,9 +301,20 @@ public final class PostgresStore: Sendable {
 
     /// A connection of its own, outside the pool: for a session-level advisory lock, held as long as the
     /// connection lives.
+    /// - Throws: ``HistoryError`` in words; a server that closes the connection before PostgreSQL's start-up
+    ///   is done (a server of another kind, which hangs up on a message it does not know) is named by its
+    ///   host and port with the question whether it is PostgreSQL.
     public func connectAlone() async throws(HistoryError) -> PostgresConnection {
-        try await self.attempt("connect") {
-            try await PostgresConnection.connect(configuration: self.configuration, id: 0, logger: Self.quiet)
+        let location = self.location
+        return try await self.attempt("connect") {
+            do {
+                return try await PostgresConnection.connect(
+                    configuration: self.configuration, id: 0, logger: Self.quiet)
+            } catch let error as PSQLError where error.code == .serverClosedConnection {
+                throw HistoryError(
+                    "\(location): cannot connect: the server at \(location.host):\(location.port) closed the connection before PostgreSQL's start-up was done (is it PostgreSQL? a server of another kind listening on that port hangs up so)"
+                )
+            }
         }
     }
 

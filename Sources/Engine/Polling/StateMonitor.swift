@@ -25,7 +25,9 @@ public actor StateMonitor {
     /// The ticks whose report was skipped so far.
     private var skippedReports = 0
     private let onReportSkipped: @Sendable (_ total: Int) -> Void
-    private let onTicksMissed: @Sendable (_ count: Int) -> Void
+    private let onTicksMissed: @Sendable (_ count: Int, _ first: Bool) -> Void
+    /// Whether the last tick came late or after missed ones: the ticks since are one lateness episode.
+    private var missing = false
     /// Lateness above this is reported by `onLate` on the next tick.
     public static var lateThreshold: Duration { .seconds(1) }
 
@@ -38,13 +40,15 @@ public actor StateMonitor {
     ///   - onReportSkipped: Told when a tick skips its report because the previous tick's is still under way
     ///     (a `report` hook waiting on `urlpoll.http` past `status_interval`), with the number skipped so far.
     ///   - onTicksMissed: Told when ticks fell due while urlpoll or its store was frozen (``Ticks``), with how
-    ///     many: their reports are not made up (`urlpoll_report_ticks_skipped_total` counts them too).
+    ///     many: their reports are not made up (`urlpoll_report_ticks_skipped_total` counts them too); and
+    ///     `first`, true for the first of an episode (ticks late in a row, up to a tick on time), so that a
+    ///     warning is said once an episode while every missed tick is counted.
     public init(
         urls: [String], reporter: any Reporter, observers: [any StateObserver] = [], store: StateStore? = nil,
         onStoreError: @escaping @Sendable (String) -> Void = { _ in },
         onLate: @escaping @Sendable (Duration) -> Void = { _ in },
         onReportSkipped: @escaping @Sendable (_ total: Int) -> Void = { _ in },
-        onTicksMissed: @escaping @Sendable (_ count: Int) -> Void = { _ in }
+        onTicksMissed: @escaping @Sendable (_ count: Int, _ first: Bool) -> Void = { _, _ in }
     ) {
         self.onTicksMissed = onTicksMissed
         self.onLate = onLate
@@ -196,11 +200,17 @@ public actor StateMonitor {
     }
 
     /// `count` ticks were missed (``Ticks``: urlpoll or its store was frozen) and their reports are not made
-    /// up: counted as skipped, as a tick that comes during a report is.
+    /// up: counted as skipped, as a tick that comes during a report is. Called on every tick, with 0 for a
+    /// tick on time, which ends a lateness episode.
     public func skipped(_ count: Int) {
-        guard count > 0, self.reports else { return }
+        guard count > 0 else {
+            self.missing = false
+            return
+        }
+        guard self.reports else { return }
         self.skippedReports += count
-        self.onTicksMissed(count)
+        self.onTicksMissed(count, !self.missing)
+        self.missing = true
     }
 
     private func reportEnded() {

@@ -56,6 +56,23 @@ import Testing
             "\(run.stderr)")
     }
 
+    /// Issue 15: a server that accepts and hangs up at once is named by its host and port, with the
+    /// question whether it is PostgreSQL.
+    @Test func storeOnAServerThatClosesAtOnce_isRefusedWithExit2_askingWhetherItIsPostgreSQL() async throws {
+        let script = try TemporaryScript("urls = { \"http://127.0.0.1:9/\" }")
+        let listener = try ClosingListener()
+
+        let run = try await CLIProcess.run([
+            "run", script.path, "--store", "postgresql://u@127.0.0.1:\(listener.port)/x?sslmode=disable",
+        ])
+
+        #expect(run.status == 2)
+        #expect(
+            run.stderr
+                == "urlpoll: --store: postgresql://u@127.0.0.1:\(listener.port)/x: cannot connect: the server at 127.0.0.1:\(listener.port) closed the connection before PostgreSQL's start-up was done (is it PostgreSQL? a server of another kind listening on that port hangs up so)\n",
+            "\(run.stderr)")
+    }
+
     @Test func storeFromANewerUrlpoll_isRefusedWithExit2_andLeftAsItIs() async throws {
         guard let url = try await TestPostgres.database() else { return }
         let script = try TemporaryScript("urls = { \"http://127.0.0.1:9/\" }")

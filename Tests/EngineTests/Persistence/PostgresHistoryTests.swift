@@ -119,4 +119,39 @@ import Testing
             #expect(try read.daily(since: 0)[key]?.first?.polls == 21)
         }
     }
+
+    /// Issue 15: a prune run holds its lock from its first batch to its last (a session-level advisory lock,
+    /// taken once), so no other instance's batches come between: each batch runs with it held.
+    @Test func prune_holdsItsLockForTheWholeRun_notBatchByBatch() async throws {
+        try await Stores.withStores(1) { stores, url in
+            let store = stores[0]
+            _ = try await store.sync(Stores.listings(1), scriptHash: "s", now: 0)
+            for hour in 1...3 { _ = try await Self.poll(store, at: Double(hour * 3_600 + 30), health: .up) }
+            // Each delete of minutes notes whether its session holds the prune lock as a session lock
+            // (pg_advisory_unlock answers true only for one; it is taken again at once).
+            for statement in [
+                "CREATE TABLE prune_seen (session_lock boolean)",
+                """
+                CREATE FUNCTION prune_seen() RETURNS trigger LANGUAGE plpgsql AS $$
+                DECLARE held boolean;
+                BEGIN
+                  held := pg_advisory_unlock(8462945879944096771);
+                  IF held THEN PERFORM pg_advisory_lock(8462945879944096771); END IF;
+                  INSERT INTO prune_seen VALUES (held);
+                  RETURN NULL;
+                END $$
+                """,
+                "CREATE TRIGGER prune_seen AFTER DELETE ON urlpoll_rollups FOR EACH STATEMENT EXECUTE FUNCTION prune_seen()",
+            ] {
+                _ = try await TestPostgres.column(url, statement, as: Int32.self)
+            }
+            #expect(try await store.prune(before: (minutes: 5 * 3_600, hours: 0), batch: 1) == 3)
+            let seen = try await TestPostgres.column(url, "SELECT session_lock FROM prune_seen", as: Bool.self)
+            #expect(seen.count >= 3)
+            #expect(seen.allSatisfy { $0 }, "\(seen)")
+            // And the lock is let go after the run: another prune runs.
+            #expect(try await store.prune(before: (minutes: 5 * 3_600, hours: 0), batch: 1) == 0)
+            #expect(try await TestPostgres.column(url, "SELECT count(*) FROM prune_seen", as: Int64.self) == [Int64(seen.count + 1)])
+        }
+    }
 }

@@ -290,6 +290,7 @@ extension PostgresStoreTests {
     static func undoVersion4(_ url: String) async throws {
         for statement in [
             "ALTER TABLE urlpoll_rollups DROP COLUMN sketch", "ALTER TABLE urlpoll_rollups_hour DROP COLUMN sketch",
+            "ALTER TABLE urlpoll_schedule DROP COLUMN loaded_by_host, DROP COLUMN loaded_by_pid",
             "UPDATE urlpoll_schema SET version = 3",
         ] {
             _ = try await TestPostgres.column(url, statement, as: Int32.self)
@@ -311,8 +312,8 @@ extension PostgresStoreTests {
     /// its minutes and changes, and they read as before.
     @Test func migrate_bringsAVersion2DatabaseToVersion3_keepingItsRollupsAndChanges() async throws {
         try await Self.withStores(1) { stores, url in
-            try await Self.undoVersion3(url)
             _ = try await stores[0].sync(Self.listings(1), scriptHash: "s", now: 1_000)
+            try await Self.undoVersion3(url)
             // A poll as urlpoll 2's write-back left it: a minute rollup and a change.
             let id = try #require(try await TestPostgres.column(url, "SELECT id FROM urlpoll_targets", as: Int64.self).first)
             for statement in [
@@ -355,8 +356,8 @@ extension PostgresStoreTests {
     {
         try await Self.withStores(1) { stores, url in
             let store = stores[0]
-            try await Self.undoVersion4(url)
             _ = try await store.sync(Self.listings(1), scriptHash: "s", now: 1_000)
+            try await Self.undoVersion4(url)
             // Written by urlpoll 3's write-back: a rollup with no sketch column.
             let id = try #require(try await TestPostgres.column(url, "SELECT id FROM urlpoll_targets", as: Int64.self).first)
             _ = try await TestPostgres.column(
@@ -377,6 +378,26 @@ extension PostgresStoreTests {
             #expect(both.polls == 2)
             #expect(both.sketch.count == 1)
             #expect(abs((both.sketch.quantile(0.95) ?? 0) - 0.5) < 0.5 * 0.02)
+        }
+    }
+}
+
+extension PostgresStoreTests {
+    /// Issue 15: the instance that loaded the script is named with its host and process whether it runs,
+    /// was killed, or stopped cleanly (its row gone).
+    @Test func previous_namesTheLoadersHostAndProcess_afterItStoppedCleanly() async throws {
+        try await Self.withStores(2) { stores, _ in
+            let (a, b) = (stores[0], stores[1])
+            _ = try await a.sync(Self.listings(1), scriptHash: "old", now: 1_000)
+            try await a.leave()
+            let previous = try #require(try await b.sync(Self.listings(1), scriptHash: "new", now: 1_010))
+            #expect(previous.loadedBy == "i1")
+            #expect(previous.host == ProcessInfo.processInfo.hostName)
+            #expect(previous.pid == Int(ProcessInfo.processInfo.processIdentifier))
+            #expect(
+                previous.loader.hasPrefix(
+                    "instance i1 (host \(ProcessInfo.processInfo.hostName), process \(ProcessInfo.processInfo.processIdentifier))"
+                ))
         }
     }
 }

@@ -147,3 +147,19 @@ import Testing
         #expect(warnings.withLock { $0 } == [])
     }
 }
+
+extension LatenessTests {
+    /// Issue 15: ticks missed while urlpoll or its store was frozen are said once per episode (ticks late in
+    /// a row, up to a tick on time), however many late ticks it holds; every missed tick is still counted.
+    @Test func ticksMissed_areSaidOncePerEpisode_andEveryOneCounted() async {
+        let told = Mutex<[(count: Int, first: Bool)]>([])
+        let monitor = StateMonitor(
+            urls: ["http://127.0.0.1:9/"], reporter: RecordingReporter(),
+            onTicksMissed: { count, first in told.withLock { $0.append((count, first)) } })
+        // Given: two late ticks in a row (2 missed, then 1), a tick on time, then another late one.
+        for missed in [2, 1, 0, 3] { await monitor.skipped(missed) }
+        // Then: the first of each episode says so; all 6 are counted.
+        #expect(told.withLock { $0.map(\.first) } == [true, false, true])
+        #expect(told.withLock { $0.map(\.count).reduce(0, +) } == 6)
+    }
+}

@@ -129,7 +129,7 @@ import Testing
             let missed = SkipCount()
             let monitor = StateMonitor(
                 urls: targets.map(\.url), reporter: reports, observers: [polls, changes],
-                onTicksMissed: { count in missed.total.withLock { $0 += count } })
+                onTicksMissed: { count, _ in missed.total.withLock { $0 += count } })
             let clock = self.clock
             let schedule = SharedSchedule(
                 store: store, scriptHash: script,
