@@ -148,7 +148,10 @@ public final class PostgresHistory: RemoteHistoryStore {
         var binds = binds
         let at = "$\(binds.count + 1)"
         binds.append(first)
-        let sketches = sketch ? Self.sketches(of: "r", width: width) : "SELECT 0::bigint AS target_id, 0::bigint AS at, '{}'::bigint[] AS sketch WHERE false"
+        let sketches =
+            sketch
+            ? Self.sketches(of: "r", width: width)
+            : "SELECT 0::bigint AS target_id, 0::bigint AS at, '{}'::bigint[] AS sketch WHERE false"
         return PostgresQuery(
             unsafeSQL: """
                 WITH ids AS (SELECT t.id FROM urlpoll_targets t WHERE \(targets)),
@@ -275,9 +278,13 @@ public final class PostgresHistory: RemoteHistoryStore {
         let store = self.store
         let rows = try await store.attempt(what) {
             var counts: [PostgresRow] = []
-            for try await row in try await store.client.query(counted, logger: PostgresStore.quiet) { counts.append(row) }
+            for try await row in try await store.client.query(counted, logger: PostgresStore.quiet) {
+                counts.append(row)
+            }
             var found: [PostgresRow] = []
-            for try await row in try await store.client.query(changes, logger: PostgresStore.quiet) { found.append(row) }
+            for try await row in try await store.client.query(changes, logger: PostgresStore.quiet) {
+                found.append(row)
+            }
             return (counts, found)
         }
         return try self.summary(key: key, from: start, byMinute: byMinute, counted: rows.0, changes: rows.1)
@@ -326,7 +333,9 @@ public final class PostgresHistory: RemoteHistoryStore {
     }
 
     /// The summary the rows of ``summaryQueries(key:from:to:byMinute:)`` answered.
-    private func summary(key: HistoryKey, from start: Double, byMinute: Bool, counted: [PostgresRow], changes: [PostgresRow])
+    private func summary(
+        key: HistoryKey, from start: Double, byMinute: Bool, counted: [PostgresRow], changes: [PostgresRow]
+    )
         throws(HistoryError) -> HistorySummary
     {
         let what = "read the history of \(key.url)"

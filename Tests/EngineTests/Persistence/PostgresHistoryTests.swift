@@ -114,7 +114,8 @@ import Testing
             }
             // When the minutes are pruned into an hour, the hour keeps the sketch.
             _ = try await a.prune(before: (minutes: 3 * 3_600, hours: 0), batch: 7)
-            #expect(try read.summary(key: key, from: 3_600, to: 7_199, byMinute: false).rollup.sketch == expected.sketch)
+            #expect(
+                try read.summary(key: key, from: 3_600, to: 7_199, byMinute: false).rollup.sketch == expected.sketch)
             #expect(try read.hourly(since: 3_600)[key]?.first?.sketch == expected.sketch)
             #expect(try read.daily(since: 0)[key]?.first?.polls == 21)
         }
@@ -151,7 +152,10 @@ import Testing
             #expect(seen.allSatisfy { $0 }, "\(seen)")
             // And the lock is let go after the run: another prune runs.
             #expect(try await store.prune(before: (minutes: 5 * 3_600, hours: 0), batch: 1) == 0)
-            #expect(try await TestPostgres.column(url, "SELECT count(*) FROM prune_seen", as: Int64.self) == [Int64(seen.count + 1)])
+            #expect(
+                try await TestPostgres.column(url, "SELECT count(*) FROM prune_seen", as: Int64.self) == [
+                    Int64(seen.count + 1)
+                ])
         }
     }
 }

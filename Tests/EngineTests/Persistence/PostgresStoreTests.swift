@@ -315,7 +315,8 @@ extension PostgresStoreTests {
             _ = try await stores[0].sync(Self.listings(1), scriptHash: "s", now: 1_000)
             try await Self.undoVersion3(url)
             // A poll as urlpoll 2's write-back left it: a minute rollup and a change.
-            let id = try #require(try await TestPostgres.column(url, "SELECT id FROM urlpoll_targets", as: Int64.self).first)
+            let id = try #require(
+                try await TestPostgres.column(url, "SELECT id FROM urlpoll_targets", as: Int64.self).first)
             for statement in [
                 "INSERT INTO urlpoll_rollups (target_id, start, polls, failures, degraded, latency_sum, latency_max) VALUES (\(id), 960, 1, 0, 0, 0.1, 0.1) RETURNING 1",
                 "INSERT INTO urlpoll_changes (target_id, version, at, to_state, to_status, instance) VALUES (\(id), 1, 1001, 'up', '200 OK', 'i1') RETURNING 1",
@@ -359,7 +360,8 @@ extension PostgresStoreTests {
             _ = try await store.sync(Self.listings(1), scriptHash: "s", now: 1_000)
             try await Self.undoVersion4(url)
             // Written by urlpoll 3's write-back: a rollup with no sketch column.
-            let id = try #require(try await TestPostgres.column(url, "SELECT id FROM urlpoll_targets", as: Int64.self).first)
+            let id = try #require(
+                try await TestPostgres.column(url, "SELECT id FROM urlpoll_targets", as: Int64.self).first)
             _ = try await TestPostgres.column(
                 url,
                 "INSERT INTO urlpoll_rollups (target_id, start, polls, failures, degraded, latency_sum, latency_max) VALUES (\(id), 960, 1, 0, 0, 0.3, 0.3) RETURNING 1",
