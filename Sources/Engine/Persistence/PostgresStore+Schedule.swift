@@ -136,7 +136,9 @@ extension PostgresStore {
     /// Makes the schedule list exactly `listings`: new URLs are added (due `offset` seconds from now), a
     /// changed definition replaces the row's (due at once, its state kept), a retired row listed again is
     /// due at once from now (the time it was retired is no lateness: nobody was meant to poll it), URLs not
-    /// listed are retired, and
+    /// listed are retired, rows already listed as they are are neither written nor locked (an instance
+    /// joining a fleet of 100,000 URLs would otherwise hold every row for the seconds its sync takes, and the
+    /// others' claims, which skip locked rows, and write-backs, which wait for them, would stall meanwhile), and
     /// the schedule records `scriptHash` as the script it now follows, loaded by this instance now (its row
     /// in `urlpoll_instances` says so: `loaded_at`). Instances running another script claim nothing from then
     /// on (``claim(limit:scriptHash:now:)``) until they load this one, or until no live instance runs it
@@ -185,20 +187,26 @@ extension PostgresStore {
                     WITH t AS (SELECT coalesce(\(now)::float8, extract(epoch from statement_timestamp())::float8) AS now),
                     l AS (SELECT * FROM jsonb_to_recordset(\(json)::jsonb) AS l(url text, ordinal integer,
                         name text, definition_hash text, lease_seconds float8, "offset" float8)),
-                    up AS (
+                    new AS (
                         INSERT INTO urlpoll_targets (url, ordinal, name, definition_hash, due_at, lease_seconds)
                         SELECT l.url, l.ordinal, l.name, l.definition_hash, t.now + l."offset", l.lease_seconds
                         FROM l, t
-                        ON CONFLICT (url, ordinal) DO UPDATE SET name = EXCLUDED.name, retired = false,
-                            lease_seconds = EXCLUDED.lease_seconds,
-                            definition_hash = EXCLUDED.definition_hash,
+                        ON CONFLICT (url, ordinal) DO NOTHING),
+                    changed AS (
+                        UPDATE urlpoll_targets SET name = l.name, retired = false, lease_seconds = l.lease_seconds,
+                            definition_hash = l.definition_hash,
                             due_at = CASE WHEN urlpoll_targets.retired
-                                THEN least(greatest(urlpoll_targets.due_at, (SELECT now FROM t)), EXCLUDED.due_at)
-                                WHEN urlpoll_targets.definition_hash <> EXCLUDED.definition_hash
-                                THEN least(urlpoll_targets.due_at, EXCLUDED.due_at) ELSE urlpoll_targets.due_at END
-                        RETURNING id)
+                                THEN least(greatest(urlpoll_targets.due_at, t.now), t.now + l."offset")
+                                WHEN urlpoll_targets.definition_hash <> l.definition_hash
+                                THEN least(urlpoll_targets.due_at, t.now + l."offset") ELSE urlpoll_targets.due_at END
+                        FROM l, t
+                        WHERE urlpoll_targets.url = l.url AND urlpoll_targets.ordinal = l.ordinal
+                            AND (urlpoll_targets.definition_hash <> l.definition_hash OR urlpoll_targets.retired
+                                OR urlpoll_targets.name <> l.name
+                                OR urlpoll_targets.lease_seconds <> l.lease_seconds))
                     UPDATE urlpoll_targets SET retired = true
-                    WHERE NOT retired AND id NOT IN (SELECT id FROM up)
+                    WHERE NOT retired AND NOT EXISTS (
+                        SELECT 1 FROM l WHERE l.url = urlpoll_targets.url AND l.ordinal = urlpoll_targets.ordinal)
                     """, logger: Self.quiet)
                 try await connection.query(
                     """
