@@ -10,12 +10,13 @@ import Testing
 
     /// Runs `body` with `count` stores (instances) on one fresh database, their pools running.
     static func withStores(
-        _ count: Int, test: String = #function, _ body: ([PostgresStore], String) async throws -> Void
+        _ count: Int, logger: Logger = Self.logger, test: String = #function,
+        _ body: ([PostgresStore], String) async throws -> Void
     ) async throws {
         guard let url = try await TestPostgres.database(test) else { return }
         let location = try PostgresLocation(url, environment: [:])
         let stores = (1...count).map {
-            PostgresStore(location: location, connections: 4, instance: "i\($0)", logger: Self.logger)
+            PostgresStore(location: location, connections: 4, instance: "i\($0)", logger: logger)
         }
         try await withThrowingTaskGroup(of: Void.self) { group in
             for store in stores { group.addTask { await store.run() } }
