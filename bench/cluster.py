@@ -189,6 +189,7 @@ def main():
     parser.add_argument("--kill-at", type=float)
     parser.add_argument("--pin", action="store_true", help="each instance on a core of its own (taskset)")
     parser.add_argument("--series", action="store_true", help="lateness per 5 s and lock waits per second")
+    parser.add_argument("--logs", help="copy the instances' logs (standard error) into this folder")
     args = parser.parse_args()
     urls = args.urls or (10_000 if args.quick else 100_000)
     interval = args.interval or (20.0 if args.quick else 60.0)
@@ -274,6 +275,10 @@ def main():
             pg.stop()
 
     times = [float(line) for line in open(os.path.join(workdir, "access.log")) if line.strip()]
+    if args.logs:
+        os.makedirs(args.logs, exist_ok=True)
+        for n in range(args.instances):
+            shutil.copy(os.path.join(workdir, f"instance{n}.log"), args.logs)
     shutil.rmtree(workdir, ignore_errors=True)
     done = [t for t in times if start <= t <= end]
     before = sum(1 for t in done if t < killed_at)

@@ -166,6 +166,14 @@ extension PostgresStore {
         return listed.done ? listed.previous : nil
     }
 
+    /// How long a listing of `count` URLs may take: ``statementTimeout`` and 1 ms per URL (10 s and 100 s
+    /// for 100,000 URLs), for listings wait for one another (instances started together list one after
+    /// the other, under one lock), and on a loaded machine one of 100,000 URLs took more than 10 s
+    /// (bench/cluster.py: two of three instances started at once gave up at start).
+    func listingLimit(_ count: Int) -> Duration {
+        self.statementTimeout + .milliseconds(count)
+    }
+
     /// ``sync(_:scriptHash:now:)`` and ``adopt(_:scriptHash:alive:now:)``: with `unlessFollowedWithin`, lists
     /// only when the schedule is orphaned and `scriptHash` is the newest live script.
     private func list(_ listings: [Listing], scriptHash: String, now: Double?, unlessFollowedWithin alive: Double?)
@@ -174,7 +182,9 @@ extension PostgresStore {
         let json = String(decoding: try Self.encode(listings), as: UTF8.self)
         let pid = Int32(ProcessInfo.processInfo.processIdentifier)
         let host = ProcessInfo.processInfo.hostName
-        return try await self.attempt("list the script's URLs", onceMoreAfterDeadlock: true) {
+        return try await self.attempt(
+            "list the script's URLs", within: self.listingLimit(listings.count), onceMoreAfterDeadlock: true
+        ) {
             try await self.client.withTransaction(logger: Self.quiet) { connection in
                 try await connection.query("SELECT pg_advisory_xact_lock(\(Self.migrationLock))", logger: Self.quiet)
                 let found = try await Self.following(on: connection, alive: alive ?? 0, now: now)
