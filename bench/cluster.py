@@ -10,6 +10,11 @@ statements per poll (pg_stat_statements), with a projection, to stdout and bench
     python3 bench/cluster.py            # 100,000 URLs at 60 s for 180 s, one instance killed at 90 s
     python3 bench/cluster.py --quick    # 10,000 URLs at 20 s for 60 s, killed at 30 s
 
+`--status-interval S` sets the script's status_interval (every instance reads the fleet's states that often),
+`--kill-at S` when instance #0 is killed, `--pin` pins each instance to a core of its own (taskset; the
+server and nginx on what is left), `--series` adds lateness per 5 s and PostgreSQL's lock waits (sampled
+every second from pg_stat_activity) to the results, to set them against the instances' periodic work.
+
 Loopback only; bounded in time; stops and removes what it starts. Run as root (initdb runs as postgres).
 """
 import argparse, datetime, os, shutil, signal, socket, subprocess, tempfile, threading, time
@@ -130,7 +135,7 @@ http {{
 # Every poll's lateness on standard output; no report (the leader would print every URL each tick).
 SCRIPT = """pollers = {pollers}
 poll_interval = {interval}
-status_interval = 10
+status_interval = {status_interval}
 timeout = 5
 urls = {{}}
 for i = 1, {urls} do urls[i] = "http://127.0.0.1:{port}/u/" .. i end
@@ -140,10 +145,11 @@ function report(s) end
 
 
 class Instance:
-    def __init__(self, urlpoll, script, store, workdir, n):
+    def __init__(self, urlpoll, script, store, workdir, n, cpu=None):
         self.n = n
         self.stderr = open(os.path.join(workdir, f"instance{n}.log"), "w")
-        self.proc = subprocess.Popen([urlpoll, "run", script, "--store", store, "--log-level", "warning"],
+        pin = ["taskset", "-c", str(cpu)] if cpu is not None else []
+        self.proc = subprocess.Popen(pin + [urlpoll, "run", script, "--store", store, "--log-level", "warning"],
                                      stdout=subprocess.PIPE, stderr=self.stderr, text=True, bufsize=1 << 16)
         self.samples = []  # (wall time, lateness s)
         self.reader = threading.Thread(target=self.read, daemon=True)
@@ -179,11 +185,16 @@ def main():
     parser.add_argument("--pollers", type=int, default=64)
     parser.add_argument("--instances", type=int, default=3)
     parser.add_argument("--urlpoll", default=os.path.join(ROOT, ".build", "release", "urlpoll"))
+    parser.add_argument("--status-interval", type=float, default=10.0)
+    parser.add_argument("--kill-at", type=float)
+    parser.add_argument("--pin", action="store_true", help="each instance on a core of its own (taskset)")
+    parser.add_argument("--series", action="store_true", help="lateness per 5 s and lock waits per second")
+    parser.add_argument("--logs", help="copy the instances' logs (standard error) into this folder")
     args = parser.parse_args()
     urls = args.urls or (10_000 if args.quick else 100_000)
     interval = args.interval or (20.0 if args.quick else 60.0)
     seconds = args.seconds or (60.0 if args.quick else 180.0)
-    kill_at = seconds / 2
+    kill_at = args.kill_at or seconds / 2
 
     workdir = tempfile.mkdtemp(prefix="urlpoll-cluster-")
     os.chmod(workdir, 0o755)
@@ -197,13 +208,36 @@ def main():
                                  stderr=subprocess.DEVNULL)
         wait_port(port)
         script = os.path.join(workdir, "cluster.lua")
-        open(script, "w").write(SCRIPT.format(pollers=args.pollers, interval=interval, urls=urls, port=port))
+        open(script, "w").write(SCRIPT.format(pollers=args.pollers, interval=interval, urls=urls, port=port,
+                                              status_interval=args.status_interval))
+        if args.pin:
+            # The server and nginx on the last core; instance n on core n (mod the cores).
+            cores = os.cpu_count()
+            for pid in pg.pids() + [nginx.pid]:
+                subprocess.run(["taskset", "-pc", str(cores - 1), str(pid)], stdout=subprocess.DEVNULL)
 
         pg.sql("SELECT pg_stat_statements_reset()")
         pg_cpu0 = pg.cpu()
         xact0 = int(pg.sql("SELECT xact_commit FROM pg_stat_database WHERE datname = 'postgres'")[0][0])
         start = time.time()
-        instances = [Instance(args.urlpoll, script, pg.url, workdir, n) for n in range(args.instances)]
+        instances = [Instance(args.urlpoll, script, pg.url, workdir, n,
+                              cpu=(n % os.cpu_count()) if args.pin else None) for n in range(args.instances)]
+        waits = []  # (wall time, backends waiting for a lock, active backends)
+        sampling = threading.Event()
+
+        def sample():
+            while not sampling.wait(1.0):
+                try:
+                    row = pg.sql("SELECT count(*) FILTER (WHERE wait_event_type = 'Lock'), "
+                                 "count(*) FILTER (WHERE state = 'active') - 1 FROM pg_stat_activity "
+                                 "WHERE datname = 'postgres'")[0]
+                    waits.append((time.time(), int(row[0]), int(row[1])))
+                except (SystemExit, IndexError, ValueError, subprocess.SubprocessError):
+                    pass
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        if args.series:
+            sampler.start()
         time.sleep(max(0.0, start + kill_at - time.time()))
         killed_at = time.time()
         victim = instances[0]
@@ -211,6 +245,7 @@ def main():
         victim.proc.kill()
         time.sleep(max(0.0, start + seconds - time.time()))
         end = time.time()
+        sampling.set()
         pg_cpu = pg.cpu() - pg_cpu0
         cpus = [victim_cpu] + [i.cpu() for i in instances[1:]]
         statements = pg.sql(
@@ -240,6 +275,10 @@ def main():
             pg.stop()
 
     times = [float(line) for line in open(os.path.join(workdir, "access.log")) if line.strip()]
+    if args.logs:
+        os.makedirs(args.logs, exist_ok=True)
+        for n in range(args.instances):
+            shutil.copy(os.path.join(workdir, f"instance{n}.log"), args.logs)
     shutil.rmtree(workdir, ignore_errors=True)
     done = [t for t in times if start <= t <= end]
     before = sum(1 for t in done if t < killed_at)
@@ -305,10 +344,28 @@ def main():
         "rises with per-row work (changes, rollups) when many URLs change at once.")
     title = (f"urlpoll cluster bench, {now}, {os.cpu_count()} cores ({label}): {args.instances} instances, "
              f"{urls:,} URLs at {interval:g} s, {seconds:g} s, instance #0 SIGKILLed at {kill_at:g} s, "
-             f"pollers={args.pollers}, {os.path.relpath(args.urlpoll, ROOT)}")
+             f"pollers={args.pollers}, status_interval={args.status_interval:g} s"
+             f"{', instances pinned' if args.pin else ''}, {os.path.relpath(args.urlpoll, ROOT)}")
     text = [title, "", "| measure | result | detail |", "|---|---|---|"]
     text += [f"| {a} | {b} | {c} |" for a, b, c in rows]
     text += ["", projection, ""]
+    if args.series:
+        text += ["Lateness per 5 s (all instances; seconds from the start; the kill at "
+                 f"{killed_at - start:.0f} s) beside PostgreSQL's backends waiting for a lock and active, "
+                 "sampled every second (max in the window):", "",
+                 "| from s | polls | p50 ms | p99 ms | max ms | lock waits | active |", "|---|---|---|---|---|---|---|"]
+        for w in range(0, int(seconds), 5):
+            window = sorted(late for at, late in samples if start + w <= at < start + w + 5)
+            seen = [(n, a) for at, n, a in waits if start + w <= at < start + w + 5]
+            if not window:
+                continue
+
+            def q(p):
+                return window[min(len(window) - 1, max(0, int(p * len(window) + 0.5) - 1))] * 1000
+
+            text.append(f"| {w} | {len(window):,} | {q(0.5):.0f} | {q(0.99):.0f} | {window[-1] * 1000:.0f} | "
+                        f"{max((n for n, _ in seen), default=0)} | {max((a for _, a in seen), default=0)} |")
+        text.append("")
     print("\n".join(text))
     os.makedirs(os.path.join(ROOT, "bench", "results"), exist_ok=True)
     path = os.path.join(ROOT, "bench", "results", f"{now}.cluster{'.quick' if args.quick else ''}.md")

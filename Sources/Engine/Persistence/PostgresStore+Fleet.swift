@@ -82,14 +82,17 @@ extension PostgresStore {
     /// in `urlpoll_schedule` when it loaded the script the fleet follows, so ``Previous/loader`` still names
     /// them), and the rows it still holds
     /// the lease of (polls it did not finish) are released (`lease_owner = NULL`), so other instances claim
-    /// them at once instead of after the lease. Call it once polling has stopped.
+    /// them at once instead of after the lease. Call it once polling has stopped. The rows are locked in `id`
+    /// order, as every multi-row update of the schedule is, and a deadlock (SQLSTATE 40P01) is tried once more
+    /// (``onceMoreAfterDeadlock(_:_:)``).
     ///
     /// On a connection of its own, not the pool's (whose requests wait for a connection while the server
     /// is away): a server that refuses the connection fails it at once, in those words, and one that does
     /// not answer (frozen, unreachable) after `limit` (2 s by default), so a stop is never held up long.
     /// - Throws: ``HistoryError`` in words: the connection's failure, or "no answer within 2 s".
     public func leave(within limit: Duration = .seconds(2)) async throws(HistoryError) {
-        _ = try await self.attempt("remove this instance from the schedule", within: limit) {
+        _ = try await self.attempt("remove this instance from the schedule", within: limit, onceMoreAfterDeadlock: true)
+        {
             let connection = try await PostgresConnection.connect(
                 configuration: self.configuration, id: 0, logger: Self.quiet)
             do {
@@ -98,9 +101,11 @@ extension PostgresStore {
                     WITH gone AS (DELETE FROM urlpoll_instances WHERE id = \(self.instance) RETURNING host, pid),
                     loader AS (
                         UPDATE urlpoll_schedule SET loaded_by_host = gone.host, loaded_by_pid = gone.pid FROM gone
-                        WHERE urlpoll_schedule.loaded_by = \(self.instance))
+                        WHERE urlpoll_schedule.loaded_by = \(self.instance)),
+                    lk AS MATERIALIZED (
+                        SELECT id FROM urlpoll_targets WHERE lease_owner = \(self.instance) ORDER BY id FOR UPDATE)
                     UPDATE urlpoll_targets SET lease_owner = NULL, lease_until = NULL
-                    WHERE lease_owner = \(self.instance)
+                    WHERE id IN (SELECT id FROM lk) AND lease_owner = \(self.instance)
                     """, logger: Self.quiet)
             } catch {
                 try? await connection.close()

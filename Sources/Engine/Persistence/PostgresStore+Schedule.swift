@@ -136,11 +136,14 @@ extension PostgresStore {
     /// Makes the schedule list exactly `listings`: new URLs are added (due `offset` seconds from now), a
     /// changed definition replaces the row's (due at once, its state kept), a retired row listed again is
     /// due at once from now (the time it was retired is no lateness: nobody was meant to poll it), URLs not
-    /// listed are retired, and
+    /// listed are retired, rows already listed as they are are neither written nor locked (an instance
+    /// joining a fleet of 100,000 URLs would otherwise hold every row for the seconds its sync takes, and the
+    /// others' claims, which skip locked rows, and write-backs, which wait for them, would stall meanwhile), and
     /// the schedule records `scriptHash` as the script it now follows, loaded by this instance now (its row
     /// in `urlpoll_instances` says so: `loaded_at`). Instances running another script claim nothing from then
     /// on (``claim(limit:scriptHash:now:)``) until they load this one, or until no live instance runs it
-    /// (``adopt(_:scriptHash:alive:now:)``).
+    /// (``adopt(_:scriptHash:alive:now:)``). The rows it changes or retires are locked in `id` order first, as
+    /// write-backs lock theirs; a deadlock (SQLSTATE 40P01) is tried once more (``onceMoreAfterDeadlock(_:_:)``).
     /// - Returns: The script the schedule followed before, and who loaded it, if any.
     public func sync(_ listings: [Listing], scriptHash: String, now: Double? = nil) async throws(HistoryError)
         -> Previous?
@@ -163,6 +166,14 @@ extension PostgresStore {
         return listed.done ? listed.previous : nil
     }
 
+    /// How long a listing of `count` URLs may take: ``statementTimeout`` and 1 ms per URL (10 s and 100 s
+    /// for 100,000 URLs), for listings wait for one another (instances started together list one after
+    /// the other, under one lock), and on a loaded machine one of 100,000 URLs took more than 10 s
+    /// (bench/cluster.py: two of three instances started at once gave up at start).
+    func listingLimit(_ count: Int) -> Duration {
+        self.statementTimeout + .milliseconds(count)
+    }
+
     /// ``sync(_:scriptHash:now:)`` and ``adopt(_:scriptHash:alive:now:)``: with `unlessFollowedWithin`, lists
     /// only when the schedule is orphaned and `scriptHash` is the newest live script.
     private func list(_ listings: [Listing], scriptHash: String, now: Double?, unlessFollowedWithin alive: Double?)
@@ -171,7 +182,9 @@ extension PostgresStore {
         let json = String(decoding: try Self.encode(listings), as: UTF8.self)
         let pid = Int32(ProcessInfo.processInfo.processIdentifier)
         let host = ProcessInfo.processInfo.hostName
-        return try await self.attempt("list the script's URLs") {
+        return try await self.attempt(
+            "list the script's URLs", within: self.listingLimit(listings.count), onceMoreAfterDeadlock: true
+        ) {
             try await self.client.withTransaction(logger: Self.quiet) { connection in
                 try await connection.query("SELECT pg_advisory_xact_lock(\(Self.migrationLock))", logger: Self.quiet)
                 let found = try await Self.following(on: connection, alive: alive ?? 0, now: now)
@@ -185,20 +198,33 @@ extension PostgresStore {
                     WITH t AS (SELECT coalesce(\(now)::float8, extract(epoch from statement_timestamp())::float8) AS now),
                     l AS (SELECT * FROM jsonb_to_recordset(\(json)::jsonb) AS l(url text, ordinal integer,
                         name text, definition_hash text, lease_seconds float8, "offset" float8)),
-                    up AS (
+                    new AS (
                         INSERT INTO urlpoll_targets (url, ordinal, name, definition_hash, due_at, lease_seconds)
                         SELECT l.url, l.ordinal, l.name, l.definition_hash, t.now + l."offset", l.lease_seconds
                         FROM l, t
-                        ON CONFLICT (url, ordinal) DO UPDATE SET name = EXCLUDED.name, retired = false,
-                            lease_seconds = EXCLUDED.lease_seconds,
-                            definition_hash = EXCLUDED.definition_hash,
+                        ON CONFLICT (url, ordinal) DO NOTHING),
+                    lk AS MATERIALIZED (
+                        SELECT p.id FROM urlpoll_targets p LEFT JOIN l ON l.url = p.url AND l.ordinal = p.ordinal
+                        WHERE (l.url IS NULL AND NOT p.retired)
+                            OR (l.url IS NOT NULL AND (p.definition_hash <> l.definition_hash OR p.retired
+                                OR p.name <> l.name OR p.lease_seconds <> l.lease_seconds))
+                        ORDER BY p.id FOR UPDATE OF p),
+                    changed AS (
+                        UPDATE urlpoll_targets SET name = l.name, retired = false, lease_seconds = l.lease_seconds,
+                            definition_hash = l.definition_hash,
                             due_at = CASE WHEN urlpoll_targets.retired
-                                THEN least(greatest(urlpoll_targets.due_at, (SELECT now FROM t)), EXCLUDED.due_at)
-                                WHEN urlpoll_targets.definition_hash <> EXCLUDED.definition_hash
-                                THEN least(urlpoll_targets.due_at, EXCLUDED.due_at) ELSE urlpoll_targets.due_at END
-                        RETURNING id)
+                                THEN least(greatest(urlpoll_targets.due_at, t.now), t.now + l."offset")
+                                WHEN urlpoll_targets.definition_hash <> l.definition_hash
+                                THEN least(urlpoll_targets.due_at, t.now + l."offset") ELSE urlpoll_targets.due_at END
+                        FROM l, t, lk
+                        WHERE urlpoll_targets.id = lk.id
+                            AND urlpoll_targets.url = l.url AND urlpoll_targets.ordinal = l.ordinal
+                            AND (urlpoll_targets.definition_hash <> l.definition_hash OR urlpoll_targets.retired
+                                OR urlpoll_targets.name <> l.name
+                                OR urlpoll_targets.lease_seconds <> l.lease_seconds))
                     UPDATE urlpoll_targets SET retired = true
-                    WHERE NOT retired AND id NOT IN (SELECT id FROM up)
+                    WHERE id IN (SELECT id FROM lk) AND NOT retired AND NOT EXISTS (
+                        SELECT 1 FROM l WHERE l.url = urlpoll_targets.url AND l.ordinal = urlpoll_targets.ordinal)
                     """, logger: Self.quiet)
                 try await connection.query(
                     """
@@ -260,16 +286,21 @@ extension PostgresStore {
     /// Releases this instance's leases on every row but `keeping` (the rows it polls now or has yet to write
     /// back), so that they can be claimed again at once: the leases a claim given up by this instance (its
     /// answer later than ``statementTimeout``, a frozen server) took when the server ran it after all, which
-    /// no poll of this instance would ever write back before the lease ended.
+    /// no poll of this instance would ever write back before the lease ended. Locks them in `id` order; a
+    /// deadlock (SQLSTATE 40P01) is tried once more (``onceMoreAfterDeadlock(_:_:)``).
     /// - Returns: How many leases were released.
     public func releaseLeases(keeping: Set<Int64>) async throws(HistoryError) -> Int {
         let kept = Array(keeping)
-        return try await self.attempt("release leases this instance does not use") {
+        return try await self.attempt("release leases this instance does not use", onceMoreAfterDeadlock: true) {
             let rows = try await self.client.query(
                 """
-                WITH r AS (
-                    UPDATE urlpoll_targets SET lease_owner = NULL, lease_until = NULL
+                WITH lk AS MATERIALIZED (
+                    SELECT id FROM urlpoll_targets
                     WHERE lease_owner = \(self.instance) AND id <> ALL(\(kept)::bigint[])
+                    ORDER BY id FOR UPDATE),
+                r AS (
+                    UPDATE urlpoll_targets SET lease_owner = NULL, lease_until = NULL
+                    WHERE id IN (SELECT id FROM lk) AND lease_owner = \(self.instance)
                     RETURNING id)
                 SELECT count(*) FROM r
                 """, logger: Self.quiet)
@@ -302,14 +333,17 @@ extension PostgresStore {
     /// Writes back a batch of polls in one statement: each row's new state, its next due time (the write's
     /// time plus its `delay`) and the lease's release, where the row still has the version and claim this
     /// instance holds; each change into the change log and each poll into its minute's rollup (its latency
-    /// into the rollup's sketch, ``LatencySketch/packed``, when it was not down), for those rows only.
+    /// into the rollup's sketch, ``LatencySketch/packed``, when it was not down), for those rows only. It locks
+    /// its rows in `id` order first (as every multi-row update of the schedule does), so two write-backs, or a
+    /// write-back and a sync, never wait for each other's rows; a deadlock with another session all the same
+    /// (SQLSTATE 40P01) is tried once more, with a warning (``onceMoreAfterDeadlock(_:_:)``).
     /// - Returns: The ids of the rows whose write counted: written now, or by an earlier try of the same
     ///   batch whose reply was lost. Only for these may `on_change` run.
     public func complete(_ completions: [Completion], now: Double? = nil) async throws(HistoryError) -> Set<Int64> {
         guard !completions.isEmpty else { return [] }
-        let rows = completions.map(Self.Written.init)
+        let rows = completions.map(Self.Written.init).sorted { $0.id < $1.id }
         let json = String(decoding: try Self.encode(rows), as: UTF8.self)
-        return try await self.attempt("write back polls") {
+        return try await self.attempt("write back polls", onceMoreAfterDeadlock: true) {
             let result = try await self.client.query(
                 """
                 WITH t AS (SELECT coalesce(\(now)::float8, extract(epoch from statement_timestamp())::float8) AS now),
@@ -318,13 +352,17 @@ extension PostgresStore {
                     error text, detail text, error_count integer, latency float8, polls bigint, checked_at float8,
                     delay float8, from_state text, from_status text, sketch bigint)),
                 prior AS (SELECT p.id FROM urlpoll_targets p JOIN u ON p.id = u.id WHERE p.written_claim = u.claims),
+                lk AS MATERIALIZED (
+                    SELECT p.id FROM urlpoll_targets p JOIN u ON p.id = u.id
+                    WHERE p.version = u.version AND p.claims = u.claims AND p.lease_owner = \(self.instance)
+                    ORDER BY p.id FOR UPDATE OF p),
                 w AS (
                     UPDATE urlpoll_targets SET status = u.status, state = u.state, since = u.since, code = u.code,
                         error = u.error, detail = u.detail, error_count = u.error_count, latency = u.latency,
                         polls = u.polls, checked_at = u.checked_at, due_at = (SELECT now FROM t) + u.delay,
                         lease_owner = NULL, lease_until = NULL, written_claim = u.claims,
                         version = urlpoll_targets.version + 1
-                    FROM u
+                    FROM u JOIN lk ON lk.id = u.id
                     WHERE urlpoll_targets.id = u.id AND urlpoll_targets.version = u.version
                         AND urlpoll_targets.claims = u.claims AND urlpoll_targets.lease_owner = \(self.instance)
                     RETURNING urlpoll_targets.id, urlpoll_targets.version),

@@ -150,9 +150,13 @@ public final class PostgresStore: Sendable {
     /// connection the server dropped without a word may never answer nor heed cancellation, and nothing that
     /// waits on PostgreSQL may keep urlpoll from stopping.
     ///
-    /// - Parameter limit: The time limit, when not ``statementTimeout``.
+    /// - Parameters:
+    ///   - limit: The time limit, when not ``statementTimeout``.
+    ///   - onceMoreAfterDeadlock: Whether `body` is run once more when PostgreSQL ends it as one side of a
+    ///     deadlock (``onceMoreAfterDeadlock(_:_:)``), within the same time limit.
     func attempt<T: Sendable>(
-        _ what: String, within limit: Duration? = nil, _ body: @escaping @Sendable () async throws -> T
+        _ what: String, within limit: Duration? = nil, onceMoreAfterDeadlock: Bool = false,
+        _ body: @escaping @Sendable () async throws -> T
     ) async throws(HistoryError) -> T {
         let limit = limit ?? self.statementTimeout
         let race = Race<T>()
@@ -161,7 +165,10 @@ public final class PostgresStore: Sendable {
                 race.begin(continuation)
                 let work = Task {
                     do {
-                        race.finish(.success(try await body()))
+                        race.finish(
+                            .success(
+                                try await onceMoreAfterDeadlock
+                                    ? self.onceMoreAfterDeadlock(what, body) : body()))
                     } catch {
                         race.finish(.failure(error))
                     }

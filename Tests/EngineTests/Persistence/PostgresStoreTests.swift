@@ -10,12 +10,13 @@ import Testing
 
     /// Runs `body` with `count` stores (instances) on one fresh database, their pools running.
     static func withStores(
-        _ count: Int, test: String = #function, _ body: ([PostgresStore], String) async throws -> Void
+        _ count: Int, logger: Logger = Self.logger, test: String = #function,
+        _ body: ([PostgresStore], String) async throws -> Void
     ) async throws {
         guard let url = try await TestPostgres.database(test) else { return }
         let location = try PostgresLocation(url, environment: [:])
         let stores = (1...count).map {
-            PostgresStore(location: location, connections: 4, instance: "i\($0)", logger: Self.logger)
+            PostgresStore(location: location, connections: 4, instance: "i\($0)", logger: logger)
         }
         try await withThrowingTaskGroup(of: Void.self) { group in
             for store in stores { group.addTask { await store.run() } }
@@ -400,6 +401,39 @@ extension PostgresStoreTests {
                 previous.loader.hasPrefix(
                     "instance i1 (host \(ProcessInfo.processInfo.hostName), process \(ProcessInfo.processInfo.processIdentifier))"
                 ))
+        }
+    }
+}
+
+extension PostgresStoreTests {
+    /// Issue 15 (the first minute's lateness): an instance joining a fleet lists the same script; the rows it
+    /// leaves as they are are neither rewritten nor locked, so the others' claims (which skip locked rows)
+    /// and write-backs (which wait for them) go on during its sync.
+    @Test func sync_ofTheSameURLs_neitherWritesNorLocksTheRowsItLeavesAsTheyAre() async throws {
+        try await Self.withStores(2) { stores, url in
+            let (a, b) = (stores[0], stores[1])
+            _ = try await a.sync(Self.listings(3), scriptHash: "s", now: 1_000)
+            let versions = "SELECT xmin::text || ':' || xmax::text FROM urlpoll_targets ORDER BY id"
+            let before = try await TestPostgres.column(url, versions, as: String.self)
+            // When B joins with the same script, and then with one URL's definition changed.
+            _ = try await b.sync(Self.listings(3), scriptHash: "s", now: 1_010)
+            #expect(try await TestPostgres.column(url, versions, as: String.self) == before)
+            var changed = Self.listings(3)
+            changed[1].definition_hash = "other"
+            _ = try await b.sync(changed, scriptHash: "s2", now: 1_020)
+            let after = try await TestPostgres.column(url, versions, as: String.self)
+            #expect(after[0] == before[0])
+            #expect(after[1] != before[1])
+            #expect(after[2] == before[2])
+            // The changed one falls due at once; the others keep their due times.
+            #expect(
+                try await TestPostgres.column(url, "SELECT due_at FROM urlpoll_targets ORDER BY id", as: Double.self)
+                    == [1_000, 1_000, 1_000])
+            #expect(
+                try await TestPostgres.column(
+                    url, "SELECT definition_hash FROM urlpoll_targets ORDER BY id", as: String.self) == [
+                        "h1", "other", "h3",
+                    ])
         }
     }
 }

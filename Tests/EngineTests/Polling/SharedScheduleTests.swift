@@ -42,6 +42,8 @@ import Testing
         let prober: HTTPProber
         /// Each instance's store (its connection pool) and schedule pool, running.
         private let running = Mutex<[String: (store: Task<Void, Never>, pool: Task<Void, Never>)]>([:])
+        /// What every instance started (and every reload's pool) heard of the polls whose write counted.
+        private let recorders = Mutex<[StateRecorder]>([])
         /// Ends an instance's polling without cancelling it: a clean stop (``stop(_:)``).
         private let stopping = Mutex<[String: AsyncStream<Void>.Continuation]>([:])
 
@@ -124,6 +126,7 @@ import Testing
             metrics: ClusterMetrics?
         ) -> Instance {
             let polls = StateRecorder()
+            self.recorders.withLock { $0.append(polls) }
             let changes = ChangeRecorder()
             let reports = CountingReporter()
             let missed = SkipCount()
@@ -177,19 +180,44 @@ import Testing
             ).first ?? 0
         }
 
-        /// Waits (at most 10 s) until every instance sleeps (`sleepers` sleeps on the clock) and no row is
-        /// leased: every poll due so far has been made and written back.
+        /// The polls written back whose write counted (each row's `polls`, added up), and those the instances'
+        /// monitors have told their observers of so far: the writer tells them after its write.
+        func pollsWrittenAndHeard() async throws -> (written: Int64, heard: Int64) {
+            let written =
+                try await TestPostgres.column(
+                    self.url, "SELECT coalesce(sum(polls), 0)::bigint FROM urlpoll_targets", as: Int64.self
+                ).first ?? 0
+            let heard = self.recorders.withLock { $0.reduce(0) { $0 + Int64($1.states.count) } }
+            return (written, heard)
+        }
+
+        /// Waits (at most 10 s) until every instance sleeps (`sleepers` sleeps on the clock), no row is
+        /// leased, and every poll written back has been heard by its instance's observers: every poll due so
+        /// far has been made, written back and told.
         func settle(sleepers: Int) async throws {
             let deadline = ContinuousClock.now + .seconds(10)
+            var polls: (written: Int64, heard: Int64) = (0, 0)
             while ContinuousClock.now < deadline {
                 if self.clock.pendingSleeps == sleepers, try await self.leased() == 0 {
+                    polls = try await self.pollsWrittenAndHeard()
+                    guard polls.written == polls.heard else {
+                        try await Task.sleep(for: .milliseconds(10))
+                        continue
+                    }
                     // Still so a moment later: nothing was between a claim and its sleep.
                     try await Task.sleep(for: .milliseconds(20))
-                    if self.clock.pendingSleeps == sleepers, try await self.leased() == 0 { return }
+                    polls = try await self.pollsWrittenAndHeard()
+                    if self.clock.pendingSleeps == sleepers, try await self.leased() == 0,
+                        polls.written == polls.heard
+                    {
+                        return
+                    }
                 }
                 try await Task.sleep(for: .milliseconds(10))
             }
-            Issue.record("the instances did not settle within 10 s (sleeping: \(self.clock.pendingSleeps))")
+            Issue.record(
+                "the instances did not settle within 10 s (sleeping: \(self.clock.pendingSleeps); polls written back \(polls.written), heard \(polls.heard))"
+            )
         }
     }
 
