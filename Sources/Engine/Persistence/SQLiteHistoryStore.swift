@@ -1,5 +1,6 @@
 import FoundationEssentials
 import GRDB
+import OrderedCollections
 import Synchronization
 
 #if canImport(Glibc)
@@ -37,7 +38,14 @@ public final class SQLiteHistoryStore: HistoryStore {
     private let identity: (device: UInt64, inode: UInt64)?
     /// URL → its row in `url_state`: the row id, and the ``State/persistedHash`` of the state the row
     /// holds (0 for none). Only the writer changes it, after its transaction commits.
-    private let rows = Mutex<[HistoryKey: URLRow]>([:])
+    ///
+    /// At 100,000 URLs this is most of what `--data` adds to urlpoll's memory, so it is kept small: an
+    /// `OrderedDictionary` (swift-collections: the keys and rows in two arrays, and a hash table of their
+    /// indexes packed in as few bits as the count needs) takes about 50 bytes per URL where a `Dictionary`
+    /// took about 105 (its buckets for 100,000 keys are 262,144 of 40 bytes), and a URL's key holds the
+    /// same string as its States (the batch's key, never the one SQLite returns), not a copy of its own
+    /// (HistoryMemoryTests).
+    private let rows = Mutex<OrderedDictionary<HistoryKey, URLRow>>([:])
 
     /// What the store keeps in memory per URL (16 bytes beside the key).
     private struct URLRow {
@@ -93,7 +101,8 @@ public final class SQLiteHistoryStore: HistoryStore {
         do {
             try migrator.migrate(self.pool)
             let rows = try self.pool.read { db in
-                var rows: [HistoryKey: URLRow] = [:]
+                var rows: OrderedDictionary<HistoryKey, URLRow> = [:]
+                rows.reserveCapacity(try Int.fetchOne(db, sql: "SELECT count(*) FROM url_state") ?? 0)
                 for row in try Row.fetchAll(db, sql: "SELECT * FROM url_state") {
                     let state: State? = row["status"] == nil ? nil : Self.state(row)
                     rows[Self.key(row)] = URLRow(id: row["id"], persisted: state?.persistedHash ?? 0)
@@ -101,6 +110,9 @@ public final class SQLiteHistoryStore: HistoryStore {
                 return rows
             }
             self.rows.withLock { $0 = rows }
+            // The reader that read them closes, with its page cache (up to 2 MB, SQLite's default
+            // `cache_size`); readers open again when the script or `/status` first reads.
+            self.pool.releaseMemory()
             var info = stat()
             self.identity = stat(self.path, &info) == 0 ? (UInt64(info.st_dev), UInt64(info.st_ino)) : nil
         } catch let error as HistoryError {
@@ -452,7 +464,11 @@ public final class SQLiteHistoryStore: HistoryStore {
                         ON CONFLICT (url, ordinal) DO NOTHING RETURNING id, url, ordinal
                         """)
                 let inserted = try Row.fetchCursor(statement, arguments: StatementArguments(values))
-                while let row = try inserted.next() { ids[Self.key(row)] = row["id"] }
+                // Keyed by the batch's own keys, whose URL strings the States share: the keys SQLite returns
+                // are copies, and kept in ``rows`` they took some 80 bytes per URL.
+                var returned: [HistoryKey: Int64] = [:]
+                while let row = try inserted.next() { returned[Self.key(row)] = row["id"] }
+                for key in pending[start..<start + size] { ids[key] = returned[key] }
                 start += size
             }
             // A row the file held already (not in `rows`): its id; its state is written by the update.
@@ -738,7 +754,7 @@ public final class SQLiteHistoryStore: HistoryStore {
     }
 
     public func urlIDs() -> [HistoryKey: Int64] {
-        self.rows.withLock { $0.mapValues(\.id) }
+        self.rows.withLock { rows in Dictionary(uniqueKeysWithValues: zip(rows.keys, rows.values.lazy.map(\.id))) }
     }
 
     public func hourly(id: Int64, since start: Double) throws(HistoryError) -> [Rollup] {
