@@ -37,14 +37,14 @@ import Testing
         #expect(perPoll < 150, "\(perPoll) bytes per poll")
     }
 
-    @Test func store_atTheBenchsScale_keepsUnder110BytesPerURL() async throws {
-        // Given: 100,000 URLs' states, held here as the monitor holds them (their URL strings included).
-        let urls = 100_000
+    @Test func store_keepsUnder150BytesPerURL_besideTheStatesURLs() async throws {
+        // Given: 50,000 URLs' states, held here as the monitor holds them (their URL strings included).
+        let urls = 50_000
         let states = (0..<urls).map { Self.state($0, at: Self.base) }
         let folder = HistoryStoreTests.Folder()
         let before = Int(heap_bytes_in_use())
         // When: a store is opened, the first minute's polls give every URL its row, and the second minute's
-        // polls are rolled up (what the ticks of a minute write at 100,000 URLs, in one batch here).
+        // polls are rolled up (what the ticks of a minute write, in one batch here).
         let store = try SQLiteHistoryStore(directory: folder.path)
         for minute in 0..<2 {
             var batch = HistoryBatch()
@@ -58,9 +58,10 @@ import Testing
         }
         let perURL = (Int(heap_bytes_in_use()) - before) / urls
         // Then: the store keeps each URL's row id and state hash in a compact map whose keys share the URL
-        // strings with the states, beside SQLite's page cache (a `Dictionary` keyed by the strings SQLite
-        // returned took 217 bytes per URL, 21.7 MB of the 20 MB `--data` may add at this scale; now about 93).
-        #expect(perURL < 110, "\(perURL) bytes per URL")
+        // strings with the states, beside SQLite's page cache of 2 MB, 40 bytes per URL here (a `Dictionary`
+        // keyed by the strings SQLite returned took 217 bytes per URL at 100,000 URLs, 21.7 MB of the 20 MB
+        // `--data` may add at that scale; now 93 there, 122 here).
+        #expect(perURL < 150, "\(perURL) bytes per URL")
         withExtendedLifetime((store, states)) {}
     }
 
