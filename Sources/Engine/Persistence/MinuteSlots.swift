@@ -47,6 +47,14 @@ public struct MinuteSlots: Sendable, Hashable {
         return true
     }
 
+    /// Puts each minute `other` keeps into this hour's slot for it, where that slot is empty (a kept
+    /// minute keeps its poll).
+    public mutating func merge(_ other: MinuteSlots) {
+        for minute in 0..<Self.count where self.word(minute) == 0 {
+            for byte in 0..<4 { self.bytes[minute * 4 + byte] = other.bytes[minute * 4 + byte] }
+        }
+    }
+
     /// The one poll kept for minute `minute` (0…59) as a rollup starting at `start`, or nil when the slot is
     /// empty.
     public func rollup(minute: Int, start: Int64) -> Rollup? {

@@ -1,5 +1,6 @@
 import FoundationEssentials
 import GRDB
+import OrderedCollections
 import Synchronization
 
 #if canImport(Glibc)
@@ -37,7 +38,14 @@ public final class SQLiteHistoryStore: HistoryStore {
     private let identity: (device: UInt64, inode: UInt64)?
     /// URL → its row in `url_state`: the row id, and the ``State/persistedHash`` of the state the row
     /// holds (0 for none). Only the writer changes it, after its transaction commits.
-    private let rows = Mutex<[HistoryKey: URLRow]>([:])
+    ///
+    /// At 100,000 URLs this is most of what `--data` adds to urlpoll's memory, so it is kept small: an
+    /// `OrderedDictionary` (swift-collections: the keys and rows in two arrays, and a hash table of their
+    /// indexes packed in as few bits as the count needs) takes about 50 bytes per URL where a `Dictionary`
+    /// took about 105 (its buckets for 100,000 keys are 262,144 of 40 bytes), and a URL's key holds the
+    /// same string as its States (the batch's key, never the one SQLite returns), not a copy of its own
+    /// (HistoryMemoryTests).
+    private let rows = Mutex<OrderedDictionary<HistoryKey, URLRow>>([:])
 
     /// What the store keeps in memory per URL (16 bytes beside the key).
     private struct URLRow {
@@ -47,6 +55,13 @@ public final class SQLiteHistoryStore: HistoryStore {
         var persisted: Int
     }
     private let written = Atomic<Int>(0)
+    /// Row id → a minute (minutes since the epoch) after which the URL's ``MinuteSlots`` are all free: the
+    /// last minute of its polls this process committed; for a row found in the file, the last minute of
+    /// the latest hour the file has slots of; 0 for a row this process made; ``unknownMinute`` for an id
+    /// past the end. A later minute's poll is merged into its hour's row by one upsert, without reading
+    /// the row first. 4 bytes per URL; only the writer uses it, taken out for the length of a write.
+    private let slotted = Mutex<[UInt32]>([])
+    static let unknownMinute = UInt32.max
 
     public var generation: Int { self.written.load(ordering: .acquiring) }
 
@@ -69,6 +84,7 @@ public final class SQLiteHistoryStore: HistoryStore {
                 if let maxPageCount { try db.execute(sql: "PRAGMA max_page_count = \(maxPageCount)") }
             }
             db.add(function: Self.sketchMerge)
+            db.add(function: Self.slotsMerge)
         }
         let migrator = Self.migrator
         // GRDB's DatabasePool, opened on a WAL file whose `-wal` is missing or empty (as every clean stop
@@ -93,7 +109,8 @@ public final class SQLiteHistoryStore: HistoryStore {
         do {
             try migrator.migrate(self.pool)
             let rows = try self.pool.read { db in
-                var rows: [HistoryKey: URLRow] = [:]
+                var rows: OrderedDictionary<HistoryKey, URLRow> = [:]
+                rows.reserveCapacity(try Int.fetchOne(db, sql: "SELECT count(*) FROM url_state") ?? 0)
                 for row in try Row.fetchAll(db, sql: "SELECT * FROM url_state") {
                     let state: State? = row["status"] == nil ? nil : Self.state(row)
                     rows[Self.key(row)] = URLRow(id: row["id"], persisted: state?.persistedHash ?? 0)
@@ -101,6 +118,17 @@ public final class SQLiteHistoryStore: HistoryStore {
                 return rows
             }
             self.rows.withLock { $0 = rows }
+            let (lastID, lastHour) = try self.pool.read { db in
+                (
+                    try Int64.fetchOne(db, sql: "SELECT max(id) FROM url_state") ?? 0,
+                    try Int64.fetchOne(db, sql: "SELECT max(hour) FROM minute_slots")
+                )
+            }
+            let floor = lastHour.map { UInt32(clamping: ($0 - $0.modulo(3_600) + 3_600) / 60 - 1) } ?? 0
+            self.slotted.withLock { $0 = Array(repeating: floor, count: Int(clamping: lastID) + 1) }
+            // The reader that read them closes, with its page cache (up to 2 MB, SQLite's default
+            // `cache_size`); readers open again when the script or `/status` first reads.
+            self.pool.releaseMemory()
             var info = stat()
             self.identity = stat(self.path, &info) == 0 ? (UInt64(info.st_dev), UInt64(info.st_ino)) : nil
         } catch let error as HistoryError {
@@ -304,6 +332,15 @@ public final class SQLiteHistoryStore: HistoryStore {
         return migrator
     }
 
+    /// Sets ``slotted``'s entry of row `id` to `minute`, growing it (new entries unknown) as needed.
+    static func setMinute(_ minute: UInt32, of id: Int64, in slotted: inout [UInt32]) {
+        guard id >= 0, id < Int64(Int32.max) else { return }
+        if Int(id) >= slotted.count {
+            slotted.append(contentsOf: repeatElement(Self.unknownMinute, count: Int(id) + 1 - slotted.count))
+        }
+        slotted[Int(id)] = minute
+    }
+
     /// Whole microseconds, as the rollups keep latencies (from seconds).
     static func microseconds(_ seconds: Double) -> Int64 {
         seconds.isFinite ? Int64(min(max(seconds * 1_000_000, 0), 1e15).rounded()) : 0
@@ -318,6 +355,18 @@ public final class SQLiteHistoryStore: HistoryStore {
             }
         }
         return Data(merged.encoded)
+    }
+
+    /// `slots_merge(kept, new)`: the ``MinuteSlots`` `kept` with the minutes `new` holds put in its free
+    /// slots (a taken slot keeps its poll); `new` when `kept` is not slots. For the upsert of minutes known
+    /// to be free (``slotted``).
+    static let slotsMerge = DatabaseFunction("slots_merge", argumentCount: 2, pure: true) { values in
+        guard let new = Data.fromDatabaseValue(values[1]) else { return nil }
+        guard let data = Data.fromDatabaseValue(values[0]), var kept = MinuteSlots(encoded: Array(data)),
+            let added = MinuteSlots(encoded: Array(new))
+        else { return new }
+        kept.merge(added)
+        return Data(kept.bytes)
     }
 
     // MARK: Writing
@@ -349,7 +398,14 @@ public final class SQLiteHistoryStore: HistoryStore {
 
     public func write(_ batch: HistoryBatch) async throws(HistoryError) {
         do {
-            let added = try await self.pool.write { db -> [HistoryKey: Int64] in
+            var slotted = self.slotted.withLock { slotted in
+                var taken: [UInt32] = []
+                swap(&taken, &slotted)
+                return taken
+            }
+            defer { self.slotted.withLock { swap(&$0, &slotted) } }
+            let committed = slotted
+            let (added, written) = try await self.pool.write { db -> ([HistoryKey: Int64], [UInt32]) in
                 // Every statement is prepared once per connection (GRDB's cache), not once per row, and rows
                 // go in multi-row statements (``MultiRowInsert``): at 100,000 URLs one statement per row cost
                 // most of the writer's time.
@@ -386,18 +442,28 @@ public final class SQLiteHistoryStore: HistoryStore {
                 try change.flush()
                 // The rollups row by row: as multi-row upserts they took about a tenth longer.
                 let rollups = try RollupStatements(db)
+                // The rows made by this write have no minute slots yet; a copy, changed only once committed.
+                var minutes = committed
+                for (key, id) in added.ids where !added.existing.contains(key) {
+                    Self.setMinute(0, of: id, in: &minutes)
+                }
+                func write(_ urlID: Int64, _ m: [Rollup], _ h: [Rollup], _ d: [Rollup]) throws {
+                    let free = urlID >= 0 && urlID < minutes.count ? minutes[Int(urlID)] : Self.unknownMinute
+                    if let last = try rollups.write(urlID: urlID, minutes: m, hours: h, days: d, freeAfter: free),
+                        free != Self.unknownMinute
+                    {
+                        Self.setMinute(max(free, last), of: urlID, in: &minutes)
+                    }
+                }
                 for key in Set(batch.minutes.keys).union(batch.hours.keys).union(batch.days.keys) {
-                    try rollups.write(
-                        urlID: try id(key),
-                        minutes: Array((batch.minutes[key] ?? [:]).values),
-                        hours: Array((batch.hours[key] ?? [:]).values),
-                        days: Array((batch.days[key] ?? [:]).values))
+                    try write(
+                        try id(key), Array((batch.minutes[key] ?? [:]).values), Array((batch.hours[key] ?? [:]).values),
+                        Array((batch.days[key] ?? [:]).values))
                 }
-                try batch.forEachCounted(by: id) { urlID, minutes, hours, days in
-                    try rollups.write(urlID: urlID, minutes: minutes, hours: hours, days: days)
-                }
-                return added.ids
+                try batch.forEachCounted(by: id) { urlID, m, h, d in try write(urlID, m, h, d) }
+                return (added.ids, minutes)
             }
+            slotted = written
             let hashes = batch.states.map { key, state in (key, state.persistedHash) }
             self.rows.withLock { rows in
                 for (key, id) in added where rows[key] == nil { rows[key] = URLRow(id: id, persisted: 0) }
@@ -452,7 +518,11 @@ public final class SQLiteHistoryStore: HistoryStore {
                         ON CONFLICT (url, ordinal) DO NOTHING RETURNING id, url, ordinal
                         """)
                 let inserted = try Row.fetchCursor(statement, arguments: StatementArguments(values))
-                while let row = try inserted.next() { ids[Self.key(row)] = row["id"] }
+                // Keyed by the batch's own keys, whose URL strings the States share: the keys SQLite returns
+                // are copies, and kept in ``rows`` they took some 80 bytes per URL.
+                var returned: [HistoryKey: Int64] = [:]
+                while let row = try inserted.next() { returned[Self.key(row)] = row["id"] }
+                for key in pending[start..<start + size] { ids[key] = returned[key] }
                 start += size
             }
             // A row the file held already (not in `rows`): its id; its state is written by the update.
@@ -498,6 +568,7 @@ public final class SQLiteHistoryStore: HistoryStore {
         let minute: Statement
         let readSlots: Statement
         let writeSlots: Statement
+        let mergeSlots: Statement
         let day: Statement
 
         init(_ db: Database) throws {
@@ -517,6 +588,11 @@ public final class SQLiteHistoryStore: HistoryStore {
             self.hour = try upsert("rollup_hour")
             self.minute = try upsert("rollup_minute")
             self.readSlots = try db.cachedStatement(sql: "SELECT slots FROM minute_slots WHERE hour = ? AND url_id = ?")
+            self.mergeSlots = try db.cachedStatement(
+                sql: """
+                    INSERT INTO minute_slots (hour, url_id, slots) VALUES (?, ?, ?)
+                    ON CONFLICT (hour, url_id) DO UPDATE SET slots = slots_merge(slots, excluded.slots)
+                    """)
             self.writeSlots = try db.cachedStatement(
                 sql: """
                     INSERT INTO minute_slots (hour, url_id, slots) VALUES (?, ?, ?)
@@ -541,19 +617,34 @@ public final class SQLiteHistoryStore: HistoryStore {
         }
 
         /// Adds one URL's rollups of a batch: `minutes`, `hours` and `days` each one rollup per bucket.
-        func write(urlID: Int64, minutes: [Rollup], hours: [Rollup], days: [Rollup]) throws {
+        /// `freeAfter` is the URL's last minute whose poll was committed (minutes since the epoch; 0 for
+        /// none, ``SQLiteHistoryStore/unknownMinute`` when not known): every later minute's slot is free.
+        /// Returns the last of `minutes` (minutes since the epoch), nil without any.
+        func write(urlID: Int64, minutes: [Rollup], hours: [Rollup], days: [Rollup], freeAfter: UInt32) throws
+            -> UInt32?
+        {
             for r in hours { try self.hour.execute(arguments: Self.arguments(urlID, r)) }
             // A minute of one poll goes into its hour's slots while its slot is free; any other (more polls,
-            // or a second batch's polls of a minute already kept) is a minute row. Each hour's slots are
-            // read and written once.
+            // or a second batch's polls of a minute already kept) is a minute row. An hour whose minutes
+            // here all come after `freeAfter` has them merged into its row by one upsert (at one poll a
+            // minute, every batch but the first after a restart); any other hour's slots are read and
+            // written once.
             let minutes = minutes.count > 1 ? minutes.sorted { $0.start < $1.start } : minutes
             var slots: MinuteSlots?
             var changed = false
+            var blind = false
             for (i, r) in minutes.enumerated() {
                 let hour = r.start - r.start.modulo(3_600)
                 if r.polls == 1, slots == nil {
-                    let data = try Data.fetchOne(self.readSlots, arguments: [hour, urlID])
-                    slots = data.flatMap { MinuteSlots(encoded: Array($0)) } ?? MinuteSlots()
+                    // This hour's minutes of this batch are from here to the next hour's first.
+                    blind =
+                        freeAfter != SQLiteHistoryStore.unknownMinute && Self.minute(of: r.start) > Int64(freeAfter)
+                    if blind {
+                        slots = MinuteSlots()
+                    } else {
+                        let data = try Data.fetchOne(self.readSlots, arguments: [hour, urlID])
+                        slots = data.flatMap { MinuteSlots(encoded: Array($0)) } ?? MinuteSlots()
+                    }
                 }
                 if r.polls == 1, slots?.put(r, minute: Int(r.start - hour) / 60) == true {
                     changed = true
@@ -562,7 +653,11 @@ public final class SQLiteHistoryStore: HistoryStore {
                 }
                 let last = i + 1 == minutes.count || minutes[i + 1].start - minutes[i + 1].start.modulo(3_600) != hour
                 if last {
-                    if changed, let slots { try self.writeSlots.execute(arguments: [hour, urlID, Data(slots.bytes)]) }
+                    if changed, let slots {
+                        try (blind ? self.mergeSlots : self.writeSlots).execute(arguments: [
+                            hour, urlID, Data(slots.bytes),
+                        ])
+                    }
                     slots = nil
                     changed = false
                 }
@@ -572,6 +667,12 @@ public final class SQLiteHistoryStore: HistoryStore {
                     urlID, r.start, r.polls, r.failures, r.degraded, r.latencySum, r.latencyMax,
                 ])
             }
+            return minutes.last.map { UInt32(clamping: Self.minute(of: $0.start)) }
+        }
+
+        /// Minutes since the epoch of the minute holding `second`.
+        static func minute(of second: Int64) -> Int64 {
+            (second - second.modulo(60)) / 60
         }
     }
 
@@ -738,7 +839,7 @@ public final class SQLiteHistoryStore: HistoryStore {
     }
 
     public func urlIDs() -> [HistoryKey: Int64] {
-        self.rows.withLock { $0.mapValues(\.id) }
+        self.rows.withLock { rows in Dictionary(uniqueKeysWithValues: zip(rows.keys, rows.values.lazy.map(\.id))) }
     }
 
     public func hourly(id: Int64, since start: Double) throws(HistoryError) -> [Rollup] {

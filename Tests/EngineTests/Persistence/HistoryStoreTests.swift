@@ -487,6 +487,51 @@ import Testing
         #expect(both.rollup.latencyMax == 0.5)
     }
 
+    @Test func minutesMergedWithoutARead_stayExact_acrossTicks_andARestart() async throws {
+        // Given: a URL polled every 30 s and one polled every 60 s, written tick by tick (every 10 s) for
+        // 20 minutes, so that a minute's two polls fall in two ticks' batches.
+        let folder = Folder()
+        let (often, once) = ("http://127.0.0.1:9/often", "http://127.0.0.1:9/once")
+        func write(_ store: SQLiteHistoryStore, ticks: Range<Int>) async throws {
+            for tick in ticks {
+                var batch = HistoryBatch()
+                for second in tick * 10..<(tick + 1) * 10 {
+                    if second % 30 == 5 { batch.count(Self.state(often, at: Self.base + Double(second))) }
+                    if second % 60 == 7 {
+                        batch.count(Self.state(once, second % 600 == 7 ? .down : .up, at: Self.base + Double(second)))
+                    }
+                }
+                try await store.write(batch)
+            }
+        }
+        do {
+            let store = try SQLiteHistoryStore(directory: folder.path)
+            try await write(store, ticks: 0..<61)  // 10 min 10 s: minute 10's first polls
+        }
+        // When: urlpoll restarts in the middle of minute 10, and goes on until minute 20.
+        let store = try SQLiteHistoryStore(directory: folder.path)
+        try await write(store, ticks: 61..<120)
+
+        // Then: every poll is counted once, by minute as by hour: 40 and 20, 2 of them down.
+        for byMinute in [true, false] {
+            let a = try store.summary(
+                key: HistoryKey(url: often), from: Self.base, to: Self.base + 1_199, byMinute: byMinute)
+            #expect(a.rollup.polls == 40)
+            let b = try store.summary(
+                key: HistoryKey(url: once), from: Self.base, to: Self.base + 1_199, byMinute: byMinute)
+            #expect(b.rollup.polls == 20)
+            #expect(b.rollup.failures == 2)
+        }
+        // And: each minute of the URL polled every 60 s is a slot; each of the other's is a slot and a row.
+        #expect(try Self.rows(store.path, "SELECT count(*) FROM rollup_minute") == 20)
+        for minute in [3, 10, 15] {
+            let one = try store.summary(
+                key: HistoryKey(url: often), from: Self.base + Double(minute * 60),
+                to: Self.base + Double(minute * 60 + 59), byMinute: true)
+            #expect(one.rollup.polls == 2, "minute \(minute)")
+        }
+    }
+
     /// A file v3 wrote (a `rollup_minute` row per minute, latencies as REAL seconds) is brought to v4: its
     /// minutes of one poll move into slots, the others stay rows, and readers see the same counts.
     @Test func v3File_isMigrated_keepingEveryMinuteAndHour() async throws {
