@@ -741,6 +741,10 @@ public final class SQLiteHistoryStore: HistoryStore {
         self.rows.withLock { $0.mapValues(\.id) }
     }
 
+    public func holds(_ key: HistoryKey) throws(HistoryError) -> Bool {
+        self.rows.withLock { $0[key] != nil }
+    }
+
     public func hourly(id: Int64, since start: Double) throws(HistoryError) -> [Rollup] {
         do {
             return try self.pool.read { db in
