@@ -49,6 +49,10 @@ public protocol HistoryStore: Sendable {
     /// on every poll, to write a state only when it changed; it keeps no map of its own.
     func persistedHash(of key: HistoryKey) -> Int?
 
+    /// Whether the store holds rows for the URL `key` names (it was polled, or listed and written, once):
+    /// what tells `urlpoll.history` a URL the script no longer lists from one it never had.
+    func holds(_ key: HistoryKey) throws(HistoryError) -> Bool
+
     /// The latest `limit` changes of all URLs together, newest first (the status page's "Latest changes"),
     /// leaving out each URL's first result when it was up (`from` nil, `to` up): that is no incident, and at
     /// a start or a reload that adds many URLs those would push every real change out of the list.
@@ -59,6 +63,9 @@ extension HistoryStore {
     /// Why what the store writes no longer reaches the place it was opened at, in words (its file was
     /// deleted or replaced), or nil while it does. A store with no such place answers nil.
     public func gone() -> String? { nil }
+
+    /// Whether ``urlIDs()`` has `key`.
+    public func holds(_ key: HistoryKey) throws(HistoryError) -> Bool { self.urlIDs()[key] != nil }
 
     /// Nil: a store that keeps no hashes has every poll's state written.
     public func persistedHash(of key: HistoryKey) -> Int? { nil }

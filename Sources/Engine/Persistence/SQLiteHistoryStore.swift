@@ -796,15 +796,26 @@ public final class SQLiteHistoryStore: HistoryStore {
     public func hourly(since start: Double) throws(HistoryError) -> [HistoryKey: [Rollup]] {
         do {
             return try self.pool.read { db in
-                var out: [HistoryKey: [Rollup]] = [:]
-                let rows = try Row.fetchCursor(
+                try Self.byURL(
                     db,
                     sql: """
-                        SELECT u.url, u.ordinal, r.* FROM rollup_hour r JOIN url_state u ON u.id = r.url_id
-                        WHERE r.start >= ? ORDER BY r.url_id, r.start
-                        """, arguments: [Int64(start.rounded(.down))])
-                while let row = try rows.next() { out[Self.key(row), default: []].append(Self.rollup(row)) }
-                return out
+                        SELECT u.id, u.url, u.ordinal, r.start, r.polls, r.failures, r.degraded, r.latency_sum_us,
+                          r.latency_max_us, r.sketch
+                        FROM url_state u CROSS JOIN rollup_hour r ON r.url_id = u.id
+                        WHERE r.start >= ? ORDER BY u.id, r.start
+                        """, since: Int64(start.rounded(.down))
+                ) { row in
+                    var rollup = Rollup(start: row[3])
+                    rollup.polls = row[4]
+                    rollup.failures = row[5]
+                    rollup.degraded = row[6]
+                    rollup.latencySum = Double(row[7] as Int64) / 1_000_000
+                    rollup.latencyMax = Double(row[8] as Int64) / 1_000_000
+                    if let data: Data = row[9], let sketch = LatencySketch(encoded: Array(data)) {
+                        rollup.sketch = sketch
+                    }
+                    return rollup
+                }
             }
         } catch {
             throw HistoryError("cannot read \(self.path): \(Self.words(error))")
@@ -816,30 +827,58 @@ public final class SQLiteHistoryStore: HistoryStore {
         let first = whole - ((whole % 86_400) + 86_400) % 86_400
         do {
             return try self.pool.read { db in
-                var out: [HistoryKey: [Rollup]] = [:]
-                let rows = try Row.fetchCursor(
+                try Self.byURL(
                     db,
                     sql: """
-                        SELECT u.url, u.ordinal, r.start, r.polls, r.failures, r.degraded
-                        FROM rollup_day r JOIN url_state u ON u.id = r.url_id
-                        WHERE r.start >= ? ORDER BY r.url_id, r.start
-                        """, arguments: [first])
-                while let row = try rows.next() {
-                    var rollup = Rollup(start: row["start"])
-                    rollup.polls = row["polls"]
-                    rollup.failures = row["failures"]
-                    rollup.degraded = row["degraded"]
-                    out[Self.key(row), default: []].append(rollup)
+                        SELECT u.id, u.url, u.ordinal, r.start, r.polls, r.failures, r.degraded
+                        FROM url_state u CROSS JOIN rollup_day r ON r.url_id = u.id
+                        WHERE r.start >= ? ORDER BY u.id, r.start
+                        """, since: first
+                ) { row in
+                    var rollup = Rollup(start: row[3])
+                    rollup.polls = row[4]
+                    rollup.failures = row[5]
+                    rollup.degraded = row[6]
+                    return rollup
                 }
-                return out
             }
         } catch {
             throw HistoryError("cannot read \(self.path): \(Self.words(error))")
         }
     }
 
+    /// Every URL's rollups that `sql` selects (its columns: `u.id`, `u.url`, `u.ordinal`, then what `rollup`
+    /// reads by index; its one argument `since`), keyed by URL.
+    ///
+    /// `sql` reads `url_state` first and each URL's rows through the primary key (`url_id`, `start`): a
+    /// range of the key per URL. Joined the other way (SQLite's choice for `WHERE r.start >= ?`, which no
+    /// index leads with), it scanned every row the table keeps, 30 days of hours to find the last 24; `CROSS
+    /// JOIN` keeps the order as written (https://sqlite.org/optoverview.html#crossjoin). The rows come URL by
+    /// URL, so each URL's key is read once and its list filled without a lookup per row.
+    private static func byURL(
+        _ db: Database, sql: String, since: Int64, _ rollup: (Row) throws -> Rollup
+    ) throws -> [HistoryKey: [Rollup]] {
+        var out: [HistoryKey: [Rollup]] = [:]
+        var current: (id: Int64, key: HistoryKey, rollups: [Rollup])?
+        let rows = try Row.fetchCursor(db.cachedStatement(sql: sql), arguments: [since])
+        while let row = try rows.next() {
+            let id: Int64 = row[0]
+            if current?.id != id {
+                if let done = current { out[done.key] = done.rollups }
+                current = (id, HistoryKey(url: row[1], ordinal: row[2]), [])
+            }
+            current?.rollups.append(try rollup(row))
+        }
+        if let done = current { out[done.key] = done.rollups }
+        return out
+    }
+
     public func urlIDs() -> [HistoryKey: Int64] {
         self.rows.withLock { rows in Dictionary(uniqueKeysWithValues: zip(rows.keys, rows.values.lazy.map(\.id))) }
+    }
+
+    public func holds(_ key: HistoryKey) throws(HistoryError) -> Bool {
+        self.rows.withLock { $0[key] != nil }
     }
 
     public func hourly(id: Int64, since start: Double) throws(HistoryError) -> [Rollup] {

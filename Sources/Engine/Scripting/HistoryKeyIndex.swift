@@ -28,12 +28,18 @@ struct HistoryKeyIndex {
     /// - Throws: ``Ambiguous`` when `argument` is a printed URL several URLs print as (the first one's
     ///   default name is that printed URL too, so it is not taken as a name).
     func key(for argument: String) throws(Ambiguous) -> HistoryKey {
+        try self.listedKey(for: argument) ?? HistoryKey(url: RequestDescription.redacting(argument))
+    }
+
+    /// The key of the script's URL `argument` names (as written, as printed when that is one URL, or by
+    /// name), or nil when it names none of the script's URLs.
+    /// - Throws: ``Ambiguous`` as ``key(for:)``.
+    func listedKey(for argument: String) throws(Ambiguous) -> HistoryKey? {
         if let key = self.byRawURL[argument] { return key }
         if let keys = self.byPrintedURL[argument] {
             guard keys.count == 1 else { throw Ambiguous(count: keys.count) }
             return keys[0]
         }
-        if let key = self.byName[argument] { return key }
-        return HistoryKey(url: RequestDescription.redacting(argument))
+        return self.byName[argument]
     }
 }

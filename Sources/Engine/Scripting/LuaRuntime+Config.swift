@@ -126,14 +126,66 @@ extension LuaRuntime {
         self.pushGlobal("title")
         defer { lua_settop(self.L, -2) }
         if lua_type(self.L, -1) == LUA_TNIL { return nil }
-        guard let title = self.string(at: -1), title.utf8.count <= 200 else {
+        if let problem = self.textProblem(at: -1) {
+            throw ScriptError(
+                .configuration,
+                source.locate(assigning: "title") + "setting 'title' must be printable UTF-8 text (got \(problem))")
+        }
+        guard let title = self.string(at: -1), title.utf8.count <= 200, !Self.isBlank(title) else {
             throw ScriptError(
                 .configuration,
                 source.locate(assigning: "title")
-                    + "setting 'title' must be a string of at most 200 bytes, the status page's title (got \(self.describe(at: -1)))"
+                    + "setting 'title' must be a string of at most 200 bytes, not only spaces, the status page's title (got \(self.describe(at: -1)))"
             )
         }
         return title
+    }
+
+    /// What keeps the string at `index` from being shown as text (a `name`, `group` or `title`: on the status
+    /// page, in `/status`, reports and logs), in words with the byte where it starts (from 1), or nil (also
+    /// for a value that is not a string): a NUL byte, invalid UTF-8 (RFC 3629), or a control character
+    /// (Unicode's general category Cc: U+0001–U+001F, U+007F–U+009F; HTML allows none of them in text but
+    /// tab and line breaks, WHATWG HTML §13.1.4).
+    func textProblem(at index: Int32) -> String? {
+        guard let bytes = self.bytes(at: index) else { return nil }
+        // Most names are printable ASCII: checked byte by byte, without decoding (100,000 names at a load).
+        if bytes.allSatisfy({ (0x20...0x7E).contains($0) }) { return nil }
+        var parser = Unicode.UTF8.ForwardParser()
+        var iterator = bytes.makeIterator()
+        var offset = 0
+        while true {
+            switch parser.parseScalar(from: &iterator) {
+            case .valid(let encoded):
+                let scalar = Unicode.UTF8.decode(encoded)
+                if scalar.value == 0 { return "a NUL byte at byte \(offset + 1)" }
+                if scalar.properties.generalCategory == .control {
+                    return "a control character, U+\(Self.hex(scalar.value, digits: 4)), at byte \(offset + 1)"
+                }
+                offset += encoded.count
+            case .error:
+                return "invalid UTF-8 at byte \(offset + 1): 0x\(Self.hex(UInt32(bytes[offset]), digits: 2))"
+            case .emptyInput:
+                return nil
+            }
+        }
+    }
+
+    /// `value` in upper-case hexadecimal, at least `digits` long.
+    private static func hex(_ value: UInt32, digits: Int) -> String {
+        let text = String(value, radix: 16, uppercase: true)
+        return String(repeating: "0", count: max(0, digits - text.count)) + text
+    }
+
+    /// Whether `text` shows as nothing: empty, or only whitespace and invisible characters (Unicode's
+    /// default-ignorable code points, such as U+200B ZERO WIDTH SPACE and U+3164 HANGUL FILLER, format
+    /// characters, and U+2800 BRAILLE PATTERN BLANK).
+    static func isBlank(_ text: String) -> Bool {
+        // A printable ASCII character other than a space shows: most names have one first.
+        if text.utf8.contains(where: { $0 > 0x20 && $0 < 0x7F }) { return false }
+        return text.unicodeScalars.allSatisfy {
+            $0.properties.isWhitespace || $0.properties.isDefaultIgnorableCodePoint
+                || $0.properties.generalCategory == .format || $0.value == 0x2800
+        }
     }
 
     /// Reads `metrics = "default" | "full"`.
@@ -299,7 +351,9 @@ extension LuaRuntime {
     private func readURLs(_ source: ScriptSource) throws(ScriptError) -> [Target] {
         let top = lua_gettop(self.L)
         defer { lua_settop(self.L, top) }
-        switch self.pushGlobal("urls") {
+        let kind = self.pushGlobal("urls")
+        let isFunction = kind == LUA_TFUNCTION
+        switch kind {
         case LUA_TTABLE:
             break
         case LUA_TFUNCTION:
@@ -341,10 +395,28 @@ extension LuaRuntime {
             targets.append(target)
         }
         if targets.isEmpty {
-            throw ScriptError(.configuration, source.locate(assigning: "urls") + "'urls' is empty")
+            // A script with nothing to poll is refused (as Gatus refuses a configuration without endpoints):
+            // more often than not the list was written as a map, or names a variable that is not set.
+            throw ScriptError(
+                .configuration, source.locate(assigning: "urls") + self.emptyURLsWords(at: list, function: isFunction))
         }
         Self.numberNamesSharedByCredentials(&targets)
         return targets
+    }
+
+    /// Why the `urls` table at `list` gave no URL, and what to write instead: it has keys but no list part
+    /// (`urls = { api = "http://…" }`), or it is empty (`{}`, or a list of variables that are not set).
+    private func emptyURLsWords(at list: Int32, function: Bool) -> String {
+        let what = function ? "the 'urls' function returned no URLs" : "'urls' is empty"
+        lua_pushnil(self.L)
+        if lua_next(self.L, list) != 0 {
+            let key = self.string(at: -2).map { "\"\($0)\"" } ?? self.describe(at: -2)
+            lua_settop(self.L, -3)
+            return what
+                + ": its entries have keys (such as \(key)), and urls is a list: write urls = { \"http://127.0.0.1:8080/\", { url = \"http://127.0.0.1:8080/api\", name = \"api\" } }"
+        }
+        return what
+            + ": list at least one URL to poll, as urls = { \"http://127.0.0.1:8080/\" } (a variable that is not set adds nothing to the list)"
     }
 
     /// URLs that differ only by their credentials (`http://a:p1@h/x`, `http://a:p2@h/x`, `http://h/x`) are
@@ -407,16 +479,24 @@ extension LuaRuntime {
             switch key {
             case "url":
                 continue
-            case "name":
-                guard let name = self.string(at: -1) else { throw fail("a string") }
-                target.name = name
-            case "group":
-                // Only spaces would be a section without a title on the status page.
-                guard let group = self.string(at: -1), !group.allSatisfy(\.isWhitespace), group.utf8.count <= 200
-                else {
-                    throw fail("a string of 1 to 200 bytes, not only spaces, the URL's group on the status page")
+            case "name", "group":
+                // Shown as text on the status page, in `/status` and reports: a NUL or invalid UTF-8 would be
+                // U+FFFD there, and only spaces a row or a section without a title.
+                if let problem = self.textProblem(at: -1) {
+                    throw ScriptError(
+                        .configuration, here() + "field '\(key)' must be printable UTF-8 text (got \(problem))")
                 }
-                target.group = group
+                if key == "name" {
+                    guard let name = self.string(at: -1), !Self.isBlank(name) else {
+                        throw fail("a string, not only spaces")
+                    }
+                    target.name = name
+                } else {
+                    guard let group = self.string(at: -1), !Self.isBlank(group), group.utf8.count <= 200 else {
+                        throw fail("a string of 1 to 200 bytes, not only spaces, the URL's group on the status page")
+                    }
+                    target.group = group
+                }
             case "method":
                 guard let method = self.string(at: -1).flatMap(Self.method(_:)) else {
                     throw fail("one of \(Self.methods.joined(separator: ", "))")

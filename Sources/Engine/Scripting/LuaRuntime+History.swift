@@ -65,12 +65,16 @@ extension LuaRuntime {
     /// changes = { { at, from, to, from_status, to_status, detail }, … } }`, read from the store's reader
     /// connection (WAL: it never waits for the writer). Counts polls written up to the last tick. `url` is
     /// the URL as written (`s.raw_url`), its name, or as printed (`s.url`) when no other URL prints alike
-    /// (``HistoryKeyIndex``).
+    /// (``HistoryKeyIndex``); a URL the script does not list is read as printed when the store holds it (a URL
+    /// the script listed before).
     ///
     /// With a ``RemoteHistoryStore`` (`--store`), a hook that may suspend (`check`, `on_result`,
     /// `on_change`, `report`, from its own code) yields while PostgreSQL answers, as `urlpoll.http` does,
     /// and is resumed with the table, or nil and the error the wrapper raises; elsewhere the read waits at
     /// most ``historyWaitLimit``.
+    /// - Throws: (raised at the calling line) with `--data`, a `url` that is neither the script's nor held by
+    ///   the store (`urlpoll.history: no URL of the script is "…" and the history has none recorded`); an
+    ///   ambiguous printed URL, a bad window, no store, or the store's read failing.
     private func hostHistory() throws(HostError) -> Int32 {
         guard let url = self.string(at: 1) else {
             throw HostError("bad argument #1 to 'history' (URL string expected, got \(self.describe(at: 1)))")
@@ -86,16 +90,18 @@ extension LuaRuntime {
                 "urlpoll.history needs the history store: run with --data DIR (urlpoll run SCRIPT --data /var/lib/urlpoll)"
             )
         }
-        let keys = self.historyKeys ?? HistoryKeyIndex(self.historyTargets)
+        let keys = self.historyKeys ?? HistoryKeyIndex(self.historyTargets ?? [])
         self.historyKeys = keys
-        let key: HistoryKey
+        let listed: HistoryKey?
         do {
-            key = try keys.key(for: url)
+            listed = try keys.listedKey(for: url)
         } catch {
             throw HostError(
                 "bad argument #1 to 'history' (\(error.count) URLs print as \(url): they differ only by their password; pass s.raw_url or the URL's name)"
             )
         }
+        // A URL the script does not list is looked up as printed (no password), as one it listed before.
+        let key = listed ?? HistoryKey(url: RequestDescription.redacting(url))
         let now = Date().timeIntervalSince1970
         let byMinute = seconds <= Self.minuteHistoryWindow
         let summary: HistorySummary
@@ -118,10 +124,21 @@ extension LuaRuntime {
                 )
             }
         } else {
+            var held = true
             do {
                 summary = try store.summary(key: key, from: now - seconds, to: now, byMinute: byMinute)
+                // A URL neither listed nor ever recorded is a typo more often than not: an empty answer would
+                // read as "no polls". While the top level runs, the script's list is not read yet.
+                if listed == nil, self.historyTargets != nil, summary.rollup.polls == 0, summary.changes.isEmpty {
+                    held = try store.holds(key)
+                }
             } catch {
                 throw HostError("urlpoll.history: \(error.description)")
+            }
+            guard held else {
+                throw HostError(
+                    "urlpoll.history: no URL of the script is \"\(key.url)\" and the history has none recorded (pass s.raw_url, s.url or a URL's name)"
+                )
             }
         }
         self.push(summary)

@@ -41,8 +41,9 @@ final class LuaRuntime {
     var alerts: [Alert] = []
     /// The `--data` store `urlpoll.history` reads; while it holds none, `urlpoll.history` raises, saying so.
     let history = HistoryLink()
-    /// The loaded script's URLs, for `urlpoll.history` to find a URL's ``HistoryKey`` by.
-    var historyTargets: [Target] = []
+    /// The loaded script's URLs, for `urlpoll.history` to find a URL's ``HistoryKey`` by; nil while the
+    /// script's top level runs (its URL list is read after it).
+    var historyTargets: [Target]?
     /// Built from ``historyTargets`` on the first `urlpoll.history` call.
     var historyKeys: HistoryKeyIndex?
     /// Told of every hook call: the hook's name, how long the call took and the bytes the state holds after.

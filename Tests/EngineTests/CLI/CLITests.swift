@@ -110,6 +110,34 @@ import Testing
         #expect(failed.stderr == "urlpoll: \(failing.path):2: boom\n")
     }
 
+    /// Issue 14 (#4): a script with no URL is refused (exit 2), as Gatus refuses a configuration without
+    /// endpoints; the message said only `'urls' is empty`. It says what to write, and why the list is empty
+    /// when the entries were written as a map.
+    @Test(arguments: [
+        (
+            "urls = {}",
+            "1: 'urls' is empty: list at least one URL to poll, as urls = { \"http://127.0.0.1:8080/\" } (a variable that is not set adds nothing to the list)"
+        ),
+        (
+            "urls = { shop_url }",
+            "1: 'urls' is empty: list at least one URL to poll, as urls = { \"http://127.0.0.1:8080/\" } (a variable that is not set adds nothing to the list)"
+        ),
+        (
+            "urls = { api = \"http://127.0.0.1:9/\" }",
+            "1: 'urls' is empty: its entries have keys (such as \"api\"), and urls is a list: write urls = { \"http://127.0.0.1:8080/\", { url = \"http://127.0.0.1:8080/api\", name = \"api\" } }"
+        ),
+        (
+            "urls = function() return {} end",
+            "1: the 'urls' function returned no URLs: list at least one URL to poll, as urls = { \"http://127.0.0.1:8080/\" } (a variable that is not set adds nothing to the list)"
+        ),
+    ])
+    func check_aScriptWithNoURL_isRefused_sayingWhatToWrite(text: String, message: String) async throws {
+        let script = try TemporaryScript(text)
+        let result = try await CLIProcess.run(["check", script.path])
+        #expect(result.status == 2)
+        #expect(result.stderr == "urlpoll: \(script.path):\(message)\n")
+    }
+
     @Test func check_listsSettingsHooksAndURLs() async throws {
         let script = try TemporaryScript(
             """

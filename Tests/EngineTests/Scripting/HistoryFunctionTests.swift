@@ -120,4 +120,41 @@ import Testing
         // Then: the script's assertions hold (a failed one would throw here with its line).
         _ = try ScriptHost(path: script.path, history: store, logger: Logger(label: "test"))
     }
+
+    /// Issue 14 (#1): `urlpoll.history` of a URL the script does not list and the store never recorded (a
+    /// typo in a hook) answered an empty history, which reads as "no polls". It raises at the calling line
+    /// in words; a URL listed but not polled yet, and one no longer listed but recorded, keep their counts.
+    @Test func history_ofAURLNeitherListedNorRecorded_raisesAtTheCallingLine() async throws {
+        // Given: a store that recorded one poll of /old, and a script that lists /a (not polled yet) only.
+        let folder = Folder()
+        let store = try SQLiteHistoryStore(directory: folder.path)
+        var batch = HistoryBatch()
+        let old = State(
+            url: "http://127.0.0.1:9/old", name: "old", status: "200 OK", health: .up,
+            checkedAt: Date().timeIntervalSince1970 - 30)
+        batch.states[old.historyKey] = old
+        batch.count(old)
+        try await store.write(batch)
+        let script = try TemporaryScript(
+            """
+            urls = { { url = "\(Self.url)", name = "a" } }
+            function report(s)
+              assert(urlpoll.history("\(Self.url)", 60).polls == 0, "listed")
+              assert(urlpoll.history("a", 60).polls == 0, "by name")
+              assert(urlpoll.history("http://127.0.0.1:9/old", 600).polls == 1, "recorded")
+              urlpoll.history("http://127.0.0.1:9/typo", 60)
+            end
+            """)
+        let (logger, log) = RecordingLogHandler.make()
+        let host = try ScriptHost(path: script.path, history: store, logger: logger)
+
+        // When: its report hook runs.
+        await host.report([State(url: Self.url, name: "a", status: "200 OK", health: .up, checkedAt: 0)])
+
+        // Then: the listed and the recorded URL were answered, and the typo raised at line 6, in words.
+        #expect(
+            log.all.filter { $0.hasPrefix("error:") } == [
+                "error: \(script.path):6: urlpoll.history: no URL of the script is \"http://127.0.0.1:9/typo\" and the history has none recorded (pass s.raw_url, s.url or a URL's name) (skipping this URL's report)"
+            ])
+    }
 }

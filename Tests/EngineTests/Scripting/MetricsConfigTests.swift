@@ -21,6 +21,51 @@ import Testing
         #expect(message.contains("field 'group' must be a string of 1 to 200 bytes, not only spaces"))
     }
 
+    /// Issue 14 (#2): a group of invisible characters only, and NUL bytes, control characters or invalid
+    /// UTF-8 in a `name`, `group` or `title`, were accepted (shown as U+FFFD on the page, `\u0000` in the
+    /// JSON). They are load errors at the line, in words, as other bad fields are.
+    @Test(arguments: [
+        ("name = \"api\\0x\"", "field 'name' must be printable UTF-8 text (got a NUL byte at byte 4)"),
+        ("name = \"caf\\xE9\"", "field 'name' must be printable UTF-8 text (got invalid UTF-8 at byte 4: 0xE9)"),
+        (
+            "name = \"api\\27[31m\"",
+            "field 'name' must be printable UTF-8 text (got a control character, U+001B, at byte 4)"
+        ),
+        ("name = \" \"", "field 'name' must be a string, not only spaces (got string \" \")"),
+        ("group = \"core\\0\"", "field 'group' must be printable UTF-8 text (got a NUL byte at byte 5)"),
+        ("group = \"\\xFF\\xFE\"", "field 'group' must be printable UTF-8 text (got invalid UTF-8 at byte 1: 0xFF)"),
+        (
+            "group = \"a\\nb\"",
+            "field 'group' must be printable UTF-8 text (got a control character, U+000A, at byte 2)"
+        ),
+        ("group = \"\\u{200B}\\u{A0}\"", "field 'group' must be a string of 1 to 200 bytes, not only spaces"),
+        ("group = \"\\u{3164}\"", "field 'group' must be a string of 1 to 200 bytes, not only spaces"),
+    ])
+    func nameAndGroup_withBytesThatAreNotText_areALoadErrorWithFileLine(field: String, message: String) throws {
+        let (error, script) = try Self.loadError(
+            """
+            pollers = 1
+            urls = { { url = "http://127.0.0.1:1/", \(field) } }
+            """)
+        #expect(error.hasPrefix("\(script.path):2: urls[1] (http://127.0.0.1:1/): \(message)"), "\(error)")
+    }
+
+    @Test(arguments: [
+        ("\"Status\\0page\"", "setting 'title' must be printable UTF-8 text (got a NUL byte at byte 7)"),
+        ("\"\\xC3\"", "setting 'title' must be printable UTF-8 text (got invalid UTF-8 at byte 1: 0xC3)"),
+        ("\"a\\x85b\"", "setting 'title' must be printable UTF-8 text (got invalid UTF-8 at byte 2: 0x85)"),
+        ("\"a\\u{85}b\"", "setting 'title' must be printable UTF-8 text (got a control character, U+0085, at byte 2)"),
+        ("\"   \"", "setting 'title' must be a string of at most 200 bytes, not only spaces"),
+    ])
+    func title_withBytesThatAreNotText_isALoadErrorWithFileLine(value: String, message: String) throws {
+        let (error, script) = try Self.loadError(
+            """
+            urls = { "http://127.0.0.1:1/" }
+            title = \(value)
+            """)
+        #expect(error.hasPrefix("\(script.path):2: \(message)"), "\(error)")
+    }
+
     @Test func labels_areReadSortedByName_withNumbersAsText() throws {
         let (host, _) = try loadHost(
             """

@@ -2,6 +2,7 @@ import DemoSite
 import Engine
 import Foundation
 import Logging
+import Synchronization
 import Testing
 
 /// Every script in scripts/ is checked, and every one that polls is run once against the demo site.
@@ -21,6 +22,67 @@ import Testing
             #expect(result.status == 0, "\(name): \(result.stderr)")
             #expect(result.stdout.hasPrefix("scripts/\(name): OK\n"))
         }
+    }
+
+    /// Issue 14 (#5): the worked example of SCRIPTING.md's History section (scripts/history-alerts.lua),
+    /// its `on_change` run against a real `--data` store: the week's uptime is the written polls', the
+    /// outage's length the states', and the change that calls the hook (not written yet) is counted once.
+    @Test func historyAlertsScript_quotesTheHistory_asSCRIPTINGSays() async throws {
+        final class Recorder: AlertSink {
+            let alerts = Mutex<[Alert]>([])
+            func enqueue(_ alert: Alert) { self.alerts.withLock { $0.append(alert) } }
+            var texts: [String] {
+                self.alerts.withLock { $0 }.compactMap {
+                    guard case .post(_, let body, _) = $0,
+                        let json = try? JSONSerialization.jsonObject(with: Data(body)) as? [String: Any]
+                    else { return nil }
+                    return json["text"] as? String
+                }
+            }
+        }
+        // Given: a store that wrote, for api, an hour two days ago of 1,000 polls with 8 down (99.2 %), an
+        // outage that began 3 hours ago and one 30 hours ago.
+        let base = "http://127.0.0.1:9"
+        let url = base + "/flapping"
+        let folder = "/tmp/urlpoll-data-\(UUID().uuidString.prefix(8))"
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let store = try SQLiteHistoryStore(directory: folder)
+        let now = Date().timeIntervalSince1970
+        let key = HistoryKey(url: url)
+        var batch = HistoryBatch()
+        let hour = Int64(now - 2 * 86_400) / 3_600 * 3_600
+        var rollup = Rollup(start: hour)
+        rollup.polls = 1_000
+        rollup.failures = 8
+        batch.hours[key] = [hour: rollup]
+        for ago in [30.0, 3.0] {
+            batch.changes.append(
+                HistoryChange(
+                    url: url, at: now - ago * 3_600, from: .up, fromStatus: "200 OK", to: .down,
+                    toStatus: "500 Internal Server Error", detail: nil))
+        }
+        try await store.write(batch)
+        let recorder = Recorder()
+        let host = try ScriptHost(
+            path: Self.path("history-alerts.lua"), args: [base, base + "/hook"], alerts: recorder, history: store,
+            logger: Logger(label: "test"))
+        let up = State(
+            url: url, name: "api", status: "200 OK", code: 200, health: .up, since: now - 86_400, checkedAt: now - 780)
+        let down = State(
+            url: url, name: "api", status: "500 Internal Server Error", code: 500, health: .down, since: now - 720,
+            checkedAt: now - 720)
+        let back = State(url: url, name: "api", status: "200 OK", code: 200, health: .up, since: now, checkedAt: now)
+
+        // When: api goes down (a change not written yet), then comes back 12 minutes after it went down.
+        await host.changed(down, previous: up)
+        await host.changed(back, previous: down)
+
+        // Then: the messages the docs show.
+        #expect(
+            recorder.texts == [
+                "api is down (500 Internal Server Error), 2 times in 24 h",
+                "api is back after 12 min down; 99.2 % up this week",
+            ])
     }
 
     @Test func demoScript_isTheOneTheDemoCommandRuns() throws {

@@ -288,6 +288,30 @@ import Testing
         }
     }
 
+    /// Issue 14 (#3): a path the router does not match, though it looks like one the listener serves
+    /// (`/status//5`, `//metrics`), answered 404 with an empty body. Every 404 says in words what is
+    /// there; HEAD gets the same status without the body.
+    @Test func everyUnknownPath_answers404InWords_andHEADWithoutTheBody() async throws {
+        try await Self.withPolledSite { base, _ in
+            let document = try JSONDecoder().decode(
+                StatusDocument.self, from: Data(try await fetch(base + "/status").body.utf8))
+            let id = try #require(document.urls.compactMap(\.id).first)
+            for path in [
+                "/status/\(id)/extra", "/status//\(id)", "//metrics", "//status", "/metrics/", "/healthz/", "/status/",
+                "//", "/status/\(id)/", "/probe/", "/a/b/c/d", "/%6Detrics", "/status/%35",
+            ] {
+                let get = try await fetchBytes(base + path)
+                let head = try await fetchBytes(base + path, method: "HEAD")
+                #expect(head.status == get.status, "HEAD \(path)")
+                #expect(head.body.isEmpty, "HEAD \(path)")
+                guard get.status == 404 else { continue }
+                let text = String(decoding: get.body, as: UTF8.self)
+                #expect(text.hasSuffix("\n") && text.count > 20, "GET \(path): \(text.debugDescription)")
+                #expect(get.headers["content-type"] == "text/plain; charset=utf-8", "GET \(path)")
+            }
+        }
+    }
+
     /// `/` and `/status` are gzipped when the client accepts it, and only then, with `Vary: Accept-Encoding`
     /// either way; gunzipped, the body is the plain one.
     @Test func pageAndStatus_whenTheClientAcceptsGzip_areGzipped_andOnlyThen() async throws {
