@@ -277,6 +277,9 @@ struct Session {
         let settings = options.apply(to: host.config.settings)
         host.runs(with: settings)
         var observers: [any StateObserver] = []
+        // An on_change hook (an alert) runs once its change is committed: a crash then neither loses its
+        // state nor repeats the alert.
+        history?.awaitsCommit(host.config.onChange != nil)
         if let history { observers.append(history) }
         if let metrics { observers.append(metrics) }
         if let observer = host.observer { observers.append(observer) }

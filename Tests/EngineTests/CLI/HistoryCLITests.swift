@@ -1,6 +1,7 @@
 import Engine
 import Foundation
 import GRDB
+import Synchronization
 import Testing
 
 /// `urlpoll run --data DIR` as a child process: killed with SIGKILL and restarted, a newer store refused,
@@ -54,6 +55,84 @@ import Testing
             #expect(Self.count(folder, "SELECT count(*) FROM state_change") == 2)
             #expect(Self.count(folder, "SELECT sum(polls) FROM rollup_hour") > polls)
         }
+    }
+
+    /// A service whose status the test sets, and a script that prints each `on_change` (an alert) with the
+    /// state it leaves, with no tick for a minute: what the store holds after a SIGKILL is what changes
+    /// committed, not what a tick wrote.
+    final class Flip: Sendable {
+        final class Line: Sendable {
+            let value = Mutex("200 OK")
+        }
+        let line = Line()
+        let server: RecordingServer
+        let script: TemporaryScript
+
+        /// Answers `status` (`"500 Internal Server Error"`) from now on.
+        func answer(_ status: String) { self.line.value.withLock { $0 = status } }
+
+        init() throws {
+            let line = self.line
+            self.server = try RecordingServer { request in [.ok(request, body: "", status: line.value.withLock { $0 })]
+            }
+            self.script = try TemporaryScript(
+                """
+                status_interval = 60
+                poll_interval = 0.05
+                error_backoff = 0
+                urls = { "http://127.0.0.1:\(self.server.port)/svc" }
+                function on_change(s, prev) print("ALERT " .. (prev and prev.status or "nil") .. " -> " .. s.status) end
+                """)
+        }
+    }
+
+    /// Issue 14 (#1): `on_change` ran as soon as the monitor saw a change, but the change reached the store
+    /// only at the next tick; a SIGKILL in between restarted from the older state, so the service's
+    /// recovery was never alerted (an incident stuck open at the receiver). A change is now committed
+    /// before its hooks run.
+    @Test func killedRightAfterAnAlert_restartAlertsTheRecovery() async throws {
+        let flip = try Flip()
+        let folder = Folder()
+        let first = try CLIProcess(["run", flip.script.path, "--data", folder.path])
+        try await first.waitForOutput("ALERT nil -> 200 OK")
+        // Given: the service fails, its alert is printed, and urlpoll is killed right then.
+        flip.answer("500 Internal Server Error")
+        try await first.waitForOutput("ALERT 200 OK -> 500 Internal Server Error")
+        first.signal(SIGKILL)
+        _ = await first.wait()
+
+        // When: the service is back, and urlpoll restarts.
+        flip.answer("200 OK")
+        let second = try CLIProcess(["run", flip.script.path, "--data", folder.path])
+        defer { second.signal(SIGKILL) }
+        // Then: the recovery is alerted, from the state the alert left.
+        try await second.waitForOutput("ALERT 500 Internal Server Error -> 200 OK", limit: .seconds(20))
+        #expect(!second.stdout.contains("ALERT nil"), "\(second.stdout)")
+    }
+
+    /// Issue 14 (#1): the same window made the restart send the same alert again when the service was still
+    /// down.
+    @Test func killedRightAfterAnAlert_restartDoesNotRepeatIt() async throws {
+        let flip = try Flip()
+        let folder = Folder()
+        let first = try CLIProcess(["run", flip.script.path, "--data", folder.path])
+        try await first.waitForOutput("ALERT nil -> 200 OK")
+        flip.answer("500 Internal Server Error")
+        try await first.waitForOutput("ALERT 200 OK -> 500 Internal Server Error")
+        first.signal(SIGKILL)
+        _ = await first.wait()
+
+        // When: urlpoll restarts while the service is still down, and polls it a while.
+        let second = try CLIProcess(["run", flip.script.path, "--data", folder.path])
+        let before = flip.server.requests.count
+        try await second.waitForStderr("resuming 1 URL")
+        let polled = await eventually(within: .seconds(20)) { flip.server.requests.count >= before + 20 }
+        second.signal(SIGTERM)
+        #expect(await second.wait() == 0)
+        // Then: no alert: the state it resumed is the one alerted.
+        #expect(polled)
+        #expect(!second.stdout.contains("ALERT"), "\(second.stdout)")
+        #expect(Self.count(folder, "SELECT count(*) FROM state_change") == 2)
     }
 
     /// Two URLs that differ only by their password print alike (`probe:xxxxx@`): the store keeps each its
