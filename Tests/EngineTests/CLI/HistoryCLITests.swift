@@ -8,8 +8,19 @@ import Testing
 /// a folder another urlpoll holds refused.
 @Suite(.timeLimit(.minutes(2))) struct HistoryCLITests {
     final class Folder: Sendable {
-        let path = "/tmp/urlpoll-data-\(UUID().uuidString.prefix(8))"
-        deinit { try? FileManager.default.removeItem(atPath: self.path) }
+        let path: String
+        private let owned: Bool
+        init() {
+            self.path = "/tmp/urlpoll-data-\(UUID().uuidString.prefix(8))"
+            self.owned = true
+        }
+        private init(path: String) {
+            self.path = path
+            self.owned = false
+        }
+        /// The folder at `path`, left in place.
+        static func at(_ path: String) -> Folder { Folder(path: path) }
+        deinit { if self.owned { try? FileManager.default.removeItem(atPath: self.path) } }
     }
 
     static func count(_ folder: Folder, _ sql: String) -> Int {
@@ -133,6 +144,52 @@ import Testing
         #expect(polled)
         #expect(!second.stdout.contains("ALERT"), "\(second.stdout)")
         #expect(Self.count(folder, "SELECT count(*) FROM state_change") == 2)
+    }
+
+    /// Issue 14 (#2): a restart while the `--data` disk was full exited 2 (`disk I/O error (SQLite 10)`) and
+    /// polled nothing. It now starts: the states are read without writing, one line says the disk is full,
+    /// polling and alerts go on, and history is written again once there is space.
+    @Test(.enabled(if: getuid() == 0, "mounts a 2 MiB tmpfs, which needs root"))
+    func restartOnAFullDisk_resumesAndAlerts_andWritesHistoryOnceThereIsSpace() async throws {
+        let flip = try Flip()
+        flip.answer("500 Internal Server Error")
+        let folder = Folder()
+        let disk = folder.path + "/disk"
+        let data = disk + "/d"
+        let mounted = try await runShell(
+            "mkdir -p \"$0\" && mount -t tmpfs -o size=2m tmpfs \"$0\"", [disk], limit: .seconds(10))
+        try #require(mounted?.status == 0, "\(mounted?.stderr ?? "mount hung")")
+        defer { _ = try? Process.run(URL(fileURLWithPath: "/bin/umount"), arguments: ["-l", disk]).waitUntilExit() }
+        // Given: a store whose URL is down, and a disk filled up after a clean stop.
+        let first = try CLIProcess(["run", flip.script.path, "--data", data])
+        try await first.waitForOutput("ALERT nil -> 500 Internal Server Error")
+        first.signal(SIGTERM)
+        #expect(await first.wait() == 0)
+        _ = try await runShell("dd if=/dev/zero of=\"$0\" bs=64k count=64", [disk + "/fill"], limit: .seconds(10))
+        #expect(SQLiteHistoryStore.diskIsFull(disk))
+
+        // When: urlpoll restarts on it.
+        let second = try CLIProcess(["run", flip.script.path, "--data", data])
+        defer { second.signal(SIGKILL) }
+        // Then: it says the disk is full, resumes the state (no alert for the URL still down), and polls on.
+        try await second.waitForStderr("the disk is full", limit: .seconds(20))
+        try await second.waitForStderr("resuming 1 URL", limit: .seconds(20))
+        #expect(second.stderr.contains("urlpoll starts without writing history"), "\(second.stderr)")
+        let before = flip.server.requests.count
+        #expect(await eventually(within: .seconds(20)) { flip.server.requests.count >= before + 10 })
+        #expect(!second.stdout.contains("ALERT"), "\(second.stdout)")
+        // And: a recovery is alerted though nothing can be written.
+        flip.answer("200 OK")
+        try await second.waitForOutput("ALERT 500 Internal Server Error -> 200 OK", limit: .seconds(20))
+        // When: space comes back, history is written again (the recovery's state at the latest with the
+        // minute's tick: it is written with the next change or tick).
+        try FileManager.default.removeItem(atPath: disk + "/fill")
+        flip.answer("500 Internal Server Error")
+        try await second.waitForOutput("ALERT 200 OK -> 500 Internal Server Error", limit: .seconds(20))
+        try await second.waitForStderr("history is written again", limit: .seconds(20))
+        second.signal(SIGTERM)
+        #expect(await second.wait(limit: .seconds(20)) == 0)
+        #expect(Self.count(Folder.at(data), "SELECT count(*) FROM url_state WHERE state = 'down'") == 1)
     }
 
     /// Two URLs that differ only by their password print alike (`probe:xxxxx@`): the store keeps each its
