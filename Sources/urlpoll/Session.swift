@@ -426,13 +426,16 @@ struct Session {
         if let history = self.history, !history.saved.isEmpty {
             // The store is where `run` resumes from; --state goes on being written beside it.
             resume = HistoryKey.match(history.saved, to: pool.targets)
-            self.logger.info("resuming \(resume.count) URL states from \(history.path)")
+            self.logger.info(
+                "resuming \(resume.count == 1 ? "1 URL state" : "\(resume.count) URL states") from \(history.path)")
         } else if let store = self.store {
             do {
                 resume = StateStore.match(try store.load(), to: pool.targets)
                 if !resume.isEmpty {
                     let into = self.history.map { "; written to \($0.path) now" } ?? ""
-                    self.logger.info("resuming \(resume.count) URL states from \(store.path)\(into)")
+                    self.logger.info(
+                        "resuming \(resume.count == 1 ? "1 URL state" : "\(resume.count) URL states") from \(store.path)\(into)"
+                    )
                 }
             } catch {
                 self.logger.warning("ignoring the state file: \(error.description)")
@@ -514,7 +517,8 @@ struct Session {
         if let history = self.history {
             if !history.saved.isEmpty {
                 resume = HistoryKey.match(history.saved, to: pool.targets)
-                self.logger.info("resuming \(resume.count) URL states from \(history.path)")
+                self.logger.info(
+                    "resuming \(resume.count == 1 ? "1 URL state" : "\(resume.count) URL states") from \(history.path)")
                 await pool.monitor.seed(resume)
             }
             let writer = history.writer

@@ -332,7 +332,20 @@ import Testing
         let script = try TemporaryScript("urls = { \"http://127.0.0.1:9/\" }")
         let run = try await CLIProcess.run(["run", script.path, "--data", "/tmp/unused", "--minute-retention", "0"])
         #expect(run.status == 64)
-        #expect(run.stderr.contains("--minute-retention must be a number of days from 0.0417 (1 hour) to 36500."))
+        #expect(run.stderr.contains("--minute-retention must be a number of days from 0.0416 (1 hour) to 36500."))
+        // Issue 14 (#12): a negative number said "Missing value for '--minute-retention <days>'".
+        for option in ["--minute-retention", "--hour-retention"] {
+            let negative = try await CLIProcess.run(["run", script.path, "--data", "/tmp/unused", option, "-1"])
+            #expect(negative.status == 64)
+            #expect(negative.stderr.contains("\(option) must be a number of days from 0.0416 (1 hour) to 36500."))
+        }
+        // And: 0.0416, one hour to four places, is taken.
+        let folder = Folder()
+        let hour = try await CLIProcess.run([
+            "once", script.path, "--data", folder.path, "--minute-retention", "0.0416",
+        ])
+        #expect(hour.status == 1, "\(hour.stderr)")  // the URL is down, the option taken
+        #expect(!hour.stderr.contains("must be a number of days"), "\(hour.stderr)")
     }
 
     /// Issue 14 (#11): the retention options were silently ignored without `--data`, and minutes kept
