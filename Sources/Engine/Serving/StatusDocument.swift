@@ -42,7 +42,8 @@ public struct StatusDocument: Codable, Sendable {
         public var detail: String?
         public var since: Double?
         public var checkedAt: Double?
-        public var errorCount: Int
+        /// Failed polls in a row; absent before the first poll, as the other fields of the last poll.
+        public var errorCount: Int?
         /// The last poll's latency.
         public var latency: Double?
         /// Shares of polls not down over the last 24 hours (whole hours), and the last 7 and 30 UTC days,
@@ -172,7 +173,7 @@ public struct StatusDocument: Codable, Sendable {
                     id: ids[key], url: url, name: target.name, group: target.group, state: stateName,
                     status: state?.status,
                     code: state?.code, detail: state.flatMap { $0.detail ?? $0.error }, since: state?.since,
-                    checkedAt: state?.checkedAt, errorCount: state?.errorCount ?? 0,
+                    checkedAt: state?.checkedAt, errorCount: state?.errorCount,
                     latency: state.map { $0.latency.seconds }, uptime1d: day.uptime,
                     uptime7d: week.uptime, uptime30d: month.uptime,
                     latencyP50: day.sketch.quantile(0.5), latencyP95: day.sketch.quantile(0.95),
