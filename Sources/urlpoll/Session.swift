@@ -419,11 +419,37 @@ struct Session {
         }
     }
 
+    /// Whether `--state FILE`, given with a `--data` store that holds states, was written after the store
+    /// (its newest poll is later: a run with `--state` alone in between), and so is what `run` resumes from;
+    /// says which one is used and why when both hold states.
+    private func stateFileIsNewer(
+        than history: (
+            store: any HistoryStore, path: String, writer: HistoryWriter, saved: [State], lock: StateFileLock
+        ),
+        _ targets: [Target]
+    ) -> Bool {
+        guard let store = self.store, let file = try? StateStore.match(store.load(), to: targets), !file.isEmpty
+        else { return false }
+        let fileLast = file.map(\.checkedAt).max() ?? 0
+        let storeLast = HistoryKey.match(history.saved, to: targets).map(\.checkedAt).max() ?? 0
+        let at = { (seconds: Double) in Date(timeIntervalSince1970: seconds.rounded(.down)).formatted(.iso8601) }
+        if fileLast > storeLast {
+            self.logger.warning(
+                "\(store.path) is newer than \(history.path) (its last poll at \(at(fileLast)), the store's at \(at(storeLast))): resuming from the state file"
+            )
+            return true
+        }
+        self.logger.info(
+            "\(store.path) is not read: \(history.path) holds newer states (its last poll at \(at(storeLast)), the file's at \(at(fileLast)))"
+        )
+        return false
+    }
+
     private func run(
         _ pool: consuming PollerPool<ContinuousClock>, signals: [UnixSignal], reloadOnSIGHUP: Bool, watch: Bool
     ) async throws {
         var resume: [State] = []
-        if let history = self.history, !history.saved.isEmpty {
+        if let history = self.history, !history.saved.isEmpty, !self.stateFileIsNewer(than: history, pool.targets) {
             // The store is where `run` resumes from; --state goes on being written beside it.
             resume = HistoryKey.match(history.saved, to: pool.targets)
             self.logger.info(

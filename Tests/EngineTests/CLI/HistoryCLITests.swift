@@ -192,6 +192,59 @@ import Testing
         #expect(Self.count(Folder.at(data), "SELECT count(*) FROM url_state WHERE state = 'down'") == 1)
     }
 
+    /// Issue 14 (#8): `--state FILE` given with a `--data` store that holds states was ignored without a word,
+    /// though the file was newer (a run with `--state` alone in between), so a new outage fired no alert.
+    /// The newer one is resumed from, and a line says which and why.
+    @Test func stateFileNewerThanTheStore_isResumedFrom_andSaidSo() async throws {
+        let flip = try Flip()
+        let folder = Folder()
+        let state = try TemporaryScript("", name: "state.json")
+        try FileManager.default.removeItem(atPath: state.path)
+        func run(_ arguments: [String], until alert: String) async throws -> CLIProcess {
+            let process = try CLIProcess(["run", flip.script.path] + arguments)
+            try await process.waitForOutput(alert, limit: .seconds(20))
+            process.signal(SIGTERM)
+            #expect(await process.wait() == 0)
+            return process
+        }
+        // Given: both hold the URL down; then a run with the file alone sees it recover.
+        flip.answer("500 Internal Server Error")
+        _ = try await run(["--state", state.path, "--data", folder.path], until: "ALERT nil -> 500")
+        flip.answer("200 OK")
+        _ = try await run(["--state", state.path], until: "ALERT 500 Internal Server Error -> 200 OK")
+
+        // When: it fails again, and urlpoll runs with both.
+        flip.answer("500 Internal Server Error")
+        let third = try await run(
+            ["--state", state.path, "--data", folder.path], until: "ALERT 200 OK -> 500 Internal Server Error")
+        // Then: it resumed from the newer file (so the outage is alerted), and said so.
+        #expect(third.stderr.contains("\(state.path) is newer than \(folder.path)/urlpoll.sqlite"), "\(third.stderr)")
+        #expect(third.stderr.contains("resuming from the state file"))
+    }
+
+    /// Issue 14 (#8): with the store the newer one, a line says the file is not read.
+    @Test func storeNewerThanTheStateFile_isResumedFrom_andSaidSo() async throws {
+        let flip = try Flip()
+        let folder = Folder()
+        let state = try TemporaryScript("", name: "state.json")
+        try FileManager.default.removeItem(atPath: state.path)
+        let first = try CLIProcess(["run", flip.script.path, "--state", state.path])
+        try await first.waitForOutput("ALERT nil -> 200 OK")
+        first.signal(SIGTERM)
+        #expect(await first.wait() == 0)
+        let second = try CLIProcess(["run", flip.script.path, "--data", folder.path])
+        try await second.waitForOutput("ALERT nil -> 200 OK")
+        second.signal(SIGTERM)
+        #expect(await second.wait() == 0)
+
+        let third = try CLIProcess(["run", flip.script.path, "--state", state.path, "--data", folder.path])
+        try await third.waitForStderr("resuming 1 URL state from \(folder.path)/urlpoll.sqlite")
+        third.signal(SIGTERM)
+        #expect(await third.wait() == 0)
+        #expect(third.stderr.contains("\(state.path) is not read: \(folder.path)/urlpoll.sqlite holds newer states"))
+        #expect(!third.stdout.contains("ALERT"))
+    }
+
     /// Two URLs that differ only by their password print alike (`probe:xxxxx@`): the store keeps each its
     /// own row (its ordinal among URLs that print alike), changes and rollups, both resume after a SIGKILL
     /// without a re-alert, `urlpoll.history` tells them apart, and no password reaches the file.
