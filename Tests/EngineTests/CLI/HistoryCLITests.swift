@@ -517,6 +517,20 @@ import Testing
         }
     }
 
+    /// Issue 14 (#12): a relative `data` was taken from the working directory, while `tls.ca_file` is from
+    /// the script's folder: it is now from the script's folder too.
+    @Test func relativeDataSetting_isFromTheScriptsFolder() async throws {
+        let name = "rel-\(UUID().uuidString.prefix(8))"
+        let script = try TemporaryScript("data = \"\(name)\"\nurls = { \"http://127.0.0.1:9/\" }")
+        let beside = Folder.at(URL(fileURLWithPath: script.path).deletingLastPathComponent().path + "/" + name)
+        defer { try? FileManager.default.removeItem(atPath: beside.path) }
+        defer { try? FileManager.default.removeItem(atPath: FileManager.default.currentDirectoryPath + "/" + name) }
+        let run = try await CLIProcess.run(["once", script.path])
+        #expect(run.status == 1, "\(run.stderr)")
+        #expect(Self.count(beside, "SELECT count(*) FROM url_state") == 1)
+        #expect(!FileManager.default.fileExists(atPath: FileManager.default.currentDirectoryPath + "/" + name))
+    }
+
     @Test func dataSettingThatIsNotAFolderName_isALoadError() async throws {
         let script = try TemporaryScript("urls = { \"http://127.0.0.1:9/\" }\ndata = 5\n")
         let run = try await CLIProcess.run(["check", script.path])
