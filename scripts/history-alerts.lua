@@ -1,9 +1,10 @@
 -- example script whose alerts quote the --data history: "api is back after 12 min down; 99.2 % up this
 -- week" and "api is down (500 Internal Server Error), 3 times in 24 h".
 -- Usage: WEBHOOK_URL=… urlpoll run scripts/history-alerts.lua --data /var/lib/urlpoll -- BASE_URL
--- urlpoll.history counts what the store has written, up to the last tick: not the poll, nor the change,
--- that calls on_change. So this outage's length comes from the states (prev.since), and the change that
--- called the hook is counted here, not read back.
+-- urlpoll.history counts polls written up to the last tick (not the poll that calls on_change); the change
+-- that calls on_change is committed before the hook runs, unless its write failed or took over 1 s. So
+-- this outage's length comes from the states (prev.since), and the change at hand is counted here by its
+-- time, whether or not the history has it.
 local base = urlpoll.args[1] or "http://127.0.0.1:8080"
 local hook = urlpoll.args[2] or os.getenv("WEBHOOK_URL") or "http://127.0.0.1:9/hook"
 
@@ -30,8 +31,8 @@ function on_change(s, prev)
       text = string.format("%s is back after %d min down; %s this week", s.name, minutes, uptime(week)),
     })
   elseif not s.ok and prev.ok then
-    -- The outages that began in the last 24 hours and are written, and this one, which is not (should the
-    -- hook run after a tick wrote it, it is left out by its time).
+    -- The outages that began in the last 24 hours before this one, and this one (left out of the history's
+    -- changes by its time, as the history has it when its commit worked).
     local day = urlpoll.history(s.raw_url, 86400)
     local downs = 1
     for _, c in ipairs(day.changes) do

@@ -16,21 +16,30 @@ struct HistoryOptions: ParsableArguments {
             valueName: "dir"))
     var data: String?
 
+    // `.unconditional`: a value such as `-1` is taken as the value (and refused with the range), not as an
+    // unknown option leaving the option without one.
     @Option(
+        parsing: .unconditional,
         help: ArgumentHelp(
             "With --data or --store: days to keep per-minute rollups (then only per-hour ones remain).",
             valueName: "days"))
     var minuteRetention: Double = 7
 
-    @Option(help: ArgumentHelp("With --data or --store: days to keep per-hour rollups and changes.", valueName: "days"))
+    @Option(
+        parsing: .unconditional,
+        help: ArgumentHelp("With --data or --store: days to keep per-hour rollups and changes.", valueName: "days"))
     var hourRetention: Double = 400
+
+    /// The shortest retention: an hour, as 0.0416 days (1/24 is 0.041666…, and "0.0416" is how one writes
+    /// it to four places).
+    static let oneHour = 0.0416
 
     func validate() throws {
         for (name, value) in [
             ("--minute-retention", self.minuteRetention), ("--hour-retention", self.hourRetention),
         ]
-        where !(value.isFinite && (1.0 / 24...36_500).contains(value)) {
-            throw ValidationError("\(name) must be a number of days from 0.0417 (1 hour) to 36500.")
+        where !(value.isFinite && (Self.oneHour...36_500).contains(value)) {
+            throw ValidationError("\(name) must be a number of days from 0.0416 (1 hour) to 36500.")
         }
     }
 

@@ -20,7 +20,7 @@ struct Session {
     /// Held while the session lives, so no second urlpoll writes the same state file.
     private let stateLock: StateFileLock?
     /// The history store (`--data DIR`, else the `data` setting), its writer, and the states it held at start.
-    let history: (store: SQLiteHistoryStore, writer: HistoryWriter, saved: [State], lock: StateFileLock)?
+    let history: (store: any HistoryStore, path: String, writer: HistoryWriter, saved: [State], lock: StateFileLock)?
     /// The `data` setting as first loaded (`--data` overrides it), to tell a reload that changes it.
     private let dataSetting: String?
     /// The schedule shared with other instances in PostgreSQL (`--store`, else the `store` setting), and the
@@ -241,16 +241,17 @@ struct Session {
     /// - Parameter option: How the folder was given (`--data`, or the `data` setting), for messages.
     private static func openHistory(
         data: String, option: String, retention: HistoryWriter.Retention, metrics: EngineMetrics, logger: Logger
-    ) throws -> (store: SQLiteHistoryStore, writer: HistoryWriter, saved: [State], lock: StateFileLock) {
-        let store: SQLiteHistoryStore
+    ) throws -> (store: any HistoryStore, path: String, writer: HistoryWriter, saved: [State], lock: StateFileLock) {
+        let store: any HistoryStore
+        let path: String
         let lock: StateFileLock
         let saved: [State]
         do {
             // The folder's lock first: two urlpolls started at once on a new folder would otherwise both
             // create and migrate its database, and one would fail with SQLite's words.
-            lock = try StateFileLock(statePath: try SQLiteHistoryStore.prepareFolder(data))
-            store = try SQLiteHistoryStore(directory: data)
-            saved = try store.savedStates()
+            path = try SQLiteHistoryStore.prepareFolder(data)
+            lock = try StateFileLock(statePath: path)
+            (store, saved) = try Self.openStore(data: data, option: option, logger: logger)
         } catch let error as HistoryError {
             Output.standardError("urlpoll: \(option): \(error.description)\n")
             throw ExitCode(2)
@@ -266,7 +267,29 @@ struct Session {
         let writer = HistoryWriter(
             store: store, retention: retention, onLoss: { lost.increment(by: Int64($0)) },
             logger: logger)
-        return (store, writer, saved, lock)
+        return (store, path, writer, saved, lock)
+    }
+
+    /// Opens the store in `data` and reads its saved states. On a disk too full to open it (SQLite cannot
+    /// make its `-wal` and `-shm` files), a restart polls and alerts as a full disk while running does: the
+    /// states are read without writing, one error line says so, and history waits for space
+    /// (``UnopenedHistoryStore``).
+    private static func openStore(data: String, option: String, logger: Logger) throws(HistoryError) -> (
+        any HistoryStore, [State]
+    ) {
+        let failure: HistoryError
+        do {
+            let opened = try SQLiteHistoryStore(directory: data)
+            return (opened, try opened.savedStates())
+        } catch {
+            failure = error
+        }
+        guard SQLiteHistoryStore.diskIsFull(data) else { throw failure }
+        let saved = try SQLiteHistoryStore.savedStates(readingOnly: data)
+        logger.error(
+            "\(option): \(failure.description); urlpoll starts without writing history (\(saved.count == 1 ? "1 URL state" : "\(saved.count) URL states") read from the file) and writes it again once there is space; polling goes on"
+        )
+        return (UnopenedHistoryStore(directory: data, saved: saved), saved)
     }
 
     /// The monitor and pool for a loaded script.
@@ -277,6 +300,9 @@ struct Session {
         let settings = options.apply(to: host.config.settings)
         host.runs(with: settings)
         var observers: [any StateObserver] = []
+        // An on_change hook (an alert) runs once its change is committed: a crash then neither loses its
+        // state nor repeats the alert.
+        history?.awaitsCommit(host.config.onChange != nil)
         if let history { observers.append(history) }
         if let metrics { observers.append(metrics) }
         if let observer = host.observer { observers.append(observer) }
@@ -395,20 +421,49 @@ struct Session {
         }
     }
 
+    /// Whether `--state FILE`, given with a `--data` store that holds states, was written after the store
+    /// (its newest poll is later: a run with `--state` alone in between), and so is what `run` resumes from;
+    /// says which one is used and why when both hold states.
+    private func stateFileIsNewer(
+        than history: (
+            store: any HistoryStore, path: String, writer: HistoryWriter, saved: [State], lock: StateFileLock
+        ),
+        _ targets: [Target]
+    ) -> Bool {
+        guard let store = self.store, let file = try? StateStore.match(store.load(), to: targets), !file.isEmpty
+        else { return false }
+        let fileLast = file.map(\.checkedAt).max() ?? 0
+        let storeLast = HistoryKey.match(history.saved, to: targets).map(\.checkedAt).max() ?? 0
+        let at = { (seconds: Double) in Date(timeIntervalSince1970: seconds.rounded(.down)).formatted(.iso8601) }
+        if fileLast > storeLast {
+            self.logger.warning(
+                "\(store.path) is newer than \(history.path) (its last poll at \(at(fileLast)), the store's at \(at(storeLast))): resuming from the state file"
+            )
+            return true
+        }
+        self.logger.info(
+            "\(store.path) is not read: \(history.path) holds newer states (its last poll at \(at(storeLast)), the file's at \(at(fileLast)))"
+        )
+        return false
+    }
+
     private func run(
         _ pool: consuming PollerPool<ContinuousClock>, signals: [UnixSignal], reloadOnSIGHUP: Bool, watch: Bool
     ) async throws {
         var resume: [State] = []
-        if let history = self.history, !history.saved.isEmpty {
+        if let history = self.history, !history.saved.isEmpty, !self.stateFileIsNewer(than: history, pool.targets) {
             // The store is where `run` resumes from; --state goes on being written beside it.
             resume = HistoryKey.match(history.saved, to: pool.targets)
-            self.logger.info("resuming \(resume.count) URL states from \(history.store.path)")
+            self.logger.info(
+                "resuming \(resume.count == 1 ? "1 URL state" : "\(resume.count) URL states") from \(history.path)")
         } else if let store = self.store {
             do {
                 resume = StateStore.match(try store.load(), to: pool.targets)
                 if !resume.isEmpty {
-                    let into = self.history.map { "; written to \($0.store.path) now" } ?? ""
-                    self.logger.info("resuming \(resume.count) URL states from \(store.path)\(into)")
+                    let into = self.history.map { "; written to \($0.path) now" } ?? ""
+                    self.logger.info(
+                        "resuming \(resume.count == 1 ? "1 URL state" : "\(resume.count) URL states") from \(store.path)\(into)"
+                    )
                 }
             } catch {
                 self.logger.warning("ignoring the state file: \(error.description)")
@@ -423,7 +478,7 @@ struct Session {
                     try await history.store.write(batch)
                 } catch {
                     self.logger.warning(
-                        "the states of \(store.path) could not be written to \(history.store.path): \(error); they go there as each URL is polled"
+                        "the states of \(store.path) could not be written to \(history.path): \(error); they go there as each URL is polled"
                     )
                 }
             }
@@ -490,7 +545,8 @@ struct Session {
         if let history = self.history {
             if !history.saved.isEmpty {
                 resume = HistoryKey.match(history.saved, to: pool.targets)
-                self.logger.info("resuming \(resume.count) URL states from \(history.store.path)")
+                self.logger.info(
+                    "resuming \(resume.count == 1 ? "1 URL state" : "\(resume.count) URL states") from \(history.path)")
                 await pool.monitor.seed(resume)
             }
             let writer = history.writer

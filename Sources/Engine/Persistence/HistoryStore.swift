@@ -96,7 +96,8 @@ public struct HistoryChange: Sendable, Hashable {
     public var to: Health
     /// The new status.
     public var toStatus: String
-    /// The new state's error text, when it failed or was degraded.
+    /// The new state's error text, when it failed or was degraded; at most ``Swift/String/detailLimit``
+    /// bytes when made from a state (cut with "…").
     public var detail: String?
 
     /// The key of the URL's rows in the store.
@@ -121,7 +122,8 @@ public struct HistoryChange: Sendable, Hashable {
         self.init(
             url: state.url, ordinal: state.ordinal, at: state.checkedAt, from: previous?.health,
             fromStatus: previous?.status,
-            to: state.health, toStatus: state.status, detail: state.detail ?? state.error)
+            to: state.health, toStatus: state.status,
+            detail: (state.detail ?? state.error)?.limited(toUTF8Bytes: String.detailLimit))
     }
 }
 

@@ -13,6 +13,14 @@ import Synchronization
 /// disk), what could not be written is counted (``lost``, and `onLoss` for the metric
 /// `urlpoll_history_lost_total`), one log line says so, and polling goes on.
 ///
+/// While ``awaitsCommit(_:)`` is on (the script has `on_change`), a change is made durable before the
+/// observers after the writer hear of it, so a crash neither loses the state an alert announced nor makes
+/// the restart repeat the alert: ``changed(_:previous:)`` returns once the writer has committed the change
+/// with its URL's state, or its write failed, or ``commitLimit`` passed (a slow disk never holds an alert
+/// back longer). The writer commits the changes queued together in one transaction as soon as its queue is
+/// empty (group commit), so a burst of changes is a few transactions; polls' rollups stay batched per tick.
+/// While it is off, changes are written with the tick's batch.
+///
 /// Retention: minute rollups are kept for ``Retention/minutes`` (7 days), hour rollups and changes for
 /// ``Retention/hours`` (400 days); what is older is pruned every 10 minutes, beside the writes.
 public final class HistoryWriter: StateObserver, Service {
@@ -28,7 +36,8 @@ public final class HistoryWriter: StateObserver, Service {
 
     enum Message: Sendable {
         case polled(State)
-        case changed(State, previous: State?)
+        /// A change; `committed` is told once it is committed (or its write failed).
+        case changed(State, previous: State?, committed: CommitWait?)
         /// Write the batch; then resume the continuation, if any.
         case tick(CheckedContinuation<Void, Never>?)
     }
@@ -41,6 +50,12 @@ public final class HistoryWriter: StateObserver, Service {
     private let messages: AsyncStream<Message>
     private let continuation: AsyncStream<Message>.Continuation
     private let dropped = Atomic<Int>(0)
+    /// Messages sent and not yet taken by the writer task: at 0 the changes gathered are committed.
+    private let queued = Atomic<Int>(0)
+    private let awaiting = Atomic<Bool>(false)
+    /// The longest ``changed(_:previous:)`` waits for its change's commit.
+    public let commitLimit: Duration
+    private let clock: any Clock<Duration>
     private let failed = Atomic<Int>(0)
     private let now: @Sendable () -> Double
     private let onLoss: @Sendable (Int) -> Void
@@ -51,11 +66,15 @@ public final class HistoryWriter: StateObserver, Service {
     /// - Parameters:
     ///   - now: The wall clock, seconds since the epoch, for the retention cutoffs.
     ///   - onLoss: Told how many polls or changes could not be written, each time some are lost.
+    ///   - commitLimit: The longest ``changed(_:previous:)`` waits for its change's commit, on `clock`.
     public init(
         store: any HistoryStore, capacity: Int = 65_536, retention: Retention = Retention(),
         now: @escaping @Sendable () -> Double = { Date().timeIntervalSince1970 },
-        onLoss: @escaping @Sendable (Int) -> Void = { _ in }, logger: Logger
+        onLoss: @escaping @Sendable (Int) -> Void = { _ in }, commitLimit: Duration = .seconds(1),
+        clock: any Clock<Duration> = ContinuousClock(), logger: Logger
     ) {
+        self.commitLimit = commitLimit
+        self.clock = clock
         self.store = store
         self.capacity = capacity
         self.retention = retention
@@ -76,8 +95,29 @@ public final class HistoryWriter: StateObserver, Service {
         self.send(.polled(state))
     }
 
+    /// Queues the change; when ``awaitsCommit(_:)`` is on, returns once it is committed, its write failed,
+    /// or ``commitLimit`` passed, whichever comes first (at once if the queue is full or the writer ended).
     public func changed(_ state: State, previous: State?) async {
-        self.send(.changed(state, previous: previous))
+        guard self.awaiting.load(ordering: .relaxed) else {
+            self.send(.changed(state, previous: previous, committed: nil))
+            return
+        }
+        let wait = CommitWait()
+        guard self.send(.changed(state, previous: previous, committed: wait)) else { return }
+        let clock = self.clock
+        let limit = self.commitLimit
+        let timer = Task {
+            try? await clock.sleep(for: limit)
+            wait.resume()
+        }
+        await wait.wait()
+        timer.cancel()
+    }
+
+    /// Whether ``changed(_:previous:)`` waits for its change's commit: on while the script has an
+    /// `on_change` hook (the monitor runs it after the writer hears the change).
+    public func awaitsCommit(_ on: Bool) {
+        self.awaiting.store(on, ordering: .relaxed)
     }
 
     public func ticked() async {
@@ -96,11 +136,22 @@ public final class HistoryWriter: StateObserver, Service {
         }
     }
 
-    private func send(_ message: Message) {
-        if case .dropped = self.continuation.yield(message) {
-            if case .tick = message { return }  // the next tick writes the batch
+    /// Queues `message`; returns whether it was queued.
+    @discardableResult private func send(_ message: Message) -> Bool {
+        self.queued.add(1, ordering: .relaxed)
+        switch self.continuation.yield(message) {
+        case .enqueued: return true
+        case .dropped:
+            self.queued.subtract(1, ordering: .relaxed)
+            if case .tick = message { return false }  // the next tick writes the batch
             self.dropped.add(1, ordering: .relaxed)
             self.onLoss(1)
+            return false
+        case .terminated:
+            self.queued.subtract(1, ordering: .relaxed)
+            return false
+        @unknown default:
+            return false
         }
     }
 
@@ -122,6 +173,9 @@ public final class HistoryWriter: StateObserver, Service {
 
     private func write() async {
         var batch = HistoryBatch()
+        // The changes (with their URLs' states) heard since the last commit, and who waits for them.
+        var changes = HistoryBatch()
+        var waits: [CommitWait] = []
         var lastPrune = -Double.infinity
         var pruning: Task<Void, Never>?
         var reportedDrops = 0
@@ -129,6 +183,7 @@ public final class HistoryWriter: StateObserver, Service {
         var failing = false
         var goneSaid = false
         for await message in self.messages {
+            let left = self.queued.subtract(1, ordering: .relaxed).newValue
             switch message {
             case .polled(let state):
                 batch.count(state)
@@ -137,10 +192,21 @@ public final class HistoryWriter: StateObserver, Service {
                 if batch.states[key] != nil || self.store.persistedHash(of: key) != state.persistedHash {
                     batch.states[key] = state
                 }
-            case .changed(let state, let previous):
+            case .changed(let state, let previous, nil):
                 batch.changes.append(HistoryChange(state, previous: previous))
+            case .changed(let state, let previous, let committed?):
+                // Committed with its URL's state before the tick, as soon as the queue is empty.
+                let key = state.historyKey
+                changes.changes.append(HistoryChange(state, previous: previous))
+                changes.states[key] = state
+                if let held = batch.states[key], held.checkedAt <= state.checkedAt { batch.states[key] = nil }
+                waits.append(committed)
             case .tick(let done):
                 defer { done?.resume() }
+                // The changes first: the tick's states of their URLs are as new or newer.
+                await self.commit(&changes, failing: &failing)
+                for wait in waits { wait.resume() }
+                waits.removeAll()
                 let now = self.now()
                 if now - lastDropLog >= 60, self.reportDrops(since: &reportedDrops) { lastDropLog = now }
                 await self.commit(&batch, failing: &failing)
@@ -172,9 +238,18 @@ public final class HistoryWriter: StateObserver, Service {
                     }
                 }
             }
+            // Group commit: the changes gathered are written once nothing more is queued (or when polls
+            // keep the queue from emptying, every 4,096 changes).
+            if !changes.isEmpty, left <= 0 || changes.changes.count >= 4_096 {
+                await self.commit(&changes, failing: &failing)
+                for wait in waits { wait.resume() }
+                waits.removeAll()
+            }
         }
         await pruning?.value
         _ = self.reportDrops(since: &reportedDrops)
+        await self.commit(&changes, failing: &failing)
+        for wait in waits { wait.resume() }
         await self.commit(&batch, failing: &failing)
     }
 

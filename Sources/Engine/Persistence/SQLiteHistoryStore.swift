@@ -98,13 +98,13 @@ public final class SQLiteHistoryStore: HistoryStore {
         } catch let error as HistoryError {
             throw error
         } catch {
-            throw HistoryError("cannot open \(self.path): \(Self.words(error))")
+            throw HistoryError("cannot open \(self.path): \(Self.words(error, directory: directory))")
         }
         do {
             self.pool = try DatabasePool(path: self.path, configuration: configuration)
             try keeper?.close()
         } catch {
-            throw HistoryError("cannot open \(self.path): \(Self.words(error))")
+            throw HistoryError("cannot open \(self.path): \(Self.words(error, directory: directory))")
         }
         do {
             try migrator.migrate(self.pool)
@@ -134,7 +134,7 @@ public final class SQLiteHistoryStore: HistoryStore {
         } catch let error as HistoryError {
             throw error
         } catch {
-            throw HistoryError("cannot open \(self.path): \(Self.words(error))")
+            throw HistoryError("cannot open \(self.path): \(Self.words(error, directory: directory))")
         }
     }
 
@@ -471,7 +471,8 @@ public final class SQLiteHistoryStore: HistoryStore {
             }
             self.written.add(1, ordering: .releasing)
         } catch {
-            throw HistoryError("cannot write to \(self.path): \(Self.words(error))")
+            throw HistoryError(
+                "cannot write to \(self.path): \(Self.words(error, directory: Self.folder(of: self.path)))")
         }
     }
 
@@ -937,12 +938,73 @@ public final class SQLiteHistoryStore: HistoryStore {
     }
 
     /// An error in words: SQLite's own message (`database or disk is full`), never GRDB's dump of the
-    /// statement and its arguments.
-    static func words(_ error: any Error) -> String {
+    /// statement and its arguments; when SQLite says I/O error or full and the disk under `directory` has
+    /// no room left, that the disk is full.
+    static func words(_ error: any Error, directory: String? = nil) -> String {
         if let error = error as? DatabaseError {
             let message = error.message ?? "SQLite error \(error.resultCode.rawValue)"
+            let code = error.resultCode.primaryResultCode
+            if code == .SQLITE_IOERR || code == .SQLITE_FULL, let directory, let free = Self.freeBytes(directory),
+                free < Self.fullBelow
+            {
+                return
+                    "the disk is full (\(free) bytes free under \(directory); \(message), SQLite \(error.resultCode.rawValue))"
+            }
             return message + " (SQLite \(error.resultCode.rawValue))"
         }
         return "\(error)"
+    }
+
+    /// Free bytes below which a disk counts as full: less than a few pages.
+    static let fullBelow: UInt64 = 64 * 1024
+
+    /// The bytes an unprivileged process may still write on the file system holding `directory`
+    /// (statvfs(3)'s `f_bavail` × `f_frsize`), or nil when it cannot be told.
+    static func freeBytes(_ directory: String) -> UInt64? {
+        var info = statvfs()
+        guard statvfs(directory, &info) == 0 else { return nil }
+        return UInt64(info.f_bavail) * UInt64(info.f_frsize)
+    }
+
+    /// The folder holding the file at `path`.
+    static func folder(of path: String) -> String {
+        guard let slash = path.lastIndex(of: "/") else { return "." }
+        return slash == path.startIndex ? "/" : String(path[..<slash])
+    }
+
+    /// Whether the disk under `directory` has no room left (``fullBelow``).
+    public static func diskIsFull(_ directory: String) -> Bool {
+        (Self.freeBytes(directory) ?? .max) < Self.fullBelow
+    }
+
+    /// The saved states of the file in `directory` (see ``savedStates()``), read without writing anything,
+    /// not even SQLite's `-wal` and `-shm` files (SQLite's `immutable` open,
+    /// https://sqlite.org/uri.html#uriimmutable, when they are missing): for a disk too full to open the
+    /// store. Empty when there is no file.
+    public static func savedStates(readingOnly directory: String) throws(HistoryError) -> [State] {
+        let path = directory.hasSuffix("/") ? directory + Self.fileName : directory + "/" + Self.fileName
+        var info = stat()
+        guard stat(path, &info) == 0, info.st_size > 0 else { return [] }
+        var configuration = Configuration()
+        configuration.readonly = true
+        func read(_ location: String) throws -> [State] {
+            let queue = try DatabaseQueue(path: location, configuration: configuration)
+            defer { try? queue.close() }
+            return try queue.read { db in
+                try Row.fetchAll(db, sql: "SELECT * FROM url_state WHERE status IS NOT NULL ORDER BY url, ordinal").map(
+                    Self.state)
+            }
+        }
+        do {
+            // Read-only, with the `-wal` and `-shm` a killed urlpoll left (the `-wal` may hold its last ticks);
+            // without them, as immutable: SQLite would have to make them.
+            return try read(path)
+        } catch {
+            do {
+                return try read("file:\(path)?immutable=1")
+            } catch {
+                throw HistoryError("cannot read \(path): \(Self.words(error, directory: directory))")
+            }
+        }
     }
 }

@@ -106,7 +106,8 @@ extension LuaRuntime {
         return store
     }
 
-    /// Reads `data`, the history store's folder: a non-empty string.
+    /// Reads `data`, the history store's folder: a non-empty string; a relative path is from the script's
+    /// folder, as `tls.ca_file` (a script given as text: from the working directory).
     private func readData(_ source: ScriptSource) throws(ScriptError) -> String? {
         self.pushGlobal("data")
         defer { lua_settop(self.L, -2) }
@@ -117,6 +118,9 @@ extension LuaRuntime {
                 source.locate(assigning: "data")
                     + "setting 'data' must be the path of a folder for the history store, such as \"/var/lib/urlpoll\" (got \(self.describe(at: -1)))"
             )
+        }
+        if !data.hasPrefix("/"), source.text == nil, let slash = source.path.lastIndex(of: "/") {
+            return String(source.path[...slash]) + data
         }
         return data
     }

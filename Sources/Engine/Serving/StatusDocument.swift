@@ -42,7 +42,8 @@ public struct StatusDocument: Codable, Sendable {
         public var detail: String?
         public var since: Double?
         public var checkedAt: Double?
-        public var errorCount: Int
+        /// Failed polls in a row; absent before the first poll, as the other fields of the last poll.
+        public var errorCount: Int?
         /// The last poll's latency.
         public var latency: Double?
         /// Shares of polls not down over the last 24 hours (whole hours), and the last 7 and 30 UTC days,
@@ -171,8 +172,10 @@ public struct StatusDocument: Codable, Sendable {
                 Entry(
                     id: ids[key], url: url, name: target.name, group: target.group, state: stateName,
                     status: state?.status,
-                    code: state?.code, detail: state.flatMap { $0.detail ?? $0.error }, since: state?.since,
-                    checkedAt: state?.checkedAt, errorCount: state?.errorCount ?? 0,
+                    code: state?.code,
+                    detail: state.flatMap { ($0.detail ?? $0.error)?.limited(toUTF8Bytes: String.detailLimit) },
+                    since: state?.since,
+                    checkedAt: state?.checkedAt, errorCount: state?.errorCount,
                     latency: state.map { $0.latency.seconds }, uptime1d: day.uptime,
                     uptime7d: week.uptime, uptime30d: month.uptime,
                     latencyP50: day.sketch.quantile(0.5), latencyP95: day.sketch.quantile(0.95),
@@ -188,7 +191,8 @@ public struct StatusDocument: Codable, Sendable {
                     // A URL the script no longer lists has neither: `/status/ID` answers only listed URLs.
                     id: names[$0.key] == nil ? nil : ids[$0.key], url: $0.url, name: names[$0.key], at: $0.at,
                     from: $0.from?.rawValue,
-                    to: $0.to.rawValue, fromStatus: $0.fromStatus, toStatus: $0.toStatus, detail: $0.detail)
+                    to: $0.to.rawValue, fromStatus: $0.fromStatus, toStatus: $0.toStatus,
+                    detail: $0.detail?.limited(toUTF8Bytes: String.detailLimit))
             }, total: entries.count)
     }
 

@@ -264,7 +264,9 @@ public enum StatusPage {
                 let degraded = day.degraded > 0 ? ", \(day.degraded) of \(day.polls) degraded" : ""
                 return Bar(
                     x: i * 5, cls: cls,
-                    title: "\(date): \(StatusPage.percent(uptime)) up, \(day.polls) polls\(degraded)")
+                    title:
+                        "\(date): \(StatusPage.percent(uptime)) up, \(day.polls == 1 ? "1 poll" : "\(day.polls) polls")\(degraded)"
+                )
             }
         }
 

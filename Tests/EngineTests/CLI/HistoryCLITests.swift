@@ -1,14 +1,26 @@
 import Engine
 import Foundation
 import GRDB
+import Synchronization
 import Testing
 
 /// `urlpoll run --data DIR` as a child process: killed with SIGKILL and restarted, a newer store refused,
 /// a folder another urlpoll holds refused.
 @Suite(.timeLimit(.minutes(2))) struct HistoryCLITests {
     final class Folder: Sendable {
-        let path = "/tmp/urlpoll-data-\(UUID().uuidString.prefix(8))"
-        deinit { try? FileManager.default.removeItem(atPath: self.path) }
+        let path: String
+        private let owned: Bool
+        init() {
+            self.path = "/tmp/urlpoll-data-\(UUID().uuidString.prefix(8))"
+            self.owned = true
+        }
+        private init(path: String) {
+            self.path = path
+            self.owned = false
+        }
+        /// The folder at `path`, left in place.
+        static func at(_ path: String) -> Folder { Folder(path: path) }
+        deinit { if self.owned { try? FileManager.default.removeItem(atPath: self.path) } }
     }
 
     static func count(_ folder: Folder, _ sql: String) -> Int {
@@ -54,6 +66,183 @@ import Testing
             #expect(Self.count(folder, "SELECT count(*) FROM state_change") == 2)
             #expect(Self.count(folder, "SELECT sum(polls) FROM rollup_hour") > polls)
         }
+    }
+
+    /// A service whose status the test sets, and a script that prints each `on_change` (an alert) with the
+    /// state it leaves, with no tick for a minute: what the store holds after a SIGKILL is what changes
+    /// committed, not what a tick wrote.
+    final class Flip: Sendable {
+        final class Line: Sendable {
+            let value = Mutex("200 OK")
+        }
+        let line = Line()
+        let server: RecordingServer
+        let script: TemporaryScript
+
+        /// Answers `status` (`"500 Internal Server Error"`) from now on.
+        func answer(_ status: String) { self.line.value.withLock { $0 = status } }
+
+        init() throws {
+            let line = self.line
+            self.server = try RecordingServer { request in [.ok(request, body: "", status: line.value.withLock { $0 })]
+            }
+            self.script = try TemporaryScript(
+                """
+                status_interval = 60
+                poll_interval = 0.05
+                error_backoff = 0
+                urls = { "http://127.0.0.1:\(self.server.port)/svc" }
+                function on_change(s, prev) print("ALERT " .. (prev and prev.status or "nil") .. " -> " .. s.status) end
+                """)
+        }
+    }
+
+    /// Issue 14 (#1): `on_change` ran as soon as the monitor saw a change, but the change reached the store
+    /// only at the next tick; a SIGKILL in between restarted from the older state, so the service's
+    /// recovery was never alerted (an incident stuck open at the receiver). A change is now committed
+    /// before its hooks run.
+    @Test func killedRightAfterAnAlert_restartAlertsTheRecovery() async throws {
+        let flip = try Flip()
+        let folder = Folder()
+        let first = try CLIProcess(["run", flip.script.path, "--data", folder.path])
+        try await first.waitForOutput("ALERT nil -> 200 OK")
+        // Given: the service fails, its alert is printed, and urlpoll is killed right then.
+        flip.answer("500 Internal Server Error")
+        try await first.waitForOutput("ALERT 200 OK -> 500 Internal Server Error")
+        first.signal(SIGKILL)
+        _ = await first.wait()
+
+        // When: the service is back, and urlpoll restarts.
+        flip.answer("200 OK")
+        let second = try CLIProcess(["run", flip.script.path, "--data", folder.path])
+        defer { second.signal(SIGKILL) }
+        // Then: the recovery is alerted, from the state the alert left.
+        try await second.waitForOutput("ALERT 500 Internal Server Error -> 200 OK", limit: .seconds(20))
+        #expect(!second.stdout.contains("ALERT nil"), "\(second.stdout)")
+    }
+
+    /// Issue 14 (#1): the same window made the restart send the same alert again when the service was still
+    /// down.
+    @Test func killedRightAfterAnAlert_restartDoesNotRepeatIt() async throws {
+        let flip = try Flip()
+        let folder = Folder()
+        let first = try CLIProcess(["run", flip.script.path, "--data", folder.path])
+        try await first.waitForOutput("ALERT nil -> 200 OK")
+        flip.answer("500 Internal Server Error")
+        try await first.waitForOutput("ALERT 200 OK -> 500 Internal Server Error")
+        first.signal(SIGKILL)
+        _ = await first.wait()
+
+        // When: urlpoll restarts while the service is still down, and polls it a while.
+        let second = try CLIProcess(["run", flip.script.path, "--data", folder.path])
+        let before = flip.server.requests.count
+        try await second.waitForStderr("resuming 1 URL")
+        let polled = await eventually(within: .seconds(20)) { flip.server.requests.count >= before + 20 }
+        second.signal(SIGTERM)
+        #expect(await second.wait() == 0)
+        // Then: no alert: the state it resumed is the one alerted.
+        #expect(polled)
+        #expect(!second.stdout.contains("ALERT"), "\(second.stdout)")
+        #expect(Self.count(folder, "SELECT count(*) FROM state_change") == 2)
+    }
+
+    /// Issue 14 (#2): a restart while the `--data` disk was full exited 2 (`disk I/O error (SQLite 10)`) and
+    /// polled nothing. It now starts: the states are read without writing, one line says the disk is full,
+    /// polling and alerts go on, and history is written again once there is space.
+    @Test(.enabled(if: getuid() == 0, "mounts a 2 MiB tmpfs, which needs root"))
+    func restartOnAFullDisk_resumesAndAlerts_andWritesHistoryOnceThereIsSpace() async throws {
+        let flip = try Flip()
+        flip.answer("500 Internal Server Error")
+        let folder = Folder()
+        let disk = folder.path + "/disk"
+        let data = disk + "/d"
+        let mounted = try await runShell(
+            "mkdir -p \"$0\" && mount -t tmpfs -o size=2m tmpfs \"$0\"", [disk], limit: .seconds(10))
+        try #require(mounted?.status == 0, "\(mounted?.stderr ?? "mount hung")")
+        defer { _ = try? Process.run(URL(fileURLWithPath: "/bin/umount"), arguments: ["-l", disk]).waitUntilExit() }
+        // Given: a store whose URL is down, and a disk filled up after a clean stop.
+        let first = try CLIProcess(["run", flip.script.path, "--data", data])
+        try await first.waitForOutput("ALERT nil -> 500 Internal Server Error")
+        first.signal(SIGTERM)
+        #expect(await first.wait() == 0)
+        _ = try await runShell("dd if=/dev/zero of=\"$0\" bs=64k count=64", [disk + "/fill"], limit: .seconds(10))
+        #expect(SQLiteHistoryStore.diskIsFull(disk))
+
+        // When: urlpoll restarts on it.
+        let second = try CLIProcess(["run", flip.script.path, "--data", data])
+        defer { second.signal(SIGKILL) }
+        // Then: it says the disk is full, resumes the state (no alert for the URL still down), and polls on.
+        try await second.waitForStderr("the disk is full", limit: .seconds(20))
+        try await second.waitForStderr("resuming 1 URL", limit: .seconds(20))
+        #expect(second.stderr.contains("urlpoll starts without writing history"), "\(second.stderr)")
+        let before = flip.server.requests.count
+        #expect(await eventually(within: .seconds(20)) { flip.server.requests.count >= before + 10 })
+        #expect(!second.stdout.contains("ALERT"), "\(second.stdout)")
+        // And: a recovery is alerted though nothing can be written.
+        flip.answer("200 OK")
+        try await second.waitForOutput("ALERT 500 Internal Server Error -> 200 OK", limit: .seconds(20))
+        // When: space comes back, history is written again (the recovery's state at the latest with the
+        // minute's tick: it is written with the next change or tick).
+        try FileManager.default.removeItem(atPath: disk + "/fill")
+        flip.answer("500 Internal Server Error")
+        try await second.waitForOutput("ALERT 200 OK -> 500 Internal Server Error", limit: .seconds(20))
+        try await second.waitForStderr("history is written again", limit: .seconds(20))
+        second.signal(SIGTERM)
+        #expect(await second.wait(limit: .seconds(20)) == 0)
+        #expect(Self.count(Folder.at(data), "SELECT count(*) FROM url_state WHERE state = 'down'") == 1)
+    }
+
+    /// Issue 14 (#8): `--state FILE` given with a `--data` store that holds states was ignored without a word,
+    /// though the file was newer (a run with `--state` alone in between), so a new outage fired no alert.
+    /// The newer one is resumed from, and a line says which and why.
+    @Test func stateFileNewerThanTheStore_isResumedFrom_andSaidSo() async throws {
+        let flip = try Flip()
+        let folder = Folder()
+        let state = try TemporaryScript("", name: "state.json")
+        try FileManager.default.removeItem(atPath: state.path)
+        func run(_ arguments: [String], until alert: String) async throws -> CLIProcess {
+            let process = try CLIProcess(["run", flip.script.path] + arguments)
+            try await process.waitForOutput(alert, limit: .seconds(20))
+            process.signal(SIGTERM)
+            #expect(await process.wait() == 0)
+            return process
+        }
+        // Given: both hold the URL down; then a run with the file alone sees it recover.
+        flip.answer("500 Internal Server Error")
+        _ = try await run(["--state", state.path, "--data", folder.path], until: "ALERT nil -> 500")
+        flip.answer("200 OK")
+        _ = try await run(["--state", state.path], until: "ALERT 500 Internal Server Error -> 200 OK")
+
+        // When: it fails again, and urlpoll runs with both.
+        flip.answer("500 Internal Server Error")
+        let third = try await run(
+            ["--state", state.path, "--data", folder.path], until: "ALERT 200 OK -> 500 Internal Server Error")
+        // Then: it resumed from the newer file (so the outage is alerted), and said so.
+        #expect(third.stderr.contains("\(state.path) is newer than \(folder.path)/urlpoll.sqlite"), "\(third.stderr)")
+        #expect(third.stderr.contains("resuming from the state file"))
+    }
+
+    /// Issue 14 (#8): with the store the newer one, a line says the file is not read.
+    @Test func storeNewerThanTheStateFile_isResumedFrom_andSaidSo() async throws {
+        let flip = try Flip()
+        let folder = Folder()
+        let state = try TemporaryScript("", name: "state.json")
+        try FileManager.default.removeItem(atPath: state.path)
+        let first = try CLIProcess(["run", flip.script.path, "--state", state.path])
+        try await first.waitForOutput("ALERT nil -> 200 OK")
+        first.signal(SIGTERM)
+        #expect(await first.wait() == 0)
+        let second = try CLIProcess(["run", flip.script.path, "--data", folder.path])
+        try await second.waitForOutput("ALERT nil -> 200 OK")
+        second.signal(SIGTERM)
+        #expect(await second.wait() == 0)
+
+        let third = try CLIProcess(["run", flip.script.path, "--state", state.path, "--data", folder.path])
+        try await third.waitForStderr("resuming 1 URL state from \(folder.path)/urlpoll.sqlite")
+        third.signal(SIGTERM)
+        #expect(await third.wait() == 0)
+        #expect(third.stderr.contains("\(state.path) is not read: \(folder.path)/urlpoll.sqlite holds newer states"))
+        #expect(!third.stdout.contains("ALERT"))
     }
 
     /// Two URLs that differ only by their password print alike (`probe:xxxxx@`): the store keeps each its
@@ -196,7 +385,20 @@ import Testing
         let script = try TemporaryScript("urls = { \"http://127.0.0.1:9/\" }")
         let run = try await CLIProcess.run(["run", script.path, "--data", "/tmp/unused", "--minute-retention", "0"])
         #expect(run.status == 64)
-        #expect(run.stderr.contains("--minute-retention must be a number of days from 0.0417 (1 hour) to 36500."))
+        #expect(run.stderr.contains("--minute-retention must be a number of days from 0.0416 (1 hour) to 36500."))
+        // Issue 14 (#12): a negative number said "Missing value for '--minute-retention <days>'".
+        for option in ["--minute-retention", "--hour-retention"] {
+            let negative = try await CLIProcess.run(["run", script.path, "--data", "/tmp/unused", option, "-1"])
+            #expect(negative.status == 64)
+            #expect(negative.stderr.contains("\(option) must be a number of days from 0.0416 (1 hour) to 36500."))
+        }
+        // And: 0.0416, one hour to four places, is taken.
+        let folder = Folder()
+        let hour = try await CLIProcess.run([
+            "once", script.path, "--data", folder.path, "--minute-retention", "0.0416",
+        ])
+        #expect(hour.status == 1, "\(hour.stderr)")  // the URL is down, the option taken
+        #expect(!hour.stderr.contains("must be a number of days"), "\(hour.stderr)")
     }
 
     /// Issue 14 (#11): the retention options were silently ignored without `--data`, and minutes kept
@@ -313,6 +515,20 @@ import Testing
             #expect(await process.wait() == 0)
             #expect(Self.count(folder, "SELECT count(*) FROM url_state") == 1)
         }
+    }
+
+    /// Issue 14 (#12): a relative `data` was taken from the working directory, while `tls.ca_file` is from
+    /// the script's folder: it is now from the script's folder too.
+    @Test func relativeDataSetting_isFromTheScriptsFolder() async throws {
+        let name = "rel-\(UUID().uuidString.prefix(8))"
+        let script = try TemporaryScript("data = \"\(name)\"\nurls = { \"http://127.0.0.1:9/\" }")
+        let beside = Folder.at(URL(fileURLWithPath: script.path).deletingLastPathComponent().path + "/" + name)
+        defer { try? FileManager.default.removeItem(atPath: beside.path) }
+        defer { try? FileManager.default.removeItem(atPath: FileManager.default.currentDirectoryPath + "/" + name) }
+        let run = try await CLIProcess.run(["once", script.path])
+        #expect(run.status == 1, "\(run.stderr)")
+        #expect(Self.count(beside, "SELECT count(*) FROM url_state") == 1)
+        #expect(!FileManager.default.fileExists(atPath: FileManager.default.currentDirectoryPath + "/" + name))
     }
 
     @Test func dataSettingThatIsNotAFolderName_isALoadError() async throws {

@@ -659,6 +659,126 @@ import Testing
         }
     }
 
+    /// A store whose writes wait until the test opens its gate: a disk that does not answer.
+    final class GatedStore: HistoryStore {
+        let inner: SQLiteHistoryStore
+        private let gate = Mutex((open: false, waiting: [CheckedContinuation<Void, Never>]()))
+        init(_ inner: SQLiteHistoryStore) { self.inner = inner }
+        func open() {
+            let waiting = self.gate.withLock { gate in
+                gate.open = true
+                defer { gate.waiting = [] }
+                return gate.waiting
+            }
+            for continuation in waiting { continuation.resume() }
+        }
+        var generation: Int { self.inner.generation }
+        func savedStates() throws(HistoryError) -> [State] { try self.inner.savedStates() }
+        func write(_ batch: HistoryBatch) async throws(HistoryError) {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                let open = self.gate.withLock { gate in
+                    if !gate.open { gate.waiting.append(continuation) }
+                    return gate.open
+                }
+                if open { continuation.resume() }
+            }
+            try await self.inner.write(batch)
+        }
+        func prune(before cutoff: (minutes: Double, hours: Double)) async throws(HistoryError) {}
+        func summary(key: HistoryKey, from start: Double, to end: Double, byMinute: Bool) throws(HistoryError)
+            -> HistorySummary
+        { try self.inner.summary(key: key, from: start, to: end, byMinute: byMinute) }
+        func hourly(since start: Double) throws(HistoryError) -> [HistoryKey: [Rollup]] { [:] }
+        func daily(since start: Double) throws(HistoryError) -> [HistoryKey: [Rollup]] { [:] }
+        func latestChanges(limit: Int) throws(HistoryError) -> [HistoryChange] { [] }
+        func urlIDs() -> [HistoryKey: Int64] { [:] }
+        func hourly(id: Int64, since start: Double) throws(HistoryError) -> [Rollup] { [] }
+    }
+
+    /// Issue 14 (#1): with `on_change` in the script, a change and its URL's state are committed before the
+    /// observers after the writer (the hook) hear of it, not at the next tick, and a burst of changes heard
+    /// together is a few transactions (group commit), not one per change.
+    @Test func awaitingCommit_aChangeIsCommittedBeforeItsHook_andABurstIsAFewTransactions() async throws {
+        let folder = Folder()
+        let store = CountingStore(try SQLiteHistoryStore(directory: folder.path))
+        // The commit limit never passes (the clock stands still): each hook waits for its commit.
+        let writer = HistoryWriter(
+            store: store, now: { Self.base }, clock: ManualClock(), logger: Logger(label: "test"))
+        writer.awaitsCommit(true)
+        let urls = (0..<10_000).map { "http://127.0.0.1:9/\($0)" }
+        let recorder = ChangeRecorder()
+        let monitor = StateMonitor(urls: urls, reporter: NoReporter(), observers: [writer, recorder])
+        try await Self.running(writer) { () async throws in
+            // When: one URL's first result arrives (no tick).
+            await monitor.update(Self.state(urls[0], .down, at: Self.base, errors: 1))
+            // Then: its change and state are in the file when the hook hears of it.
+            #expect(recorder.count == 1)
+            #expect(try Self.rows(store.inner.path, "SELECT count(*) FROM state_change") == 1)
+            #expect(try store.savedStates().map(\.health) == [.down])
+
+            // When: 10,000 changes arrive at once (every poller's), still without a tick.
+            let writes = store.writes.withLock { $0 }
+            await withDiscardingTaskGroup { group in
+                for (i, url) in urls.enumerated() {
+                    group.addTask { await monitor.update(Self.state(url, at: Self.base + 1 + Double(i) / 1e4)) }
+                }
+            }
+            // Then: every one is committed, in a few transactions.
+            #expect(try Self.rows(store.inner.path, "SELECT count(*) FROM state_change") == 10_001)
+            #expect(try store.savedStates().count == 10_000)
+            #expect(store.writes.withLock { $0 } - writes <= 100, "\(store.writes.withLock { $0 } - writes)")
+            #expect(recorder.count == 10_001)
+        }
+    }
+
+    /// Issue 14 (#1): a store that cannot write (a full disk) never holds a hook back: the change's failed
+    /// commit lets it run at once, and the loss is counted as for polls.
+    @Test func awaitingCommit_aFailedCommitLetsTheHookRun_andIsCounted() async throws {
+        let folder = Folder()
+        let store = try SQLiteHistoryStore(directory: folder.path, maxPageCount: 16)
+        let (logger, log) = RecordingLogHandler.make()
+        let writer = HistoryWriter(store: store, logger: logger)
+        writer.awaitsCommit(true)
+        let urls = (0..<400).map { "http://127.0.0.1:9/\($0)-" + String(repeating: "x", count: 100) }
+        let recorder = ChangeRecorder()
+        let monitor = StateMonitor(urls: urls, reporter: NoReporter(), observers: [writer, recorder])
+        await Self.running(writer) {
+            for url in urls { await monitor.update(Self.state(url, .down, at: Self.base)) }
+            #expect(recorder.count == 400)
+            #expect(writer.lost > 0)
+            #expect(log.all.filter { $0.hasPrefix("error:") && $0.contains("database or disk is full") }.count == 1)
+        }
+    }
+
+    /// Issue 14 (#1): a commit that does not end (a disk that hangs) holds the hook back for
+    /// ``HistoryWriter/commitLimit`` at most, on the writer's clock.
+    @Test func awaitingCommit_aHungCommitHoldsTheHookBackForTheLimitOnly() async throws {
+        let folder = Folder()
+        let store = GatedStore(try SQLiteHistoryStore(directory: folder.path))
+        let clock = ManualClock()
+        let writer = HistoryWriter(
+            store: store, commitLimit: .seconds(1), clock: clock, logger: Logger(label: "test"))
+        writer.awaitsCommit(true)
+        let recorder = ChangeRecorder()
+        let monitor = StateMonitor(urls: [Self.a], reporter: NoReporter(), observers: [writer, recorder])
+        try await Self.running(writer) { () async throws in
+            async let updated: Void = monitor.update(Self.state(Self.a, .down, at: Self.base))
+            // Given: the change waits for its commit, with a limit of 1 s.
+            var sleeps = clock.sleeps.makeAsyncIterator()
+            #expect(await sleeps.next() == .seconds(1))
+            #expect(recorder.count == 0)
+            // When: the second passes.
+            clock.advance(by: .seconds(1))
+            await updated
+            // Then: the hook ran though nothing is committed yet; it is once the disk answers.
+            #expect(recorder.count == 1)
+            #expect(try store.savedStates().isEmpty)
+            store.open()
+            await writer.sync()
+            #expect(try store.savedStates().count == 1)
+        }
+    }
+
     @Test func fullDisk_isLoggedOnce_counted_andTheMonitorGoesOn() async throws {
         // Given: a store whose file may not grow past a few pages, as on a full disk (SQLITE_FULL).
         let folder = Folder()

@@ -104,6 +104,8 @@ import Testing
             #expect(pending.status == nil)
             #expect(pending.uptime1d == nil)
             #expect(pending.group == nil)
+            // Issue 14 (#12): a pending URL had `"error_count": 0`; the rest of its poll is absent, so is it.
+            #expect(pending.errorCount == nil)
         }
     }
 

@@ -247,6 +247,14 @@ import Testing
         #expect(bars.first?.title == "2026-11-02: 100 % up, 11 polls, 11 of 11 degraded")
     }
 
+    /// Issue 14 (#12): a day of one poll said "1 polls".
+    @Test func dayOfOnePoll_saysOnePoll() {
+        var day = Rollup(start: 1_793_577_600 - 1_793_577_600 % 86_400)
+        day.polls = 1
+        let bars = StatusPage.URLRow.bars([StatusDocument.Bucket(day, latency: false)], now: 1_793_577_700)
+        #expect(bars.first?.title == "2026-11-02: 100 % up, 1 poll")
+    }
+
     final class Counter: Sendable {
         let value = Mutex(0)
         let clock = Mutex(1_000.0)

@@ -1,0 +1,33 @@
+import Synchronization
+
+/// CommitWait is one change's wait for its commit (``HistoryWriter/changed(_:previous:)``): ended once,
+/// by the writer when the change is committed or its write failed, or by the time limit.
+final class CommitWait: Sendable {
+    private struct Waiting {
+        var continuation: CheckedContinuation<Void, Never>?
+        var ended = false
+    }
+
+    private let waiting = Mutex(Waiting())
+
+    /// Ends the wait (again: nothing).
+    func resume() {
+        let continuation = self.waiting.withLock { waiting -> CheckedContinuation<Void, Never>? in
+            waiting.ended = true
+            defer { waiting.continuation = nil }
+            return waiting.continuation
+        }
+        continuation?.resume()
+    }
+
+    /// Returns once ``resume()`` was called, before or after.
+    func wait() async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let ended = self.waiting.withLock { waiting in
+                if !waiting.ended { waiting.continuation = continuation }
+                return waiting.ended
+            }
+            if ended { continuation.resume() }
+        }
+    }
+}
