@@ -146,6 +146,9 @@ public final class PostgresStore: Sendable {
     /// whatever it throws into a ``HistoryError`` that says, in words, what could not be done (`what`) and
     /// why.
     ///
+    /// A deadlock or serialization failure is tried again a few times within the limit
+    /// (``retryingConflicts(_:_:)``), at start as at a reload.
+    ///
     /// `body` runs on a task of its own that is cancelled, not awaited, when it is given up: a statement on a
     /// connection the server dropped without a word may never answer nor heed cancellation, and nothing that
     /// waits on PostgreSQL may keep urlpoll from stopping.
@@ -161,7 +164,7 @@ public final class PostgresStore: Sendable {
                 race.begin(continuation)
                 let work = Task {
                     do {
-                        race.finish(.success(try await body()))
+                        race.finish(.success(try await self.retryingConflicts(what, body)))
                     } catch {
                         race.finish(.failure(error))
                     }
@@ -189,6 +192,53 @@ public final class PostgresStore: Sendable {
         case .failure(let error):
             throw HistoryError("\(self.location): cannot \(what): \(Self.words(error))")
         }
+    }
+
+    /// How many times a statement or transaction that PostgreSQL ended in a conflict with another
+    /// instance's is tried in all (``retryingConflicts(_:_:)``).
+    static var conflictTries: Int { 4 }
+
+    /// Runs `body`, trying it again, up to ``conflictTries`` times in all, when PostgreSQL ended it in a
+    /// conflict with another session's transaction: a deadlock (SQLSTATE 40P01) or a serialization failure
+    /// (40001). Both are rolled back whole and are normal outcomes of instances locking the same rows at
+    /// once; PostgreSQL's documentation asks the client to retry them
+    /// (<https://www.postgresql.org/docs/15/mvcc-serialization-failure-handling.html>). Each try waits first
+    /// for a jittered backoff (``conflictDelay(after:)``), so the two sides do not meet again in step, and
+    /// says so in a line in words. Any other error, or the last try's conflict, is thrown as it is.
+    private func retryingConflicts<T: Sendable>(_ what: String, _ body: @Sendable () async throws -> T)
+        async throws -> T
+    {
+        var tries = 1
+        while true {
+            do {
+                return try await body()
+            } catch {
+                guard tries < Self.conflictTries, let conflict = Self.conflict(error) else { throw error }
+                let delay = Self.conflictDelay(after: tries)
+                tries += 1
+                self.logger.notice(
+                    "\(self.location): could not \(what) at once: PostgreSQL ended the transaction in \(conflict) with another instance's; trying again in \(formatSeconds((delay.seconds * 1000).rounded() / 1000)) s (try \(tries) of \(Self.conflictTries))"
+                )
+                try await Task.sleep(for: delay)
+            }
+        }
+    }
+
+    /// What a conflict that PostgreSQL asks to retry is, in words (`a deadlock (SQLSTATE 40P01)`); nil for
+    /// any other error.
+    static func conflict(_ error: any Error) -> String? {
+        guard let error = Self.unwrapped(error) as? PSQLError else { return nil }
+        switch error.serverInfo?[.sqlState] {
+        case "40P01": return "a deadlock (SQLSTATE 40P01)"
+        case "40001": return "a serialization failure (SQLSTATE 40001)"
+        default: return nil
+        }
+    }
+
+    /// How long to wait before try `tries + 1` after a conflict: 50 ms doubling with each try, times a
+    /// random factor from 0.5 to 1.5.
+    static func conflictDelay(after tries: Int) -> Duration {
+        .milliseconds(Int(Double(50 << min(tries - 1, 4)) * Double.random(in: 0.5...1.5)))
     }
 
     /// The first of a statement's answer, its time limit and the caller's cancellation: whichever comes

@@ -172,6 +172,55 @@ import Testing
         }
     }
 
+    /// Fault 1 of the new-user test: an instance joining a running fleet died at start when its URL list
+    /// and another instance's write-back locked the same rows in other orders (`deadlock detected`).
+    @Test func sync_endedByADeadlockWithAWriteBack_isTriedAgain_andSaysSoInWords() async throws {
+        guard let url = try await TestPostgres.database() else { return }
+        let location = try PostgresLocation(url, environment: [:])
+        let (logger, box) = RecordingLogHandler.make()
+        let store = PostgresStore(location: location, connections: 4, instance: "joining", logger: logger)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { await store.run() }
+            defer { group.cancelAll() }
+            try await store.migrate()
+            _ = try await store.sync(Self.listings(3), scriptHash: "s", now: 1_000)
+            try await TestPostgres.withConnection(location) { other in
+                // Another instance's write-back, taking the rows in another order than the list: the last
+                // listed row first, then (below) the first, which the list's transaction holds by then.
+                // This session waits longer before it looks for a deadlock, so the list's is the one ended.
+                try await other.query("SET deadlock_timeout = '20s'", logger: TestPostgres.logger)
+                try await other.query("BEGIN", logger: TestPostgres.logger)
+                try await other.query(
+                    "SELECT id FROM urlpoll_targets WHERE url = 'http://127.0.0.1:1/3' FOR UPDATE",
+                    logger: TestPostgres.logger)
+                let sync = Task { try await store.sync(Self.listings(3), scriptHash: "s", now: 1_001) }
+                let waits = await eventually(within: .seconds(5)) {
+                    let waiting = try? await TestPostgres.column(
+                        url,
+                        "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'joining' AND wait_event_type = 'Lock'",
+                        as: Int64.self)
+                    return waiting == [1]
+                }
+                #expect(waits)
+                try await other.query(
+                    "SELECT id FROM urlpoll_targets WHERE url = 'http://127.0.0.1:1/1' FOR UPDATE",
+                    logger: TestPostgres.logger)
+                try await other.query("ROLLBACK", logger: TestPostgres.logger)
+                _ = try await sync.value
+            }
+            #expect(
+                box.all.contains {
+                    $0.contains(
+                        "could not list the script's URLs at once: PostgreSQL ended the transaction in a deadlock (SQLSTATE 40P01)"
+                    )
+                        && $0.contains("trying again in")
+                })
+            #expect(
+                try await TestPostgres.column(
+                    url, "SELECT loaded_at FROM urlpoll_schedule", as: Double.self) == [1_001])
+        }
+    }
+
     @Test func location_refusesAMalformedHost_asABadURL_withoutResolvingIt() throws {
         for text in [
             "postgresql://up@[::1:55432/db", "postgresql://up@::1:55432/db", "postgresql://up@[::1]x/db",
