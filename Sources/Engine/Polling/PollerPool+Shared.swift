@@ -334,6 +334,8 @@ extension PollerPool {
         // The session the pool before left is watched by this pool's outage: the one that watched it is stopped.
         if let session { Self.watch(session, store: store, outage: outage) }
         var stale = StaleLeader()
+        // The stale leader whose session this instance was not allowed to end, once said.
+        var refused: PostgresStore.Leader?
         let alive = self.settings.statusInterval.seconds * 3
         var timer = Ticks(every: self.settings.statusInterval, clock: self.clock, atOnce: left != nil)
         await withDiscardingTaskGroup { group in
@@ -374,11 +376,25 @@ extension PollerPool {
                         lookedAt = self.clock.now
                         if !leads, schedule.current.isSet, let leader = try await store.reportLeader(on: current) {
                             looked = true
-                            if stale.look(at: leader), try await store.takeOver(from: leader, on: current) {
-                                leads = true
-                                store.logger.warning(
-                                    "took report over from \(leader.instance): its heartbeat had not moved for \(StaleLeader.looks - 1) status intervals while its session held the report lock (a frozen or hung process); its session was ended"
-                                )
+                            if stale.look(at: leader) {
+                                switch try await store.takeOver(from: leader, on: current) {
+                                case .taken:
+                                    leads = true
+                                    refused = nil
+                                    store.logger.warning(
+                                        "took report over from \(leader.instance): its heartbeat had not moved for \(StaleLeader.looks - 1) status intervals while its session held the report lock (a frozen or hung process); its session was ended"
+                                    )
+                                case .lost:
+                                    refused = nil
+                                case .refused(let words) where refused != leader:
+                                    // Said once per leader: tried again every tick, in silence.
+                                    refused = leader
+                                    store.logger.error(
+                                        "cannot take report over from \(leader.instance), whose heartbeat has not moved for \(StaleLeader.looks - 1) status intervals while its session holds the report lock (a frozen or hung process): \(words); no instance runs report until it beats again or its session ends"
+                                    )
+                                case .refused:
+                                    break
+                                }
                             }
                         }
                         instances = try await store.heartbeat(
