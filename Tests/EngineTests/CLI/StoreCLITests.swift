@@ -122,6 +122,28 @@ import Testing
         #expect(server.requests.count == 1)
     }
 
+    /// Fault 3 of the new-user test: instances started with other `--poll-interval`/`--timeout` shared one
+    /// schedule in silence, each URL's interval that of whichever instance claimed it. The settings as the
+    /// command line leaves them are part of the script's identity: the documented rule of different scripts
+    /// applies, and each side is told in words.
+    @Test func anotherPollInterval_onTheCommandLine_isAnotherScript_toldInWordsOnBothSides() async throws {
+        guard let url = try await TestPostgres.database() else { return }
+        let script = try TemporaryScript("urls = { \"http://127.0.0.1:9/a\" }\nstatus_interval = 1")
+        let first = try CLIProcess(["run", script.path, "--store", url, "--poll-interval", "4"])
+        defer { first.signal(SIGKILL) }
+        try await first.waitForStderr("sharing the schedule of 1 URLs", limit: .seconds(30))
+        let second = try CLIProcess([
+            "run", script.path, "--store", url, "--poll-interval", "30", "--timeout", "20",
+        ])
+        defer { second.signal(SIGKILL) }
+
+        try await second.waitForStderr("followed another script, loaded by", limit: .seconds(30))
+        try await first.waitForStderr("follows another script than this instance's", limit: .seconds(30))
+        // The URL's lease is the second's (timeout 20 s + 10 s), not the first's.
+        #expect(
+            try await TestPostgres.column(url, "SELECT lease_seconds FROM urlpoll_targets", as: Double.self) == [30])
+    }
+
     @Test func sigterm_removesTheInstancesRow_andReleasesTheLeaseOfItsPollInFlight() async throws {
         guard let url = try await TestPostgres.database() else { return }
         // A URL whose answer takes 60 s: its poll is in flight, its row leased, when SIGTERM comes.
