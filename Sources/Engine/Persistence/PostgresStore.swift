@@ -351,10 +351,32 @@ public final class PostgresStore: Sendable {
 
     /// A connection of its own, outside the pool: for a session-level advisory lock, held as long as the
     /// connection lives.
+    ///
+    /// A connection that PostgreSQL's start-up did not finish within its limit is told apart in words: a
+    /// server that accepted the connection and said nothing (stopped, frozen or overloaded), from a host
+    /// where nothing accepted it.
     public func connectAlone() async throws(HistoryError) -> PostgresConnection {
         try await self.attempt("connect") {
-            try await PostgresConnection.connect(configuration: self.configuration, id: 0, logger: Self.quiet)
+            do {
+                return try await PostgresConnection.connect(
+                    configuration: self.configuration, id: 0, logger: Self.quiet)
+            } catch let error as PSQLError {
+                guard case .connectTimeout(let limit) = error.underlying as? ChannelError else { throw error }
+                guard await self.accepts() else { throw error }
+                throw HistoryError(
+                    "\(self.location): cannot connect: the server accepted the connection but did not answer within \(limit.nanoseconds / 1_000_000_000) s (is the server overloaded or stopped?)"
+                )
+            }
         }
+    }
+
+    /// Whether the server's host and port accept a TCP connection within a second (closed at once).
+    private func accepts() async -> Bool {
+        let bootstrap = ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton).connectTimeout(.seconds(1))
+        guard let channel = try? await bootstrap.connect(host: self.location.host, port: self.location.port).get()
+        else { return false }
+        try? await channel.close()
+        return true
     }
 
     /// Closes a connection of its own (``connectAlone()``), giving up after ``statementTimeout`` or when the

@@ -40,8 +40,10 @@ import Testing
             "\(run.stderr)")
     }
 
-    @Test func storeOnAServerOfAnotherKind_isRefusedWithExit2_inWords() async throws {
-        // A server that accepts and waits for a request of its own, never answering PostgreSQL's start-up.
+    /// Fault 6 of the new-user test: a frozen PostgreSQL was called "a server of another kind". A server
+    /// that accepts the connection and says nothing (frozen, stopped, overloaded; here a listener that never
+    /// reads, as a frozen postmaster's socket is) is told as such.
+    @Test func storeThatAcceptsButNeverAnswers_isRefusedWithExit2_inWords() async throws {
         let script = try TemporaryScript("urls = { \"http://127.0.0.1:9/\" }")
         let listener = try HangingListener()
 
@@ -52,7 +54,7 @@ import Testing
         #expect(run.status == 2)
         #expect(
             run.stderr
-                == "urlpoll: --store: postgresql://u@127.0.0.1:\(listener.port)/x: cannot connect: nothing that speaks PostgreSQL answered within 5 s (is a server of another kind listening on that port, or is the host unreachable?)\n",
+                == "urlpoll: --store: postgresql://u@127.0.0.1:\(listener.port)/x: cannot connect: the server accepted the connection but did not answer within 5 s (is the server overloaded or stopped?)\n",
             "\(run.stderr)")
     }
 
