@@ -27,12 +27,14 @@ extension PollerPool {
     func runShared(_ schedule: SharedSchedule) async {
         let store = schedule.store
         let logger = store.logger
+        // The reload's URL list is told to the same outage as the claims that follow it: its failure, and
+        // the store answering again.
+        let outage = StoreOutage(location: store.location, logger: logger, metrics: schedule.metrics)
         if schedule.syncsOnStart {
-            await self.syncRetrying(schedule)
+            await self.syncRetrying(schedule, outage: outage)
         }
         await self.monitor.reporting(false)
         let outbox = Outbox()
-        let outage = StoreOutage(location: store.location, logger: logger, metrics: schedule.metrics)
         let capacity = self.maximumInFlight ?? DescriptorBudget.current.pollsInFlight(pollers: self.settings.pollers)
         let byKey = Dictionary(self.targets.map { ($0.historyKey, $0) }, uniquingKeysWith: { first, _ in first })
         await withDiscardingTaskGroup { group in
@@ -196,8 +198,9 @@ extension PollerPool {
     }
 
     /// Lists the script's URLs in the schedule (a reload's new pool), trying again with backoff until it
-    /// works or the pool is stopped.
-    private func syncRetrying(_ schedule: SharedSchedule) async {
+    /// works or the pool is stopped; tells `outage` what each try met, so that a failure is said once and
+    /// the store answering again too.
+    private func syncRetrying(_ schedule: SharedSchedule, outage: StoreOutage) async {
         var failures = 0
         while !Task.isCancelled {
             do {
@@ -209,10 +212,11 @@ extension PollerPool {
                 {
                     schedule.store.logger.warning("\(words)")
                 }
+                outage.answered()
                 return
             } catch {
                 failures += 1
-                if failures == 1 { schedule.store.logger.error("\(error.description); trying again with backoff") }
+                outage.failed(error.description)
                 do { try await self.clock.sleep(for: Self.retryDelay(after: failures), tolerance: nil) } catch {
                     return
                 }
