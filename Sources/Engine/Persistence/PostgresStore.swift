@@ -317,6 +317,9 @@ public final class PostgresStore: Sendable {
             case .serverClosedConnection: return "the server closed the connection\(cause)"
             // Also what a statement on a connection the server already closed meets: not urlpoll's doing.
             case .clientClosedConnection: return "the connection is closed (the server closed it, or it was lost)"
+            case .unexpectedBackendMessage, .messageDecodingFailure:
+                return
+                    "the server answered something that is not PostgreSQL (is a server of another kind listening on that port?)"
             case .sslUnsupported: return "the server does not offer TLS, which sslmode=require demands"
             case .authMechanismRequiresPassword:
                 return
@@ -361,6 +364,11 @@ public final class PostgresStore: Sendable {
                 return try await PostgresConnection.connect(
                     configuration: self.configuration, id: 0, logger: Self.quiet)
             } catch let error as PSQLError {
+                if error.code == .serverClosedConnection, error.serverInfo == nil {
+                    throw HistoryError(
+                        "\(self.location): cannot connect: the server closed the connection before PostgreSQL's start-up was done (is a server of another kind listening on that port?)"
+                    )
+                }
                 guard case .connectTimeout(let limit) = error.underlying as? ChannelError else { throw error }
                 guard await self.accepts() else { throw error }
                 throw HistoryError(

@@ -58,6 +58,23 @@ import Testing
             "\(run.stderr)")
     }
 
+    @Test func storeOnAServerOfAnotherKind_thatAnswers_isRefusedWithExit2_inWords() async throws {
+        // A server that greets each connection first (as SSH does): not PostgreSQL's answer.
+        let script = try TemporaryScript("urls = { \"http://127.0.0.1:9/\" }")
+        let server = try await BannerServer(banner: "SSH-2.0-test")
+        defer { Task { try? await server.stop() } }
+
+        let run = try await CLIProcess.run([
+            "run", script.path, "--store", "postgresql://u@127.0.0.1:\(server.port)/x?sslmode=disable",
+        ])
+
+        #expect(run.status == 2)
+        #expect(
+            run.stderr
+                == "urlpoll: --store: postgresql://u@127.0.0.1:\(server.port)/x: cannot connect: the server answered something that is not PostgreSQL (is a server of another kind listening on that port?)\n",
+            "\(run.stderr)")
+    }
+
     @Test func storeFromANewerUrlpoll_isRefusedWithExit2_andLeftAsItIs() async throws {
         guard let url = try await TestPostgres.database() else { return }
         let script = try TemporaryScript("urls = { \"http://127.0.0.1:9/\" }")
