@@ -101,7 +101,7 @@ struct Session {
             self.shared = try Self.openShared(
                 store: sharing ? store ?? host.config.settings.store : nil, host: host, text: text, args: args,
                 state: state,
-                data: history != nil, pollers: pollers, logger: logger)
+                data: history != nil, pollers: pollers, options: options, logger: logger)
         } catch {
             try? alertClient.syncShutdown()
             throw error
@@ -181,7 +181,7 @@ struct Session {
     /// URL is not one, or `--state` or `--data` were given too (the shared store keeps both).
     private static func openShared(
         store: String?, host: ScriptHost, text: String?, args: [String], state: String?, data: Bool, pollers: Int,
-        logger: Logger
+        options: PollOptions, logger: Logger
     ) throws -> (store: PostgresStore, scriptHash: String)? {
         guard let store else { return nil }
         let location: PostgresLocation
@@ -200,16 +200,20 @@ struct Session {
         }
         return (
             PostgresStore(location: location, connections: pollers + 2, logger: logger),
-            Self.scriptHash(host: host, text: text, args: args)
+            Self.scriptHash(host: host, text: text, args: args, options: options)
         )
     }
 
-    /// The hash two instances compare to tell whether they run the same script (``SharedSchedule/scriptHash(text:arguments:targets:)``).
-    private static func scriptHash(host: ScriptHost, text: String?, args: [String]) -> String {
+    /// The hash two instances compare to tell whether they run the same script, with the same settings
+    /// once the command line's overrides (`options`) are applied
+    /// (``SharedSchedule/scriptHash(text:arguments:targets:settings:)``).
+    private static func scriptHash(host: ScriptHost, text: String?, args: [String], options: PollOptions) -> String {
         let source =
             text ?? FileManager.default.contents(atPath: host.config.path).map { String(decoding: $0, as: UTF8.self) }
             ?? ""
-        return SharedSchedule.scriptHash(text: source, arguments: args, targets: host.config.targets)
+        return SharedSchedule.scriptHash(
+            text: source, arguments: args, targets: host.config.targets,
+            settings: options.apply(to: host.config.settings))
     }
 
     /// Prepares the shared schedule before polling starts: the schema, this instance's heartbeat, and the
@@ -363,7 +367,8 @@ struct Session {
             self.metrics?.reloaded(success: true)
             let schedule = self.shared.map {
                 SharedSchedule(
-                    store: $0.store, scriptHash: Self.scriptHash(host: host, text: self.text, args: self.args),
+                    store: $0.store,
+                    scriptHash: Self.scriptHash(host: host, text: self.text, args: self.args, options: self.options),
                     replacesAPool: true, metrics: self.clusterMetrics)
             }
             return Self.makePool(

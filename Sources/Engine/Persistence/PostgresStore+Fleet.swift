@@ -84,15 +84,14 @@ extension PostgresStore {
     /// the lease of (polls it did not finish) are released (`lease_owner = NULL`), so other instances claim
     /// them at once instead of after the lease. Call it once polling has stopped. The rows are locked in `id`
     /// order, as every multi-row update of the schedule is, and a deadlock (SQLSTATE 40P01) is tried once more
-    /// (``onceMoreAfterDeadlock(_:_:)``).
+    /// (``retryingConflicts(_:_:)``).
     ///
     /// On a connection of its own, not the pool's (whose requests wait for a connection while the server
     /// is away): a server that refuses the connection fails it at once, in those words, and one that does
     /// not answer (frozen, unreachable) after `limit` (2 s by default), so a stop is never held up long.
     /// - Throws: ``HistoryError`` in words: the connection's failure, or "no answer within 2 s".
     public func leave(within limit: Duration = .seconds(2)) async throws(HistoryError) {
-        _ = try await self.attempt("remove this instance from the schedule", within: limit, onceMoreAfterDeadlock: true)
-        {
+        _ = try await self.attempt("remove this instance from the schedule", within: limit) {
             let connection = try await PostgresConnection.connect(
                 configuration: self.configuration, id: 0, logger: Self.quiet)
             do {

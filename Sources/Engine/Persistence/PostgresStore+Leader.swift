@@ -39,29 +39,66 @@ extension PostgresStore {
         }
     }
 
-    /// Ends the session of `leader` (`pg_terminate_backend`, allowed between sessions of the same role), whose
-    /// heartbeat stopped while it kept its connection (a frozen or hung process), and takes the report lock
-    /// on `connection`, waiting at most 2 s for the ended session to let it go
+    /// What ``takeOver(from:on:)`` came to.
+    public enum TakeOver: Sendable, Hashable {
+        /// This instance holds the report lock now.
+        case taken
+        /// The leader's session was ended, but another instance took the lock first.
+        case lost
+        /// PostgreSQL did not let this instance end the leader's session (SQLSTATE 42501: it runs under
+        /// another role, and this one is neither a superuser nor a member of `pg_signal_backend`); the words
+        /// say so and what to do. The leader keeps the lock.
+        case refused(String)
+    }
+
+    /// Ends the session of `leader` (`pg_terminate_backend`, which PostgreSQL allows on the sessions of the
+    /// same role, or of any role to a superuser or a member of `pg_signal_backend`), whose heartbeat stopped
+    /// while it kept its connection (a frozen or hung process), and takes the report lock on `connection`,
+    /// waiting at most 2 s for the ended session to let it go
     /// (<https://www.postgresql.org/docs/15/functions-admin.html#FUNCTIONS-ADMIN-SIGNAL>).
-    /// - Returns: Whether this instance holds the lock now.
-    public func takeOver(from leader: Leader, on connection: PostgresConnection) async throws(HistoryError) -> Bool {
+    /// - Returns: Whether this instance holds the lock now, or why it could not end the leader's session.
+    public func takeOver(from leader: Leader, on connection: PostgresConnection) async throws(HistoryError)
+        -> TakeOver
+    {
         try await self.attempt("take report over from \(leader.instance)") {
-            try await connection.query(
-                """
-                SELECT pg_terminate_backend(pid) FROM pg_stat_activity
-                WHERE pid = \(leader.backend) AND application_name = \(leader.instance)
-                """, logger: Self.quiet)
-            try await connection.query("SELECT set_config('lock_timeout', '2s', false)", logger: Self.quiet)
+            // A statement's error comes with its rows, after `query` returned: each is read to its end.
+            do {
+                for try await _ in try await connection.query(
+                    """
+                    SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+                    WHERE pid = \(leader.backend) AND application_name = \(leader.instance)
+                    """, logger: Self.quiet)
+                {}
+            } catch let error as PSQLError where error.serverInfo?[.sqlState] == "42501" {
+                // insufficient_privilege: the leader's session is another role's.
+                let rows = try await connection.query(
+                    """
+                    SELECT coalesce((SELECT usename::text FROM pg_stat_activity WHERE pid = \(leader.backend)), 'another'),
+                        current_user::text
+                    """, logger: Self.quiet)
+                var roles = ("another", self.location.user)
+                for try await found in rows.decode((String, String).self) { roles = found }
+                return .refused(
+                    "cannot end the session of \(leader.instance), which holds the report lock: its role \(roles.0) is not this instance's (\(roles.1)), and PostgreSQL lets a role end only its own sessions; run every instance as one role, or GRANT pg_signal_backend TO \(roles.1)"
+                )
+            }
+            for try await _ in try await connection.query(
+                "SELECT set_config('lock_timeout', '2s', false)", logger: Self.quiet)
+            {}
             let held: Bool
             do {
-                try await connection.query("SELECT pg_advisory_lock(\(Self.reportLock))", logger: Self.quiet)
+                for try await _ in try await connection.query(
+                    "SELECT pg_advisory_lock(\(Self.reportLock))", logger: Self.quiet)
+                {}
                 held = true
             } catch let error as PSQLError where error.serverInfo?[.sqlState] == "55P03" {
                 // lock_not_available: another instance took it first.
                 held = false
             }
-            try await connection.query("SELECT set_config('lock_timeout', '0', false)", logger: Self.quiet)
-            return held
+            for try await _ in try await connection.query(
+                "SELECT set_config('lock_timeout', '0', false)", logger: Self.quiet)
+            {}
+            return held ? .taken : .lost
         }
     }
 }

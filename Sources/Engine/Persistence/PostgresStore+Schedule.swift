@@ -143,7 +143,7 @@ extension PostgresStore {
     /// in `urlpoll_instances` says so: `loaded_at`). Instances running another script claim nothing from then
     /// on (``claim(limit:scriptHash:now:)``) until they load this one, or until no live instance runs it
     /// (``adopt(_:scriptHash:alive:now:)``). The rows it changes or retires are locked in `id` order first, as
-    /// write-backs lock theirs; a deadlock (SQLSTATE 40P01) is tried once more (``onceMoreAfterDeadlock(_:_:)``).
+    /// write-backs lock theirs; a deadlock (SQLSTATE 40P01) is tried again, up to 4 times in all (``retryingConflicts(_:_:)``).
     /// - Returns: The script the schedule followed before, and who loaded it, if any.
     public func sync(_ listings: [Listing], scriptHash: String, now: Double? = nil) async throws(HistoryError)
         -> Previous?
@@ -183,7 +183,7 @@ extension PostgresStore {
         let pid = Int32(ProcessInfo.processInfo.processIdentifier)
         let host = ProcessInfo.processInfo.hostName
         return try await self.attempt(
-            "list the script's URLs", within: self.listingLimit(listings.count), onceMoreAfterDeadlock: true
+            "list the script's URLs", within: self.listingLimit(listings.count)
         ) {
             try await self.client.withTransaction(logger: Self.quiet) { connection in
                 try await connection.query("SELECT pg_advisory_xact_lock(\(Self.migrationLock))", logger: Self.quiet)
@@ -287,11 +287,11 @@ extension PostgresStore {
     /// back), so that they can be claimed again at once: the leases a claim given up by this instance (its
     /// answer later than ``statementTimeout``, a frozen server) took when the server ran it after all, which
     /// no poll of this instance would ever write back before the lease ended. Locks them in `id` order; a
-    /// deadlock (SQLSTATE 40P01) is tried once more (``onceMoreAfterDeadlock(_:_:)``).
+    /// deadlock (SQLSTATE 40P01) is tried again, up to 4 times in all (``retryingConflicts(_:_:)``).
     /// - Returns: How many leases were released.
     public func releaseLeases(keeping: Set<Int64>) async throws(HistoryError) -> Int {
         let kept = Array(keeping)
-        return try await self.attempt("release leases this instance does not use", onceMoreAfterDeadlock: true) {
+        return try await self.attempt("release leases this instance does not use") {
             let rows = try await self.client.query(
                 """
                 WITH lk AS MATERIALIZED (
@@ -336,14 +336,14 @@ extension PostgresStore {
     /// into the rollup's sketch, ``LatencySketch/packed``, when it was not down), for those rows only. It locks
     /// its rows in `id` order first (as every multi-row update of the schedule does), so two write-backs, or a
     /// write-back and a sync, never wait for each other's rows; a deadlock with another session all the same
-    /// (SQLSTATE 40P01) is tried once more, with a warning (``onceMoreAfterDeadlock(_:_:)``).
+    /// (SQLSTATE 40P01) is tried again, up to 4 times in all, with a line in words (``retryingConflicts(_:_:)``).
     /// - Returns: The ids of the rows whose write counted: written now, or by an earlier try of the same
     ///   batch whose reply was lost. Only for these may `on_change` run.
     public func complete(_ completions: [Completion], now: Double? = nil) async throws(HistoryError) -> Set<Int64> {
         guard !completions.isEmpty else { return [] }
         let rows = completions.map(Self.Written.init).sorted { $0.id < $1.id }
         let json = String(decoding: try Self.encode(rows), as: UTF8.self)
-        return try await self.attempt("write back polls", onceMoreAfterDeadlock: true) {
+        return try await self.attempt("write back polls") {
             let result = try await self.client.query(
                 """
                 WITH t AS (SELECT coalesce(\(now)::float8, extract(epoch from statement_timestamp())::float8) AS now),

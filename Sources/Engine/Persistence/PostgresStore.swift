@@ -146,16 +146,17 @@ public final class PostgresStore: Sendable {
     /// whatever it throws into a ``HistoryError`` that says, in words, what could not be done (`what`) and
     /// why.
     ///
+    /// A deadlock or serialization failure is tried again a few times within the limit
+    /// (``retryingConflicts(_:_:)``), at start as at a reload.
+    ///
     /// `body` runs on a task of its own that is cancelled, not awaited, when it is given up: a statement on a
     /// connection the server dropped without a word may never answer nor heed cancellation, and nothing that
     /// waits on PostgreSQL may keep urlpoll from stopping.
     ///
     /// - Parameters:
     ///   - limit: The time limit, when not ``statementTimeout``.
-    ///   - onceMoreAfterDeadlock: Whether `body` is run once more when PostgreSQL ends it as one side of a
-    ///     deadlock (``onceMoreAfterDeadlock(_:_:)``), within the same time limit.
     func attempt<T: Sendable>(
-        _ what: String, within limit: Duration? = nil, onceMoreAfterDeadlock: Bool = false,
+        _ what: String, within limit: Duration? = nil,
         _ body: @escaping @Sendable () async throws -> T
     ) async throws(HistoryError) -> T {
         let limit = limit ?? self.statementTimeout
@@ -165,10 +166,7 @@ public final class PostgresStore: Sendable {
                 race.begin(continuation)
                 let work = Task {
                     do {
-                        race.finish(
-                            .success(
-                                try await onceMoreAfterDeadlock
-                                    ? self.onceMoreAfterDeadlock(what, body) : body()))
+                        race.finish(.success(try await self.retryingConflicts(what, body)))
                     } catch {
                         race.finish(.failure(error))
                     }
@@ -196,6 +194,53 @@ public final class PostgresStore: Sendable {
         case .failure(let error):
             throw HistoryError("\(self.location): cannot \(what): \(Self.words(error))")
         }
+    }
+
+    /// How many times a statement or transaction that PostgreSQL ended in a conflict with another
+    /// instance's is tried in all (``retryingConflicts(_:_:)``).
+    static var conflictTries: Int { 4 }
+
+    /// Runs `body`, trying it again, up to ``conflictTries`` times in all, when PostgreSQL ended it in a
+    /// conflict with another session's transaction: a deadlock (SQLSTATE 40P01) or a serialization failure
+    /// (40001). Both are rolled back whole and are normal outcomes of instances locking the same rows at
+    /// once; PostgreSQL's documentation asks the client to retry them
+    /// (<https://www.postgresql.org/docs/15/mvcc-serialization-failure-handling.html>). Each try waits first
+    /// for a jittered backoff (``conflictDelay(after:)``), so the two sides do not meet again in step, and
+    /// says so in a line in words. Any other error, or the last try's conflict, is thrown as it is.
+    private func retryingConflicts<T: Sendable>(_ what: String, _ body: @Sendable () async throws -> T)
+        async throws -> T
+    {
+        var tries = 1
+        while true {
+            do {
+                return try await body()
+            } catch {
+                guard tries < Self.conflictTries, let conflict = Self.conflict(error) else { throw error }
+                let delay = Self.conflictDelay(after: tries)
+                tries += 1
+                self.logger.notice(
+                    "\(self.location): could not \(what) at once: PostgreSQL ended the transaction in \(conflict) with another session's; trying again in \(formatSeconds((delay.seconds * 1000).rounded() / 1000)) s (try \(tries) of \(Self.conflictTries))"
+                )
+                try await Task.sleep(for: delay)
+            }
+        }
+    }
+
+    /// What a conflict that PostgreSQL asks to retry is, in words (`a deadlock (SQLSTATE 40P01)`); nil for
+    /// any other error.
+    static func conflict(_ error: any Error) -> String? {
+        guard let error = Self.unwrapped(error) as? PSQLError else { return nil }
+        switch error.serverInfo?[.sqlState] {
+        case "40P01": return "a deadlock (SQLSTATE 40P01)"
+        case "40001": return "a serialization failure (SQLSTATE 40001)"
+        default: return nil
+        }
+    }
+
+    /// How long to wait before try `tries + 1` after a conflict: 50 ms doubling with each try, times a
+    /// random factor from 0.5 to 1.5.
+    static func conflictDelay(after tries: Int) -> Duration {
+        .milliseconds(Int(Double(50 << min(tries - 1, 4)) * Double.random(in: 0.5...1.5)))
     }
 
     /// The first of a statement's answer, its time limit and the caller's cancellation: whichever comes
@@ -274,6 +319,9 @@ public final class PostgresStore: Sendable {
             case .serverClosedConnection: return "the server closed the connection\(cause)"
             // Also what a statement on a connection the server already closed meets: not urlpoll's doing.
             case .clientClosedConnection: return "the connection is closed (the server closed it, or it was lost)"
+            case .unexpectedBackendMessage, .messageDecodingFailure:
+                return
+                    "the server answered something that is not PostgreSQL (is a server of another kind listening on that port?)"
             case .sslUnsupported: return "the server does not offer TLS, which sslmode=require demands"
             case .authMechanismRequiresPassword:
                 return
@@ -308,21 +356,39 @@ public final class PostgresStore: Sendable {
 
     /// A connection of its own, outside the pool: for a session-level advisory lock, held as long as the
     /// connection lives.
-    /// - Throws: ``HistoryError`` in words; a server that closes the connection before PostgreSQL's start-up
-    ///   is done (a server of another kind, which hangs up on a message it does not know) is named by its
-    ///   host and port with the question whether it is PostgreSQL.
+    ///
+    /// A connection that PostgreSQL's start-up did not finish within its limit is told apart in words: a
+    /// server that accepted the connection and said nothing (stopped, frozen or overloaded), from a host
+    /// where nothing accepted it; a server that closes the connection before the start-up is done (a server of
+    /// another kind, which hangs up on a message it does not know) is named by its host and port with the
+    /// question whether it is PostgreSQL.
     public func connectAlone() async throws(HistoryError) -> PostgresConnection {
-        let location = self.location
-        return try await self.attempt("connect") {
+        try await self.attempt("connect") {
             do {
                 return try await PostgresConnection.connect(
                     configuration: self.configuration, id: 0, logger: Self.quiet)
-            } catch let error as PSQLError where error.code == .serverClosedConnection {
+            } catch let error as PSQLError {
+                if error.code == .serverClosedConnection, error.serverInfo == nil {
+                    throw HistoryError(
+                        "\(self.location): cannot connect: the server at \(self.location.host):\(self.location.port) closed the connection before PostgreSQL's start-up was done (is it PostgreSQL? a server of another kind listening on that port hangs up so)"
+                    )
+                }
+                guard case .connectTimeout(let limit) = error.underlying as? ChannelError else { throw error }
+                guard await self.accepts() else { throw error }
                 throw HistoryError(
-                    "\(location): cannot connect: the server at \(location.host):\(location.port) closed the connection before PostgreSQL's start-up was done (is it PostgreSQL? a server of another kind listening on that port hangs up so)"
+                    "\(self.location): cannot connect: the server accepted the connection but did not answer within \(limit.nanoseconds / 1_000_000_000) s (is the server overloaded or stopped?)"
                 )
             }
         }
+    }
+
+    /// Whether the server's host and port accept a TCP connection within a second (closed at once).
+    private func accepts() async -> Bool {
+        let bootstrap = ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton).connectTimeout(.seconds(1))
+        guard let channel = try? await bootstrap.connect(host: self.location.host, port: self.location.port).get()
+        else { return false }
+        try? await channel.close()
+        return true
     }
 
     /// Closes a connection of its own (``connectAlone()``), giving up after ``statementTimeout`` or when the

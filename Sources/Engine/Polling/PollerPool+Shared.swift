@@ -27,12 +27,14 @@ extension PollerPool {
     func runShared(_ schedule: SharedSchedule) async {
         let store = schedule.store
         let logger = store.logger
+        // The reload's URL list is told to the same outage as the claims that follow it: its failure, and
+        // the store answering again.
+        let outage = StoreOutage(location: store.location, logger: logger, metrics: schedule.metrics)
         if schedule.syncsOnStart {
-            await self.syncRetrying(schedule)
+            await self.syncRetrying(schedule, outage: outage)
         }
         await self.monitor.reporting(false)
         let outbox = Outbox()
-        let outage = StoreOutage(location: store.location, logger: logger, metrics: schedule.metrics)
         let capacity = self.maximumInFlight ?? DescriptorBudget.current.pollsInFlight(pollers: self.settings.pollers)
         let byKey = Dictionary(self.targets.map { ($0.historyKey, $0) }, uniquingKeysWith: { first, _ in first })
         await withDiscardingTaskGroup { group in
@@ -196,8 +198,9 @@ extension PollerPool {
     }
 
     /// Lists the script's URLs in the schedule (a reload's new pool), trying again with backoff until it
-    /// works or the pool is stopped.
-    private func syncRetrying(_ schedule: SharedSchedule) async {
+    /// works or the pool is stopped; tells `outage` what each try met, so that a failure is said once and
+    /// the store answering again too.
+    private func syncRetrying(_ schedule: SharedSchedule, outage: StoreOutage) async {
         var failures = 0
         while !Task.isCancelled {
             do {
@@ -209,10 +212,11 @@ extension PollerPool {
                 {
                     schedule.store.logger.warning("\(words)")
                 }
+                outage.answered()
                 return
             } catch {
                 failures += 1
-                if failures == 1 { schedule.store.logger.error("\(error.description); trying again with backoff") }
+                outage.failed(error.description)
                 do { try await self.clock.sleep(for: Self.retryDelay(after: failures), tolerance: nil) } catch {
                     return
                 }
@@ -334,6 +338,8 @@ extension PollerPool {
         // The session the pool before left is watched by this pool's outage: the one that watched it is stopped.
         if let session { Self.watch(session, store: store, outage: outage) }
         var stale = StaleLeader()
+        // The stale leader whose session this instance was not allowed to end, once said.
+        var refused: PostgresStore.Leader?
         let alive = self.settings.statusInterval.seconds * 3
         var timer = Ticks(every: self.settings.statusInterval, clock: self.clock, atOnce: left != nil)
         await withDiscardingTaskGroup { group in
@@ -374,11 +380,25 @@ extension PollerPool {
                         lookedAt = self.clock.now
                         if !leads, schedule.current.isSet, let leader = try await store.reportLeader(on: current) {
                             looked = true
-                            if stale.look(at: leader), try await store.takeOver(from: leader, on: current) {
-                                leads = true
-                                store.logger.warning(
-                                    "took report over from \(leader.instance): its heartbeat had not moved for \(StaleLeader.looks - 1) status intervals while its session held the report lock (a frozen or hung process); its session was ended"
-                                )
+                            if stale.look(at: leader) {
+                                switch try await store.takeOver(from: leader, on: current) {
+                                case .taken:
+                                    leads = true
+                                    refused = nil
+                                    store.logger.warning(
+                                        "took report over from \(leader.instance): its heartbeat had not moved for \(StaleLeader.looks - 1) status intervals while its session held the report lock (a frozen or hung process); its session was ended"
+                                    )
+                                case .lost:
+                                    refused = nil
+                                case .refused(let words) where refused != leader:
+                                    // Said once per leader: tried again every tick, in silence.
+                                    refused = leader
+                                    store.logger.error(
+                                        "cannot take report over from \(leader.instance), whose heartbeat has not moved for \(StaleLeader.looks - 1) status intervals while its session holds the report lock (a frozen or hung process): \(words); no instance runs report until it beats again or its session ends"
+                                    )
+                                case .refused:
+                                    break
+                                }
                             }
                         }
                         instances = try await store.heartbeat(

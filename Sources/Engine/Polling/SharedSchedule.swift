@@ -14,7 +14,7 @@ import Synchronization
 public struct SharedSchedule: Sendable {
     /// The database.
     public let store: PostgresStore
-    /// What identifies the script's URL list and hooks (``scriptHash(text:arguments:targets:)``): the
+    /// What identifies the script's URL list and hooks (``scriptHash(text:arguments:targets:settings:)``): the
     /// schedule follows the script most recently loaded by a live instance (``aliveLimit``, ``rule``), and
     /// instances whose hash differs claim nothing.
     public let scriptHash: String
@@ -119,13 +119,21 @@ public struct SharedSchedule: Sendable {
         }
     }
 
-    /// SHA-256 (hex) of the script's text, its arguments and its URLs' definitions: two instances agree on
-    /// it exactly when they run the same script on the same arguments.
-    public static func scriptHash(text: String, arguments: [String], targets: [Target]) -> String {
+    /// SHA-256 (hex) of the script's text, its arguments, its URLs' definitions and the settings that say
+    /// how they are polled and reported as the command line leaves them (`poll_interval`, `timeout`,
+    /// `error_backoff`, `status_interval`, after `--poll-interval`, `--timeout`, `--error-backoff`,
+    /// `--status-interval`): two instances agree on it exactly when they run the same script on the same
+    /// arguments and poll its URLs alike. `pollers` is each machine's own and is left out.
+    public static func scriptHash(text: String, arguments: [String], targets: [Target], settings: Settings)
+        -> String
+    {
         var hash = SHA256()
         hash.update(data: Array(text.utf8))
         for argument in arguments { hash.update(data: [0] + Array(argument.utf8)) }
         for target in targets { hash.update(data: [1] + Array(target.definitionHash.utf8)) }
+        for setting in [settings.pollInterval, settings.timeout, settings.errorBackoff, settings.statusInterval] {
+            hash.update(data: [2] + Array("\(setting.seconds)".utf8))
+        }
         return hash.finalize().hexadecimal
     }
 }

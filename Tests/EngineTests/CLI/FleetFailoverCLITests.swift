@@ -1,4 +1,6 @@
+import Engine
 import Foundation
+import Logging
 import Testing
 
 /// `urlpoll run --store` processes sharing one schedule on the tests' PostgreSQL, one of them frozen
@@ -73,6 +75,53 @@ import Testing
         b.signal(SIGTERM)
         #expect(await a.wait(limit: .seconds(20)) == 0)
         #expect(await b.wait(limit: .seconds(20)) == 0)
+    }
+
+    /// Fault 2 of the new-user test: with the instances under different roles, the others logged every
+    /// tick that they "took report over … its session was ended", which PostgreSQL had refused.
+    @Test func frozenLeaderOfAnotherRole_isNotClaimedTakenOver_andTheRefusalIsSaidOnce() async throws {
+        guard let url = try await TestPostgres.database() else { return }
+        let server = try RecordingServer.keepAlive()
+        let script = try Self.script(server.url)
+        // Given: two roles with the rights a least-privilege setup gives, on a migrated database.
+        let location = try PostgresLocation(url, environment: [:])
+        let setup = PostgresStore(location: location, connections: 2, instance: "setup", logger: Logger(label: "t"))
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { await setup.run() }
+            defer { group.cancelAll() }
+            try await setup.migrate()
+        }
+        let suffix = UInt32.random(in: 0...UInt32.max)
+        var stores: [String] = []
+        for role in ["fleet_a_\(suffix)", "fleet_b_\(suffix)"] {
+            for statement in [
+                "CREATE ROLE \(role) LOGIN", "GRANT ALL ON ALL TABLES IN SCHEMA public TO \(role)",
+                "GRANT ALL ON ALL SEQUENCES IN SCHEMA public TO \(role)",
+            ] {
+                _ = try await TestPostgres.column(url, statement, as: Int32.self)
+            }
+            stores.append(
+                "postgresql://\(role)@\(location.host):\(location.port)/\(location.database)?sslmode=disable")
+        }
+        let a = try CLIProcess(["run", script.path, "--store", stores[0]])
+        defer { a.signal(SIGKILL) }
+        try await a.waitForStderr("runs report for the fleet", limit: .seconds(30))
+        let b = try CLIProcess(["run", script.path, "--store", stores[1]])
+        defer { b.signal(SIGKILL) }
+        try await b.waitForStderr("sharing the schedule", limit: .seconds(30))
+        // When: a, the leader, freezes.
+        a.signal(SIGSTOP)
+        defer { a.signal(SIGCONT) }
+        // Then: b says in words why it cannot take report over, and what to do.
+        try await b.waitForStderr("cannot take report over from", limit: .seconds(15))
+        // And: not again over 8 more status intervals (the absence needs the time to pass), and never that
+        // it took report over; nor does it report.
+        try await Task.sleep(for: .seconds(4))
+        let said = b.stderr.components(separatedBy: "cannot take report over from").count - 1
+        #expect(said == 1, "\(b.stderr)")
+        #expect(b.stderr.contains("GRANT pg_signal_backend TO fleet_b_\(suffix)"), "\(b.stderr)")
+        #expect(!b.stderr.contains("took report over"), "\(b.stderr)")
+        #expect(Self.reports(b) == 0, "\(b.stdout)")
     }
 
     @Test func sighupOnTheLeader_keepsReport_andNoOtherInstanceReports() async throws {

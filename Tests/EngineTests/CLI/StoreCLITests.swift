@@ -40,8 +40,10 @@ import Testing
             "\(run.stderr)")
     }
 
-    @Test func storeOnAServerOfAnotherKind_isRefusedWithExit2_inWords() async throws {
-        // A server that accepts and waits for a request of its own, never answering PostgreSQL's start-up.
+    /// Fault 6 of the new-user test: a frozen PostgreSQL was called "a server of another kind". A server
+    /// that accepts the connection and says nothing (frozen, stopped, overloaded; here a listener that never
+    /// reads, as a frozen postmaster's socket is) is told as such.
+    @Test func storeThatAcceptsButNeverAnswers_isRefusedWithExit2_inWords() async throws {
         let script = try TemporaryScript("urls = { \"http://127.0.0.1:9/\" }")
         let listener = try HangingListener()
 
@@ -52,7 +54,24 @@ import Testing
         #expect(run.status == 2)
         #expect(
             run.stderr
-                == "urlpoll: --store: postgresql://u@127.0.0.1:\(listener.port)/x: cannot connect: nothing that speaks PostgreSQL answered within 5 s (is a server of another kind listening on that port, or is the host unreachable?)\n",
+                == "urlpoll: --store: postgresql://u@127.0.0.1:\(listener.port)/x: cannot connect: the server accepted the connection but did not answer within 5 s (is the server overloaded or stopped?)\n",
+            "\(run.stderr)")
+    }
+
+    @Test func storeOnAServerOfAnotherKind_thatAnswers_isRefusedWithExit2_inWords() async throws {
+        // A server that greets each connection first (as SSH does): not PostgreSQL's answer.
+        let script = try TemporaryScript("urls = { \"http://127.0.0.1:9/\" }")
+        let server = try await BannerServer(banner: "SSH-2.0-test")
+        defer { Task { try? await server.stop() } }
+
+        let run = try await CLIProcess.run([
+            "run", script.path, "--store", "postgresql://u@127.0.0.1:\(server.port)/x?sslmode=disable",
+        ])
+
+        #expect(run.status == 2)
+        #expect(
+            run.stderr
+                == "urlpoll: --store: postgresql://u@127.0.0.1:\(server.port)/x: cannot connect: the server answered something that is not PostgreSQL (is a server of another kind listening on that port?)\n",
             "\(run.stderr)")
     }
 
@@ -137,6 +156,28 @@ import Testing
         #expect(run.status == 0, "\(run.stderr)")
         #expect(run.stderr.contains("--store is ignored by `urlpoll once`"), "\(run.stderr)")
         #expect(server.requests.count == 1)
+    }
+
+    /// Fault 3 of the new-user test: instances started with other `--poll-interval`/`--timeout` shared one
+    /// schedule in silence, each URL's interval that of whichever instance claimed it. The settings as the
+    /// command line leaves them are part of the script's identity: the documented rule of different scripts
+    /// applies, and each side is told in words.
+    @Test func anotherPollInterval_onTheCommandLine_isAnotherScript_toldInWordsOnBothSides() async throws {
+        guard let url = try await TestPostgres.database() else { return }
+        let script = try TemporaryScript("urls = { \"http://127.0.0.1:9/a\" }\nstatus_interval = 1")
+        let first = try CLIProcess(["run", script.path, "--store", url, "--poll-interval", "4"])
+        defer { first.signal(SIGKILL) }
+        try await first.waitForStderr("sharing the schedule of 1 URLs", limit: .seconds(30))
+        let second = try CLIProcess([
+            "run", script.path, "--store", url, "--poll-interval", "30", "--timeout", "20",
+        ])
+        defer { second.signal(SIGKILL) }
+
+        try await second.waitForStderr("followed another script, loaded by", limit: .seconds(30))
+        try await first.waitForStderr("follows another script than this instance's", limit: .seconds(30))
+        // The URL's lease is the second's (timeout 20 s + 10 s), not the first's.
+        #expect(
+            try await TestPostgres.column(url, "SELECT lease_seconds FROM urlpoll_targets", as: Double.self) == [30])
     }
 
     @Test func sigterm_removesTheInstancesRow_andReleasesTheLeaseOfItsPollInFlight() async throws {

@@ -173,6 +173,109 @@ import Testing
         }
     }
 
+    /// Fault 1 of the new-user test: an instance joining a running fleet died at start when its URL list
+    /// and another instance's write-back locked the same rows in other orders (`deadlock detected`).
+    @Test func sync_endedByADeadlockWithAWriteBack_isTriedAgain_andSaysSoInWords() async throws {
+        guard let url = try await TestPostgres.database() else { return }
+        let location = try PostgresLocation(url, environment: [:])
+        let (logger, box) = RecordingLogHandler.make()
+        let store = PostgresStore(location: location, connections: 4, instance: "joining", logger: logger)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { await store.run() }
+            defer { group.cancelAll() }
+            try await store.migrate()
+            _ = try await store.sync(Self.listings(3), scriptHash: "s", now: 1_000)
+            try await TestPostgres.withConnection(location) { other in
+                // Another instance's write-back, taking the rows in another order than the list: the last
+                // listed row first, then (below) the first, which the list's transaction holds by then.
+                // This session waits longer before it looks for a deadlock, so the list's is the one ended.
+                try await other.query("SET deadlock_timeout = '20s'", logger: TestPostgres.logger)
+                try await other.query("BEGIN", logger: TestPostgres.logger)
+                try await other.query(
+                    "SELECT id FROM urlpoll_targets WHERE url = 'http://127.0.0.1:1/3' FOR UPDATE",
+                    logger: TestPostgres.logger)
+                let sync = Task { try await store.sync(Self.listings(3), scriptHash: "s", now: 1_001) }
+                let waits = await eventually(within: .seconds(5)) {
+                    let waiting = try? await TestPostgres.column(
+                        url,
+                        "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'joining' AND wait_event_type = 'Lock'",
+                        as: Int64.self)
+                    return waiting == [1]
+                }
+                #expect(waits)
+                try await other.query(
+                    "SELECT id FROM urlpoll_targets WHERE url = 'http://127.0.0.1:1/1' FOR UPDATE",
+                    logger: TestPostgres.logger)
+                try await other.query("ROLLBACK", logger: TestPostgres.logger)
+                _ = try await sync.value
+            }
+            #expect(
+                box.all.contains {
+                    $0.contains(
+                        "could not list the script's URLs at once: PostgreSQL ended the transaction in a deadlock (SQLSTATE 40P01)"
+                    )
+                        && $0.contains("trying again in")
+                })
+            #expect(
+                try await TestPostgres.column(
+                    url, "SELECT loaded_at FROM urlpoll_schedule", as: Double.self) == [1_001])
+        }
+    }
+
+    /// Fault 2 of the new-user test: instances under different roles. A role may end only its own sessions
+    /// (or any, as a member of `pg_signal_backend`): an instance that may not end a frozen leader's session
+    /// is told so in words, and does not claim it took report over.
+    @Test func takeOver_ofAnotherRolesLeader_isRefusedInWords_untilItMayEndItsSession() async throws {
+        guard let url = try await TestPostgres.database() else { return }
+        let suffix = UInt32.random(in: 0...UInt32.max)
+        let (roleA, roleB) = ("fleet_a_\(suffix)", "fleet_b_\(suffix)")
+        let server = try PostgresLocation(url, environment: [:])
+        let setup = PostgresStore(location: server, connections: 2, instance: "setup", logger: Self.logger)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { await setup.run() }
+            defer { group.cancelAll() }
+            try await setup.migrate()
+        }
+        for role in [roleA, roleB] {
+            for statement in [
+                "CREATE ROLE \(role) LOGIN", "GRANT ALL ON ALL TABLES IN SCHEMA public TO \(role)",
+                "GRANT ALL ON ALL SEQUENCES IN SCHEMA public TO \(role)",
+            ] {
+                _ = try await TestPostgres.column(url, statement, as: Int32.self)
+            }
+        }
+        func store(_ role: String, _ name: String) throws -> PostgresStore {
+            let location = try PostgresLocation(
+                "postgresql://\(role)@\(server.host):\(server.port)/\(server.database)?sslmode=disable",
+                environment: [:])
+            return PostgresStore(location: location, connections: 2, instance: name, logger: Self.logger)
+        }
+        let (a, b) = (try store(roleA, "a"), try store(roleB, "b"))
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { await a.run() }
+            group.addTask { await b.run() }
+            defer { group.cancelAll() }
+            let leading = try await a.connectAlone()
+            #expect(try await a.lead(on: leading))
+            let taking = try await b.connectAlone()
+            let leader = try #require(try await b.reportLeader(on: taking))
+            #expect(leader.instance == "a")
+            let refused = try await b.takeOver(from: leader, on: taking)
+            #expect(
+                refused
+                    == .refused(
+                        "cannot end the session of a, which holds the report lock: its role \(roleA) is not this instance's (\(roleB)), and PostgreSQL lets a role end only its own sessions; run every instance as one role, or GRANT pg_signal_backend TO \(roleB)"
+                    ), "\(refused)")
+            #expect(!leading.isClosed)
+            // Allowed, it ends the leader's session and takes the lock.
+            _ = try await TestPostgres.column(url, "GRANT pg_signal_backend TO \(roleB)", as: Int32.self)
+            #expect(try await b.takeOver(from: leader, on: taking) == .taken)
+            #expect(await eventually { leading.isClosed })
+            await a.close(leading)
+            await b.close(taking)
+        }
+    }
+
     @Test func location_refusesAMalformedHost_asABadURL_withoutResolvingIt() throws {
         for text in [
             "postgresql://up@[::1:55432/db", "postgresql://up@::1:55432/db", "postgresql://up@[::1]x/db",

@@ -233,6 +233,41 @@ extension SharedScheduleTests {
         }
     }
 
+    /// Fault 5 of the new-user test: a reload (SIGHUP) while PostgreSQL was away said the failure of its URL
+    /// list, and never that the server answered again.
+    @Test func aReloadWhilePostgresIsDown_saysTheOutage_andThatItAnswersAgain() async throws {
+        guard let postgres = try await Self.ownPostgres() else { return }
+        defer { TestPostgres.Cluster.stop(directory: postgres.directory) }
+        // Given: a polls 2 URLs every 60 s, its first polls written back.
+        let server = try RecordingServer.keepAlive()
+        let urls = (1...2).map { "\(server.url)/u\($0)" }
+        try await Self.withCluster(
+            urls: urls, settings: Self.settings(interval: 60, statusInterval: 1), database: postgres.url
+        ) { cluster in
+            let (logger, log) = RecordingLogHandler.make()
+            let a = try cluster.start("a", logger: logger)
+            try await cluster.settle(sleepers: 2)
+            let polled = await eventually(within: .seconds(10)) { () -> Bool in server.requests.count >= 2 }
+            #expect(polled)
+            // When: PostgreSQL is stopped, a reloads, and PostgreSQL starts again.
+            try await postgres.stopServer()
+            _ = try await cluster.reload("a", from: a, targets: cluster.targets)
+            let said: @Sendable (String) -> Bool = { line in
+                line.hasPrefix("error: ") && line.contains("cannot list the script's URLs")
+            }
+            let failed = await eventually(within: .seconds(20)) { () -> Bool in log.all.contains(where: said) }
+            #expect(failed, "\(log.all)")
+            try await postgres.startServer()
+            // Then: it says, once, that the server answers again.
+            let deadline = ContinuousClock.now + .seconds(40)
+            while Self.outageLengths(log.all).isEmpty, ContinuousClock.now < deadline {
+                cluster.clock.advance(by: .seconds(1))
+                try await Task.sleep(for: .milliseconds(200))
+            }
+            #expect(Self.outageLengths(log.all).count == 1, "\(log.all)")
+        }
+    }
+
     @Test func leavingWhilePostgresIsDown_saysTheConnectionIsRefused_andWhileFrozen_givesUpAfter2s() async throws {
         guard let postgres = try await Self.ownPostgres() else { return }
         defer { TestPostgres.Cluster.stop(directory: postgres.directory) }
