@@ -368,7 +368,10 @@ public final class PostgresStore: Sendable {
                 return try await PostgresConnection.connect(
                     configuration: self.configuration, id: 0, logger: Self.quiet)
             } catch let error as PSQLError {
-                if error.code == .serverClosedConnection, error.serverInfo == nil {
+                // Closed before the start-up was done: with a FIN, or with a RST when the server closed with
+                // the start-up message unread (which of the two is a race on the server's side).
+                let reset = [ECONNRESET, EPIPE].contains((error.underlying as? IOError)?.errnoCode ?? 0)
+                if error.code == .serverClosedConnection || reset, error.serverInfo == nil {
                     throw HistoryError(
                         "\(self.location): cannot connect: the server at \(self.location.host):\(self.location.port) closed the connection before PostgreSQL's start-up was done (is it PostgreSQL? a server of another kind listening on that port hangs up so)"
                     )

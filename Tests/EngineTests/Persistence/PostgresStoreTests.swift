@@ -186,15 +186,20 @@ import Testing
             try await store.migrate()
             _ = try await store.sync(Self.listings(3), scriptHash: "s", now: 1_000)
             try await TestPostgres.withConnection(location) { other in
-                // Another instance's write-back, taking the rows in another order than the list: the last
-                // listed row first, then (below) the first, which the list's transaction holds by then.
+                // Another session taking the rows in another order than the list (an operator's psql, say: the
+                // store's own statements all lock in id order): the last row first, then (below) the first,
+                // which the list's transaction holds by then.
                 // This session waits longer before it looks for a deadlock, so the list's is the one ended.
                 try await other.query("SET deadlock_timeout = '20s'", logger: TestPostgres.logger)
                 try await other.query("BEGIN", logger: TestPostgres.logger)
                 try await other.query(
                     "SELECT id FROM urlpoll_targets WHERE url = 'http://127.0.0.1:1/3' FOR UPDATE",
                     logger: TestPostgres.logger)
-                let sync = Task { try await store.sync(Self.listings(3), scriptHash: "s", now: 1_001) }
+                // The list changes every row's definition (a row listed as it is is not locked at all), so
+                // the listing locks rows 1 to 3 in id order: it holds the first while it waits for the last.
+                var changed = Self.listings(3)
+                for index in changed.indices { changed[index].definition_hash += "-changed" }
+                let sync = Task { [changed] in try await store.sync(changed, scriptHash: "s", now: 1_001) }
                 let waits = await eventually(within: .seconds(5)) {
                     let waiting = try? await TestPostgres.column(
                         url,
