@@ -144,6 +144,9 @@ extension PostgresStore {
     /// on (``claim(limit:scriptHash:now:)``) until they load this one, or until no live instance runs it
     /// (``adopt(_:scriptHash:alive:now:)``). The rows it changes or retires are locked in `id` order first, as
     /// write-backs lock theirs; a deadlock (SQLSTATE 40P01) is tried again, up to 4 times in all (``retryingConflicts(_:_:)``).
+    /// When the schedule follows `scriptHash` already, the rows are not compared at all: the hash covers every
+    /// listing (``SharedSchedule/scriptHash(text:arguments:targets:settings:)``), so equal hashes mean equal
+    /// lists; only this instance's row and the schedule's loader are written.
     /// - Returns: The script the schedule followed before, and who loaded it, if any.
     public func sync(_ listings: [Listing], scriptHash: String, now: Double? = nil) async throws(HistoryError)
         -> Previous?
@@ -193,39 +196,47 @@ extension PostgresStore {
                 {
                     return (found.schedule, false)
                 }
-                try await connection.query(
-                    """
-                    WITH t AS (SELECT coalesce(\(now)::float8, extract(epoch from statement_timestamp())::float8) AS now),
-                    l AS (SELECT * FROM jsonb_to_recordset(\(json)::jsonb) AS l(url text, ordinal integer,
-                        name text, definition_hash text, lease_seconds float8, "offset" float8)),
-                    new AS (
-                        INSERT INTO urlpoll_targets (url, ordinal, name, definition_hash, due_at, lease_seconds)
-                        SELECT l.url, l.ordinal, l.name, l.definition_hash, t.now + l."offset", l.lease_seconds
-                        FROM l, t
-                        ON CONFLICT (url, ordinal) DO NOTHING),
-                    lk AS MATERIALIZED (
-                        SELECT p.id FROM urlpoll_targets p LEFT JOIN l ON l.url = p.url AND l.ordinal = p.ordinal
-                        WHERE (l.url IS NULL AND NOT p.retired)
-                            OR (l.url IS NOT NULL AND (p.definition_hash <> l.definition_hash OR p.retired
-                                OR p.name <> l.name OR p.lease_seconds <> l.lease_seconds))
-                        ORDER BY p.id FOR UPDATE OF p),
-                    changed AS (
-                        UPDATE urlpoll_targets SET name = l.name, retired = false, lease_seconds = l.lease_seconds,
-                            definition_hash = l.definition_hash,
-                            due_at = CASE WHEN urlpoll_targets.retired
-                                THEN least(greatest(urlpoll_targets.due_at, t.now), t.now + l."offset")
-                                WHEN urlpoll_targets.definition_hash <> l.definition_hash
-                                THEN least(urlpoll_targets.due_at, t.now + l."offset") ELSE urlpoll_targets.due_at END
-                        FROM l, t, lk
-                        WHERE urlpoll_targets.id = lk.id
-                            AND urlpoll_targets.url = l.url AND urlpoll_targets.ordinal = l.ordinal
-                            AND (urlpoll_targets.definition_hash <> l.definition_hash OR urlpoll_targets.retired
-                                OR urlpoll_targets.name <> l.name
-                                OR urlpoll_targets.lease_seconds <> l.lease_seconds))
-                    UPDATE urlpoll_targets SET retired = true
-                    WHERE id IN (SELECT id FROM lk) AND NOT retired AND NOT EXISTS (
-                        SELECT 1 FROM l WHERE l.url = urlpoll_targets.url AND l.ordinal = urlpoll_targets.ordinal)
-                    """, logger: Self.quiet)
+                // The schedule lists this very script already (its hash covers the text, the arguments, the
+                // settings and every URL's definition: URL, name, ordinal, timeout, interval…), so its rows are
+                // as this listing would leave them: an instance joining a running fleet skips the statement
+                // that compares every row with the list (at 100,000 URLs about a second of PostgreSQL's CPU
+                // per instance at a fleet's start, which held the others' first claims back).
+                let listedAlready = alive == nil && found.schedule?.scriptHash == scriptHash
+                if !listedAlready {
+                    try await connection.query(
+                        """
+                        WITH t AS (SELECT coalesce(\(now)::float8, extract(epoch from statement_timestamp())::float8) AS now),
+                        l AS (SELECT * FROM jsonb_to_recordset(\(json)::jsonb) AS l(url text, ordinal integer,
+                            name text, definition_hash text, lease_seconds float8, "offset" float8)),
+                        new AS (
+                            INSERT INTO urlpoll_targets (url, ordinal, name, definition_hash, due_at, lease_seconds)
+                            SELECT l.url, l.ordinal, l.name, l.definition_hash, t.now + l."offset", l.lease_seconds
+                            FROM l, t
+                            ON CONFLICT (url, ordinal) DO NOTHING),
+                        lk AS MATERIALIZED (
+                            SELECT p.id FROM urlpoll_targets p LEFT JOIN l ON l.url = p.url AND l.ordinal = p.ordinal
+                            WHERE (l.url IS NULL AND NOT p.retired)
+                                OR (l.url IS NOT NULL AND (p.definition_hash <> l.definition_hash OR p.retired
+                                    OR p.name <> l.name OR p.lease_seconds <> l.lease_seconds))
+                            ORDER BY p.id FOR UPDATE OF p),
+                        changed AS (
+                            UPDATE urlpoll_targets SET name = l.name, retired = false, lease_seconds = l.lease_seconds,
+                                definition_hash = l.definition_hash,
+                                due_at = CASE WHEN urlpoll_targets.retired
+                                    THEN least(greatest(urlpoll_targets.due_at, t.now), t.now + l."offset")
+                                    WHEN urlpoll_targets.definition_hash <> l.definition_hash
+                                    THEN least(urlpoll_targets.due_at, t.now + l."offset") ELSE urlpoll_targets.due_at END
+                            FROM l, t, lk
+                            WHERE urlpoll_targets.id = lk.id
+                                AND urlpoll_targets.url = l.url AND urlpoll_targets.ordinal = l.ordinal
+                                AND (urlpoll_targets.definition_hash <> l.definition_hash OR urlpoll_targets.retired
+                                    OR urlpoll_targets.name <> l.name
+                                    OR urlpoll_targets.lease_seconds <> l.lease_seconds))
+                        UPDATE urlpoll_targets SET retired = true
+                        WHERE id IN (SELECT id FROM lk) AND NOT retired AND NOT EXISTS (
+                            SELECT 1 FROM l WHERE l.url = urlpoll_targets.url AND l.ordinal = urlpoll_targets.ordinal)
+                        """, logger: Self.quiet)
+                }
                 try await connection.query(
                     """
                     WITH t AS (SELECT coalesce(\(now)::float8, extract(epoch from statement_timestamp())::float8) AS now),

@@ -199,7 +199,7 @@ import Testing
                 // the listing locks rows 1 to 3 in id order: it holds the first while it waits for the last.
                 var changed = Self.listings(3)
                 for index in changed.indices { changed[index].definition_hash += "-changed" }
-                let sync = Task { [changed] in try await store.sync(changed, scriptHash: "s", now: 1_001) }
+                let sync = Task { [changed] in try await store.sync(changed, scriptHash: "s-changed", now: 1_001) }
                 let waits = await eventually(within: .seconds(5)) {
                     let waiting = try? await TestPostgres.column(
                         url,
@@ -523,8 +523,9 @@ extension PostgresStoreTests {
             _ = try await a.sync(Self.listings(3), scriptHash: "s", now: 1_000)
             let versions = "SELECT xmin::text || ':' || xmax::text FROM urlpoll_targets ORDER BY id"
             let before = try await TestPostgres.column(url, versions, as: String.self)
-            // When B joins with the same script, and then with one URL's definition changed.
-            _ = try await b.sync(Self.listings(3), scriptHash: "s", now: 1_010)
+            // When B joins with the same URLs (its script differs elsewhere: a comment, say), and then with
+            // one URL's definition changed.
+            _ = try await b.sync(Self.listings(3), scriptHash: "s-commented", now: 1_010)
             #expect(try await TestPostgres.column(url, versions, as: String.self) == before)
             var changed = Self.listings(3)
             changed[1].definition_hash = "other"
@@ -542,6 +543,29 @@ extension PostgresStoreTests {
                     url, "SELECT definition_hash FROM urlpoll_targets ORDER BY id", as: String.self) == [
                         "h1", "other", "h3",
                     ])
+        }
+    }
+}
+
+extension PostgresStoreTests {
+    /// Issue 15 (lateness at a fleet's start): an instance joining a fleet that follows its very script (the
+    /// same hash: the same text, arguments, settings and URL definitions) does not compare the rows with its
+    /// list at all, which took about a second of PostgreSQL's CPU per instance at 100,000 URLs; it only
+    /// records itself as the script's latest loader.
+    @Test func sync_ofTheScriptTheScheduleFollows_comparesNoRow_andRecordsItsLoader() async throws {
+        try await Self.withStores(2) { stores, url in
+            let (a, b) = (stores[0], stores[1])
+            _ = try await a.sync(Self.listings(3), scriptHash: "s", now: 1_000)
+            // A list that differs under the same hash (which a real script cannot make) shows the rows are
+            // not compared: nothing is retired.
+            let previous = try await b.sync(Self.listings(2), scriptHash: "s", now: 1_010)
+            #expect(previous?.scriptHash == "s")
+            #expect(
+                try await TestPostgres.column(
+                    url, "SELECT count(*) FROM urlpoll_targets WHERE NOT retired", as: Int64.self) == [3])
+            #expect(
+                try await TestPostgres.column(url, "SELECT loaded_by FROM urlpoll_schedule", as: String.self)
+                    == ["i2"])
         }
     }
 }

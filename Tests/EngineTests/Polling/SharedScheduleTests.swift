@@ -25,6 +25,8 @@ import Testing
         /// The hash of the script it runs, and where it says what `/metrics` shows (a reload keeps both).
         let script: String
         let metrics: ClusterMetrics?
+        /// Its URLs' definition hashes, which a real script's hash covers.
+        var definitions: [String] = []
     }
 
     /// The ticks an instance's `onTicksMissed` was told of, added up.
@@ -113,8 +115,14 @@ import Testing
             instance.pool.replacing()
             old.pool.cancel()
             await old.pool.value
+            // A real script's hash covers its URLs' definitions (``SharedSchedule/scriptHash``): a reload
+            // that changes one loads another script, whose listing the schedule then compares row by row.
+            let definitions = targets.map(\.definitionHash)
+            let script =
+                definitions == instance.definitions || instance.definitions.isEmpty
+                ? instance.script : "\(instance.script)+\(definitions.joined(separator: ",").hashValue)"
             let instance = self.pool(
-                on: store, targets: targets, maximumInFlight: 100, reloaded: true, script: instance.script,
+                on: store, targets: targets, maximumInFlight: 100, reloaded: true, script: script,
                 metrics: instance.metrics)
             let poolTask = self.run(instance.pool, on: store, migrating: false, name: name)
             self.running.withLock { $0[name] = (old.store, poolTask) }
@@ -144,7 +152,7 @@ import Testing
                 maximumInFlight: maximumInFlight, schedule: schedule)
             return Instance(
                 store: store, pool: pool, polls: polls, changes: changes, reports: reports, missed: missed,
-                script: script, metrics: metrics)
+                script: script, metrics: metrics, definitions: targets.map(\.definitionHash))
         }
 
         /// Stops instance `name` as a kill would: its connections close, its polls in flight are dropped,
