@@ -62,6 +62,10 @@ public final class SQLiteHistoryStore: HistoryStore {
     /// the row first. 4 bytes per URL; only the writer uses it, taken out for the length of a write.
     private let slotted = Mutex<[UInt32]>([])
     static let unknownMinute = UInt32.max
+    /// The minute cutoff of the latest ``prune(before:)`` of this process (seconds since the epoch), or nil
+    /// before one: minutes older than it may be gone, so a window by minute reaching back past it reads the
+    /// hour rows for its part before the cutoff's hour ends.
+    private let minutesPruned = Mutex<Int64?>(nil)
 
     public var generation: Int { self.written.load(ordering: .acquiring) }
 
@@ -681,6 +685,8 @@ public final class SQLiteHistoryStore: HistoryStore {
         let ids = self.rows.withLock { $0.values.map(\.id) }.sorted()
         let minutes = Int64(cutoff.minutes.rounded(.down))
         let hours = Int64(cutoff.hours.rounded(.down))
+        // Said before the first delete, so no reader counts on a minute being gone already.
+        self.minutesPruned.withLock { $0 = max($0 ?? minutes, minutes) }
         do {
             // The minute slots by hour (each hour a range at the front of the primary key), one hour per
             // transaction; an hour goes once all of its minutes are older than the cutoff. Only hours that
@@ -730,15 +736,31 @@ public final class SQLiteHistoryStore: HistoryStore {
     {
         let table = byMinute ? "rollup_minute" : "rollup_hour"
         let width: Int64 = byMinute ? 60 : 3_600
-        let first = Int64(start.rounded(.down)) - ((Int64(start.rounded(.down)) % width) + width) % width
+        var first = Int64(start.rounded(.down)) - ((Int64(start.rounded(.down)) % width) + width) % width
+        // By minute, the part of the window before the minutes kept (``minutesPruned``) is read from the
+        // hour rows: from the hour holding `start` to the end of the hour holding the cutoff, then minutes.
+        var hours: (from: Int64, to: Int64)?
+        if byMinute, let pruned = self.minutesPruned.withLock({ $0 }), first < pruned {
+            let end = pruned + (3_600 - pruned.modulo(3_600)) % 3_600
+            hours = (first - first.modulo(3_600), end)
+            first = end
+        }
+        let total0 = Rollup(start: hours?.from ?? first)
         do {
             return try self.pool.read { db in
-                var total = Rollup(start: first)
+                var total = total0
                 guard
                     let id = try Int64.fetchOne(
                         db, sql: "SELECT id FROM url_state WHERE url = ? AND ordinal = ?",
                         arguments: [key.url, key.ordinal])
                 else { return HistorySummary(rollup: total, changes: []) }
+                if let hours {
+                    let rows = try Row.fetchCursor(
+                        db,
+                        sql: "SELECT * FROM rollup_hour WHERE url_id = ? AND start >= ? AND start < ? AND start <= ?",
+                        arguments: [id, hours.from, hours.to, end])
+                    while let row = try rows.next() { total.merge(Self.rollup(row)) }
+                }
                 let rows = try Row.fetchCursor(
                     db, sql: "SELECT * FROM \(table) WHERE url_id = ? AND start >= ? AND start <= ?",
                     arguments: [id, first, end])
