@@ -378,12 +378,53 @@ public final class SQLiteHistoryStore: HistoryStore {
     public func savedStates() throws(HistoryError) -> [State] {
         do {
             return try self.pool.read { db in
-                try Row.fetchAll(db, sql: "SELECT * FROM url_state WHERE status IS NOT NULL ORDER BY url, ordinal").map(
-                    Self.state)
+                try Self.resumed(db)
             }
         } catch {
             throw HistoryError("cannot read \(self.path): \(Self.words(error))")
         }
+    }
+
+    /// Each `url_state` row's state (its status not null), its `polls` counted on to the last tick written:
+    /// the row is written only when the state changes, so the polls the rollups counted after the row's
+    /// poll are added (the days after its day, the hours of its day after its hour, the minutes of its hour
+    /// after its minute, and its minute's other polls). Bounded per URL by the days since its last change.
+    /// Polls more often than once a minute count their minute whole: a poll of the row's minute before it
+    /// is counted twice (never fewer polls than were made); minutes pruned in the row's hour are not counted.
+    private static func resumed(_ db: Database) throws -> [State] {
+        let statements = try [
+            "SELECT coalesce(sum(polls), 0) FROM rollup_day WHERE url_id = ? AND start > ?",
+            "SELECT coalesce(sum(polls), 0) FROM rollup_hour WHERE url_id = ? AND start > ? AND start < ?",
+            "SELECT coalesce(sum(polls), 0) FROM rollup_minute WHERE url_id = ? AND start >= ? AND start < ?",
+        ].map { try db.cachedStatement(sql: $0) }
+        let slots = try db.cachedStatement(sql: "SELECT slots FROM minute_slots WHERE hour = ? AND url_id = ?")
+        var states: [State] = []
+        let rows = try Row.fetchCursor(
+            db, sql: "SELECT * FROM url_state WHERE status IS NOT NULL ORDER BY url, ordinal")
+        while let row = try rows.next() {
+            var state = Self.state(row)
+            let id: Int64 = row["id"]
+            if let at: Double = row["checked_at"], at.isFinite, abs(at) < 1e15 {
+                let second = Int64(at.rounded(.down))
+                let minute = second - second.modulo(60)
+                let hour = second - second.modulo(3_600)
+                let day = second - second.modulo(86_400)
+                var after = try Int.fetchOne(statements[0], arguments: [id, day]) ?? 0
+                after += try Int.fetchOne(statements[1], arguments: [id, hour, day + 86_400]) ?? 0
+                after += try Int.fetchOne(statements[2], arguments: [id, minute, hour + 3_600]) ?? 0
+                if let data = try Data.fetchOne(slots, arguments: [hour, id]),
+                    let kept = MinuteSlots(encoded: Array(data))
+                {
+                    for slot in Int((minute - hour) / 60)..<MinuteSlots.count {
+                        after += kept.rollup(minute: slot, start: hour + Int64(slot) * 60)?.polls ?? 0
+                    }
+                }
+                // The row's own poll is in its minute's count.
+                state.polls += max(0, after - 1)
+            }
+            states.append(state)
+        }
+        return states
     }
 
     /// A `url_state` row's state (its status not null).
@@ -1013,8 +1054,7 @@ public final class SQLiteHistoryStore: HistoryStore {
             let queue = try DatabaseQueue(path: location, configuration: configuration)
             defer { try? queue.close() }
             return try queue.read { db in
-                try Row.fetchAll(db, sql: "SELECT * FROM url_state WHERE status IS NOT NULL ORDER BY url, ordinal").map(
-                    Self.state)
+                try Self.resumed(db)
             }
         }
         do {
