@@ -284,17 +284,18 @@ public struct MetricsServer: Service, Sendable {
         let now = self.now
         let monitor = current.monitor
         return try await self.statusCache.document(
-            script: current.version, generation: history?.generation ?? 0,
+            script: current.version, generation: history?.generation ?? 0, tick: monitor.tickCount,
             maxAge: current.settings.statusInterval
         ) {
-            let states = await monitor.statesByURL()
+            // The states of the last tick, and the changes up to them: one snapshot (issue 14 #5).
+            let (states, ticked) = await monitor.statesAsOfTick()
             // SQLite reads and the JSON are done on NIO's blocking-work threads, off the engine's tasks.
             do {
                 return .success(
                     try await NIOThreadPool.singleton.runIfActive {
                         let document = try StatusDocument.make(
                             targets: current.targets, states: states, settings: current.settings,
-                            history: history, now: now())
+                            history: history, now: now(), changesUpToStates: ticked)
                         return StatusCache.Made(document: document, json: try document.json())
                     })
             } catch let error as HistoryError {
