@@ -43,6 +43,9 @@ public struct MetricsServer: Service, Sendable {
     let onReady: @Sendable (Int) async -> Void
     let now: @Sendable () -> Double
     let statusCache: StatusCache
+    /// When the listener was made (``now``), before the first poll: `/healthz` counts only states checked
+    /// since, not those resumed from before a restart.
+    let started: Double
 
     /// - Parameters:
     ///   - prober: Polls `/probe`'s targets.
@@ -55,6 +58,7 @@ public struct MetricsServer: Service, Sendable {
         now: @escaping @Sendable () -> Double = { Date().timeIntervalSince1970 }
     ) {
         self.now = now
+        self.started = now()
         self.statusCache = StatusCache(now: now)
         self.address = address
         self.source = source
@@ -197,7 +201,10 @@ public struct MetricsServer: Service, Sendable {
         guard let current = self.source.current else {
             return Self.text(.serviceUnavailable, "the script is not loaded yet\n")
         }
-        let polled = await current.monitor.statesByURL().count
+        // States resumed from before a restart (`--data`, `--state`) are not this run's polls; states a reload
+        // took over from the pool before it are, and so are the fleet's polled since (`--store`).
+        let started = self.started
+        let polled = await current.monitor.statesByURL().values.lazy.filter { $0.checkedAt >= started }.count
         if let problem = self.metrics.health(expected: current.series.count, polled: polled) {
             return Self.text(.serviceUnavailable, problem + "\n")
         }
