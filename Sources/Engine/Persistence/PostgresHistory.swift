@@ -303,18 +303,19 @@ public final class PostgresHistory: RemoteHistoryStore {
         binds.append(key.ordinal)
         binds.append(first)
         binds.append(last)
-        // By minute: the minute rows alone (as a `--data` file's minutes); by hour: compacted hours too.
-        let compacted = byMinute ? "" : "UNION ALL SELECT * FROM h"
+        binds.append(Self.bucket(start, width: 3_600))
+        // Minutes and the hours a prune compacted them into (never both for one minute): by minute too, the
+        // part of the window whose minutes were pruned is counted from its hours, from the one holding `start`.
         let counted = PostgresQuery(
             unsafeSQL: """
                 WITH id AS (SELECT id FROM urlpoll_targets WHERE url = $1 AND ordinal = $2),
                 h AS (
                     SELECT target_id, start, polls, failures, degraded, latency_sum, latency_max, sketch
-                    FROM urlpoll_rollups_hour WHERE target_id = (SELECT id FROM id) AND start >= $3 AND start <= $4),
+                    FROM urlpoll_rollups_hour WHERE target_id = (SELECT id FROM id) AND start >= $5 AND start <= $4),
                 m AS (
                     SELECT target_id, start, polls, failures, degraded, latency_sum, latency_max, sketch
                     FROM urlpoll_rollups WHERE target_id = (SELECT id FROM id) AND start >= $3 AND start <= $4),
-                r AS (SELECT * FROM m \(compacted)),
+                r AS (SELECT * FROM m UNION ALL SELECT * FROM h),
                 k AS (\(Self.sketches(of: "r", width: Int64.max)))
                 SELECT 0::bigint, $3::bigint, coalesce(sum(polls), 0)::bigint, coalesce(sum(failures), 0)::bigint,
                     coalesce(sum(degraded), 0)::bigint, coalesce(sum(latency_sum), 0)::float8,

@@ -62,6 +62,10 @@ public final class SQLiteHistoryStore: HistoryStore {
     /// the row first. 4 bytes per URL; only the writer uses it, taken out for the length of a write.
     private let slotted = Mutex<[UInt32]>([])
     static let unknownMinute = UInt32.max
+    /// The minute cutoff of the latest ``prune(before:)`` of this process (seconds since the epoch), or nil
+    /// before one: minutes older than it may be gone, so a window by minute reaching back past it reads the
+    /// hour rows for its part before the cutoff's hour ends.
+    private let minutesPruned = Mutex<Int64?>(nil)
 
     public var generation: Int { self.written.load(ordering: .acquiring) }
 
@@ -374,12 +378,53 @@ public final class SQLiteHistoryStore: HistoryStore {
     public func savedStates() throws(HistoryError) -> [State] {
         do {
             return try self.pool.read { db in
-                try Row.fetchAll(db, sql: "SELECT * FROM url_state WHERE status IS NOT NULL ORDER BY url, ordinal").map(
-                    Self.state)
+                try Self.resumed(db)
             }
         } catch {
             throw HistoryError("cannot read \(self.path): \(Self.words(error))")
         }
+    }
+
+    /// Each `url_state` row's state (its status not null), its `polls` counted on to the last tick written:
+    /// the row is written only when the state changes, so the polls the rollups counted after the row's
+    /// poll are added (the days after its day, the hours of its day after its hour, the minutes of its hour
+    /// after its minute, and its minute's other polls). Bounded per URL by the days since its last change.
+    /// Polls more often than once a minute count their minute whole: a poll of the row's minute before it
+    /// is counted twice (never fewer polls than were made); minutes pruned in the row's hour are not counted.
+    private static func resumed(_ db: Database) throws -> [State] {
+        let statements = try [
+            "SELECT coalesce(sum(polls), 0) FROM rollup_day WHERE url_id = ? AND start > ?",
+            "SELECT coalesce(sum(polls), 0) FROM rollup_hour WHERE url_id = ? AND start > ? AND start < ?",
+            "SELECT coalesce(sum(polls), 0) FROM rollup_minute WHERE url_id = ? AND start >= ? AND start < ?",
+        ].map { try db.cachedStatement(sql: $0) }
+        let slots = try db.cachedStatement(sql: "SELECT slots FROM minute_slots WHERE hour = ? AND url_id = ?")
+        var states: [State] = []
+        let rows = try Row.fetchCursor(
+            db, sql: "SELECT * FROM url_state WHERE status IS NOT NULL ORDER BY url, ordinal")
+        while let row = try rows.next() {
+            var state = Self.state(row)
+            let id: Int64 = row["id"]
+            if let at: Double = row["checked_at"], at.isFinite, abs(at) < 1e15 {
+                let second = Int64(at.rounded(.down))
+                let minute = second - second.modulo(60)
+                let hour = second - second.modulo(3_600)
+                let day = second - second.modulo(86_400)
+                var after = try Int.fetchOne(statements[0], arguments: [id, day]) ?? 0
+                after += try Int.fetchOne(statements[1], arguments: [id, hour, day + 86_400]) ?? 0
+                after += try Int.fetchOne(statements[2], arguments: [id, minute, hour + 3_600]) ?? 0
+                if let data = try Data.fetchOne(slots, arguments: [hour, id]),
+                    let kept = MinuteSlots(encoded: Array(data))
+                {
+                    for slot in Int((minute - hour) / 60)..<MinuteSlots.count {
+                        after += kept.rollup(minute: slot, start: hour + Int64(slot) * 60)?.polls ?? 0
+                    }
+                }
+                // The row's own poll is in its minute's count.
+                state.polls += max(0, after - 1)
+            }
+            states.append(state)
+        }
+        return states
     }
 
     /// A `url_state` row's state (its status not null).
@@ -681,6 +726,8 @@ public final class SQLiteHistoryStore: HistoryStore {
         let ids = self.rows.withLock { $0.values.map(\.id) }.sorted()
         let minutes = Int64(cutoff.minutes.rounded(.down))
         let hours = Int64(cutoff.hours.rounded(.down))
+        // Said before the first delete, so no reader counts on a minute being gone already.
+        self.minutesPruned.withLock { $0 = max($0 ?? minutes, minutes) }
         do {
             // The minute slots by hour (each hour a range at the front of the primary key), one hour per
             // transaction; an hour goes once all of its minutes are older than the cutoff. Only hours that
@@ -730,15 +777,31 @@ public final class SQLiteHistoryStore: HistoryStore {
     {
         let table = byMinute ? "rollup_minute" : "rollup_hour"
         let width: Int64 = byMinute ? 60 : 3_600
-        let first = Int64(start.rounded(.down)) - ((Int64(start.rounded(.down)) % width) + width) % width
+        var first = Int64(start.rounded(.down)) - ((Int64(start.rounded(.down)) % width) + width) % width
+        // By minute, the part of the window before the minutes kept (``minutesPruned``) is read from the
+        // hour rows: from the hour holding `start` to the end of the hour holding the cutoff, then minutes.
+        var hours: (from: Int64, to: Int64)?
+        if byMinute, let pruned = self.minutesPruned.withLock({ $0 }), first < pruned {
+            let end = pruned + (3_600 - pruned.modulo(3_600)) % 3_600
+            hours = (first - first.modulo(3_600), end)
+            first = end
+        }
+        let total0 = Rollup(start: hours?.from ?? first)
         do {
             return try self.pool.read { db in
-                var total = Rollup(start: first)
+                var total = total0
                 guard
                     let id = try Int64.fetchOne(
                         db, sql: "SELECT id FROM url_state WHERE url = ? AND ordinal = ?",
                         arguments: [key.url, key.ordinal])
                 else { return HistorySummary(rollup: total, changes: []) }
+                if let hours {
+                    let rows = try Row.fetchCursor(
+                        db,
+                        sql: "SELECT * FROM rollup_hour WHERE url_id = ? AND start >= ? AND start < ? AND start <= ?",
+                        arguments: [id, hours.from, hours.to, end])
+                    while let row = try rows.next() { total.merge(Self.rollup(row)) }
+                }
                 let rows = try Row.fetchCursor(
                     db, sql: "SELECT * FROM \(table) WHERE url_id = ? AND start >= ? AND start <= ?",
                     arguments: [id, first, end])
@@ -991,8 +1054,7 @@ public final class SQLiteHistoryStore: HistoryStore {
             let queue = try DatabaseQueue(path: location, configuration: configuration)
             defer { try? queue.close() }
             return try queue.read { db in
-                try Row.fetchAll(db, sql: "SELECT * FROM url_state WHERE status IS NOT NULL ORDER BY url, ordinal").map(
-                    Self.state)
+                try Self.resumed(db)
             }
         }
         do {

@@ -1,4 +1,5 @@
 import AsyncAlgorithms
+import Synchronization
 
 /// StateMonitor maintains the url→State map and reports it on every tick. It alone owns the map: pollers
 /// send it States, observers hear of every result and every change as it happens, and the reporter gets a
@@ -79,6 +80,21 @@ public actor StateMonitor {
         }
     }
 
+    /// The map as of the last tick (nil before the first): what `/status` and the page show, so that one
+    /// document's states and the changes the history committed with that tick tell one story.
+    private var ticked: [String: State]?
+    private let tickCounter = Atomic<Int>(0)
+
+    /// The ticks so far; read without a message (``StatusCache`` keeps a document for one tick).
+    public nonisolated var tickCount: Int { self.tickCounter.load(ordering: .relaxed) }
+
+    /// The url→State map as of the last tick (as ``statesByURL()`` then), or as it is now before the first
+    /// tick; and whether it is a tick's.
+    public func statesAsOfTick() -> (states: [String: State], ticked: Bool) {
+        if let ticked = self.ticked { return (ticked, true) }
+        return (self.states, false)
+    }
+
     /// Whether ``tick()`` runs the reporter; an instance sharing a schedule reports only while it leads.
     private var reports = true
 
@@ -137,6 +153,8 @@ public actor StateMonitor {
         if self.worstLateness > Self.lateThreshold { self.onLate(self.worstLateness) }
         self.worstLateness = .zero
         let snapshot = self.snapshot()
+        self.ticked = self.states
+        self.tickCounter.add(1, ordering: .relaxed)
         if let store = self.store, self.dirty {
             self.dirty = false
             store.submit(snapshot, onError: self.onStoreError)

@@ -5,7 +5,9 @@
 /// never calls it pays nothing.
 struct HistoryKeyIndex {
     private var byRawURL: [String: HistoryKey] = [:]
-    private var byName: [String: HistoryKey] = [:]
+    /// A name → the keys of the URLs named so (more than one when names are shared: names need not be
+    /// unique).
+    private var byName: [String: [HistoryKey]] = [:]
     /// The printed URL → its keys (more than one when URLs differ only by their password).
     private var byPrintedURL: [String: [HistoryKey]] = [:]
 
@@ -13,7 +15,7 @@ struct HistoryKeyIndex {
         for target in targets {
             let key = target.historyKey
             self.byRawURL[target.url] = key
-            if self.byName[target.name] == nil { self.byName[target.name] = key }
+            self.byName[target.name, default: []].append(key)
             self.byPrintedURL[target.displayURL, default: []].append(key)
         }
     }
@@ -21,12 +23,15 @@ struct HistoryKeyIndex {
     /// What went wrong finding a key, in words for the Lua error.
     struct Ambiguous: Error {
         let count: Int
+        /// Whether the URLs share the argument as their `name` (else as their printed URL).
+        var byName = false
     }
 
     /// The key of the URL `argument` names: as written, as printed when that is one URL, or by name. A URL
     /// the script no longer lists is looked up as printed (its password replaced), ordinal 1.
     /// - Throws: ``Ambiguous`` when `argument` is a printed URL several URLs print as (the first one's
-    ///   default name is that printed URL too, so it is not taken as a name).
+    ///   default name is that printed URL too, so it is not taken as a name), or a name several URLs share
+    ///   that is neither a URL as written nor as printed (those win over names).
     func key(for argument: String) throws(Ambiguous) -> HistoryKey {
         try self.listedKey(for: argument) ?? HistoryKey(url: RequestDescription.redacting(argument))
     }
@@ -40,6 +45,8 @@ struct HistoryKeyIndex {
             guard keys.count == 1 else { throw Ambiguous(count: keys.count) }
             return keys[0]
         }
-        return self.byName[argument]
+        guard let keys = self.byName[argument] else { return nil }
+        guard keys.count == 1 else { throw Ambiguous(count: keys.count, byName: true) }
+        return keys[0]
     }
 }

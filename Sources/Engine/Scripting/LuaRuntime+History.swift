@@ -95,6 +95,10 @@ extension LuaRuntime {
         let listed: HistoryKey?
         do {
             listed = try keys.listedKey(for: url)
+        } catch  where error.byName {
+            throw HostError(
+                "bad argument #1 to 'history' (\(error.count) URLs are named \(url): pass s.raw_url or s.url to say which)"
+            )
         } catch {
             throw HostError(
                 "bad argument #1 to 'history' (\(error.count) URLs print as \(url): they differ only by their password; pass s.raw_url or the URL's name)"

@@ -43,6 +43,9 @@ public struct MetricsServer: Service, Sendable {
     let onReady: @Sendable (Int) async -> Void
     let now: @Sendable () -> Double
     let statusCache: StatusCache
+    /// When the listener was made (``now``), before the first poll: `/healthz` counts only states checked
+    /// since, not those resumed from before a restart.
+    let started: Double
 
     /// - Parameters:
     ///   - prober: Polls `/probe`'s targets.
@@ -55,6 +58,7 @@ public struct MetricsServer: Service, Sendable {
         now: @escaping @Sendable () -> Double = { Date().timeIntervalSince1970 }
     ) {
         self.now = now
+        self.started = now()
         self.statusCache = StatusCache(now: now)
         self.address = address
         self.source = source
@@ -197,7 +201,10 @@ public struct MetricsServer: Service, Sendable {
         guard let current = self.source.current else {
             return Self.text(.serviceUnavailable, "the script is not loaded yet\n")
         }
-        let polled = await current.monitor.statesByURL().count
+        // States resumed from before a restart (`--data`, `--state`) are not this run's polls; states a reload
+        // took over from the pool before it are, and so are the fleet's polled since (`--store`).
+        let started = self.started
+        let polled = await current.monitor.statesByURL().values.lazy.filter { $0.checkedAt >= started }.count
         if let problem = self.metrics.health(expected: current.series.count, polled: polled) {
             return Self.text(.serviceUnavailable, problem + "\n")
         }
@@ -284,17 +291,18 @@ public struct MetricsServer: Service, Sendable {
         let now = self.now
         let monitor = current.monitor
         return try await self.statusCache.document(
-            script: current.version, generation: history?.generation ?? 0,
+            script: current.version, generation: history?.generation ?? 0, tick: monitor.tickCount,
             maxAge: current.settings.statusInterval
         ) {
-            let states = await monitor.statesByURL()
+            // The states of the last tick, and the changes up to them: one snapshot (issue 14 #5).
+            let (states, ticked) = await monitor.statesAsOfTick()
             // SQLite reads and the JSON are done on NIO's blocking-work threads, off the engine's tasks.
             do {
                 return .success(
                     try await NIOThreadPool.singleton.runIfActive {
                         let document = try StatusDocument.make(
                             targets: current.targets, states: states, settings: current.settings,
-                            history: history, now: now())
+                            history: history, now: now(), changesUpToStates: ticked)
                         return StatusCache.Made(document: document, json: try document.json())
                     })
             } catch let error as HistoryError {

@@ -4,8 +4,9 @@ import Synchronization
 /// page at `/` read the `--data` store once per tick, not once per request.
 ///
 /// A document is served again, for the same script (``MetricsSource/Current/version``):
-/// - while it is newer than `maxAge` (the `status_interval`: the monitor's states are reported once a tick
-///   anyway) and no batch has been written to the store since it was made (``HistoryStore/generation``);
+/// - while it is newer than `maxAge` (the `status_interval`), the monitor has not ticked since it was made
+///   (its states are the last tick's: ``StateMonitor/statesAsOfTick()``) and no batch has been written to
+///   the store since (``HistoryStore/generation``);
 /// - and, whatever was written since, while it is newer than ``costFactor`` times what it took to make, so
 ///   that at many URLs, where one document takes seconds, making them takes at most 1/``costFactor`` of a
 ///   core however often `/status` is asked for.
@@ -39,6 +40,8 @@ final class StatusCache: Sendable {
     private struct Key: Equatable {
         var script: Int
         var generation: Int
+        /// The monitor's ``StateMonitor/tickCount``: a document shows the states of one tick.
+        var tick: Int = 0
     }
 
     private struct Entry {
@@ -66,10 +69,10 @@ final class StatusCache: Sendable {
     /// the cached one while it is fresh (see ``StatusCache``), else the one `make` makes.
     /// - Throws: ``HistoryError`` from `make`.
     func document(
-        script: Int, generation: Int, maxAge: Duration,
+        script: Int, generation: Int, tick: Int = 0, maxAge: Duration,
         make: @escaping @Sendable () async -> Result<Made, HistoryError>
     ) async throws(HistoryError) -> Made {
-        let key = Key(script: script, generation: generation)
+        let key = Key(script: script, generation: generation, tick: tick)
         let now = self.now()
         let task = self.entry.withLock { entry -> Task<Result<Made, HistoryError>, Never> in
             if let current = entry, current.key.script == key.script, now >= current.made {

@@ -131,10 +131,13 @@ public struct StatusDocument: Codable, Sendable {
     public static let dayCount = 90
 
     /// Builds the document from the monitor's states and, when there is one, the history store.
+    /// - Parameter changesUpToStates: Leave out changes after the newest of `states` (by `checkedAt`): with
+    ///   the states of a tick, a change committed since (before its `on_change`) is not shown beside a row
+    ///   that does not have it yet.
     /// - Throws: ``HistoryError`` when the store cannot be read.
     public static func make(
         targets: [Target], states: [String: State], settings: Settings, history: (any HistoryStore)?,
-        now: Double = Date().timeIntervalSince1970
+        now: Double = Date().timeIntervalSince1970, changesUpToStates: Bool = false
     ) throws(HistoryError) -> StatusDocument {
         // Keyed by the printed URL and its ordinal (``HistoryKey``): URLs that print alike have each their own.
         var hourly: [HistoryKey: [Rollup]] = [:]
@@ -146,7 +149,14 @@ public struct StatusDocument: Codable, Sendable {
             ids = history.urlIDs()
             hourly = try history.hourly(since: now - 86_400)
             daily = try history.daily(since: Double(today - Int64(Self.dayCount - 1) * 86_400))
-            changes = try history.latestChanges(limit: Self.changeCount)
+            if changesUpToStates {
+                let newest = states.values.lazy.map(\.checkedAt).max() ?? -Double.infinity
+                // A few more than shown, so that leaving out the newest still leaves a full list most times.
+                changes = try history.latestChanges(limit: Self.changeCount + 50).filter { $0.at <= newest }
+                changes = Array(changes.prefix(Self.changeCount))
+            } else {
+                changes = try history.latestChanges(limit: Self.changeCount)
+            }
         }
         var counts = ["up": 0, "degraded": 0, "down": 0, "pending": 0]
         var entries: [Entry] = []

@@ -59,7 +59,7 @@ extension StatusPage.URLRow: MustacheParent {
         case "daysWidth": self.daysWidth
         case "days": self.days
         case "line": self.line
-        case "dot": self.dot
+        case "dots": self.dots
         case "latencyTitle": self.latencyTitle
         default: nil
         }

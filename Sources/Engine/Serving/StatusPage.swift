@@ -214,8 +214,9 @@ public enum StatusPage {
         var dayCount = StatusDocument.dayCount
         var daysWidth = StatusDocument.dayCount * 5
         var days: [Bar] = []
+        /// The latency line's SVG path (``latencyLine(_:)``), nil when no two consecutive hours have latency.
         var line: String?
-        var dot: Point?
+        var dots: [Point] = []
         var latencyTitle = "latency p95 per hour, last 24 hours: no polls"
 
         init(_ entry: StatusDocument.Entry, index: Int, now: Double, history: Bool) {
@@ -272,19 +273,41 @@ public enum StatusPage {
 
         /// The hours' p95 latency as a line 192 × 24 wide (8 per hour, newest on the right).
         mutating func plot(_ hours: [StatusDocument.Bucket]) {
+            guard let plotted = Self.latencyLine(hours) else { return }
+            self.line = plotted.path
+            self.dots = plotted.dots
+            self.latencyTitle = "latency p95 per hour, last 24 hours: up to \(StatusPage.milliseconds(plotted.max))"
+        }
+
+        /// The hours' p95 latency (seconds) as an SVG path 192 × 24 wide, 8 per hour, newest on the right, the
+        /// tallest at the top: one segment (`M x,y L x,y …`) per run of consecutive hours with latency, so an
+        /// hour without polls (or with only failures) breaks the line instead of being drawn across; an hour
+        /// alone between two gaps is a dot. Nil when no hour has a latency.
+        static func latencyLine(_ hours: [StatusDocument.Bucket]) -> (path: String?, dots: [Point], max: Double)? {
             let points = hours.compactMap { h in h.latencyP95.map { (start: h.start, p95: $0) } }
-            guard let last = hours.last?.start, let max = points.map(\.p95).max() else { return }
+            guard let last = hours.last?.start, let max = points.map(\.p95).max() else { return nil }
             let top = max > 0 ? max : 1
-            let xy = points.map { p in
-                (x: 188 - Double(last - p.start) / 3_600 * 8, y: 22 - p.p95 / top * 20)
+            var runs: [[(x: Double, y: Double)]] = []
+            var previous: Int64?
+            for p in points {
+                let xy = (x: 188 - Double(last - p.start) / 3_600 * 8, y: 22 - p.p95 / top * 20)
+                if let previous, p.start - previous == 3_600 {
+                    runs[runs.count - 1].append(xy)
+                } else {
+                    runs.append([xy])
+                }
+                previous = p.start
             }
-            self.latencyTitle = "latency p95 per hour, last 24 hours: up to \(StatusPage.milliseconds(max))"
-            if xy.count == 1 {
-                self.dot = Point(x: StatusPage.decimal(xy[0].x), y: StatusPage.decimal(xy[0].y))
-            } else {
-                self.line = xy.map { "\(StatusPage.decimal($0.x)),\(StatusPage.decimal($0.y))" }.joined(
-                    separator: " ")
+            func point(_ xy: (x: Double, y: Double)) -> String {
+                "\(StatusPage.decimal(xy.x)),\(StatusPage.decimal(xy.y))"
             }
+            let segments = runs.filter { $0.count > 1 }.map { run in
+                "M\(point(run[0])) L" + run.dropFirst().map(point).joined(separator: " ")
+            }
+            let dots = runs.filter { $0.count == 1 }.map {
+                Point(x: StatusPage.decimal($0[0].x), y: StatusPage.decimal($0[0].y))
+            }
+            return (segments.isEmpty ? nil : segments.joined(separator: " "), dots, max)
         }
     }
 

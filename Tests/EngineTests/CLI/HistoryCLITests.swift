@@ -598,6 +598,51 @@ import Testing
         }
     }
 
+    /// Issue 14 (#9): the `url_state` row is written only when the state changes, so a restart resumed
+    /// `polls` from the URL's last change (7 polls made, the next run counted on from 3). It now counts on
+    /// from the last tick written: the rollups' polls after the row's.
+    @Test func restartWithData_countsPollsOn_fromTheLastTickWritten() async throws {
+        try await withDemoSite { (base) async throws in
+            let folder = Folder()
+            let script = try TemporaryScript(
+                """
+                urls = { "\(base)/healthy" }
+                function report(s) print("POLLS " .. s.polls) end
+                """)
+            // Given: three runs, each a process of its own polling an unchanged URL once.
+            var printed: [String] = []
+            for _ in 1...3 {
+                let run = try await CLIProcess.run(["once", script.path, "--data", folder.path])
+                #expect(run.status == 0, "\(run.stderr)")
+                printed += run.stdout.split(separator: "\n").filter { $0.hasPrefix("POLLS ") }.map(String.init)
+            }
+            // Then: the count goes on from run to run, though the state row was written once.
+            #expect(printed == ["POLLS 1", "POLLS 2", "POLLS 3"])
+            #expect(Self.count(folder, "SELECT polls FROM url_state") == 1)
+            // And: `run`, stopped and started again, goes on from there too.
+            let runScript = try TemporaryScript(
+                """
+                poll_interval = 0.05
+                status_interval = 0.1
+                urls = { "\(base)/healthy" }
+                function on_result(s) print("POLLS " .. s.polls) end
+                """)
+            let first = try CLIProcess(["run", runScript.path, "--data", folder.path])
+            try await first.waitForOutput("POLLS 9")
+            first.signal(SIGTERM)
+            #expect(await first.wait(limit: .seconds(20)) == 0)
+            let last = try #require(
+                first.stdout.split(separator: "\n").last { $0.hasPrefix("POLLS ") }.flatMap { Int($0.dropFirst(6)) })
+            let second = try CLIProcess(["run", runScript.path, "--data", folder.path])
+            defer { second.signal(SIGKILL) }
+            try await second.waitForOutput("POLLS ")
+            let resumed = second.stdout.split(separator: "\n").first { $0.hasPrefix("POLLS ") }.flatMap {
+                Int($0.dropFirst(6))
+            }
+            #expect((resumed ?? 0) > last, "\(first.stdout) then \(second.stdout)")
+        }
+    }
+
     @Test func check_listsTheDataFolder_theTitle_andEachURLsGroup() async throws {
         let script = try TemporaryScript(
             """

@@ -270,6 +270,38 @@ import Testing
         #expect(try Self.rows(store.path, "SELECT count(*) FROM state_change") == 0)
     }
 
+    @Test func windowByMinute_pastTheMinutesKept_countsTheOlderPartFromHours() async throws {
+        // Given: a poll a minute from 2 to 10 hours after base, every tenth one down (480 polls, 48 down),
+        // and minutes kept 1 hour (a prune at base + 12 h with `--minute-retention 0.0417`).
+        let folder = Folder()
+        let store = try SQLiteHistoryStore(directory: folder.path)
+        var batch = HistoryBatch()
+        for i in 0..<480 {
+            batch.count(Self.state(Self.a, i % 10 == 9 ? .down : .up, at: Self.base + 7_200 + Double(i) * 60))
+        }
+        try await store.write(batch)
+        let now = Self.base + 12 * 3_600
+        try await store.prune(before: (minutes: now - 3_600, hours: now - 400 * 86_400))
+        #expect(try Self.rows(store.path, "SELECT count(*) FROM minute_slots") == 0)
+
+        // When: windows of a day and of 3 hours are read by minute.
+        let day = try store.summary(key: HistoryKey(url: Self.a), from: now - 86_400, to: now, byMinute: true)
+        let three = try store.summary(key: HistoryKey(url: Self.a), from: now - 10_800, to: now, byMinute: true)
+
+        // Then: the hours the minutes no longer hold are counted from the hour rows.
+        #expect(day.rollup.polls == 480)
+        #expect(day.rollup.failures == 48)
+        #expect(three.rollup.polls == 60)
+        #expect(three.rollup.failures == 6)
+        // And: a window the minutes still hold is counted by minute alone.
+        var recent = HistoryBatch()
+        recent.count(Self.state(Self.a, at: now - 90))
+        recent.count(Self.state(Self.a, at: now - 30))
+        try await store.write(recent)
+        let last = try store.summary(key: HistoryKey(url: Self.a), from: now - 60, to: now, byMinute: true)
+        #expect(last.rollup.polls == 1)
+    }
+
     @Test func restart_resumesTheLastTicksStates_withoutWritingUnchangedOnesAgain() async throws {
         let folder = Folder()
         do {

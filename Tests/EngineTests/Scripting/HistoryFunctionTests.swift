@@ -73,6 +73,40 @@ import Testing
             try index.key(for: "http://probe:C@127.0.0.1:9/z") == HistoryKey(url: "http://probe:xxxxx@127.0.0.1:9/z"))
     }
 
+    /// Issue 14 (#4): a name two URLs share answered silently for the first one; it now raises at the calling
+    /// line, as a printed URL two URLs share does. A URL (as written or printed) wins over another URL's name.
+    @Test func history_ofANameTwoURLsShare_raisesAtTheCallingLine_andAURLWinsOverAName() async throws {
+        let folder = Folder()
+        let store = try SQLiteHistoryStore(directory: folder.path)
+        let script = try TemporaryScript(
+            """
+            urls = { { url = "http://127.0.0.1:9/up", name = "api" }, { url = "http://127.0.0.1:9/down", name = "api" },
+              { url = "http://127.0.0.1:9/other", name = "http://127.0.0.1:9/down" } }
+            function report(s)
+              if s.index > 1 then return end
+              assert(urlpoll.history("http://127.0.0.1:9/down", 60).polls == 0, "the URL, not the name")
+              urlpoll.history("api", 60)
+            end
+            """)
+        let (logger, log) = RecordingLogHandler.make()
+        let host = try ScriptHost(path: script.path, history: store, logger: logger)
+
+        await host.report([
+            State(url: "http://127.0.0.1:9/up", name: "api", status: "200 OK", health: .up, checkedAt: 0)
+        ])
+
+        #expect(
+            log.all.filter { $0.hasPrefix("error:") } == [
+                "error: \(script.path):6: bad argument #1 to 'history' (2 URLs are named api: pass s.raw_url or s.url to say which) (skipping this URL's report)"
+            ])
+        let index = HistoryKeyIndex([
+            Target(url: "http://127.0.0.1:9/up", name: "api"), Target(url: "http://127.0.0.1:9/down", name: "api"),
+            Target(url: "http://127.0.0.1:9/other", name: "http://127.0.0.1:9/down"),
+        ])
+        #expect(throws: HistoryKeyIndex.Ambiguous.self) { try index.key(for: "api") }
+        #expect(try index.key(for: "http://127.0.0.1:9/down") == HistoryKey(url: "http://127.0.0.1:9/down"))
+    }
+
     @Test func history_countsThePollsAndChangesInTheWindow() async throws {
         // Given: a store holding 20 polls of a over the last 20 minutes (the last 4 down) and its changes,
         // and one poll 2 hours ago.

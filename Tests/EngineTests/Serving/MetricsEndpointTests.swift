@@ -1,5 +1,6 @@
 import AsyncHTTPClient
 import Engine
+import Foundation
 import Logging
 import NIOPosix
 import Testing
@@ -17,6 +18,43 @@ import Testing
                     address: ListenAddress(host: "127.0.0.1", port: 0), source: source, metrics: metrics,
                     prober: prober, logger: logger, onReady: onReady)
             }, body)
+    }
+
+    /// Issue 14 (#12): after a restart that resumed states (`--data`, `--state`), `/healthz` said ok before
+    /// the new run had polled anything: resumed states counted as polled. Only states checked since the
+    /// listener started count.
+    @Test func healthz_afterARestart_waitsForTheFirstPass_notTheResumedStates() async throws {
+        try await withDemoSite { (site) async throws in
+            let targets = [Target(url: site + "/healthy"), Target(url: site + "/failing")]
+            let metrics = EngineMetrics()
+            let source = MetricsSource()
+            let monitor = StateMonitor(
+                urls: targets.map(\.url), reporter: TextReporter(output: Output { _ in }), observers: [metrics])
+            // Given: both URLs' states resumed from the run before, checked a minute ago.
+            let before = Date().timeIntervalSince1970 - 60
+            await monitor.seed(
+                targets.map {
+                    State(url: $0.url, name: $0.name, status: "200 OK", health: .up, since: before, checkedAt: before)
+                })
+            let settings = Settings()
+            source.serve(monitor: monitor, targets: targets, settings: settings)
+            let client = HTTPProber.makeClient(pollers: 2)
+            let prober = HTTPProber(client: client)
+            let pool = PollerPool(
+                settings: settings, targets: targets, prober: prober, policy: LinearBackoff(), monitor: monitor,
+                clock: ContinuousClock())
+            try await Self.withServer(source: source, metrics: metrics, prober: prober) { base in
+                // Then: the first pass of this run is not done.
+                let early = try await fetch(base + "/healthz")
+                #expect(early.status == 503)
+                #expect(early.body == "the first pass is not done: 0 of 2 URLs polled\n")
+                // And: once each URL is polled, it is.
+                _ = await pool.runOnce()
+                let health = try await fetch(base + "/healthz")
+                #expect(health.status == 200, "\(health.body)")
+            }
+            try await client.shutdown()
+        }
     }
 
     @Test func scrape_whilePollingLoopbackServers_givesEachURLsValues_inTextThatParses() async throws {

@@ -109,6 +109,77 @@ import Testing
         }
     }
 
+    /// Issue 14 (#5, #6): one `/status` document took the monitor's live states and the changes the store
+    /// had committed, so a row could be up beside a newest change "to down … so far" for up to a
+    /// `status_interval`. A document is now one snapshot: the states of the monitor's last tick, and the
+    /// changes up to them (a change committed since, before its `on_change`, waits for the next tick). The
+    /// listener's clock stands still, so a document is made anew exactly when the store or the tick changed.
+    @Test func status_statesAndChanges_areOfOneTick() async throws {
+        let url = "http://127.0.0.1:9/svc"
+        let folder = Folder()
+        let store = try SQLiteHistoryStore(directory: folder.path)
+        let writer = HistoryWriter(store: store, logger: Logger(label: "test"))
+        let source = MetricsSource()
+        let monitor = StateMonitor(
+            urls: [url], reporter: TextReporter(output: Output { _ in }), observers: [writer])
+        source.serve(monitor: monitor, targets: [Target(url: url, name: "svc")], settings: Settings())
+        let client = HTTPProber.makeClient(pollers: 1)
+        let prober = HTTPProber(client: client)
+        defer { prober.shutdown() }
+        async let writing: Void = writer.run()
+        let t0 = Date().timeIntervalSince1970 - 10
+        @Sendable func state(_ up: Bool, at: Double) -> State {
+            State(
+                url: url, name: "svc", status: up ? "200 OK" : "500 Internal Server Error", code: up ? 200 : 500,
+                health: up ? .up : .down, since: at, checkedAt: at)
+        }
+        @Sendable func rowAndNewestChange(_ base: String) async throws -> String {
+            let response = try await fetch(base + "/status")
+            let document = try JSONDecoder().decode(StatusDocument.self, from: Data(response.body.utf8))
+            return "\(document.urls.first?.state ?? "none") \(document.changes.first?.to ?? "none")"
+        }
+        // Given: the URL down at a tick, its change committed.
+        await monitor.update(state(false, at: t0))
+        await monitor.tick()
+        await writer.sync()
+        do {
+            try await withService(
+                { onReady in
+                    MetricsServer(
+                        address: ListenAddress(host: "127.0.0.1", port: 0), source: source, metrics: EngineMetrics(),
+                        prober: prober, history: store, logger: Logger(label: "test"), onReady: onReady,
+                        now: { t0 + 5 })
+                },
+                { base in
+                    let seen1 = try await rowAndNewestChange(base)
+                    #expect(seen1 == "down down")
+                    // When: it recovers between ticks, its change committed at once (as before `on_change`).
+                    await monitor.update(state(true, at: t0 + 1))
+                    await writer.sync()
+                    // Then: the document is still the last tick's, row and changes alike.
+                    let seen2 = try await rowAndNewestChange(base)
+                    #expect(seen2 == "down down")
+                    // And: after the next tick, both show the recovery.
+                    await monitor.tick()
+                    await writer.sync()
+                    let seen3 = try await rowAndNewestChange(base)
+                    #expect(seen3 == "up up")
+                    // And: a recovery not committed yet is not shown either, before its tick.
+                    await monitor.update(state(false, at: t0 + 2))
+                    let seen4 = try await rowAndNewestChange(base)
+                    #expect(seen4 == "up up")
+                })
+        } catch {
+            writer.finish()
+            await writing
+            try await client.shutdown()
+            throw error
+        }
+        writer.finish()
+        await writing
+        try await client.shutdown()
+    }
+
     /// `/status?page=&per_page=` lists one page of the URLs (issue 14: 100,000 URLs in one document);
     /// a value that is not a page or a size is refused in words.
     @Test func status_pagesWithPageAndPerPage_andRefusesBadValuesInWords() async throws {

@@ -255,6 +255,48 @@ import Testing
         #expect(bars.first?.title == "2026-11-02: 100 % up, 1 poll")
     }
 
+    /// Issue 14 (#10): the 24-hour latency line joined the hours on both sides of hours without polls,
+    /// drawing latencies no poll measured. Each run of consecutive hours is a segment of its own, and an hour
+    /// alone between gaps a dot.
+    @Test func latencyLine_breaksAtHoursWithoutPolls() throws {
+        let now = 1_793_577_600 + 23 * 3_600
+        func hour(_ offset: Int, ms: Double) -> StatusDocument.Bucket {
+            var rollup = Rollup(start: Int64(now - offset * 3_600))
+            var state = State(url: "u", name: "u", status: "200 OK", health: .up)
+            state.latency = .milliseconds(ms)
+            rollup.add(state)
+            return StatusDocument.Bucket(rollup, latency: true)
+        }
+        // Given: hours 23 to 20 ago with polls, none for 7 hours, 12 and 11 ago, none, then 5 ago, and the
+        // current hour.
+        let hours = [
+            hour(23, ms: 100), hour(22, ms: 100), hour(21, ms: 100), hour(20, ms: 100), hour(12, ms: 50),
+            hour(11, ms: 50), hour(5, ms: 200), hour(3, ms: 200), hour(2, ms: 200), hour(0, ms: 200),
+        ]
+        let line = try #require(StatusPage.URLRow.latencyLine(hours))
+        let path = try #require(line.path)
+
+        // Then: three segments (23–20, 12–11, 3–2 hours ago), each starting anew after its gap, and the
+        // hours alone (5 and 0 ago) as dots.
+        #expect(path.components(separatedBy: "M").count - 1 == 3, "\(path)")
+        #expect(path.hasPrefix("M4.0,"), "\(path)")
+        #expect(path.contains(" M92.0,"), "\(path)")
+        #expect(path.contains(" M164.0,"), "\(path)")
+        #expect(line.dots.map(\.x) == ["148.0", "188.0"])
+        // And: the page draws it as one path of those segments, never a polyline through the gaps.
+        var document = try Self.document(up: 1, down: 0)
+        document.history = true
+        document.urls[0].hours = hours
+        let html = StatusPage.html(document)
+        #expect(!html.contains("<polyline"))
+        #expect(html.contains("<path class=\"latency\" d=\"\(path)\"/>"))
+        #expect(html.components(separatedBy: "<circle class=\"dot\"").count - 1 == 2)
+        // And: two hours with a gap between are two dots, no line.
+        let apart = try #require(StatusPage.URLRow.latencyLine([hour(2, ms: 10), hour(0, ms: 10)]))
+        #expect(apart.path == nil)
+        #expect(apart.dots.count == 2)
+    }
+
     final class Counter: Sendable {
         let value = Mutex(0)
         let clock = Mutex(1_000.0)
