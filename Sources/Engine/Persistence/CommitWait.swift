@@ -6,13 +6,18 @@ final class CommitWait: Sendable {
     private struct Waiting {
         var continuation: CheckedContinuation<Void, Never>?
         var ended = false
+        var timedOut = false
     }
 
     private let waiting = Mutex(Waiting())
 
-    /// Ends the wait (again: nothing).
-    func resume() {
+    /// Whether the time limit, not the writer, ended the wait.
+    var timedOut: Bool { self.waiting.withLock { $0.timedOut } }
+
+    /// Ends the wait (again: nothing); `timedOut` when the time limit ends it.
+    func resume(timedOut: Bool = false) {
         let continuation = self.waiting.withLock { waiting -> CheckedContinuation<Void, Never>? in
+            if !waiting.ended { waiting.timedOut = timedOut }
             waiting.ended = true
             defer { waiting.continuation = nil }
             return waiting.continuation

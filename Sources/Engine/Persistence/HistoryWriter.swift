@@ -53,6 +53,10 @@ public final class HistoryWriter: StateObserver, Service {
     /// Messages sent and not yet taken by the writer task: at 0 the changes gathered are committed.
     private let queued = Atomic<Int>(0)
     private let awaiting = Atomic<Bool>(false)
+    /// Set when a change's wait outlasted ``commitLimit`` (the store hangs: a lock held by another process, a
+    /// slow disk), cleared when the writer's next commit of changes returns: meanwhile changes do not wait,
+    /// so a hung store holds the pollers and alerts back once, for one limit, not a limit per change.
+    private let stalled = Atomic<Bool>(false)
     /// The longest ``changed(_:previous:)`` waits for its change's commit.
     public let commitLimit: Duration
     private let clock: any Clock<Duration>
@@ -96,9 +100,10 @@ public final class HistoryWriter: StateObserver, Service {
     }
 
     /// Queues the change; when ``awaitsCommit(_:)`` is on, returns once it is committed, its write failed,
-    /// or ``commitLimit`` passed, whichever comes first (at once if the queue is full or the writer ended).
+    /// or ``commitLimit`` passed, whichever comes first (at once if the queue is full or the writer ended,
+    /// and while an earlier wait outlasted the limit and no commit has returned since).
     public func changed(_ state: State, previous: State?) async {
-        guard self.awaiting.load(ordering: .relaxed) else {
+        guard self.awaiting.load(ordering: .relaxed), !self.stalled.load(ordering: .relaxed) else {
             self.send(.changed(state, previous: previous, committed: nil))
             return
         }
@@ -108,10 +113,11 @@ public final class HistoryWriter: StateObserver, Service {
         let limit = self.commitLimit
         let timer = Task {
             try? await clock.sleep(for: limit)
-            wait.resume()
+            wait.resume(timedOut: true)
         }
         await wait.wait()
         timer.cancel()
+        if wait.timedOut { self.stalled.store(true, ordering: .relaxed) }
     }
 
     /// Whether ``changed(_:previous:)`` waits for its change's commit: on while the script has an
@@ -207,6 +213,7 @@ public final class HistoryWriter: StateObserver, Service {
                 await self.commit(&changes, failing: &failing)
                 for wait in waits { wait.resume() }
                 waits.removeAll()
+                self.stalled.store(false, ordering: .relaxed)
                 let now = self.now()
                 if now - lastDropLog >= 60, self.reportDrops(since: &reportedDrops) { lastDropLog = now }
                 await self.commit(&batch, failing: &failing)
@@ -244,6 +251,7 @@ public final class HistoryWriter: StateObserver, Service {
                 await self.commit(&changes, failing: &failing)
                 for wait in waits { wait.resume() }
                 waits.removeAll()
+                self.stalled.store(false, ordering: .relaxed)
             }
         }
         await pruning?.value
@@ -284,7 +292,7 @@ public final class HistoryWriter: StateObserver, Service {
             if !failing {
                 failing = true
                 self.logger.error(
-                    "\(error.description): \(count) polls and changes of this tick are not recorded (counted in urlpoll_history_lost_total); polling goes on, and writing is tried again on every tick"
+                    "\(error.description): \(count) \(count == 1 ? "poll or change" : "polls and changes") of this tick \(count == 1 ? "is" : "are") not recorded (counted in urlpoll_history_lost_total); polling goes on, and writing is tried again on every tick"
                 )
             }
         }

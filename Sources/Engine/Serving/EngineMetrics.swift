@@ -75,7 +75,9 @@ public final class EngineMetrics: StateObserver {
         self.reportTicksSkipped = self.registry.makeCounter(
             descriptor: MetricNameDescriptor(
                 namespace: "urlpoll", metricName: "report_ticks_skipped", unitName: "total",
-                helpText: "Ticks whose report was skipped: the previous tick's report was still under way."))
+                helpText:
+                    "Ticks whose report was skipped: the previous tick's report was still under way, or the tick fell due while urlpoll or its store was stopped or frozen."
+            ))
         self.alertCounters = Self.makeAlertCounters(self.registry)
         self.alertQueueLength = Self.makeAlertQueueLength(self.registry)
     }

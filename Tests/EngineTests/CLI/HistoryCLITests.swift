@@ -237,8 +237,12 @@ import Testing
         second.signal(SIGTERM)
         #expect(await second.wait() == 0)
 
+        let polled = flip.server.requests.count
         let third = try CLIProcess(["run", flip.script.path, "--state", state.path, "--data", folder.path])
         try await third.waitForStderr("resuming 1 URL state from \(folder.path)/urlpoll.sqlite")
+        // Stopped once it polls (its SIGTERM handler is in place by then; a signal during its start would end
+        // it as the default action does).
+        #expect(await eventually { flip.server.requests.count > polled })
         third.signal(SIGTERM)
         #expect(await third.wait() == 0)
         #expect(third.stderr.contains("\(state.path) is not read: \(folder.path)/urlpoll.sqlite holds newer states"))

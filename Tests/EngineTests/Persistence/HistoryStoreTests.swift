@@ -704,6 +704,8 @@ import Testing
             }
             for continuation in waiting { continuation.resume() }
         }
+        /// Closes the gate again: the writes to come wait.
+        func close() { self.gate.withLock { $0.open = false } }
         var generation: Int { self.inner.generation }
         func savedStates() throws(HistoryError) -> [State] { try self.inner.savedStates() }
         func write(_ batch: HistoryBatch) async throws(HistoryError) {
@@ -808,6 +810,47 @@ import Testing
             store.open()
             await writer.sync()
             #expect(try store.savedStates().count == 1)
+        }
+    }
+
+    /// A new user's fault: while another process held the store's lock, every change held its poller for the
+    /// whole limit, so polling fell to one poll per poller a second and alerts came late or never.
+    @Test func awaitingCommit_afterOneWaitOutlastsTheLimit_changesNoLongerWait_untilACommitReturns() async throws {
+        let folder = Folder()
+        let store = GatedStore(try SQLiteHistoryStore(directory: folder.path))
+        let clock = ManualClock()
+        let writer = HistoryWriter(
+            store: store, commitLimit: .seconds(1), clock: clock, logger: Logger(label: "test"))
+        writer.awaitsCommit(true)
+        let recorder = ChangeRecorder()
+        let monitor = StateMonitor(urls: [Self.a, Self.b], reporter: NoReporter(), observers: [writer, recorder])
+        try await Self.running(writer) { () async throws in
+            // Given: a change whose commit hangs past the limit.
+            async let first: Void = monitor.update(Self.state(Self.a, .down, at: Self.base))
+            var sleeps = clock.sleeps.makeAsyncIterator()
+            #expect(await sleeps.next() == .seconds(1))
+            clock.advance(by: .seconds(1))
+            await first
+            #expect(recorder.count == 1)
+            // When: another change comes while the store still hangs.
+            // Then: it does not wait (its hook runs with no time passing).
+            async let second: Void = monitor.update(Self.state(Self.b, .down, at: Self.base + 1))
+            let atOnce = await eventually(within: .seconds(2)) { recorder.count == 2 }
+            #expect(atOnce, "the change waited for its commit although the store hangs")
+            if !atOnce { clock.advance(by: .seconds(1)) }
+            await second
+            // And once a commit returns, changes wait for theirs again.
+            store.open()
+            await writer.sync()
+            #expect(try store.savedStates().count == 2)
+            store.close()
+            async let third: Void = monitor.update(Self.state(Self.a, .up, at: Self.base + 2))
+            #expect(await sleeps.next() == .seconds(1))
+            #expect(recorder.count == 2)
+            clock.advance(by: .seconds(1))
+            await third
+            #expect(recorder.count == 3)
+            store.open()
         }
     }
 
