@@ -84,6 +84,15 @@ public actor StateMonitor {
     /// document's states and the changes the history committed with that tick tell one story.
     private var ticked: [String: State]?
     private let tickCounter = Atomic<Int>(0)
+    /// Whether a tick keeps its url→State map for ``statesAsOfTick()`` (``keepTickSnapshots()``).
+    private let keepsTickSnapshots = Atomic<Bool>(false)
+
+    /// Makes each tick keep its url→State map for ``statesAsOfTick()``: a listener serving `/status` turns
+    /// it on (``MetricsSource/serve(monitor:targets:settings:modules:)``). Off, a tick keeps nothing: a kept
+    /// map makes the next update copy the whole map (at 100,000 URLs about 8 MB, once per tick).
+    public nonisolated func keepTickSnapshots() {
+        self.keepsTickSnapshots.store(true, ordering: .relaxed)
+    }
 
     /// The ticks so far; read without a message (``StatusCache`` keeps a document for one tick).
     public nonisolated var tickCount: Int { self.tickCounter.load(ordering: .relaxed) }
@@ -153,7 +162,7 @@ public actor StateMonitor {
         if self.worstLateness > Self.lateThreshold { self.onLate(self.worstLateness) }
         self.worstLateness = .zero
         let snapshot = self.snapshot()
-        self.ticked = self.states
+        if self.keepsTickSnapshots.load(ordering: .relaxed) { self.ticked = self.states }
         self.tickCounter.add(1, ordering: .relaxed)
         if let store = self.store, self.dirty {
             self.dirty = false

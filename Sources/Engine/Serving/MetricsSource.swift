@@ -32,6 +32,7 @@ public final class MetricsSource: Sendable {
             if let end = target.url.firstIndex(of: ":") { schemes.insert(target.url[..<end].lowercased()) }
         }
         let series = ProbeMetrics.series(for: targets)
+        monitor.keepTickSnapshots()
         self.state.withLock {
             $0 = Current(
                 monitor: monitor, series: series, settings: settings, modules: modules, schemes: schemes,

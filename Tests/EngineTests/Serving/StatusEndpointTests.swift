@@ -458,3 +458,21 @@ import Testing
         }
     }
 }
+
+extension StatusEndpointTests {
+    /// A tick keeps its url→State map (for `/status`'s one-tick snapshot) only when a listener serves the
+    /// monitor: kept, the next update copies the whole map, which a run without `--listen` should not pay.
+    @Test func tickSnapshot_isKeptOnlyOnceAListenerServesTheMonitor() async {
+        let url = "http://127.0.0.1:9/svc"
+        let monitor = StateMonitor(urls: [url], reporter: NoReporter(), observers: [])
+        await monitor.update(
+            State(url: url, name: "svc", status: "200 OK", code: 200, health: .up, since: 1, checkedAt: 1))
+        await monitor.tick()
+        #expect(await monitor.statesAsOfTick().ticked == false)
+        MetricsSource().serve(monitor: monitor, targets: [Target(url: url)], settings: Settings())
+        await monitor.tick()
+        let (states, ticked) = await monitor.statesAsOfTick()
+        #expect(ticked)
+        #expect(states[url]?.status == "200 OK")
+    }
+}
