@@ -384,11 +384,16 @@ struct Session {
 
     /// Polls until SIGINT/SIGTERM, reloading on SIGHUP (and, with `watch`, when the script file changes);
     /// then prints a last report and delivers queued alerts.
+    ///
+    /// `signals` are trapped from the start, before the states are resumed and the shared schedule is
+    /// prepared: one that comes meanwhile stops urlpoll cleanly (a last report, queued alerts delivered,
+    /// exit status 0) once that is done, not by the signal's default action.
     func run(signals: [UnixSignal] = [.sigterm, .sigint], reloadOnSIGHUP: Bool = true, watch: Bool = false) async throws
     {
+        let stops = signals.isEmpty ? nil : await UnixSignalsSequence(trapping: signals)
         guard let shared = self.shared else {
             guard let pool = self.firstPool.take() else { return }
-            try await self.run(consume pool, signals: signals, reloadOnSIGHUP: reloadOnSIGHUP, watch: watch)
+            try await self.run(consume pool, stops: stops, reloadOnSIGHUP: reloadOnSIGHUP, watch: watch)
             return
         }
         // The store's connection pool runs for as long as the session.
@@ -398,14 +403,15 @@ struct Session {
                 let (retention, logger) = (self.retention, self.logger)
                 group.addTask { await fleet.prune(keeping: retention, logger: logger) }
             }
-            try await self.runShared(shared, signals: signals, reloadOnSIGHUP: reloadOnSIGHUP, watch: watch)
+            try await self.runShared(shared, stops: stops, reloadOnSIGHUP: reloadOnSIGHUP, watch: watch)
             group.cancelAll()
         }
     }
 
     /// Prepares the shared schedule (exiting with status 2 when it cannot), then polls on it.
     private func runShared(
-        _ shared: (store: PostgresStore, scriptHash: String), signals: [UnixSignal], reloadOnSIGHUP: Bool, watch: Bool
+        _ shared: (store: PostgresStore, scriptHash: String), stops: UnixSignalsSequence?, reloadOnSIGHUP: Bool,
+        watch: Bool
     ) async throws {
         guard let pool = self.firstPool.take() else { return }
         do {
@@ -414,7 +420,7 @@ struct Session {
             await self.shutdown()
             throw error
         }
-        try await self.run(consume pool, signals: signals, reloadOnSIGHUP: reloadOnSIGHUP, watch: watch)
+        try await self.run(consume pool, stops: stops, reloadOnSIGHUP: reloadOnSIGHUP, watch: watch)
         // Stopped cleanly (SIGTERM, SIGINT): this instance's row goes, and the URLs it was polling are
         // released for the others to claim at once, not after their leases.
         do {
@@ -452,8 +458,10 @@ struct Session {
         return false
     }
 
+    /// Polls `pool` until one of `stops` (trapped since the session's start) comes; the services stop
+    /// gracefully then, also when it came before they started.
     private func run(
-        _ pool: consuming PollerPool<ContinuousClock>, signals: [UnixSignal], reloadOnSIGHUP: Bool, watch: Bool
+        _ pool: consuming PollerPool<ContinuousClock>, stops: UnixSignalsSequence?, reloadOnSIGHUP: Bool, watch: Bool
     ) async throws {
         var resume: [State] = []
         if let history = self.history, !history.saved.isEmpty, !self.stateFileIsNewer(than: history, pool.targets) {
@@ -525,10 +533,19 @@ struct Session {
         services.append(
             .init(
                 service: StartAfter(signal: bound, notifier: self.notifier, service: polling), serviceName: "polling"))
-        let group = ServiceGroup(
-            configuration: .init(services: services, gracefulShutdownSignals: signals, logger: self.logger))
+        // No signals of the group's own: those trapped since the start ask it to stop, and one that came
+        // before it runs stops it as soon as it has started (ServiceGroup keeps the request).
+        let group = ServiceGroup(configuration: .init(services: services, logger: self.logger))
         do {
-            try await group.run()
+            try await withThrowingTaskGroup(of: Void.self) { running in
+                if let stops {
+                    running.addTask {
+                        for await _ in stops { await group.triggerGracefulShutdown() }
+                    }
+                }
+                try await group.run()
+                running.cancelAll()
+            }
         } catch {
             await self.store?.flush()
             await self.shutdown()

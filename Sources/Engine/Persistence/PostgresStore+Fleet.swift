@@ -29,7 +29,7 @@ extension PostgresStore {
         let host = ProcessInfo.processInfo.hostName
         return try await self.attempt("record this instance's heartbeat") {
             try await self.client.withConnection { connection in
-                try await connection.query(
+                try await connection.run(
                     """
                     WITH t AS (SELECT coalesce(\(now)::float8, extract(epoch from statement_timestamp())::float8) AS now),
                     beat AS (
@@ -95,7 +95,7 @@ extension PostgresStore {
             let connection = try await PostgresConnection.connect(
                 configuration: self.configuration, id: 0, logger: Self.quiet)
             do {
-                try await connection.query(
+                try await connection.run(
                     """
                     WITH gone AS (DELETE FROM urlpoll_instances WHERE id = \(self.instance) RETURNING host, pid),
                     loader AS (
@@ -122,7 +122,7 @@ extension PostgresStore {
     /// (<https://www.postgresql.org/docs/15/functions-admin.html#FUNCTIONS-ADVISORY-LOCKS>).
     public func yieldLead(on connection: PostgresConnection) async throws(HistoryError) {
         _ = try await self.attempt("give up the report lock") {
-            try await connection.query("SELECT pg_advisory_unlock_all()", logger: Self.quiet)
+            try await connection.run("SELECT pg_advisory_unlock_all()", logger: Self.quiet)
         }
     }
 }

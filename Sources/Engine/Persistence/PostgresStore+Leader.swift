@@ -61,14 +61,13 @@ extension PostgresStore {
         -> TakeOver
     {
         try await self.attempt("take report over from \(leader.instance)") {
-            // A statement's error comes with its rows, after `query` returned: each is read to its end.
+            // A statement's error comes with its rows, after `query` returned: each is read to its end (`run`).
             do {
-                for try await _ in try await connection.query(
+                try await connection.run(
                     """
                     SELECT pg_terminate_backend(pid) FROM pg_stat_activity
                     WHERE pid = \(leader.backend) AND application_name = \(leader.instance)
-                    """, logger: Self.quiet)
-                {}
+                    """)
             } catch let error as PSQLError where error.serverInfo?[.sqlState] == "42501" {
                 // insufficient_privilege: the leader's session is another role's.
                 let rows = try await connection.query(
@@ -82,22 +81,19 @@ extension PostgresStore {
                     "cannot end the session of \(leader.instance), which holds the report lock: its role \(roles.0) is not this instance's (\(roles.1)), and PostgreSQL lets a role end only its own sessions; run every instance as one role, or GRANT pg_signal_backend TO \(roles.1)"
                 )
             }
-            for try await _ in try await connection.query(
-                "SELECT set_config('lock_timeout', '2s', false)", logger: Self.quiet)
-            {}
+            try await connection.run(
+                "SELECT set_config('lock_timeout', '2s', false)")
             let held: Bool
             do {
-                for try await _ in try await connection.query(
-                    "SELECT pg_advisory_lock(\(Self.reportLock))", logger: Self.quiet)
-                {}
+                try await connection.run(
+                    "SELECT pg_advisory_lock(\(Self.reportLock))")
                 held = true
             } catch let error as PSQLError where error.serverInfo?[.sqlState] == "55P03" {
                 // lock_not_available: another instance took it first.
                 held = false
             }
-            for try await _ in try await connection.query(
-                "SELECT set_config('lock_timeout', '0', false)", logger: Self.quiet)
-            {}
+            try await connection.run(
+                "SELECT set_config('lock_timeout', '0', false)")
             return held ? .taken : .lost
         }
     }

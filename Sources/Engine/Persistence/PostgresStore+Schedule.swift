@@ -189,7 +189,7 @@ extension PostgresStore {
             "list the script's URLs", within: self.listingLimit(listings.count)
         ) {
             try await self.client.withTransaction(logger: Self.quiet) { connection in
-                try await connection.query("SELECT pg_advisory_xact_lock(\(Self.migrationLock))", logger: Self.quiet)
+                try await connection.run("SELECT pg_advisory_xact_lock(\(Self.migrationLock))", logger: Self.quiet)
                 let found = try await Self.following(on: connection, alive: alive ?? 0, now: now)
                 if alive != nil,
                     found.followed || found.newest != scriptHash || found.schedule?.scriptHash == scriptHash
@@ -203,7 +203,7 @@ extension PostgresStore {
                 // per instance at a fleet's start, which held the others' first claims back).
                 let listedAlready = alive == nil && found.schedule?.scriptHash == scriptHash
                 if !listedAlready {
-                    try await connection.query(
+                    try await connection.run(
                         """
                         WITH t AS (SELECT coalesce(\(now)::float8, extract(epoch from statement_timestamp())::float8) AS now),
                         l AS (SELECT * FROM jsonb_to_recordset(\(json)::jsonb) AS l(url text, ordinal integer,
@@ -237,7 +237,7 @@ extension PostgresStore {
                             SELECT 1 FROM l WHERE l.url = urlpoll_targets.url AND l.ordinal = urlpoll_targets.ordinal)
                         """, logger: Self.quiet)
                 }
-                try await connection.query(
+                try await connection.run(
                     """
                     WITH t AS (SELECT coalesce(\(now)::float8, extract(epoch from statement_timestamp())::float8) AS now),
                     me AS (

@@ -136,7 +136,7 @@ extension PostgresStore {
     public func migrate() async throws(HistoryError) {
         try await self.attempt("prepare the schema") {
             try await self.client.withTransaction(logger: Self.quiet) { connection in
-                try await connection.query("SELECT pg_advisory_xact_lock(\(Self.migrationLock))", logger: Self.quiet)
+                try await connection.run("SELECT pg_advisory_xact_lock(\(Self.migrationLock))", logger: Self.quiet)
                 let exists =
                     try await connection.query(
                         "SELECT to_regclass('urlpoll_schema') IS NOT NULL", logger: Self.quiet
@@ -156,11 +156,11 @@ extension PostgresStore {
                 }
                 for step in version..<Self.schemaVersion {
                     for statement in Self.migrations[step] {
-                        try await connection.query(PostgresQuery(unsafeSQL: statement), logger: Self.quiet)
+                        try await connection.run(PostgresQuery(unsafeSQL: statement), logger: Self.quiet)
                     }
                 }
                 if version < Self.schemaVersion {
-                    try await connection.query(
+                    try await connection.run(
                         "UPDATE urlpoll_schema SET version = \(Self.schemaVersion)", logger: Self.quiet)
                 }
             }

@@ -36,6 +36,13 @@ public final class PostgresStore: Sendable {
     /// The report lock's session a pool left for the pool that replaces it (a reload), and whether it held
     /// the lock; `stopped` once ``run()`` ends, when a session left is closed at once.
     private let leftSession = Mutex<(session: PostgresConnection?, leading: Bool, stopped: Bool)>((nil, false, false))
+    /// When the report tick of the pool before fell due last (its clock's instant), for the pool that
+    /// replaces it: the ticks that fall due between the two are counted as missed, not lost.
+    private let leftTick = Mutex<(any Sendable)?>(nil)
+    /// The store's one outage record: every pool of this instance (a reload's too) tells it what its
+    /// statements met, so an outage a reload falls into is said once and its length counts from the last
+    /// statement any of them had answered.
+    let outage: StoreOutage
 
     /// - Parameters:
     ///   - connections: The most connections the pool opens (the pollers' claims and writes, the leader's
@@ -79,6 +86,7 @@ public final class PostgresStore: Sendable {
         single.options.connectTimeout = .seconds(5)
         single.options.additionalStartupParameters = [("application_name", self.instance)]
         self.configuration = single
+        self.outage = StoreOutage(location: location, logger: logger)
     }
 
     /// Runs the connection pool until the task is cancelled; every other method waits for a connection from
@@ -129,6 +137,20 @@ public final class PostgresStore: Sendable {
         self.leftSession.withLock { left in
             defer { left = (nil, false, left.stopped) }
             return left.session.map { ($0, left.leading) }
+        }
+    }
+
+    /// Keeps `tick`, when the report tick of a pool that stops fell due last, for the pool that replaces it
+    /// (``takeLeftTick()``).
+    func leaveTick(_ tick: (any Sendable)?) {
+        self.leftTick.withLock { $0 = tick }
+    }
+
+    /// The last report tick the pool before left (``leaveTick(_:)``), if any.
+    func takeLeftTick() -> (any Sendable)? {
+        self.leftTick.withLock { tick in
+            defer { tick = nil }
+            return tick
         }
     }
 

@@ -12,6 +12,10 @@ import Synchronization
 /// server fail one by one as they are next used, and those failures are the tail of the same outage, not
 /// another. Its length is said from the last statement answered before it to the first answered after it,
 /// not from when it was noticed (a frozen server is noticed only at a statement's time limit).
+///
+/// There is one per store (``PostgresStore/outage``), not per pool: a reload's pool whose URL list fails joins
+/// the outage the pool before it was in (or had yet to notice), and its length still counts from the last
+/// statement the pool before had answered.
 final class StoreOutage: Sendable {
     /// How long statements must be answered, with no failure, before an outage is said to be over.
     static var settling: Duration { .seconds(3) }
@@ -26,15 +30,14 @@ final class StoreOutage: Sendable {
         /// The first statement answered since the outage's last failure.
         var back: ContinuousClock.Instant?
         var stopped = false
+        /// Where `/healthz` is told while the store does not answer, if anywhere.
+        var metrics: ClusterMetrics?
     }
 
     private let inside = Mutex(Inside())
     private let logger: Logger
     private let location: PostgresLocation
     private let now: @Sendable () -> ContinuousClock.Instant
-
-    /// Where `/healthz` is told while the store does not answer, if anywhere.
-    private let metrics: ClusterMetrics?
 
     /// - Parameter now: The time now (tests pass their own).
     init(
@@ -43,9 +46,16 @@ final class StoreOutage: Sendable {
     ) {
         self.location = location
         self.logger = logger
-        self.metrics = metrics
         self.now = now
+        self.inside.withLock { $0.metrics = metrics }
     }
+
+    /// Where `/healthz` is told from now on while the store does not answer (a reload's pool's).
+    func shows(in metrics: ClusterMetrics?) {
+        self.inside.withLock { $0.metrics = metrics }
+    }
+
+    private var metrics: ClusterMetrics? { self.inside.withLock { $0.metrics } }
 
     /// Whether the store is not answering now (or has not answered for ``settling`` since it did not).
     var isDown: Bool { self.inside.withLock { $0.noticed != nil } }
@@ -72,7 +82,7 @@ final class StoreOutage: Sendable {
         )
     }
 
-    /// urlpoll is stopping: what fails from now on is its own doing, and is not said.
+    /// urlpoll is stopping (not a reload): what fails from now on is its own doing, and is not said.
     func stop() {
         self.inside.withLock { $0.stopped = true }
     }

@@ -27,9 +27,10 @@ extension PollerPool {
     func runShared(_ schedule: SharedSchedule) async {
         let store = schedule.store
         let logger = store.logger
-        // The reload's URL list is told to the same outage as the claims that follow it: its failure, and
-        // the store answering again.
-        let outage = StoreOutage(location: store.location, logger: logger, metrics: schedule.metrics)
+        // The store's one outage: a reload's URL list is told to the outage the pool before was in (or had
+        // yet to notice), as are the claims that follow it: its failure, and the store answering again.
+        let outage = store.outage
+        outage.shows(in: schedule.metrics)
         if schedule.syncsOnStart {
             await self.syncRetrying(schedule, outage: outage)
         }
@@ -341,7 +342,11 @@ extension PollerPool {
         // The stale leader whose session this instance was not allowed to end, once said.
         var refused: PostgresStore.Leader?
         let alive = self.settings.statusInterval.seconds * 3
-        var timer = Ticks(every: self.settings.statusInterval, clock: self.clock, atOnce: left != nil)
+        // The ticks go on from the pool before's: those that fell due while a reload listed its URLs (a
+        // frozen PostgreSQL) are missed, and counted so.
+        var timer = Ticks(
+            every: self.settings.statusInterval, clock: self.clock, atOnce: left != nil,
+            after: schedule.replacesAPool ? store.takeLeftTick() as? C.Instant : nil)
         await withDiscardingTaskGroup { group in
             ticks: while let missed = await timer.next() {
                 var leads = false
@@ -446,7 +451,11 @@ extension PollerPool {
             }
             group.cancelAll()
         }
-        outage.stop()
+        if schedule.replacing.isSet {
+            store.leaveTick(timer.lastTick)
+        } else {
+            outage.stop()
+        }
         await self.monitor.reporting(leading)
         // Kept for a reload's pool; closed when the store stops.
         if let session, !session.isClosed { await store.leave(session, leading: leading) }

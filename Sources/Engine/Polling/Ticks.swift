@@ -9,13 +9,23 @@ struct Ticks<C: Clock>: Sendable where C.Duration == Duration {
     let clock: C
     private var last: C.Instant?
     private var atOnce: Bool
+    /// The tick of the ticks these take over from (a reload's), until the first tick.
+    private var previous: C.Instant?
 
-    /// - Parameter atOnce: Whether the first tick comes at once (else one `interval` after it is asked).
-    init(every interval: Duration, clock: C, atOnce: Bool = false) {
+    /// - Parameters:
+    ///   - atOnce: Whether the first tick comes at once (else one `interval` after it is asked).
+    ///   - previous: The last tick of the ticks these take over from (``lastTick`` of a reload's pool
+    ///     before): the first tick then also stands for the ticks that fell due since that one and were
+    ///     missed (PostgreSQL frozen while the reload listed its URLs).
+    init(every interval: Duration, clock: C, atOnce: Bool = false, after previous: C.Instant? = nil) {
         self.interval = interval
         self.clock = clock
         self.atOnce = atOnce
+        self.previous = previous
     }
+
+    /// When the last tick fell due (nil before the first), for ticks that take over from these.
+    var lastTick: C.Instant? { self.last ?? self.previous }
 
     /// Waits for the next tick; returns how many ticks were missed before it (0 when on time), or nil when
     /// the task is cancelled.
@@ -24,7 +34,12 @@ struct Ticks<C: Clock>: Sendable where C.Duration == Duration {
             self.last?.advanced(by: self.interval) ?? self.clock.now.advanced(by: self.atOnce ? .zero : self.interval)
         do { try await self.clock.sleep(until: due, tolerance: nil) } catch { return nil }
         let now = self.clock.now
-        let behind = due.duration(to: now)
+        var expected = due
+        if self.last == nil, let previous = self.previous {
+            // The first tick after a hand-over: the ticks that fell due since the earlier ticks' last were missed.
+            expected = previous.advanced(by: self.interval)
+        }
+        let behind = expected.duration(to: now)
         let missed = behind >= self.interval ? Int(behind / self.interval) : 0
         // Late by half an interval or more (a freeze, a tick whose work took that long): the schedule starts
         // again from this tick, so the next one is a full interval after it, not moments later.

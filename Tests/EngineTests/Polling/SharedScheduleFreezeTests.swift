@@ -268,6 +268,59 @@ extension SharedScheduleTests {
         }
     }
 
+    /// Issue 15, N4: a reload (SIGHUP) while PostgreSQL was frozen kept an outage record of its own: the
+    /// "answers again" line counted from the reload's failure, not from the last statement answered, and the
+    /// report ticks that fell due in the freeze were neither said nor counted.
+    @Test func aReloadWhilePostgresIsFrozen_joinsTheOutage_andCountsTheTicksMissedInIt() async throws {
+        guard let postgres = try await Self.ownPostgres() else { return }
+        defer { TestPostgres.Cluster.stop(directory: postgres.directory) }
+        // Given: a polls 2 URLs every 60 s and reports every second (it leads), its statements given up after
+        // 1 s.
+        let server = try RecordingServer.keepAlive()
+        let urls = (1...2).map { "\(server.url)/u\($0)" }
+        try await Self.withCluster(
+            urls: urls, settings: Self.settings(interval: 60, statusInterval: 1), database: postgres.url
+        ) { cluster in
+            let (logger, log) = RecordingLogHandler.make()
+            let a = try cluster.start("a", logger: logger, statementTimeout: .seconds(1))
+            try await cluster.settle(sleepers: 2)
+            for _ in 1...2 {
+                cluster.clock.advance(by: .seconds(1))
+                try await cluster.settle(sleepers: 2)
+            }
+            #expect(a.reports.count > 0)
+            // When: PostgreSQL freezes, a reloads at once (before any statement meets its limit), and 6 s of
+            // ticks fall due before it thaws.
+            try await postgres.freeze()
+            let frozen = ContinuousClock.now
+            let b = try await cluster.reload("a", from: a, targets: cluster.targets)
+            let listed = await eventually(within: .seconds(10)) { () -> Bool in
+                log.all.contains { $0.contains("cannot list the script's URLs") }
+            }
+            #expect(listed, "\(log.all)")
+            for _ in 1...6 {
+                cluster.clock.advance(by: .seconds(1))
+                try await Task.sleep(for: .milliseconds(500))
+            }
+            let length = frozen.duration(to: .now)
+            try await postgres.thaw()
+            let deadline = ContinuousClock.now + .seconds(30)
+            while Self.outageLengths(log.all).isEmpty, ContinuousClock.now < deadline {
+                cluster.clock.advance(by: .milliseconds(200))
+                try await Task.sleep(for: .milliseconds(100))
+            }
+            // Then: one outage, said once, whose length counts from the last statement answered before the
+            // freeze (not from the reload's failure, 1 s into it) ...
+            let lengths = Self.outageLengths(log.all)
+            #expect(lengths.count == 1, "\(log.all)")
+            #expect(lengths.allSatisfy { $0 >= length.seconds - 0.1 }, "\(lengths) \(length)")
+            #expect(log.all.filter { $0.hasPrefix("error: ") }.count == 1, "\(log.all)")
+            // ... and the new pool's monitor counts the report ticks that fell due in it.
+            let missed = await eventually(within: .seconds(10)) { b.missed.total.withLock { $0 } >= 4 }
+            #expect(missed, "\(b.missed.total.withLock { $0 }) \(a.missed.total.withLock { $0 })")
+        }
+    }
+
     @Test func leavingWhilePostgresIsDown_saysTheConnectionIsRefused_andWhileFrozen_givesUpAfter2s() async throws {
         guard let postgres = try await Self.ownPostgres() else { return }
         defer { TestPostgres.Cluster.stop(directory: postgres.directory) }

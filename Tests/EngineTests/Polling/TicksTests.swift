@@ -40,4 +40,25 @@ import Testing
         clock.advance(by: .seconds(2.5))
         #expect(await sleeps.next() == .seconds(1.5))
     }
+
+    /// Issue 15, N4: a reload's ticks go on from the pool before's, so the ticks that fell due between the
+    /// two (PostgreSQL frozen while the reload listed its URLs) are counted as missed, not lost.
+    @Test func ticksTakingOverFromEarlierOnes_countTheTicksMissedSinceTheirLast() async throws {
+        let clock = ManualClock()
+        let missed = Mutex<[Int]>([])
+        // Given: ticks every 2 s whose last fell due at 0 s; 9 s pass before the ones that take over start.
+        let previous = clock.now
+        clock.advance(by: .seconds(9))
+        let ticking = Task {
+            var ticks = Ticks(every: .seconds(2), clock: clock, atOnce: true, after: previous)
+            guard let count = await ticks.next() else { return }
+            missed.withLock { $0.append(count) }
+        }
+        _ = await ticking.value
+        // Then: their first tick, at once, is the one due at 2 s, 7 s late: it stands for the 3 missed after
+        // it (due at 4, 6 and 8 s), as a late tick does; without earlier ticks it stands for none.
+        #expect(missed.withLock { $0 } == [3])
+        var fresh = Ticks(every: .seconds(2), clock: clock, atOnce: true)
+        #expect(await fresh.next() == 0)
+    }
 }
