@@ -20,14 +20,16 @@ def peak_rss_mb(pid):
     return 0.0
 
 
-def start_nginx(workdir):
+def start_nginx(workdir, port=18480):
+    """nginx answering 200 on 127.0.0.1:`port` (bench/nginx.conf), its files in `workdir`."""
     conf = open(os.path.join(ROOT, "bench", "nginx.conf")).read().replace("PREFIX", workdir)
+    conf = conf.replace("127.0.0.1:18480", f"127.0.0.1:{port}")
     path = os.path.join(workdir, "nginx.conf")
     open(path, "w").write(conf)
     proc = subprocess.Popen(["nginx", "-c", path, "-p", workdir], stderr=subprocess.DEVNULL)
     for _ in range(100):
         try:
-            socket.create_connection(("127.0.0.1", 18480), timeout=1).close()
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
             break
         except OSError:
             time.sleep(0.05)

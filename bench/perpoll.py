@@ -3,7 +3,9 @@ interval 0, as bench/run's) under `perf stat`, the builds interleaved run by run
 Prints polls/s, CPU ms per 1,000 polls (perf's task-clock) and context switches per poll (thread wake-ups),
 and writes the table to bench/results/DATE.perpoll.md. Starts nginx on 127.0.0.1:18480 like bench/run.
 
-    python3 bench/perpoll.py BINARY[,BINARY...] [--pollers 2,16,64] [--repeat 3] [--seconds 6]
+    python3 bench/perpoll.py BINARY[,BINARY...] [--pollers 2,16,64] [--repeat 3] [--seconds 6] [--port 18480]
+
+--port puts nginx (and the URLs) on another loopback port, beside another engineer's bench on 18480.
 
 This VM's perf has no hardware counters (`instructions` is "not supported"), so CPU time per poll stands in.
 """
@@ -44,11 +46,13 @@ def main():
     parser.add_argument("--pollers", default="2,16,64")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=6)
+    parser.add_argument("--port", type=int, default=18480)
     args = parser.parse_args()
+    bench.BASE = f"http://127.0.0.1:{args.port}"
     binaries = args.binaries.split(",")
     pool_sizes = [int(p) for p in args.pollers.split(",")]
     workdir = tempfile.mkdtemp(prefix="urlpoll-perpoll-")
-    nginx = bench.start_nginx(workdir)
+    nginx = bench.start_nginx(workdir, args.port)
     runs = {}
     try:
         for r in range(args.repeat):
