@@ -169,7 +169,7 @@ public final class ChangeQueue<C: Clock>: Service where C.Duration == Duration {
     /// Runs hooks until ``finish()`` or graceful shutdown, then those still queued, for ``stopLimit`` at most.
     public func run() async {
         await withGracefulShutdownHandler {
-            await withTaskGroup(of: Bool.self) { group in
+            let drained = await withTaskGroup(of: Bool.self) { group in
                 group.addTask {
                     await self.consume()
                     return true
@@ -182,13 +182,14 @@ public final class ChangeQueue<C: Clock>: Service where C.Duration == Duration {
                 }
                 let drained = await group.next() ?? true
                 group.cancelAll()
-                guard !drained else { return }
-                let left = self.waiting
-                if left > 0 {
-                    self.logger.error(
-                        "\(left) \(left == 1 ? "change's on_change hook was" : "changes' on_change hooks were") not run: urlpoll stopped, and the hooks queued did not finish within \(formatSeconds(self.stopLimit.seconds)) s"
-                    )
-                }
+                return drained
+            }
+            // Counted once the hooks abandoned have returned.
+            let left = self.waiting
+            if !drained, left > 0 {
+                self.logger.error(
+                    "\(left) \(left == 1 ? "change's on_change hook was" : "changes' on_change hooks were") not run: urlpoll stopped, and the hooks queued did not finish within \(formatSeconds(self.stopLimit.seconds)) s"
+                )
             }
         } onGracefulShutdown: {
             self.finish()
