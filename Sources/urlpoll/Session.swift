@@ -302,7 +302,8 @@ struct Session {
     /// The monitor and pool for a loaded script.
     private static func makePool(
         host: ScriptHost, options: PollOptions, store: StateStore?, history: HistoryWriter?,
-        changes: ChangeQueue<ContinuousClock>, prober: SchemeProber, metrics: EngineMetrics?, served: MetricsSource, schedule: SharedSchedule? = nil, logger: Logger
+        changes: ChangeQueue<ContinuousClock>, prober: SchemeProber, metrics: EngineMetrics?, served: MetricsSource,
+        schedule: SharedSchedule? = nil, logger: Logger
     ) -> PollerPool<ContinuousClock> {
         let settings = options.apply(to: host.config.settings)
         host.runs(with: settings)
@@ -379,7 +380,8 @@ struct Session {
             }
             return Self.makePool(
                 host: host, options: self.options, store: self.store, history: self.history?.writer,
-                changes: self.changes, prober: self.schemes, metrics: self.metrics, served: self.served, schedule: schedule,
+                changes: self.changes, prober: self.schemes, metrics: self.metrics, served: self.served,
+                schedule: schedule,
                 logger: self.logger)
         } catch {
             self.metrics?.reloaded(success: false)

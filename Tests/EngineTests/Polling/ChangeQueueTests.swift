@@ -106,9 +106,10 @@ import Testing
         // And: once the store answers, the hooks run after their commits, in order.
         store.open()
         #expect(await eventually { hook.ended == 7 })
-        #expect(hook.log.filter { $0.hasPrefix("end") }.map { $0.hasSuffix("200 OK") } == [
-            true, false, true, false, true, false, true,
-        ])
+        #expect(
+            hook.log.filter { $0.hasPrefix("end") }.map { $0.hasSuffix("200 OK") } == [
+                true, false, true, false, true, false, true,
+            ])
         queue.finish()
         writer.finish()
         await hooking
@@ -165,9 +166,11 @@ import Testing
             hook.release()
             #expect(await eventually { hook.ended == 3 })
             let aEvents = hook.log.filter { $0.contains(Self.a) }
-            #expect(aEvents == [
-                "start \(Self.a) refused", "end \(Self.a) refused", "start \(Self.a) 200 OK", "end \(Self.a) 200 OK",
-            ])
+            #expect(
+                aEvents == [
+                    "start \(Self.a) refused", "end \(Self.a) refused", "start \(Self.a) 200 OK",
+                    "end \(Self.a) 200 OK",
+                ])
         }
     }
 
@@ -220,7 +223,8 @@ import Testing
                 third.withLock { $0 = true }
             }()
             // Then: its poll waits, and a warning says why.
-            #expect(await eventually { log.all.contains { $0.contains("2 changes are waiting for their on_change hook") } })
+            #expect(
+                await eventually { log.all.contains { $0.contains("2 changes are waiting for their on_change hook") } })
             #expect(!third.withLock { $0 })
             #expect(queue.waiting == 2)
             // When: the hooks end, it goes on, and its hook runs too.
