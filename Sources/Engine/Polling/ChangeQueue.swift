@@ -8,7 +8,8 @@ import Synchronization
 ///
 /// - **After its commit.** With a ``HistoryWriter``, a change's hook runs once the writer has committed the
 ///   change with its URL's state, or its write failed, or ``commitLimit`` passed since the change was heard,
-///   whichever comes first: a crash right after an alert neither repeats it nor misses the recovery. One task
+///   whichever comes first: a crash right after an alert neither repeats it nor misses the recovery (a crash
+///   after the commit and before the hook loses that alert: at most once). One task
 ///   waits for the commits in the order the changes came, each until its own deadline (heard + limit), so a
 ///   burst of changes committed together waits once, never one limit per change in series; once a wait
 ///   outlasts the limit (a store locked by another process), changes do not wait until a commit returns

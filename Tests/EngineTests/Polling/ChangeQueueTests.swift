@@ -1,5 +1,4 @@
 import Engine
-import Foundation
 import Logging
 import Synchronization
 import Testing
@@ -38,7 +37,6 @@ import Testing
         func changed(_ state: State, previous: State?) async {
             self.events.withLock { $0.append("start \(state.url) \(state.status)") }
             if self.held.contains(state.url) {
-                let id = UUID()
                 await withTaskCancellationHandler {
                     await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
                         let open = self.gate.withLock { gate -> Bool in
@@ -49,7 +47,6 @@ import Testing
                         if open { continuation.resume() }
                     }
                 } onCancel: {
-                    _ = id
                     self.release()
                 }
             }
