@@ -34,6 +34,8 @@ struct Session {
     /// What `/metrics` says of the shared schedule, when there is one and a listener.
     private let clusterMetrics: ClusterMetrics?
     let dispatcher: AlertDispatcher<ContinuousClock>
+    /// Runs each change's `on_change` hook off the poll that heard it, once the change is committed.
+    let changes: ChangeQueue<ContinuousClock>
     /// The pool for the script as first loaded, taken by `run` or `runOnce`: once a reload replaces it,
     /// nothing keeps it.
     private let firstPool: Handoff<PollerPool<ContinuousClock>>
@@ -140,6 +142,7 @@ struct Session {
         self.logger = logger
         self.store = state.map(StateStore.init(path:))
         self.dispatcher = dispatcher
+        self.changes = ChangeQueue(clock: ContinuousClock(), logger: logger)
         self.alertClient = alertClient
         self.probeClient = HTTPProber.makeClient(pollers: pollers)
         var configuration = HTTPProber.Configuration()
@@ -169,7 +172,7 @@ struct Session {
         self.firstPool = Handoff(
             Self.makePool(
                 host: host, options: options, store: self.store, history: self.history?.writer,
-                prober: self.schemes, metrics: self.metrics, served: self.served,
+                changes: self.changes, prober: self.schemes, metrics: self.metrics, served: self.served,
                 schedule: self.shared.map {
                     SharedSchedule(
                         store: $0.store, scriptHash: $0.scriptHash, syncsOnStart: false, metrics: clusterMetrics)
@@ -298,18 +301,22 @@ struct Session {
 
     /// The monitor and pool for a loaded script.
     private static func makePool(
-        host: ScriptHost, options: PollOptions, store: StateStore?, history: HistoryWriter?, prober: SchemeProber,
-        metrics: EngineMetrics?, served: MetricsSource, schedule: SharedSchedule? = nil, logger: Logger
+        host: ScriptHost, options: PollOptions, store: StateStore?, history: HistoryWriter?,
+        changes: ChangeQueue<ContinuousClock>, prober: SchemeProber, metrics: EngineMetrics?, served: MetricsSource,
+        schedule: SharedSchedule? = nil, logger: Logger
     ) -> PollerPool<ContinuousClock> {
         let settings = options.apply(to: host.config.settings)
         host.runs(with: settings)
         var observers: [any StateObserver] = []
-        // An on_change hook (an alert) runs once its change is committed: a crash then neither loses its
-        // state nor repeats the alert.
-        history?.awaitsCommit(host.config.onChange != nil)
-        if let history { observers.append(history) }
+        if host.config.onChange != nil {
+            // An on_change hook (an alert) runs from the change queue, off the poll that heard the change,
+            // once the change is committed: a crash then neither loses its state nor repeats the alert.
+            observers.append(changes.observer(hook: host, history: history))
+        } else {
+            if let history { observers.append(history) }
+            if let observer = host.observer { observers.append(observer) }
+        }
         if let metrics { observers.append(metrics) }
-        if let observer = host.observer { observers.append(observer) }
         switch options.format {
         case .json: observers.append(JSONChangePrinter(output: .standardOutput))
         case .text: if host.config.onChange == nil { observers.append(ChangeLogger(logger: logger)) }
@@ -373,7 +380,8 @@ struct Session {
             }
             return Self.makePool(
                 host: host, options: self.options, store: self.store, history: self.history?.writer,
-                prober: self.schemes, metrics: self.metrics, served: self.served, schedule: schedule,
+                changes: self.changes, prober: self.schemes, metrics: self.metrics, served: self.served,
+                schedule: schedule,
                 logger: self.logger)
         } catch {
             self.metrics?.reloaded(success: false)
@@ -513,6 +521,8 @@ struct Session {
         }
         services += [
             .init(service: self.dispatcher, serviceName: "alerts"),
+            // After the alerts, so it stops before them: the hooks still queued at a stop raise theirs.
+            .init(service: self.changes, serviceName: "on_change"),
             .init(service: triggers, successTerminationBehavior: .ignore, serviceName: "reload-triggers"),
             .init(
                 service: StandardOutputWatch(logger: self.logger),
@@ -561,7 +571,12 @@ struct Session {
     /// there counts this run's polls) and before returning.
     func runOnce() async -> [State] {
         async let delivering: Void = self.dispatcher.run()
-        guard let pool = self.firstPool.take() else { return [] }
+        async let hooking: Void = self.changes.run()
+        guard let pool = self.firstPool.take() else {
+            self.changes.finish()
+            await hooking
+            return []
+        }
         var writing: Task<Void, Never>?
         var resume: [State] = []
         if let history = self.history {
@@ -576,8 +591,11 @@ struct Session {
         }
         // Each URL's error_count and since go on from the store, as under `run`.
         let states = await pool.runOnce(resuming: resume)
-        // This run's polls are written before the report, so urlpoll.history in `report` always counts them.
+        // This run's polls are written before the report, so urlpoll.history in `report` always counts them;
+        // and its on_change hooks run before it, as their changes are committed.
+        self.changes.finish(limited: false)
         await self.history?.writer.sync()
+        await hooking
         await pool.monitor.tick()
         if let history = self.history {
             history.writer.finish()

@@ -1,7 +1,7 @@
 import Synchronization
 
-/// CommitWait is one change's wait for its commit (``HistoryWriter/changed(_:previous:)``): ended once,
-/// by the writer when the change is committed or its write failed, or by the time limit.
+/// CommitWait is one change's wait for its commit (``HistoryWriter/changedAwaitingCommit(_:previous:)``): ended once,
+/// by the writer when the change is committed or its write failed, or by the time limit (``ChangeQueue``).
 final class CommitWait: Sendable {
     private struct Waiting {
         var continuation: CheckedContinuation<Void, Never>?

@@ -13,13 +13,13 @@ import Synchronization
 /// disk), what could not be written is counted (``lost``, and `onLoss` for the metric
 /// `urlpoll_history_lost_total`), one log line says so, and polling goes on.
 ///
-/// While ``awaitsCommit(_:)`` is on (the script has `on_change`), a change is made durable before the
-/// observers after the writer hear of it, so a crash neither loses the state an alert announced nor makes
-/// the restart repeat the alert: ``changed(_:previous:)`` returns once the writer has committed the change
-/// with its URL's state, or its write failed, or ``commitLimit`` passed (a slow disk never holds an alert
-/// back longer). The writer commits the changes queued together in one transaction as soon as its queue is
-/// empty (group commit), so a burst of changes is a few transactions; polls' rollups stay batched per tick.
-/// While it is off, changes are written with the tick's batch.
+/// A change heard through ``changedAwaitingCommit(_:previous:)`` (the script has `on_change`: its
+/// ``ChangeQueue`` calls it) is made durable before its hook runs, so a crash neither loses the state an
+/// alert announced nor makes the restart repeat the alert: the ``CommitWait`` returned ends once the writer
+/// has committed the change with its URL's state, or its write failed (the queue also ends it at its time
+/// limit). The writer commits the changes queued together in one transaction as soon as its queue is empty
+/// (group commit), so a burst of changes is a few transactions; polls' rollups stay batched per tick. Other
+/// changes are written with the tick's batch.
 ///
 /// Retention: minute rollups are kept for ``Retention/minutes`` (7 days), hour rollups and changes for
 /// ``Retention/hours`` (400 days); what is older is pruned every 10 minutes, beside the writes.
@@ -52,14 +52,10 @@ public final class HistoryWriter: StateObserver, Service {
     private let dropped = Atomic<Int>(0)
     /// Messages sent and not yet taken by the writer task: at 0 the changes gathered are committed.
     private let queued = Atomic<Int>(0)
-    private let awaiting = Atomic<Bool>(false)
-    /// Set when a change's wait outlasted ``commitLimit`` (the store hangs: a lock held by another process, a
-    /// slow disk), cleared when the writer's next commit of changes returns: meanwhile changes do not wait,
-    /// so a hung store holds the pollers and alerts back once, for one limit, not a limit per change.
+    /// Set when a change's wait outlasted its time limit (``commitTimedOut()``: the store hangs, a lock held
+    /// by another process, a slow disk), cleared when the writer's next commit of changes returns: meanwhile
+    /// changes do not wait, so a hung store holds alerts back once, for one limit, not a limit per change.
     private let stalled = Atomic<Bool>(false)
-    /// The longest ``changed(_:previous:)`` waits for its change's commit.
-    public let commitLimit: Duration
-    private let clock: any Clock<Duration>
     private let failed = Atomic<Int>(0)
     private let now: @Sendable () -> Double
     private let onLoss: @Sendable (Int) -> Void
@@ -70,15 +66,11 @@ public final class HistoryWriter: StateObserver, Service {
     /// - Parameters:
     ///   - now: The wall clock, seconds since the epoch, for the retention cutoffs.
     ///   - onLoss: Told how many polls or changes could not be written, each time some are lost.
-    ///   - commitLimit: The longest ``changed(_:previous:)`` waits for its change's commit, on `clock`.
     public init(
         store: any HistoryStore, capacity: Int = 65_536, retention: Retention = Retention(),
         now: @escaping @Sendable () -> Double = { Date().timeIntervalSince1970 },
-        onLoss: @escaping @Sendable (Int) -> Void = { _ in }, commitLimit: Duration = .seconds(1),
-        clock: any Clock<Duration> = ContinuousClock(), logger: Logger
+        onLoss: @escaping @Sendable (Int) -> Void = { _ in }, logger: Logger
     ) {
-        self.commitLimit = commitLimit
-        self.clock = clock
         self.store = store
         self.capacity = capacity
         self.retention = retention
@@ -99,31 +91,27 @@ public final class HistoryWriter: StateObserver, Service {
         self.send(.polled(state))
     }
 
-    /// Queues the change; when ``awaitsCommit(_:)`` is on, returns once it is committed, its write failed,
-    /// or ``commitLimit`` passed, whichever comes first (at once if the queue is full or the writer ended,
-    /// and while an earlier wait outlasted the limit and no commit has returned since).
+    /// Queues the change, to be written with the tick's batch.
     public func changed(_ state: State, previous: State?) async {
-        guard self.awaiting.load(ordering: .relaxed), !self.stalled.load(ordering: .relaxed) else {
-            self.send(.changed(state, previous: previous, committed: nil))
-            return
-        }
-        let wait = CommitWait()
-        guard self.send(.changed(state, previous: previous, committed: wait)) else { return }
-        let clock = self.clock
-        let limit = self.commitLimit
-        let timer = Task {
-            try? await clock.sleep(for: limit)
-            wait.resume(timedOut: true)
-        }
-        await wait.wait()
-        timer.cancel()
-        if wait.timedOut { self.stalled.store(true, ordering: .relaxed) }
+        self.send(.changed(state, previous: previous, committed: nil))
     }
 
-    /// Whether ``changed(_:previous:)`` waits for its change's commit: on while the script has an
-    /// `on_change` hook (the monitor runs it after the writer hears the change).
-    public func awaitsCommit(_ on: Bool) {
-        self.awaiting.store(on, ordering: .relaxed)
+    /// Queues the change to be committed (with its URL's state) as soon as the writer's queue is empty, and
+    /// returns what ends once it is committed or its write failed; nil when there is nothing to wait for:
+    /// the queue is full (the change is counted as lost), the writer has finished, or an earlier wait timed
+    /// out and no commit has returned since (the change is then written with the tick's batch).
+    func changedAwaitingCommit(_ state: State, previous: State?) -> CommitWait? {
+        guard !self.stalled.load(ordering: .relaxed) else {
+            self.send(.changed(state, previous: previous, committed: nil))
+            return nil
+        }
+        let wait = CommitWait()
+        return self.send(.changed(state, previous: previous, committed: wait)) ? wait : nil
+    }
+
+    /// Told when a change's wait outlasted its limit: changes do not wait until the next commit returns.
+    func commitTimedOut() {
+        self.stalled.store(true, ordering: .relaxed)
     }
 
     public func ticked() async {

@@ -121,6 +121,39 @@ import Testing
         #expect(!second.stdout.contains("ALERT nil"), "\(second.stdout)")
     }
 
+    /// Issue 14 (N0): `on_change` runs from a queue off the polls; a clean stop still runs the hooks of the
+    /// changes heard (for 5 s), not abandoning one that waits on `urlpoll.http`, and the writer, which stops
+    /// after the queue, still commits what they wait for.
+    @Test func sigtermWhileAnOnChangeWaitsOnARequest_runsItBeforeExiting() async throws {
+        let server = HookServer()
+        try await server.run { base in
+            let folder = Folder()
+            let script = try TemporaryScript(
+                """
+                status_interval = 60
+                poll_interval = 60
+                urls = { "\(base)/json" }
+                function on_change(s, prev)
+                  local r = urlpoll.http.get("\(base)/slow")
+                  print("HOOKED " .. r.body)
+                end
+                """)
+            let process = try CLIProcess(["run", script.path, "--data", folder.path])
+            defer { process.signal(SIGKILL) }
+            // Given: the first result's on_change waits on a server that has not answered yet.
+            var arrivals = server.arrivals.makeAsyncIterator()
+            #expect(await arrivals.next() == "/slow")
+            // When: urlpoll is stopped; once polling has stopped (its last report is out), the server answers.
+            process.signal(SIGTERM)
+            try await process.waitForOutput("/json", limit: .seconds(20))
+            server.release()
+            // Then: the hook finished before urlpoll exited, cleanly.
+            #expect(await process.wait() == 0)
+            #expect(process.stdout.contains("HOOKED finally"), "\(process.stdout)\n\(process.stderr)")
+            #expect(Self.count(folder, "SELECT count(*) FROM state_change") == 1)
+        }
+    }
+
     /// Issue 14 (#1): the same window made the restart send the same alert again when the service was still
     /// down.
     @Test func killedRightAfterAnAlert_restartDoesNotRepeatIt() async throws {
