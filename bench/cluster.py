@@ -13,7 +13,12 @@ statements per poll (pg_stat_statements), with a projection, to stdout and bench
 `--status-interval S` sets the script's status_interval (every instance reads the fleet's states that often),
 `--kill-at S` when instance #0 is killed, `--pin` pins each instance to a core of its own (taskset; the
 server and nginx on what is left), `--series` adds lateness per 5 s and PostgreSQL's lock waits (sampled
-every second from pg_stat_activity) to the results, to set them against the instances' periodic work.
+every second from pg_stat_activity) to the results, to set them against the instances' periodic work, with
+each instance's polls and p99 per window. `--stagger S` starts instance n at n × S seconds; the default starts
+them together, as a fleet deployed at once does (staggered, the first instance takes the whole first pass alone
+until the others come: at 100,000 URLs on 2 cores that made the first 15 s worse, p99 2.1 s, not better).
+`--logs DIR` keeps each instance's log, each poll's time and lateness (instanceN.samples) and PostgreSQL's
+statements of 250 ms or more (server.log), to read a start's timeline.
 
 Loopback only; bounded in time; stops and removes what it starts. Run as root (initdb runs as postgres).
 """
