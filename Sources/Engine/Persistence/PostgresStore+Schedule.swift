@@ -261,9 +261,10 @@ extension PostgresStore {
                         WHERE id IN (SELECT id FROM lk) AND NOT retired AND NOT EXISTS (
                             SELECT 1 FROM l WHERE l.url = urlpoll_targets.url AND l.ordinal = urlpoll_targets.ordinal)
                         """, logger: Self.quiet)
-                    // The rows this listing made due before its end (this transaction wrote them: `xmin`; no
-                    // other row is touched), spread again from its end to its last first due time. Rows due
-                    // before its start were overdue already, and are left as they are.
+                    // The rows this listing made due before its end (this transaction wrote them: their `xmin`
+                    // is its id, `txid_current()` without the epoch, as PostgreSQL 12 has it; no other row is
+                    // touched), spread again from its end to its last first due time. Rows due before its
+                    // start were overdue already, and are left as they are.
                     let end = try await Self.clock(clock(), on: connection)
                     try await connection.query(
                         """
@@ -271,7 +272,7 @@ extension PostgresStore {
                             SELECT id, row_number() OVER (ORDER BY due_at, id) - 1 AS n, count(*) OVER () AS k
                             FROM urlpoll_targets
                             WHERE NOT retired AND due_at >= \(now)::float8 AND due_at < \(end)::float8
-                                AND xmin = pg_current_xact_id()::xid)
+                                AND xmin::text::bigint = txid_current() % 4294967296)
                         UPDATE urlpoll_targets
                         SET due_at = \(end)::float8 + o.n * greatest(0, \(now + lastOffset - end)::float8) / o.k
                         FROM o WHERE urlpoll_targets.id = o.id
