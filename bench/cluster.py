@@ -13,7 +13,12 @@ statements per poll (pg_stat_statements), with a projection, to stdout and bench
 `--status-interval S` sets the script's status_interval (every instance reads the fleet's states that often),
 `--kill-at S` when instance #0 is killed, `--pin` pins each instance to a core of its own (taskset; the
 server and nginx on what is left), `--series` adds lateness per 5 s and PostgreSQL's lock waits (sampled
-every second from pg_stat_activity) to the results, to set them against the instances' periodic work.
+every second from pg_stat_activity) to the results, to set them against the instances' periodic work, with
+each instance's polls and p99 per window. `--stagger S` starts instance n at n × S seconds; the default starts
+them together, as a fleet deployed at once does (staggered, the first instance takes the whole first pass alone
+until the others come: at 100,000 URLs on 2 cores that made the first 15 s worse, p99 2.1 s, not better).
+`--logs DIR` keeps each instance's log, each poll's time and lateness (instanceN.samples) and PostgreSQL's
+statements of 250 ms or more (server.log), to read a start's timeline.
 
 Loopback only; bounded in time; stops and removes what it starts. Run as root (initdb runs as postgres).
 """
@@ -67,7 +72,8 @@ class Postgres:
         self.as_postgres(["initdb", "-D", self.dir + "/data", "-U", "postgres", "-A", "trust", "--no-sync",
                           "-E", "UTF8"])
         options = (f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c max_connections=200 "
-                   "-c shared_preload_libraries=pg_stat_statements -c pg_stat_statements.track=all")
+                   "-c shared_preload_libraries=pg_stat_statements -c pg_stat_statements.track=all "
+                   "-c log_min_duration_statement=250 -c log_line_prefix='%m [%p] '")
         self.as_postgres(["pg_ctl", "-D", self.dir + "/data", "-l", self.dir + "/server.log", "-o", options,
                           "-w", "-t", "60", "start"])
         self.url = f"postgresql://postgres@127.0.0.1:{self.port}/postgres?sslmode=disable"
@@ -145,12 +151,13 @@ function report(s) end
 
 
 class Instance:
-    def __init__(self, urlpoll, script, store, workdir, n, cpu=None):
+    def __init__(self, urlpoll, script, store, workdir, n, cpu=None, log_level="warning"):
         self.n = n
         self.stderr = open(os.path.join(workdir, f"instance{n}.log"), "w")
         pin = ["taskset", "-c", str(cpu)] if cpu is not None else []
-        self.proc = subprocess.Popen(pin + [urlpoll, "run", script, "--store", store, "--log-level", "warning"],
+        self.proc = subprocess.Popen(pin + [urlpoll, "run", script, "--store", store, "--log-level", log_level],
                                      stdout=subprocess.PIPE, stderr=self.stderr, text=True, bufsize=1 << 16)
+        self.started = time.time()
         self.samples = []  # (wall time, lateness s)
         self.reader = threading.Thread(target=self.read, daemon=True)
         self.reader.start()
@@ -188,14 +195,19 @@ def main():
     parser.add_argument("--status-interval", type=float, default=10.0)
     parser.add_argument("--kill-at", type=float)
     parser.add_argument("--pin", action="store_true", help="each instance on a core of its own (taskset)")
+    parser.add_argument("--stagger", type=float, default=0.0,
+                        help="start instance n at n × this many seconds (0: all at once)")
     parser.add_argument("--series", action="store_true", help="lateness per 5 s and lock waits per second")
-    parser.add_argument("--logs", help="copy the instances' logs (standard error) into this folder")
+    parser.add_argument("--logs", help="copy the instances' logs (standard error) and each poll's written-back "
+                        "time and lateness (instanceN.samples) into this folder")
+    parser.add_argument("--log-level", default="warning", help="the instances' --log-level (warning)")
     args = parser.parse_args()
     urls = args.urls or (10_000 if args.quick else 100_000)
     interval = args.interval or (20.0 if args.quick else 60.0)
     seconds = args.seconds or (60.0 if args.quick else 180.0)
     kill_at = args.kill_at or seconds / 2
 
+    load = os.getloadavg()[0]  # the machine's load before the run (1-minute average), for the record
     workdir = tempfile.mkdtemp(prefix="urlpoll-cluster-")
     os.chmod(workdir, 0o755)
     pg = nginx = None
@@ -220,8 +232,13 @@ def main():
         pg_cpu0 = pg.cpu()
         xact0 = int(pg.sql("SELECT xact_commit FROM pg_stat_database WHERE datname = 'postgres'")[0][0])
         start = time.time()
-        instances = [Instance(args.urlpoll, script, pg.url, workdir, n,
-                              cpu=(n % os.cpu_count()) if args.pin else None) for n in range(args.instances)]
+        if args.logs:
+            os.makedirs(args.logs, exist_ok=True)
+            open(os.path.join(args.logs, "start"), "w").write(f"{start:.3f}\n")
+        for n in range(args.instances):
+            time.sleep(max(0.0, start + n * args.stagger - time.time()))
+            instances.append(Instance(args.urlpoll, script, pg.url, workdir, n,
+                                      cpu=(n % os.cpu_count()) if args.pin else None, log_level=args.log_level))
         waits = []  # (wall time, backends waiting for a lock, active backends)
         sampling = threading.Event()
 
@@ -279,6 +296,12 @@ def main():
         os.makedirs(args.logs, exist_ok=True)
         for n in range(args.instances):
             shutil.copy(os.path.join(workdir, f"instance{n}.log"), args.logs)
+            with open(os.path.join(args.logs, f"instance{n}.samples"), "w") as out:
+                out.write(f"# started {instances[n].started - start:.3f} s after the bench's start; "
+                          "each line: seconds from the start when the poll was written back, lateness in s\n")
+                out.writelines(f"{at - start:.3f} {late:.6f}\n" for at, late in instances[n].samples)
+        # Statements that took 250 ms or more, with their start times (log_min_duration_statement).
+        shutil.copy(os.path.join(workdir, "pg", "server.log"), args.logs)
     shutil.rmtree(workdir, ignore_errors=True)
     done = [t for t in times if start <= t <= end]
     before = sum(1 for t in done if t < killed_at)
@@ -345,15 +368,22 @@ def main():
     title = (f"urlpoll cluster bench, {now}, {os.cpu_count()} cores ({label}): {args.instances} instances, "
              f"{urls:,} URLs at {interval:g} s, {seconds:g} s, instance #0 SIGKILLed at {kill_at:g} s, "
              f"pollers={args.pollers}, status_interval={args.status_interval:g} s"
-             f"{', instances pinned' if args.pin else ''}, {os.path.relpath(args.urlpoll, ROOT)}")
+             f"{', instances pinned' if args.pin else ''}"
+             f"{f', instances started {args.stagger:g} s apart' if args.stagger else ', instances started at once'}, "
+             f"{os.path.relpath(args.urlpoll, ROOT)}, load before {load:.2f}")
     text = [title, "", "| measure | result | detail |", "|---|---|---|"]
     text += [f"| {a} | {b} | {c} |" for a, b, c in rows]
     text += ["", projection, ""]
+    text += ["Starts: " + "; ".join(
+        f"#{n} started at {i.started - start:.1f} s, its first poll written back at "
+        + (f"{min(at for at, _ in i.samples) - start:.1f} s" if i.samples else "none")
+        for n, i in enumerate(instances)) + ".", ""]
     if args.series:
         text += ["Lateness per 5 s (all instances; seconds from the start; the kill at "
                  f"{killed_at - start:.0f} s) beside PostgreSQL's backends waiting for a lock and active, "
                  "sampled every second (max in the window):", "",
-                 "| from s | polls | p50 ms | p99 ms | max ms | lock waits | active |", "|---|---|---|---|---|---|---|"]
+                 "| from s | polls | p50 ms | p99 ms | max ms | lock waits | active | polls, p99 ms per instance |",
+                 "|---|---|---|---|---|---|---|---|"]
         for w in range(0, int(seconds), 5):
             window = sorted(late for at, late in samples if start + w <= at < start + w + 5)
             seen = [(n, a) for at, n, a in waits if start + w <= at < start + w + 5]
@@ -363,8 +393,15 @@ def main():
             def q(p):
                 return window[min(len(window) - 1, max(0, int(p * len(window) + 0.5) - 1))] * 1000
 
+            mine = []
+            for n, instance in enumerate(instances):
+                own = sorted(late for at, late in instance.samples if start + w <= at < start + w + 5)
+                if own:
+                    p99 = own[min(len(own) - 1, max(0, int(0.99 * len(own) + 0.5) - 1))] * 1000
+                    mine.append(f"#{n}: {len(own):,}, {p99:.0f}")
             text.append(f"| {w} | {len(window):,} | {q(0.5):.0f} | {q(0.99):.0f} | {window[-1] * 1000:.0f} | "
-                        f"{max((n for n, _ in seen), default=0)} | {max((a for _, a in seen), default=0)} |")
+                        f"{max((n for n, _ in seen), default=0)} | {max((a for _, a in seen), default=0)} | "
+                        f"{'; '.join(mine)} |")
         text.append("")
     print("\n".join(text))
     os.makedirs(os.path.join(ROOT, "bench", "results"), exist_ok=True)

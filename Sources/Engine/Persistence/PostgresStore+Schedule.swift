@@ -13,7 +13,8 @@ extension PostgresStore {
         public var definition_hash: String
         /// The lease a claim takes (seconds): the URL's timeout and a margin.
         public var lease_seconds: Double
-        /// When a new row first falls due, in seconds after the sync.
+        /// When a new row first falls due, in seconds after the sync starts (a row that falls due before the
+        /// sync ends is spread again from its end: ``PostgresStore/sync(_:scriptHash:now:)``).
         public var offset: Double
 
         public init(
@@ -147,10 +148,19 @@ extension PostgresStore {
     /// When the schedule follows `scriptHash` already, the rows are not compared at all: the hash covers every
     /// listing (``SharedSchedule/scriptHash(text:arguments:targets:settings:)``), so equal hashes mean equal
     /// lists; only this instance's row and the schedule's loader are written.
+    ///
+    /// A listing of many URLs takes seconds (100,000 URLs: 1 to 3 s on a 2-core machine), and the rows it
+    /// makes due meanwhile could not be claimed before it commits: left as they are, they would all be overdue
+    /// at once then, a burst the fleet's first claims take whole while the rows due after it wait (bench/cluster.py,
+    /// a fleet's first 10 s). So the rows this listing made due before its end are spread again, in their
+    /// order and evenly, from its end to the last first due time it lists (`offset`), or all due at its end
+    /// when that has passed too.
+    /// - Parameter now: The time (seconds since the epoch), read when the listing starts and again when it
+    ///   ends; nil, the database server's clock. Tests pass their manual clock's.
     /// - Returns: The script the schedule followed before, and who loaded it, if any.
-    public func sync(_ listings: [Listing], scriptHash: String, now: Double? = nil) async throws(HistoryError)
-        -> Previous?
-    {
+    public func sync(
+        _ listings: [Listing], scriptHash: String, now: @autoclosure @escaping @Sendable () -> Double? = nil
+    ) async throws(HistoryError) -> Previous? {
         try await self.list(listings, scriptHash: scriptHash, now: now, unlessFollowedWithin: nil).previous
     }
 
@@ -162,11 +172,22 @@ extension PostgresStore {
     /// take, so of several instances running that script one lists it and the others find it done.
     /// - Returns: The script the schedule followed, when this call listed `listings`; nil when it did not
     ///   (the schedule is followed, by now perhaps thanks to another instance, or another script is newer).
-    public func adopt(_ listings: [Listing], scriptHash: String, alive: Double, now: Double? = nil)
-        async throws(HistoryError) -> Previous?
-    {
+    public func adopt(
+        _ listings: [Listing], scriptHash: String, alive: Double,
+        now: @autoclosure @escaping @Sendable () -> Double? = nil
+    ) async throws(HistoryError) -> Previous? {
         let listed = try await self.list(listings, scriptHash: scriptHash, now: now, unlessFollowedWithin: alive)
         return listed.done ? listed.previous : nil
+    }
+
+    /// `now` when it is given (tests' manual clock), else the database server's clock now (`clock_timestamp()`,
+    /// which moves during a transaction), in seconds since the epoch.
+    static func clock(_ now: Double?, on connection: PostgresConnection) async throws -> Double {
+        if let now { return now }
+        let rows = try await connection.query(
+            "SELECT extract(epoch from clock_timestamp())::float8", logger: Self.quiet)
+        for try await seconds in rows.decode(Double.self) { return seconds }
+        throw HistoryError("the server did not say its time (SELECT clock_timestamp() returned no row)")
     }
 
     /// How long a listing of `count` URLs may take: ``statementTimeout`` and 1 ms per URL (10 s and 100 s
@@ -179,10 +200,12 @@ extension PostgresStore {
 
     /// ``sync(_:scriptHash:now:)`` and ``adopt(_:scriptHash:alive:now:)``: with `unlessFollowedWithin`, lists
     /// only when the schedule is orphaned and `scriptHash` is the newest live script.
-    private func list(_ listings: [Listing], scriptHash: String, now: Double?, unlessFollowedWithin alive: Double?)
-        async throws(HistoryError) -> (previous: Previous?, done: Bool)
-    {
+    private func list(
+        _ listings: [Listing], scriptHash: String, now clock: @escaping @Sendable () -> Double?,
+        unlessFollowedWithin alive: Double?
+    ) async throws(HistoryError) -> (previous: Previous?, done: Bool) {
         let json = String(decoding: try Self.encode(listings), as: UTF8.self)
+        let lastOffset = listings.map(\.offset).max() ?? 0
         let pid = Int32(ProcessInfo.processInfo.processIdentifier)
         let host = ProcessInfo.processInfo.hostName
         return try await self.attempt(
@@ -190,6 +213,8 @@ extension PostgresStore {
         ) {
             try await self.client.withTransaction(logger: Self.quiet) { connection in
                 try await connection.run("SELECT pg_advisory_xact_lock(\(Self.migrationLock))", logger: Self.quiet)
+                // The listing's start, read once the lock is taken: the first due times count from it.
+                let now = try await Self.clock(clock(), on: connection)
                 let found = try await Self.following(on: connection, alive: alive ?? 0, now: now)
                 if alive != nil,
                     found.followed || found.newest != scriptHash || found.schedule?.scriptHash == scriptHash
@@ -235,6 +260,22 @@ extension PostgresStore {
                         UPDATE urlpoll_targets SET retired = true
                         WHERE id IN (SELECT id FROM lk) AND NOT retired AND NOT EXISTS (
                             SELECT 1 FROM l WHERE l.url = urlpoll_targets.url AND l.ordinal = urlpoll_targets.ordinal)
+                        """, logger: Self.quiet)
+                    // The rows this listing made due before its end (this transaction wrote them: their `xmin`
+                    // is its id, `txid_current()` without the epoch, as PostgreSQL 12 has it; no other row is
+                    // touched), spread again from its end to its last first due time. Rows due before its
+                    // start were overdue already, and are left as they are.
+                    let end = try await Self.clock(clock(), on: connection)
+                    try await connection.run(
+                        """
+                        WITH o AS (
+                            SELECT id, row_number() OVER (ORDER BY due_at, id) - 1 AS n, count(*) OVER () AS k
+                            FROM urlpoll_targets
+                            WHERE NOT retired AND due_at >= \(now)::float8 AND due_at < \(end)::float8
+                                AND xmin::text::bigint = txid_current() % 4294967296)
+                        UPDATE urlpoll_targets
+                        SET due_at = \(end)::float8 + o.n * greatest(0, \(now + lastOffset - end)::float8) / o.k
+                        FROM o WHERE urlpoll_targets.id = o.id
                         """, logger: Self.quiet)
                 }
                 try await connection.run(

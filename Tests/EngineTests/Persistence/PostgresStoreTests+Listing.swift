@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import PostgresNIO
+import Synchronization
 import Testing
 
 @testable import Engine
@@ -82,6 +83,58 @@ extension PostgresStoreTests {
                     #expect(!error.description.contains("aborted"), "\(error.description)")
                 }
             }
+        }
+    }
+}
+
+/// Issue 15 (a fleet's first seconds): the rows a listing makes due while it is still under way are not all
+/// overdue at once when it commits.
+extension PostgresStoreTests {
+    /// The time a listing reads, set by the test while the listing waits.
+    final class ListingClock: Sendable {
+        let seconds = Mutex(1_000.0)
+        var now: Double { self.seconds.withLock { $0 } }
+    }
+
+    @Test func sync_thatTakesLong_spreadsTheRowsDueMeanwhile_overWhatIsLeftOfTheFirstPass() async throws {
+        try await Self.withStores(1) { stores, url in
+            let store = stores[0]
+            // Given: 10 URLs to list, the first due at once and one more each second (offsets 0…9 s), URL 1
+            // listed already with another definition.
+            let listings = Self.listings(10).enumerated().map { i, listing in
+                var listing = listing
+                listing.offset = Double(i)
+                return listing
+            }
+            var old = listings[0]
+            old.definition_hash = "old"
+            _ = try await store.sync([old], scriptHash: "old", now: 1_000)
+            let clock = ListingClock()
+            try await TestPostgres.withConnection(try PostgresLocation(url, environment: [:])) { other in
+                // And another session holds URL 1's row, so the listing, started at 1,000 s, waits in its
+                // statement.
+                try await other.query("BEGIN", logger: Self.logger)
+                try await other.query("SELECT id FROM urlpoll_targets FOR UPDATE", logger: Self.logger)
+                let sync = Task { try await store.sync(listings, scriptHash: "new", now: clock.now) }
+                let waiting = await eventually(within: .seconds(10)) {
+                    let waits = try? await TestPostgres.column(
+                        url,
+                        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()",
+                        as: Int64.self)
+                    return waits == [1]
+                }
+                #expect(waiting)
+                // When: it ends 3.5 s later, past the due times of URLs 1 to 4.
+                clock.seconds.withLock { $0 = 1_003.5 }
+                try await other.query("COMMIT", logger: Self.logger)
+                _ = try await sync.value
+            }
+            // Then: no row is due before the listing ended; the 4 rows due meanwhile are spread evenly over
+            // what is left of the first pass (1,003.5 to 1,009 s), in their order; the others keep theirs.
+            let due = try await TestPostgres.column(
+                url, "SELECT due_at FROM urlpoll_targets ORDER BY ordinal, substring(url from '[0-9]+$')::int",
+                as: Double.self)
+            #expect(due == [1_003.5, 1_004.875, 1_006.25, 1_007.625, 1_004, 1_005, 1_006, 1_007, 1_008, 1_009])
         }
     }
 }
