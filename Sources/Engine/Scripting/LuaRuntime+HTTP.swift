@@ -71,7 +71,7 @@ extension LuaRuntime {
         }
         guard call.requests < call.maximumRequests else {
             throw HostError(
-                "urlpoll.http.\(function): this \(call.name) call has made \(call.maximumRequests) requests, the most "
+                "urlpoll.http.\(function): this \(call.name) call has made \(call.maximumRequests.counted("request")), the most "
                     + "one hook call may make")
         }
         var request = try self.readHTTPRequest(function)

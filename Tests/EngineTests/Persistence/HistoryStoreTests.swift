@@ -729,6 +729,67 @@ import Testing
         func hourly(id: Int64, since start: Double) throws(HistoryError) -> [Rollup] { [] }
     }
 
+    /// A store whose writes fail while the test says so: a disk that fills and is freed again.
+    final class FailingStore: HistoryStore {
+        let inner: SQLiteHistoryStore
+        let failing = Mutex(true)
+        init(_ inner: SQLiteHistoryStore) { self.inner = inner }
+        var generation: Int { self.inner.generation }
+        func savedStates() throws(HistoryError) -> [State] { try self.inner.savedStates() }
+        func write(_ batch: HistoryBatch) async throws(HistoryError) {
+            if self.failing.withLock({ $0 }) {
+                throw HistoryError("cannot write to \(self.inner.path): the disk is full")
+            }
+            try await self.inner.write(batch)
+        }
+        func prune(before cutoff: (minutes: Double, hours: Double)) async throws(HistoryError) {}
+        func summary(key: HistoryKey, from start: Double, to end: Double, byMinute: Bool) throws(HistoryError)
+            -> HistorySummary
+        { try self.inner.summary(key: key, from: start, to: end, byMinute: byMinute) }
+        func hourly(since start: Double) throws(HistoryError) -> [HistoryKey: [Rollup]] { [:] }
+        func daily(since start: Double) throws(HistoryError) -> [HistoryKey: [Rollup]] { [:] }
+        func latestChanges(limit: Int) throws(HistoryError) -> [HistoryChange] { [] }
+        func urlIDs() -> [HistoryKey: Int64] { [:] }
+        func hourly(id: Int64, since start: Double) throws(HistoryError) -> [Rollup] { [] }
+    }
+
+    /// Issue 14 (N3): the lines about lost history said "1 polls and changes of this tick are not
+    /// recorded" and "(1 polls or changes were not recorded in all)".
+    @Test func oneLostPoll_isSaidInTheSingular() async throws {
+        let folder = Folder()
+        let store = FailingStore(try SQLiteHistoryStore(directory: folder.path))
+        let (logger, log) = RecordingLogHandler.make()
+        let writer = HistoryWriter(store: store, now: { Self.base }, logger: logger)
+        let monitor = StateMonitor(urls: [Self.a], reporter: NoReporter(), observers: [writer])
+        await Self.running(writer) {
+            // Given: a URL's first result written.
+            store.failing.withLock { $0 = false }
+            await monitor.update(Self.state(Self.a, at: Self.base))
+            await monitor.tick()
+            await writer.sync()
+            // When: its next poll (no change) is lost on a full disk, and the next tick is written.
+            store.failing.withLock { $0 = true }
+            await monitor.update(Self.state(Self.a, at: Self.base + 1))
+            await monitor.tick()
+            await writer.sync()
+            store.failing.withLock { $0 = false }
+            await monitor.update(Self.state(Self.a, at: Self.base + 2))
+            await monitor.tick()
+            await writer.sync()
+        }
+        // Then: both lines say "1 poll or change", with a verb that agrees.
+        let lines = log.all
+        #expect(
+            lines.contains {
+                $0.hasSuffix(
+                    "the disk is full: 1 poll or change of this tick is not recorded (counted in urlpoll_history_lost_total); polling goes on, and writing is tried again on every tick"
+                )
+            },
+            "\(lines)")
+        #expect(
+            lines.contains("notice: history is written again (1 poll or change was not recorded in all)"), "\(lines)")
+    }
+
     /// Issue 14 (#1): with `on_change` in the script, a change and its URL's state are committed before the
     /// observers after the writer (the hook) hear of it, not at the next tick, and a burst of changes heard
     /// together is a few transactions (group commit), not one per change.
