@@ -87,7 +87,7 @@ extension LuaRuntime {
         }
         guard let store = self.history.store else {
             throw HostError(
-                "urlpoll.history needs the history store: run with --data DIR (urlpoll run SCRIPT --data /var/lib/urlpoll)"
+                "urlpoll.history needs the history store: run with --data DIR (urlpoll run SCRIPT --data /var/lib/urlpoll), or with --store postgresql://USER@HOST:PORT/DB to share one in PostgreSQL"
             )
         }
         let keys = self.historyKeys ?? HistoryKeyIndex(self.historyTargets ?? [])
