@@ -35,19 +35,7 @@ extension LuaRuntime {
     /// (nil and the error) at the script's line, as the host function raises its own errors.
     static let historyPrelude = """
         local read = ...
-        local getinfo = debug.getinfo
-        -- "file:line: " of the innermost script line on the stack (as urlpoll.http's prelude).
-        local function where()
-          local level = 2
-          while true do
-            local info = getinfo(level, "Sl")
-            if not info then return "" end
-            if info.source ~= "=urlpoll" and info.currentline > 0 then
-              return info.short_src .. ":" .. info.currentline .. ": "
-            end
-            level = level + 1
-          end
-        end
+        \(wherePrelude)
         function urlpoll.history(...)
           local summary, err = read(...)
           if summary == nil then error(where() .. err, 0) end
