@@ -394,7 +394,11 @@ public final class PostgresHistory: RemoteHistoryStore {
     /// Each listed URL's row id; empty (and the reason logged by the caller's next read) when PostgreSQL
     /// cannot be read.
     public func urlIDs() -> [HistoryKey: Int64] {
-        guard let keys = try? self.keys("read the URLs' ids") else { return [:] }
+        (try? self.readURLIDs()) ?? [:]
+    }
+
+    public func readURLIDs() throws(HistoryError) -> [HistoryKey: Int64] {
+        let keys = try self.keys("read the URLs' ids")
         return Dictionary(keys.map { ($1, $0) }) { first, _ in first }
     }
 
