@@ -316,6 +316,9 @@ public struct HistorySummary: Sendable, Hashable {
         self.rollup = rollup
         self.changes = changes
     }
+
+    /// No poll and no change in the window.
+    public var isEmpty: Bool { self.rollup.polls == 0 && self.changes.isEmpty }
 }
 
 extension State {
