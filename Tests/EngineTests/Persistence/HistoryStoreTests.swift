@@ -23,15 +23,20 @@ import Testing
             latency: .seconds(latency), since: since ?? at, checkedAt: at)
     }
 
-    /// A store that counts its transactions, around a real SQLite store.
+    /// A store that counts its transactions, around a real SQLite store; its writes fail while `failing`
+    /// (a disk that fills and is freed again).
     final class CountingStore: HistoryStore {
         let inner: SQLiteHistoryStore
         let writes = Mutex(0)
+        let failing = Mutex(false)
         init(_ inner: SQLiteHistoryStore) { self.inner = inner }
         var generation: Int { self.inner.generation }
         func savedStates() throws(HistoryError) -> [State] { try self.inner.savedStates() }
         func write(_ batch: HistoryBatch) async throws(HistoryError) {
             self.writes.withLock { $0 += 1 }
+            if self.failing.withLock({ $0 }) {
+                throw HistoryError("cannot write to \(self.inner.path): the disk is full")
+            }
             try await self.inner.write(batch)
         }
         func prune(before cutoff: (minutes: Double, hours: Double)) async throws(HistoryError) {
@@ -729,35 +734,11 @@ import Testing
         func hourly(id: Int64, since start: Double) throws(HistoryError) -> [Rollup] { [] }
     }
 
-    /// A store whose writes fail while the test says so: a disk that fills and is freed again.
-    final class FailingStore: HistoryStore {
-        let inner: SQLiteHistoryStore
-        let failing = Mutex(true)
-        init(_ inner: SQLiteHistoryStore) { self.inner = inner }
-        var generation: Int { self.inner.generation }
-        func savedStates() throws(HistoryError) -> [State] { try self.inner.savedStates() }
-        func write(_ batch: HistoryBatch) async throws(HistoryError) {
-            if self.failing.withLock({ $0 }) {
-                throw HistoryError("cannot write to \(self.inner.path): the disk is full")
-            }
-            try await self.inner.write(batch)
-        }
-        func prune(before cutoff: (minutes: Double, hours: Double)) async throws(HistoryError) {}
-        func summary(key: HistoryKey, from start: Double, to end: Double, byMinute: Bool) throws(HistoryError)
-            -> HistorySummary
-        { try self.inner.summary(key: key, from: start, to: end, byMinute: byMinute) }
-        func hourly(since start: Double) throws(HistoryError) -> [HistoryKey: [Rollup]] { [:] }
-        func daily(since start: Double) throws(HistoryError) -> [HistoryKey: [Rollup]] { [:] }
-        func latestChanges(limit: Int) throws(HistoryError) -> [HistoryChange] { [] }
-        func urlIDs() -> [HistoryKey: Int64] { [:] }
-        func hourly(id: Int64, since start: Double) throws(HistoryError) -> [Rollup] { [] }
-    }
-
     /// Issue 14 (N3): the lines about lost history said "1 polls and changes of this tick are not
     /// recorded" and "(1 polls or changes were not recorded in all)".
     @Test func oneLostPoll_isSaidInTheSingular() async throws {
         let folder = Folder()
-        let store = FailingStore(try SQLiteHistoryStore(directory: folder.path))
+        let store = CountingStore(try SQLiteHistoryStore(directory: folder.path))
         let (logger, log) = RecordingLogHandler.make()
         let writer = HistoryWriter(store: store, now: { Self.base }, logger: logger)
         let monitor = StateMonitor(urls: [Self.a], reporter: NoReporter(), observers: [writer])
