@@ -36,7 +36,7 @@ func describe(_ config: ScriptConfig) -> String {
         if !target.headers.isEmpty { options.append("headers=\(target.headers.map(\.name).joined(separator: ","))") }
         if let backoff = target.backoff { options.append("backoff=\(backoff.location)") }
         if let check = target.check { options.append("check=\(check.location)") }
-        if let send = target.send { options.append("send=\(send.count) bytes") }
+        if let send = target.send { options.append("send=\(send.count.counted("byte"))") }
         if let tls = target.tls {
             var parts: [String] = []
             if !tls.verify { parts.append("verify=false") }

@@ -60,6 +60,6 @@ enum FileLimit {
         let needed = Self.needed(urls: urls, pollers: pollers, idleConnections: idleConnections)
         guard limit < needed else { return nil }
         return
-            "the open-file limit is \(limit) (ulimit -n), below the \(needed) that \(urls) URLs on \(pollers) pollers may need; polls that find no free descriptor wait and are retried: raise the hard limit (ulimit -Hn, or LimitNOFILE= under systemd)"
+            "the open-file limit is \(limit) (ulimit -n), below the \(needed) that \(urls.counted("URL")) on \(pollers.counted("poller")) may need; polls that find no free descriptor wait and are retried: raise the hard limit (ulimit -Hn, or LimitNOFILE= under systemd)"
     }
 }

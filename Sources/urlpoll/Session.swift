@@ -237,7 +237,8 @@ struct Session {
                 self.logger.warning("\(words)")
             }
             self.logger.info(
-                "sharing the schedule of \(targets.count) URLs in \(shared.store.location) as \(shared.store.instance)")
+                "sharing the schedule of \(targets.count.counted("URL")) in \(shared.store.location) as \(shared.store.instance)"
+            )
         } catch {
             Output.standardError("urlpoll: --store: \(error.description)\n")
             throw ExitCode(2)
@@ -294,7 +295,7 @@ struct Session {
         guard SQLiteHistoryStore.diskIsFull(data) else { throw failure }
         let saved = try SQLiteHistoryStore.savedStates(readingOnly: data)
         logger.error(
-            "\(option): \(failure.description); urlpoll starts without writing history (\(saved.count == 1 ? "1 URL state" : "\(saved.count) URL states") read from the file) and writes it again once there is space; polling goes on"
+            "\(option): \(failure.description); urlpoll starts without writing history (\(saved.count.counted("URL state")) read from the file) and writes it again once there is space; polling goes on"
         )
         return (UnopenedHistoryStore(directory: data, saved: saved), saved)
     }
@@ -326,7 +327,7 @@ struct Session {
             observers: observers, store: store, onStoreError: { logger.error("\($0)") },
             onLate: { worst in
                 logger.warning(
-                    "polls are starting up to \(String(format: "%.1f", worst.seconds)) s behind schedule: the engine cannot keep up with \(host.config.targets.count) URLs on \(settings.pollers) pollers; add --pollers or lengthen intervals (the failures it reports are still the targets' own)"
+                    "polls are starting up to \(String(format: "%.1f", worst.seconds)) s behind schedule: the engine cannot keep up with \(host.config.targets.count.counted("URL")) on \(settings.pollers.counted("poller")); add --pollers or lengthen intervals (the failures it reports are still the targets' own)"
                 )
             },
             onReportSkipped: { total in
@@ -342,7 +343,7 @@ struct Session {
                 // Once an episode (ticks late in a row): the metric counts every one.
                 guard first else { return }
                 logger.warning(
-                    "\(count == 1 ? "1 report tick" : "\(count) report ticks") fell due while urlpoll or its store was stopped or frozen; their reports are skipped, not made up, and ticks go on every \(formatSeconds(settings.statusInterval.seconds)) s"
+                    "\(count.counted("report tick")) fell due while urlpoll or its store was stopped or frozen; their reports are skipped, not made up, and ticks go on every \(formatSeconds(settings.statusInterval.seconds)) s"
                 )
             })
         if let metrics {
@@ -364,7 +365,7 @@ struct Session {
             let host = try ScriptHost(
                 path: self.path, text: self.text, args: self.args, limits: self.limits, alerts: self.dispatcher,
                 metrics: self.metrics, history: self.readable, logger: self.logger)
-            self.logger.info("reloaded \(self.path): \(host.config.targets.count) URLs")
+            self.logger.info("reloaded \(self.path): \(host.config.targets.count.counted("URL"))")
             if host.config.settings.listen != nil, host.config.settings.listen != self.listen {
                 self.logger.warning("the 'listen' setting changed; restart urlpoll to listen elsewhere")
             }
@@ -476,14 +477,14 @@ struct Session {
             // The store is where `run` resumes from; --state goes on being written beside it.
             resume = HistoryKey.match(history.saved, to: pool.targets)
             self.logger.info(
-                "resuming \(resume.count == 1 ? "1 URL state" : "\(resume.count) URL states") from \(history.path)")
+                "resuming \(resume.count.counted("URL state")) from \(history.path)")
         } else if let store = self.store {
             do {
                 resume = StateStore.match(try store.load(), to: pool.targets)
                 if !resume.isEmpty {
                     let into = self.history.map { "; written to \($0.path) now" } ?? ""
                     self.logger.info(
-                        "resuming \(resume.count == 1 ? "1 URL state" : "\(resume.count) URL states") from \(store.path)\(into)"
+                        "resuming \(resume.count.counted("URL state")) from \(store.path)\(into)"
                     )
                 }
             } catch {
@@ -583,7 +584,7 @@ struct Session {
             if !history.saved.isEmpty {
                 resume = HistoryKey.match(history.saved, to: pool.targets)
                 self.logger.info(
-                    "resuming \(resume.count == 1 ? "1 URL state" : "\(resume.count) URL states") from \(history.path)")
+                    "resuming \(resume.count.counted("URL state")) from \(history.path)")
                 await pool.monitor.seed(resume)
             }
             let writer = history.writer

@@ -241,7 +241,7 @@ public final class AlertDispatcher<C: Clock>: AlertSink, Service where C.Duratio
         }
         guard delivery.attempts < self.configuration.attempts else {
             self.logger.error(
-                "alert not delivered after \(self.configuration.attempts) attempts: \(delivery.lastError)",
+                "alert not delivered after \(self.configuration.attempts.counted("attempt")): \(delivery.lastError)",
                 metadata: metadata)
             self.finished(delivery.alert, .failed)
             return nil

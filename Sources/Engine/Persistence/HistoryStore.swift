@@ -37,6 +37,10 @@ public protocol HistoryStore: Sendable {
     /// store keeps them (`/status`'s `id`, `GET /status/ID`).
     func urlIDs() -> [HistoryKey: Int64]
 
+    /// ``urlIDs()``, or why they cannot be read (a store that does not answer), for `GET /status/ID`: an
+    /// id that cannot be looked up is not an unknown id.
+    func readURLIDs() throws(HistoryError) -> [HistoryKey: Int64]
+
     /// The hour rollups of the URL whose id is `id` from `start` on, oldest first; empty for an unknown id.
     func hourly(id: Int64, since start: Double) throws(HistoryError) -> [Rollup]
 
@@ -66,6 +70,9 @@ extension HistoryStore {
 
     /// Whether ``urlIDs()`` has `key`.
     public func holds(_ key: HistoryKey) throws(HistoryError) -> Bool { self.urlIDs()[key] != nil }
+
+    /// ``urlIDs()``: a store whose ids are in memory (`--data`) always has them.
+    public func readURLIDs() throws(HistoryError) -> [HistoryKey: Int64] { self.urlIDs() }
 
     /// Nil: a store that keeps no hashes has every poll's state written.
     public func persistedHash(of key: HistoryKey) -> Int? { nil }
@@ -309,6 +316,9 @@ public struct HistorySummary: Sendable, Hashable {
         self.rollup = rollup
         self.changes = changes
     }
+
+    /// No poll and no change in the window.
+    public var isEmpty: Bool { self.rollup.polls == 0 && self.changes.isEmpty }
 }
 
 extension State {

@@ -254,7 +254,7 @@ public final class HistoryWriter: StateObserver, Service {
         let drops = self.dropped.load(ordering: .relaxed)
         guard drops > reported else { return false }
         self.logger.error(
-            "history falls behind: its queue of \(self.capacity) messages was full, so \(drops - reported) polls or changes were not recorded (\(self.lost) in all; urlpoll_history_lost_total); polling goes on"
+            "history falls behind: its queue of \(self.capacity) messages was full, so \((drops - reported).counted("poll or change", "polls or changes")) \((drops - reported).agreeing("was", "were")) not recorded (\(self.lost) in all; urlpoll_history_lost_total); polling goes on"
         )
         reported = drops
         return true
@@ -271,7 +271,9 @@ public final class HistoryWriter: StateObserver, Service {
             try await self.store.write(taken)
             if failing {
                 failing = false
-                self.logger.notice("history is written again (\(self.lost) polls or changes were not recorded in all)")
+                self.logger.notice(
+                    "history is written again (\(self.lost.counted("poll or change", "polls or changes")) \(self.lost.agreeing("was", "were")) not recorded in all)"
+                )
             }
         } catch {
             let count = taken.polls + taken.changes.count
@@ -280,7 +282,7 @@ public final class HistoryWriter: StateObserver, Service {
             if !failing {
                 failing = true
                 self.logger.error(
-                    "\(error.description): \(count) \(count == 1 ? "poll or change" : "polls and changes") of this tick \(count == 1 ? "is" : "are") not recorded (counted in urlpoll_history_lost_total); polling goes on, and writing is tried again on every tick"
+                    "\(error.description): \(count.counted("poll or change", "polls and changes")) of this tick \(count.agreeing("is", "are")) not recorded (counted in urlpoll_history_lost_total); polling goes on, and writing is tried again on every tick"
                 )
             }
         }

@@ -290,6 +290,28 @@ public final class PostgresHistory: RemoteHistoryStore {
         return try self.summary(key: key, from: start, byMinute: byMinute, counted: rows.0, changes: rows.1)
     }
 
+    public func readHolds(_ key: HistoryKey) async throws(HistoryError) -> Bool {
+        let query = Self.holdsQuery(key)
+        let store = self.store
+        return try await store.attempt("look \(key.url) up") {
+            for try await _ in try await store.client.query(query, logger: PostgresStore.quiet) { return true }
+            return false
+        }
+    }
+
+    public func holds(_ key: HistoryKey, within limit: Duration) throws(HistoryError) -> Bool {
+        !(try self.rows("look \(key.url) up", Self.holdsQuery(key), within: limit)).isEmpty
+    }
+
+    public func holds(_ key: HistoryKey) throws(HistoryError) -> Bool {
+        try self.holds(key, within: self.store.statementTimeout)
+    }
+
+    /// One row when `urlpoll_targets` has the URL, retired or not; none otherwise.
+    static func holdsQuery(_ key: HistoryKey) -> PostgresQuery {
+        "SELECT 1 FROM urlpoll_targets WHERE url = \(key.url) AND ordinal = \(key.ordinal) LIMIT 1"
+    }
+
     /// The two statements of a summary: the rollups summed (one row, ``rollup(_:)``'s columns), and the
     /// latest changes in the window.
     static func summaryQueries(key: HistoryKey, from start: Double, to end: Double, byMinute: Bool)
@@ -394,7 +416,11 @@ public final class PostgresHistory: RemoteHistoryStore {
     /// Each listed URL's row id; empty (and the reason logged by the caller's next read) when PostgreSQL
     /// cannot be read.
     public func urlIDs() -> [HistoryKey: Int64] {
-        guard let keys = try? self.keys("read the URLs' ids") else { return [:] }
+        (try? self.readURLIDs()) ?? [:]
+    }
+
+    public func readURLIDs() throws(HistoryError) -> [HistoryKey: Int64] {
+        let keys = try self.keys("read the URLs' ids")
         return Dictionary(keys.map { ($1, $0) }) { first, _ in first }
     }
 

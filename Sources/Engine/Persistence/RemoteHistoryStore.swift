@@ -14,4 +14,14 @@ public protocol RemoteHistoryStore: HistoryStore {
     /// - Throws: ``HistoryError`` in words, naming the limit when it passed.
     func summary(key: HistoryKey, from start: Double, to end: Double, byMinute: Bool, within limit: Duration)
         throws(HistoryError) -> HistorySummary
+
+    /// Whether the store has ever recorded the URL (a row for it, retired or not), the calling task
+    /// suspended as in ``readSummary(key:from:to:byMinute:)``: `urlpoll.history`'s check for a URL that
+    /// is not the script's.
+    /// - Throws: ``HistoryError`` in words.
+    func readHolds(_ key: HistoryKey) async throws(HistoryError) -> Bool
+
+    /// ``readHolds(_:)`` on the calling thread, given up after `limit`.
+    /// - Throws: ``HistoryError`` in words, naming the limit when it passed.
+    func holds(_ key: HistoryKey, within limit: Duration) throws(HistoryError) -> Bool
 }

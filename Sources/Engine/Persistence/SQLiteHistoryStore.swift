@@ -67,6 +67,10 @@ public final class SQLiteHistoryStore: HistoryStore {
     /// hour rows for its part before the cutoff's hour ends.
     private let minutesPruned = Mutex<Int64?>(nil)
 
+    /// Whether the `-wal` may still hold what a failed write left (see ``truncateWAL()``): it is truncated
+    /// before the next write.
+    private let walToTruncate = Atomic<Bool>(false)
+
     public var generation: Int { self.written.load(ordering: .acquiring) }
 
     /// Opens (creating the folder and the file if needed) the store in `directory`, and brings the schema
@@ -442,6 +446,7 @@ public final class SQLiteHistoryStore: HistoryStore {
     }
 
     public func write(_ batch: HistoryBatch) async throws(HistoryError) {
+        if self.walToTruncate.load(ordering: .acquiring) { await self.truncateWAL() }
         do {
             var slotted = self.slotted.withLock { slotted in
                 var taken: [UInt32] = []
@@ -515,10 +520,43 @@ public final class SQLiteHistoryStore: HistoryStore {
                 for (key, hash) in hashes { rows[key]?.persisted = hash }
             }
             self.written.add(1, ordering: .releasing)
+            if self.walOutgrowsFreeSpace() { await self.truncateWAL() }
         } catch {
+            await self.truncateWAL()
             throw HistoryError(
                 "cannot write to \(self.path): \(Self.words(error, directory: Self.folder(of: self.path)))")
         }
+    }
+
+    /// After a failed write (a full disk: SQLITE_FULL or SQLITE_IOERR), ends any transaction it left open
+    /// and checkpoints the `-wal` into the file, truncating it to nothing (SQLite's
+    /// `wal_checkpoint(TRUNCATE)`, <https://sqlite.org/c3ref/wal_checkpoint_v2.html>). A failed write leaves
+    /// its pages in the `-wal`, which keeps its size; and SQLite checkpoints on its own only once the `-wal`
+    /// holds 1,000 pages (about 4 MB), so on a smaller disk the `-wal` took all of it and kept whatever
+    /// space was freed. The checkpoint needs room for the file to grow, so when it fails too it is tried
+    /// again before the next write, until space is freed. Also run after a write once the `-wal` outgrows
+    /// the free space (``walOutgrowsFreeSpace()``).
+    private func truncateWAL() async {
+        do {
+            try await self.pool.writeWithoutTransaction { db in
+                if db.isInsideTransaction { try db.rollback() }
+                try db.checkpoint(.truncate)
+            }
+            self.walToTruncate.store(false, ordering: .releasing)
+        } catch {
+            self.walToTruncate.store(true, ordering: .releasing)
+        }
+    }
+
+    /// Whether the `-wal` is larger than the space left on its disk: SQLite's own checkpoint comes at about
+    /// 4 MB of `-wal`, and a checkpoint needs room for the file to grow into, so on a small disk the `-wal`
+    /// is checkpointed (``truncateWAL()``) while there is still room, before it fills the disk.
+    private func walOutgrowsFreeSpace() -> Bool {
+        var info = stat()
+        guard stat(self.path + "-wal", &info) == 0, info.st_size > 0,
+            let free = Self.freeBytes(Self.folder(of: self.path))
+        else { return false }
+        return UInt64(info.st_size) > free
     }
 
     /// Gives each URL of `batch` that has no row yet its `url_state` row, with its state when the batch has

@@ -85,7 +85,7 @@ extension PollerPool {
                         let released = try await store.releaseLeases(keeping: outbox.held)
                         if released > 0 {
                             logger.notice(
-                                "released \(released) leases that a claim given up while \(store.location) did not answer took when it ran after all; those URLs are claimed again now"
+                                "released \(released.counted("lease")) that a claim given up while \(store.location) did not answer took when it ran after all; those URLs are claimed again now"
                             )
                             continue
                         }
@@ -296,12 +296,12 @@ extension PollerPool {
                 }
             } catch {
                 failures += 1
-                outage.failed("\(error.description) (\(batch.count) polls not yet written back)")
+                outage.failed("\(error.description) (\(batch.count.counted("poll")) not yet written back)")
                 if Task.isCancelled { return }
                 if outbox.isClosed, failures >= 2 {
                     // Stopping for a reload, PostgreSQL not answering: the leases end by themselves.
                     store.logger.warning(
-                        "\(batch.count) polls made before the reload are not written back: \(store.location) does not answer; their URLs are polled again when their leases end"
+                        "\(batch.count.counted("poll")) made before the reload \(batch.count.agreeing("is", "are")) not written back: \(store.location) does not answer; \(batch.count.agreeing("its URL is polled again when its lease ends", "their URLs are polled again when their leases end"))"
                     )
                     return
                 }
@@ -533,7 +533,7 @@ extension PollerPool {
             guard self.overdueNow == 0, self.overdue > 0 else { return nil }
             defer { self.overdue = 0 }
             return
-                "\(self.overdue) URLs were overdue after \(self.reason); each was polled as soon as it was claimed, and that wait is not counted as lateness"
+                "\(self.overdue.counted("URL")) \(self.overdue.agreeing("was", "were")) overdue after \(self.reason); each was polled as soon as it was claimed, and that wait is not counted as lateness"
         }
     }
 }

@@ -99,8 +99,8 @@ struct CertificateCheck: Sendable {
         guard expiry - now.timeIntervalSince1970 < days * 86_400 else { return nil }
         let which = facts.chainNotAfter < facts.notAfter ? "a certificate of the chain" : "the certificate"
         let left = facts.daysLeft(at: now.timeIntervalSince1970)
-        return "\(which) expires in \(left) days, at \(Self.format(Date(timeIntervalSince1970: expiry))) "
-            + "(cert_expiry = \(formatSeconds(days)) days)"
+        return "\(which) expires in \(left.counted("day")), at \(Self.format(Date(timeIntervalSince1970: expiry))) "
+            + "(cert_expiry = \(formatSeconds(days)) \(days == 1 ? "day" : "days"))"
     }
 
     /// Whether `name` is an IPv4 or IPv6 literal, matched against the certificate's IP names instead of its

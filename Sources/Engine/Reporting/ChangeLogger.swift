@@ -5,7 +5,9 @@ import Logging
 /// logged (starting with ten thousand URLs logs nothing).
 ///
 /// At most 20 changes are logged per 10 seconds; when thousands of URLs change at once the rest are counted,
-/// and the next line logged says how many were not (`--format json` prints every change).
+/// and the next line logged says how many were not (`--format json` prints every change). The `detail`
+/// is cut to ``Swift/String/detailLimit`` bytes (1 KiB), as the store keeps it: a `check` message may be
+/// a whole response body.
 public struct ChangeLogger: StateObserver {
     let logger: Logger
     let limiter: LogLimiter
@@ -19,9 +21,9 @@ public struct ChangeLogger: StateObserver {
         guard let previous else { return }
         let (pass, held) = self.limiter.admit("change")
         guard pass else { return }
-        let more = held > 0 ? " (\(held) more change\(held == 1 ? "" : "s") not logged)" : ""
+        let more = held > 0 ? " (\(held.counted("more change", "more changes")) not logged)" : ""
         self.logger.info(
             "\(state.url): \(previous.status) (\(previous.health.rawValue)) -> \(state.status) (\(state.health.rawValue))\(more)",
-            metadata: state.detail.map { ["detail": "\($0)"] } ?? [:])
+            metadata: state.detail.map { ["detail": "\($0.limited(toUTF8Bytes: String.detailLimit))"] } ?? [:])
     }
 }

@@ -151,7 +151,7 @@ public final class StandardOutput: Sendable {
             defer { buffer.dropped = 0 }
             return (lines: buffer.dropped, reason: buffer.reason)
         }
-        if held.lines > 0 { self.logger.warning("\(held.reason): \(held.lines) lines dropped") }
+        if held.lines > 0 { self.logger.warning("\(held.reason): \(held.lines.counted("line")) dropped") }
     }
 
     /// Counts a drop, and returns the warning to log when one is due. Called under the lock.
@@ -161,7 +161,7 @@ public final class StandardOutput: Sendable {
         buffer.reason = reason
         guard self.warnings.admit("dropped").pass else { return nil }
         defer { buffer.dropped = 0 }
-        return "\(buffer.reason): \(buffer.dropped) line\(buffer.dropped == 1 ? "" : "s") dropped"
+        return "\(buffer.reason): \(buffer.dropped.counted("line")) dropped"
     }
 
     private static func lines(in text: String) -> Int {

@@ -10,12 +10,18 @@ struct HistoryRead: Sendable {
     var from: Double
     var to: Double
     var byMinute: Bool
+    /// Whether an empty answer is checked against what the store ever recorded: `url` is not the script's.
+    var checksUnknown: Bool
 
     /// Reads the summary: the hook's outcome, the summary or why not in words (`urlpoll.history: …`).
     func perform() async -> HookOutcome {
         do {
-            return .history(
-                try await self.store.readSummary(key: self.key, from: self.from, to: self.to, byMinute: self.byMinute))
+            let summary = try await self.store.readSummary(
+                key: self.key, from: self.from, to: self.to, byMinute: self.byMinute)
+            if self.checksUnknown, summary.isEmpty, !(try await self.store.readHolds(self.key)) {
+                return .failure(LuaRuntime.unknownHistoryURL(self.key), cookies: nil, session: nil)
+            }
+            return .history(summary)
         } catch {
             return .failure("urlpoll.history: \(error.description)", cookies: nil, session: nil)
         }

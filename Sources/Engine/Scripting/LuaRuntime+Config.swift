@@ -125,7 +125,12 @@ extension LuaRuntime {
         return data
     }
 
-    /// Reads `title`, the status page's title: a string of at most 200 bytes.
+    /// The most bytes of UTF-8 in a URL's `name` or `group`, and in the `title` setting: each is shown whole
+    /// in reports, `/status` and on the status page, and a name in every change `/status` lists (a 1 MiB
+    /// `name` made `/status` megabytes).
+    static let nameLimit = 200
+
+    /// Reads `title`, the status page's title: a string of at most ``nameLimit`` bytes.
     private func readTitle(_ source: ScriptSource) throws(ScriptError) -> String? {
         self.pushGlobal("title")
         defer { lua_settop(self.L, -2) }
@@ -135,11 +140,11 @@ extension LuaRuntime {
                 .configuration,
                 source.locate(assigning: "title") + "setting 'title' must be printable UTF-8 text (got \(problem))")
         }
-        guard let title = self.string(at: -1), title.utf8.count <= 200, !Self.isBlank(title) else {
+        guard let title = self.string(at: -1), title.utf8.count <= Self.nameLimit, !Self.isBlank(title) else {
             throw ScriptError(
                 .configuration,
                 source.locate(assigning: "title")
-                    + "setting 'title' must be a string of at most 200 bytes, not only spaces, the status page's title (got \(self.describe(at: -1)))"
+                    + "setting 'title' must be a string of at most \(Self.nameLimit) bytes, not only spaces, the status page's title (got \(self.describe(at: -1)))"
             )
         }
         return title
@@ -491,13 +496,18 @@ extension LuaRuntime {
                         .configuration, here() + "field '\(key)' must be printable UTF-8 text (got \(problem))")
                 }
                 if key == "name" {
-                    guard let name = self.string(at: -1), !Self.isBlank(name) else {
-                        throw fail("a string, not only spaces")
+                    guard let name = self.string(at: -1), !Self.isBlank(name), name.utf8.count <= Self.nameLimit else {
+                        throw fail(
+                            "a string of 1 to \(Self.nameLimit) bytes, not only spaces, the URL's name in reports, /status and on the status page"
+                        )
                     }
                     target.name = name
                 } else {
-                    guard let group = self.string(at: -1), !Self.isBlank(group), group.utf8.count <= 200 else {
-                        throw fail("a string of 1 to 200 bytes, not only spaces, the URL's group on the status page")
+                    guard let group = self.string(at: -1), !Self.isBlank(group), group.utf8.count <= Self.nameLimit
+                    else {
+                        throw fail(
+                            "a string of 1 to \(Self.nameLimit) bytes, not only spaces, the URL's group on the status page"
+                        )
                     }
                     target.group = group
                 }

@@ -18,20 +18,7 @@ extension LuaRuntime {
         -- A session keeps the cookies its responses set (s.cookies) and sends them on its next requests.
         local session = {}
         session.__index = session
-        local getinfo = debug.getinfo
-        -- "file:line: " of the innermost script line on the stack, skipping this prelude's frames and C
-        -- functions (pcall, when a script writes pcall(s.get, 42)), as the host functions' trampoline does.
-        local function where()
-          local level = 2
-          while true do
-            local info = getinfo(level, "Sl")
-            if not info then return "" end
-            if info.source ~= "=urlpoll" and info.currentline > 0 then
-              return info.short_src .. ":" .. info.currentline .. ": "
-            end
-            level = level + 1
-          end
-        end
+        \(wherePrelude)
         local function check(self, name)
           if type(self) ~= "table" or type(rawget(self, "cookies")) ~= "table" then
             error(where() .. "bad self to '" .. name .. "' (a session expected: write s:" .. name .. "(…), with a colon)", 0)
@@ -71,7 +58,7 @@ extension LuaRuntime {
         }
         guard call.requests < call.maximumRequests else {
             throw HostError(
-                "urlpoll.http.\(function): this \(call.name) call has made \(call.maximumRequests) requests, the most "
+                "urlpoll.http.\(function): this \(call.name) call has made \(call.maximumRequests.counted("request")), the most "
                     + "one hook call may make")
         }
         var request = try self.readHTTPRequest(function)

@@ -35,19 +35,7 @@ extension LuaRuntime {
     /// (nil and the error) at the script's line, as the host function raises its own errors.
     static let historyPrelude = """
         local read = ...
-        local getinfo = debug.getinfo
-        -- "file:line: " of the innermost script line on the stack (as urlpoll.http's prelude).
-        local function where()
-          local level = 2
-          while true do
-            local info = getinfo(level, "Sl")
-            if not info then return "" end
-            if info.source ~= "=urlpoll" and info.currentline > 0 then
-              return info.short_src .. ":" .. info.currentline .. ": "
-            end
-            level = level + 1
-          end
-        end
+        \(wherePrelude)
         function urlpoll.history(...)
           local summary, err = read(...)
           if summary == nil then error(where() .. err, 0) end
@@ -72,8 +60,8 @@ extension LuaRuntime {
     /// `on_change`, `report`, from its own code) yields while PostgreSQL answers, as `urlpoll.http` does,
     /// and is resumed with the table, or nil and the error the wrapper raises; elsewhere the read waits at
     /// most ``historyWaitLimit``.
-    /// - Throws: (raised at the calling line) with `--data`, a `url` that is neither the script's nor held by
-    ///   the store (`urlpoll.history: no URL of the script is "…" and the history has none recorded`); an
+    /// - Throws: (raised at the calling line) a `url` that is neither the script's nor held by the store
+    ///   (`--data` or `--store`) (`urlpoll.history: no URL of the script is "…" and the history has none recorded`); an
     ///   ambiguous printed URL, a bad window, no store, or the store's read failing.
     private func hostHistory() throws(HostError) -> Int32 {
         guard let url = self.string(at: 1) else {
@@ -87,7 +75,7 @@ extension LuaRuntime {
         }
         guard let store = self.history.store else {
             throw HostError(
-                "urlpoll.history needs the history store: run with --data DIR (urlpoll run SCRIPT --data /var/lib/urlpoll)"
+                "urlpoll.history needs the history store: run with --data DIR (urlpoll run SCRIPT --data /var/lib/urlpoll), or with --store postgresql://USER@HOST:PORT/DB to share one in PostgreSQL"
             )
         }
         let keys = self.historyKeys ?? HistoryKeyIndex(self.historyTargets ?? [])
@@ -108,6 +96,9 @@ extension LuaRuntime {
         let key = listed ?? HistoryKey(url: RequestDescription.redacting(url))
         let now = Date().timeIntervalSince1970
         let byMinute = seconds <= Self.minuteHistoryWindow
+        // A URL neither listed nor ever recorded is a typo more often than not: an empty answer would read as
+        // "no polls". While the top level runs, the script's list is not read yet.
+        let checksUnknown = listed == nil && self.historyTargets != nil
         let summary: HistorySummary
         if let remote = store as? any RemoteHistoryStore {
             if let call = self.active, call.thread == self.L, lua_isyieldable(self.L) != 0 {
@@ -115,38 +106,40 @@ extension LuaRuntime {
                 up_wherebuf(self.L, &buffer, buffer.count)
                 let location = buffer.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
                 self.pendingRequest = HookRequest(
-                    HistoryRead(store: remote, key: key, url: url, from: now - seconds, to: now, byMinute: byMinute),
+                    HistoryRead(
+                        store: remote, key: key, url: url, from: now - seconds, to: now, byMinute: byMinute,
+                        checksUnknown: checksUnknown),
                     location: location)
                 return UP_YIELD_CODE
             }
+            var held = true
             do {
                 summary = try remote.summary(
                     key: key, from: now - seconds, to: now, byMinute: byMinute, within: Self.historyWaitLimit)
+                if checksUnknown, summary.isEmpty { held = try remote.holds(key, within: Self.historyWaitLimit) }
             } catch {
                 throw HostError(
                     "urlpoll.history: \(error.description); where Lua cannot suspend the caller (\(self.whereNoWaiting)) it waits at most \(formatSeconds(Self.historyWaitLimit.seconds)) s: call it from check, on_result, on_change or report to wait for the store"
                 )
             }
+            guard held else { throw HostError(Self.unknownHistoryURL(key)) }
         } else {
             var held = true
             do {
                 summary = try store.summary(key: key, from: now - seconds, to: now, byMinute: byMinute)
-                // A URL neither listed nor ever recorded is a typo more often than not: an empty answer would
-                // read as "no polls". While the top level runs, the script's list is not read yet.
-                if listed == nil, self.historyTargets != nil, summary.rollup.polls == 0, summary.changes.isEmpty {
-                    held = try store.holds(key)
-                }
+                if checksUnknown, summary.isEmpty { held = try store.holds(key) }
             } catch {
                 throw HostError("urlpoll.history: \(error.description)")
             }
-            guard held else {
-                throw HostError(
-                    "urlpoll.history: no URL of the script is \"\(key.url)\" and the history has none recorded (pass s.raw_url, s.url or a URL's name)"
-                )
-            }
+            guard held else { throw HostError(Self.unknownHistoryURL(key)) }
         }
         self.push(summary)
         return 1
+    }
+
+    /// `urlpoll.history`'s error for a URL that is neither the script's nor ever recorded by the store.
+    static func unknownHistoryURL(_ key: HistoryKey) -> String {
+        "urlpoll.history: no URL of the script is \"\(key.url)\" and the history has none recorded (pass s.raw_url, s.url or a URL's name)"
     }
 
     /// Why the code calling `urlpoll.history` cannot be suspended, in a few words.

@@ -232,7 +232,12 @@ final class LuaRuntime {
 
     /// Describes the value at `index` for an error message: `number 0`, `string "x"`, `nil`.
     func describe(at index: Int32) -> String {
-        if let s = self.string(at: index) { return "string \"\(s)\"" }
+        if let s = self.string(at: index) {
+            // A long string (a 1 MiB name) is shown by its start and length, not whole.
+            let bytes = s.utf8.count
+            return bytes > 64
+                ? "string \"\(s.limited(toUTF8Bytes: 40))\" of \(bytes.counted("byte"))" : "string \"\(s)\""
+        }
         if let n = self.number(at: index) { return "number \(formatSeconds(n))" }
         if lua_type(self.L, index) == LUA_TBOOLEAN { return lua_toboolean(self.L, index) != 0 ? "true" : "false" }
         return self.typeName(at: index)

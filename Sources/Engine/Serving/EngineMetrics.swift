@@ -165,7 +165,7 @@ public final class EngineMetrics: StateObserver {
         }
         if !cluster.isEmpty { return cluster.joined(separator: "; ") }
         if polled < expected {
-            return "the first pass is not done: \(polled) of \(expected) URLs polled"
+            return "the first pass is not done: \(polled) of \(expected.counted("URL")) polled"
         }
         let worst = self.recent.withLock { $0.worst }
         if worst > Self.latenessBound {

@@ -26,7 +26,8 @@ import Synchronization
 ///   it, rendered here as HTML (``StatusPage``) once per document. Both gzipped (RFC 1952) when the client
 ///   accepts it (`Accept-Encoding`, RFC 9110 §12.5.3), with `Vary: Accept-Encoding`.
 /// - `GET /status/ID`: one URL's hour series (``StatusSeries``), `ID` being its `id` in `/status`; 404 in
-///   words for an id no URL of the script has, or without `--data`.
+///   words for an id no URL of the script has, or without `--data`; 503 in words (and a warning logged)
+///   when the store cannot list the ids (`--store`'s PostgreSQL does not answer).
 /// - HEAD on any of these: as GET, without the body (RFC 9110 §9.3.2); any other method: 405 with
 ///   `Allow: GET, HEAD` (``ReadOnlyMethods``).
 /// - anything else: 404.
@@ -398,7 +399,17 @@ public struct MetricsServer: Service, Sendable {
         // are read off the event loop: with --store they are a PostgreSQL statement, which may hang.
         let digits =
             text.utf8.allSatisfy({ (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) }) && text.first != "0"
-        let ids = digits ? ((try? await NIOThreadPool.singleton.runIfActive { history.urlIDs() }) ?? [:]) : [:]
+        var ids: [HistoryKey: Int64] = [:]
+        if digits {
+            do {
+                ids = try await NIOThreadPool.singleton.runIfActive { try history.readURLIDs() }
+            } catch {
+                // Not a 404: the id may well be one; the store did not say.
+                self.logger.warning("/status/\(text): \(error)")
+                return Self.text(
+                    .serviceUnavailable, "cannot look the id up now: \(error); try again once the store answers\n")
+            }
+        }
         guard digits, let id = Int64(text), let target = current.targets.first(where: { ids[$0.historyKey] == id })
         else {
             return Self.text(

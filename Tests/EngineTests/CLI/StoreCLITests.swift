@@ -167,7 +167,7 @@ import Testing
         let script = try TemporaryScript("urls = { \"http://127.0.0.1:9/a\" }\nstatus_interval = 1")
         let first = try CLIProcess(["run", script.path, "--store", url, "--poll-interval", "4"])
         defer { first.signal(SIGKILL) }
-        try await first.waitForStderr("sharing the schedule of 1 URLs", limit: .seconds(30))
+        try await first.waitForStderr("sharing the schedule of 1 URL in", limit: .seconds(30))
         let second = try CLIProcess([
             "run", script.path, "--store", url, "--poll-interval", "30", "--timeout", "20",
         ])

@@ -23,15 +23,20 @@ import Testing
             latency: .seconds(latency), since: since ?? at, checkedAt: at)
     }
 
-    /// A store that counts its transactions, around a real SQLite store.
+    /// A store that counts its transactions, around a real SQLite store; its writes fail while `failing`
+    /// (a disk that fills and is freed again).
     final class CountingStore: HistoryStore {
         let inner: SQLiteHistoryStore
         let writes = Mutex(0)
+        let failing = Mutex(false)
         init(_ inner: SQLiteHistoryStore) { self.inner = inner }
         var generation: Int { self.inner.generation }
         func savedStates() throws(HistoryError) -> [State] { try self.inner.savedStates() }
         func write(_ batch: HistoryBatch) async throws(HistoryError) {
             self.writes.withLock { $0 += 1 }
+            if self.failing.withLock({ $0 }) {
+                throw HistoryError("cannot write to \(self.inner.path): the disk is full")
+            }
             try await self.inner.write(batch)
         }
         func prune(before cutoff: (minutes: Double, hours: Double)) async throws(HistoryError) {
@@ -753,6 +758,43 @@ import Testing
         }
     }
 
+    /// Issue 14 (N3): the lines about lost history said "1 polls and changes of this tick are not
+    /// recorded" and "(1 polls or changes were not recorded in all)".
+    @Test func oneLostPoll_isSaidInTheSingular() async throws {
+        let folder = Folder()
+        let store = CountingStore(try SQLiteHistoryStore(directory: folder.path))
+        let (logger, log) = RecordingLogHandler.make()
+        let writer = HistoryWriter(store: store, now: { Self.base }, logger: logger)
+        let monitor = StateMonitor(urls: [Self.a], reporter: NoReporter(), observers: [writer])
+        await Self.running(writer) {
+            // Given: a URL's first result written.
+            store.failing.withLock { $0 = false }
+            await monitor.update(Self.state(Self.a, at: Self.base))
+            await monitor.tick()
+            await writer.sync()
+            // When: its next poll (no change) is lost on a full disk, and the next tick is written.
+            store.failing.withLock { $0 = true }
+            await monitor.update(Self.state(Self.a, at: Self.base + 1))
+            await monitor.tick()
+            await writer.sync()
+            store.failing.withLock { $0 = false }
+            await monitor.update(Self.state(Self.a, at: Self.base + 2))
+            await monitor.tick()
+            await writer.sync()
+        }
+        // Then: both lines say "1 poll or change", with a verb that agrees.
+        let lines = log.all
+        #expect(
+            lines.contains {
+                $0.hasSuffix(
+                    "the disk is full: 1 poll or change of this tick is not recorded (counted in urlpoll_history_lost_total); polling goes on, and writing is tried again on every tick"
+                )
+            },
+            "\(lines)")
+        #expect(
+            lines.contains("notice: history is written again (1 poll or change was not recorded in all)"), "\(lines)")
+    }
+
     /// Issue 14 (#1): with `on_change` in the script, a change and its URL's state are committed before its
     /// hook runs, not at the next tick, and a burst of changes heard together is a few transactions (group
     /// commit), not one per change.
@@ -904,6 +946,82 @@ import Testing
             #expect(writer.lost == lost.withLock { $0 })
             await monitor.update(Self.state(urls[0], .down, at: Self.base + 2))
             #expect(await monitor.snapshot().first { $0.url == urls[0] }?.health == .down)
+        }
+    }
+
+    /// Mounts a 2 MiB tmpfs (the brief's full-disk size, smaller than SQLite's WAL auto-checkpoint of
+    /// 1,000 pages) under `folder`, for the length of `body`.
+    static func onSmallDisk(_ folder: Folder, _ body: (String) async throws -> Void) async throws {
+        let disk = folder.path + "/disk"
+        let mounted = try await runShell(
+            "mkdir -p \"$0\" && mount -t tmpfs -o size=2m tmpfs \"$0\"", [disk], limit: .seconds(10))
+        try #require(mounted?.status == 0, "\(mounted?.stderr ?? "mount hung")")
+        defer { _ = try? Process.run(URL(fileURLWithPath: "/bin/umount"), arguments: ["-l", disk]).waitUntilExit() }
+        try await body(disk)
+    }
+
+    /// A tick's batch: every one of `urls` with a new state (up on even ticks, down on odd ones) whose
+    /// detail is `detail` bytes, and, with `changes`, its change.
+    static func flapping(_ urls: [String], tick: Int, detail: Int, changes: Bool) -> HistoryBatch {
+        var batch = HistoryBatch()
+        for url in urls {
+            var s = Self.state(url, tick % 2 == 0 ? .up : .down, at: Self.base + Double(tick))
+            s.detail = String(repeating: "d", count: detail)
+            batch.count(s)
+            batch.states[s.historyKey] = s
+            if changes { batch.changes.append(HistoryChange(s, previous: nil)) }
+        }
+        return batch
+    }
+
+    /// Issue 14 (N2): on a disk smaller than SQLite's WAL auto-checkpoint (1,000 pages, about 4 MB), the
+    /// `-wal` kept the space failed commits took (a failed transaction's pages stay in it), so once space
+    /// was freed it went to the `-wal` again and the store never wrote again. After a failed commit the
+    /// `-wal` is now checkpointed and truncated, before the next write if it could not be then.
+    @Test(.enabled(if: getuid() == 0, "mounts a 2 MiB tmpfs, which needs root"))
+    func fullSmallDisk_freedSpace_letsWritingResume() async throws {
+        let folder = Folder()
+        try await Self.onSmallDisk(folder) { disk in
+            let store = try SQLiteHistoryStore(directory: disk + "/d")
+            let urls = (0..<50).map { "http://127.0.0.1:9/flap/m\($0)" }
+            // Given: a few ticks written, then the rest of the disk filled.
+            for tick in 0..<3 {
+                try await store.write(Self.flapping(urls, tick: tick, detail: 500, changes: true))
+            }
+            _ = try await runShell("dd if=/dev/zero of=\"$0\" bs=16k", [disk + "/fill"], limit: .seconds(10))
+            #expect(SQLiteHistoryStore.diskIsFull(disk))
+            // When: ticks fail on the full disk, and then the filler is removed.
+            var failed = 0
+            for tick in 3..<13 {
+                do { try await store.write(Self.flapping(urls, tick: tick, detail: 500, changes: true)) } catch {
+                    failed += 1
+                }
+            }
+            #expect(failed == 10)
+            try FileManager.default.removeItem(atPath: disk + "/fill")
+            // Then: writing resumes at once, and goes on past what the freed space holds as `-wal`.
+            for tick in 13..<63 {
+                try await store.write(Self.flapping(urls, tick: tick, detail: 500, changes: true))
+            }
+            #expect(try Self.rows(store.path, "SELECT count(*) FROM state_change") == 50 * 53)
+        }
+    }
+
+    /// Issue 14 (N2), the same kind: on that small disk the store's own `-wal` filled it (a `-wal` of 2 MiB
+    /// is never checkpointed by SQLite), and no space could be freed for the checkpoint. The `-wal` is now
+    /// checkpointed once it outgrows the space left, while the file can still grow.
+    @Test(.enabled(if: getuid() == 0, "mounts a 2 MiB tmpfs, which needs root"))
+    func smallDisk_isNotFilledByTheStoresOwnWAL() async throws {
+        let folder = Folder()
+        try await Self.onSmallDisk(folder) { disk in
+            let store = try SQLiteHistoryStore(directory: disk + "/d")
+            let urls = (0..<200).map { "http://127.0.0.1:9/flap/m\($0)" }
+            // When: 40 ticks rewrite 200 URLs' states (about 150 KB each: 6 MB of `-wal` unless checkpointed).
+            for tick in 0..<40 {
+                try await store.write(Self.flapping(urls, tick: tick, detail: 500, changes: false))
+            }
+            // Then: every tick was written.
+            #expect(try Self.rows(store.path, "SELECT count(*) FROM url_state WHERE state = 'down'") == 200)
         }
     }
 

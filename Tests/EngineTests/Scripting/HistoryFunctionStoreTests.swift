@@ -79,4 +79,49 @@ import Testing
         try await postgres.thaw()
         #expect(await sut.check(a, Self.response()) == Verdict(.up, message: "polls 0"))
     }
+
+    /// Issue 14 (N6): with `--store`, a URL that is neither the script's nor ever recorded (a typo) answered
+    /// `polls = 0`, the empty history the check exists to prevent; `--data` raised. Both raise now, in a hook
+    /// that suspends and where Lua cannot suspend (backoff); a URL the store recorded still answers.
+    @Test func history_ofAURLThatIsNotTheScripts_withStore_raisesAtItsLine_unlessTheStoreRecordedIt() async throws {
+        guard let postgres = try await SharedScheduleTests.ownPostgres() else { return }
+        defer { TestPostgres.Cluster.stop(directory: postgres.directory) }
+        let location = try PostgresLocation(postgres.url, environment: [:])
+        let store = PostgresStore(
+            location: location, connections: 2, instance: "i1", statementTimeout: .seconds(5),
+            logger: PostgresStoreTests.logger)
+        let pool = Task { await store.run() }
+        defer { pool.cancel() }
+        try await store.migrate()
+        // The store recorded http://127.0.0.1:1/1 (another script's URL, or one this script listed before).
+        _ = try await store.sync(PostgresStoreTests.listings(1), scriptHash: "s", now: 3_600)
+        let (logger, log) = RecordingLogHandler.make()
+        let script = try TemporaryScript(
+            """
+            urls = {
+              { url = "http://127.0.0.1:9/a", check = function(res)
+                  n = (n or 0) + 1
+                  local target = ({ "http://127.0.0.1:9/typo", "http://127.0.0.1:1/1", "http://127.0.0.1:9/a" })[n]
+                  local ok, h = pcall(urlpoll.history, target, 60)
+                  return ok and "up" or "down", ok and ("polls " .. h.polls) or h
+                end },
+            }
+            function backoff(r)
+              urlpoll.history("http://127.0.0.1:9/typo", 60)
+              return 7
+            end
+            """)
+        let sut = try ScriptHost(path: script.path, history: PostgresHistory(store: store), logger: logger)
+        let a = sut.config.targets[0]
+        let message =
+            "urlpoll.history: no URL of the script is \"http://127.0.0.1:9/typo\" and the history has none recorded (pass s.raw_url, s.url or a URL's name)"
+        // When: a hook that suspends asks for a typo'd URL. Then: it raises at its line.
+        #expect(await sut.check(a, Self.response()) == Verdict(.down, message: "\(script.path):5: \(message)"))
+        // And where Lua cannot suspend (backoff): the same error at its line, and the default delay.
+        #expect(await sut.delay(for: Resource(a), settings: Settings()) == .seconds(60))
+        #expect(log.all.contains { $0.contains("\(script.path):10: \(message)") }, "\(log.all)")
+        // When: it asks for a URL the store recorded, or its own. Then: an answer, no error.
+        #expect(await sut.check(a, Self.response()) == Verdict(.up, message: "polls 0"))
+        #expect(await sut.check(a, Self.response()) == Verdict(.up, message: "polls 0"))
+    }
 }

@@ -27,11 +27,12 @@ import Testing
         return (error.message, script.path)
     }
 
+    /// Issue 14 (N6): the message named `--data` only, not `--store`.
     @Test func history_withoutData_raisesAtTheCallingLine_sayingWhatToDo() throws {
         let (message, path) = try Self.caught("urlpoll.history, \"\(Self.url)\", 60")
         #expect(
             message
-                == "caught: \(path):2: urlpoll.history needs the history store: run with --data DIR (urlpoll run SCRIPT --data /var/lib/urlpoll)"
+                == "caught: \(path):2: urlpoll.history needs the history store: run with --data DIR (urlpoll run SCRIPT --data /var/lib/urlpoll), or with --store postgresql://USER@HOST:PORT/DB to share one in PostgreSQL"
         )
     }
 

@@ -31,7 +31,10 @@ import Testing
             "name = \"api\\27[31m\"",
             "field 'name' must be printable UTF-8 text (got a control character, U+001B, at byte 4)"
         ),
-        ("name = \" \"", "field 'name' must be a string, not only spaces (got string \" \")"),
+        (
+            "name = \" \"",
+            "field 'name' must be a string of 1 to 200 bytes, not only spaces, the URL's name in reports, /status and on the status page (got string \" \")"
+        ),
         ("group = \"core\\0\"", "field 'group' must be printable UTF-8 text (got a NUL byte at byte 5)"),
         ("group = \"\\xFF\\xFE\"", "field 'group' must be printable UTF-8 text (got invalid UTF-8 at byte 1: 0xFF)"),
         (
@@ -64,6 +67,31 @@ import Testing
             title = \(value)
             """)
         #expect(error.hasPrefix("\(script.path):2: \(message)"), "\(error)")
+    }
+
+    /// Issue 14 (N7): a 1 MiB `name` was stored and served whole (every change in `/status` repeats it). A
+    /// `name`, `group` or `title` over 200 bytes is a load error at its line, and the message shows the
+    /// value's start and length, not the whole of it.
+    @Test(arguments: ["name", "group", "title"])
+    func nameGroupOrTitle_over200Bytes_isALoadErrorWithFileLine_showingItsStartOnly(field: String) throws {
+        let text =
+            field == "title"
+            ? "urls = { \"http://127.0.0.1:1/\" }\ntitle = string.rep(\"n\", 1048576)"
+            : "urls = {\n  { url = \"http://127.0.0.1:1/\", \(field) = string.rep(\"n\", 1048576) } }"
+        let (error, script) = try Self.loadError(text)
+        let head =
+            field == "title"
+            ? "setting 'title' must be a string of at most 200 bytes"
+            : "field '\(field)' must be a string of 1 to 200 bytes"
+        #expect(error.hasPrefix("\(script.path):2: "), "\(error.prefix(300))")
+        #expect(error.contains(head), "\(error.prefix(300))")
+        #expect(
+            error.hasSuffix("(got string \"\(String(repeating: "n", count: 37))…\" of 1048576 bytes)"),
+            "\(error.suffix(300))")
+        #expect(error.utf8.count < 400)
+        // 200 bytes are taken.
+        let fine = try TemporaryScript(text.replacingOccurrences(of: "1048576", with: "200"))
+        _ = try ScriptHost(path: fine.path, logger: .init(label: "test"))
     }
 
     @Test func labels_areReadSortedByName_withNumbersAsText() throws {

@@ -476,3 +476,53 @@ extension StatusEndpointTests {
         #expect(states[url]?.status == "200 OK")
     }
 }
+
+extension StatusEndpointTests {
+    /// Issue 14: `GET /status/ID` answered 404 ("no URL of the script has id") when `--store`'s PostgreSQL
+    /// could not list the ids (the error was swallowed). It answers 503 with the reason in words, and logs it.
+    @Test func statusID_whenTheStoreDoesNotAnswer_is503InWords_notA404() async throws {
+        guard TestPostgres.Cluster.binaries != nil else {
+            try #require(
+                ProcessInfo.processInfo.environment["CI"] == nil,
+                "PostgreSQL is not installed (apt-get install -y postgresql); CI must run this test")
+            return
+        }
+        let postgres = try await TestPostgres.Cluster.start()
+        defer { TestPostgres.Cluster.stop(directory: postgres.directory) }
+        let location = try PostgresLocation(postgres.url, environment: [:])
+        let store = PostgresStore(
+            location: location, connections: 2, instance: "i1", statementTimeout: .seconds(2),
+            logger: Logger(label: "test"))
+        let (logger, log) = RecordingLogHandler.make()
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { await store.run() }
+            defer { group.cancelAll() }
+            try await store.migrate()
+            _ = try await store.sync(PostgresStoreTests.listings(1), scriptHash: "s", now: 3_600)
+            let id = try await PostgresHistoryTests.poll(store, at: 3_610, health: .up)
+            let target = Target(url: "http://127.0.0.1:1/1")
+            let source = MetricsSource()
+            let monitor = StateMonitor(urls: [target.url], reporter: TextReporter(output: Output { _ in }))
+            source.serve(monitor: monitor, targets: [target], settings: Settings())
+            try await withService(
+                { onReady in
+                    MetricsServer(
+                        address: ListenAddress(host: "127.0.0.1", port: 0), source: source, metrics: EngineMetrics(),
+                        prober: ScriptedProber([:]), history: PostgresHistory(store: store), logger: logger,
+                        onReady: onReady)
+                },
+                { base in
+                    // Given: the id answers while PostgreSQL does.
+                    #expect(try await fetch(base + "/status/\(id)").status == 200)
+                    // When: PostgreSQL stops.
+                    try await postgres.stopServer()
+                    let response = try await fetch(base + "/status/\(id)")
+                    // Then: 503, in words, and a warning logged.
+                    #expect(response.status == 503, "\(response.body)")
+                    #expect(response.body.hasPrefix("cannot look the id up now: "), "\(response.body)")
+                    #expect(response.body.hasSuffix("; try again once the store answers\n"), "\(response.body)")
+                    #expect(log.all.contains { $0.hasPrefix("warning: /status/\(id): ") }, "\(log.all)")
+                })
+        }
+    }
+}

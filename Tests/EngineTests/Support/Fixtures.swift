@@ -30,6 +30,8 @@ final class TemporaryScript: Sendable {
 struct RecordingLogHandler: LogHandler {
     final class Box: Sendable {
         let messages = Mutex([String]())
+        /// Each message's metadata, in the same order.
+        let metadata = Mutex([Logger.Metadata]())
         var all: [String] { self.messages.withLock { $0 } }
     }
 
@@ -44,6 +46,7 @@ struct RecordingLogHandler: LogHandler {
 
     func log(event: LogEvent) {
         self.box.messages.withLock { $0.append("\(event.level): \(event.message)") }
+        self.box.metadata.withLock { $0.append(event.metadata ?? [:]) }
     }
 
     static func make() -> (Logger, Box) {
