@@ -325,10 +325,12 @@ public final class PostgresStore: Sendable {
         let error = Self.unwrapped(error)
         if let error = error as? HistoryError { return error.description }
         if let error = error as? ChannelError, case .connectTimeout(let limit) = error {
-            // The connection and PostgreSQL's start-up share the limit: a server of another kind on the port
-            // (which waits for a request of its own) and a host that never answers both end here.
+            // The connection and PostgreSQL's start-up share the limit: a stopped, frozen or overloaded
+            // PostgreSQL (whose kernel still accepts the connection), a server of another kind on the port (which
+            // waits for a request of its own) and a host that never answers all end here; ``connectAlone()``
+            // tells the first apart at start.
             return
-                "nothing that speaks PostgreSQL answered within \(limit.nanoseconds / 1_000_000_000) s (is a server of another kind listening on that port, or is the host unreachable?)"
+                "no answer to PostgreSQL's start-up within \(limit.nanoseconds / 1_000_000_000) s (is the server stopped, frozen or overloaded, the host unreachable, or a server of another kind listening on that port?)"
         }
         if let error = error as? PSQLError {
             if let message = error.serverInfo?[.message] {
