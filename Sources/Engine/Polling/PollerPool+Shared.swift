@@ -357,6 +357,7 @@ extension PollerPool {
                 var leads = false
                 var instances: Int?
                 var fleet: PostgresStore.FleetRead?
+                var readTook = Duration.zero
                 var tries = 0
                 var looked = false
                 var ended = false
@@ -417,7 +418,9 @@ extension PollerPool {
                         instances = try await store.heartbeat(
                             scriptHash: schedule.scriptHash, alive: alive, now: schedule.databaseTime?(), on: current)
                         // Every instance, leading or not: its /metrics, /status and /healthz show the fleet's.
+                        let readStart = ContinuousClock.now
                         fleet = try await store.fleet(since: view.since, on: current)
+                        readTook = readStart.duration(to: .now)
                         outage.answered()
                         break
                     } catch {
@@ -452,6 +455,7 @@ extension PollerPool {
                 let late = lookedAt.duration(to: self.clock.now) >= self.settings.statusInterval
                 schedule.metrics?.beat(instances: instances, leading: leads)
                 if let fleet {
+                    let mergeStart = ContinuousClock.now
                     let (changed, gone) = view.merge(fleet)
                     await self.monitor.seed(
                         changed.compactMap { state in
@@ -462,6 +466,9 @@ extension PollerPool {
                             }
                         })
                     if !gone.isEmpty { await self.monitor.forget(gone.compactMap { rawURLs[$0.historyKey] }) }
+                    store.logger.debug(
+                        "read the fleet's states: \(fleet.rows.count) rows (\(fleet.full ? "a full read" : "written since the last read")) in \(formatSeconds((readTook.seconds * 1000).rounded() / 1000)) s, \(changed.count) changed, \(gone.count) gone; merged in \(formatSeconds((mergeStart.duration(to: .now).seconds * 1000).rounded() / 1000)) s"
+                    )
                 }
                 await self.monitor.reporting(leads && !late)
                 await self.monitor.skipped(missed + (late ? 1 : 0))
