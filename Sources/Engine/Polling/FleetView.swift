@@ -4,7 +4,8 @@
 /// instance and the server every `status_interval`, and delays the polls that fall due meanwhile.
 ///
 /// A read is full (the map replaced) at the start, after ``startOver()`` (a new connection: the server may
-/// have restarted, or be another one), after ``fullReadEvery`` reads as a safety net, and whenever the store
+/// have restarted, or be another one), after ``fullReadEvery`` delta reads (and up to a quarter more, at
+/// random) as a safety net, and whenever the store
 /// finds the previous read's horizon too far back to place rows after it. Owned by the pool's leader loop.
 struct FleetView {
     /// The fleet's states, by row id.
@@ -13,12 +14,16 @@ struct FleetView {
     private var horizon: Int64?
     /// Delta reads since the last full one.
     private var deltas = 0
+    /// Delta reads until the next full one: ``fullReadEvery`` and up to a quarter more, drawn at random
+    /// after each full read, so that instances started together do not make their full reads in step.
+    private var deltasUntilFull: Int
     /// How many delta reads in a row may follow a full one.
     let fullReadEvery: Int
 
     /// - Parameter fullReadEvery: Delta reads between two full ones.
     init(fullReadEvery: Int) {
         self.fullReadEvery = max(0, fullReadEvery)
+        self.deltasUntilFull = self.fullReadEvery
     }
 
     /// Delta reads between two full ones for a read every `statusInterval`: a full read every
@@ -33,7 +38,7 @@ struct FleetView {
 
     /// What to pass as `since` to the next read: nil when it must be a full one.
     var since: Int64? {
-        self.deltas >= self.fullReadEvery ? nil : self.horizon
+        self.deltas >= self.deltasUntilFull ? nil : self.horizon
     }
 
     /// Makes the next read a full one (a new connection, which may reach a restarted or another server).
@@ -58,6 +63,7 @@ struct FleetView {
             for (id, state) in self.states where next[id] == nil { gone.append(state) }
             self.states = next
             self.deltas = 0
+            self.deltasUntilFull = self.fullReadEvery + Int.random(in: 0...(self.fullReadEvery / 4))
         } else {
             for (id, state) in read.rows {
                 if let state {
