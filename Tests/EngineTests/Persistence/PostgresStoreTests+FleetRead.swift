@@ -127,6 +127,18 @@ extension PostgresStoreTests {
         }
     }
 
+    @Test func monitor_forgetsTheStatesOfURLsThatLeftTheFleet_andKeepsTheOthers() async throws {
+        // Given: a monitor holding the fleet's states of 2 URLs.
+        let urls = ["http://127.0.0.1:1/1", "http://127.0.0.1:1/2"]
+        let monitor = StateMonitor(urls: urls, reporter: RecordingReporter())
+        await monitor.seed(
+            urls.map { State(url: $0, name: $0, status: "200 OK", health: .up, polls: 1, since: 1, checkedAt: 1) })
+        // When: the second one's row is retired (FleetView's `gone`).
+        await monitor.forget([urls[1]])
+        // Then: only the first one's state is left.
+        #expect(await monitor.statesByURL().keys.sorted() == [urls[0]])
+    }
+
     @Test func leave_aBeatHeldBehindALockWhenTheInstanceStops_doesNotBringItsRowBack() async throws {
         try await Self.withStores(1) { stores, url in
             let store = stores[0]
