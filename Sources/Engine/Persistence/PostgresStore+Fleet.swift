@@ -86,6 +86,11 @@ extension PostgresStore {
     /// order, as every multi-row update of the schedule is, and a deadlock (SQLSTATE 40P01) is tried once more
     /// (``retryingConflicts(_:_:)``).
     ///
+    /// First it ends this instance's other sessions (``endOtherSessions(on:)``): a heartbeat or beat this
+    /// instance gave up (urlpoll stopping cancels it, and a cancelled statement is not waited for) may still
+    /// be running on the server, held behind another session's lock, and would otherwise register the
+    /// instance again after its row was removed, where it would show as live until it expired.
+    ///
     /// On a connection of its own, not the pool's (whose requests wait for a connection while the server
     /// is away): a server that refuses the connection fails it at once, in those words, and one that does
     /// not answer (frozen, unreachable) after `limit` (2 s by default), so a stop is never held up long.
@@ -95,6 +100,7 @@ extension PostgresStore {
             let connection = try await PostgresConnection.connect(
                 configuration: self.configuration, id: 0, logger: Self.quiet)
             do {
+                try await self.endOtherSessions(on: connection)
                 try await connection.run(
                     """
                     WITH gone AS (DELETE FROM urlpoll_instances WHERE id = \(self.instance) RETURNING host, pid),
@@ -111,6 +117,33 @@ extension PostgresStore {
                 throw error
             }
             try? await connection.close()
+        }
+    }
+
+    /// Ends every other session of this instance (its pool's connections and its report lock's session,
+    /// found by their `application_name`, which is the instance's name) and waits until they are gone, so
+    /// no statement this instance sent before can still write after this returns: a session ended in the
+    /// middle of a statement rolls it back, and a backend leaves `pg_stat_activity` only after its
+    /// transaction ended. `pg_terminate_backend` may end sessions of the same role
+    /// (<https://www.postgresql.org/docs/15/functions-admin.html#FUNCTIONS-ADMIN-SIGNAL>); it is asked again
+    /// every 10 ms until none is left (PostgreSQL 12 and 13 have no form that waits), within the caller's
+    /// time limit.
+    func endOtherSessions(on connection: PostgresConnection) async throws {
+        while true {
+            var left: Int64 = 0
+            for try await count in try await connection.query(
+                """
+                WITH mine AS MATERIALIZED (
+                    SELECT pid FROM pg_stat_activity
+                    WHERE application_name = left(\(self.instance), 63) AND pid <> pg_backend_pid()
+                        AND usename = current_user AND datname = current_database())
+                SELECT count(*) FROM mine WHERE pg_terminate_backend(pid)
+                """, logger: Self.quiet
+            ).decode(Int64.self) {
+                left = count
+            }
+            if left == 0 { return }
+            try await Task.sleep(for: .milliseconds(10))
         }
     }
 

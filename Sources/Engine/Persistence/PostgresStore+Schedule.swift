@@ -448,26 +448,10 @@ extension PostgresStore {
         }
     }
 
-    /// Every listed URL's last state, as the whole fleet polled them (the leader's `report`); on
+    /// Every listed URL's last state, as the whole fleet polled them: a full read (``fleet(since:on:)``); on
     /// `connection` when one is given, else on the pool's.
     public func fleet(on connection: PostgresConnection? = nil) async throws(HistoryError) -> [State] {
-        try await self.attempt("read the fleet's states") {
-            let rows = try await self.query(
-                on: connection,
-                """
-                SELECT url, ordinal, name, status, state, since, code, error, detail, error_count, latency, polls,
-                    checked_at
-                FROM urlpoll_targets WHERE NOT retired AND status IS NOT NULL
-                """)
-            var states: [State] = []
-            for try await row in rows {
-                let (url, ordinal, name) = try row.decode((String, Int, String).self)
-                if let state = try Self.state(from: row, url: url, ordinal: ordinal, name: name, offset: 3) {
-                    states.append(state)
-                }
-            }
-            return states
-        }
+        try await self.fleet(since: nil, on: connection).rows.compactMap(\.state)
     }
 
     /// Runs `query` on `connection` when one is given, else on a connection of the pool.

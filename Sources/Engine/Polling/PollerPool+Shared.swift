@@ -16,7 +16,8 @@ import PostgresNIO
 ///   A write that fails (PostgreSQL restarting) is tried again, with the completions that came since, with
 ///   backoff, so no result this instance still holds the lease of is lost.
 /// - The leader loop beats the heartbeat every `status_interval`, tries the report lock on a connection of
-///   its own, and, while it holds it, reads the whole fleet's states into the monitor and reports them.
+///   its own, reads the fleet's states written since its last read into the monitor (``FleetView``), and,
+///   while it holds the lock, reports them.
 extension PollerPool {
     /// The pool is about to be stopped for a reload (called just before its task is cancelled): with a shared
     /// schedule, its polls in flight finish and are written back before it stops (``SharedSchedule``).
@@ -342,6 +343,10 @@ extension PollerPool {
         // The stale leader whose session this instance was not allowed to end, once said.
         var refused: PostgresStore.Leader?
         let alive = self.settings.statusInterval.seconds * 3
+        // The fleet's states, read whole at the start and after a reconnect, else only the rows written
+        // since the last read (FleetView).
+        var view = FleetView(fullReadEvery: FleetView.fullReadEvery(statusInterval: self.settings.statusInterval))
+        let rawURLs = Dictionary(self.targets.map { ($0.historyKey, $0.url) }, uniquingKeysWith: { first, _ in first })
         // The ticks go on from the pool before's: those that fell due while a reload listed its URLs (a
         // frozen PostgreSQL) are missed, and counted so.
         var timer = Ticks(
@@ -351,7 +356,8 @@ extension PollerPool {
             ticks: while let missed = await timer.next() {
                 var leads = false
                 var instances: Int?
-                var fleet: [State]?
+                var fleet: PostgresStore.FleetRead?
+                var readTook = Duration.zero
                 var tries = 0
                 var looked = false
                 var ended = false
@@ -373,7 +379,10 @@ extension PollerPool {
                         } else {
                             current = try await store.connectAlone()
                         }
-                        if fresh { Self.watch(current, store: store, outage: outage) }
+                        if fresh {
+                            Self.watch(current, store: store, outage: outage)
+                            view.startOver()
+                        }
                         session = current
                         if schedule.current.isSet {
                             leads = try await store.lead(on: current)
@@ -409,7 +418,9 @@ extension PollerPool {
                         instances = try await store.heartbeat(
                             scriptHash: schedule.scriptHash, alive: alive, now: schedule.databaseTime?(), on: current)
                         // Every instance, leading or not: its /metrics, /status and /healthz show the fleet's.
-                        fleet = try await store.fleet(on: current)
+                        let readStart = ContinuousClock.now
+                        fleet = try await store.fleet(since: view.since, on: current)
+                        readTook = readStart.duration(to: .now)
                         outage.answered()
                         break
                     } catch {
@@ -443,7 +454,22 @@ extension PollerPool {
                 // Frozen between its look at the lock and now: another instance may lead by now; not reported.
                 let late = lookedAt.duration(to: self.clock.now) >= self.settings.statusInterval
                 schedule.metrics?.beat(instances: instances, leading: leads)
-                if let fleet { await self.monitor.seed(HistoryKey.match(fleet, to: self.targets)) }
+                if let fleet {
+                    let mergeStart = ContinuousClock.now
+                    let (changed, gone) = view.merge(fleet)
+                    await self.monitor.seed(
+                        changed.compactMap { state in
+                            rawURLs[state.historyKey].map { url in
+                                var state = state
+                                state.rawURL = url
+                                return state
+                            }
+                        })
+                    if !gone.isEmpty { await self.monitor.forget(gone.compactMap { rawURLs[$0.historyKey] }) }
+                    store.logger.debug(
+                        "read the fleet's states: \(fleet.rows.count) rows (\(fleet.full ? "a full read" : "written since the last read")) in \(formatSeconds((readTook.seconds * 1000).rounded() / 1000)) s, \(changed.count) changed, \(gone.count) gone; merged in \(formatSeconds((mergeStart.duration(to: .now).seconds * 1000).rounded() / 1000)) s"
+                    )
+                }
                 await self.monitor.reporting(leads && !late)
                 await self.monitor.skipped(missed + (late ? 1 : 0))
                 // The report runs beside the loop: a `report` hook that waits keeps no heartbeat back.

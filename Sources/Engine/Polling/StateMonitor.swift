@@ -80,6 +80,12 @@ public actor StateMonitor {
         }
     }
 
+    /// Drops the states of `urls` (as written, ``State/rawURL``) without telling the observers: URLs whose
+    /// rows left the shared schedule's fleet (retired by an instance that loaded a newer script).
+    public func forget(_ urls: [String]) {
+        for url in urls { self.states[url] = nil }
+    }
+
     /// The map as of the last tick (nil before the first): what `/status` and the page show, so that one
     /// document's states and the changes the history committed with that tick tell one story.
     private var ticked: [String: State]?
