@@ -57,6 +57,10 @@ public final class HistoryWriter: StateObserver, Service {
     /// changes do not wait, so a hung store holds alerts back once, for one limit, not a limit per change.
     private let stalled = Atomic<Bool>(false)
     private let failed = Atomic<Int>(0)
+    /// The marks of hooks starting (``markHookStarting(_:)``) not written yet, and whether a caller is
+    /// writing them (and whether the last write failed: said once).
+    private let marks = Mutex<(pending: [(HistoryChange, CommitWait)], flushing: Bool, failing: Bool)>(
+        ([], false, false))
     private let now: @Sendable () -> Double
     private let onLoss: @Sendable (Int) -> Void
     private let logger: Logger
@@ -107,6 +111,50 @@ public final class HistoryWriter: StateObserver, Service {
         }
         let wait = CommitWait()
         return self.send(.changed(state, previous: previous, committed: wait)) ? wait : nil
+    }
+
+    /// Marks in the store (``HistoryStore/markHooksStarted(_:)``) that `change`'s `on_change` hook starts,
+    /// and returns once the mark is committed or its write failed (a failure is said once per episode in a
+    /// warning line: the hook runs all the same, and a restart may then replay it). Marks are committed in
+    /// groups: the first caller writes the marks asked for so far in one transaction, and again while more
+    /// were asked meanwhile; the others wait for it. So the hooks of a burst of changes, which start
+    /// together, are marked in one or two transactions, never one per change. Called by ``ChangeQueue``
+    /// just before the hook starts, for changes committed through ``changedAwaitingCommit(_:previous:)``.
+    func markHookStarting(_ change: HistoryChange) async {
+        let wait = CommitWait()
+        let leads = self.marks.withLock { marks -> Bool in
+            marks.pending.append((change, wait))
+            if marks.flushing { return false }
+            marks.flushing = true
+            return true
+        }
+        guard leads else {
+            await wait.wait()
+            return
+        }
+        while true {
+            let taken = self.marks.withLock { marks -> [(HistoryChange, CommitWait)] in
+                if marks.pending.isEmpty { marks.flushing = false }
+                defer { marks.pending = [] }
+                return marks.pending
+            }
+            if taken.isEmpty { return }
+            do {
+                try await self.store.markHooksStarted(taken.map(\.0))
+                self.marks.withLock { $0.failing = false }
+            } catch {
+                let say = self.marks.withLock { marks in
+                    defer { marks.failing = true }
+                    return !marks.failing
+                }
+                if say {
+                    self.logger.warning(
+                        "\(error.description): the on_change hooks starting now are run, but not marked as started, so a restart may run them again"
+                    )
+                }
+            }
+            for (_, wait) in taken { wait.resume() }
+        }
     }
 
     /// Told when a change's wait outlasted its limit: changes do not wait until the next commit returns.
@@ -191,7 +239,9 @@ public final class HistoryWriter: StateObserver, Service {
             case .changed(let state, let previous, let committed?):
                 // Committed with its URL's state before the tick, as soon as the queue is empty.
                 let key = state.historyKey
-                changes.changes.append(HistoryChange(state, previous: previous))
+                var change = HistoryChange(state, previous: previous)
+                change.hookPending = true
+                changes.changes.append(change)
                 changes.states[key] = state
                 if let held = batch.states[key], held.checkedAt <= state.checkedAt { batch.states[key] = nil }
                 waits.append(committed)

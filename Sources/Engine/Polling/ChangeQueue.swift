@@ -8,8 +8,10 @@ import Synchronization
 ///
 /// - **After its commit.** With a ``HistoryWriter``, a change's hook runs once the writer has committed the
 ///   change with its URL's state, or its write failed, or ``commitLimit`` passed since the change was heard,
-///   whichever comes first: a crash right after an alert neither repeats it nor misses the recovery (a crash
-///   after the commit and before the hook loses that alert: at most once). One task
+///   whichever comes first: a crash right after an alert neither repeats it nor misses the recovery. Just
+///   before a hook starts, the store marks its change as hooked (``HistoryWriter/markHookStarting(_:)``,
+///   marks of hooks starting together in one transaction); a crash after the commit and before that mark
+///   has the next start replay the hook (``replay(_:hook:)``, `s.replayed`), once. One task
 ///   waits for the commits in the order the changes came, each until its own deadline (heard + limit), so a
 ///   burst of changes committed together waits once, never one limit per change in series; once a wait
 ///   outlasts the limit (a store locked by another process), changes do not wait until a commit returns
@@ -111,6 +113,32 @@ public final class ChangeQueue<C: Clock>: Service where C.Duration == Duration {
 
         func ticked() async {
             await self.history?.ticked()
+        }
+    }
+
+    /// How far back a start replays hooks that never started (``replay(_:hook:)``): 24 hours. An older
+    /// change is not alerted any more; its URL's state is resumed all the same.
+    public static var replayWindow: Duration { .seconds(86_400) }
+    /// The most hooks a start replays: the latest 1,000 in ``replayWindow``, so that an old database does
+    /// not flood the receivers.
+    public static var replayLimit: Int { 1_000 }
+
+    /// Queues, before polling starts, the changes of `changes` (oldest first, their states ``State/replayed``)
+    /// whose hooks a kill kept from starting, to be hooked by `hook` as changes heard now are: in order per
+    /// URL. They are committed and already marked as started (``SQLiteHistoryStore/takeUnstartedChanges(since:limit:)``),
+    /// so they wait for no commit; they count toward ``capacity`` without waiting for room.
+    public func replay(_ changes: [(state: State, previous: State?)], hook: any StateObserver) {
+        for (state, previous) in changes {
+            let queued = self.queue.withLock { queue -> Bool in
+                if queue.finished { return false }
+                queue.count += 1
+                return true
+            }
+            guard queued else { return }
+            self.continuation.yield(
+                Entry(
+                    state: state, previous: previous, hook: hook, committed: nil, history: nil,
+                    deadline: self.clock.now))
         }
     }
 
@@ -236,6 +264,11 @@ public final class ChangeQueue<C: Clock>: Service where C.Duration == Duration {
         var next: Entry? = first
         while let entry = next {
             if Task.isCancelled { return }
+            if entry.committed != nil, let history = entry.history {
+                // The store keeps the change as not hooked until now: a kill before this mark is committed
+                // has the restart replay the hook; after it, never.
+                await history.markHookStarting(HistoryChange(entry.state, previous: entry.previous))
+            }
             await entry.hook.changed(entry.state, previous: entry.previous)
             let resumed: CheckedContinuation<Void, Never>?
             (next, resumed) = self.queue.withLock { queue in
