@@ -117,9 +117,9 @@ public final class HistoryWriter: StateObserver, Service {
     /// and returns once the mark is committed or its write failed (a failure is said once per episode in a
     /// warning line: the hook runs all the same, and a restart may then replay it). Marks are committed in
     /// groups: the first caller writes the marks asked for so far in one transaction, and again while more
-    /// were asked meanwhile; the others wait for it. So the hooks of a burst of changes, which start
-    /// together, are marked in one or two transactions, never one per change. Called by ``ChangeQueue``
-    /// just before the hook starts, for changes committed through ``changedAwaitingCommit(_:previous:)``.
+    /// were asked meanwhile; the others wait for it. Called by ``ChangeQueue`` just before the hook of a
+    /// change that waited behind its URL's earlier hook starts (changes that start together are marked by
+    /// ``markHooksStarted(_:)``), for changes committed through ``changedAwaitingCommit(_:previous:)``.
     func markHookStarting(_ change: HistoryChange) async {
         let wait = CommitWait()
         let leads = self.marks.withLock { marks -> Bool in
@@ -139,21 +139,30 @@ public final class HistoryWriter: StateObserver, Service {
                 return marks.pending
             }
             if taken.isEmpty { return }
-            do {
-                try await self.store.markHooksStarted(taken.map(\.0))
-                self.marks.withLock { $0.failing = false }
-            } catch {
-                let say = self.marks.withLock { marks in
-                    defer { marks.failing = true }
-                    return !marks.failing
-                }
-                if say {
-                    self.logger.warning(
-                        "\(error.description): the on_change hooks starting now are run, but not marked as started, so a restart may run them again"
-                    )
-                }
-            }
+            await self.markHooksStarted(taken.map(\.0))
             for (_, wait) in taken { wait.resume() }
+        }
+    }
+
+    /// Marks in the store, in one transaction, that the `on_change` hooks of `changes` start, and returns once
+    /// the marks are committed or their write failed (said once per episode in a warning line: the hooks run
+    /// all the same, and a restart may then replay them). ``ChangeQueue`` calls it for the changes whose hooks
+    /// start together (a burst committed together), just before they start.
+    func markHooksStarted(_ changes: [HistoryChange]) async {
+        guard !changes.isEmpty else { return }
+        do {
+            try await self.store.markHooksStarted(changes)
+            self.marks.withLock { $0.failing = false }
+        } catch {
+            let say = self.marks.withLock { marks in
+                defer { marks.failing = true }
+                return !marks.failing
+            }
+            if say {
+                self.logger.warning(
+                    "\(error.description): the on_change hooks starting now are run, but not marked as started, so a restart may run them again"
+                )
+            }
         }
     }
 

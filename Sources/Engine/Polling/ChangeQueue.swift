@@ -65,6 +65,8 @@ public final class ChangeQueue<C: Clock>: Service where C.Duration == Duration {
     private let continuation: AsyncStream<Entry>.Continuation
     private let stopping: AsyncStream<Void>
     private let stopContinuation: AsyncStream<Void>.Continuation
+    /// Changes yielded to ``entries`` and not yet taken by ``consume()``.
+    private let buffered = Atomic<Int>(0)
 
     /// - Parameters:
     ///   - capacity: The most changes waiting before polls wait for room (back-pressure).
@@ -135,6 +137,7 @@ public final class ChangeQueue<C: Clock>: Service where C.Duration == Duration {
                 return true
             }
             guard queued else { return }
+            self.buffered.add(1, ordering: .relaxed)
             self.continuation.yield(
                 Entry(
                     state: state, previous: previous, hook: hook, committed: nil, history: nil,
@@ -160,6 +163,7 @@ public final class ChangeQueue<C: Clock>: Service where C.Duration == Duration {
             }
             switch admission.0 {
             case .queued:
+                self.buffered.add(1, ordering: .relaxed)
                 self.continuation.yield(entry)
                 return
             case .finished:
@@ -225,10 +229,19 @@ public final class ChangeQueue<C: Clock>: Service where C.Duration == Duration {
         }
     }
 
-    /// Waits for each change's commit in the order they came, then hands it to its URL's worker.
+    /// Waits for each change's commit in the order they came, then hands it to its URL's worker. The changes
+    /// whose hooks start now (their URL's worker is idle) are gathered until no change is left in the stream
+    /// or the next one's commit is still to come, and marked as hooked in one transaction
+    /// (``HistoryWriter/markHooksStarted(_:)``) before their hooks start: a burst committed together is one
+    /// more transaction, not one per change.
     private func consume() async {
         await withDiscardingTaskGroup { group in
+            var starting: [Entry] = []
             for await entry in self.entries {
+                let more = self.buffered.subtract(1, ordering: .relaxed).newValue > 0
+                if let committed = entry.committed, !committed.hasEnded {
+                    await self.start(&starting, in: &group)
+                }
                 await self.awaitCommit(of: entry)
                 let start = self.queue.withLock { queue -> Bool in
                     if queue.byURL[entry.state.rawURL] != nil {
@@ -238,11 +251,31 @@ public final class ChangeQueue<C: Clock>: Service where C.Duration == Duration {
                     queue.byURL[entry.state.rawURL] = []
                     return true
                 }
-                if start {
-                    group.addTask { await self.work(from: entry) }
+                if start { starting.append(entry) }
+                if !more { await self.start(&starting, in: &group) }
+            }
+            await self.start(&starting, in: &group)
+        }
+    }
+
+    /// Marks the changes of `starting` committed for their hooks as hooked, in one transaction per writer,
+    /// then starts their URLs' workers, and empties `starting`.
+    private func start(_ starting: inout [Entry], in group: inout DiscardingTaskGroup) async {
+        guard !starting.isEmpty else { return }
+        let marked = starting.filter { $0.committed != nil && $0.history != nil }
+        if let history = marked.first?.history {
+            if marked.allSatisfy({ $0.history === history }) {
+                await history.markHooksStarted(marked.map { HistoryChange($0.state, previous: $0.previous) })
+            } else {
+                for entry in marked {
+                    await entry.history?.markHooksStarted([HistoryChange(entry.state, previous: entry.previous)])
                 }
             }
         }
+        for entry in starting {
+            group.addTask { await self.work(from: entry, marked: true) }
+        }
+        starting.removeAll()
     }
 
     /// Returns once `entry`'s change is committed, its write failed, or its deadline passed.
@@ -259,12 +292,15 @@ public final class ChangeQueue<C: Clock>: Service where C.Duration == Duration {
         if committed.timedOut { entry.history?.commitTimedOut() }
     }
 
-    /// Runs the hooks of `first`'s URL, in order, until none is left.
-    private func work(from first: Entry) async {
+    /// Runs the hooks of `first`'s URL, in order, until none is left; `first` is marked as hooked already
+    /// when `marked`, and each later change is marked just before its hook.
+    private func work(from first: Entry, marked: Bool) async {
         var next: Entry? = first
+        var isMarked = marked
         while let entry = next {
             if Task.isCancelled { return }
-            if entry.committed != nil, let history = entry.history {
+            defer { isMarked = false }
+            if !isMarked, entry.committed != nil, let history = entry.history {
                 // The store keeps the change as not hooked until now: a kill before this mark is committed
                 // has the restart replay the hook; after it, never.
                 await history.markHookStarting(HistoryChange(entry.state, previous: entry.previous))

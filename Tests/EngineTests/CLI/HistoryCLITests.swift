@@ -432,9 +432,9 @@ import Testing
         #expect(run.status == 2)
         #expect(
             run.stderr.hasPrefix(
-                "urlpoll: --data: \(folder.path)/urlpoll.sqlite was written by a newer urlpoll (schema v9; this urlpoll knows up to v4)"
+                "urlpoll: --data: \(folder.path)/urlpoll.sqlite was written by a newer urlpoll (schema v9; this urlpoll knows up to v5)"
             ))
-        #expect(Self.count(folder, "SELECT count(*) FROM grdb_migrations") == 5)
+        #expect(Self.count(folder, "SELECT count(*) FROM grdb_migrations") == 6)
     }
 
     @Test func folderInUse_isRefusedWithExit2() async throws {
