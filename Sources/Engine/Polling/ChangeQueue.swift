@@ -230,10 +230,10 @@ public final class ChangeQueue<C: Clock>: Service where C.Duration == Duration {
     }
 
     /// Waits for each change's commit in the order they came, then hands it to its URL's worker. The changes
-    /// whose hooks start now (their URL's worker is idle) are gathered until no change is left in the stream
-    /// or the next one's commit is still to come, and marked as hooked in one transaction
-    /// (``HistoryWriter/markHooksStarted(_:)``) before their hooks start: a burst committed together is one
-    /// more transaction, not one per change.
+    /// committed for their hooks whose hooks start now (their URL's worker is idle) are gathered until no
+    /// change is left in the stream, the next one's commit is still to come, or 4,096 are gathered, and
+    /// marked as hooked in one transaction (``HistoryWriter/markHooksStarted(_:)``) before their hooks
+    /// start: a burst committed together is one more transaction or a few, not one per change.
     private func consume() async {
         await withDiscardingTaskGroup { group in
             var starting: [Entry] = []
@@ -251,8 +251,15 @@ public final class ChangeQueue<C: Clock>: Service where C.Duration == Duration {
                     queue.byURL[entry.state.rawURL] = []
                     return true
                 }
-                if start { starting.append(entry) }
-                if !more { await self.start(&starting, in: &group) }
+                if start {
+                    if entry.committed != nil, entry.history != nil {
+                        starting.append(entry)
+                    } else {
+                        // Nothing to mark (no history, or a replay marked already): it starts now.
+                        group.addTask { await self.work(from: entry, marked: true) }
+                    }
+                }
+                if !more || starting.count >= 4_096 { await self.start(&starting, in: &group) }
             }
             await self.start(&starting, in: &group)
         }
