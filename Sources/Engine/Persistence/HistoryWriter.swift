@@ -121,6 +121,8 @@ public final class HistoryWriter: StateObserver, Service {
     /// change that waited behind its URL's earlier hook starts (changes that start together are marked by
     /// ``markHooksStarted(_:)``), for changes committed through ``changedAwaitingCommit(_:previous:)``.
     func markHookStarting(_ change: HistoryChange) async {
+        // A store that hangs (a commit outlasted its limit) holds no hook back for a mark either.
+        guard !self.stalled.load(ordering: .relaxed) else { return }
         let wait = CommitWait()
         let leads = self.marks.withLock { marks -> Bool in
             marks.pending.append((change, wait))
@@ -139,7 +141,7 @@ public final class HistoryWriter: StateObserver, Service {
                 return marks.pending
             }
             if taken.isEmpty { return }
-            await self.markHooksStarted(taken.map(\.0))
+            await self.writeMarks(taken.map(\.0))
             for (_, wait) in taken { wait.resume() }
         }
     }
@@ -149,7 +151,14 @@ public final class HistoryWriter: StateObserver, Service {
     /// all the same, and a restart may then replay them). ``ChangeQueue`` calls it for the changes whose hooks
     /// start together (a burst committed together), just before they start.
     func markHooksStarted(_ changes: [HistoryChange]) async {
-        guard !changes.isEmpty else { return }
+        // While a commit has outlasted its limit (the store hangs, or another process holds its lock), no
+        // hook waits for a mark: the changes whose waits timed out are written as hooked by their commit.
+        guard !changes.isEmpty, !self.stalled.load(ordering: .relaxed) else { return }
+        await self.writeMarks(changes)
+    }
+
+    /// Writes the marks of `changes` in one transaction; a failure is said once per episode.
+    private func writeMarks(_ changes: [HistoryChange]) async {
         do {
             try await self.store.markHooksStarted(changes)
             self.marks.withLock { $0.failing = false }
@@ -257,7 +266,7 @@ public final class HistoryWriter: StateObserver, Service {
             case .tick(let done):
                 defer { done?.resume() }
                 // The changes first: the tick's states of their URLs are as new or newer.
-                await self.commit(&changes, failing: &failing)
+                await self.commitChanges(&changes, waits, failing: &failing)
                 for wait in waits { wait.resume() }
                 waits.removeAll()
                 self.stalled.store(false, ordering: .relaxed)
@@ -295,7 +304,7 @@ public final class HistoryWriter: StateObserver, Service {
             // Group commit: the changes gathered are written once nothing more is queued (or when polls
             // keep the queue from emptying, every 4,096 changes).
             if !changes.isEmpty, left <= 0 || changes.changes.count >= 4_096 {
-                await self.commit(&changes, failing: &failing)
+                await self.commitChanges(&changes, waits, failing: &failing)
                 for wait in waits { wait.resume() }
                 waits.removeAll()
                 self.stalled.store(false, ordering: .relaxed)
@@ -303,9 +312,23 @@ public final class HistoryWriter: StateObserver, Service {
         }
         await pruning?.value
         _ = self.reportDrops(since: &reportedDrops)
-        await self.commit(&changes, failing: &failing)
+        await self.commitChanges(&changes, waits, failing: &failing)
         for wait in waits { wait.resume() }
         await self.commit(&batch, failing: &failing)
+    }
+
+    /// Commits `changes` (``commit(_:failing:)``), whose waits are `waits`, in the same order. A change whose
+    /// wait timed out had its hook run without a mark (``ChangeQueue``): it is written as hooked when the
+    /// wait timed out before this commit, and marked just after it when the wait timed out during it, so a
+    /// restart does not run the hook again.
+    private func commitChanges(_ changes: inout HistoryBatch, _ waits: [CommitWait], failing: inout Bool) async {
+        for (i, wait) in waits.enumerated() where i < changes.changes.count && wait.timedOut {
+            changes.changes[i].hookPending = false
+        }
+        let written = changes.changes
+        await self.commit(&changes, failing: &failing)
+        let late = zip(written, waits).filter { $0.0.hookPending && $0.1.timedOut }.map(\.0)
+        if !late.isEmpty { await self.writeMarks(late) }
     }
 
     /// Says how many polls or changes the full queue dropped since `reported`, if any; returns whether it did.

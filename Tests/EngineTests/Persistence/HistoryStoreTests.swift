@@ -732,6 +732,9 @@ import Testing
             try await self.inner.write(batch)
         }
         func prune(before cutoff: (minutes: Double, hours: Double)) async throws(HistoryError) {}
+        func markHooksStarted(_ changes: [HistoryChange]) async throws(HistoryError) {
+            try await self.inner.markHooksStarted(changes)
+        }
         func summary(key: HistoryKey, from start: Double, to end: Double, byMinute: Bool) throws(HistoryError)
             -> HistorySummary
         { try self.inner.summary(key: key, from: start, to: end, byMinute: byMinute) }
@@ -1021,6 +1024,10 @@ import Testing
             store.open()
             await writer.sync()
             #expect(try store.savedStates().count == 1)
+            // And (issue 14, N1): its hook ran, so it is written as hooked: a restart does not run it again.
+            #expect(
+                try Self.rows(store.inner.path, "SELECT count(*) FROM state_change WHERE hook_started = 0") == 0)
+            #expect(try Self.rows(store.inner.path, "SELECT count(*) FROM state_change") == 1)
         }
     }
 
