@@ -178,6 +178,35 @@ struct Session {
                         store: $0.store, scriptHash: $0.scriptHash, syncsOnStart: false, metrics: clusterMetrics)
                 },
                 logger: logger))
+        if host.config.onChange != nil, let store = history?.store as? SQLiteHistoryStore {
+            Self.replayUnstartedHooks(store: store, host: host, changes: self.changes, logger: logger)
+        }
+    }
+
+    /// Queues, before polling, the `on_change` hooks of the changes `store` committed whose hooks never
+    /// started (urlpoll was killed between the two): the latest ``ChangeQueue/replayLimit`` of the last
+    /// ``ChangeQueue/replayWindow``, each once, with `s.replayed`; one line says how many (and how many
+    /// older ones are not alerted). A store that cannot be read replays nothing, and says why.
+    private static func replayUnstartedHooks(
+        store: SQLiteHistoryStore, host: ScriptHost, changes: ChangeQueue<ContinuousClock>, logger: Logger
+    ) {
+        let since = Date().timeIntervalSince1970 - ChangeQueue<ContinuousClock>.replayWindow.seconds
+        do {
+            let taken = try store.takeUnstartedChanges(since: since, limit: ChangeQueue<ContinuousClock>.replayLimit)
+            if !taken.changes.isEmpty {
+                logger.notice(
+                    "replaying \(taken.changes.count.counted("on_change hook")) that urlpoll was stopped before starting (committed changes; s.replayed is true)"
+                )
+            }
+            if taken.skipped > 0 {
+                logger.warning(
+                    "\(taken.skipped.counted("change")) whose on_change hook never started \(taken.skipped.agreeing("is", "are")) not replayed: older than \(formatSeconds(ChangeQueue<ContinuousClock>.replayWindow.seconds)) s or past the latest \(ChangeQueue<ContinuousClock>.replayLimit)"
+                )
+            }
+            changes.replay(taken.changes, hook: host)
+        } catch {
+            logger.error("\(error.description): on_change hooks that never started are not replayed; polling goes on")
+        }
     }
 
     /// The shared schedule's store for `store` (a `postgresql://` URL), if any; exits with status 2 when the

@@ -143,6 +143,14 @@ public struct State: Sendable, Hashable {
         set { self.shared.fields.http = newValue.map(CompactHTTPFacts.init) }
     }
 
+    /// Whether this State is a change's state read back from the `--data` store at a start, for an
+    /// `on_change` hook that never started before urlpoll was killed (`s.replayed` in Lua;
+    /// ``SQLiteHistoryStore/takeUnstartedChanges(since:limit:)``); false for every polled State.
+    public var replayed: Bool {
+        get { self.shared.fields.rare?.fields.replayed ?? false }
+        set { self.updateRare { $0.replayed = newValue } }
+    }
+
     /// A State is copied into the monitor's map, its Resource and every report; its fields sit behind one
     /// reference so that 100,000 URLs' states take one copy each, and a copy costs one retain.
     ///
@@ -179,10 +187,11 @@ public struct State: Sendable, Hashable {
         var detail: String?
         var tls: TLSFacts?
         var dns: DNSFacts?
+        var replayed = false
 
         var isEmpty: Bool {
             self.rawURL == nil && self.name == nil && self.error == nil && self.detail == nil && self.tls == nil
-                && self.dns == nil
+                && self.dns == nil && !self.replayed
         }
     }
 

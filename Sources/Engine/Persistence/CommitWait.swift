@@ -14,6 +14,9 @@ final class CommitWait: Sendable {
     /// Whether the time limit, not the writer, ended the wait.
     var timedOut: Bool { self.waiting.withLock { $0.timedOut } }
 
+    /// Whether the wait has ended (the change is committed, its write failed, or the limit passed).
+    var hasEnded: Bool { self.waiting.withLock { $0.ended } }
+
     /// Ends the wait (again: nothing); `timedOut` when the time limit ends it.
     func resume(timedOut: Bool = false) {
         let continuation = self.waiting.withLock { waiting -> CheckedContinuation<Void, Never>? in

@@ -61,6 +61,11 @@ public protocol HistoryStore: Sendable {
     /// leaving out each URL's first result when it was up (`from` nil, `to` up): that is no incident, and at
     /// a start or a reload that adds many URLs those would push every real change out of the list.
     func latestChanges(limit: Int) throws(HistoryError) -> [HistoryChange]
+
+    /// Marks `changes` (committed with ``HistoryChange/hookPending``, matched by URL and `at`) as having their
+    /// `on_change` hooks started, all in one transaction; called just before those hooks start, so that a
+    /// restart replays only hooks that never started. A store that replays nothing does nothing.
+    func markHooksStarted(_ changes: [HistoryChange]) async throws(HistoryError)
 }
 
 extension HistoryStore {
@@ -73,6 +78,9 @@ extension HistoryStore {
 
     /// ``urlIDs()``: a store whose ids are in memory (`--data`) always has them.
     public func readURLIDs() throws(HistoryError) -> [HistoryKey: Int64] { self.urlIDs() }
+
+    /// Nothing: a store that does not replay hooks (`--store`) keeps no marks.
+    public func markHooksStarted(_ changes: [HistoryChange]) async throws(HistoryError) {}
 
     /// Nil: a store that keeps no hashes has every poll's state written.
     public func persistedHash(of key: HistoryKey) -> Int? { nil }
@@ -106,6 +114,11 @@ public struct HistoryChange: Sendable, Hashable {
     /// The new state's error text, when it failed or was degraded; at most ``Swift/String/detailLimit``
     /// bytes when made from a state (cut with "…").
     public var detail: String?
+    /// Whether an `on_change` hook is to run for this change once it is committed (the script has one): the
+    /// `--data` store then keeps the change as not hooked yet until ``HistoryStore/markHooksStarted(_:)``,
+    /// so that a restart replays a hook a kill kept from starting. False for other changes, which are never
+    /// replayed.
+    public var hookPending = false
 
     /// The key of the URL's rows in the store.
     public var key: HistoryKey { HistoryKey(url: self.url, ordinal: self.ordinal) }

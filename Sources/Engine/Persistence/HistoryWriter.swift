@@ -57,6 +57,10 @@ public final class HistoryWriter: StateObserver, Service {
     /// changes do not wait, so a hung store holds alerts back once, for one limit, not a limit per change.
     private let stalled = Atomic<Bool>(false)
     private let failed = Atomic<Int>(0)
+    /// The marks of hooks starting (``markHookStarting(_:)``) not written yet, and whether a caller is
+    /// writing them (and whether the last write failed: said once).
+    private let marks = Mutex<(pending: [(HistoryChange, CommitWait)], flushing: Bool, failing: Bool)>(
+        ([], false, false))
     private let now: @Sendable () -> Double
     private let onLoss: @Sendable (Int) -> Void
     private let logger: Logger
@@ -107,6 +111,68 @@ public final class HistoryWriter: StateObserver, Service {
         }
         let wait = CommitWait()
         return self.send(.changed(state, previous: previous, committed: wait)) ? wait : nil
+    }
+
+    /// Marks in the store (``HistoryStore/markHooksStarted(_:)``) that `change`'s `on_change` hook starts,
+    /// and returns once the mark is committed or its write failed (a failure is said once per episode in a
+    /// warning line: the hook runs all the same, and a restart may then replay it). Marks are committed in
+    /// groups: the first caller writes the marks asked for so far in one transaction, and again while more
+    /// were asked meanwhile; the others wait for it. Called by ``ChangeQueue`` just before the hook of a
+    /// change that waited behind its URL's earlier hook starts (changes that start together are marked by
+    /// ``markHooksStarted(_:)``), for changes committed through ``changedAwaitingCommit(_:previous:)``.
+    func markHookStarting(_ change: HistoryChange) async {
+        // A store that hangs (a commit outlasted its limit) holds no hook back for a mark either.
+        guard !self.stalled.load(ordering: .relaxed) else { return }
+        let wait = CommitWait()
+        let leads = self.marks.withLock { marks -> Bool in
+            marks.pending.append((change, wait))
+            if marks.flushing { return false }
+            marks.flushing = true
+            return true
+        }
+        guard leads else {
+            await wait.wait()
+            return
+        }
+        while true {
+            let taken = self.marks.withLock { marks -> [(HistoryChange, CommitWait)] in
+                if marks.pending.isEmpty { marks.flushing = false }
+                defer { marks.pending = [] }
+                return marks.pending
+            }
+            if taken.isEmpty { return }
+            await self.writeMarks(taken.map(\.0))
+            for (_, wait) in taken { wait.resume() }
+        }
+    }
+
+    /// Marks in the store, in one transaction, that the `on_change` hooks of `changes` start, and returns once
+    /// the marks are committed or their write failed (said once per episode in a warning line: the hooks run
+    /// all the same, and a restart may then replay them). ``ChangeQueue`` calls it for the changes whose hooks
+    /// start together (a burst committed together), just before they start.
+    func markHooksStarted(_ changes: [HistoryChange]) async {
+        // While a commit has outlasted its limit (the store hangs, or another process holds its lock), no
+        // hook waits for a mark: the changes whose waits timed out are written as hooked by their commit.
+        guard !changes.isEmpty, !self.stalled.load(ordering: .relaxed) else { return }
+        await self.writeMarks(changes)
+    }
+
+    /// Writes the marks of `changes` in one transaction; a failure is said once per episode.
+    private func writeMarks(_ changes: [HistoryChange]) async {
+        do {
+            try await self.store.markHooksStarted(changes)
+            self.marks.withLock { $0.failing = false }
+        } catch {
+            let say = self.marks.withLock { marks in
+                defer { marks.failing = true }
+                return !marks.failing
+            }
+            if say {
+                self.logger.warning(
+                    "\(error.description): the on_change hooks starting now are run, but not marked as started, so a restart may run them again"
+                )
+            }
+        }
     }
 
     /// Told when a change's wait outlasted its limit: changes do not wait until the next commit returns.
@@ -191,14 +257,16 @@ public final class HistoryWriter: StateObserver, Service {
             case .changed(let state, let previous, let committed?):
                 // Committed with its URL's state before the tick, as soon as the queue is empty.
                 let key = state.historyKey
-                changes.changes.append(HistoryChange(state, previous: previous))
+                var change = HistoryChange(state, previous: previous)
+                change.hookPending = true
+                changes.changes.append(change)
                 changes.states[key] = state
                 if let held = batch.states[key], held.checkedAt <= state.checkedAt { batch.states[key] = nil }
                 waits.append(committed)
             case .tick(let done):
                 defer { done?.resume() }
                 // The changes first: the tick's states of their URLs are as new or newer.
-                await self.commit(&changes, failing: &failing)
+                await self.commitChanges(&changes, waits, failing: &failing)
                 for wait in waits { wait.resume() }
                 waits.removeAll()
                 self.stalled.store(false, ordering: .relaxed)
@@ -236,7 +304,7 @@ public final class HistoryWriter: StateObserver, Service {
             // Group commit: the changes gathered are written once nothing more is queued (or when polls
             // keep the queue from emptying, every 4,096 changes).
             if !changes.isEmpty, left <= 0 || changes.changes.count >= 4_096 {
-                await self.commit(&changes, failing: &failing)
+                await self.commitChanges(&changes, waits, failing: &failing)
                 for wait in waits { wait.resume() }
                 waits.removeAll()
                 self.stalled.store(false, ordering: .relaxed)
@@ -244,9 +312,23 @@ public final class HistoryWriter: StateObserver, Service {
         }
         await pruning?.value
         _ = self.reportDrops(since: &reportedDrops)
-        await self.commit(&changes, failing: &failing)
+        await self.commitChanges(&changes, waits, failing: &failing)
         for wait in waits { wait.resume() }
         await self.commit(&batch, failing: &failing)
+    }
+
+    /// Commits `changes` (``commit(_:failing:)``), whose waits are `waits`, in the same order. A change whose
+    /// wait timed out had its hook run without a mark (``ChangeQueue``): it is written as hooked when the
+    /// wait timed out before this commit, and marked just after it when the wait timed out during it, so a
+    /// restart does not run the hook again.
+    private func commitChanges(_ changes: inout HistoryBatch, _ waits: [CommitWait], failing: inout Bool) async {
+        for (i, wait) in waits.enumerated() where i < changes.changes.count && wait.timedOut {
+            changes.changes[i].hookPending = false
+        }
+        let written = changes.changes
+        await self.commit(&changes, failing: &failing)
+        let late = zip(written, waits).filter { $0.0.hookPending && $0.1.timedOut }.map(\.0)
+        if !late.isEmpty { await self.writeMarks(late) }
     }
 
     /// Says how many polls or changes the full queue dropped since `reported`, if any; returns whether it did.

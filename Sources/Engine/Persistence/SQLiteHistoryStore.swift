@@ -13,12 +13,13 @@ import Synchronization
 /// through GRDB in WAL mode (<https://sqlite.org/wal.html>): one writer, and readers that never wait for it
 /// nor hold it up.
 ///
-/// Tables (schema version 4; see docs/SCRIPTING.md, "History"):
+/// Tables (schema version 5; see docs/SCRIPTING.md, "History"):
 /// - `url_state`: one row per URL, keyed by its ``HistoryKey`` (`url` as printed, no password, and its
 ///   `ordinal` among URLs that print alike; unique together): its id, and the state a restart resumes
 ///   (status, state, code, error, detail, error count, since; latency, polls and checked_at as of the last
 ///   write);
-/// - `state_change`: every change (url, at, from, to, detail), the incident log;
+/// - `state_change`: every change (url, at, from, to, detail), the incident log, and whether its `on_change`
+///   hook has started (`hook_started`: 0 only from the change's commit until just before its hook starts);
 /// - `rollup_hour`: per URL per hour: polls, failures (down), degraded, the latency sum and maximum (whole
 ///   microseconds) and a ``LatencySketch`` of the polls that were not down;
 /// - `minute_slots`: per URL per hour, its minutes of one poll (``MinuteSlots``: 60 fixed 4-byte slots),
@@ -337,7 +338,98 @@ public final class SQLiteHistoryStore: HistoryStore {
                         """)
             }
         }
+        // v5 keeps, per change, whether its `on_change` hook has started (`hook_started`), so that a start
+        // replays the hooks a kill kept from starting (``takeUnstartedChanges(since:limit:)``). The changes a
+        // file already holds count as started: they are never replayed. Only a change committed for a hook
+        // is written 0, and set to 1 just before its hook starts; the partial index holds only those, so the
+        // start reads them without scanning the log.
+        migrator.registerMigration("v5") { db in
+            try db.execute(
+                sql: """
+                    ALTER TABLE state_change ADD COLUMN hook_started INTEGER NOT NULL DEFAULT 1;
+                    CREATE INDEX state_change_unhooked ON state_change(at) WHERE hook_started = 0;
+                    """)
+        }
         return migrator
+    }
+
+    // MARK: Hooks started
+
+    public func markHooksStarted(_ changes: [HistoryChange]) async throws(HistoryError) {
+        let marks = self.rows.withLock { rows in
+            changes.compactMap { change in rows[change.key].map { (id: $0.id, at: change.at) } }
+        }
+        guard !marks.isEmpty else { return }
+        do {
+            try await self.pool.write { db in
+                let mark = try db.cachedStatement(
+                    sql: "UPDATE state_change SET hook_started = 1 WHERE url_id = ? AND at = ? AND hook_started = 0")
+                for (id, at) in marks { try mark.execute(arguments: [id, at]) }
+            }
+        } catch {
+            throw HistoryError("cannot write \(self.path): \(Self.words(error))")
+        }
+    }
+
+    /// The changes committed for an `on_change` hook that never started (urlpoll was killed between the
+    /// change's commit and its hook), to be hooked again at a start: those at or after `since` (seconds
+    /// since the epoch), the latest `limit` of them, oldest first, each as its state (``State/replayed``
+    /// set) and its previous state. The state is the URL's saved state when the change is the URL's latest
+    /// and the saved state still has its state and status, else one made from the change row (status, state, detail, `at` as `since` and
+    /// `checked_at`); the previous state has the change's `from` state and status, nil for a first result.
+    /// In the same transaction, every change not hooked yet, replayed or not (older, or past `limit`), is
+    /// marked started, so that none is replayed twice. Returns the replayed changes and how many were left
+    /// out.
+    public func takeUnstartedChanges(since: Double, limit: Int) throws(HistoryError) -> (
+        changes: [(state: State, previous: State?)], skipped: Int
+    ) {
+        do {
+            return try self.pool.write { db in
+                let rows = try Row.fetchAll(
+                    db,
+                    sql: """
+                        SELECT * FROM (
+                          SELECT c.id AS change_id, c.at, c.from_state, c.from_status, c.to_state, c.to_status,
+                            c.detail AS change_detail,
+                            NOT EXISTS (SELECT 1 FROM state_change l WHERE l.url_id = c.url_id AND l.id > c.id) AS latest,
+                            u.*
+                          FROM state_change c JOIN url_state u ON u.id = c.url_id
+                          WHERE c.hook_started = 0 AND c.at >= ? ORDER BY c.at DESC, c.id DESC LIMIT ?)
+                        ORDER BY at, change_id
+                        """, arguments: [since, max(0, limit)])
+                try db.execute(sql: "UPDATE state_change SET hook_started = 1 WHERE hook_started = 0")
+                let marked = db.changesCount
+                let changes = rows.map { row -> (state: State, previous: State?) in
+                    let key = Self.key(row)
+                    let name: String = row["name"]
+                    let at: Double = row["at"]
+                    let status: String = row["to_status"] ?? ""
+                    let health = Health(rawValue: row["to_state"] ?? "") ?? .down
+                    var state: State
+                    if row["latest"] as Bool? == true, row["status"] as String? == status,
+                        row["state"] as String? == health.rawValue
+                    {
+                        state = Self.state(row)
+                    } else {
+                        let detail: String? = row["change_detail"]
+                        state = State(
+                            url: key.url, name: name, ordinal: key.ordinal, status: status, health: health,
+                            error: health == .down ? detail : nil, detail: health == .down ? nil : detail,
+                            errorCount: health == .down ? 1 : 0, since: at, checkedAt: at)
+                    }
+                    state.replayed = true
+                    let previous = (row["from_state"] as String?).flatMap(Health.init(rawValue:)).map { from in
+                        State(
+                            url: key.url, name: name, ordinal: key.ordinal, status: row["from_status"] ?? "",
+                            health: from, checkedAt: at)
+                    }
+                    return (state, previous)
+                }
+                return (changes, max(0, marked - changes.count))
+            }
+        } catch {
+            throw HistoryError("cannot read \(self.path): \(Self.words(error))")
+        }
     }
 
     /// Sets ``slotted``'s entry of row `id` to `minute`, growing it (new entries unknown) as needed.
@@ -483,11 +575,13 @@ public final class SQLiteHistoryStore: HistoryStore {
                     ])
                 }
                 var change = MultiRowInsert(
-                    db, "INSERT INTO state_change (url_id, at, from_state, from_status, to_state, to_status, detail)",
-                    columns: 7)
+                    db,
+                    "INSERT INTO state_change (url_id, at, from_state, from_status, to_state, to_status, detail, hook_started)",
+                    columns: 8)
                 for c in batch.changes {
                     try change.append(
-                        try id(c.key), c.at, c.from?.rawValue, c.fromStatus, c.to.rawValue, c.toStatus, c.detail)
+                        try id(c.key), c.at, c.from?.rawValue, c.fromStatus, c.to.rawValue, c.toStatus, c.detail,
+                        c.hookPending ? 0 : 1)
                 }
                 try change.flush()
                 // The rollups row by row: as multi-row upserts they took about a tenth longer.

@@ -8,8 +8,10 @@ import Synchronization
 ///
 /// - **After its commit.** With a ``HistoryWriter``, a change's hook runs once the writer has committed the
 ///   change with its URL's state, or its write failed, or ``commitLimit`` passed since the change was heard,
-///   whichever comes first: a crash right after an alert neither repeats it nor misses the recovery (a crash
-///   after the commit and before the hook loses that alert: at most once). One task
+///   whichever comes first: a crash right after an alert neither repeats it nor misses the recovery. Just
+///   before a hook starts, the store marks its change as hooked (``HistoryWriter/markHookStarting(_:)``,
+///   marks of hooks starting together in one transaction); a crash after the commit and before that mark
+///   has the next start replay the hook (``replay(_:hook:)``, `s.replayed`), once. One task
 ///   waits for the commits in the order the changes came, each until its own deadline (heard + limit), so a
 ///   burst of changes committed together waits once, never one limit per change in series; once a wait
 ///   outlasts the limit (a store locked by another process), changes do not wait until a commit returns
@@ -63,6 +65,8 @@ public final class ChangeQueue<C: Clock>: Service where C.Duration == Duration {
     private let continuation: AsyncStream<Entry>.Continuation
     private let stopping: AsyncStream<Void>
     private let stopContinuation: AsyncStream<Void>.Continuation
+    /// Changes yielded to ``entries`` and not yet taken by ``consume()``.
+    private let buffered = Atomic<Int>(0)
 
     /// - Parameters:
     ///   - capacity: The most changes waiting before polls wait for room (back-pressure).
@@ -114,6 +118,33 @@ public final class ChangeQueue<C: Clock>: Service where C.Duration == Duration {
         }
     }
 
+    /// How far back a start replays hooks that never started (``replay(_:hook:)``): 24 hours. An older
+    /// change is not alerted any more; its URL's state is resumed all the same.
+    public static var replayWindow: Duration { .seconds(86_400) }
+    /// The most hooks a start replays: the latest 1,000 in ``replayWindow``, so that an old database does
+    /// not flood the receivers.
+    public static var replayLimit: Int { 1_000 }
+
+    /// Queues, before polling starts, the changes of `changes` (oldest first, their states ``State/replayed``)
+    /// whose hooks a kill kept from starting, to be hooked by `hook` as changes heard now are: in order per
+    /// URL. They are committed and already marked as started (``SQLiteHistoryStore/takeUnstartedChanges(since:limit:)``),
+    /// so they wait for no commit; they count toward ``capacity`` without waiting for room.
+    public func replay(_ changes: [(state: State, previous: State?)], hook: any StateObserver) {
+        for (state, previous) in changes {
+            let queued = self.queue.withLock { queue -> Bool in
+                if queue.finished { return false }
+                queue.count += 1
+                return true
+            }
+            guard queued else { return }
+            self.buffered.add(1, ordering: .relaxed)
+            self.continuation.yield(
+                Entry(
+                    state: state, previous: previous, hook: hook, committed: nil, history: nil,
+                    deadline: self.clock.now))
+        }
+    }
+
     private enum Admission { case queued, full, finished }
 
     /// Queues `entry`; waits only while ``capacity`` changes are waiting. After ``finish()`` the change is
@@ -132,6 +163,7 @@ public final class ChangeQueue<C: Clock>: Service where C.Duration == Duration {
             }
             switch admission.0 {
             case .queued:
+                self.buffered.add(1, ordering: .relaxed)
                 self.continuation.yield(entry)
                 return
             case .finished:
@@ -197,10 +229,19 @@ public final class ChangeQueue<C: Clock>: Service where C.Duration == Duration {
         }
     }
 
-    /// Waits for each change's commit in the order they came, then hands it to its URL's worker.
+    /// Waits for each change's commit in the order they came, then hands it to its URL's worker. The changes
+    /// committed for their hooks whose hooks start now (their URL's worker is idle) are gathered until no
+    /// change is left in the stream, the next one's commit is still to come, or 4,096 are gathered, and
+    /// marked as hooked in one transaction (``HistoryWriter/markHooksStarted(_:)``) before their hooks
+    /// start: a burst committed together is one more transaction or a few, not one per change.
     private func consume() async {
         await withDiscardingTaskGroup { group in
+            var starting: [Entry] = []
             for await entry in self.entries {
+                let more = self.buffered.subtract(1, ordering: .relaxed).newValue > 0
+                if let committed = entry.committed, !committed.hasEnded {
+                    await self.start(&starting, in: &group)
+                }
                 await self.awaitCommit(of: entry)
                 let start = self.queue.withLock { queue -> Bool in
                     if queue.byURL[entry.state.rawURL] != nil {
@@ -211,10 +252,37 @@ public final class ChangeQueue<C: Clock>: Service where C.Duration == Duration {
                     return true
                 }
                 if start {
-                    group.addTask { await self.work(from: entry) }
+                    if entry.committed != nil, entry.history != nil {
+                        starting.append(entry)
+                    } else {
+                        // Nothing to mark (no history, or a replay marked already): it starts now.
+                        group.addTask { await self.work(from: entry, marked: true) }
+                    }
+                }
+                if !more || starting.count >= 4_096 { await self.start(&starting, in: &group) }
+            }
+            await self.start(&starting, in: &group)
+        }
+    }
+
+    /// Marks the changes of `starting` committed for their hooks as hooked, in one transaction per writer,
+    /// then starts their URLs' workers, and empties `starting`.
+    private func start(_ starting: inout [Entry], in group: inout DiscardingTaskGroup) async {
+        guard !starting.isEmpty else { return }
+        let marked = starting.filter { $0.committed != nil && $0.history != nil }
+        if let history = marked.first?.history {
+            if marked.allSatisfy({ $0.history === history }) {
+                await history.markHooksStarted(marked.map { HistoryChange($0.state, previous: $0.previous) })
+            } else {
+                for entry in marked {
+                    await entry.history?.markHooksStarted([HistoryChange(entry.state, previous: entry.previous)])
                 }
             }
         }
+        for entry in starting {
+            group.addTask { await self.work(from: entry, marked: true) }
+        }
+        starting.removeAll()
     }
 
     /// Returns once `entry`'s change is committed, its write failed, or its deadline passed.
@@ -231,11 +299,19 @@ public final class ChangeQueue<C: Clock>: Service where C.Duration == Duration {
         if committed.timedOut { entry.history?.commitTimedOut() }
     }
 
-    /// Runs the hooks of `first`'s URL, in order, until none is left.
-    private func work(from first: Entry) async {
+    /// Runs the hooks of `first`'s URL, in order, until none is left; `first` is marked as hooked already
+    /// when `marked`, and each later change is marked just before its hook.
+    private func work(from first: Entry, marked: Bool) async {
         var next: Entry? = first
+        var isMarked = marked
         while let entry = next {
             if Task.isCancelled { return }
+            defer { isMarked = false }
+            if !isMarked, entry.committed != nil, let history = entry.history {
+                // The store keeps the change as not hooked until now: a kill before this mark is committed
+                // has the restart replay the hook; after it, never.
+                await history.markHookStarting(HistoryChange(entry.state, previous: entry.previous))
+            }
             await entry.hook.changed(entry.state, previous: entry.previous)
             let resumed: CheckedContinuation<Void, Never>?
             (next, resumed) = self.queue.withLock { queue in

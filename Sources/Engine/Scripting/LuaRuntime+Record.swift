@@ -5,7 +5,7 @@ import CLua
 enum FieldKey: Int32, CaseIterable {
     case url = 1, name, status, code, ok, state, error, detail, errorCount, latency, polls, since, checkedAt
     case lateness, index, count, defaultSleep, lastSleep, interval, headers, body, tls, rcode, answers, rawURL
-    case timings, http
+    case timings, http, replayed
 
     /// The field's name in Lua.
     var text: String {
@@ -37,6 +37,7 @@ enum FieldKey: Int32, CaseIterable {
         case .rawURL: "raw_url"
         case .timings: "timings"
         case .http: "http"
+        case .replayed: "replayed"
         }
     }
 }

@@ -165,6 +165,7 @@ extension ScriptHost: Reporter {
         }
         if let timings = state.timings { lua.set(.timings) { lua.push(timings) } }
         if let http = state.http { lua.set(.http) { lua.push(http) } }
+        if state.replayed { lua.set(.replayed, true) }
         lua.endRecord()
     }
 }

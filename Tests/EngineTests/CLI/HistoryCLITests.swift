@@ -179,6 +179,71 @@ import Testing
         #expect(Self.count(folder, "SELECT count(*) FROM state_change") == 2)
     }
 
+    /// Issue 14 (N1): a change committed, and urlpoll killed before its `on_change` hook started, was never
+    /// alerted: the restart resumed the committed state and saw no change (a recovery never alerted, an
+    /// incident stuck at the receiver). The restart now runs that hook, once, with `s.replayed`; a hook that
+    /// had started (here the first, which was waiting on a request) is not run again, nor is the replayed
+    /// one after a second kill.
+    @Test func killedBetweenACommitAndItsHook_restartReplaysTheHookOnce() async throws {
+        let flip = try Flip()
+        let server = HookServer()
+        try await server.run { base in
+            let folder = Folder()
+            // The first result's hook waits on /slow, so the next change of the URL, committed, waits behind
+            // it in the URL's order: the window between a commit and its hook, held open.
+            let script = try TemporaryScript(
+                """
+                status_interval = 60
+                poll_interval = 0.05
+                error_backoff = 0
+                urls = { "http://127.0.0.1:\(flip.server.port)/svc" }
+                function on_change(s, prev)
+                  print("ALERT " .. (prev and prev.status or "nil") .. " -> " .. s.status
+                    .. (s.replayed and " replayed" or ""))
+                  if prev == nil then urlpoll.http.get("\(base)/slow") end
+                end
+                """)
+            let first = try CLIProcess(["run", script.path, "--data", folder.path])
+            defer { first.signal(SIGKILL) }
+            var arrivals = server.arrivals.makeAsyncIterator()
+            #expect(await arrivals.next() == "/slow")
+            // Given: the service fails; the change is committed, its hook not started; then SIGKILL.
+            flip.answer("500 Internal Server Error")
+            let committed = await eventually(within: .seconds(20)) {
+                Self.count(folder, "SELECT count(*) FROM state_change") == 2
+            }
+            #expect(committed, "\(first.stderr)")
+            first.signal(SIGKILL)
+            _ = await first.wait()
+            #expect(!first.stdout.contains("-> 500"), "\(first.stdout)")
+
+            // When: urlpoll restarts while the service is still down.
+            let second = try CLIProcess(["run", script.path, "--data", folder.path])
+            defer { second.signal(SIGKILL) }
+            // Then: the failure is alerted, once, as a replay; the first result's hook is not run again.
+            try await second.waitForOutput(
+                "ALERT 200 OK -> 500 Internal Server Error replayed", limit: .seconds(20))
+            #expect(second.stderr.contains("replaying 1 on_change hook"), "\(second.stderr)")
+            #expect(Self.count(folder, "SELECT count(*) FROM state_change WHERE hook_started = 0") == 0)
+            let before = flip.server.requests.count
+            #expect(await eventually(within: .seconds(20)) { flip.server.requests.count >= before + 20 })
+            second.signal(SIGKILL)
+            _ = await second.wait()
+            #expect(second.stdout.components(separatedBy: "ALERT").count - 1 == 1, "\(second.stdout)")
+
+            // And: a third start, after the replay started, alerts nothing again.
+            let third = try CLIProcess(["run", script.path, "--data", folder.path])
+            defer { third.signal(SIGKILL) }
+            try await third.waitForStderr("resuming 1 URL", limit: .seconds(20))
+            let again = flip.server.requests.count
+            #expect(await eventually(within: .seconds(20)) { flip.server.requests.count >= again + 20 })
+            third.signal(SIGTERM)
+            #expect(await third.wait() == 0)
+            #expect(!third.stdout.contains("ALERT"), "\(third.stdout)")
+            #expect(Self.count(folder, "SELECT count(*) FROM state_change") == 2)
+        }
+    }
+
     /// Issue 14 (#2): a restart while the `--data` disk was full exited 2 (`disk I/O error (SQLite 10)`) and
     /// polled nothing. It now starts: the states are read without writing, one line says the disk is full,
     /// polling and alerts go on, and history is written again once there is space.
@@ -367,9 +432,9 @@ import Testing
         #expect(run.status == 2)
         #expect(
             run.stderr.hasPrefix(
-                "urlpoll: --data: \(folder.path)/urlpoll.sqlite was written by a newer urlpoll (schema v9; this urlpoll knows up to v4)"
+                "urlpoll: --data: \(folder.path)/urlpoll.sqlite was written by a newer urlpoll (schema v9; this urlpoll knows up to v5)"
             ))
-        #expect(Self.count(folder, "SELECT count(*) FROM grdb_migrations") == 5)
+        #expect(Self.count(folder, "SELECT count(*) FROM grdb_migrations") == 6)
     }
 
     @Test func folderInUse_isRefusedWithExit2() async throws {

@@ -55,6 +55,14 @@ import Testing
             try self.inner.latestChanges(limit: limit)
         }
         func urlIDs() -> [HistoryKey: Int64] { self.inner.urlIDs() }
+        /// The transactions that marked hooks as started, and the changes they marked (URL and `at`).
+        let markWrites = Mutex(0)
+        let marked = Mutex(Set<String>())
+        func markHooksStarted(_ changes: [HistoryChange]) async throws(HistoryError) {
+            self.markWrites.withLock { $0 += 1 }
+            try await self.inner.markHooksStarted(changes)
+            self.marked.withLock { marked in for c in changes { marked.insert("\(c.url) \(c.at)") } }
+        }
         func persistedHash(of key: HistoryKey) -> Int? { self.inner.persistedHash(of: key) }
         func hourly(id: Int64, since start: Double) throws(HistoryError) -> [Rollup] {
             try self.inner.hourly(id: id, since: start)
@@ -451,7 +459,7 @@ import Testing
         #expect(saved.map(\.historyKey) == [HistoryKey(url: Self.a)])
         #expect(saved.first?.errorCount == 3)
         #expect(try store.latestChanges(limit: 10).map(\.key) == [HistoryKey(url: Self.a)])
-        #expect(try Self.rows(path, "SELECT count(*) FROM grdb_migrations") == 4)
+        #expect(try Self.rows(path, "SELECT count(*) FROM grdb_migrations") == 5)
         // v3: the day rollups are the hour rollups summed per UTC day.
         let days = try store.daily(since: 1_728_000_000)[HistoryKey(url: Self.a)] ?? []
         #expect(days.map(\.start) == [1_728_000_000, 1_728_086_400])
@@ -627,7 +635,7 @@ import Testing
         let store = try SQLiteHistoryStore(directory: folder.path)
 
         // Then: the minutes of one poll are slots, the other a row, and readers see all five polls.
-        #expect(try Self.rows(path, "SELECT count(*) FROM grdb_migrations") == 4)
+        #expect(try Self.rows(path, "SELECT count(*) FROM grdb_migrations") == 5)
         #expect(try Self.rows(path, "SELECT count(*) FROM minute_slots") == 1)
         #expect(try Self.rows(path, "SELECT count(*) FROM rollup_minute") == 1)
         for byMinute in [true, false] {
@@ -665,7 +673,7 @@ import Testing
         let migrations = try await reader.read { db in
             try String.fetchAll(db, sql: "SELECT identifier FROM grdb_migrations ORDER BY identifier")
         }
-        #expect(migrations == ["v1", "v2", "v3", "v4", "v9"])
+        #expect(migrations == ["v1", "v2", "v3", "v4", "v5", "v9"])
         #expect(try Self.rows(path, "SELECT count(*) FROM sqlite_master WHERE type = 'table'") == 7)
     }
 
@@ -724,6 +732,9 @@ import Testing
             try await self.inner.write(batch)
         }
         func prune(before cutoff: (minutes: Double, hours: Double)) async throws(HistoryError) {}
+        func markHooksStarted(_ changes: [HistoryChange]) async throws(HistoryError) {
+            try await self.inner.markHooksStarted(changes)
+        }
         func summary(key: HistoryKey, from start: Double, to end: Double, byMinute: Bool) throws(HistoryError)
             -> HistorySummary
         { try self.inner.summary(key: key, from: start, to: end, byMinute: byMinute) }
@@ -739,12 +750,20 @@ import Testing
     final class CommitCheckingHook: StateObserver {
         let store: any HistoryStore
         private let seen = Mutex([Bool]())
+        private let marks = Mutex([Bool]())
         /// For each hook run, in order: whether its state was committed before it.
         var committedBefore: [Bool] { self.seen.withLock { $0 } }
+        /// For each hook run, in order: whether its change was marked as hooked before it (a
+        /// ``CountingStore`` only).
+        var markedBefore: [Bool] { self.marks.withLock { $0 } }
         var count: Int { self.seen.withLock { $0.count } }
         init(_ store: any HistoryStore) { self.store = store }
         func changed(_ state: State, previous: State?) async {
             let committed = self.store.persistedHash(of: state.historyKey) == state.persistedHash
+            let marked = (self.store as? CountingStore)?.marked.withLock {
+                $0.contains("\(state.url) \(state.checkedAt)")
+            }
+            self.marks.withLock { $0.append(marked ?? false) }
             self.seen.withLock { $0.append(committed) }
         }
     }
@@ -828,7 +847,135 @@ import Testing
             #expect(!hook.committedBefore.contains(false))
             #expect(try Self.rows(store.inner.path, "SELECT count(*) FROM state_change") == 10_001)
             #expect(store.writes.withLock { $0 } - writes <= 100, "\(store.writes.withLock { $0 } - writes)")
+            // And (issue 14, N1): each change is marked as hooked before its hook, the marks of changes
+            // starting together in one transaction (a few for the burst, as its commits), and none is left
+            // to replay.
+            #expect(!hook.markedBefore.contains(false))
+            let marks = store.markWrites.withLock { $0 }
+            #expect(marks <= 100, "\(marks) mark transactions")
+            #expect(try Self.rows(store.inner.path, "SELECT count(*) FROM state_change WHERE hook_started = 0") == 0)
         }
+    }
+
+    /// A batch of the changes `states` (each from the one before, the first from nothing) of one URL, as
+    /// the writer commits them for an `on_change` hook (``HistoryChange/hookPending``).
+    static func hookedChanges(_ states: [State]) -> HistoryBatch {
+        var batch = HistoryBatch()
+        var previous: State?
+        for state in states {
+            var change = HistoryChange(state, previous: previous)
+            change.hookPending = true
+            batch.changes.append(change)
+            batch.states[state.historyKey] = state
+            previous = state
+        }
+        return batch
+    }
+
+    /// Issue 14 (N1): a change committed for its hook, and the process killed before the hook started, is
+    /// taken back at the next start, once: its state as committed (`replayed` set) and its previous state;
+    /// a change whose hook was marked as started is not.
+    @Test func unstartedHooks_areTakenBackOnce_inOrder_withTheirStatesAsCommitted() async throws {
+        let folder = Folder()
+        let store = try SQLiteHistoryStore(directory: folder.path)
+        let up = Self.state(Self.a, at: Self.base)
+        let down = Self.state(Self.a, .down, at: Self.base + 10, errors: 1)
+        let upAgain = Self.state(Self.a, at: Self.base + 20, since: Self.base + 20)
+        let other = Self.state(Self.b, .down, at: Self.base + 15, errors: 1)
+        var batch = Self.hookedChanges([up, down, upAgain])
+        batch.changes += Self.hookedChanges([other]).changes
+        batch.states[other.historyKey] = other
+        try await store.write(batch)
+        // Given: the first change's hook started (marked), the others' never did (a kill).
+        try await store.markHooksStarted([HistoryChange(up, previous: nil)])
+        #expect(try Self.rows(store.path, "SELECT count(*) FROM state_change WHERE hook_started = 0") == 3)
+
+        // When: the store is opened again and the unstarted changes are taken.
+        let reopened = try SQLiteHistoryStore(directory: folder.path)
+        let taken = try reopened.takeUnstartedChanges(since: Self.base, limit: 1_000)
+
+        // Then: the three, oldest first, as they were committed; the last one of A with its saved state.
+        #expect(taken.skipped == 0)
+        #expect(taken.changes.map(\.state.url) == [Self.a, Self.b, Self.a])
+        #expect(taken.changes.map(\.state.status) == ["refused", "refused", "200 OK"])
+        #expect(taken.changes.map(\.previous?.status) == ["200 OK", nil, "refused"])
+        #expect(taken.changes.allSatisfy { $0.state.replayed })
+        #expect(taken.changes[0].state.health == .down && taken.changes[0].state.since == Self.base + 10)
+        #expect(taken.changes[0].previous?.health == .up)
+        #expect(taken.changes[2].state.code == 200 && taken.changes[2].state.checkedAt == Self.base + 20)
+        // And: they are marked as started: a second start replays nothing.
+        #expect(try reopened.takeUnstartedChanges(since: Self.base, limit: 1_000).changes.isEmpty)
+        #expect(try Self.rows(store.path, "SELECT count(*) FROM state_change WHERE hook_started = 0") == 0)
+    }
+
+    /// Issue 14 (N1): an old database does not flood the receivers: only the latest `limit` unstarted
+    /// changes since the window's start are replayed; the others are counted, and marked all the same.
+    @Test func unstartedHooks_pastTheWindowOrTheLimit_areSkipped_andCounted() async throws {
+        let folder = Folder()
+        let store = try SQLiteHistoryStore(directory: folder.path)
+        let states = (0..<10).map { i in
+            Self.state(Self.a, i % 2 == 0 ? .up : .down, at: Self.base + Double(i) * 3_600, errors: i % 2)
+        }
+        try await store.write(Self.hookedChanges(states))
+
+        // When: the changes of the last 6 hours are asked for, at most 3.
+        let taken = try store.takeUnstartedChanges(since: Self.base + 4 * 3_600, limit: 3)
+
+        // Then: the latest 3, oldest first; the 7 others skipped, and none is left to replay.
+        #expect(taken.changes.map(\.state.checkedAt) == [7, 8, 9].map { Self.base + Double($0) * 3_600 })
+        #expect(taken.skipped == 7)
+        #expect(try store.takeUnstartedChanges(since: 0, limit: 1_000).changes.isEmpty)
+    }
+
+    /// Issue 14 (N1): without `on_change` (changes written with the tick), no change waits for a hook, and
+    /// no mark is written.
+    @Test func withoutOnChange_noChangeIsLeftToReplay_andNoMarkIsWritten() async throws {
+        let folder = Folder()
+        let store = CountingStore(try SQLiteHistoryStore(directory: folder.path))
+        let writer = HistoryWriter(store: store, now: { Self.base }, logger: Logger(label: "test"))
+        let monitor = StateMonitor(urls: [Self.a], reporter: NoReporter(), observers: [writer])
+        await Self.running(writer) {
+            await monitor.update(Self.state(Self.a, at: Self.base))
+            await monitor.update(Self.state(Self.a, .down, at: Self.base + 1, errors: 1))
+            await monitor.tick()
+            await writer.sync()
+        }
+        #expect(try Self.rows(store.inner.path, "SELECT count(*) FROM state_change") == 2)
+        #expect(try Self.rows(store.inner.path, "SELECT count(*) FROM state_change WHERE hook_started = 0") == 0)
+        #expect(store.markWrites.withLock { $0 } == 0)
+    }
+
+    /// Issue 14 (N1): a file v4 wrote (no `hook_started`) is migrated to v5; the changes it holds count as
+    /// started, so the first start on it replays none of them.
+    @Test func v4File_isMigrated_itsChangesCountAsStarted() async throws {
+        let folder = Folder()
+        let path: String
+        do {
+            let store = try SQLiteHistoryStore(directory: folder.path)
+            path = store.path
+            try await store.write(
+                Self.hookedChanges([Self.state(Self.a, at: Self.base), Self.state(Self.a, .down, at: Self.base + 1)]))
+        }
+        // Given: the file as v4 left it: v5's column and index gone, v5 not applied.
+        let queue = try DatabaseQueue(path: path)
+        try await queue.write { db in
+            try db.execute(
+                sql: """
+                    DROP INDEX state_change_unhooked;
+                    ALTER TABLE state_change DROP COLUMN hook_started;
+                    DELETE FROM grdb_migrations WHERE identifier = 'v5';
+                    """)
+        }
+        try queue.close()
+
+        // When: this urlpoll opens it.
+        let store = try SQLiteHistoryStore(directory: folder.path)
+
+        // Then: it is at v5, its two changes are kept, and none is replayed.
+        #expect(try Self.rows(path, "SELECT count(*) FROM grdb_migrations") == 5)
+        #expect(try Self.rows(path, "SELECT count(*) FROM state_change WHERE hook_started = 1") == 2)
+        let taken = try store.takeUnstartedChanges(since: 0, limit: 1_000)
+        #expect(taken.changes.isEmpty && taken.skipped == 0)
     }
 
     /// Issue 14 (#1): a store that cannot write (a full disk) never holds a hook back: the change's failed
@@ -877,6 +1024,10 @@ import Testing
             store.open()
             await writer.sync()
             #expect(try store.savedStates().count == 1)
+            // And (issue 14, N1): its hook ran, so it is written as hooked: a restart does not run it again.
+            #expect(
+                try Self.rows(store.inner.path, "SELECT count(*) FROM state_change WHERE hook_started = 0") == 0)
+            #expect(try Self.rows(store.inner.path, "SELECT count(*) FROM state_change") == 1)
         }
     }
 
