@@ -355,9 +355,16 @@ struct Session {
             urls: host.config.targets.map(\.url), reporter: host.reporter(fallback: options.fallbackReporter()),
             observers: observers, store: store, onStoreError: { logger.error("\($0)") },
             onLate: { worst in
-                logger.warning(
-                    "polls are starting up to \(String(format: "%.1f", worst.seconds)) s behind schedule: the engine cannot keep up with \(host.config.targets.count.counted("URL")) on \(settings.pollers.counted("poller")); add --pollers or lengthen intervals (the failures it reports are still the targets' own)"
-                )
+                let behind = "polls are starting up to \(String(format: "%.1f", worst.seconds)) s behind schedule"
+                if changes.holdsPollsBack {
+                    logger.warning(
+                        "\(behind): polls that bring a change wait for room in the on_change queue (\(changes.capacity) changes wait for their hooks, which are slower than changes come); make on_change faster (a slow webhook?)"
+                    )
+                } else {
+                    logger.warning(
+                        "\(behind): the engine cannot keep up with \(host.config.targets.count.counted("URL")) on \(settings.pollers.counted("poller")); add --pollers or lengthen intervals (the failures it reports are still the targets' own)"
+                    )
+                }
             },
             onReportSkipped: { total in
                 metrics?.reportTickSkipped()

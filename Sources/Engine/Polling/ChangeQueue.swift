@@ -67,6 +67,9 @@ public final class ChangeQueue<C: Clock>: Service where C.Duration == Duration {
     private let stopContinuation: AsyncStream<Void>.Continuation
     /// Changes yielded to ``entries`` and not yet taken by ``consume()``.
     private let buffered = Atomic<Int>(0)
+    /// Hooks a stop abandoned while they ran (their task cancelled at the stop's limit, e.g. waiting on
+    /// `urlpoll.http`): counted with the changes never started in the stop's error line.
+    private let abandoned = Atomic<Int>(0)
 
     /// - Parameters:
     ///   - capacity: The most changes waiting before polls wait for room (back-pressure).
@@ -87,6 +90,10 @@ public final class ChangeQueue<C: Clock>: Service where C.Duration == Duration {
 
     /// Changes heard and not yet hooked.
     public var waiting: Int { self.queue.withLock { $0.count } }
+
+    /// Whether polls that bring a change wait for room now (``capacity`` changes are waiting): what a
+    /// lateness warning names as its cause instead of too few pollers.
+    public var holdsPollsBack: Bool { self.queue.withLock { !$0.waitingForRoom.isEmpty } }
 
     /// The monitor's observer that hands `hook`'s changes (its `changed`, the script's `on_change`) to this
     /// queue, and tells `hook` of every poll (`on_result`, which still runs on the poll's task). With
@@ -217,11 +224,11 @@ public final class ChangeQueue<C: Clock>: Service where C.Duration == Duration {
                 group.cancelAll()
                 return drained
             }
-            // Counted once the hooks abandoned have returned.
-            let left = self.waiting
+            // Counted once the hooks abandoned have returned: those never started, and those cut short.
+            let left = self.waiting + self.abandoned.load(ordering: .relaxed)
             if !drained, left > 0 {
                 self.logger.error(
-                    "\(left) \(left == 1 ? "change's on_change hook was" : "changes' on_change hooks were") not run: urlpoll stopped, and the hooks queued did not finish within \(formatSeconds(self.stopLimit.seconds)) s"
+                    "\(left) \(left == 1 ? "change's on_change hook was" : "changes' on_change hooks were") not run or cut short: urlpoll stopped, and the hooks queued did not finish within \(formatSeconds(self.stopLimit.seconds)) s"
                 )
             }
         } onGracefulShutdown: {
@@ -313,13 +320,17 @@ public final class ChangeQueue<C: Clock>: Service where C.Duration == Duration {
                 await history.markHookStarting(HistoryChange(entry.state, previous: entry.previous))
             }
             await entry.hook.changed(entry.state, previous: entry.previous)
+            // A hook that returned because the stop's limit cancelled it did not finish.
+            if Task.isCancelled { self.abandoned.add(1, ordering: .relaxed) }
             let resumed: CheckedContinuation<Void, Never>?
             (next, resumed) = self.queue.withLock { queue in
                 queue.count -= 1
                 var resumed: CheckedContinuation<Void, Never>?
                 if !queue.waitingForRoom.isEmpty {
                     resumed = queue.waitingForRoom.removeFirst()
-                } else if queue.count < self.capacity {
+                } else if queue.count <= self.capacity / 2 {
+                    // An episode ends once the queue is half empty, not at the first room: a queue hovering at
+                    // its bound says so once.
                     queue.fullSaid = false
                 }
                 let key = entry.state.rawURL

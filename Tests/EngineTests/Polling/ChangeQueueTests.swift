@@ -255,12 +255,81 @@ import Testing
         var sleeps = clock.sleeps.makeAsyncIterator()
         #expect(await sleeps.next() == .seconds(5))
         // … and at the limit the held one is abandoned (its task cancelled, as a hook waiting on
-        // `urlpoll.http` is), and the change not hooked (a's second) is counted.
+        // `urlpoll.http` is), and both are counted: the hook cut short (a's first; a re-test's F4: it was
+        // not counted) and the change not hooked (a's second).
         clock.advance(by: .seconds(5))
         await done
         #expect(!hook.log.contains("start \(Self.a) 200 OK"))
         #expect(
-            log.all.contains { $0.hasPrefix("error:") && $0.contains("1 change's on_change hook was not run") },
+            log.all.contains {
+                $0.hasPrefix("error:") && $0.contains("2 changes' on_change hooks were not run or cut short")
+            },
             "\(log.all)")
+    }
+
+    /// A hook that ends one call per permit, in the order the calls came.
+    final class PermitHook: StateObserver {
+        private let gate = Mutex((permits: 0, waiting: [CheckedContinuation<Void, Never>]()))
+        private let count = Mutex(0)
+        var ended: Int { self.count.withLock { $0 } }
+
+        func changed(_ state: State, previous: State?) async {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                let now = self.gate.withLock { gate -> Bool in
+                    if gate.permits > 0 {
+                        gate.permits -= 1
+                        return true
+                    }
+                    gate.waiting.append(continuation)
+                    return false
+                }
+                if now { continuation.resume() }
+            }
+            self.count.withLock { $0 += 1 }
+        }
+
+        /// Lets `n` calls end (those waiting first, then the next ones).
+        func allow(_ n: Int) {
+            let resumed = self.gate.withLock { gate -> [CheckedContinuation<Void, Never>] in
+                let taken = Array(gate.waiting.prefix(n))
+                gate.waiting.removeFirst(taken.count)
+                gate.permits += n - taken.count
+                return taken
+            }
+            for continuation in resumed { continuation.resume() }
+        }
+    }
+
+    /// A re-test's F5: a queue hovering at its bound (a hook ends, a change comes) said "N changes are waiting"
+    /// again at each room made, 45 times in 14 s. An episode now ends once the queue is half empty.
+    @Test func aQueueHoveringAtItsBound_saysSoOnce_untilItIsHalfEmpty() async throws {
+        let (logger, log) = RecordingLogHandler.make()
+        let hook = PermitHook()
+        let queue = ChangeQueue(capacity: 4, clock: ManualClock(), logger: logger)
+        let urls = (0..<12).map { "http://127.0.0.1:9/u\($0)" }
+        let monitor = StateMonitor(
+            urls: urls, reporter: NoReporter(), observers: [queue.observer(hook: hook, history: nil)])
+        let said = { log.all.filter { $0.contains("changes are waiting for their on_change hook") }.count }
+        await Self.running(queue) {
+            // Given: a full queue (4 hooks held) and a fifth change whose poll waits for room.
+            for url in urls[0..<4] { await monitor.update(Self.state(url, .down, at: 1)) }
+            async let fifth: Void = monitor.update(Self.state(urls[4], .down, at: 2))
+            #expect(await eventually { said() == 1 && queue.holdsPollsBack })
+            // When: hooks end one at a time while changes keep coming, the queue never below 3 of 4.
+            hook.allow(1)
+            await fifth
+            for (i, url) in urls[5..<9].enumerated() {
+                hook.allow(1)
+                #expect(await eventually { hook.ended == i + 2 })
+                await monitor.update(Self.state(url, .down, at: 3))
+            }
+            // Then: one line for the whole episode.
+            async let next: Void = monitor.update(Self.state(urls[9], .down, at: 4))
+            #expect(await eventually { queue.holdsPollsBack })
+            #expect(said() == 1, "\(log.all)")
+            hook.allow(100)
+            await next
+            #expect(await eventually { queue.waiting == 0 })
+        }
     }
 }
