@@ -23,6 +23,8 @@ enum EarlySignals {
                 EarlySignals.received.store(number, ordering: .sequentiallyConsistent)
             }
             sigemptyset(&action.sa_mask)
+            // Calls the handler interrupts are restarted, as they would be without it.
+            action.sa_flags = SA_RESTART
             sigaction(signal, &action, nil)
         }
     }

@@ -83,7 +83,7 @@ extension PostgresStore {
     /// waits for a lock, a claim); its row in `urlpoll_instances` is removed (its host and process id kept
     /// in `urlpoll_schedule` when it loaded the script the fleet follows, so ``Previous/loader`` still names
     /// them); and, with `releasing`, once every statement begun before has answered (a claim that answers
-    /// after the stop began counts), the rows it still holds the lease of (claimed, not written back) are
+    /// after the stop began counts; waited for at most half of `limit`), the rows it still holds the lease of (claimed, not written back) are
     /// released (`lease_owner = NULL`), so other instances claim them at once instead of after the lease.
     /// Call it once polling has stopped. The rows are locked in `id` order, as every multi-row update of the
     /// schedule is, and a deadlock (SQLSTATE 40P01) is tried once more (``retryingConflicts(_:_:)``).
@@ -113,7 +113,21 @@ extension PostgresStore {
                     WHERE urlpoll_schedule.loaded_by = \(self.instance)
                     """, logger: Self.quiet)
                 if releasing {
-                    for statement in begun { await statement.value }
+                    // At most half the limit: a statement on a connection the server dropped without a word
+                    // may never answer, and the release goes on without it.
+                    let race = Race<Void>()
+                    _ = await withCheckedContinuation { continuation in
+                        race.begin(continuation)
+                        race.hold(
+                            Task {
+                                for statement in begun { await statement.value }
+                                race.finish(.success(()))
+                            },
+                            Task {
+                                try? await Task.sleep(for: limit / 2)
+                                race.finish(.success(()))
+                            })
+                    }
                     try await connection.run(
                         """
                         WITH lk AS MATERIALIZED (
