@@ -249,10 +249,11 @@ struct Session {
     }
 
     /// Prepares the shared schedule before polling starts: the schema, this instance's heartbeat, and the
-    /// script's URLs. On error says why and exits with status 2.
-    private func prepareShared(
-        _ shared: (store: PostgresStore, scriptHash: String), targets: [Target], settings: Settings
-    ) async throws {
+    /// script's URLs.
+    /// - Throws: ``HistoryError`` in words (the caller says it and exits with status 2).
+    private static func prepareShared(
+        _ shared: (store: PostgresStore, scriptHash: String), targets: [Target], settings: Settings, logger: Logger
+    ) async throws(HistoryError) {
         do {
             // One connection first: it fails at once, in words, where the pool would wait for the server.
             let probe = try await shared.store.connectAlone()
@@ -263,14 +264,11 @@ struct Session {
             let previous = try await shared.store.sync(
                 SharedSchedule.listings(for: targets, settings: settings), scriptHash: shared.scriptHash)
             if let words = SharedSchedule.takeover(from: previous, scriptHash: shared.scriptHash, store: shared.store) {
-                self.logger.warning("\(words)")
+                logger.warning("\(words)")
             }
-            self.logger.info(
+            logger.info(
                 "sharing the schedule of \(targets.count.counted("URL")) in \(shared.store.location) as \(shared.store.instance)"
             )
-        } catch {
-            Output.standardError("urlpoll: --store: \(error.description)\n")
-            throw ExitCode(2)
         }
     }
 
@@ -430,46 +428,72 @@ struct Session {
     /// Polls until SIGINT/SIGTERM, reloading on SIGHUP (and, with `watch`, when the script file changes);
     /// then prints a last report and delivers queued alerts.
     ///
-    /// `signals` are trapped from the start, before the states are resumed and the shared schedule is
-    /// prepared: one that comes meanwhile stops urlpoll cleanly (a last report, queued alerts delivered,
-    /// exit status 0) once that is done, not by the signal's default action.
+    /// `signals` are trapped from the start (one that came while the arguments were parsed or the script
+    /// loaded, ``EarlySignals``, counts as come now): one that comes before the services run stops urlpoll
+    /// cleanly (exit status 0) all the same. While the shared schedule is prepared (`--store`), it cancels
+    /// the start's statements (one waiting for a lock, or for a server that does not answer) and this
+    /// instance leaves the schedule (``PostgresStore/leave(within:releasing:)``) at once; while the states
+    /// are resumed, the services stop as soon as they have started (a last report, queued alerts delivered).
     func run(signals: [UnixSignal] = [.sigterm, .sigint], reloadOnSIGHUP: Bool = true, watch: Bool = false) async throws
     {
-        let stops = signals.isEmpty ? nil : await UnixSignalsSequence(trapping: signals)
-        guard let shared = self.shared else {
-            guard let pool = self.firstPool.take() else { return }
-            try await self.run(consume pool, stops: stops, reloadOnSIGHUP: reloadOnSIGHUP, watch: watch)
-            return
-        }
-        // The store's connection pool runs for as long as the session.
-        try await withThrowingDiscardingTaskGroup { group in
-            group.addTask { await shared.store.run() }
-            if let fleet = self.readable as? PostgresHistory {
-                let (retention, logger) = (self.retention, self.logger)
-                group.addTask { await fleet.prune(keeping: retention, logger: logger) }
+        try await StopRequests.trapping(signals) { stops in
+            guard let shared = self.shared else {
+                guard let pool = self.firstPool.take() else { return }
+                try await self.run(consume pool, stops: stops, reloadOnSIGHUP: reloadOnSIGHUP, watch: watch)
+                return
             }
-            try await self.runShared(shared, stops: stops, reloadOnSIGHUP: reloadOnSIGHUP, watch: watch)
-            group.cancelAll()
+            // The store's connection pool runs for as long as the session.
+            try await withThrowingDiscardingTaskGroup { group in
+                group.addTask { await shared.store.run() }
+                if let fleet = self.readable as? PostgresHistory {
+                    let (retention, logger) = (self.retention, self.logger)
+                    group.addTask { await fleet.prune(keeping: retention, logger: logger) }
+                }
+                try await self.runShared(shared, stops: stops, reloadOnSIGHUP: reloadOnSIGHUP, watch: watch)
+                group.cancelAll()
+            }
         }
     }
 
-    /// Prepares the shared schedule (exiting with status 2 when it cannot), then polls on it.
+    /// Prepares the shared schedule (exiting with status 2 when it cannot), then polls on it; a stop while
+    /// it is prepared cancels that and leaves the schedule (a clean stop).
     private func runShared(
-        _ shared: (store: PostgresStore, scriptHash: String), stops: UnixSignalsSequence?, reloadOnSIGHUP: Bool,
+        _ shared: (store: PostgresStore, scriptHash: String), stops: StopRequests?, reloadOnSIGHUP: Bool,
         watch: Bool
     ) async throws {
         guard let pool = self.firstPool.take() else { return }
+        let (targets, settings, logger) = (pool.targets, pool.settings, self.logger)
+        let preparing = Task {
+            try await Self.prepareShared(shared, targets: targets, settings: settings, logger: logger)
+        }
         do {
-            try await self.prepareShared(shared, targets: pool.targets, settings: pool.settings)
+            // A stop cancels the start's statements and is not held up by one that does not heed it.
+            try await StopRequests.first(of: preparing, or: stops)
         } catch {
+            guard stops?.stopped == true else {
+                if let error = error as? HistoryError {
+                    Output.standardError("urlpoll: --store: \(error.description)\n")
+                }
+                await self.shutdown()
+                throw error is HistoryError ? ExitCode(2) : error
+            }
+            // Stopped during the start: nothing was claimed, so there is no lease to release (and a lock
+            // on the schedule, what the start may have waited for, would hold the release up).
+            await self.leave(shared.store, releasing: false)
             await self.shutdown()
-            throw error
+            return
         }
         try await self.run(consume pool, stops: stops, reloadOnSIGHUP: reloadOnSIGHUP, watch: watch)
         // Stopped cleanly (SIGTERM, SIGINT): this instance's row goes, and the URLs it was polling are
         // released for the others to claim at once, not after their leases.
+        await self.leave(shared.store, releasing: true)
+    }
+
+    /// This instance leaves the shared schedule (``PostgresStore/leave(within:releasing:)``); a failure is
+    /// a warning that says when the others take its URLs.
+    private func leave(_ store: PostgresStore, releasing: Bool) async {
         do {
-            try await shared.store.leave()
+            try await store.leave(releasing: releasing)
         } catch {
             self.logger.warning(
                 "\(error.description); the other instances take this one's URLs when their leases expire (timeout + \(formatSeconds(SharedSchedule.leaseMargin.seconds)) s)"
@@ -506,7 +530,7 @@ struct Session {
     /// Polls `pool` until one of `stops` (trapped since the session's start) comes; the services stop
     /// gracefully then, also when it came before they started.
     private func run(
-        _ pool: consuming PollerPool<ContinuousClock>, stops: UnixSignalsSequence?, reloadOnSIGHUP: Bool, watch: Bool
+        _ pool: consuming PollerPool<ContinuousClock>, stops: StopRequests?, reloadOnSIGHUP: Bool, watch: Bool
     ) async throws {
         var resume: [State] = []
         if let history = self.history, !history.saved.isEmpty, !self.stateFileIsNewer(than: history, pool.targets) {
@@ -580,19 +604,12 @@ struct Session {
         services.append(
             .init(
                 service: StartAfter(signal: bound, notifier: self.notifier, service: polling), serviceName: "polling"))
-        // No signals of the group's own: those trapped since the start ask it to stop, and one that came
-        // before it runs stops it as soon as it has started (ServiceGroup keeps the request).
+        // No signals of the group's own: the stop requests trapped since the start ask it to stop, and one
+        // that came before it runs stops it as soon as it has started (ServiceGroup keeps the request).
         let group = ServiceGroup(configuration: .init(services: services, logger: self.logger))
+        stops?.onStop { Task { await group.triggerGracefulShutdown() } }
         do {
-            try await withThrowingTaskGroup(of: Void.self) { running in
-                if let stops {
-                    running.addTask {
-                        for await _ in stops { await group.triggerGracefulShutdown() }
-                    }
-                }
-                try await group.run()
-                running.cancelAll()
-            }
+            try await group.run()
         } catch {
             await self.store?.flush()
             await self.shutdown()

@@ -27,11 +27,16 @@ struct Urlpoll: AsyncParsableCommand {
     /// As ArgumentParser's, but the open-file limit is raised first (``FileLimit``) and glibc's malloc tuned
     /// for reloads (``MallocTuning``), and standard output's queue is written out before the process exits (for
     /// at most 2 s after the reader last took anything, so a reader that stopped cannot keep urlpoll alive).
+    /// SIGTERM and SIGINT are caught first of all (``EarlySignals``): `run` takes one that came while its
+    /// arguments were parsed or its script loaded as a stop; the other commands give them their default
+    /// action back.
     static func main() async {
+        EarlySignals.install()
         MallocTuning.apply()
         FileLimit.raise()
         do {
             var command = try parseAsRoot()
+            if !(command is Run) { EarlySignals.restore() }
             if var asyncCommand = command as? AsyncParsableCommand {
                 try await asyncCommand.run()
             } else {

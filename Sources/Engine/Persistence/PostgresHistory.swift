@@ -113,7 +113,7 @@ public final class PostgresHistory: RemoteHistoryStore {
             }
         } catch is TimedOut {
             throw HistoryError(
-                "\(store.location): cannot \(what): no answer within \(formatSeconds(limit.seconds)) s (is the server up and reachable?)"
+                "\(store.location): cannot \(what): no answer within \(formatSeconds(limit.seconds)) s (is the server up and reachable, or is the statement waiting for a lock another session holds?)"
             )
         } catch {
             throw HistoryError("\(store.location): cannot \(what): \(PostgresStore.words(error))")

@@ -47,7 +47,7 @@ extension PostgresStore {
 
     /// How long the row of an instance that stopped without a word (killed, its machine gone) stays in
     /// `urlpoll_instances` after its last heartbeat: an hour. An instance that stops cleanly removes its
-    /// own at once (``leave()``).
+    /// own at once (``leave(within:releasing:)``).
     public static var instanceRowLifetime: Duration { .seconds(3_600) }
 
     /// What the schedule follows, read on `connection` (``Following``).
@@ -78,13 +78,15 @@ extension PostgresStore {
         return Following(schedule: nil, followed: false, newest: nil)
     }
 
-    /// This instance stops cleanly: its row in `urlpoll_instances` is removed (its host and process id kept
+    /// This instance stops cleanly: the statements its other sessions are still running are cancelled
+    /// (`pg_cancel_backend` of its own backends, found by their `application_name`: a start's listing that
+    /// waits for a lock, a claim); its row in `urlpoll_instances` is removed (its host and process id kept
     /// in `urlpoll_schedule` when it loaded the script the fleet follows, so ``Previous/loader`` still names
-    /// them), and the rows it still holds
-    /// the lease of (polls it did not finish) are released (`lease_owner = NULL`), so other instances claim
-    /// them at once instead of after the lease. Call it once polling has stopped. The rows are locked in `id`
-    /// order, as every multi-row update of the schedule is, and a deadlock (SQLSTATE 40P01) is tried once more
-    /// (``retryingConflicts(_:_:)``).
+    /// them); and, with `releasing`, once every statement begun before has answered (a claim that answers
+    /// after the stop began counts; waited for at most half of `limit`), the rows it still holds the lease of (claimed, not written back) are
+    /// released (`lease_owner = NULL`), so other instances claim them at once instead of after the lease.
+    /// Call it once polling has stopped. The rows are locked in `id` order, as every multi-row update of the
+    /// schedule is, and a deadlock (SQLSTATE 40P01) is tried once more (``retryingConflicts(_:_:)``).
     ///
     /// First it ends this instance's other sessions (``endOtherSessions(on:)``): a heartbeat or beat this
     /// instance gave up (urlpoll stopping cancels it, and a cancelled statement is not waited for) may still
@@ -94,8 +96,12 @@ extension PostgresStore {
     /// On a connection of its own, not the pool's (whose requests wait for a connection while the server
     /// is away): a server that refuses the connection fails it at once, in those words, and one that does
     /// not answer (frozen, unreachable) after `limit` (2 s by default), so a stop is never held up long.
+    /// (<https://www.postgresql.org/docs/15/functions-admin.html#FUNCTIONS-ADMIN-SIGNAL>)
+    /// - Parameter releasing: Whether to release leases; false for a stop during the start, which claimed
+    ///   none (and whose release would wait for a lock another session holds on `urlpoll_targets`).
     /// - Throws: ``HistoryError`` in words: the connection's failure, or "no answer within 2 s".
-    public func leave(within limit: Duration = .seconds(2)) async throws(HistoryError) {
+    public func leave(within limit: Duration = .seconds(2), releasing: Bool = true) async throws(HistoryError) {
+        let begun = self.running.withLock { Array($0.tasks.values) }
         _ = try await self.attempt("remove this instance from the schedule", within: limit) {
             let connection = try await PostgresConnection.connect(
                 configuration: self.configuration, id: 0, logger: Self.quiet)
@@ -103,15 +109,39 @@ extension PostgresStore {
                 try await self.endOtherSessions(on: connection)
                 try await connection.run(
                     """
-                    WITH gone AS (DELETE FROM urlpoll_instances WHERE id = \(self.instance) RETURNING host, pid),
-                    loader AS (
-                        UPDATE urlpoll_schedule SET loaded_by_host = gone.host, loaded_by_pid = gone.pid FROM gone
-                        WHERE urlpoll_schedule.loaded_by = \(self.instance)),
-                    lk AS MATERIALIZED (
-                        SELECT id FROM urlpoll_targets WHERE lease_owner = \(self.instance) ORDER BY id FOR UPDATE)
-                    UPDATE urlpoll_targets SET lease_owner = NULL, lease_until = NULL
-                    WHERE id IN (SELECT id FROM lk) AND lease_owner = \(self.instance)
+                    SELECT pg_cancel_backend(pid) FROM pg_stat_activity
+                    WHERE application_name = \(self.instance) AND pid <> pg_backend_pid() AND state = 'active'
                     """, logger: Self.quiet)
+                try await connection.run(
+                    """
+                    WITH gone AS (DELETE FROM urlpoll_instances WHERE id = \(self.instance) RETURNING host, pid)
+                    UPDATE urlpoll_schedule SET loaded_by_host = gone.host, loaded_by_pid = gone.pid FROM gone
+                    WHERE urlpoll_schedule.loaded_by = \(self.instance)
+                    """, logger: Self.quiet)
+                if releasing {
+                    // At most half the limit: a statement on a connection the server dropped without a word
+                    // may never answer, and the release goes on without it.
+                    let race = Race<Void>()
+                    _ = await withCheckedContinuation { continuation in
+                        race.begin(continuation)
+                        race.hold(
+                            Task {
+                                for statement in begun { await statement.value }
+                                race.finish(.success(()))
+                            },
+                            Task {
+                                try? await Task.sleep(for: limit / 2)
+                                race.finish(.success(()))
+                            })
+                    }
+                    try await connection.run(
+                        """
+                        WITH lk AS MATERIALIZED (
+                            SELECT id FROM urlpoll_targets WHERE lease_owner = \(self.instance) ORDER BY id FOR UPDATE)
+                        UPDATE urlpoll_targets SET lease_owner = NULL, lease_until = NULL
+                        WHERE id IN (SELECT id FROM lk) AND lease_owner = \(self.instance)
+                        """, logger: Self.quiet)
+                }
             } catch {
                 try? await connection.close()
                 throw error

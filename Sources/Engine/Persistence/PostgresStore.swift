@@ -43,6 +43,10 @@ public final class PostgresStore: Sendable {
     /// statements met, so an outage a reload falls into is said once and its length counts from the last
     /// statement any of them had answered.
     let outage: StoreOutage
+    /// The statements (``attempt(_:within:_:)``'s work) still running, also those given up (cancelled, not
+    /// awaited): a clean stop waits for them before it releases the leases (``leave(within:releasing:)``), so
+    /// a claim that answers after the stop began has its rows released too.
+    let running = Mutex<(next: Int, tasks: [Int: Task<Void, Never>])>((0, [:]))
 
     /// - Parameters:
     ///   - connections: The most connections the pool opens (the pollers' claims and writes, the leader's
@@ -186,12 +190,19 @@ public final class PostgresStore: Sendable {
         let outcome = await withTaskCancellationHandler {
             await withCheckedContinuation { continuation in
                 race.begin(continuation)
-                let work = Task {
-                    do {
-                        race.finish(.success(try await self.retryingConflicts(what, body)))
-                    } catch {
-                        race.finish(.failure(error))
+                let work = self.running.withLock { running in
+                    let id = running.next
+                    running.next += 1
+                    let task = Task {
+                        do {
+                            race.finish(.success(try await self.retryingConflicts(what, body)))
+                        } catch {
+                            race.finish(.failure(error))
+                        }
+                        _ = self.running.withLock { $0.tasks.removeValue(forKey: id) }
                     }
+                    running.tasks[id] = task
+                    return task
                 }
                 let timer = Task {
                     try? await Task.sleep(for: limit)
@@ -209,7 +220,7 @@ public final class PostgresStore: Sendable {
             throw error
         case .failure(is Race<T>.TimedOut):
             throw HistoryError(
-                "\(self.location): cannot \(what): no answer within \(formatSeconds(limit.seconds)) s (is the server up and reachable?)"
+                "\(self.location): cannot \(what): no answer within \(formatSeconds(limit.seconds)) s (is the server up and reachable, or is the statement waiting for a lock another session holds?)"
             )
         case .failure(is CancellationError):
             throw HistoryError("\(self.location): cannot \(what): urlpoll is stopping")

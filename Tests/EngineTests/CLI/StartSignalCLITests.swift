@@ -49,7 +49,18 @@ import Testing
         #expect(second.stdout.hasSuffix("Current state:\n \(server.url)/svc 200 OK\n"), "\(second.stdout)")
     }
 
-    @Test func sigtermWhileTheSharedScheduleIsPrepared_stopsCleanly_onceItIsReady() async throws {
+    /// Whether `url`'s database has a session that waits for a lock (`what`: a `LIKE` pattern of its query).
+    static func waiting(_ url: String, _ what: String = "%") async -> Int64? {
+        try? await TestPostgres.column(
+            url,
+            """
+            SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '\(what)'
+                AND datname = current_database()
+            """, as: Int64.self
+        ).first
+    }
+
+    @Test func sigtermWhileTheStartWaitsForTheSchemaLock_stopsCleanly_atOnce() async throws {
         guard let url = try await TestPostgres.database() else { return }
         let location = try PostgresLocation(url, environment: [:])
         let server = try RecordingServer.keepAlive()
@@ -72,18 +83,86 @@ import Testing
                 return count == [1]
             }
             try #require(waiting, "\(process.stderr)")
-            // When: SIGTERM comes while it waits.
+            // When: SIGTERM comes while it waits (the lock still held).
             process.signal(SIGTERM)
-            try await Task.sleep(for: .milliseconds(500))
-            #expect(process.isRunning, "ended by the signal before its start was done: \(process.stderr)")
-            for try await _ in try await holder.query("SELECT pg_advisory_unlock_all()", logger: TestPostgres.logger) {}
-            // Then: once its start is done, it stops cleanly: exit status 0, and its row left the instances
-            // table (a clean stop's leave). (No last report: report runs on the instance that holds the report
-            // lock, which this one never took.)
-            #expect(await process.wait(limit: .seconds(30)) == 0, "\(process.stderr)")
+            // Then: it stops cleanly at once: exit status 0, no error, and its statement no longer waits for
+            // the lock (the schema is not made yet: no instance row was written).
+            #expect(await process.wait(limit: .seconds(5)) == 0, "\(process.stderr)")
             #expect(!process.stderr.contains("error"), "\(process.stderr)")
+            #expect(await eventually(within: .seconds(5)) { await Self.waiting(url) == 0 })
+        }
+    }
+
+    /// Issue 15, F1: the start's listing waits for a table lock another session holds (a migration,
+    /// `VACUUM FULL`, a DBA's transaction); SIGTERM then stops urlpoll at once, not at the listing's limit.
+    @Test func sigtermWhileTheListingWaitsForATableLock_stopsCleanly_atOnce_andLeavesTheSchedule() async throws {
+        guard let url = try await TestPostgres.database() else { return }
+        let location = try PostgresLocation(url, environment: [:])
+        let server = try RecordingServer.keepAlive()
+        let script = try Self.script(server)
+        // The schema is there (as on any but the first start).
+        let store = PostgresStore(location: location, connections: 2, logger: TestPostgres.logger)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { await store.run() }
+            defer { group.cancelAll() }
+            try await store.migrate()
+        }
+        try await TestPostgres.withConnection(location) { holder in
+            // Given: another session holds urlpoll_targets in ACCESS EXCLUSIVE mode, and urlpoll's start
+            // waits for it.
+            for try await _ in try await holder.query("BEGIN", logger: TestPostgres.logger) {}
+            for try await _ in try await holder.query(
+                "LOCK TABLE urlpoll_targets IN ACCESS EXCLUSIVE MODE", logger: TestPostgres.logger)
+            {}
+            let process = try CLIProcess(["run", script.path, "--store", url])
+            defer { process.signal(SIGKILL) }
+            try #require(
+                await eventually(within: .seconds(20)) { await Self.waiting(url) == 1 }, "\(process.stderr)")
+            // When: SIGTERM comes while it waits.
+            let sent = ContinuousClock.now
+            process.signal(SIGTERM)
+            // Then: a clean stop at once, the lock still held: exit status 0 within a few seconds (the
+            // listing's limit is 12 s), no error, its instance row gone, and its listing no longer waits.
+            #expect(await process.wait(limit: .seconds(30)) == 0, "\(process.stderr)")
+            #expect(ContinuousClock.now - sent < .seconds(4), "\(ContinuousClock.now - sent)")
+            #expect(!process.stderr.contains("error"), "\(process.stderr)")
+            #expect(!process.stderr.contains("cannot"), "\(process.stderr)")
             let rows = try await TestPostgres.column(url, "SELECT count(*) FROM urlpoll_instances", as: Int64.self)
             #expect(rows == [0])
+            #expect(await eventually(within: .seconds(5)) { await Self.waiting(url) == 0 })
+            for try await _ in try await holder.query("ROLLBACK", logger: TestPostgres.logger) {}
         }
+    }
+
+    /// The CPU time `pid` has used, from /proc/PID/stat (utime + stime, in clock ticks of 10 ms).
+    static func cpuTicks(_ pid: Int32) -> Int? {
+        guard let text = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+            let close = text.lastIndex(of: ")")
+        else { return nil }
+        let fields = text[text.index(after: close)...].split(separator: " ")
+        // After the command's ")": state is field 3, utime 14 and stime 15 (proc(5)).
+        guard fields.count > 13, let user = Int(fields[11]), let system = Int(fields[12]) else { return nil }
+        return user + system
+    }
+
+    /// Issue 15, F4: SIGTERM before the session traps the signals (its script still loading) is a clean
+    /// stop, not the signal's default action (exit status 143).
+    @Test(arguments: [1, 2]) func sigtermWhileTheScriptLoads_stopsCleanly(_ run: Int) async throws {
+        let server = try RecordingServer.keepAlive()
+        // A script whose load takes a second or more (a Lua loop within the load's instruction budget).
+        let script = try TemporaryScript(
+            """
+            local x = 0
+            for i = 1, 90000000 do x = x + i end
+            status_interval = 60
+            urls = { "\(server.url)/svc" }
+            """)
+        let process = try CLIProcess(["run", script.path])
+        defer { process.signal(SIGKILL) }
+        // When: SIGTERM comes while the script loads (the process has run 0.1 s of it).
+        try #require(await eventually(within: .seconds(20)) { (Self.cpuTicks(process.pid) ?? 0) >= 10 })
+        process.signal(SIGTERM)
+        // Then: a clean stop (exit status 0), not the default action.
+        #expect(await process.wait(limit: .seconds(30)) == 0, "\(process.stderr)")
     }
 }

@@ -1,6 +1,7 @@
 import Engine
 import Foundation
 import Logging
+import PostgresNIO
 import Testing
 
 /// The shared schedule's store against a real PostgreSQL (TestPostgres): the schema, the URL list,
@@ -566,6 +567,84 @@ extension PostgresStoreTests {
             #expect(
                 try await TestPostgres.column(url, "SELECT loaded_by FROM urlpoll_schedule", as: String.self)
                     == ["i2"])
+        }
+    }
+}
+
+/// Issue 15, F3: a clean stop releases every lease the instance holds and did not write back, also those
+/// of a claim that answers after the stop began.
+extension PostgresStoreTests {
+    /// How many sessions wait for a lock while running a statement that contains `text`.
+    static func waiting(_ url: String, _ text: String) async -> Int64? {
+        try? await TestPostgres.column(
+            url,
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%\(text)%'",
+            as: Int64.self
+        ).first
+    }
+
+    @Test func leave_releasesTheLeasesOfAClaimThatAnswersAfterTheStopBegan() async throws {
+        try await Self.withStores(1) { stores, url in
+            let a = stores[0]
+            _ = try await a.sync(Self.listings(2_000), scriptHash: "s", now: 1_000)
+            _ = try await a.beat(scriptHash: "s", alive: 8, now: 1_000)
+            let location = try PostgresLocation(url, environment: [:])
+            try await TestPostgres.withConnection(location) { holder in
+                // Given: the instance leaves, and another session's lock on its instance row holds its leave
+                // up after the leave's statement began.
+                for try await _ in try await holder.query("BEGIN", logger: Self.logger) {}
+                for try await _ in try await holder.query(
+                    "SELECT id FROM urlpoll_instances WHERE id = 'i1' FOR UPDATE", logger: Self.logger)
+                {}
+                let leaving = Task { try await a.leave(within: .seconds(20)) }
+                try #require(
+                    await eventually(within: .seconds(20)) {
+                        await Self.waiting(url, "DELETE FROM urlpoll_instances") == 1
+                    })
+                // When: a claim of 1,000 rows answers meanwhile (one in flight as the stop began), and the
+                // leave goes on.
+                #expect(try await a.claim(limit: 1_000, scriptHash: "s", now: 2_000).count == 1_000)
+                for try await _ in try await holder.query("COMMIT", logger: Self.logger) {}
+                try await leaving.value
+            }
+            // Then: no row keeps a lease of the instance that left.
+            #expect(
+                try await TestPostgres.column(
+                    url, "SELECT count(*) FROM urlpoll_targets WHERE lease_owner IS NOT NULL", as: Int64.self) == [0])
+            #expect(try await TestPostgres.column(url, "SELECT count(*) FROM urlpoll_instances", as: Int64.self) == [0])
+        }
+    }
+}
+
+/// Issue 15, F5: a statement that waits for a lock another session holds (no `lock_timeout`) is given up at
+/// its limit in words that name that cause too, not only a server that is down.
+extension PostgresStoreTests {
+    @Test func aStatementWaitingForAnotherSessionsLock_isGivenUp_inWordsThatNameTheLock() async throws {
+        guard let url = try await TestPostgres.database() else { return }
+        let location = try PostgresLocation(url, environment: [:])
+        let store = PostgresStore(
+            location: location, connections: 2, instance: "i1", statementTimeout: .seconds(1), logger: Self.logger)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { await store.run() }
+            defer { group.cancelAll() }
+            try await store.migrate()
+            _ = try await store.sync(Self.listings(2), scriptHash: "s", now: 1_000)
+            try await TestPostgres.withConnection(location) { holder in
+                // Given: another session holds urlpoll_targets (a migration, VACUUM FULL, a DBA's transaction).
+                for try await _ in try await holder.query("BEGIN", logger: Self.logger) {}
+                for try await _ in try await holder.query(
+                    "LOCK TABLE urlpoll_targets IN ACCESS EXCLUSIVE MODE", logger: Self.logger)
+                {}
+                // When: the instance claims; Then: given up at its limit, in words that name the lock.
+                let error = await #expect(throws: HistoryError.self) {
+                    try await store.claim(limit: 10, scriptHash: "s", now: 2_000)
+                }
+                #expect(
+                    error?.description
+                        == "\(location): cannot claim due URLs: no answer within 1 s (is the server up and reachable, or is the statement waiting for a lock another session holds?)"
+                )
+                for try await _ in try await holder.query("ROLLBACK", logger: Self.logger) {}
+            }
         }
     }
 }

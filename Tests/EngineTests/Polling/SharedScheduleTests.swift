@@ -166,7 +166,7 @@ import Testing
         }
 
         /// Stops instance `name` cleanly, as SIGTERM does: its polling ends, then it leaves the schedule
-        /// (``PostgresStore/leave()``).
+        /// (``PostgresStore/leave(within:releasing:)``).
         func stop(_ name: String) async {
             let tasks = self.running.withLock { $0.removeValue(forKey: name) }
             self.stopping.withLock { $0.removeValue(forKey: name) }?.finish()

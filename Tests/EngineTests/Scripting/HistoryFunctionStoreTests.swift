@@ -64,7 +64,7 @@ import Testing
         #expect(
             log.all.contains {
                 $0.contains(
-                    "\(script.path):13: urlpoll.history: \(location): cannot read the history of http://127.0.0.1:9/a: no answer within 1 s (is the server up and reachable?); where Lua cannot suspend the caller (called from backoff) it waits at most 1 s"
+                    "\(script.path):13: urlpoll.history: \(location): cannot read the history of http://127.0.0.1:9/a: no answer within 1 s (is the server up and reachable, or is the statement waiting for a lock another session holds?); where Lua cannot suspend the caller (called from backoff) it waits at most 1 s"
                 )
             }, "\(log.all)")
         // And a's check fails in words at its line once the read is given up (2 s).
@@ -74,7 +74,7 @@ import Testing
                 == Verdict(
                     .down,
                     message:
-                        "\(script.path):4: urlpoll.history: \(location): cannot read the history of http://127.0.0.1:9/a: no answer within 2 s (is the server up and reachable?)"
+                        "\(script.path):4: urlpoll.history: \(location): cannot read the history of http://127.0.0.1:9/a: no answer within 2 s (is the server up and reachable, or is the statement waiting for a lock another session holds?)"
                 ))
         try await postgres.thaw()
         #expect(await sut.check(a, Self.response()) == Verdict(.up, message: "polls 0"))
