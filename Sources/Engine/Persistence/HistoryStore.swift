@@ -61,12 +61,19 @@ public protocol HistoryStore: Sendable {
     /// leaving out each URL's first result when it was up (`from` nil, `to` up): that is no incident, and at
     /// a start or a reload that adds many URLs those would push every real change out of the list.
     func latestChanges(limit: Int) throws(HistoryError) -> [HistoryChange]
+
+    /// Makes the write running, and every later one, fail at once (it waits no longer for a lock another
+    /// process holds, nor for a hung disk): the writer calls it when its stop's time limit is up.
+    func interrupt()
 }
 
 extension HistoryStore {
     /// Why what the store writes no longer reaches the place it was opened at, in words (its file was
     /// deleted or replaced), or nil while it does. A store with no such place answers nil.
     public func gone() -> String? { nil }
+
+    /// Nothing: a store whose writes end by themselves has nothing to interrupt.
+    public func interrupt() {}
 
     /// Whether ``urlIDs()`` has `key`.
     public func holds(_ key: HistoryKey) throws(HistoryError) -> Bool { self.urlIDs()[key] != nil }

@@ -23,6 +23,10 @@ import Synchronization
 ///
 /// Retention: minute rollups are kept for ``Retention/minutes`` (7 days), hour rollups and changes for
 /// ``Retention/hours`` (400 days); what is older is pruned every 10 minutes, beside the writes.
+///
+/// A stop (``finish()``, SIGTERM) writes what is left for ``stopLimit`` at most: then the store is
+/// interrupted (``HistoryStore/interrupt()``: another process holding its write lock, a hung disk), what
+/// was not written is counted as lost and said in one line, and the stop goes on.
 public final class HistoryWriter: StateObserver, Service {
     /// How long rollups are kept.
     public struct Retention: Sendable, Hashable {
@@ -57,23 +61,34 @@ public final class HistoryWriter: StateObserver, Service {
     /// changes do not wait, so a hung store holds alerts back once, for one limit, not a limit per change.
     private let stalled = Atomic<Bool>(false)
     private let failed = Atomic<Int>(0)
+    /// Polls and changes not written because the stop's time limit was up (part of ``failed``).
+    private let unwritten = Atomic<Int>(0)
     private let now: @Sendable () -> Double
     private let onLoss: @Sendable (Int) -> Void
     private let logger: Logger
+    /// How long a stop waits for the store (default 3 s) before it interrupts it.
+    public let stopLimit: Duration
+    /// Set once ``stopLimit`` is up after ``finish()``: nothing more is written.
+    private let overdue = Atomic<Bool>(false)
+    /// Interrupts the store once ``stopLimit`` is up; cancelled when the writer ends first.
+    private let deadline = Mutex<Task<Void, Never>?>(nil)
     /// Seconds between prunes.
     public static let pruneInterval = 600.0
 
     /// - Parameters:
     ///   - now: The wall clock, seconds since the epoch, for the retention cutoffs.
     ///   - onLoss: Told how many polls or changes could not be written, each time some are lost.
+    ///   - stopLimit: How long a stop waits for the store.
     public init(
         store: any HistoryStore, capacity: Int = 65_536, retention: Retention = Retention(),
+        stopLimit: Duration = .seconds(3),
         now: @escaping @Sendable () -> Double = { Date().timeIntervalSince1970 },
         onLoss: @escaping @Sendable (Int) -> Void = { _ in }, logger: Logger
     ) {
         self.store = store
         self.capacity = capacity
         self.retention = retention
+        self.stopLimit = stopLimit
         (self.messages, self.continuation) = AsyncStream.makeStream(bufferingPolicy: .bufferingOldest(capacity))
         self.now = now
         self.onLoss = onLoss
@@ -149,9 +164,20 @@ public final class HistoryWriter: StateObserver, Service {
         }
     }
 
-    /// Ends the writer: what was heard is written, then ``run()`` returns.
+    /// Ends the writer: what was heard is written, within ``stopLimit`` (then the store is interrupted and
+    /// the rest counted as lost), then ``run()`` returns.
     public func finish() {
         self.continuation.finish()
+        self.deadline.withLock { deadline in
+            guard deadline == nil else { return }
+            let limit = self.stopLimit
+            deadline = Task {
+                try? await Task.sleep(for: limit)
+                guard !Task.isCancelled else { return }
+                self.overdue.store(true, ordering: .relaxed)
+                self.store.interrupt()
+            }
+        }
     }
 
     // MARK: The writer task
@@ -163,6 +189,7 @@ public final class HistoryWriter: StateObserver, Service {
         } onGracefulShutdown: {
             self.finish()
         }
+        self.deadline.withLock { $0?.cancel() }
     }
 
     private func write() async {
@@ -198,13 +225,13 @@ public final class HistoryWriter: StateObserver, Service {
             case .tick(let done):
                 defer { done?.resume() }
                 // The changes first: the tick's states of their URLs are as new or newer.
-                await self.commit(&changes, failing: &failing)
+                await self.commit(&changes, ofTick: false, failing: &failing)
                 for wait in waits { wait.resume() }
                 waits.removeAll()
                 self.stalled.store(false, ordering: .relaxed)
                 let now = self.now()
                 if now - lastDropLog >= 60, self.reportDrops(since: &reportedDrops) { lastDropLog = now }
-                await self.commit(&batch, failing: &failing)
+                await self.commit(&batch, ofTick: true, failing: &failing)
                 if let gone = self.store.gone() {
                     if !goneSaid {
                         goneSaid = true
@@ -236,7 +263,7 @@ public final class HistoryWriter: StateObserver, Service {
             // Group commit: the changes gathered are written once nothing more is queued (or when polls
             // keep the queue from emptying, every 4,096 changes).
             if !changes.isEmpty, left <= 0 || changes.changes.count >= 4_096 {
-                await self.commit(&changes, failing: &failing)
+                await self.commit(&changes, ofTick: false, failing: &failing)
                 for wait in waits { wait.resume() }
                 waits.removeAll()
                 self.stalled.store(false, ordering: .relaxed)
@@ -244,9 +271,15 @@ public final class HistoryWriter: StateObserver, Service {
         }
         await pruning?.value
         _ = self.reportDrops(since: &reportedDrops)
-        await self.commit(&changes, failing: &failing)
+        await self.commit(&changes, ofTick: false, failing: &failing)
         for wait in waits { wait.resume() }
-        await self.commit(&batch, failing: &failing)
+        await self.commit(&batch, ofTick: true, failing: &failing)
+        let unwritten = self.unwritten.load(ordering: .relaxed)
+        if unwritten > 0 {
+            self.logger.error(
+                "the history store did not answer within \(self.stopLimit.seconds.formatted()) s of the stop (another process holds its write lock, or its disk hangs): \(unwritten.counted("poll or change", "polls and changes")) \(unwritten.agreeing("was", "were")) not recorded (counted in urlpoll_history_lost_total); the URLs' states are written again as they are polled at the next start"
+            )
+        }
     }
 
     /// Says how many polls or changes the full queue dropped since `reported`, if any; returns whether it did.
@@ -263,10 +296,20 @@ public final class HistoryWriter: StateObserver, Service {
     /// Writes `batch` in one transaction and empties it. On failure its polls and changes are counted as
     /// lost, its URLs' states are written again with their next poll, and one log line says why (again only
     /// after writes have worked once more).
-    private func commit(_ batch: inout HistoryBatch, failing: inout Bool) async {
+    /// `ofTick`: whether `batch` is a tick's (else the changes committed before their `on_change`), for
+    /// the words of that line.
+    private func commit(_ batch: inout HistoryBatch, ofTick: Bool, failing: inout Bool) async {
         guard !batch.isEmpty else { return }
         let taken = batch
         batch = HistoryBatch()
+        let count = taken.polls + taken.changes.count
+        guard !self.overdue.load(ordering: .relaxed) else {
+            // The stop's time limit is up: said once, at the end.
+            self.failed.add(count, ordering: .relaxed)
+            self.unwritten.add(count, ordering: .relaxed)
+            self.onLoss(count)
+            return
+        }
         do {
             try await self.store.write(taken)
             if failing {
@@ -276,13 +319,18 @@ public final class HistoryWriter: StateObserver, Service {
                 )
             }
         } catch {
-            let count = taken.polls + taken.changes.count
             self.failed.add(count, ordering: .relaxed)
             self.onLoss(count)
-            if !failing {
+            if self.overdue.load(ordering: .relaxed) {
+                self.unwritten.add(count, ordering: .relaxed)
+            } else if !failing {
                 failing = true
+                let what =
+                    ofTick
+                    ? "\(count.counted("poll or change", "polls and changes")) of this tick"
+                    : "\(count.counted("change")) awaiting on_change (with \(count.agreeing("its URL's state", "their URLs' states")))"
                 self.logger.error(
-                    "\(error.description): \(count.counted("poll or change", "polls and changes")) of this tick \(count.agreeing("is", "are")) not recorded (counted in urlpoll_history_lost_total); polling goes on, and writing is tried again on every tick"
+                    "\(error.description): \(what) \(count.agreeing("is", "are")) not recorded (counted in urlpoll_history_lost_total, as is what fails until a write works again); polling goes on, and writing is tried again on every tick"
                 )
             }
         }
