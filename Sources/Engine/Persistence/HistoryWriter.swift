@@ -65,7 +65,11 @@ public final class HistoryWriter: StateObserver, Service {
     private let unwritten = Atomic<Int>(0)
     private let now: @Sendable () -> Double
     private let onLoss: @Sendable (Int) -> Void
-    private let logger: Logger
+    let logger: Logger
+    /// Where a stop keeps the states it could not write (``unrecordedPath(beside:)``), or nil.
+    let unrecordedPath: String?
+    /// The newest state of each URL whose write the stop's time limit cut off.
+    private let held = Mutex<[HistoryKey: State]>([:])
     /// How long a stop waits for the store (default 3 s) before it interrupts it.
     public let stopLimit: Duration
     /// Set once ``stopLimit`` is up after ``finish()``: nothing more is written.
@@ -79,9 +83,10 @@ public final class HistoryWriter: StateObserver, Service {
     ///   - now: The wall clock, seconds since the epoch, for the retention cutoffs.
     ///   - onLoss: Told how many polls or changes could not be written, each time some are lost.
     ///   - stopLimit: How long a stop waits for the store.
+    ///   - unrecordedPath: Where a stop keeps the URL states it could not write, for the next start.
     public init(
         store: any HistoryStore, capacity: Int = 65_536, retention: Retention = Retention(),
-        stopLimit: Duration = .seconds(3),
+        stopLimit: Duration = .seconds(3), unrecordedPath: String? = nil,
         now: @escaping @Sendable () -> Double = { Date().timeIntervalSince1970 },
         onLoss: @escaping @Sendable (Int) -> Void = { _ in }, logger: Logger
     ) {
@@ -89,6 +94,7 @@ public final class HistoryWriter: StateObserver, Service {
         self.capacity = capacity
         self.retention = retention
         self.stopLimit = stopLimit
+        self.unrecordedPath = unrecordedPath
         (self.messages, self.continuation) = AsyncStream.makeStream(bufferingPolicy: .bufferingOldest(capacity))
         self.now = now
         self.onLoss = onLoss
@@ -193,6 +199,7 @@ public final class HistoryWriter: StateObserver, Service {
     }
 
     private func write() async {
+        await self.writeUnrecorded()
         var batch = HistoryBatch()
         // The changes (with their URLs' states) heard since the last commit, and who waits for them.
         var changes = HistoryBatch()
@@ -277,8 +284,17 @@ public final class HistoryWriter: StateObserver, Service {
         let unwritten = self.unwritten.load(ordering: .relaxed)
         if unwritten > 0 {
             self.logger.error(
-                "the history store did not answer within \(self.stopLimit.seconds.formatted()) s of the stop (another process holds its write lock, or its disk hangs): \(unwritten.counted("poll or change", "polls and changes")) \(unwritten.agreeing("was", "were")) not recorded (counted in urlpoll_history_lost_total); the URLs' states are written again as they are polled at the next start"
+                "the history store did not answer within \(self.stopLimit.seconds.formatted()) s of the stop (another process holds its write lock, or its disk hangs): \(unwritten.counted("poll or change", "polls and changes")) \(unwritten.agreeing("was", "were")) not recorded (counted in urlpoll_history_lost_total); \(self.keepUnrecorded(Array(self.held.withLock { $0 }.values)))"
             )
+        }
+    }
+
+    /// Keeps the newest state of each URL in `batch`, which the stop could not write.
+    private func hold(_ batch: HistoryBatch) {
+        self.held.withLock { held in
+            for (key, state) in batch.states where (held[key]?.checkedAt ?? -.infinity) <= state.checkedAt {
+                held[key] = state
+            }
         }
     }
 
@@ -308,6 +324,7 @@ public final class HistoryWriter: StateObserver, Service {
             self.failed.add(count, ordering: .relaxed)
             self.unwritten.add(count, ordering: .relaxed)
             self.onLoss(count)
+            self.hold(taken)
             return
         }
         do {
@@ -323,6 +340,7 @@ public final class HistoryWriter: StateObserver, Service {
             self.onLoss(count)
             if self.overdue.load(ordering: .relaxed) {
                 self.unwritten.add(count, ordering: .relaxed)
+                self.hold(taken)
             } else if !failing {
                 failing = true
                 let what =

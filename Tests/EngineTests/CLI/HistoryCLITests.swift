@@ -411,10 +411,29 @@ import Testing
             run.stderr.contains(
                 "the history store did not answer within 3 s of the stop (another process holds its write lock, or its disk hangs): "
             ), "\(run.stderr)")
+        let kept = "\(folder.path)/urlpoll.sqlite.unrecorded.json"
         #expect(
             run.stderr.contains(
-                "not recorded (counted in urlpoll_history_lost_total); the URLs' states are written again as they are polled at the next start"
+                "not recorded (counted in urlpoll_history_lost_total); 2 URL states are kept in \(kept) and written to the store at the next start"
             ), "\(run.stderr)")
+        let stopped = try Self.lastCheck(folder)
+
+        // When: urlpoll starts again, the lock released.
+        let next = try CLIProcess(["run", script.path, "--data", folder.path])
+        try await next.waitForStderr("2 URL states the last stop could not write are written from \(kept)")
+        next.signal(SIGTERM)
+        #expect(await next.wait(limit: .seconds(30)) == 0)
+        // Then: it resumed from the states held at the stop, wrote them, and removed the file.
+        #expect(
+            next.stderr.contains("2 URL states the last stop could not write are read from \(kept)"), "\(next.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: kept))
+        #expect(try Self.lastCheck(folder) > stopped)
+    }
+
+    /// The latest `checked_at` of the store's `url_state` rows.
+    static func lastCheck(_ folder: Folder) throws -> Double {
+        let queue = try DatabaseQueue(path: folder.path + "/urlpoll.sqlite")
+        return try queue.read { db in try Double.fetchOne(db, sql: "SELECT max(checked_at) FROM url_state") } ?? 0
     }
 
     @Test func folderInUse_isRefusedWithExit2() async throws {
