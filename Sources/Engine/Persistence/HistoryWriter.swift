@@ -177,9 +177,10 @@ public final class HistoryWriter: StateObserver, Service {
         self.deadline.withLock { deadline in
             guard deadline == nil else { return }
             let limit = self.stopLimit
-            deadline = Task {
+            // Weak: the task must not keep the writer, and so its store, open once the writer has ended.
+            deadline = Task { [weak self] in
                 try? await Task.sleep(for: limit)
-                guard !Task.isCancelled else { return }
+                guard let self, !Task.isCancelled else { return }
                 self.overdue.store(true, ordering: .relaxed)
                 self.store.interrupt()
             }
