@@ -298,11 +298,19 @@ struct Session {
             Output.standardError("urlpoll: \(option): \(message)\n")
             throw ExitCode(2)
         }
+        // The states the last stop could not write (another process held the store's lock) are newer.
+        let unrecorded = HistoryWriter.unrecordedPath(beside: path)
+        let (resumed, taken) = HistoryWriter.merging(saved, unrecordedAt: unrecorded)
+        if taken > 0 {
+            logger.info(
+                "\(taken.counted("URL state")) the last stop could not write \(taken.agreeing("is", "are")) read from \(unrecorded)"
+            )
+        }
         let lost = HistoryWriter.lossCounter(in: metrics.registry)
         let writer = HistoryWriter(
-            store: store, retention: retention, onLoss: { lost.increment(by: Int64($0)) },
+            store: store, retention: retention, unrecordedPath: unrecorded, onLoss: { lost.increment(by: Int64($0)) },
             logger: logger)
-        return (store, path, writer, saved, lock)
+        return (store, path, writer, resumed, lock)
     }
 
     /// Opens the store in `data` and reads its saved states. On a disk too full to open it (SQLite cannot

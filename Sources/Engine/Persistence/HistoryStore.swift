@@ -66,12 +66,19 @@ public protocol HistoryStore: Sendable {
     /// `on_change` hooks started, all in one transaction; called just before those hooks start, so that a
     /// restart replays only hooks that never started. A store that replays nothing does nothing.
     func markHooksStarted(_ changes: [HistoryChange]) async throws(HistoryError)
+
+    /// Makes the write running, and every later one, fail at once (it waits no longer for a lock another
+    /// process holds, nor for a hung disk): the writer calls it when its stop's time limit is up.
+    func interrupt()
 }
 
 extension HistoryStore {
     /// Why what the store writes no longer reaches the place it was opened at, in words (its file was
     /// deleted or replaced), or nil while it does. A store with no such place answers nil.
     public func gone() -> String? { nil }
+
+    /// Nothing: a store whose writes end by themselves has nothing to interrupt.
+    public func interrupt() {}
 
     /// Whether ``urlIDs()`` has `key`.
     public func holds(_ key: HistoryKey) throws(HistoryError) -> Bool { self.urlIDs()[key] != nil }

@@ -23,6 +23,10 @@ import Synchronization
 ///
 /// Retention: minute rollups are kept for ``Retention/minutes`` (7 days), hour rollups and changes for
 /// ``Retention/hours`` (400 days); what is older is pruned every 10 minutes, beside the writes.
+///
+/// A stop (``finish()``, SIGTERM) writes what is left for ``stopLimit`` at most: then the store is
+/// interrupted (``HistoryStore/interrupt()``: another process holding its write lock, a hung disk), what
+/// was not written is counted as lost and said in one line, and the stop goes on.
 public final class HistoryWriter: StateObserver, Service {
     /// How long rollups are kept.
     public struct Retention: Sendable, Hashable {
@@ -61,23 +65,40 @@ public final class HistoryWriter: StateObserver, Service {
     /// writing them (and whether the last write failed: said once).
     private let marks = Mutex<(pending: [(HistoryChange, CommitWait)], flushing: Bool, failing: Bool)>(
         ([], false, false))
+    /// Polls and changes not written because the stop's time limit was up (part of ``failed``).
+    private let unwritten = Atomic<Int>(0)
     private let now: @Sendable () -> Double
     private let onLoss: @Sendable (Int) -> Void
-    private let logger: Logger
+    let logger: Logger
+    /// Where a stop keeps the states it could not write (``unrecordedPath(beside:)``), or nil.
+    let unrecordedPath: String?
+    /// The newest state of each URL whose write the stop's time limit cut off.
+    private let held = Mutex<[HistoryKey: State]>([:])
+    /// How long a stop waits for the store (default 3 s) before it interrupts it.
+    public let stopLimit: Duration
+    /// Set once ``stopLimit`` is up after ``finish()``: nothing more is written.
+    private let overdue = Atomic<Bool>(false)
+    /// Interrupts the store once ``stopLimit`` is up; cancelled when the writer ends first.
+    private let deadline = Mutex<Task<Void, Never>?>(nil)
     /// Seconds between prunes.
     public static let pruneInterval = 600.0
 
     /// - Parameters:
     ///   - now: The wall clock, seconds since the epoch, for the retention cutoffs.
     ///   - onLoss: Told how many polls or changes could not be written, each time some are lost.
+    ///   - stopLimit: How long a stop waits for the store.
+    ///   - unrecordedPath: Where a stop keeps the URL states it could not write, for the next start.
     public init(
         store: any HistoryStore, capacity: Int = 65_536, retention: Retention = Retention(),
+        stopLimit: Duration = .seconds(3), unrecordedPath: String? = nil,
         now: @escaping @Sendable () -> Double = { Date().timeIntervalSince1970 },
         onLoss: @escaping @Sendable (Int) -> Void = { _ in }, logger: Logger
     ) {
         self.store = store
         self.capacity = capacity
         self.retention = retention
+        self.stopLimit = stopLimit
+        self.unrecordedPath = unrecordedPath
         (self.messages, self.continuation) = AsyncStream.makeStream(bufferingPolicy: .bufferingOldest(capacity))
         self.now = now
         self.onLoss = onLoss
@@ -215,9 +236,21 @@ public final class HistoryWriter: StateObserver, Service {
         }
     }
 
-    /// Ends the writer: what was heard is written, then ``run()`` returns.
+    /// Ends the writer: what was heard is written, within ``stopLimit`` (then the store is interrupted and
+    /// the rest counted as lost), then ``run()`` returns.
     public func finish() {
         self.continuation.finish()
+        self.deadline.withLock { deadline in
+            guard deadline == nil else { return }
+            let limit = self.stopLimit
+            // Weak: the task must not keep the writer, and so its store, open once the writer has ended.
+            deadline = Task { [weak self] in
+                try? await Task.sleep(for: limit)
+                guard let self, !Task.isCancelled else { return }
+                self.overdue.store(true, ordering: .relaxed)
+                self.store.interrupt()
+            }
+        }
     }
 
     // MARK: The writer task
@@ -229,9 +262,11 @@ public final class HistoryWriter: StateObserver, Service {
         } onGracefulShutdown: {
             self.finish()
         }
+        self.deadline.withLock { $0?.cancel() }
     }
 
     private func write() async {
+        await self.writeUnrecorded()
         var batch = HistoryBatch()
         // The changes (with their URLs' states) heard since the last commit, and who waits for them.
         var changes = HistoryBatch()
@@ -272,7 +307,7 @@ public final class HistoryWriter: StateObserver, Service {
                 self.stalled.store(false, ordering: .relaxed)
                 let now = self.now()
                 if now - lastDropLog >= 60, self.reportDrops(since: &reportedDrops) { lastDropLog = now }
-                await self.commit(&batch, failing: &failing)
+                await self.commit(&batch, ofTick: true, failing: &failing)
                 if let gone = self.store.gone() {
                     if !goneSaid {
                         goneSaid = true
@@ -314,7 +349,22 @@ public final class HistoryWriter: StateObserver, Service {
         _ = self.reportDrops(since: &reportedDrops)
         await self.commitChanges(&changes, waits, failing: &failing)
         for wait in waits { wait.resume() }
-        await self.commit(&batch, failing: &failing)
+        await self.commit(&batch, ofTick: true, failing: &failing)
+        let unwritten = self.unwritten.load(ordering: .relaxed)
+        if unwritten > 0 {
+            self.logger.error(
+                "the history store did not answer within \(self.stopLimit.seconds.formatted()) s of the stop (another process holds its write lock, or its disk hangs): \(unwritten.counted("poll or change", "polls and changes")) \(unwritten.agreeing("was", "were")) not recorded (counted in urlpoll_history_lost_total); \(self.keepUnrecorded(Array(self.held.withLock { $0 }.values)))"
+            )
+        }
+    }
+
+    /// Keeps the newest state of each URL in `batch`, which the stop could not write.
+    private func hold(_ batch: HistoryBatch) {
+        self.held.withLock { held in
+            for (key, state) in batch.states where (held[key]?.checkedAt ?? -.infinity) <= state.checkedAt {
+                held[key] = state
+            }
+        }
     }
 
     /// Commits `changes` (``commit(_:failing:)``), whose waits are `waits`, in the same order. A change whose
@@ -326,7 +376,7 @@ public final class HistoryWriter: StateObserver, Service {
             changes.changes[i].hookPending = false
         }
         let written = changes.changes
-        await self.commit(&changes, failing: &failing)
+        await self.commit(&changes, ofTick: false, failing: &failing)
         let late = zip(written, waits).filter { $0.0.hookPending && $0.1.timedOut }.map(\.0)
         if !late.isEmpty { await self.writeMarks(late) }
     }
@@ -345,10 +395,21 @@ public final class HistoryWriter: StateObserver, Service {
     /// Writes `batch` in one transaction and empties it. On failure its polls and changes are counted as
     /// lost, its URLs' states are written again with their next poll, and one log line says why (again only
     /// after writes have worked once more).
-    private func commit(_ batch: inout HistoryBatch, failing: inout Bool) async {
+    /// `ofTick`: whether `batch` is a tick's (else the changes committed before their `on_change`), for
+    /// the words of that line.
+    private func commit(_ batch: inout HistoryBatch, ofTick: Bool, failing: inout Bool) async {
         guard !batch.isEmpty else { return }
         let taken = batch
         batch = HistoryBatch()
+        let count = taken.polls + taken.changes.count
+        guard !self.overdue.load(ordering: .relaxed) else {
+            // The stop's time limit is up: said once, at the end.
+            self.failed.add(count, ordering: .relaxed)
+            self.unwritten.add(count, ordering: .relaxed)
+            self.onLoss(count)
+            self.hold(taken)
+            return
+        }
         do {
             try await self.store.write(taken)
             if failing {
@@ -358,13 +419,19 @@ public final class HistoryWriter: StateObserver, Service {
                 )
             }
         } catch {
-            let count = taken.polls + taken.changes.count
             self.failed.add(count, ordering: .relaxed)
             self.onLoss(count)
-            if !failing {
+            if self.overdue.load(ordering: .relaxed) {
+                self.unwritten.add(count, ordering: .relaxed)
+                self.hold(taken)
+            } else if !failing {
                 failing = true
+                let what =
+                    ofTick
+                    ? "\(count.counted("poll or change", "polls and changes")) of this tick"
+                    : "\(count.counted("change")) awaiting on_change (with \(count.agreeing("its URL's state", "their URLs' states")))"
                 self.logger.error(
-                    "\(error.description): \(count.counted("poll or change", "polls and changes")) of this tick \(count.agreeing("is", "are")) not recorded (counted in urlpoll_history_lost_total); polling goes on, and writing is tried again on every tick"
+                    "\(error.description): \(what) \(count.agreeing("is", "are")) not recorded (counted in urlpoll_history_lost_total, as is what fails until a write works again); polling goes on, and writing is tried again on every tick"
                 )
             }
         }

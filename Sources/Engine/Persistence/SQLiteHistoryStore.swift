@@ -35,6 +35,8 @@ public final class SQLiteHistoryStore: HistoryStore {
     /// The database file's path.
     public let path: String
     private let pool: DatabasePool
+    /// Set by ``interrupt()``: the busy handler gives up at once from then on.
+    private let interruption: Interruption
     /// The file's device and inode when it was opened, to tell when it is deleted or replaced.
     private let identity: (device: UInt64, inode: UInt64)?
     /// URL → its row in `url_state`: the row id, and the ``State/persistedHash`` of the state the row
@@ -83,7 +85,15 @@ public final class SQLiteHistoryStore: HistoryStore {
     public init(directory: String, maxPageCount: Int? = nil) throws(HistoryError) {
         self.path = try Self.prepareFolder(directory)
         var configuration = Configuration()
-        configuration.busyMode = .timeout(5)
+        // As SQLite's own 5 s busy timeout, in steps of 10 ms, ending at once after ``interrupt()`` (a
+        // busy wait is no statement sqlite3_interrupt ends: https://sqlite.org/c3ref/busy_handler.html).
+        let interruption = Interruption()
+        self.interruption = interruption
+        configuration.busyMode = .callback { tries in
+            guard !interruption.requested.load(ordering: .relaxed), tries < 500 else { return false }
+            usleep(10_000)
+            return true
+        }
         configuration.label = "urlpoll.history"
         configuration.prepareDatabase { db in
             // WAL with synchronous=NORMAL: a committed tick survives the process being killed; a power
@@ -530,6 +540,19 @@ public final class SQLiteHistoryStore: HistoryStore {
             health: Health(rawValue: row["state"] ?? "") ?? .down, error: row["error"], detail: row["detail"],
             errorCount: max(0, row["error_count"] as Int), latency: .seconds(max(0, row["latency"] as Double)),
             polls: max(0, row["polls"] as Int), since: row["since"] ?? 0, checkedAt: row["checked_at"] ?? 0)
+    }
+
+    /// Ends the statement running (SQLite's `sqlite3_interrupt`, <https://sqlite.org/c3ref/interrupt.html>,
+    /// through GRDB's `interrupt()`) and any wait for another connection's lock, now and from then on: each
+    /// later write fails at once with `SQLITE_INTERRUPT` or `SQLITE_BUSY`. For the stop's time limit.
+    public func interrupt() {
+        self.interruption.requested.store(true, ordering: .relaxed)
+        self.pool.interrupt()
+    }
+
+    /// Whether ``interrupt()`` was called; shared with the busy handler.
+    private final class Interruption: Sendable {
+        let requested = Atomic<Bool>(false)
     }
 
     public func persistedHash(of key: HistoryKey) -> Int? {

@@ -806,12 +806,42 @@ import Testing
         #expect(
             lines.contains {
                 $0.hasSuffix(
-                    "the disk is full: 1 poll or change of this tick is not recorded (counted in urlpoll_history_lost_total); polling goes on, and writing is tried again on every tick"
+                    "the disk is full: 1 poll or change of this tick is not recorded (counted in urlpoll_history_lost_total, as is what fails until a write works again); polling goes on, and writing is tried again on every tick"
                 )
             },
             "\(lines)")
         #expect(
             lines.contains("notice: history is written again (1 poll or change was not recorded in all)"), "\(lines)")
+    }
+
+    /// Issue 14 (F6): a failed commit of the changes awaiting `on_change` (outside any tick) said "1 poll or
+    /// change of this tick is not recorded": its line says what failed, changes awaiting their hooks.
+    @Test func aFailedChangeCommit_saysItsChangesWereNotRecorded_notATicks() async throws {
+        let folder = Folder()
+        let store = CountingStore(try SQLiteHistoryStore(directory: folder.path))
+        let (logger, log) = RecordingLogHandler.make()
+        let writer = HistoryWriter(store: store, now: { Self.base }, logger: logger)
+        let queue = ChangeQueue(clock: ManualClock(), logger: Logger(label: "test"))
+        let hook = CommitCheckingHook(store)
+        let monitor = StateMonitor(
+            urls: [Self.a], reporter: NoReporter(), observers: [queue.observer(hook: hook, history: writer)])
+        // Given: a disk that fails every write.
+        store.failing.withLock { $0 = true }
+        try await Self.running(writer, queue) { () async throws in
+            // When: a change comes (no tick), and its commit fails.
+            await monitor.update(Self.state(Self.a, .down, at: Self.base, errors: 1))
+            #expect(await eventually { hook.count == 1 })
+        }
+        // Then: the line names the change awaiting its hook, not a tick's polls.
+        let lines = log.all
+        #expect(
+            lines.contains {
+                $0.hasSuffix(
+                    "the disk is full: 1 change awaiting on_change (with its URL's state) is not recorded (counted in urlpoll_history_lost_total, as is what fails until a write works again); polling goes on, and writing is tried again on every tick"
+                )
+            },
+            "\(lines)")
+        #expect(!lines.contains { $0.contains("of this tick") }, "\(lines)")
     }
 
     /// Issue 14 (#1): with `on_change` in the script, a change and its URL's state are committed before its
